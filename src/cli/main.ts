@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+/**
+ * The `vipd` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config
+ * (docs/cli.md). Subcommands parse their flags here and call into the library; no logic lives here.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { effectiveConfigYaml, loadConfigFile } from '../config/load';
+import { Daemon } from '../daemon';
+import { ExitCode, VipdError } from '../errors';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger';
+import { VERSION } from '../version';
+
+const DEFAULT_CONFIG = '/etc/vipd/vipd.yaml';
+
+function configOption(): Option {
+  return new Option('-c, --config <file>', 'the vipd config file').default(DEFAULT_CONFIG);
+}
+
+function logLevelOption(): Option {
+  return new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('vipd')
+    .description('Virtual IP and apiserver balancer for highly available Kubernetes control planes')
+    .version(VERSION, '-V, --version', 'print the version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program.command('run')
+    .description('run the daemon: join the election, hold the VIP when elected, balance the apiservers')
+    .addOption(configOption())
+    .addOption(logLevelOption())
+    .option('--dry-run', 'take part in the election but only log what would be done with the VIP', false)
+    .action(async (opts: { config: string; logLevel: LogLevel; dryRun: boolean }) => {
+      const loaded = loadConfigFile(opts.config);
+      const log = createLogger({ level: opts.logLevel, node: loaded.config.nodeName });
+      const daemon = new Daemon(loaded, { log, dryRun: opts.dryRun });
+      await daemon.start();
+      await waitForStopSignal(log);
+      await daemon.stop();
+    });
+
+  program.command('check')
+    .description('validate a config file and print the effective config (secrets redacted); exit 0 or 2')
+    .addOption(configOption())
+    .option('--hostname <name>', 'resolve nodeName as if on this host')
+    .action((opts: { config: string; hostname?: string }) => {
+      const { config, secret } = loadConfigFile(opts.config, opts.hostname !== undefined ? { hostname: opts.hostname } : {});
+      process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}); secret: ${secret.length} bytes from ${config.election.secretFile}\n`);
+      process.stdout.write(effectiveConfigYaml(config));
+    });
+
+  program.command('version')
+    .description('print the version')
+    .action(() => {
+      process.stdout.write(`vipd ${VERSION} (node ${process.version})\n`);
+    });
+
+  return program;
+}
+
+function waitForStopSignal(log: ReturnType<typeof createLogger>): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv as string[]);
+    return ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    if (err instanceof VipdError) {
+      process.stderr.write(`vipd: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`vipd: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    return ExitCode.failure;
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,190 @@
+/**
+ * Reads a config file: YAML -> schema -> cross-field rules -> a resolved `Config`, plus the secret.
+ * Every problem found is reported at once, each naming its field path, the value and what was
+ * expected, so an operator fixes a file in one pass rather than one error per restart.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors';
+import { formatDuration } from './duration';
+import { configSchema, type ParsedConfig, type Peer } from './schema';
+
+export type QuorumMode = 'majority' | 'none';
+
+export interface Config extends Omit<ParsedConfig, 'nodeName' | 'election'> {
+  /** The file this came from, for logs and reloads. */
+  readonly file: string;
+  readonly nodeName: string;
+  /** This node's entry in `peers`. */
+  readonly self: Peer;
+  readonly election: Omit<ParsedConfig['election'], 'quorum'> & { readonly quorum: QuorumMode };
+  readonly vipAddress: { readonly ip: string; readonly prefixLength: number };
+}
+
+export interface LoadedConfig {
+  readonly config: Config;
+  /** The shared HMAC key. Kept apart from `config` so printing a config can never leak it. */
+  readonly secret: Buffer;
+}
+
+export const MIN_SECRET_BYTES = 16;
+
+export interface LoadOptions {
+  /** Overrides the host name used when `nodeName` is absent (tests, the lab). */
+  readonly hostname?: string;
+  /** Skip reading the secret file (`vipd check` on a machine without it still validates the rest). */
+  readonly readSecret?: boolean;
+}
+
+export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${file}: cannot read the config file: ${(err as Error).message}`], 'VIPD_CONFIG_UNREADABLE');
+  }
+  return parseConfigText(text, file, options);
+}
+
+export function parseConfigText(text: string, file: string, options: LoadOptions = {}): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`;
+    }));
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const parsed = configSchema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => describeIssue(issue, (p) => lineOf(doc, lineCounter, p))));
+  }
+  const config = resolve(parsed.data, file, options.hostname ?? hostname());
+  const secret = options.readSecret === false ? Buffer.alloc(0) : readSecret(config.election.secretFile);
+  return { config, secret };
+}
+
+function resolve(data: ParsedConfig, file: string, host: string): Config {
+  const problems: string[] = [];
+  const nodeName = data.nodeName ?? host;
+  const self = data.peers.find((p) => p.name === nodeName);
+  if (self === undefined) {
+    problems.push(data.nodeName === undefined
+      ? `nodeName: not set, and this host's name "${host}" is not one of peers[].name (${data.peers.map((p) => p.name).join(', ')}): set nodeName`
+      : `nodeName: got "${nodeName}", expected one of peers[].name (${data.peers.map((p) => p.name).join(', ')})`);
+  }
+  duplicates(data.peers.map((p) => p.name)).forEach((n) => problems.push(`peers: the name "${n}" appears twice; each member needs its own`));
+  duplicates(data.peers.map((p) => p.address)).forEach((a) => problems.push(`peers: the address "${a}" appears twice; each member needs its own`));
+
+  const [ip = '', prefix = '32'] = data.vip.address.split('/');
+  const prefixLength = Number(prefix);
+  if (data.peers.some((p) => p.address === ip)) {
+    problems.push(`vip.address: got "${data.vip.address}", which is a peer's own address; the VIP must be an unused address`);
+  }
+
+  duplicates(data.proxy.frontends.map((f) => f.name)).forEach((n) => problems.push(`proxy.frontends: the name "${n}" appears twice`));
+  duplicates(data.proxy.frontends.map((f) => String(f.bind.port))).forEach((p) => problems.push(`proxy.frontends: two frontends bind port ${p}`));
+  data.proxy.frontends.forEach((f, i) => {
+    if (f.healthCheck.timeout >= f.healthCheck.interval) {
+      problems.push(`proxy.frontends[${i}].healthCheck.timeout: got "${formatDuration(f.healthCheck.timeout)}", expected less than interval (${formatDuration(f.healthCheck.interval)})`);
+    }
+  });
+  const track = data.track.apiserver;
+  if (track.timeout >= track.interval) {
+    problems.push(`track.apiserver.timeout: got "${formatDuration(track.timeout)}", expected less than interval (${formatDuration(track.interval)})`);
+  }
+  if (data.health.listen.port === data.election.port) {
+    problems.push(`health.listen: port ${data.health.listen.port} is also election.port`);
+  }
+  if (problems.length > 0 || self === undefined) throw new ConfigError(problems);
+
+  const quorum: QuorumMode = data.election.quorum === 'auto'
+    ? (data.peers.length >= 3 ? 'majority' : 'none')
+    : data.election.quorum;
+  return {
+    ...data,
+    file,
+    nodeName,
+    self,
+    election: { ...data.election, quorum },
+    vipAddress: { ip, prefixLength },
+  };
+}
+
+function readSecret(file: string): Buffer {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new ConfigError([`election.secretFile: cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; create it on every member with the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${file}\`)`], 'VIPD_SECRET_INVALID');
+  }
+  // A trailing newline from `echo` or an editor must not make two members' keys differ.
+  const secret = Buffer.from(bytes.toString('utf8').replace(/\s+$/, ''), 'utf8');
+  if (secret.length < MIN_SECRET_BYTES) {
+    throw new ConfigError([`election.secretFile: "${file}" holds ${secret.length} bytes, expected at least ${MIN_SECRET_BYTES}`], 'VIPD_SECRET_INVALID');
+  }
+  return secret;
+}
+
+function duplicates(values: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const v of values) (seen.has(v) ? twice : seen).add(v);
+  return [...twice];
+}
+
+type Issue = z.core.$ZodIssue;
+
+function describeIssue(issue: Issue, lineOf: (path: readonly PropertyKey[]) => string): string {
+  const path = formatPath(issue.path);
+  const where = lineOf(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}${lineOf([...issue.path, k])}: unknown key (a typo? see docs/configuration.md)`).join('\n  - ');
+  }
+  const input = 'input' in issue ? issue.input : undefined;
+  if (input === undefined) return `${path}${where}: missing; ${issue.message}`;
+  return `${path}${where}: got ${JSON.stringify(input)}, ${issue.message}`;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  return path.reduce<string>((acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc === '' ? String(key) : `${acc}.${String(key)}`), '');
+}
+
+function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, path: readonly PropertyKey[]): string {
+  let node: unknown = doc.contents;
+  let key: unknown;
+  for (const part of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === part);
+      if (pair === undefined) break;
+      key = pair.key;
+      node = pair.value;
+    } else if (isSeq(node) && typeof part === 'number') {
+      node = node.items[part];
+      key = node;
+    } else break;
+  }
+  const range = (key as { range?: [number, number, number] } | undefined)?.range;
+  if (range === undefined) return '';
+  const pos = counter.linePos(range[0]);
+  return ` (line ${pos.line})`;
+}
+
+/** The effective config as YAML with durations as strings, for `vipd check`. Holds no secret. */
+export function effectiveConfigYaml(config: Config): string {
+  const durationKeys = new Set(['interval', 'deadAfterMs', 'preemptDelay', 'burstInterval', 'refresh', 'timeout', 'connectTimeout', 'idleTimeout', 'drainTimeout']);
+  const plain = JSON.parse(JSON.stringify(config, (key, value: unknown) => {
+    if (key === 'file' || key === 'self' || key === 'vipAddress') return undefined;
+    if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);
+    if ((key === 'bind' || key === 'listen') && value !== null && typeof value === 'object') {
+      const hp = value as { host: string; port: number };
+      return `${hp.host}:${hp.port}`;
+    }
+    return value;
+  })) as Record<string, unknown>;
+  return stringify(plain);
+}

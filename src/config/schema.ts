@@ -1,0 +1,206 @@
+/**
+ * The configuration file's shape: every key, its default and what a valid value looks like.
+ * docs/configuration.md documents the same keys for people; this file is the source of truth.
+ *
+ * Objects are strict: an unknown key is an error, because a typo ("preemt: false") that is
+ * silently ignored is worse than a daemon that refuses to start.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration';
+
+const expect = (what: string) => ({ error: `expected ${what}` });
+
+/** A duration string ("200ms", "2s") parsed to milliseconds, within [minMs, maxMs]. */
+export function duration(minMs: number, maxMs: number) {
+  const range = `a duration from ${minMs}ms to ${maxMs}ms, such as "200ms" or "2s"`;
+  return z
+    .string(expect(range))
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined || ms < minMs || ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
+const int = (min: number, max: number) =>
+  z.number(expect(`an integer from ${min} to ${max}`)).int(expect(`an integer from ${min} to ${max}`))
+    .min(min, expect(`an integer from ${min} to ${max}`)).max(max, expect(`an integer from ${min} to ${max}`));
+const port = () => int(1, 65535);
+const ipv4 = () => z.ipv4(expect('an IPv4 address such as "192.168.10.11"'));
+const name = () =>
+  z.string(expect('a name')).regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/,
+    expect('a lowercase DNS-1123 name of at most 63 characters, such as a Kubernetes node name'));
+const bool = () => z.boolean(expect('true or false'));
+const hostPort = () =>
+  z.string(expect('"ADDRESS:PORT", such as "0.0.0.0:6443"')).transform((text, ctx) => {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
+    const host = m?.[1];
+    const portNumber = Number(m?.[2]);
+    if (host === undefined || !z.ipv4().safeParse(host).success || !(portNumber >= 1 && portNumber <= 65535)) {
+      ctx.addIssue({ code: 'custom', message: 'expected "ADDRESS:PORT" with an IPv4 address, such as "0.0.0.0:6443"', input: text });
+      return z.NEVER;
+    }
+    return { host, port: portNumber };
+  });
+
+export const peerSchema = z
+  .object({
+    name: name(),
+    address: ipv4(),
+  })
+  .strict();
+
+export const garpSchema = z
+  .object({
+    /** Gratuitous ARPs sent on takeover: one at once, the rest `burstInterval` apart. */
+    burst: int(1, 100).default(5),
+    burstInterval: duration(10, 60_000).default(200),
+    /** A GARP every `refresh` while master; "0s" turns it off. Stale switch caches are a known failure. */
+    refresh: duration(0, 3_600_000).default(10_000),
+  })
+  .strict();
+
+export const vipSchema = z
+  .object({
+    address: z.cidrv4(expect('an IPv4 address with a prefix length, such as "192.168.10.100/24"')),
+    interface: z.string(expect('an interface name such as "eth0"')).regex(/^[^\s/]{1,15}$/,
+      expect('an interface name of 1 to 15 characters, such as "eth0"')),
+    garp: garpSchema.prefault({}),
+    /** Link down on `interface` makes this member FAULT (it releases the VIP and stops claiming). */
+    trackInterface: bool().default(true),
+    /** While master, watch ARP for another MAC claiming the VIP. */
+    conflictDetection: bool().default(true),
+  })
+  .strict();
+
+export const quorumModes = ['auto', 'majority', 'none'] as const;
+
+export const electionSchema = z
+  .object({
+    /** Like VRRP's virtual_router_id: separates clusters that share peers or a secret. */
+    clusterId: int(1, 65535).default(1),
+    port: port().default(7580),
+    interval: duration(20, 10_000).default(100),
+    deadAfter: int(2, 100).default(3),
+    priority: int(1, 254).default(100),
+    preempt: bool().default(true),
+    preemptDelay: duration(0, 3_600_000).default(0),
+    /** auto: majority with 3 or more members, none (keepalived-like) with fewer. */
+    quorum: z.enum(quorumModes, expect(`one of ${quorumModes.join(', ')}`)).default('auto'),
+    /** A file holding the shared HMAC secret (at least 16 bytes). Never the secret itself. */
+    secretFile: z.string(expect('a path to a file holding the shared secret')).min(1, expect('a non-empty path')),
+  })
+  .strict();
+
+export const healthCheckTypes = ['https', 'http', 'tcp'] as const;
+
+export const healthCheckSchema = z
+  .object({
+    type: z.enum(healthCheckTypes, expect(`one of ${healthCheckTypes.join(', ')}`)).default('https'),
+    path: z.string(expect('a URL path such as "/readyz"')).regex(/^\//, expect('a URL path starting with "/"')).default('/readyz'),
+    interval: duration(100, 3_600_000).default(2000),
+    timeout: duration(10, 60_000).default(1000),
+    rise: int(1, 100).default(2),
+    fall: int(1, 100).default(3),
+    /** TLS for https checks. Verification is off by default: apiserver certs name the node, not us. */
+    tls: z
+      .object({
+        verify: bool().default(false),
+        caFile: z.string(expect('a path to a PEM CA bundle')).optional(),
+        serverName: z.string(expect('a TLS server name')).optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export const balanceModes = ['roundrobin', 'leastconn'] as const;
+
+export const backendSchema = z
+  .object({
+    name: name(),
+    address: ipv4(),
+    port: port(),
+  })
+  .strict();
+
+export const frontendSchema = z
+  .object({
+    name: name(),
+    bind: hostPort(),
+    /** Backends are every peer on this port, unless `backends` lists them. */
+    backendPort: port().default(9443),
+    backends: z.array(backendSchema, expect('a list of backends')).min(1, expect('at least one backend')).optional(),
+    balance: z.enum(balanceModes, expect(`one of ${balanceModes.join(', ')}`)).default('roundrobin'),
+    connectTimeout: duration(10, 60_000).default(5000),
+    /** Further backends tried when a connect fails, like HAProxy's retries + option redispatch. */
+    retries: int(0, 10).default(3),
+    /** "0s" (the default) means no idle timeout: watches and exec sessions run for hours. */
+    idleTimeout: duration(0, 86_400_000).default(0),
+    /** Close a backend's connections when it is marked down (HAProxy's on-marked-down shutdown-sessions). */
+    shutdownOnMarkedDown: bool().default(true),
+    healthCheck: healthCheckSchema.prefault({}),
+  })
+  .strict();
+
+export const proxySchema = z
+  .object({
+    enabled: bool().default(true),
+    /** On a graceful stop, connections may drain this long before they are closed. */
+    drainTimeout: duration(0, 600_000).default(20_000),
+    frontends: z
+      .array(frontendSchema, expect('a list of frontends'))
+      .default([{ name: 'apiserver', bind: { host: '0.0.0.0', port: 6443 }, backendPort: 9443 }] as never),
+  })
+  .strict();
+
+export const trackModes = ['weight', 'ineligible'] as const;
+
+export const trackApiserverSchema = z
+  .object({
+    enabled: bool().default(true),
+    /** This node's own apiserver: https://<node address>:<port><path>. */
+    port: port().default(9443),
+    path: z.string(expect('a URL path such as "/readyz"')).regex(/^\//, expect('a URL path starting with "/"')).default('/readyz'),
+    interval: duration(100, 3_600_000).default(2000),
+    timeout: duration(10, 60_000).default(1000),
+    rise: int(1, 100).default(2),
+    fall: int(1, 100).default(3),
+    /** weight: lower the priority by `weight` while failing; ineligible: FAULT while failing. */
+    mode: z.enum(trackModes, expect(`one of ${trackModes.join(', ')}`)).default('weight'),
+    weight: int(1, 253).default(50),
+  })
+  .strict();
+
+export const healthSchema = z
+  .object({
+    /** /healthz, /readyz, /metrics and /status. Loopback by default: it is not authenticated. */
+    listen: hostPort().default({ host: '127.0.0.1', port: 7581 } as never),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** This member's name in `peers`; defaults to the host name (the Kubernetes node name). */
+    nodeName: name().optional(),
+    peers: z.array(peerSchema, expect('a list of every control-plane member, this node included'))
+      .min(1, expect('at least one peer (this node)')),
+    vip: vipSchema,
+    election: electionSchema,
+    proxy: proxySchema.prefault({}),
+    track: z.object({ apiserver: trackApiserverSchema.prefault({}) }).strict().prefault({}),
+    health: healthSchema.prefault({}),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type Peer = z.output<typeof peerSchema>;
+export type FrontendConfig = z.output<typeof frontendSchema>;
+export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
+export type ElectionConfig = z.output<typeof electionSchema>;
+export type VipConfig = z.output<typeof vipSchema>;
+export type TrackApiserverConfig = z.output<typeof trackApiserverSchema>;

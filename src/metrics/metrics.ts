@@ -1,0 +1,34 @@
+/**
+ * Every Prometheus metric vipd exports, in one place (docs/metrics.md lists them for operators).
+ * A registry per daemon, not prom-client's global one, so several daemons can live in one test
+ * process without sharing counters.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { DROP_REASONS } from '../vrrp/wire';
+import { ROLES } from '../vrrp/types';
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'vipd_process_' });
+  const registers = [registry];
+  const m = {
+    registry,
+    electionState: new Gauge({ name: 'vipd_election_state', help: 'Election role of this member: 1 for the current role, 0 for the others.', labelNames: ['state'] as const, registers }),
+    electionTransitions: new Counter({ name: 'vipd_election_transitions_total', help: 'Election role changes, by new role and reason.', labelNames: ['to', 'reason'] as const, registers }),
+    master: new Gauge({ name: 'vipd_master', help: '1 while this member is the elected master.', registers }),
+    priority: new Gauge({ name: 'vipd_election_priority', help: 'Effective election priority (configured priority less tracked-check weights).', registers }),
+    peersAlive: new Gauge({ name: 'vipd_peers_alive', help: 'Peers (not counting this member) whose heartbeats arrive in time.', registers }),
+    quorum: new Gauge({ name: 'vipd_quorum', help: '1 while this member hears a quorum of the configured members (always 1 with quorum: none).', registers }),
+    heartbeatsSent: new Counter({ name: 'vipd_heartbeats_sent_total', help: 'Heartbeats sent, counting one per peer.', registers }),
+    heartbeatsReceived: new Counter({ name: 'vipd_heartbeats_received_total', help: 'Heartbeats accepted from peers.', registers }),
+    heartbeatsDropped: new Counter({ name: 'vipd_heartbeats_dropped_total', help: 'Received messages dropped, by reason.', labelNames: ['reason'] as const, registers }),
+    vipHeld: new Gauge({ name: 'vipd_vip_held', help: '1 while the VIP is configured on this node\'s interface.', registers }),
+    garpSent: new Counter({ name: 'vipd_garp_sent_total', help: 'Gratuitous ARP frames sent for the VIP.', registers }),
+    vipConflicts: new Counter({ name: 'vipd_vip_conflicts_total', help: 'ARP frames from another MAC claiming the VIP while this member held it.', registers }),
+  };
+  for (const role of ROLES) m.electionState.labels(role).set(0);
+  for (const reason of DROP_REASONS) m.heartbeatsDropped.labels(reason).inc(0);
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,250 @@
+/**
+ * The election's edge: owns the UDP socket and the timer, feeds the pure state machine with
+ * heartbeats and ticks, and carries out its actions (send, take or release the VIP, log).
+ *
+ * Receive path: datagram -> decode + HMAC (wire.ts) -> source address must be the named member's
+ * -> (epoch, seq) newer than the last (replay-guard.ts) -> step(). Anything else is dropped,
+ * counted by reason and logged at a limited rate; nothing a peer sends can throw out of here.
+ */
+import dgram from 'node:dgram';
+import type { Logger } from '../log/logger';
+import { RateLimitedLog } from '../log/logger';
+import type { Metrics } from '../metrics/metrics';
+import type { VipOwner } from '../vip/owner';
+import { ReplayGuard } from './replay-guard';
+import { initialState, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
+import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, TrackEffect, TransitionReason, Role } from './types';
+import { decodeHeartbeat, encodeHeartbeat, type DropReason } from './wire';
+import { VipdError } from '../errors';
+
+export interface RunnerOptions {
+  readonly settings: ElectionSettings;
+  readonly secret: Buffer;
+  readonly port: number;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly vip: VipOwner;
+  /** A monotonic clock in ms; injected so nothing here depends on wall-clock jumps. */
+  readonly now?: () => number;
+}
+
+export interface TransitionInfo {
+  readonly from: Role;
+  readonly to: Role;
+  readonly reason: TransitionReason;
+  readonly master: string;
+  readonly peer?: string;
+  readonly priority: number;
+}
+
+/** How many times the final resign message is sent: UDP may lose one, the handover should not wait. */
+const RESIGN_COPIES = 3;
+const RESIGN_SPACING_MS = 5;
+
+export class ElectionRunner {
+  private state: ElectionState;
+  private readonly socket: dgram.Socket;
+  private readonly replay = new ReplayGuard();
+  private readonly peersByAddress: Map<string, string>;
+  private readonly drops: RateLimitedLog;
+  private readonly epoch = Date.now();
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private tickPending: NodeJS.Immediate | undefined;
+  private vipQueue: Promise<void> = Promise.resolve();
+  private closed = false;
+  private started = false;
+  private readonly listeners: ((t: TransitionInfo) => void)[] = [];
+  private readonly now: () => number;
+
+  constructor(private readonly opts: RunnerOptions) {
+    this.now = opts.now ?? (() => performance.now());
+    this.state = initialState(opts.settings);
+    this.peersByAddress = new Map(opts.settings.members.map((m) => [m.address, m.name]));
+    this.drops = new RateLimitedLog(opts.log.child({ component: 'election' }));
+    this.socket = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+    this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address));
+    this.socket.on('error', (err) => opts.log.error({ err, component: 'election' }, 'election socket error'));
+  }
+
+  /** Binds the socket, clears a stale VIP, and joins the election. */
+  async start(): Promise<void> {
+    const { self } = this.opts.settings;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(new VipdError('VIPD_BIND_FAILED',
+        `cannot bind the election socket to ${self.address}:${this.opts.port}: ${err.message} (is ${self.address} an address of this host, and the port free?)`, { cause: err }));
+      this.socket.once('error', onError);
+      this.socket.bind(this.opts.port, self.address, () => {
+        this.socket.off('error', onError);
+        resolve();
+      });
+    });
+    await this.opts.vip.prepare();
+    this.started = true;
+    this.feed({ type: 'start', now: this.now() });
+  }
+
+  onTransition(listener: (t: TransitionInfo) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** A tracked condition changed (apiserver health, link state). */
+  track(name: string, effect: TrackEffect): void {
+    this.feed({ type: 'track', now: this.now(), name, effect });
+  }
+
+  snapshot(): ElectionSnapshot {
+    return snapshot(this.state, this.now());
+  }
+
+  /**
+   * Graceful stop: resign (naming the successor, so it takes over without waiting a dead interval),
+   * release the VIP, then close the socket. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (this.closed) return;
+    if (this.started) {
+      const { actions, state } = step(this.state, { type: 'stop', now: this.now() });
+      this.state = state;
+      this.clearTimers();
+      for (const action of actions) {
+        if (action.type === 'send') {
+          for (let i = 0; i < RESIGN_COPIES; i += 1) {
+            if (i > 0) await new Promise((r) => setTimeout(r, RESIGN_SPACING_MS));
+            this.sendToPeers(action.heartbeat);
+          }
+        } else this.execute(action);
+      }
+    }
+    await this.vipQueue;
+    await this.close();
+  }
+
+  /** Abort: close the socket and timers without resigning (the VIP owner is closed by its owner). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.clearTimers();
+    await this.vipQueue;
+    await new Promise<void>((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve(); // never bound
+      }
+    });
+  }
+
+  private clearTimers(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.tickPending !== undefined) clearImmediate(this.tickPending);
+    this.timer = undefined;
+    this.tickPending = undefined;
+  }
+
+  private feed(event: ElectionEvent): void {
+    if (this.closed) return;
+    const { state, actions } = step(this.state, event);
+    this.state = state;
+    for (const action of actions) this.execute(action);
+    this.refreshGauges();
+  }
+
+  private execute(action: ElectionAction): void {
+    const { metrics, log } = this.opts;
+    switch (action.type) {
+      case 'send':
+        this.sendToPeers(action.heartbeat);
+        break;
+      case 'acquireVip':
+        this.withVip('acquire', () => this.opts.vip.acquire());
+        break;
+      case 'releaseVip':
+        this.withVip('release', () => this.opts.vip.release());
+        break;
+      case 'transition': {
+        const { from, to, reason, master, priority } = action;
+        log.info({ component: 'election', from, to, reason, master, priority, ...(action.peer !== undefined ? { peer: action.peer } : {}) },
+          from === to ? `election ${to.toLowerCase()}` : `election state ${from} -> ${to}`);
+        metrics.electionState.labels(from).set(0);
+        metrics.electionState.labels(to).set(1);
+        if (from !== to) metrics.electionTransitions.labels(to, reason).inc();
+        metrics.master.set(to === 'MASTER' ? 1 : 0);
+        for (const l of this.listeners) l(action);
+        break;
+      }
+      case 'schedule':
+        this.arm(action.at);
+        break;
+    }
+  }
+
+  private refreshGauges(): void {
+    const snap = snapshot(this.state, this.now());
+    this.opts.metrics.peersAlive.set(snap.peers.filter((p) => p.alive).length);
+    this.opts.metrics.quorum.set(snap.quorum.quorate ? 1 : 0);
+    this.opts.metrics.priority.set(snap.priority);
+  }
+
+  private arm(at: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const delay = Math.max(0, at - this.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      // Defer to the check phase: after a stall (GC, a busy proxy), heartbeats already queued on
+      // the socket are read first, so a late timer does not declare live peers dead.
+      this.tickPending = setImmediate(() => {
+        this.tickPending = undefined;
+        this.feed({ type: 'tick', now: this.now() });
+      });
+    }, delay);
+  }
+
+  private withVip(what: 'acquire' | 'release', op: () => Promise<void>): void {
+    this.vipQueue = this.vipQueue.then(op).then(
+      () => this.opts.metrics.vipHeld.set(this.opts.vip.held() ? 1 : 0),
+      (err: unknown) => {
+        this.opts.log.error({ err, component: 'vip' }, `failed to ${what} the VIP`);
+        this.opts.metrics.vipHeld.set(this.opts.vip.held() ? 1 : 0);
+      },
+    );
+  }
+
+  private sendToPeers(body: Extract<ElectionAction, { type: 'send' }>['heartbeat']): void {
+    if (this.closed) return;
+    const { settings, secret, port, metrics } = this.opts;
+    this.seq = (this.seq + 1) >>> 0;
+    const hb: Heartbeat = {
+      ...body, clusterId: settings.clusterId, sender: settings.self.name, epoch: this.epoch, seq: this.seq, intervalMs: settings.intervalMs,
+    };
+    const bytes = encodeHeartbeat(hb, secret);
+    for (const member of settings.members) {
+      if (member.name === settings.self.name) continue;
+      this.socket.send(bytes, port, member.address, (err) => {
+        if (err) this.drops.warn(`send:${member.name}`, { component: 'election', peer: member.name, err: err.message }, 'cannot send heartbeat');
+      });
+      metrics.heartbeatsSent.inc();
+    }
+  }
+
+  private onMessage(msg: Buffer, from: string): void {
+    const { settings, secret, metrics } = this.opts;
+    const decoded = decodeHeartbeat(msg, secret, settings.clusterId);
+    if (!decoded.ok) return this.dropped(decoded.reason, from, decoded.detail);
+    const hb = decoded.heartbeat;
+    const member = this.peersByAddress.get(from);
+    if (member === undefined || member !== hb.sender || member === settings.self.name) {
+      return this.dropped('unknown_sender', from, `sender "${hb.sender}" from ${from} is not a configured peer at that address`);
+    }
+    if (!this.replay.accept(hb.sender, hb.epoch, hb.seq)) {
+      return this.dropped('replay', from, `epoch ${hb.epoch} seq ${hb.seq} is not newer than the last seen`);
+    }
+    metrics.heartbeatsReceived.inc();
+    this.feed({ type: 'heartbeat', now: this.now(), heartbeat: hb });
+  }
+
+  private dropped(reason: DropReason, from: string, detail: string): void {
+    this.opts.metrics.heartbeatsDropped.labels(reason).inc();
+    this.drops.warn(`drop:${reason}:${from}`, { component: 'election', reason, from, detail }, 'dropped a heartbeat');
+  }
+}
