@@ -10,12 +10,15 @@
  * - quorum (majority mode): hold or take MASTER only while hearing a majority of all members;
  * - candidates are alive, quorate, eligible (priority > 0, not FAULT) members in BACKUP or MASTER;
  *   the best is the highest priority, ties to the higher address;
- * - a BACKUP claims MASTER when no alive member is MASTER and it is the best candidate (or was
- *   named successor); if nobody has claimed after deadAfter x interval + skew, any candidate claims;
- * - a MASTER hands over to a better candidate (preempt on, after preemptDelay; preempt off, only
- *   when its own priority has dropped), steps down to a better MASTER, and resigns on stop;
- * - a new member stays INIT until it has heard every peer or waited one dead interval, so a
- *   restarting node never grabs the VIP before learning that a master exists.
+ * - every heartbeat carries a vote: the master the sender sees, else the best candidate that votes
+ *   for itself; a BACKUP claims MASTER when no alive member is (or is named) master, it is the best
+ *   such candidate (or the named successor), and a majority of members vote for it;
+ * - a MASTER hands over to a better candidate (preempt on, after preemptDelay; its own priority
+ *   dropped, at once), steps down to a better MASTER (heard, or reported by a peer that hears
+ *   both), releases when it loses quorum, and resigns naming its successor on stop;
+ * - a new member stays INIT until it has heard every peer (a heartbeat sent after it started) or
+ *   waited one dead interval, so a restarting node never grabs the VIP before learning that a
+ *   master exists (keepalived #2231: a backup briefly MASTER at boot).
  */
 import type {
   ElectionAction,
@@ -38,6 +41,7 @@ export interface PeerView {
   readonly quorate: boolean;
   readonly resigned: boolean;
   readonly master: string;
+  readonly vote: string;
   readonly intervalMs: number;
 }
 
@@ -53,11 +57,14 @@ export interface ElectionState {
   readonly peers: ReadonlyMap<string, PeerView>;
   /** Since when no alive member has been MASTER (as seen here), for the fallback claim. */
   readonly masterlessSince: number | undefined;
-  /** A successor named by a master that handed over or resigned. */
+  /** A successor named by a master that handed over or resigned, and when (it expires). */
   readonly successor: string | undefined;
+  readonly successorAt: number;
   /** A better candidate seen while MASTER with preempt on, and since when (for preemptDelay). */
   readonly preemptBy: { readonly name: string; readonly since: number } | undefined;
   readonly nextHeartbeatAt: number;
+  /** The master and vote in our last heartbeat: a change of view is announced at once. */
+  readonly announced: string;
 }
 
 export interface StepResult {
@@ -71,13 +78,13 @@ export function initialState(settings: ElectionSettings): ElectionState {
     if (m.name === settings.self.name) continue;
     peers.set(m.name, {
       name: m.name, address: m.address, lastHeard: undefined, role: 'INIT', priority: 0,
-      quorate: false, resigned: false, master: '', intervalMs: settings.intervalMs,
+      quorate: false, resigned: false, master: '', vote: '', intervalMs: settings.intervalMs,
     });
   }
   return {
     settings, role: 'INIT', roleSince: 0, startedAt: 0, started: false, stopped: false,
-    tracks: new Map(), peers, masterlessSince: undefined, successor: undefined, preemptBy: undefined,
-    nextHeartbeatAt: 0,
+    tracks: new Map(), peers, masterlessSince: undefined, successor: undefined, successorAt: 0,
+    preemptBy: undefined, nextHeartbeatAt: 0, announced: '',
   };
 }
 
@@ -112,9 +119,11 @@ export function step(state: ElectionState, event: ElectionEvent): StepResult {
   }
   if (!s.started) return { state: s, actions: out };
   s = evaluate(s, now, out);
-  if (now >= s.nextHeartbeatAt) {
-    out.push(heartbeat(s, now));
-    s = { ...s, nextHeartbeatAt: now + s.settings.intervalMs };
+  const beat = heartbeat(s, now);
+  const view = `${beat.heartbeat.master}/${beat.heartbeat.vote}`;
+  if (now >= s.nextHeartbeatAt || view !== s.announced) {
+    out.push(beat);
+    s = { ...s, nextHeartbeatAt: now + s.settings.intervalMs, announced: view };
   }
   out.push({ type: 'schedule', at: nextWakeup(s, now) });
   return { state: s, actions: out };
@@ -160,6 +169,27 @@ export function masterOf(state: ElectionState, now: number): string {
   return best(masters)?.name ?? '';
 }
 
+/**
+ * A master this node cannot hear but an alive peer reports, when that report is credible: older
+ * reports of a master we saw die are just peers that have not noticed yet, so a report counts only
+ * once the peers have had a dead interval and an interval to notice. Catches the failure keepalived
+ * users hit (its #2649): a link between two members is cut while a third hears both, and each of
+ * the two would otherwise hold the VIP.
+ */
+export function reportedMaster(state: ElectionState, now: number): { master: string; by: string } | undefined {
+  const self = state.settings.self.name;
+  for (const p of alivePeers(state, now)) {
+    if (p.role === 'MASTER' || p.master === '' || p.master === self || p.master === p.name || p.lastHeard === undefined) continue;
+    const subject = state.peers.get(p.master);
+    if (subject === undefined || isAlive(state, subject, now) || subject.resigned) continue;
+    const settle = deadIntervalOf(state.settings, subject.intervalMs) + subject.intervalMs;
+    const diedAt = subject.lastHeard === undefined ? -Infinity : subject.lastHeard + deadIntervalOf(state.settings, subject.intervalMs);
+    const since = Math.max(diedAt, state.role === 'MASTER' ? state.roleSince : -Infinity);
+    if (p.lastHeard > since + settle) return { master: p.master, by: p.name };
+  }
+  return undefined;
+}
+
 interface Candidate { readonly name: string; readonly address: string; readonly priority: number }
 
 /** Higher priority wins; equal priority goes to the higher address (as in VRRP). */
@@ -182,16 +212,30 @@ function selfCandidate(s: ElectionState): Candidate {
   return { name: s.settings.self.name, address: s.settings.self.address, priority: effectivePriority(s) };
 }
 
-/**
- * Who could be master: alive, eligible peers that hear a quorum, plus this node when eligible.
- * `withStarting` adds peers still in INIT (they have not heard the others yet, so their quorum
- * flag means nothing): a BACKUP must not claim ahead of a better member that is about to decide.
- */
-function candidates(s: ElectionState, now: number, selfEligible: boolean, withStarting = false): Candidate[] {
-  const list: Candidate[] = alivePeers(s, now).filter((p) => p.priority > 0 && (
-    ((p.role === 'BACKUP' || p.role === 'MASTER') && p.quorate) || (withStarting && p.role === 'INIT')));
+/** Who could be master: alive, eligible peers that hear a quorum, plus this node when eligible. */
+function candidates(s: ElectionState, now: number, selfEligible: boolean): Candidate[] {
+  const list: Candidate[] = alivePeers(s, now)
+    .filter((p) => p.priority > 0 && (p.role === 'BACKUP' || p.role === 'MASTER') && p.quorate);
   if (selfEligible) list.push(selfCandidate(s));
   return list;
+}
+
+/**
+ * Who may be elected when there is no master: candidates that vote for themselves (a candidate
+ * that sees a better one votes for that one instead, so it is not in the running), plus peers still
+ * in INIT (they have not decided yet; a BACKUP must not claim ahead of a better member that is about
+ * to), plus this node when eligible. Every member votes for the best of these; the best claims once
+ * a majority votes for it.
+ */
+function nominees(s: ElectionState, now: number): Candidate[] {
+  const list: Candidate[] = alivePeers(s, now).filter((p) => p.priority > 0 && (p.role === 'INIT'
+    || ((p.role === 'BACKUP' || p.role === 'MASTER') && p.quorate && p.vote === p.name)));
+  if (selfEligible(s, now)) list.push(selfCandidate(s));
+  return list;
+}
+
+function selfEligible(s: ElectionState, now: number): boolean {
+  return (s.role === 'BACKUP' || s.role === 'MASTER') && !isFaulted(s) && quorumOf(s, now).quorate;
 }
 
 // ---- the rules ---------------------------------------------------------------------------------
@@ -201,15 +245,14 @@ function receive(s: ElectionState, hb: Heartbeat, now: number): ElectionState {
   if (before === undefined) return s; // the runner only passes members; be safe anyway
   const peer: PeerView = {
     ...before, lastHeard: now, role: hb.role, priority: hb.priority, quorate: hb.quorate,
-    resigned: hb.resigning, master: hb.master, intervalMs: hb.intervalMs,
+    resigned: hb.resigning, master: hb.master, vote: hb.vote, intervalMs: hb.intervalMs,
   };
   const peers = new Map(s.peers);
   peers.set(peer.name, peer);
-  let successor = s.successor;
   // A master that resigns or hands over names its successor; remember it so the others wait for it.
-  if (before.role === 'MASTER' && hb.role !== 'MASTER' && hb.master !== '' && hb.master !== hb.sender) successor = hb.master;
-  if (hb.resigning && hb.master !== '') successor = hb.master;
-  let next: ElectionState = { ...s, peers, successor };
+  const handsOver = (before.role === 'MASTER' && hb.role !== 'MASTER' && hb.master !== '' && hb.master !== hb.sender)
+    || (hb.resigning && hb.master !== '');
+  let next: ElectionState = handsOver ? { ...s, peers, successor: hb.master, successorAt: now } : { ...s, peers };
   // Two masters that hear each other: the better one re-asserts at once so the other steps down
   // within one one-way delay instead of up to an interval (RFC 5798 6.4.3).
   if (s.role === 'MASTER' && hb.role === 'MASTER' && !isBetter(peer, selfCandidate(s))) {
@@ -235,7 +278,9 @@ function evaluate(s: ElectionState, now: number, out: ElectionAction[]): Electio
 
   if (s.role === 'INIT') {
     if (master !== '') return moveTo(s, 'BACKUP', 'master exists', now, out, { master, peer: master });
-    const heardAll = [...s.peers.values()].every((p) => p.lastHeard !== undefined);
+    // "Heard" means a heartbeat from each peer at least one of its intervals after we started:
+    // one sent before we were listening (a claim we missed) is then certainly superseded.
+    const heardAll = [...s.peers.values()].every((p) => p.lastHeard !== undefined && p.lastHeard >= s.startedAt + p.intervalMs);
     const waited = now - s.startedAt >= deadIntervalOf(s.settings, s.settings.intervalMs);
     if (!heardAll && !waited) return s;
     s = moveTo(s, 'BACKUP', heardAll ? 'heard every peer' : 'startup wait over', now, out, { master });
@@ -252,6 +297,12 @@ function evaluate(s: ElectionState, now: number, out: ElectionAction[]): Electio
     if (rival !== undefined && isBetter(rival, me)) {
       out.push({ type: 'releaseVip' });
       return moveTo(s, 'BACKUP', 'higher master', now, out, { master: rival.name, peer: rival.name });
+    }
+    // A peer that hears both of us prefers another master we cannot hear: that one is better.
+    const reported = reportedMaster(s, now);
+    if (reported !== undefined) {
+      out.push({ type: 'releaseVip' });
+      return moveTo(s, 'BACKUP', 'higher master', now, out, { master: reported.master, peer: reported.by });
     }
     // As in RFC 5798, only a strictly higher priority displaces a master: with equal priorities
     // (the default) a restarted node never pulls the VIP back and costs a second failover.
@@ -270,26 +321,40 @@ function evaluate(s: ElectionState, now: number, out: ElectionAction[]): Electio
   }
 
   // BACKUP
-  if (master !== '') {
+  if (master !== '' || reportedMaster(s, now) !== undefined) {
     return s.masterlessSince === undefined && s.successor === undefined ? s : { ...s, masterlessSince: undefined, successor: undefined };
   }
   const masterlessSince = s.masterlessSince ?? now;
   s = s.masterlessSince === masterlessSince ? s : { ...s, masterlessSince };
-  if (!quorate) return s;
-  const pool = candidates(s, now, true, true);
-  const named = s.successor !== undefined ? pool.find((c) => c.name === s.successor) : undefined;
-  const top = named ?? best(pool);
-  if (top?.name === me.name) {
-    return claim(s, named !== undefined ? 'handover' : 'no master', now, out);
+  // A named successor that has not claimed within a dead interval is forgotten.
+  if (s.successor !== undefined && now - s.successorAt > deadIntervalOf(s.settings, s.settings.intervalMs)) {
+    s = { ...s, successor: undefined };
   }
-  if (now - masterlessSince >= fallbackDelay(s, me.priority)) return claim(s, 'no master took over', now, out);
+  if (!quorate) return s;
+  // A peer that still names a master hears one we do not (a partition that moved, a death it has
+  // not noticed yet): claiming now could make two holders. Peers announce a changed view at once,
+  // so in a plain failover this costs no more than the spread of their dead timers.
+  if (alivePeers(s, now).some((p) => p.master !== '' && p.master !== me.name && p.master !== s.successor)) return s;
+  const named = s.successor === me.name;
+  if (!named && s.successor !== undefined && candidates(s, now, false).some((c) => c.name === s.successor)) return s;
+  const top = named ? me : best(nominees(s, now));
+  if (top?.name === me.name && votesFor(s, me.name, now) >= quorumOf(s, now).needed) {
+    return claim(s, named ? 'handover' : 'no master', now, out);
+  }
   return s;
 }
 
-/** How long a candidate waits for the best one to claim before claiming itself (RFC 5798 skew). */
-function fallbackDelay(s: ElectionState, priority: number): number {
-  const interval = s.settings.intervalMs;
-  return deadIntervalOf(s.settings, interval) + Math.floor(((256 - priority) * interval) / 256);
+/** This node's own vote (always for itself when it is the best it sees) plus alive peers' votes. */
+function votesFor(s: ElectionState, name: string, now: number): number {
+  return 1 + alivePeers(s, now).filter((p) => p.vote === name).length;
+}
+
+/** Whom this member would have as master: the master it sees, a named successor, or the best candidate. */
+function voteOf(s: ElectionState, now: number): string {
+  const master = masterOf(s, now);
+  if (master !== '') return master;
+  if (s.successor !== undefined && candidates(s, now, selfEligible(s, now)).some((c) => c.name === s.successor)) return s.successor;
+  return best(nominees(s, now))?.name ?? '';
 }
 
 function claim(s: ElectionState, reason: TransitionReason, now: number, out: ElectionAction[]): ElectionState {
@@ -302,7 +367,7 @@ function claim(s: ElectionState, reason: TransitionReason, now: number, out: Ele
 function handOver(s: ElectionState, to: string, reason: TransitionReason, now: number, out: ElectionAction[]): ElectionState {
   out.push({ type: 'releaseVip' });
   const next = moveTo(s, 'BACKUP', reason, now, out, { master: to, peer: to });
-  return { ...next, successor: to, masterlessSince: now, preemptBy: undefined, nextHeartbeatAt: now };
+  return { ...next, successor: to, successorAt: now, masterlessSince: now, preemptBy: undefined, nextHeartbeatAt: now };
 }
 
 function stop(s: ElectionState, now: number): StepResult {
@@ -315,12 +380,12 @@ function stop(s: ElectionState, now: number): StepResult {
   out.push(transition(s, s.role, 'BACKUP', 'stopping', { master: successor, peer: top?.name }));
   out.push({
     type: 'send',
-    heartbeat: { role: 'BACKUP', priority: 0, quorate: false, resigning: true, master: successor },
+    heartbeat: { role: 'BACKUP', priority: 0, quorate: false, resigning: true, master: successor, vote: successor },
   });
   return { state: { ...s, role: 'BACKUP', roleSince: now, stopped: true }, actions: out };
 }
 
-function heartbeat(s: ElectionState, now: number): ElectionAction {
+function heartbeat(s: ElectionState, now: number): Extract<ElectionAction, { type: 'send' }> {
   const master = s.role === 'BACKUP' && s.successor !== undefined && masterOf(s, now) === '' ? s.successor : masterOf(s, now);
   return {
     type: 'send',
@@ -330,6 +395,7 @@ function heartbeat(s: ElectionState, now: number): ElectionAction {
       quorate: quorumOf(s, now).quorate,
       resigning: false,
       master,
+      vote: voteOf(s, now),
     },
   };
 }
@@ -360,8 +426,11 @@ function nextWakeup(s: ElectionState, now: number): number {
   for (const p of s.peers.values()) {
     if (p.lastHeard !== undefined && !p.resigned) consider(p.lastHeard + deadIntervalOf(s.settings, p.intervalMs));
   }
-  if (s.role === 'INIT') consider(s.startedAt + deadIntervalOf(s.settings, s.settings.intervalMs));
-  if (s.role === 'BACKUP' && s.masterlessSince !== undefined) consider(s.masterlessSince + fallbackDelay(s, effectivePriority(s)));
+  if (s.role === 'INIT') {
+    consider(s.startedAt + deadIntervalOf(s.settings, s.settings.intervalMs));
+    for (const p of s.peers.values()) consider(s.startedAt + p.intervalMs);
+  }
+  if (s.role === 'BACKUP' && s.successor !== undefined) consider(s.successorAt + deadIntervalOf(s.settings, s.settings.intervalMs) + 1);
   if (s.role === 'MASTER' && s.preemptBy !== undefined) consider(s.preemptBy.since + s.settings.preemptDelayMs);
   return Math.max(at, now);
 }

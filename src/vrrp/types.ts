@@ -24,6 +24,12 @@ export interface Heartbeat {
   readonly resigning: boolean;
   /** Whom the sender holds to be master, or its chosen successor when handing over; '' for none. */
   readonly master: string;
+  /**
+   * Whom the sender would have as master: the master it sees, else the best candidate it sees.
+   * A member claims only with the votes of a majority (quorum mode), so two sides of a partition
+   * that is still forming, each briefly counting the other as alive, cannot both claim.
+   */
+  readonly vote: string;
 }
 
 /** The static part of the election: from the config, fixed for a run. */
