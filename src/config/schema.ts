@@ -153,7 +153,7 @@ export const proxySchema = z
     drainTimeout: duration(0, 600_000).default(20_000),
     frontends: z
       .array(frontendSchema, expect('a list of frontends'))
-      .default([{ name: 'apiserver', bind: { host: '0.0.0.0', port: 6443 }, backendPort: 9443 }] as never),
+      .prefault([{ name: 'apiserver', bind: '0.0.0.0:6443', backendPort: 9443 }]),
   })
   .strict();
 
@@ -178,7 +178,7 @@ export const trackApiserverSchema = z
 export const healthSchema = z
   .object({
     /** /healthz, /readyz, /metrics and /status. Loopback by default: it is not authenticated. */
-    listen: hostPort().default({ host: '127.0.0.1', port: 7581 } as never),
+    listen: hostPort().prefault('127.0.0.1:7581'),
   })
   .strict();
 

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parseDuration, formatDuration } from '../src/config/duration';
+import { parseConfigText } from '../src/config/load';
+import { ConfigError } from '../src/errors';
+import { CLI, tempDir } from './helpers/daemon';
+
+const CONFIGS = join(__dirname, '..', '..', 'configs');
+const minimal = (secretFile: string, extra = '') => `
+nodeName: cp1
+peers:
+  - { name: cp1, address: 10.0.0.11 }
+  - { name: cp2, address: 10.0.0.12 }
+  - { name: cp3, address: 10.0.0.13 }
+vip: { address: 10.0.0.100/24, interface: eth0 }
+election:
+  secretFile: ${secretFile}
+${extra}`;
+
+function problems(text: string, secretFile = '/nonexistent'): string[] {
+  try {
+    parseConfigText(text, 'test.yaml', { readSecret: false });
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    assert.equal(err.exitCode, 2);
+    return [...err.problems];
+  }
+  void secretFile;
+  assert.fail('expected a ConfigError');
+}
+
+describe('durations', () => {
+  it('parse units and combinations, refuse bare numbers and junk', () => {
+    assert.equal(parseDuration('200ms'), 200);
+    assert.equal(parseDuration('2s'), 2000);
+    assert.equal(parseDuration('1m30s'), 90_000);
+    assert.equal(parseDuration('1.5s'), 1500);
+    for (const bad of ['', '200', 'fast', '2 s', 's', '-1s', '1d']) assert.equal(parseDuration(bad), undefined, bad);
+    assert.equal(formatDuration(90_000), '90s');
+    assert.equal(formatDuration(100), '100ms');
+  });
+});
+
+describe('config', () => {
+  it('every example in configs/ is valid', () => {
+    const { secretFile, cleanup } = tempDir();
+    try {
+      for (const f of readdirSync(CONFIGS).filter((n) => n.endsWith('.yaml'))) {
+        const text = readFileSync(join(CONFIGS, f), 'utf8').replace(/\/etc\/vipd\/secret/g, secretFile);
+        const { config } = parseConfigText(text, f, { hostname: 'cp1' });
+        assert.equal(config.nodeName, 'cp1', f);
+      }
+    } finally { cleanup(); }
+  });
+
+  it('fills defaults: quorum majority with 3 members, one apiserver frontend on :6443', () => {
+    const { config } = parseConfigText(minimal('/x'), 't', { readSecret: false });
+    assert.equal(config.election.quorum, 'majority');
+    assert.equal(config.election.interval, 100);
+    assert.equal(config.proxy.frontends.length, 1);
+    assert.deepEqual(config.proxy.frontends[0]!.bind, { host: '0.0.0.0', port: 6443 });
+    assert.equal(config.proxy.frontends[0]!.healthCheck.path, '/readyz');
+    assert.deepEqual(config.vipAddress, { ip: '10.0.0.100', prefixLength: 24 });
+    assert.deepEqual(config.self, { name: 'cp1', address: '10.0.0.11' });
+  });
+
+  it('quorum auto is none with fewer than 3 members', () => {
+    const text = minimal('/x').replace('  - { name: cp3, address: 10.0.0.13 }\n', '');
+    assert.equal(parseConfigText(text, 't', { readSecret: false }).config.election.quorum, 'none');
+  });
+
+  it('reports each bad field with its path, the value and what is expected', () => {
+    const p = problems(minimal('/x', '  interval: fast\n  priority: 300\n  quorum: most\n'));
+    assert.ok(p.some((l) => l.startsWith('election.interval (line') && l.includes('"fast"') && l.includes('duration')), p.join('\n'));
+    assert.ok(p.some((l) => l.startsWith('election.priority') && l.includes('300') && l.includes('1 to 254')), p.join('\n'));
+    assert.ok(p.some((l) => l.startsWith('election.quorum') && l.includes('"most"') && l.includes('auto, majority, none')), p.join('\n'));
+  });
+
+  it('unknown keys are errors, at any depth', () => {
+    const p = problems(minimal('/x', '  preemt: false\nvipp: 1\n'));
+    assert.ok(p.some((l) => l.startsWith('election.preemt') && l.includes('unknown key')), p.join('\n'));
+    assert.ok(p.some((l) => l.startsWith('vipp') && l.includes('unknown key')), p.join('\n'));
+  });
+
+  it('missing required fields are named', () => {
+    const p = problems('peers: []\n');
+    assert.ok(p.some((l) => l.startsWith('vip')), p.join('\n'));
+    assert.ok(p.some((l) => l.startsWith('election')), p.join('\n'));
+    assert.ok(p.some((l) => l.startsWith('peers')), p.join('\n'));
+  });
+
+  it('cross-field rules: nodeName among peers, unique peers, VIP not a peer address', () => {
+    const p = problems(minimal('/x').replace('nodeName: cp1', 'nodeName: cp9').replace('10.0.0.13', '10.0.0.12').replace('10.0.0.100/24', '10.0.0.11/24'));
+    assert.ok(p.some((l) => l.startsWith('nodeName') && l.includes('cp9')), p.join('\n'));
+    assert.ok(p.some((l) => l.includes('10.0.0.12') && l.includes('twice')), p.join('\n'));
+    assert.ok(p.some((l) => l.startsWith('vip.address')), p.join('\n'));
+  });
+
+  it('invalid YAML names the line', () => {
+    const p = problems('peers: [\n  {name: a\nvip: :\n');
+    assert.ok(p.some((l) => /test\.yaml:\d+:\d+: not valid YAML/.test(l)), p.join('\n'));
+  });
+
+  it('the secret: missing or too short is an error naming election.secretFile', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      assert.throws(() => parseConfigText(minimal(join(dir, 'nope')), 't'), (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith('election.secretFile'));
+      writeFileSync(join(dir, 'short'), 'abc\n');
+      assert.throws(() => parseConfigText(minimal(join(dir, 'short')), 't'), (e: unknown) => e instanceof ConfigError && /at least 16/.test(e.message));
+      const { secret } = parseConfigText(minimal(secretFile), 't');
+      assert.equal(secret.toString(), 'test-secret-0123456789abcdef', 'trailing newline trimmed');
+    } finally { cleanup(); }
+  });
+});
+
+describe('vipd check', () => {
+  it('exit 0 and the effective config without the secret; exit 2 and the field on error', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const good = join(dir, 'good.yaml');
+      writeFileSync(good, minimal(secretFile));
+      const ok = spawnSync(process.execPath, [CLI, 'check', '--config', good], { encoding: 'utf8' });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /interval: 100ms/);
+      assert.ok(!ok.stdout.includes('test-secret'), 'the secret never appears');
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(bad, minimal(secretFile, '  deadAfter: one\n'));
+      const ko = spawnSync(process.execPath, [CLI, 'check', '--config', bad], { encoding: 'utf8' });
+      assert.equal(ko.status, 2);
+      assert.match(ko.stderr, /election\.deadAfter/);
+      const usage = spawnSync(process.execPath, [CLI, 'check', '--bogus'], { encoding: 'utf8' });
+      assert.equal(usage.status, 2);
+      const missing = spawnSync(process.execPath, [CLI, 'check', '--config', join(dir, 'none.yaml')], { encoding: 'utf8' });
+      assert.equal(missing.status, 2);
+      const help = spawnSync(process.execPath, [CLI, 'run', '--help'], { encoding: 'utf8' });
+      assert.equal(help.status, 0);
+      assert.match(help.stdout, /--dry-run/);
+    } finally { cleanup(); }
+  });
+});
