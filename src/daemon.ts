@@ -6,13 +6,15 @@ import type { LoadedConfig } from './config/load';
 import type { Logger } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { DryRunVipOwner } from './vip/dry-run';
+import { LinkWatch, linkEffect } from './vip/link-watch';
+import { NetlinkVipOwner } from './vip/netlink-owner';
 import type { VipOwner } from './vip/owner';
 import { ElectionRunner } from './vrrp/runner';
 import { electionSettings } from './vrrp/settings';
 
 export interface DaemonOptions {
   readonly log: Logger;
-  /** Take part in the election but only log VIP changes. */
+  /** Take part in the election but only log VIP changes (and watch no link). */
   readonly dryRun: boolean;
 }
 
@@ -20,20 +22,31 @@ export class Daemon {
   readonly metrics: Metrics;
   readonly election: ElectionRunner;
   private readonly vip: VipOwner;
+  private readonly linkWatch: LinkWatch | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly loaded: LoadedConfig, private readonly options: DaemonOptions) {
     const { config, secret } = loaded;
+    const log = options.log;
     this.metrics = createMetrics();
-    this.vip = new DryRunVipOwner(options.log.child({ component: 'vip' }), config.vip.address, config.vip.interface);
+    this.vip = options.dryRun
+      ? new DryRunVipOwner(log.child({ component: 'vip' }), config.vip.address, config.vip.interface)
+      : new NetlinkVipOwner({ vip: config.vip, log: log.child({ component: 'vip' }), metrics: this.metrics });
     this.election = new ElectionRunner({
       settings: electionSettings(config),
       secret,
       port: config.election.port,
-      log: options.log,
+      log,
       metrics: this.metrics,
       vip: this.vip,
     });
+    if (!options.dryRun && config.vip.trackInterface) {
+      this.linkWatch = new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
+      this.linkWatch.on('change', (state) => {
+        log.info({ component: 'link', interface: config.vip.interface, link: state }, `link ${state}`);
+        this.election.track(`link:${config.vip.interface}`, linkEffect(state));
+      });
+    }
   }
 
   async start(): Promise<void> {
@@ -43,6 +56,11 @@ export class Daemon {
       peers: config.peers.map((p) => p.name), quorum: config.election.quorum, dryRun: this.options.dryRun,
     }, 'vipd starting');
     try {
+      // The link state first, so a node whose link is down starts in FAULT and never claims.
+      if (this.linkWatch !== undefined) {
+        const state = await this.linkWatch.start();
+        this.election.track(`link:${config.vip.interface}`, linkEffect(state));
+      }
       await this.election.start();
     } catch (err) {
       await this.close();
@@ -60,7 +78,13 @@ export class Daemon {
     return this.stopping;
   }
 
+  /** Abort without the handover: for a crash path (uncaught error). Still removes the VIP. */
+  async abort(): Promise<void> {
+    await this.close();
+  }
+
   private async close(): Promise<void> {
+    this.linkWatch?.close();
     await this.election.close();
     await this.vip.close();
   }

@@ -6,6 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { effectiveConfigYaml, loadConfigFile } from '../config/load';
 import { Daemon } from '../daemon';
+import { runLab } from '../lab/lab';
 import { ExitCode, VipdError } from '../errors';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger';
 import { VERSION } from '../version';
@@ -36,6 +37,14 @@ export function buildProgram(): Command {
       const loaded = loadConfigFile(opts.config);
       const log = createLogger({ level: opts.logLevel, node: loaded.config.nodeName });
       const daemon = new Daemon(loaded, { log, dryRun: opts.dryRun });
+      // Best effort on a crash: the VIP must not outlive the process that claimed it
+      // (keepalived #2361, kube-vip #996). SIGKILL cannot be caught; the next start's prepare() cleans up.
+      const crash = (err: unknown) => {
+        log.fatal({ err }, 'uncaught error: releasing the VIP and exiting');
+        void daemon.abort().finally(() => process.exit(ExitCode.failure));
+      };
+      process.once('uncaughtException', crash);
+      process.once('unhandledRejection', crash);
       await daemon.start();
       await waitForStopSignal(log);
       await daemon.stop();
@@ -49,6 +58,13 @@ export function buildProgram(): Command {
       const { config, secret } = loadConfigFile(opts.config, opts.hostname !== undefined ? { hostname: opts.hostname } : {});
       process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}); secret: ${secret.length} bytes from ${config.election.secretFile}\n`);
       process.stdout.write(effectiveConfigYaml(config));
+    });
+
+  program.command('lab')
+    .description('the demo: three nodes and a client in network namespaces, a failover drill with timings (root)')
+    .option('--verbose', "also print the daemons' log lines", false)
+    .action(async (opts: { verbose: boolean }) => {
+      await runLab({ verbose: opts.verbose });
     });
 
   program.command('version')

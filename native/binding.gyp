@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "vipd_packet",
+      "sources": ["packet.cc"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"]
+    }
+  ]
+}

@@ -1,0 +1,254 @@
+/**
+ * The real VipOwner: puts the VIP on the interface over rtnetlink, announces it with gratuitous
+ * ARP from a packet socket, and (optionally) watches ARP for another MAC claiming it.
+ *
+ * Timings follow keepalived's lessons: a burst on takeover (garp_master_repeat) because one frame
+ * can be lost while a switch port is still converging, and a periodic refresh
+ * (garp_master_refresh) because some switches keep a stale entry for hours. kube-vip sends no
+ * burst, and its first GARP comes up to 3 s after takeover.
+ */
+import type { VipConfig } from '../config/schema';
+import { VipdError } from '../errors';
+import { RateLimitedLog, type Logger } from '../log/logger';
+import type { Metrics } from '../metrics/metrics';
+import { buildGratuitousArp, ipv4ToBytes, parseArpFrame } from './arp';
+import type { VipOwner } from './owner';
+import { createPacketSocket, type PacketSocket } from './packet-socket';
+import {
+  AF_INET, NETLINK_TIMEOUT_MS, closeRtnl, errText, getIpv4Addresses, getLinkByName, netlinkErrno, openRtnl,
+  type LinkInfo, type RtNetlinkSocket,
+} from './rtnl';
+
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+/** A conflict answers with a fresh burst, but two claimants must not ping-pong GARP floods. */
+const CONFLICT_BURST_MIN_GAP_MS = 1000;
+/** Conflict errors: the first at once, then one line per window with the count suppressed. */
+const CONFLICT_LOG_WINDOW_MS = 10_000;
+
+export interface NetlinkVipOwnerOptions {
+  readonly vip: Pick<VipConfig, 'address' | 'interface' | 'garp' | 'conflictDetection'>;
+  readonly log: Logger;
+  readonly metrics: Pick<Metrics, 'garpSent' | 'vipConflicts'>;
+  /** Monotonic milliseconds; injectable for tests. */
+  readonly now?: () => number;
+}
+
+export class NetlinkVipOwner implements VipOwner {
+  private readonly ip: string;
+  private readonly prefix: number;
+  private readonly iface: string;
+  private readonly now: () => number;
+  private readonly limited: RateLimitedLog;
+  private rtnl: RtNetlinkSocket | undefined;
+  private packets: PacketSocket | undefined;
+  private link: LinkInfo | undefined;
+  private frames: readonly Buffer[] = [];
+  private holding = false;
+  /** The address may be on the interface: set before adding it, cleared once a delete succeeds. */
+  private mayHold = false;
+  private burstTimer: NodeJS.Timeout | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private lastConflictBurst = Number.NEGATIVE_INFINITY;
+  private conflictLog = { at: Number.NEGATIVE_INFINITY, suppressed: 0 };
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly opts: NetlinkVipOwnerOptions) {
+    const [ip, prefix] = opts.vip.address.split('/');
+    this.ip = ip ?? '';
+    this.prefix = Number(prefix);
+    ipv4ToBytes(this.ip); // the schema validated it; fail loudly if a caller did not
+    this.iface = opts.vip.interface;
+    this.now = opts.now ?? (() => performance.now());
+    this.limited = new RateLimitedLog(opts.log);
+  }
+
+  async prepare(): Promise<void> {
+    this.assertOpen();
+    const link = await this.resolveLink();
+    // Opened here rather than on takeover so a missing addon or CAP_NET_RAW fails at start-up,
+    // not at the moment this node should be announcing the VIP.
+    this.ensurePacketSocket(link);
+    for (const addr of await getIpv4Addresses(this.netlink(), link.index)) {
+      if (addr.address !== this.ip) continue;
+      // A crashed earlier run (kill -9, OOM, `docker rm`) leaves the VIP behind; keepalived #2361.
+      await this.deleteAddress(link.index, addr.prefix);
+      this.opts.log.warn({ vip: `${addr.address}/${addr.prefix}`, interface: this.iface }, 'removed a leftover copy of the VIP');
+    }
+  }
+
+  async acquire(): Promise<void> {
+    this.assertOpen();
+    if (this.holding) return;
+    this.stopTimers();
+    const link = await this.resolveLink();
+    this.mayHold = true;
+    try {
+      await this.netlink().newAddress(
+        { family: AF_INET, prefixlen: this.prefix, index: link.index, scope: 0 },
+        { local: ipv4ToBytes(this.ip), address: ipv4ToBytes(this.ip) },
+        { flags: NLM_F_CREATE | NLM_F_EXCL, timeout: NETLINK_TIMEOUT_MS },
+      );
+    } catch (err) {
+      if (netlinkErrno(err) !== 'EEXIST') {
+        throw new VipdError('VIPD_NETLINK', `cannot add ${this.opts.vip.address} to ${this.iface}: ${errText(err)}`, { cause: err });
+      }
+    }
+    this.holding = true;
+    this.opts.log.info({ vip: this.opts.vip.address, interface: this.iface, mac: link.mac }, 'VIP added');
+    try {
+      this.ensurePacketSocket(link);
+    } catch (err) {
+      // The VIP is up and routable from hosts whose cache has expired; losing only the GARP is
+      // better than refusing to serve.
+      this.opts.log.error({ err, interface: this.iface }, 'cannot send gratuitous ARP for the VIP');
+    }
+    this.startBurst();
+    if (this.opts.vip.garp.refresh > 0) {
+      this.refreshTimer = setInterval(() => this.sendRound(), this.opts.vip.garp.refresh);
+      this.refreshTimer.unref();
+    }
+  }
+
+  async release(): Promise<void> {
+    this.stopTimers();
+    const wasHeld = this.holding;
+    this.holding = false;
+    if (!this.mayHold) return;
+    const index = this.link?.index;
+    if (index !== undefined) await this.deleteAddress(index, this.prefix);
+    this.mayHold = false;
+    if (wasHeld) this.opts.log.info({ vip: this.opts.vip.address, interface: this.iface }, 'VIP removed');
+  }
+
+  held(): boolean {
+    return this.holding;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.release();
+      } finally {
+        this.stopTimers();
+        this.packets?.close();
+        this.packets = undefined;
+        if (this.rtnl !== undefined) closeRtnl(this.rtnl);
+        this.rtnl = undefined;
+      }
+    })();
+    return this.closing;
+  }
+
+  private assertOpen(): void {
+    if (this.closing !== undefined) throw new VipdError('VIPD_NETLINK', 'this VIP owner is closed');
+  }
+
+  private netlink(): RtNetlinkSocket {
+    this.rtnl ??= openRtnl((err) => this.limited.warn('netlink-error', { err: errText(err) }, 'rtnetlink socket error'));
+    return this.rtnl;
+  }
+
+  /** Looked up on every prepare/acquire: the interface may have been re-created (new ifindex, MAC). */
+  private async resolveLink(): Promise<LinkInfo> {
+    const link = await getLinkByName(this.netlink(), this.iface);
+    if (link === undefined) {
+      throw new VipdError('VIPD_NETLINK', `interface "${this.iface}" (vip.interface) does not exist on this node`);
+    }
+    if (link.mac === '') {
+      throw new VipdError('VIPD_NETLINK', `interface "${this.iface}" has no Ethernet address; gratuitous ARP needs an Ethernet interface`);
+    }
+    if (this.link?.mac !== link.mac) {
+      this.frames = [buildGratuitousArp('request', link.mac, this.ip), buildGratuitousArp('reply', link.mac, this.ip)];
+    }
+    this.link = link;
+    return link;
+  }
+
+  private ensurePacketSocket(link: LinkInfo): void {
+    if (this.packets !== undefined && this.packets.ifindex === link.index) return;
+    this.packets?.close();
+    this.packets = undefined;
+    const socket = createPacketSocket();
+    socket.on('frame', (frame) => this.onFrame(frame));
+    socket.open(this.iface);
+    this.packets = socket;
+  }
+
+  private async deleteAddress(index: number, prefix: number): Promise<void> {
+    try {
+      // IFA_LOCAL only: the kernel then matches the address whatever its prefix length.
+      await this.netlink().delAddress(
+        { family: AF_INET, prefixlen: prefix, index },
+        { local: ipv4ToBytes(this.ip) },
+        { timeout: NETLINK_TIMEOUT_MS },
+      );
+    } catch (err) {
+      const code = netlinkErrno(err);
+      // Already gone, or the whole interface is gone (and the address with it).
+      if (code === 'EADDRNOTAVAIL' || code === 'ENOENT' || code === 'ENODEV') return;
+      throw new VipdError('VIPD_NETLINK', `cannot remove ${this.ip} from ${this.iface}: ${errText(err)}`, { cause: err });
+    }
+  }
+
+  /** One round at once, then `burst - 1` more `burstInterval` apart. Restarts a burst in progress. */
+  private startBurst(): void {
+    if (this.burstTimer !== undefined) clearInterval(this.burstTimer);
+    this.burstTimer = undefined;
+    this.sendRound();
+    let left = this.opts.vip.garp.burst - 1;
+    if (left <= 0) return;
+    const timer = setInterval(() => {
+      if (!this.holding || --left <= 0) {
+        clearInterval(timer);
+        if (this.burstTimer === timer) this.burstTimer = undefined;
+      }
+      if (this.holding) this.sendRound();
+    }, this.opts.vip.garp.burstInterval);
+    timer.unref();
+    this.burstTimer = timer;
+  }
+
+  /** One frame of each form (see arp.ts for why both). */
+  private sendRound(): void {
+    if (!this.holding || this.packets === undefined) return;
+    for (const frame of this.frames) {
+      try {
+        this.packets.send(frame);
+        this.opts.metrics.garpSent.inc();
+      } catch (err) {
+        // ENETDOWN while the link is down: the link watch reports that; the refresh retries.
+        this.limited.warn('garp-send', { err: errText(err), interface: this.iface }, 'gratuitous ARP not sent');
+      }
+    }
+  }
+
+  private onFrame(frame: Buffer): void {
+    if (!this.holding || !this.opts.vip.conflictDetection || this.link === undefined) return;
+    const arp = parseArpFrame(frame);
+    if (arp === undefined || arp.senderIp !== this.ip || arp.senderMac === this.link.mac) return;
+    this.opts.metrics.vipConflicts.inc();
+    const t = this.now();
+    if (t - this.conflictLog.at >= CONFLICT_LOG_WINDOW_MS) {
+      const suppressed = this.conflictLog.suppressed;
+      this.opts.log.error({
+        vip: this.ip, interface: this.iface, ourMac: this.link.mac, theirMac: arp.senderMac, op: arp.op,
+        ...(suppressed > 0 ? { suppressed } : {}),
+      }, 'VIP conflict: another host claims the VIP; re-announcing it');
+      this.conflictLog = { at: t, suppressed: 0 };
+    } else {
+      this.conflictLog.suppressed += 1;
+    }
+    if (t - this.lastConflictBurst >= CONFLICT_BURST_MIN_GAP_MS) {
+      this.lastConflictBurst = t;
+      this.startBurst();
+    }
+  }
+
+  private stopTimers(): void {
+    if (this.burstTimer !== undefined) clearInterval(this.burstTimer);
+    if (this.refreshTimer !== undefined) clearInterval(this.refreshTimer);
+    this.burstTimer = undefined;
+    this.refreshTimer = undefined;
+  }
+}
