@@ -55,6 +55,10 @@ export class Daemon {
       config: config.file, vip: config.vip.address, interface: config.vip.interface, address: config.self.address,
       peers: config.peers.map((p) => p.name), quorum: config.election.quorum, dryRun: this.options.dryRun,
     }, 'vipd starting');
+    // Said plainly rather than silently ignored: these config sections are validated but their
+    // features are not in this build yet.
+    if (config.proxy.enabled) this.options.log.warn({ component: 'proxy' }, 'the built-in balancer is not in this build yet: proxy.* is validated but no listener starts');
+    if (config.track.apiserver.enabled) this.options.log.warn({ component: 'track' }, 'the apiserver check is not in this build yet: track.apiserver is validated but not run');
     try {
       // The link state first, so a node whose link is down starts in FAULT and never claims.
       if (this.linkWatch !== undefined) {
