@@ -55,8 +55,6 @@ export interface ElectionState {
   /** Tracked conditions that currently weigh on this member, by name. */
   readonly tracks: ReadonlyMap<string, TrackEffect>;
   readonly peers: ReadonlyMap<string, PeerView>;
-  /** Since when no alive member has been MASTER (as seen here), for the fallback claim. */
-  readonly masterlessSince: number | undefined;
   /** A successor named by a master that handed over or resigned, and when (it expires). */
   readonly successor: string | undefined;
   readonly successorAt: number;
@@ -83,7 +81,7 @@ export function initialState(settings: ElectionSettings): ElectionState {
   }
   return {
     settings, role: 'INIT', roleSince: 0, startedAt: 0, started: false, stopped: false,
-    tracks: new Map(), peers, masterlessSince: undefined, successor: undefined, successorAt: 0,
+    tracks: new Map(), peers, successor: undefined, successorAt: 0,
     preemptBy: undefined, nextHeartbeatAt: 0, announced: '',
   };
 }
@@ -273,7 +271,6 @@ function evaluate(s: ElectionState, now: number, out: ElectionAction[]): Electio
   }
   if (s.role === 'FAULT') {
     s = moveTo(s, 'BACKUP', 'fault cleared', now, out, { master });
-    s = { ...s, masterlessSince: master === '' ? now : undefined };
   }
 
   if (s.role === 'INIT') {
@@ -284,7 +281,6 @@ function evaluate(s: ElectionState, now: number, out: ElectionAction[]): Electio
     const waited = now - s.startedAt >= deadIntervalOf(s.settings, s.settings.intervalMs);
     if (!heardAll && !waited) return s;
     s = moveTo(s, 'BACKUP', heardAll ? 'heard every peer' : 'startup wait over', now, out, { master });
-    s = { ...s, masterlessSince: now };
   }
 
   const me = selfCandidate(s);
@@ -322,10 +318,8 @@ function evaluate(s: ElectionState, now: number, out: ElectionAction[]): Electio
 
   // BACKUP
   if (master !== '' || reportedMaster(s, now) !== undefined) {
-    return s.masterlessSince === undefined && s.successor === undefined ? s : { ...s, masterlessSince: undefined, successor: undefined };
+    return s.successor === undefined ? s : { ...s, successor: undefined };
   }
-  const masterlessSince = s.masterlessSince ?? now;
-  s = s.masterlessSince === masterlessSince ? s : { ...s, masterlessSince };
   // A named successor that has not claimed within a dead interval is forgotten.
   if (s.successor !== undefined && now - s.successorAt > deadIntervalOf(s.settings, s.settings.intervalMs)) {
     s = { ...s, successor: undefined };
@@ -361,13 +355,13 @@ function claim(s: ElectionState, reason: TransitionReason, now: number, out: Ele
   out.push({ type: 'acquireVip' });
   const next = moveTo(s, 'MASTER', reason, now, out, { master: s.settings.self.name, peer: s.successor });
   // Tell the peers at once: they stop counting down, and a rival master learns to step down.
-  return { ...next, masterlessSince: undefined, successor: undefined, preemptBy: undefined, nextHeartbeatAt: now };
+  return { ...next, successor: undefined, preemptBy: undefined, nextHeartbeatAt: now };
 }
 
 function handOver(s: ElectionState, to: string, reason: TransitionReason, now: number, out: ElectionAction[]): ElectionState {
   out.push({ type: 'releaseVip' });
   const next = moveTo(s, 'BACKUP', reason, now, out, { master: to, peer: to });
-  return { ...next, successor: to, successorAt: now, masterlessSince: now, preemptBy: undefined, nextHeartbeatAt: now };
+  return { ...next, successor: to, successorAt: now, preemptBy: undefined, nextHeartbeatAt: now };
 }
 
 function stop(s: ElectionState, now: number): StepResult {

@@ -71,7 +71,6 @@ export type TransitionReason =
   | 'startup wait over'
   | 'no master'
   | 'handover'
-  | 'no master took over'
   | 'lost quorum'
   | 'higher master'
   | 'preempted'
