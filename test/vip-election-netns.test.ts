@@ -1,0 +1,208 @@
+/**
+ * The real daemon on real (namespaced) hosts: three control-plane nodes and a client on one bridge,
+ * each node running `vipd run` inside its namespace. Checks, by reading each namespace's addresses
+ * and the client's neighbour table (not the daemons' own word):
+ * - exactly one node holds the VIP at steady state;
+ * - after each failover the client's neighbour entry for the VIP shows the new master's MAC
+ *   without the client asking (gratuitous ARP worked);
+ * - SIGKILL: a backup takes over; the killed node, restarted, removes its stale VIP before joining;
+ * - SIGTERM: the named successor takes over;
+ * - partition {master} | {others} with quorum: the isolated node releases, the majority elects, on
+ *   heal one holder; without quorum (keepalived-like) both hold it until the heal, then one;
+ * - link down on the master: FAULT and release; link up: it rejoins as BACKUP.
+ * Bounds are generous (correctness, not speed: the lab and bench/ measure speed).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { Lab, sleep, waitFor, type LanHost } from '../src/lab/netns';
+import { DaemonProcess, isTransition, tempDir } from './helpers/daemon';
+
+const VIP = '10.77.0.100';
+const NODES = ['cp1', 'cp2', 'cp3'] as const;
+type NodeName = (typeof NODES)[number];
+
+class Cluster {
+  readonly lab = new Lab();
+  readonly tmp = tempDir();
+  hosts = new Map<string, LanHost>();
+  readonly daemons = new Map<NodeName, DaemonProcess>();
+
+  constructor(private readonly quorum: 'majority' | 'none') {}
+
+  host(n: string): LanHost { return this.hosts.get(n) as LanHost; }
+
+  async build(): Promise<void> {
+    this.hosts = await this.lab.lan([...NODES, 'client']);
+    for (const n of NODES) {
+      writeFileSync(join(this.tmp.dir, `${n}.yaml`), stringify({
+        nodeName: n,
+        peers: NODES.map((p) => ({ name: p, address: this.host(p).ip })),
+        vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
+        election: { secretFile: this.tmp.secretFile, quorum: this.quorum },
+        proxy: { enabled: false },
+        track: { apiserver: { enabled: false } },
+      }));
+    }
+  }
+
+  start(n: NodeName): DaemonProcess {
+    const d = new DaemonProcess(n, ['run', '--config', join(this.tmp.dir, `${n}.yaml`)], { prefix: ['ip', 'netns', 'exec', this.host(n).ns] });
+    this.daemons.set(n, d);
+    return d;
+  }
+
+  /** Who has the VIP on eth0, read from each namespace. */
+  async holders(): Promise<NodeName[]> {
+    const out: NodeName[] = [];
+    for (const n of NODES) {
+      if ((await this.lab.addresses(this.host(n).ns, 'eth0')).includes(`${VIP}/24`)) out.push(n);
+    }
+    return out;
+  }
+
+  /** Waits until exactly the holders `pred` accepts, and returns them. */
+  async until(what: string, pred: (h: NodeName[]) => boolean, seconds = 10): Promise<NodeName[]> {
+    return waitFor(what, async () => { const h = await this.holders(); return pred(h) ? h : undefined; }, { tries: seconds * 10, everyMs: 100 });
+  }
+
+  async one(seconds = 10): Promise<NodeName> {
+    const [h] = await this.until('exactly one VIP holder', (x) => x.length === 1, seconds);
+    return h as NodeName;
+  }
+
+  /** The client talks to the VIP once, so it has a neighbour entry for it to be updated. */
+  async clientResolves(): Promise<void> {
+    // A TCP connect to a closed port: the client resolves the VIP's MAC, the holder answers RST.
+    await this.lab.exec(this.host('client').ns, process.execPath, '-e',
+      `const s = require('net').connect(9, '${VIP}'); s.on('error', () => {}); s.on('close', () => process.exit(0)); setTimeout(() => process.exit(0), 1000);`);
+  }
+
+  async clientSees(n: NodeName): Promise<void> {
+    const mac = this.host(n).mac;
+    await waitFor(`the client's neighbour entry for the VIP to show ${n}'s MAC ${mac}`, async () => {
+      const e = await this.lab.neighbour(this.host('client').ns, 'eth0', VIP);
+      return e?.lladdr === mac ? e : undefined;
+    }, { tries: 50, everyMs: 100 });
+  }
+
+  nft(n: NodeName, rules: string): void {
+    execFileSync('ip', ['netns', 'exec', this.host(n).ns, 'nft', '-f', '-'], { input: rules });
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([...this.daemons.values()].map((d) => d.kill()));
+    await this.lab.destroy();
+    this.tmp.cleanup();
+  }
+}
+
+const ISOLATE = [
+  'table inet vipd_test {',
+  '  chain in { type filter hook input priority 0; iifname "eth0" drop; }',
+  '  chain out { type filter hook output priority 0; oifname "eth0" drop; }',
+  '}', ''].join('\n');
+const HEAL = 'delete table inet vipd_test\n';
+
+describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 }, () => {
+  const c = new Cluster('majority');
+  before(async () => {
+    await c.build();
+    for (const n of NODES) c.start(n);
+  });
+  after(() => c.destroy());
+
+  it('exactly one node holds the VIP at steady state', async () => {
+    const h = await c.one();
+    await sleep(1500);
+    assert.deepEqual(await c.holders(), [h], 'still exactly one, and the same');
+    await c.clientResolves();
+    await c.clientSees(h);
+  });
+
+  it('SIGKILL: a backup takes over and the client learns its MAC from GARP; the restarted node removes its stale VIP', async () => {
+    const old = await c.one();
+    await c.clientResolves();
+    c.daemons.get(old)!.signal('SIGKILL');
+    await c.daemons.get(old)!.exited;
+    // SIGKILL cannot clean up: the VIP stays on the dead daemon's interface (a hung node).
+    const both = await c.until('a new holder besides the stale copy', (h) => h.length === 2 && h.includes(old));
+    const next = both.find((n) => n !== old)!;
+    await c.clientSees(next);
+    const d = c.start(old);
+    await d.waitFor((l) => l.msg === 'removed a leftover copy of the VIP', 10_000, 'the stale VIP removal');
+    await d.waitFor(isTransition('BACKUP'), 10_000, 'BACKUP');
+    assert.deepEqual(await c.until('one holder again', (h) => h.length === 1), [next]);
+    await sleep(1000);
+    assert.deepEqual(await c.holders(), [next], 'the restarted node did not take it back');
+  });
+
+  it('SIGTERM: the named successor takes over', async () => {
+    const old = await c.one();
+    await c.clientResolves();
+    const d = c.daemons.get(old)!;
+    const resign = d.waitForNext((l) => l.reason === 'stopping', 10_000, 'the resign');
+    d.signal('SIGTERM');
+    const successor = (await resign).master as NodeName;
+    assert.ok(NODES.includes(successor) && successor !== old, `named ${String(successor)}`);
+    assert.deepEqual(await c.until('the successor holds it', (h) => h.length === 1 && h[0] === successor), [successor]);
+    assert.deepEqual(await d.exited, { code: 0, signal: null });
+    await c.clientSees(successor);
+    c.start(old);
+    await c.daemons.get(old)!.waitFor(isTransition('BACKUP'), 10_000, 'BACKUP');
+  });
+
+  it('partition {master} | {others}: the isolated node releases, the majority elects; on heal one holder', async () => {
+    const old = await c.one();
+    await c.clientResolves();
+    c.nft(old, ISOLATE);
+    try {
+      const [next] = await c.until('the majority to take over and the isolated node to release', (h) => h.length === 1 && h[0] !== old);
+      await c.clientSees(next as NodeName);
+      await c.daemons.get(old)!.waitFor((l) => l.reason === 'lost quorum', 5000, 'the quorum loss line');
+    } finally {
+      c.nft(old, HEAL);
+    }
+    await sleep(1500);
+    assert.equal((await c.holders()).length, 1, 'one holder after the heal');
+  });
+
+  it('link down on the master: FAULT and release; link up: it rejoins as BACKUP', async () => {
+    const old = await c.one();
+    const d = c.daemons.get(old)!;
+    const fault = d.waitForNext(isTransition('FAULT'), 10_000, 'FAULT');
+    await c.lab.ip(c.host(old).ns, 'link', 'set', 'eth0', 'down');
+    await fault;
+    const next = await c.until('another node to take over', (h) => h.length === 1 && h[0] !== old);
+    assert.ok(!(await c.lab.addresses(c.host(old).ns, 'eth0')).includes(`${VIP}/24`), 'the faulted node released the VIP');
+    const back = d.waitForNext(isTransition('BACKUP'), 10_000, 'BACKUP after link up');
+    await c.lab.ip(c.host(old).ns, 'link', 'set', 'eth0', 'up');
+    await back;
+    await sleep(1000);
+    assert.deepEqual(await c.holders(), next, 'equal priorities: no preemption after the link returns');
+  });
+});
+
+describe('the VIP on namespaced hosts (quorum: none, keepalived-like)', { timeout: 120_000 }, () => {
+  const c = new Cluster('none');
+  before(async () => {
+    await c.build();
+    for (const n of NODES) c.start(n);
+  });
+  after(() => c.destroy());
+
+  it('partition {master} | {others}: both sides hold the VIP (split brain) until the heal, then one', async () => {
+    const old = await c.one();
+    c.nft(old, ISOLATE);
+    try {
+      const both = await c.until('a second holder on the majority side', (h) => h.length === 2 && h.includes(old));
+      assert.equal(both.length, 2, 'without quorum the isolated node keeps the VIP: the split brain quorum prevents');
+    } finally {
+      c.nft(old, HEAL);
+    }
+    await c.until('one holder after the heal', (h) => h.length === 1);
+  });
+});
