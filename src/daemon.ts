@@ -3,6 +3,8 @@
  * reverse. It decides nothing itself.
  */
 import type { LoadedConfig } from './config/load';
+import { HealthServer } from './health/server';
+import type { Check, DaemonStatus, HealthSource } from './health/status';
 import type { Logger } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { DryRunVipOwner } from './vip/dry-run';
@@ -11,6 +13,10 @@ import { NetlinkVipOwner } from './vip/netlink-owner';
 import type { VipOwner } from './vip/owner';
 import { ElectionRunner } from './vrrp/runner';
 import { electionSettings } from './vrrp/settings';
+import { VERSION } from './version';
+
+/** /healthz fails when the election has not stepped for this long (it steps at least every interval). */
+const STALL_LIMIT_MS = 5_000;
 
 export interface DaemonOptions {
   readonly log: Logger;
@@ -18,10 +24,12 @@ export interface DaemonOptions {
   readonly dryRun: boolean;
 }
 
-export class Daemon {
+export class Daemon implements HealthSource {
   readonly metrics: Metrics;
   readonly election: ElectionRunner;
   private readonly vip: VipOwner;
+  private readonly health: HealthServer;
+  private state: 'starting' | 'running' | 'stopping' = 'starting';
   private readonly linkWatch: LinkWatch | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -40,6 +48,7 @@ export class Daemon {
       metrics: this.metrics,
       vip: this.vip,
     });
+    this.health = new HealthServer(this, config.health.listen);
     if (!options.dryRun && config.vip.trackInterface) {
       this.linkWatch = new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
       this.linkWatch.on('change', (state) => {
@@ -66,6 +75,8 @@ export class Daemon {
         this.election.track(`link:${config.vip.interface}`, linkEffect(state));
       }
       await this.election.start();
+      await this.health.start();
+      this.state = 'running';
     } catch (err) {
       await this.close();
       throw err;
@@ -75,6 +86,7 @@ export class Daemon {
   /** Graceful: hand the VIP over, release it, close everything. Idempotent; safe to await twice. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.state = 'stopping';
       await this.election.stop();
       await this.close();
       this.options.log.info('vipd stopped');
@@ -91,5 +103,52 @@ export class Daemon {
     this.linkWatch?.close();
     await this.election.close();
     await this.vip.close();
+    await this.health.close();
+  }
+
+  // ---- HealthSource --------------------------------------------------------------------------
+
+  healthy(): Check {
+    const { running, sinceLastStepMs } = this.election.liveness();
+    if (!running) return { ok: this.state === 'starting', reason: this.state === 'starting' ? 'starting' : 'election stopped' };
+    if (sinceLastStepMs > STALL_LIMIT_MS) return { ok: false, reason: `the election has not run for ${Math.round(sinceLastStepMs)} ms` };
+    return { ok: true, reason: 'election running' };
+  }
+
+  ready(): Check {
+    if (this.state !== 'running') return { ok: false, reason: this.state };
+    const h = this.healthy();
+    return h.ok ? { ok: true, reason: `config loaded, election running (${this.election.snapshot().role})` } : h;
+  }
+
+  async metricsText(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() };
+  }
+
+  status(): DaemonStatus {
+    const { config } = this.loaded;
+    const snap = this.election.snapshot();
+    const now = performance.now();
+    const since = this.election.vipHeldSince();
+    return {
+      node: config.nodeName,
+      address: config.self.address,
+      version: VERSION,
+      dryRun: this.options.dryRun,
+      state: snap.role,
+      stateSince: new Date(Date.now() - (now - snap.roleSince)).toISOString(),
+      priority: snap.priority,
+      basePriority: snap.basePriority,
+      master: snap.master,
+      quorum: { mode: config.election.quorum, ...snap.quorum },
+      faults: snap.faults,
+      vip: { address: config.vip.address, interface: config.vip.interface, held: since !== undefined, since: since === undefined ? null : new Date(since).toISOString() },
+      peers: snap.peers.map((p) => ({
+        name: p.name, address: p.address, alive: p.alive,
+        lastHeardMsAgo: p.lastHeard === undefined ? null : Math.round(now - p.lastHeard),
+        state: p.role, priority: p.priority, master: p.master, vote: p.vote,
+      })),
+      backends: [],
+    };
   }
 }

@@ -10,11 +10,21 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { encodeHeartbeat } from '../src/vrrp/wire';
-import { DaemonProcess, isTransition, tempDir } from './helpers/daemon';
+import { spawnSync } from 'node:child_process';
+import { CLI, DaemonProcess, isTransition, tempDir } from './helpers/daemon';
 
 const PORT = 17580 + (process.pid % 1000);
 const names = ['lb1', 'lb2', 'lb3'];
 const address = (i: number) => `127.0.0.${11 + i}`;
+const healthPort = (node: string) => PORT + 1 + names.indexOf(node);
+const get = async (node: string, path: string) => {
+  const res = await fetch(`http://127.0.0.1:${healthPort(node)}${path}`, { signal: AbortSignal.timeout(5000) });
+  return { status: res.status, text: await res.text() };
+};
+const metric = (text: string, name: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+};
 
 function writeConfig(dir: string, secretFile: string, node: string): string {
   const file = join(dir, `${node}.yaml`);
@@ -25,7 +35,7 @@ function writeConfig(dir: string, secretFile: string, node: string): string {
     election: { port: PORT, interval: '100ms', deadAfter: 3, secretFile },
     proxy: { enabled: false },
     track: { apiserver: { enabled: false } },
-    health: { listen: `127.0.0.1:${PORT + 1 + names.indexOf(node)}` },
+    health: { listen: `127.0.0.1:${healthPort(node)}` },
   }));
   return file;
 }
@@ -51,6 +61,34 @@ describe('three daemons on loopback (dry run)', () => {
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(masters().length, 1, `masters: ${masters().map((d) => d.name)}`);
     assert.equal(masters()[0]!.name, 'lb3', 'equal priorities: the highest address');
+  });
+
+  it('the health endpoint: /healthz, /readyz, /metrics and /status on every daemon', async () => {
+    const master = masters()[0]!.name;
+    for (const n of names) {
+      assert.equal((await get(n, '/healthz')).status, 200, n);
+      const ready = await get(n, '/readyz');
+      assert.equal(ready.status, 200, `${n}: ${ready.text}`);
+      const m = (await get(n, '/metrics')).text;
+      assert.equal(metric(m, 'vipd_master'), n === master ? 1 : 0, `${n} vipd_master`);
+      assert.equal(metric(m, 'vipd_peers_alive'), 2, `${n} vipd_peers_alive`);
+      assert.equal(metric(m, 'vipd_quorum'), 1);
+      assert.ok((metric(m, 'vipd_heartbeats_received_total') ?? 0) > 0);
+      assert.match(m, /vipd_election_state\{state="(MASTER|BACKUP)"\} 1/);
+      const status = JSON.parse((await get(n, '/status')).text) as { node: string; master: string; peers: { name: string; alive: boolean }[]; vip: { held: boolean } };
+      assert.equal(status.node, n);
+      assert.equal(status.master, master);
+      assert.equal(status.vip.held, n === master);
+      assert.deepEqual(status.peers.map((p) => [p.name, p.alive]), names.filter((x) => x !== n).map((x) => [x, true]));
+    }
+    assert.equal((await get('lb1', '/nope')).status, 404);
+    const cli = spawnSync(process.execPath, [CLI, 'status', '--url', `http://127.0.0.1:${healthPort(master)}`], { encoding: 'utf8' });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`node ${master} .*state MASTER`));
+    assert.match(cli.stdout, /lb1 +127\.0\.0\.11 +yes/);
+    const down = spawnSync(process.execPath, [CLI, 'status', '--url', 'http://127.0.0.1:1'], { encoding: 'utf8' });
+    assert.notEqual(down.status, 0);
+    assert.match(down.stderr, /cannot reach/);
   });
 
   it('SIGKILL of the master: another takes over', async () => {
@@ -118,6 +156,10 @@ describe('three daemons on loopback (dry run)', () => {
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(target.child.exitCode, null, 'still running');
       assert.equal(target.role(), 'MASTER', 'still master: nothing forged moved it');
+      const m = (await get(target.name, '/metrics')).text;
+      assert.ok((metric(m, 'vipd_heartbeats_dropped_total{reason="bad_mac"}') ?? 0) >= 1, 'bad MACs counted');
+      assert.ok((metric(m, 'vipd_heartbeats_dropped_total{reason="malformed"}') ?? 0) >= 100, 'garbage counted');
+      assert.ok((metric(m, 'vipd_heartbeats_dropped_total{reason="unknown_sender"}') ?? 0) >= 1, 'wrong source counted');
       const dropLines = target.lines.filter((l) => l.msg === 'dropped a heartbeat');
       assert.ok(dropLines.length <= 10, `drops are logged at a limited rate (${dropLines.length} lines for 400+ packets)`);
     } finally {

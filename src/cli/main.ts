@@ -6,6 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { effectiveConfigYaml, loadConfigFile } from '../config/load';
 import { Daemon } from '../daemon';
+import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
 import { ExitCode, VipdError } from '../errors';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger';
@@ -60,6 +61,23 @@ export function buildProgram(): Command {
       process.stdout.write(effectiveConfigYaml(config));
     });
 
+  program.command('status')
+    .description("print this node's election, VIP, peers and backends, from the health endpoint")
+    .addOption(configOption())
+    .option('--url <url>', 'the health endpoint (default: health.listen from the config)')
+    .option('--json', 'print the raw JSON', false)
+    .action(async (opts: { config: string; url?: string; json: boolean }) => {
+      const base = opts.url ?? healthUrl(loadConfigFile(opts.config, { readSecret: false }).config.health.listen);
+      let res: Response;
+      try {
+        res = await fetch(`${base.replace(/\/$/, '')}/status`, { signal: AbortSignal.timeout(5000) });
+      } catch (err) {
+        throw new VipdError('VIPD_BIND_FAILED', `cannot reach ${base}/status: ${(err as Error).message} (is vipd running?)`, { cause: err });
+      }
+      const status = await res.json() as DaemonStatus;
+      process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+    });
+
   program.command('lab')
     .description('the demo: three nodes and a client in network namespaces, a failover drill with timings (root)')
     .option('--verbose', "also print the daemons' log lines", false)
@@ -74,6 +92,11 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+function healthUrl(listen: { host: string; port: number }): string {
+  const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host;
+  return `http://${host}:${listen.port}`;
 }
 
 function waitForStopSignal(log: ReturnType<typeof createLogger>): Promise<void> {

@@ -52,6 +52,10 @@ export class ElectionRunner {
   private timer: NodeJS.Timeout | undefined;
   private tickPending: NodeJS.Immediate | undefined;
   private vipQueue: Promise<void> = Promise.resolve();
+  /** Wall-clock ms since the VIP has been on the interface, for /status; undefined when not held. */
+  private heldSince: number | undefined;
+  /** Monotonic ms of the last event the state machine processed: /healthz's sign of life. */
+  private lastStepAt = 0;
   private closed = false;
   private started = false;
   private readonly listeners: ((t: TransitionInfo) => void)[] = [];
@@ -95,6 +99,16 @@ export class ElectionRunner {
 
   snapshot(): ElectionSnapshot {
     return snapshot(this.state, this.now());
+  }
+
+  /** Whether the election is running and its timer keeps firing (it fires at least every interval). */
+  liveness(): { running: boolean; sinceLastStepMs: number } {
+    return { running: this.started && !this.closed, sinceLastStepMs: this.now() - this.lastStepAt };
+  }
+
+  /** The VIP as this member holds it: since when (wall-clock ms), or undefined. */
+  vipHeldSince(): number | undefined {
+    return this.heldSince;
   }
 
   /**
@@ -144,6 +158,7 @@ export class ElectionRunner {
 
   private feed(event: ElectionEvent): void {
     if (this.closed) return;
+    this.lastStepAt = event.now;
     const { state, actions } = step(this.state, event);
     this.state = state;
     for (const action of actions) this.execute(action);
@@ -201,13 +216,16 @@ export class ElectionRunner {
   }
 
   private withVip(what: 'acquire' | 'release', op: () => Promise<void>): void {
-    this.vipQueue = this.vipQueue.then(op).then(
-      () => this.opts.metrics.vipHeld.set(this.opts.vip.held() ? 1 : 0),
-      (err: unknown) => {
-        this.opts.log.error({ err, component: 'vip' }, `failed to ${what} the VIP`);
-        this.opts.metrics.vipHeld.set(this.opts.vip.held() ? 1 : 0);
-      },
-    );
+    const settle = () => {
+      const held = this.opts.vip.held();
+      this.opts.metrics.vipHeld.set(held ? 1 : 0);
+      if (!held) this.heldSince = undefined;
+      else this.heldSince ??= Date.now();
+    };
+    this.vipQueue = this.vipQueue.then(op).then(settle, (err: unknown) => {
+      this.opts.log.error({ err, component: 'vip' }, `failed to ${what} the VIP`);
+      settle();
+    });
   }
 
   private sendToPeers(body: Extract<ElectionAction, { type: 'send' }>['heartbeat']): void {

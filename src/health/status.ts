@@ -1,0 +1,77 @@
+/**
+ * The shape of `/status` (and `vipd status`): what an operator asks first during an incident.
+ * Built by the daemon from its parts; this file only names the fields.
+ */
+import type { Role } from '../vrrp/types';
+
+export interface PeerStatus {
+  readonly name: string;
+  readonly address: string;
+  readonly alive: boolean;
+  /** Milliseconds since its last heartbeat arrived; null if never heard. */
+  readonly lastHeardMsAgo: number | null;
+  readonly state: Role;
+  readonly priority: number;
+  /** Whom it sees as master, and whom it votes for. */
+  readonly master: string;
+  readonly vote: string;
+}
+
+export interface BackendStatus {
+  readonly frontend: string;
+  readonly name: string;
+  readonly address: string;
+  readonly up: boolean;
+  readonly activeConnections: number;
+  readonly lastCheck: { readonly at: string; readonly ok: boolean; readonly detail?: string } | null;
+}
+
+export interface DaemonStatus {
+  readonly node: string;
+  readonly address: string;
+  readonly version: string;
+  readonly dryRun: boolean;
+  readonly state: Role;
+  readonly stateSince: string;
+  readonly priority: number;
+  readonly basePriority: number;
+  readonly master: string;
+  readonly quorum: { readonly mode: 'majority' | 'none'; readonly alive: number; readonly needed: number; readonly quorate: boolean };
+  readonly faults: readonly string[];
+  readonly vip: { readonly address: string; readonly interface: string; readonly held: boolean; readonly since: string | null };
+  readonly peers: readonly PeerStatus[];
+  readonly backends: readonly BackendStatus[];
+}
+
+export interface Check { readonly ok: boolean; readonly reason: string }
+
+/** What the health server asks of the daemon. */
+export interface HealthSource {
+  status(): DaemonStatus;
+  /** /healthz: the daemon's loops are alive. */
+  healthy(): Check;
+  /** /readyz: config loaded, election running, the proxy listening. */
+  ready(): Check;
+  metricsText(): Promise<{ contentType: string; body: string }>;
+}
+
+/** `vipd status` as a table: the node, then one line per peer and per backend. */
+export function formatStatus(s: DaemonStatus): string {
+  const lines: string[] = [];
+  lines.push(`node ${s.node} (${s.address})  state ${s.state} since ${s.stateSince}  priority ${s.priority}/${s.basePriority}  master ${s.master || '-'}`);
+  lines.push(`quorum ${s.quorum.mode}: ${s.quorum.alive} of ${s.quorum.needed} needed ${s.quorum.quorate ? '(quorate)' : '(NOT quorate)'}${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}`);
+  lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${s.vip.held ? `held since ${s.vip.since}` : 'not held here'}${s.dryRun ? ' (dry run)' : ''}`);
+  lines.push('');
+  lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(8)}${'PRIO'.padEnd(6)}${'LAST HEARD'.padEnd(12)}MASTER/VOTE`);
+  for (const p of s.peers) {
+    lines.push(`${p.name.padEnd(20)}${p.address.padEnd(17)}${(p.alive ? 'yes' : 'no').padEnd(7)}${p.state.padEnd(8)}${String(p.priority).padEnd(6)}${(p.lastHeardMsAgo === null ? 'never' : `${p.lastHeardMsAgo}ms ago`).padEnd(12)}${p.master || '-'}/${p.vote || '-'}`);
+  }
+  if (s.backends.length > 0) {
+    lines.push('');
+    lines.push(`${'FRONTEND'.padEnd(14)}${'BACKEND'.padEnd(20)}${'ADDRESS'.padEnd(22)}${'UP'.padEnd(5)}${'CONNS'.padEnd(7)}LAST CHECK`);
+    for (const b of s.backends) {
+      lines.push(`${b.frontend.padEnd(14)}${b.name.padEnd(20)}${b.address.padEnd(22)}${(b.up ? 'yes' : 'no').padEnd(5)}${String(b.activeConnections).padEnd(7)}${b.lastCheck === null ? '-' : `${b.lastCheck.ok ? 'ok' : 'failed'} at ${b.lastCheck.at}${b.lastCheck.detail ? ` (${b.lastCheck.detail})` : ''}`}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
