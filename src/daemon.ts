@@ -2,7 +2,9 @@
  * The composition root: builds vipd's parts from a config, starts them in order and stops them in
  * reverse. It decides nothing itself.
  */
-import type { LoadedConfig } from './config/load';
+import { isDeepStrictEqual } from 'node:util';
+import { loadConfigFile, type Config, type LoadedConfig } from './config/load';
+import { ConfigError } from './errors';
 import { HealthServer } from './health/server';
 import type { Check, DaemonStatus, HealthSource } from './health/status';
 import type { Logger } from './log/logger';
@@ -24,6 +26,20 @@ export interface DaemonOptions {
   readonly dryRun: boolean;
 }
 
+/** Keys a reload cannot change in place (they define the cluster, the sockets or the VIP). */
+export function restartOnlyChanges(a: LoadedConfig, b: LoadedConfig): string[] {
+  const pick = (c: Config): Record<string, unknown> => ({
+    nodeName: c.nodeName, peers: c.peers, vip: c.vip, 'health.listen': c.health.listen,
+    'election.clusterId': c.election.clusterId, 'election.port': c.election.port, 'election.interval': c.election.interval,
+    'election.deadAfter': c.election.deadAfter, 'election.quorum': c.election.quorum, 'election.secretFile': c.election.secretFile,
+  });
+  const x = pick(a.config);
+  const y = pick(b.config);
+  const changed = Object.keys(x).filter((k) => !isDeepStrictEqual(x[k], y[k]));
+  if (!a.secret.equals(b.secret)) changed.push('the secret');
+  return changed;
+}
+
 export class Daemon implements HealthSource {
   readonly metrics: Metrics;
   readonly election: ElectionRunner;
@@ -33,7 +49,7 @@ export class Daemon implements HealthSource {
   private readonly linkWatch: LinkWatch | undefined;
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly loaded: LoadedConfig, private readonly options: DaemonOptions) {
+  constructor(private loaded: LoadedConfig, private readonly options: DaemonOptions) {
     const { config, secret } = loaded;
     const log = options.log;
     this.metrics = createMetrics();
@@ -104,6 +120,34 @@ export class Daemon implements HealthSource {
     await this.election.close();
     await this.vip.close();
     await this.health.close();
+  }
+
+  /**
+   * SIGHUP or POST /-/reload: re-read the config file. Priority, preemption, the balancer and the
+   * checks change in place; keys that define the cluster or the sockets need a restart, and a
+   * reload that changes them (or an invalid file) is refused whole: the running config stays.
+   */
+  async reload(): Promise<Check> {
+    const log = this.options.log;
+    let next: LoadedConfig;
+    try {
+      next = loadConfigFile(this.loaded.config.file, { hostname: this.loaded.config.nodeName });
+    } catch (err) {
+      const reason = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
+      log.error({ component: 'reload', config: this.loaded.config.file, problems: err instanceof ConfigError ? err.problems : undefined }, `reload refused, the running config stays: ${reason}`);
+      return { ok: false, reason };
+    }
+    const fixed = restartOnlyChanges(this.loaded, next);
+    if (fixed.length > 0) {
+      const reason = `these keys only change with a restart: ${fixed.join(', ')}`;
+      log.error({ component: 'reload', keys: fixed }, `reload refused, the running config stays: ${reason}`);
+      return { ok: false, reason };
+    }
+    const e = next.config.election;
+    this.election.reconfigure({ priority: e.priority, preempt: e.preempt, preemptDelayMs: e.preemptDelay });
+    this.loaded = next;
+    log.info({ component: 'reload', config: next.config.file, priority: e.priority, preempt: e.preempt }, 'config reloaded');
+    return { ok: true, reason: 'applied' };
   }
 
   // ---- HealthSource --------------------------------------------------------------------------

@@ -26,13 +26,13 @@ const metric = (text: string, name: string): number | undefined => {
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 };
 
-function writeConfig(dir: string, secretFile: string, node: string): string {
+function writeConfig(dir: string, secretFile: string, node: string, election: Record<string, unknown> = {}): string {
   const file = join(dir, `${node}.yaml`);
   writeFileSync(file, stringify({
     nodeName: node,
     peers: names.map((name, i) => ({ name, address: address(i) })),
     vip: { address: '10.99.0.100/24', interface: 'lo' },
-    election: { port: PORT, interval: '100ms', deadAfter: 3, secretFile },
+    election: { port: PORT, interval: '100ms', deadAfter: 3, secretFile, ...election },
     proxy: { enabled: false },
     track: { apiserver: { enabled: false } },
     health: { listen: `127.0.0.1:${healthPort(node)}` },
@@ -165,5 +165,31 @@ describe('three daemons on loopback (dry run)', () => {
     } finally {
       sock.close();
     }
+  });
+
+  it('reload: SIGHUP applies a new priority in place; vipd reload refuses an invalid or restart-only change', async () => {
+    const backup = [...daemons.values()].find((d) => d.child.exitCode === null && d.role() === 'BACKUP')!;
+    const becomes = backup.waitForNext(isTransition('MASTER'), 10_000, 'MASTER after the reload');
+    writeConfig(tmp.dir, tmp.secretFile, backup.name, { priority: 200 });
+    backup.signal('SIGHUP');
+    await backup.waitForNext((l) => l.msg === 'config reloaded', 5000, 'the reload line');
+    await becomes;
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(masters().map((d) => d.name), [backup.name], 'the higher priority preempted');
+
+    const url = `http://127.0.0.1:${healthPort(backup.name)}`;
+    writeFileSync(join(tmp.dir, `${backup.name}.yaml`), 'peers: [oops\n');
+    const bad = spawnSync(process.execPath, [CLI, 'reload', '--url', url], { encoding: 'utf8' });
+    assert.equal(bad.status, 2, bad.stdout + bad.stderr);
+    assert.match(bad.stderr, /not valid YAML/);
+    writeConfig(tmp.dir, tmp.secretFile, backup.name, { priority: 200, port: PORT + 100 });
+    const fixed = spawnSync(process.execPath, [CLI, 'reload', '--url', url], { encoding: 'utf8' });
+    assert.equal(fixed.status, 2);
+    assert.match(fixed.stderr, /election\.port/);
+    writeConfig(tmp.dir, tmp.secretFile, backup.name, { priority: 150 });
+    const good = spawnSync(process.execPath, [CLI, 'reload', '--url', url], { encoding: 'utf8' });
+    assert.equal(good.status, 0, good.stderr);
+    assert.equal(backup.role(), 'MASTER', 'still master, and running');
+    assert.equal(backup.child.exitCode, null);
   });
 });

@@ -376,3 +376,20 @@ describe('votes', () => {
     assert.ok(!m.actions.some((a) => a.type === 'acquireVip'));
   });
 });
+
+describe('reconfigure (reload)', () => {
+  it('a reloaded higher priority preempts; a lower one hands over', () => {
+    const sim = new SimCluster({ members: 3 });
+    sim.start();
+    sim.run(1000);
+    assert.deepEqual(sim.masters(), ['n3']);
+    const n1 = sim.node('n1');
+    const r = step(n1.state, { type: 'reconfigure', now: sim.now, settings: { priority: 200, preempt: true, preemptDelayMs: 0 } });
+    n1.state = r.state;
+    assert.ok(r.actions.some((a) => a.type === 'send' && a.heartbeat.priority === 200), 'announced at once');
+    // Let the sim carry the announcement (the actions above were not routed through it).
+    sim.track('n1', 'noop', { kind: 'ok' });
+    sim.run(1000);
+    assert.deepEqual(sim.masters(), ['n1']);
+  });
+});

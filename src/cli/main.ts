@@ -8,7 +8,7 @@ import { effectiveConfigYaml, loadConfigFile } from '../config/load';
 import { Daemon } from '../daemon';
 import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
-import { ExitCode, VipdError } from '../errors';
+import { ConfigError, ExitCode, VipdError } from '../errors';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger';
 import { VERSION } from '../version';
 
@@ -47,7 +47,10 @@ export function buildProgram(): Command {
       process.once('uncaughtException', crash);
       process.once('unhandledRejection', crash);
       await daemon.start();
+      const onHangup = () => { void daemon.reload(); };
+      process.on('SIGHUP', onHangup);
       await waitForStopSignal(log);
+      process.off('SIGHUP', onHangup);
       await daemon.stop();
     });
 
@@ -76,6 +79,23 @@ export function buildProgram(): Command {
       }
       const status = await res.json() as DaemonStatus;
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+    });
+
+  program.command('reload')
+    .description('make the running daemon re-read its config (as SIGHUP does); exit 2 if it refused the new one')
+    .addOption(configOption())
+    .option('--url <url>', 'the health endpoint (default: health.listen from the config)')
+    .action(async (opts: { config: string; url?: string }) => {
+      const base = opts.url ?? healthUrl(loadConfigFile(opts.config, { readSecret: false }).config.health.listen);
+      let res: Response;
+      try {
+        res = await fetch(`${base.replace(/\/$/, '')}/-/reload`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
+      } catch (err) {
+        throw new VipdError('VIPD_BIND_FAILED', `cannot reach ${base}/-/reload: ${(err as Error).message} (is vipd running?)`, { cause: err });
+      }
+      const text = await res.text();
+      if (!res.ok) throw new ConfigError([text.trim()]);
+      process.stdout.write(text);
     });
 
   program.command('lab')

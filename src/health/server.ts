@@ -46,6 +46,12 @@ export class HealthServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/-/reload') {
+      // Prometheus' convention. POST only, so a crawler or a probe can never trigger it.
+      if (req.method !== 'POST') return this.send(res, 405, 'text/plain', 'use POST\n');
+      const c = await this.source.reload();
+      return this.send(res, c.ok ? 200 : 400, 'text/plain', `${c.ok ? 'reloaded' : 'kept the running config'}: ${c.reason}\n`);
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.send(res, 405, 'text/plain', 'method not allowed\n');
     try {
       switch (path) {

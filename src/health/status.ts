@@ -53,6 +53,8 @@ export interface HealthSource {
   /** /readyz: config loaded, election running, the proxy listening. */
   ready(): Check;
   metricsText(): Promise<{ contentType: string; body: string }>;
+  /** POST /-/reload: re-read the config file and apply it, or keep the old one and say why. */
+  reload(): Promise<Check>;
 }
 
 /** `vipd status` as a table: the node, then one line per peer and per backend. */

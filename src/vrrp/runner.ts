@@ -97,6 +97,11 @@ export class ElectionRunner {
     this.feed({ type: 'track', now: this.now(), name, effect });
   }
 
+  /** Applies a reloaded priority and preemption settings in place. */
+  reconfigure(settings: Pick<ElectionSettings, 'priority' | 'preempt' | 'preemptDelayMs'>): void {
+    this.feed({ type: 'reconfigure', now: this.now(), settings });
+  }
+
   snapshot(): ElectionSnapshot {
     return snapshot(this.state, this.now());
   }

@@ -114,6 +114,10 @@ export function step(state: ElectionState, event: ElectionEvent): StepResult {
     }
     case 'stop':
       return stop(s, now);
+    case 'reconfigure':
+      // Announced at once: a new priority may move the VIP.
+      s = { ...s, settings: { ...s.settings, ...event.settings }, preemptBy: undefined, nextHeartbeatAt: now };
+      break;
   }
   if (!s.started) return { state: s, actions: out };
   s = evaluate(s, now, out);

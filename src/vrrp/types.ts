@@ -62,7 +62,9 @@ export type ElectionEvent =
   | { readonly type: 'tick'; readonly now: number }
   | { readonly type: 'heartbeat'; readonly now: number; readonly heartbeat: Heartbeat }
   | { readonly type: 'track'; readonly now: number; readonly name: string; readonly effect: TrackEffect }
-  | { readonly type: 'stop'; readonly now: number };
+  | { readonly type: 'stop'; readonly now: number }
+  /** A reload changed what can change in place: priority and preemption. */
+  | { readonly type: 'reconfigure'; readonly now: number; readonly settings: Pick<ElectionSettings, 'priority' | 'preempt' | 'preemptDelayMs'> };
 
 export type TransitionReason =
   | 'started'
