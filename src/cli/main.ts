@@ -8,6 +8,7 @@ import { effectiveConfigYaml, loadConfigFile } from '../config/load';
 import { Daemon } from '../daemon';
 import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
+import { registerManifestCommands } from '../manifest/cli';
 import { ConfigError, ExitCode, VipdError } from '../errors';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger';
 import { VERSION } from '../version';
@@ -111,6 +112,7 @@ export function buildProgram(): Command {
       process.stdout.write(`vipd ${VERSION} (node ${process.version})\n`);
     });
 
+  registerManifestCommands(program);
   return program;
 }
 
@@ -150,6 +152,11 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // `vipd check ... | head` closes our stdout early: that is the reader's choice, not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(ExitCode.ok);
+    throw err;
+  });
   void main(process.argv).then((code) => {
     process.exitCode = code;
   });

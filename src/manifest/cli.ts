@@ -1,0 +1,150 @@
+/**
+ * `vipd manifest pod` and `vipd manifest config`: parse and check the flags, print what
+ * manifest/pod.ts generates. Every bad flag is reported at once, each naming the flag, the value
+ * and what was expected, as a ConfigError (exit 2), like a bad config file.
+ */
+import { posix } from 'node:path';
+import type { Command } from 'commander';
+import { formatDuration, parseDuration } from '../config/duration';
+import { electionSchema, peerSchema, quorumModes, vipSchema } from '../config/schema';
+import { ConfigError } from '../errors';
+import { LOG_LEVELS, type LogLevel } from '../log/logger';
+import {
+  configFile, type ConfigFileOptions, DEFAULT_IMAGE, GRACE_MARGIN_SECONDS, podManifest, type PodOptions, POD_DEFAULTS, quantityBytes,
+} from './pod';
+
+/** election.port's default, which the generated config keeps. */
+const ELECTION_PORT: number = electionSchema.shape.port.parse(undefined);
+/** The same bound as proxy.drainTimeout in the config schema. */
+const MAX_DRAIN_MS = 600_000;
+/** The pod's memory request; a limit below it is refused by the API server. */
+const MEMORY_REQUEST_BYTES = 64 * 2 ** 20;
+
+// An image reference: [registry[:port]/]path[:tag][@sha256:digest], path components lowercase.
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const IMAGE_REF = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::\\w[\\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`);
+
+interface SharedFlags { healthPort: string; drainTimeout: string }
+interface PodFlags extends SharedFlags { image: string; configDir: string; logLevel: string; memoryLimit: string }
+interface ConfigFlags extends SharedFlags { vip?: string; interface?: string; peers?: string; quorum: string; secretFile: string }
+
+/** Collects one problem per bad flag, so the operator fixes a command line in one pass. */
+class Problems {
+  readonly list: string[] = [];
+  bad(flag: string, value: string | undefined, expected: string): undefined {
+    this.list.push(value === undefined ? `${flag}: missing; expected ${expected}` : `${flag}: got ${JSON.stringify(value)}, expected ${expected}`);
+    return undefined;
+  }
+  throwIfAny(): void {
+    if (this.list.length > 0) throw new ConfigError(this.list);
+  }
+}
+
+function port(problems: Problems, flag: string, value: string): number | undefined {
+  const n = Number(value);
+  return /^\d+$/.test(value) && n >= 1 && n <= 65535 ? n : problems.bad(flag, value, 'an integer from 1 to 65535');
+}
+
+function drainTimeout(problems: Problems, value: string): number | undefined {
+  // A unit is required, as in the config file: "20" could be seconds or milliseconds.
+  const ms = parseDuration(value);
+  return ms !== undefined && ms <= MAX_DRAIN_MS ? ms : problems.bad('--drain-timeout', value, 'a duration from 0s to 10m, such as "20s"');
+}
+
+/** Parses `name=ip,name=ip`, checking each entry against the config schema's peer rules. */
+function peers(problems: Problems, value: string | undefined): ConfigFileOptions['peers'] | undefined {
+  const expected = 'name=IPv4 pairs separated by commas, this node included, such as "cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13"';
+  if (value === undefined || value.trim() === '') return problems.bad('--peers', value, expected);
+  const list: { name: string; address: string }[] = [];
+  for (const entry of value.split(',').map((e) => e.trim())) {
+    const [name = '', address = '', extra] = entry.split('=').map((s) => s.trim());
+    if (extra !== undefined || !peerSchema.safeParse({ name, address }).success) {
+      return problems.bad('--peers', entry, `${expected}; each name a lowercase DNS-1123 name (a Kubernetes node name)`);
+    }
+    list.push({ name, address });
+  }
+  const twice = (key: 'name' | 'address') => list.map((p) => p[key]).find((v, i, all) => all.indexOf(v) !== i);
+  const dupName = twice('name');
+  const dupAddress = twice('address');
+  if (dupName !== undefined) return problems.bad('--peers', value, `each name once; "${dupName}" appears twice`);
+  if (dupAddress !== undefined) return problems.bad('--peers', value, `each address once; "${dupAddress}" appears twice`);
+  return list;
+}
+
+export function parsePodFlags(flags: PodFlags): PodOptions {
+  const problems = new Problems();
+  const image = IMAGE_REF.test(flags.image) ? flags.image : problems.bad('--image', flags.image, 'an image reference such as "ghcr.io/vipd/vipd:0.1.0"');
+  const configDir = posix.isAbsolute(flags.configDir) && !/[\s]/.test(flags.configDir)
+    ? posix.normalize(flags.configDir).replace(/(.)\/$/, '$1')
+    : problems.bad('--config-dir', flags.configDir, 'an absolute directory path without spaces, such as "/etc/vipd"');
+  const healthPort = port(problems, '--health-port', flags.healthPort);
+  const logLevel = (LOG_LEVELS as readonly string[]).includes(flags.logLevel)
+    ? flags.logLevel as LogLevel
+    : problems.bad('--log-level', flags.logLevel, `one of ${LOG_LEVELS.join(', ')}`);
+  const drainTimeoutMs = drainTimeout(problems, flags.drainTimeout);
+  const limit = quantityBytes(flags.memoryLimit);
+  const memoryLimit = limit !== undefined && limit >= MEMORY_REQUEST_BYTES
+    ? flags.memoryLimit
+    : problems.bad('--memory-limit', flags.memoryLimit, 'a Kubernetes quantity of at least the 64Mi request, such as "256Mi"');
+  problems.throwIfAny();
+  return { image: image!, configDir: configDir!, healthPort: healthPort!, logLevel: logLevel!, drainTimeoutMs: drainTimeoutMs!, memoryLimit: memoryLimit! };
+}
+
+export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
+  const problems = new Problems();
+  const vipOk = flags.vip !== undefined && vipSchema.shape.address.safeParse(flags.vip).success;
+  const vip = vipOk ? flags.vip : problems.bad('--vip', flags.vip, 'the VIP with its prefix length, such as "192.168.10.100/24"');
+  const iface = flags.interface !== undefined && vipSchema.shape.interface.safeParse(flags.interface).success
+    ? flags.interface
+    : problems.bad('--interface', flags.interface, 'an interface name of 1 to 15 characters, such as "eth0"');
+  const peerList = peers(problems, flags.peers);
+  const vipIp = vip?.split('/')[0];
+  const clash = peerList?.find((p) => p.address === vipIp);
+  if (clash !== undefined) problems.bad('--vip', vip, `an unused address, not ${clash.name}'s own address`);
+  const quorum = (quorumModes as readonly string[]).includes(flags.quorum)
+    ? flags.quorum as ConfigFileOptions['quorum']
+    : problems.bad('--quorum', flags.quorum, `one of ${quorumModes.join(', ')}`);
+  const secretFile = posix.isAbsolute(flags.secretFile) ? flags.secretFile : problems.bad('--secret-file', flags.secretFile, 'an absolute path as seen inside the pod, such as "/etc/vipd/secret"');
+  let healthPort = port(problems, '--health-port', flags.healthPort);
+  // The loader refuses health.listen on election.port; the generated config keeps its default.
+  if (healthPort === ELECTION_PORT) healthPort = problems.bad('--health-port', flags.healthPort, `a port other than election.port (${ELECTION_PORT})`);
+  const drainTimeoutMs = drainTimeout(problems, flags.drainTimeout);
+  problems.throwIfAny();
+  return { vip: vip!, interface: iface!, peers: peerList!, quorum: quorum!, secretFile: secretFile!, healthPort: healthPort!, drainTimeoutMs: drainTimeoutMs! };
+}
+
+/**
+ * Adds `manifest pod` and `manifest config` to the program. `write` receives what they print
+ * (stdout by default; tests pass their own).
+ */
+export function registerManifestCommands(program: Command, write: (text: string) => void = (text) => { process.stdout.write(text); }): Command {
+  const manifest = program.command('manifest')
+    .description('print a static pod manifest (manifest pod) or a matching config file (manifest config)');
+
+  const shared = (cmd: Command) => cmd
+    .option('--health-port <port>', 'port of the health endpoint on 127.0.0.1 (config health.listen)', String(POD_DEFAULTS.healthPort))
+    .option('--drain-timeout <duration>', `config proxy.drainTimeout; the pod's grace period is this + ${GRACE_MARGIN_SECONDS}s`, formatDuration(POD_DEFAULTS.drainTimeoutMs));
+
+  shared(manifest.command('pod')
+    .description('print the static pod for /etc/kubernetes/manifests/vipd.yaml')
+    .option('--image <ref>', 'container image', DEFAULT_IMAGE)
+    .option('--config-dir <dir>', 'host directory with vipd.yaml and the secret, mounted read-only at /etc/vipd', POD_DEFAULTS.configDir)
+    .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, POD_DEFAULTS.logLevel)
+    .option('--memory-limit <quantity>', 'container memory limit', POD_DEFAULTS.memoryLimit))
+    .action((flags: PodFlags) => {
+      write(podManifest(parsePodFlags(flags)));
+    });
+
+  shared(manifest.command('config')
+    .description('print a vipd.yaml for the given VIP, interface and peers (the same file on every node)')
+    .option('--vip <cidr>', 'the VIP with its prefix, e.g. 192.168.10.100/24 (required)')
+    .option('--interface <name>', 'the interface to hold it on, e.g. eth0 (required)')
+    .option('--peers <list>', 'every control-plane member as name=ip, comma-separated (required)')
+    .option('--quorum <mode>', `election.quorum: ${quorumModes.join(', ')} (none only to bootstrap the first node)`, 'auto')
+    .option('--secret-file <path>', 'election.secretFile, as seen inside the pod', '/etc/vipd/secret'))
+    .action((flags: ConfigFlags) => {
+      write(configFile(parseConfigFlags(flags)));
+    });
+
+  return manifest;
+}

@@ -1,0 +1,239 @@
+/**
+ * The static pod that runs vipd on a control-plane node, and a config file to go with it, as pure
+ * functions of their options (kube-vip's `manifest pod`, without the kubeconfig). `vipd manifest
+ * pod|config` prints them; `static-pods/vipd.yaml` is `podManifest()` with the defaults, and a test
+ * keeps the two identical.
+ *
+ * The pod and the config must agree on two numbers: the health port (the probes call it) and the
+ * drain timeout (the grace period must outlast it). Both functions take the same options for them.
+ */
+import { posix } from 'node:path';
+import { stringify } from 'yaml';
+// Types only (erased at compile time): kubernetes-models is a devDependency. Typing the object as
+// a Pod makes tsc reject a misspelt field ("readOnlyRootFileSystem") that the API server would
+// silently drop.
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import { parseConfigText } from '../config/load';
+import { formatDuration } from '../config/duration';
+import { ConfigError } from '../errors';
+import type { LogLevel } from '../log/logger';
+import { VERSION } from '../version';
+
+/** Where the config directory is mounted inside the container, whatever its host path. */
+export const CONTAINER_CONFIG_DIR = '/etc/vipd';
+export const CONTAINER_CONFIG_FILE = `${CONTAINER_CONFIG_DIR}/vipd.yaml`;
+
+/** Seconds the kubelet waits after the drain timeout before SIGKILL (see terminationGracePeriodSeconds). */
+export const GRACE_MARGIN_SECONDS = 10;
+
+/** The priority the system-node-critical class stands for, written out as kubeadm does. */
+const SYSTEM_NODE_CRITICAL_PRIORITY = 2_000_001_000;
+
+export interface PodOptions {
+  /** Container image reference. */
+  readonly image: string;
+  /** Host directory holding vipd.yaml and the secret; mounted read-only at /etc/vipd. */
+  readonly configDir: string;
+  /** Port of the health endpoint on 127.0.0.1 (the config's health.listen). */
+  readonly healthPort: number;
+  readonly logLevel: LogLevel;
+  /** The config's proxy.drainTimeout, in milliseconds. */
+  readonly drainTimeoutMs: number;
+  /** Memory limit, a Kubernetes quantity such as "256Mi". */
+  readonly memoryLimit: string;
+}
+
+export const DEFAULT_IMAGE = `ghcr.io/vipd/vipd:${VERSION}`;
+
+export const POD_DEFAULTS: PodOptions = {
+  image: DEFAULT_IMAGE,
+  configDir: '/etc/vipd',
+  healthPort: 7581,
+  logLevel: 'info',
+  drainTimeoutMs: 20_000,
+  memoryLimit: '256Mi',
+};
+
+/** The grace period for a drain timeout: the drain plus a margin for the handover and exit. */
+export function terminationGracePeriodSeconds(drainTimeoutMs: number): number {
+  return Math.ceil(drainTimeoutMs / 1000) + GRACE_MARGIN_SECONDS;
+}
+
+/** Bytes in a Kubernetes memory quantity ("256Mi", "1G", "300000000"), or undefined if not one. */
+export function quantityBytes(quantity: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(quantity);
+  if (m === null) return undefined;
+  const unit: Record<string, number> = { '': 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  return Math.floor(Number(m[1]) * (unit[m[2] ?? ''] as number));
+}
+
+/** The pod as an object (what `podManifest` prints), for tests and for callers that add to it. */
+export function podObject(options: Partial<PodOptions> = {}): IPod {
+  const o: PodOptions = { ...POD_DEFAULTS, ...options };
+  const limitBytes = quantityBytes(o.memoryLimit);
+  if (limitBytes === undefined) throw new ConfigError([`memoryLimit: got ${JSON.stringify(o.memoryLimit)}, expected a Kubernetes quantity such as "256Mi"`]);
+  if (!posix.isAbsolute(o.configDir)) throw new ConfigError([`configDir: got ${JSON.stringify(o.configDir)}, expected an absolute path`]);
+  const probe = (path: string) => ({
+    // hostNetwork: the kubelet probes from the node's own network namespace, so loopback is
+    // vipd's loopback. The health endpoint is unauthenticated and stays on 127.0.0.1 for that.
+    httpGet: { host: '127.0.0.1', port: o.healthPort, path, scheme: 'HTTP' as const },
+  });
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: 'vipd',
+      // The mirror pod shows up next to kube-apiserver and etcd, where operators look.
+      namespace: 'kube-system',
+      // kubeadm's labels for its own static pods: `kubectl -n kube-system get pods -l tier=control-plane`.
+      labels: { component: 'vipd', tier: 'control-plane' },
+    },
+    spec: {
+      // The VIP, gratuitous ARP, the heartbeats and the :6443 balancer all live on the node's own
+      // interfaces; a pod network does not exist yet when kubeadm init needs the VIP.
+      hostNetwork: true,
+      // Not ClusterFirstWithHostNet: cluster DNS is CoreDNS behind the very apiserver vipd fronts,
+      // absent during bootstrap and unreachable when the control plane is down, which is exactly
+      // when vipd must work. vipd resolves no names (peers and backends are IPv4 literals), so
+      // the node's own resolv.conf ("Default") is the only honest choice.
+      dnsPolicy: 'Default',
+      // Never evicted or preempted before the workloads it serves. The number is the class's
+      // value, written out as kubeadm does for its static pods (admission accepts it when equal).
+      priorityClassName: 'system-node-critical',
+      priority: SYSTEM_NODE_CRITICAL_PRIORITY,
+      // vipd never calls the Kubernetes API (the election is peer to peer): no token to leak.
+      automountServiceAccountToken: false,
+      // SIGTERM makes a master hand the VIP to its successor at once, then lets proxied
+      // connections drain for proxy.drainTimeout. The kubelet's SIGKILL must come after that,
+      // with a margin for the handover, closing the listeners and exiting.
+      terminationGracePeriodSeconds: terminationGracePeriodSeconds(o.drainTimeoutMs),
+      securityContext: {
+        // As kubeadm's own static pods. The default profile allows netlink and AF_PACKET sockets.
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      containers: [{
+        name: 'vipd',
+        image: o.image,
+        // A static pod starts before any registry may be reachable (and the VIP, which a pull
+        // through a cluster mirror might need, is what this pod provides): never pull a present image.
+        imagePullPolicy: 'IfNotPresent',
+        command: ['vipd', 'run', '--config', CONTAINER_CONFIG_FILE, '--log-level', o.logLevel],
+        env: [{
+          // V8 sizes its heap from the host's memory, not the container limit; without a cap it
+          // may grow past the limit and be OOM-killed (SIGKILL: no handover, VIP left behind until
+          // the next start). Three quarters of the limit leaves room for buffers and the addon.
+          name: 'NODE_OPTIONS',
+          value: `--max-old-space-size=${Math.max(32, Math.floor((limitBytes * 0.75) / 2 ** 20))}`,
+        }],
+        resources: {
+          requests: { cpu: '50m', memory: '64Mi' },
+          // A memory limit, but no CPU limit: CFS throttling would stall heartbeats for whole
+          // periods and look like a dead master to the peers (a needless failover).
+          limits: { memory: o.memoryLimit },
+        },
+        securityContext: {
+          // Root for the capabilities (the secret file is root's 0600), but only these two:
+          // NET_ADMIN to add/remove the VIP through netlink, NET_RAW for the packet socket that
+          // sends gratuitous ARP and watches for conflicts. Ports are all above 1024.
+          runAsUser: 0,
+          runAsGroup: 0,
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+        },
+        // /healthz: the daemon's loops run. A few missed periods before a restart, because
+        // restarting a master is a failover.
+        livenessProbe: { ...probe('/healthz'), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+        // /readyz: config loaded, election running, the balancer listening.
+        readinessProbe: { ...probe('/readyz'), periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
+        volumeMounts: [{ name: 'config', mountPath: CONTAINER_CONFIG_DIR, readOnly: true }],
+      }],
+      volumes: [{
+        name: 'config',
+        // Directory, not DirectoryOrCreate: a missing /etc/vipd should stop the pod with a clear
+        // event, not start vipd on an empty directory.
+        hostPath: { path: posix.normalize(o.configDir), type: 'Directory' },
+      }],
+    },
+  };
+}
+
+/** The static pod manifest as YAML, with a header saying where it goes and how it was made. */
+export function podManifest(options: Partial<PodOptions> = {}): string {
+  const header = [
+    '# vipd: virtual IP + apiserver balancer, one static pod per control-plane node.',
+    '# Copy to /etc/kubernetes/manifests/vipd.yaml on every control-plane node; the config and the',
+    '# secret go in the mounted directory (vipd.yaml, secret). See docs/kubeadm.md.',
+    `# Generated by \`vipd manifest pod\` (vipd ${VERSION}); regenerate it rather than edit it.`,
+  ].join('\n');
+  return `${header}\n${stringify(podObject(options), { lineWidth: 0 })}`;
+}
+
+export interface ConfigFileOptions {
+  /** The VIP with its prefix, e.g. "192.168.10.100/24". */
+  readonly vip: string;
+  readonly interface: string;
+  /** Every control-plane member, this node included. */
+  readonly peers: readonly { readonly name: string; readonly address: string }[];
+  /** Written as election.quorum; `none` relaxes safety (bootstrap only, see docs/kubeadm.md). */
+  readonly quorum?: 'auto' | 'majority' | 'none';
+  readonly secretFile?: string;
+  /** Must match the pod's healthPort. */
+  readonly healthPort?: number;
+  /** Must match the pod's drainTimeoutMs (its grace period is built from it). */
+  readonly drainTimeoutMs?: number;
+}
+
+/** A YAML scalar for a value (quoted when YAML needs it), for the config template. */
+const scalar = (value: string | number): string => stringify(value).trimEnd();
+
+/**
+ * A vipd.yaml for the given VIP, interface and peers: only what differs between clusters, every
+ * other key at its documented default. The result passes vipd's own loader (checked here, so a
+ * generated file can never be one `vipd check` refuses).
+ */
+export function configFile(options: ConfigFileOptions): string {
+  const quorum = options.quorum ?? 'auto';
+  const secretFile = options.secretFile ?? `${CONTAINER_CONFIG_DIR}/secret`;
+  const healthPort = options.healthPort ?? POD_DEFAULTS.healthPort;
+  const drainTimeoutMs = options.drainTimeoutMs ?? POD_DEFAULTS.drainTimeoutMs;
+  const quorumNote = quorum === 'none'
+    ? '# BOOTSTRAP ONLY: any member alone may hold the VIP; set back to auto once all have joined'
+    : quorum === 'auto'
+      ? '# majority with 3+ members: an isolated node never holds the VIP'
+      : '# only a member that hears a majority of peers may hold the VIP';
+  const lines = [
+    `# vipd config, generated by \`vipd manifest config\` (vipd ${VERSION}).`,
+    '# The same file goes on every control-plane node as /etc/vipd/vipd.yaml: each member finds itself',
+    '# in `peers` by its host name (set nodeName where the host name differs). Keys not written here',
+    '# have their defaults (docs/configuration.md). Check it with `vipd check --config FILE`.',
+    '',
+    '# Every control-plane member, this node included: its name and the address heartbeats come from.',
+    'peers:',
+    ...options.peers.flatMap((p) => [`  - name: ${scalar(p.name)}`, `    address: ${scalar(p.address)}`]),
+    '',
+    'vip:',
+    `  address: ${scalar(options.vip)}  # clients use VIP:6443 (kubeadm --control-plane-endpoint)`,
+    `  interface: ${scalar(options.interface)}  # the interface that carries the peers' addresses`,
+    '',
+    'election:',
+    `  quorum: ${scalar(quorum)}  ${quorumNote}`,
+    `  secretFile: ${scalar(secretFile)}  # same content on every member: head -c 32 /dev/urandom | base64`,
+    '',
+    'proxy:',
+    `  drainTimeout: ${scalar(formatDuration(drainTimeoutMs))}  # the static pod's grace period is this + ${GRACE_MARGIN_SECONDS}s (vipd manifest pod --drain-timeout)`,
+    '',
+    'health:',
+    `  listen: ${scalar(`127.0.0.1:${healthPort}`)}  # the static pod's probes call this port (vipd manifest pod --health-port)`,
+    '',
+  ];
+  const text = lines.join('\n');
+  // As loaded on the first peer; the secret is not read (it lives on the nodes, not here).
+  try {
+    parseConfigText(text, 'generated config', { readSecret: false, hostname: options.peers[0]?.name ?? '' });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(err.problems.map((p) => `the generated config would be invalid: ${p}`));
+    throw err;
+  }
+  return text;
+}

@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Command } from 'commander';
+// The Kubernetes OpenAPI schema: Pod#validate() throws on a field of the wrong type or value.
+import { Pod } from 'kubernetes-models/v1';
+import { parse } from 'yaml';
+import { parseConfigText } from '../src/config/load';
+import { ConfigError } from '../src/errors';
+import { registerManifestCommands } from '../src/manifest/cli';
+import { configFile, podManifest, POD_DEFAULTS, type PodOptions } from '../src/manifest/pod';
+import { VERSION } from '../src/version';
+
+const CHECKED_IN = join(__dirname, '..', '..', 'static-pods', 'vipd.yaml');
+
+interface PodShape {
+  spec: {
+    hostNetwork: boolean;
+    dnsPolicy: string;
+    priorityClassName: string;
+    terminationGracePeriodSeconds: number;
+    containers: {
+      image: string;
+      command: string[];
+      resources: { requests: Record<string, string>; limits: Record<string, string> };
+      securityContext: { runAsUser: number; allowPrivilegeEscalation: boolean; readOnlyRootFilesystem: boolean; capabilities: { add: string[]; drop: string[] } };
+      livenessProbe: { httpGet: { host: string; port: number; path: string } };
+      readinessProbe: { httpGet: { host: string; port: number; path: string } };
+      volumeMounts: { name: string; mountPath: string; readOnly: boolean }[];
+    }[];
+    volumes: { name: string; hostPath: { path: string; type: string } }[];
+  };
+  metadata: { namespace: string; labels: Record<string, string> };
+}
+
+/** Runs `vipd manifest ...` through commander and returns what it printed. */
+async function run(...args: string[]): Promise<string> {
+  let out = '';
+  const program = new Command('vipd').exitOverride();
+  registerManifestCommands(program, (text) => { out += text; });
+  await program.parseAsync(['manifest', ...args], { from: 'user' });
+  return out;
+}
+
+function validatePod(text: string): PodShape {
+  const obj = parse(text) as Record<string, unknown>;
+  new Pod(obj as ConstructorParameters<typeof Pod>[0]).validate();
+  return obj as unknown as PodShape;
+}
+
+function assertRequiredProperties(pod: PodShape, o: PodOptions): void {
+  const c = pod.spec.containers[0]!;
+  assert.equal(pod.spec.hostNetwork, true);
+  assert.equal(pod.metadata.namespace, 'kube-system');
+  assert.deepEqual(pod.metadata.labels, { component: 'vipd', tier: 'control-plane' });
+  assert.equal(pod.spec.priorityClassName, 'system-node-critical');
+  assert.equal(pod.spec.dnsPolicy, 'Default', 'no dependency on cluster DNS');
+  assert.deepEqual(c.securityContext.capabilities, { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] });
+  assert.equal(c.securityContext.runAsUser, 0);
+  assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.deepEqual(c.command.slice(0, 4), ['vipd', 'run', '--config', '/etc/vipd/vipd.yaml']);
+  assert.deepEqual(c.command.slice(4), ['--log-level', o.logLevel]);
+  assert.equal(c.image, o.image);
+  assert.deepEqual(c.livenessProbe.httpGet, { host: '127.0.0.1', port: o.healthPort, path: '/healthz', scheme: 'HTTP' });
+  assert.deepEqual(c.readinessProbe.httpGet, { host: '127.0.0.1', port: o.healthPort, path: '/readyz', scheme: 'HTTP' });
+  assert.equal(c.resources.requests.cpu, '50m');
+  assert.equal(c.resources.requests.memory, '64Mi');
+  assert.equal(c.resources.limits.memory, o.memoryLimit);
+  assert.equal(c.resources.limits.cpu, undefined, 'no CPU limit: throttling stalls heartbeats');
+  assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 > o.drainTimeoutMs, 'the kubelet must not SIGKILL during the drain');
+  // The config file the command names is inside the read-only mount of the config directory.
+  assert.deepEqual(c.volumeMounts, [{ name: 'config', mountPath: '/etc/vipd', readOnly: true }]);
+  assert.deepEqual(pod.spec.volumes, [{ name: 'config', hostPath: { path: o.configDir, type: 'Directory' } }]);
+}
+
+describe('manifest pod', () => {
+  it('the checked-in static-pods/vipd.yaml is what the code generates (regenerate it when defaults change)', () => {
+    const expected = podManifest();
+    assert.equal(readFileSync(CHECKED_IN, 'utf8'), expected,
+      'static-pods/vipd.yaml is stale: npx tsc -p . && node dist/src/cli/main.js manifest pod > static-pods/vipd.yaml');
+  });
+
+  it('the default and the checked-in manifest validate against the Kubernetes schema, with every required property', async () => {
+    for (const text of [podManifest(), readFileSync(CHECKED_IN, 'utf8'), await run('pod')]) {
+      const pod = validatePod(text);
+      assertRequiredProperties(pod, POD_DEFAULTS);
+      assert.equal(pod.spec.containers[0]!.image, `ghcr.io/vipd/vipd:${VERSION}`);
+      assert.equal(pod.spec.terminationGracePeriodSeconds, 30);
+    }
+  });
+
+  it('flags change the image, config directory, health port, log level, drain and memory limit', async () => {
+    const text = await run('pod', '--image', 'registry.example:5000/ops/vipd:dev', '--config-dir', '/srv/vipd/', '--health-port', '9581',
+      '--log-level', 'debug', '--drain-timeout', '1m30s', '--memory-limit', '512Mi');
+    const pod = validatePod(text);
+    const o: PodOptions = { image: 'registry.example:5000/ops/vipd:dev', configDir: '/srv/vipd', healthPort: 9581, logLevel: 'debug', drainTimeoutMs: 90_000, memoryLimit: '512Mi' };
+    assertRequiredProperties(pod, o);
+    assert.equal(pod.spec.terminationGracePeriodSeconds, 100);
+  });
+
+  it('bad flags are a ConfigError (exit 2) naming each flag', async () => {
+    await assert.rejects(run('pod', '--health-port', 'http', '--drain-timeout', '20', '--log-level', 'loud', '--image', 'Not An Image', '--config-dir', 'etc/vipd', '--memory-limit', '1Mi'),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.equal(err.exitCode, 2);
+        for (const flag of ['--health-port', '--drain-timeout', '--log-level', '--image', '--config-dir', '--memory-limit']) {
+          assert.ok(err.problems.some((p) => p.startsWith(`${flag}: got `)), `${flag} in:\n${err.problems.join('\n')}`);
+        }
+        return true;
+      });
+  });
+});
+
+describe('manifest config', () => {
+  const args = ['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13'];
+
+  it('prints a config that vipd\'s own loader accepts on every peer, matching the flags', async () => {
+    const text = await run('config', ...args);
+    for (const host of ['cp1', 'cp2', 'cp3']) {
+      const { config } = parseConfigText(text, 'generated.yaml', { readSecret: false, hostname: host });
+      assert.equal(config.nodeName, host);
+      assert.deepEqual(config.peers.map((p) => `${p.name}=${p.address}`), ['cp1=192.168.10.11', 'cp2=192.168.10.12', 'cp3=192.168.10.13']);
+      assert.equal(config.vip.address, '192.168.10.100/24');
+      assert.equal(config.vip.interface, 'eth0');
+      assert.equal(config.election.quorum, 'majority');
+      assert.equal(config.election.secretFile, '/etc/vipd/secret');
+      assert.deepEqual(config.health.listen, { host: '127.0.0.1', port: POD_DEFAULTS.healthPort });
+      assert.equal(config.proxy.drainTimeout, POD_DEFAULTS.drainTimeoutMs);
+    }
+  });
+
+  it('agrees with the pod generated from the same health port and drain timeout', async () => {
+    const shared = ['--health-port', '9581', '--drain-timeout', '45s'];
+    const { config } = parseConfigText(await run('config', ...args, ...shared), 'generated.yaml', { readSecret: false, hostname: 'cp2' });
+    const pod = validatePod(await run('pod', ...shared));
+    const c = pod.spec.containers[0]!;
+    assert.equal(c.livenessProbe.httpGet.port, config.health.listen.port);
+    assert.equal(c.readinessProbe.httpGet.host, config.health.listen.host);
+    assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 > config.proxy.drainTimeout);
+  });
+
+  it('--quorum none (bootstrap) is written as such and says so', async () => {
+    const text = await run('config', ...args, '--quorum', 'none');
+    assert.match(text, /quorum: none\s+# BOOTSTRAP ONLY/);
+    assert.equal(parseConfigText(text, 'g', { readSecret: false, hostname: 'cp1' }).config.election.quorum, 'none');
+  });
+
+  it('odd but valid values are quoted so YAML keeps them strings', () => {
+    const text = configFile({ vip: '10.0.0.100/8', interface: 'true', peers: [{ name: '1e3', address: '10.0.0.1' }] });
+    const { config } = parseConfigText(text, 'g', { readSecret: false, hostname: '1e3' });
+    assert.equal(config.vip.interface, 'true');
+    assert.equal(config.peers[0]!.name, '1e3');
+  });
+
+  it('missing and bad flags are a ConfigError naming each flag', async () => {
+    await assert.rejects(run('config'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      for (const flag of ['--vip', '--interface', '--peers']) assert.ok(err.problems.some((p) => p.startsWith(`${flag}: missing`)), err.problems.join('\n'));
+      return true;
+    });
+    const bad: [string[], string][] = [
+      [['--vip', '192.168.10.100', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11'], '--vip'],
+      [['--vip', '192.168.10.11/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11'], '--vip'],
+      [['--vip', '192.168.10.100/24', '--interface', 'a very long interface', '--peers', 'cp1=192.168.10.11'], '--interface'],
+      [['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'CP1=192.168.10.11'], '--peers'],
+      [['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11,cp2=192.168.10.11'], '--peers'],
+      [['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11,cp1=192.168.10.12'], '--peers'],
+      [['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1:192.168.10.11'], '--peers'],
+      [[...args, '--quorum', 'most'], '--quorum'],
+      [[...args, '--secret-file', 'secret'], '--secret-file'],
+      [[...args, '--health-port', '7580'], '--health-port'],
+      [[...args, '--drain-timeout', '-1s'], '--drain-timeout'],
+    ];
+    for (const [argv, flag] of bad) {
+      await assert.rejects(run('config', ...argv), (err: unknown) =>
+        err instanceof ConfigError && err.exitCode === 2 && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `), argv.join(' '));
+    }
+  });
+});
