@@ -22,6 +22,9 @@ export class DryRunVipOwner implements VipOwner {
     this.holding = false;
     this.log.info({ vip: this.vip, interface: this.iface, dryRun: true, held: false }, 'would remove the VIP');
   }
+  quiesce(): void {
+    if (this.holding) this.log.info({ vip: this.vip, dryRun: true }, 'would stop announcing the VIP (handing over)');
+  }
   held(): boolean {
     return this.holding;
   }

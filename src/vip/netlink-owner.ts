@@ -45,6 +45,8 @@ export class NetlinkVipOwner implements VipOwner {
   private link: LinkInfo | undefined;
   private frames: readonly Buffer[] = [];
   private holding = false;
+  /** Handing over: the address stays, but we announce nothing and answer no conflict. */
+  private quiet = false;
   /** The address may be on the interface: set before adding it, cleared once a delete succeeds. */
   private mayHold = false;
   private burstTimer: NodeJS.Timeout | undefined;
@@ -79,6 +81,7 @@ export class NetlinkVipOwner implements VipOwner {
 
   async acquire(): Promise<void> {
     this.assertOpen();
+    this.quiet = false;
     if (this.holding) return;
     this.stopTimers();
     const link = await this.resolveLink();
@@ -119,6 +122,11 @@ export class NetlinkVipOwner implements VipOwner {
     if (index !== undefined) await this.deleteAddress(index, this.prefix);
     this.mayHold = false;
     if (wasHeld) this.opts.log.info({ vip: this.opts.vip.address, interface: this.iface }, 'VIP removed');
+  }
+
+  quiesce(): void {
+    this.quiet = true;
+    this.stopTimers();
   }
 
   held(): boolean {
@@ -211,7 +219,7 @@ export class NetlinkVipOwner implements VipOwner {
 
   /** One frame of each form (see arp.ts for why both). */
   private sendRound(): void {
-    if (!this.holding || this.packets === undefined) return;
+    if (!this.holding || this.quiet || this.packets === undefined) return;
     for (const frame of this.frames) {
       try {
         this.packets.send(frame);
@@ -224,7 +232,7 @@ export class NetlinkVipOwner implements VipOwner {
   }
 
   private onFrame(frame: Buffer): void {
-    if (!this.holding || !this.opts.vip.conflictDetection || this.link === undefined) return;
+    if (!this.holding || this.quiet || !this.opts.vip.conflictDetection || this.link === undefined) return;
     const arp = parseArpFrame(frame);
     if (arp === undefined || arp.senderIp !== this.ip || arp.senderMac === this.link.mac) return;
     this.opts.metrics.vipConflicts.inc();

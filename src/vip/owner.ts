@@ -9,6 +9,11 @@ export interface VipOwner {
   acquire(): Promise<void>;
   /** Take the VIP off the interface. Idempotent. */
   release(): Promise<void>;
+  /**
+   * Stop announcing (no more GARP, no answers to conflicts) but keep the address: a stopping
+   * master hands over make-before-break, and must not fight its successor's GARP meanwhile.
+   */
+  quiesce(): void;
   /** Whether the VIP is on the interface as far as this owner knows. */
   held(): boolean;
   /** Release everything this owner opened (sockets, timers). Idempotent. */

@@ -59,6 +59,8 @@ export class ElectionRunner {
   private closed = false;
   private started = false;
   private readonly listeners: ((t: TransitionInfo) => void)[] = [];
+  /** While a stopping master waits for its successor's MASTER announcement. */
+  private awaiting: { name: string; done: () => void } | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: RunnerOptions) {
@@ -119,24 +121,48 @@ export class ElectionRunner {
   /**
    * Graceful stop: resign (naming the successor, so it takes over without waiting a dead interval),
    * release the VIP, then close the socket. Idempotent.
+   *
+   * Make before break: a stopping master keeps the address until the successor announces itself
+   * MASTER (at most a dead interval), so a connection that reaches this node while the clients'
+   * ARP caches still point here is accepted rather than lost to a SYN retransmit (1 s). In that
+   * window this node stops announcing (no GARP, no conflict answers): the successor's GARP wins.
    */
   async stop(): Promise<void> {
     if (this.closed) return;
     if (this.started) {
+      const wasMaster = this.state.role === 'MASTER';
       const { actions, state } = step(this.state, { type: 'stop', now: this.now() });
       this.state = state;
       this.clearTimers();
+      let successor = '';
+      let release = false;
+      if (wasMaster) this.opts.vip.quiesce();
       for (const action of actions) {
-        if (action.type === 'send') {
+        if (action.type === 'releaseVip') release = true;
+        else if (action.type === 'send') {
+          successor = action.heartbeat.master;
+          const claimed = successor !== '' && release ? this.masterAnnounced(successor) : Promise.resolve(false);
           for (let i = 0; i < RESIGN_COPIES; i += 1) {
             if (i > 0) await new Promise((r) => setTimeout(r, RESIGN_SPACING_MS));
             this.sendToPeers(action.heartbeat);
           }
+          const took = await claimed;
+          if (release) this.opts.log.info({ component: 'election', successor, announced: took }, took ? 'successor is master; releasing the VIP' : 'no successor announced itself in time; releasing the VIP');
         } else this.execute(action);
       }
+      if (release) this.withVip('release', () => this.opts.vip.release());
     }
     await this.vipQueue;
     await this.close();
+  }
+
+  /** Resolves true when `name` announces MASTER, false after a dead interval. */
+  private masterAnnounced(name: string): Promise<boolean> {
+    const { settings } = this.opts;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.awaiting = undefined; resolve(false); }, settings.deadAfter * settings.intervalMs);
+      this.awaiting = { name, done: () => { clearTimeout(timer); this.awaiting = undefined; resolve(true); } };
+    });
   }
 
   /** Abort: close the socket and timers without resigning (the VIP owner is closed by its owner). */
@@ -263,6 +289,7 @@ export class ElectionRunner {
       return this.dropped('replay', from, `epoch ${hb.epoch} seq ${hb.seq} is not newer than the last seen`);
     }
     metrics.heartbeatsReceived.inc();
+    if (this.awaiting?.name === hb.sender && hb.role === 'MASTER') this.awaiting.done();
     this.feed({ type: 'heartbeat', now: this.now(), heartbeat: hb });
   }
 
