@@ -127,8 +127,9 @@ void OnReadable(uv_poll_t* handle, int /*status*/, int /*events*/) {
                          reinterpret_cast<struct sockaddr*>(&from), &fromlen);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      continue;  // a one-shot socket error (ENETDOWN): it is cleared now; read on
+      // EAGAIN: drained. Anything else is a one-shot socket error (ENETDOWN on link down) that
+      // this read has just cleared; the level-triggered poll calls back if frames are waiting.
+      break;
     }
     if (static_cast<size_t>(n) > sizeof s->buf) continue;  // truncated: not an ARP frame
     // Frames this host sends (the kernel answering ARP for the VIP with our MAC) are copied to
