@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
+import { HEAL, ISOLATE } from '../src/lab/drill';
 import { Lab, sleep, waitFor, type LanHost } from '../src/lab/netns';
 import { DaemonProcess, isTransition, tempDir } from './helpers/daemon';
 
@@ -100,12 +101,6 @@ class Cluster {
   }
 }
 
-const ISOLATE = [
-  'table inet vipd_test {',
-  '  chain in { type filter hook input priority 0; iifname "eth0" drop; }',
-  '  chain out { type filter hook output priority 0; oifname "eth0" drop; }',
-  '}', ''].join('\n');
-const HEAL = 'delete table inet vipd_test\n';
 
 describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 }, () => {
   const c = new Cluster('majority');

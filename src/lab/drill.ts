@@ -66,11 +66,13 @@ export function checkDrillPrerequisites(): void {
   }
 }
 
-const ISOLATE = [
+/** An nftables table that cuts a namespace's eth0 off both ways; `HEAL` removes it. */
+export const ISOLATE = [
   'table inet vipd_lab {',
   '  chain in { type filter hook input priority 0; iifname "eth0" drop; }',
   '  chain out { type filter hook output priority 0; oifname "eth0" drop; }',
   '}', ''].join('\n');
+export const HEAL = 'delete table inet vipd_lab\n';
 
 export async function runDrill(manager: VipManager, options: DrillOptions): Promise<Outcome[]> {
   checkDrillPrerequisites();
@@ -210,7 +212,7 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
     await drill('partition: nftables cuts the master off from the rest', (m) => {
       execFileSync('ip', ['netns', 'exec', host(m).ns, 'nft', '-f', '-'], { input: ISOLATE });
     }, (m) => {
-      execFileSync('ip', ['netns', 'exec', host(m).ns, 'nft', 'delete', 'table', 'inet', 'vipd_lab']);
+      execFileSync('ip', ['netns', 'exec', host(m).ns, 'nft', '-f', '-'], { input: HEAL });
     });
     return outcomes;
   } finally {
