@@ -5,6 +5,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { loadConfigFile, type Config, type LoadedConfig } from './config/load';
 import { ConfigError } from './errors';
+import { TcpProxy } from './proxy';
+import { ApiserverTracker } from './track/apiserver';
 import { HealthServer } from './health/server';
 import type { Check, DaemonStatus, HealthSource } from './health/status';
 import type { Logger } from './log/logger';
@@ -16,6 +18,9 @@ import type { VipOwner } from './vip/owner';
 import { ElectionRunner } from './vrrp/runner';
 import { electionSettings } from './vrrp/settings';
 import { VERSION } from './version';
+
+/** The tracked condition name for this node's own apiserver. */
+const APISERVER_TRACK = 'apiserver';
 
 /** /healthz fails when the election has not stepped for this long (it steps at least every interval). */
 const STALL_LIMIT_MS = 5_000;
@@ -45,6 +50,8 @@ export class Daemon implements HealthSource {
   readonly election: ElectionRunner;
   private readonly vip: VipOwner;
   private readonly health: HealthServer;
+  private readonly proxy: TcpProxy | undefined;
+  private tracker: ApiserverTracker | undefined;
   private state: 'starting' | 'running' | 'stopping' = 'starting';
   private readonly linkWatch: LinkWatch | undefined;
   private stopping: Promise<void> | undefined;
@@ -65,6 +72,8 @@ export class Daemon implements HealthSource {
       vip: this.vip,
     });
     this.health = new HealthServer(this, config.health.listen);
+    this.proxy = config.proxy.enabled ? new TcpProxy(config, { log: log.child({ component: 'proxy' }), metrics: this.metrics.proxy }) : undefined;
+    this.tracker = this.newTracker(config);
     if (!options.dryRun && config.vip.trackInterface) {
       this.linkWatch = new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
       this.linkWatch.on('change', (state) => {
@@ -80,17 +89,16 @@ export class Daemon implements HealthSource {
       config: config.file, vip: config.vip.address, interface: config.vip.interface, address: config.self.address,
       peers: config.peers.map((p) => p.name), quorum: config.election.quorum, dryRun: this.options.dryRun,
     }, 'vipd starting');
-    // Said plainly rather than silently ignored: these config sections are validated but their
-    // features are not in this build yet.
-    if (config.proxy.enabled) this.options.log.warn({ component: 'proxy' }, 'the built-in balancer is not in this build yet: proxy.* is validated but no listener starts');
-    if (config.track.apiserver.enabled) this.options.log.warn({ component: 'track' }, 'the apiserver check is not in this build yet: track.apiserver is validated but not run');
     try {
+      // The listeners first: a port that cannot be bound fails the start before we join the election.
       // The link state first, so a node whose link is down starts in FAULT and never claims.
+      await this.proxy?.start();
       if (this.linkWatch !== undefined) {
         const state = await this.linkWatch.start();
         this.election.track(`link:${config.vip.interface}`, linkEffect(state));
       }
       await this.election.start();
+      this.tracker?.start();
       await this.health.start();
       this.state = 'running';
     } catch (err) {
@@ -103,7 +111,10 @@ export class Daemon implements HealthSource {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.state = 'stopping';
+      this.tracker?.close();
+      // Hand the VIP over first, so new clients go to the successor while connections here drain.
       await this.election.stop();
+      await this.proxy?.close();
       await this.close();
       this.options.log.info('vipd stopped');
     })();
@@ -117,6 +128,8 @@ export class Daemon implements HealthSource {
 
   private async close(): Promise<void> {
     this.linkWatch?.close();
+    this.tracker?.close();
+    await this.proxy?.destroy();
     await this.election.close();
     await this.vip.close();
     await this.health.close();
@@ -143,11 +156,36 @@ export class Daemon implements HealthSource {
       log.error({ component: 'reload', keys: fixed }, `reload refused, the running config stays: ${reason}`);
       return { ok: false, reason };
     }
+    try {
+      await this.proxy?.reload(next.config);
+    } catch (err) {
+      const reason = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
+      log.error({ component: 'reload', err }, `reload refused, the running config stays: ${reason}`);
+      return { ok: false, reason };
+    }
+    if (!isDeepStrictEqual(next.config.track, this.loaded.config.track)) {
+      // The tracker restarts with the new settings; its verdict starts over from healthy.
+      this.tracker?.close();
+      this.election.track(APISERVER_TRACK, { kind: 'ok' });
+      this.tracker = this.newTracker(next.config);
+      this.tracker?.start();
+    }
     const e = next.config.election;
     this.election.reconfigure({ priority: e.priority, preempt: e.preempt, preemptDelayMs: e.preemptDelay });
     this.loaded = next;
     log.info({ component: 'reload', config: next.config.file, priority: e.priority, preempt: e.preempt }, 'config reloaded');
     return { ok: true, reason: 'applied' };
+  }
+
+  private newTracker(config: Config): ApiserverTracker | undefined {
+    if (!config.track.apiserver.enabled) return undefined;
+    return new ApiserverTracker(
+      { address: config.self.address, settings: config.track.apiserver, log: this.options.log.child({ component: 'track' }) },
+      (effect) => {
+        this.options.log.info({ component: 'track', check: APISERVER_TRACK, effect: effect.kind }, `apiserver check: ${effect.kind}`);
+        this.election.track(APISERVER_TRACK, effect);
+      },
+    );
   }
 
   // ---- HealthSource --------------------------------------------------------------------------
@@ -162,7 +200,10 @@ export class Daemon implements HealthSource {
   ready(): Check {
     if (this.state !== 'running') return { ok: false, reason: this.state };
     const h = this.healthy();
-    return h.ok ? { ok: true, reason: `config loaded, election running (${this.election.snapshot().role})` } : h;
+    if (!h.ok) return h;
+    const closed = this.proxy?.status().frontends.filter((f) => !f.listening).map((f) => f.name) ?? [];
+    if (closed.length > 0) return { ok: false, reason: `frontends not listening: ${closed.join(', ')}` };
+    return { ok: true, reason: `config loaded, election running (${this.election.snapshot().role})${this.proxy ? ', proxy listening' : ''}` };
   }
 
   async metricsText(): Promise<{ contentType: string; body: string }> {
@@ -192,7 +233,11 @@ export class Daemon implements HealthSource {
         lastHeardMsAgo: p.lastHeard === undefined ? null : Math.round(now - p.lastHeard),
         state: p.role, priority: p.priority, master: p.master, vote: p.vote,
       })),
-      backends: [],
+      backends: (this.proxy?.status().frontends ?? []).flatMap((f) => f.backends.map((b) => ({
+        frontend: f.name, name: b.name, address: `${b.address}:${b.port}`, up: b.state !== 'down',
+        activeConnections: b.activeConnections,
+        lastCheck: b.lastCheck === null ? null : { at: b.lastCheck.at, ok: b.lastCheck.ok, ...(b.lastCheck.detail ? { detail: b.lastCheck.detail } : {}) },
+      }))),
     };
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The failover drill behind `vipd lab` and bench/failover.ts: a throwaway network of namespaces
- * (three control-plane nodes and a client on one bridge), a stand-in apiserver on :9443 in each
- * node, a VIP manager in each node (vipd, or keepalived for the comparison), and a client
- * connecting to VIP:9443 every 10 ms. Events: crash the master, cut its link, stop it
+ * (three control-plane nodes and a client on one bridge), a stand-in apiserver (HTTPS, /readyz) on
+ * :9443 in each node, a VIP manager in each node (vipd, or keepalived + HAProxy for the
+ * comparison), and a client connecting to VIP:6443 (the balancer) every 10 ms. Events: crash the master, cut its link, stop it
  * gracefully, partition it away, heal. Who holds the VIP is read from the kernel
  * (`ip monitor address` in each namespace), not from the managers' own word, so every manager is
  * judged the same way. Everything created is removed at the end, on error and on Ctrl-C.
@@ -26,8 +26,10 @@ export interface VipManager {
   readonly label: string;
   /** Write config files etc. into `dir`, once the network exists. */
   prepare(net: DrillNetwork, dir: string): void;
-  /** The command line to run on `node`, inside its namespace. */
-  command(node: NodeName, dir: string): { cmd: string; args: string[] };
+  /** The processes to run on `node`, inside its namespace (started, stopped and killed together). */
+  commands(node: NodeName, dir: string): { cmd: string; args: string[] }[];
+  /** The port the client connects to on the VIP. */
+  readonly probePort: number;
   /** Called with each line the manager prints (for --verbose). */
   readonly onLine?: (node: NodeName, line: string) => void;
 }
@@ -81,7 +83,7 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
   const lab = new Lab(options.prefix);
   const dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
   const children = new Set<ChildProcess>();
-  const managers = new Map<NodeName, ChildProcess>();
+  const managers = new Map<NodeName, ChildProcess[]>();
   const standIns = new Map<NodeName, ChildProcess>();
   const holders = new Set<NodeName>();
   let holderWaiters: (() => void)[] = [];
@@ -118,15 +120,16 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
       });
     }
     const startStandIn = (n: NodeName) => {
-      standIns.set(n, spawnIn(host(n).ns, process.execPath, [join(__dirname, 'stand-in-server.js'), '0.0.0.0', '9443', n], 'ignore'));
+      standIns.set(n, spawnIn(host(n).ns, process.execPath, [join(__dirname, 'stand-in-apiserver.js'), '--host', '0.0.0.0', '--port', '9443', '--name', n], 'ignore'));
     };
     const startManager = (n: NodeName) => {
-      const { cmd, args } = manager.command(n, dir);
-      const child = spawnIn(host(n).ns, cmd, args);
-      managers.set(n, child);
-      const onLine = (line: string) => manager.onLine?.(n, line);
-      createInterface({ input: child.stdout! }).on('line', onLine);
-      createInterface({ input: child.stderr! }).on('line', onLine);
+      managers.set(n, manager.commands(n, dir).map(({ cmd, args }) => {
+        const child = spawnIn(host(n).ns, cmd, args);
+        const onLine = (line: string) => manager.onLine?.(n, line);
+        createInterface({ input: child.stdout! }).on('line', onLine);
+        createInterface({ input: child.stderr! }).on('line', onLine);
+        return child;
+      }));
     };
     const waitHolders = (pred: (h: ReadonlySet<NodeName>) => boolean): Promise<number | undefined> => {
       const start = Date.now();
@@ -146,7 +149,7 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
     if (await waitHolders((h) => h.size === 1) === undefined) throw new Error(`no single VIP holder within ${PHASE_TIMEOUT_MS / 1000}s (holders: ${list()})`);
     say(`VIP on ${list()} (elected)`);
 
-    const probe = spawnIn(host('client').ns, process.execPath, [join(__dirname, 'probe.js'), VIP, '9443', '10', '600']);
+    const probe = spawnIn(host('client').ns, process.execPath, [join(__dirname, 'probe.js'), VIP, String(manager.probePort), '10', '600']);
     createInterface({ input: probe.stdout! }).on('line', (text) => {
       try { probeResults.push(JSON.parse(text) as { t: number; ok: boolean }); } catch { /* not a probe line */ }
     });
@@ -208,7 +211,11 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
     }, async (m) => {
       await lab.ip(host(m).bridgeNs, 'link', 'set', host(m).bridgePort, 'up');
     });
-    await drill('graceful: SIGTERM the master', (m) => { managers.get(m)?.kill('SIGTERM'); }, (m) => { startManager(m); });
+    await drill('graceful: SIGTERM the master', async (m) => {
+      const procs = managers.get(m) ?? [];
+      for (const p of procs) p.kill('SIGTERM');
+      await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? undefined : new Promise((r) => p.once('exit', r)))));
+    }, (m) => { startManager(m); });
     await drill('partition: nftables cuts the master off from the rest', (m) => {
       execFileSync('ip', ['netns', 'exec', host(m).ns, 'nft', '-f', '-'], { input: ISOLATE });
     }, (m) => {

@@ -1,7 +1,7 @@
 /**
  * `vipd lab`: vipd's built-in demo. Runs the failover drill (drill.ts) with the real vipd daemon on
- * each of three namespaced nodes at the default settings, and prints who held the VIP and the
- * client's outage for each event.
+ * each of three namespaced nodes at the default settings (VIP, balancer on :6443, apiserver
+ * tracking), and prints who held the VIP and the client's outage for each event.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,13 +31,13 @@ export function vipdManager(options: LabOptions, print: (line: string) => void):
           peers: NODES.map((p) => ({ name: p, address: net.host(p).ip })),
           vip: { address: `${VIP}/24`, interface: 'eth0' },
           election: { secretFile, ...options.election },
-          proxy: { enabled: false },
-          track: { apiserver: { enabled: false } },
-          health: { listen: '127.0.0.1:7581' },
+          // The defaults: a balancer on :6443 over every node's :9443 (checked with GET /readyz),
+          // and this node's own apiserver tracked, as on a real control plane.
         }));
       }
     },
-    command: (n, dir) => ({ cmd: process.execPath, args: [CLI, 'run', '--config', join(dir, `${n}.yaml`)] }),
+    commands: (n, dir) => [{ cmd: process.execPath, args: [CLI, 'run', '--config', join(dir, `${n}.yaml`)] }],
+    probePort: 6443,
     ...(options.verbose ? { onLine: (n, line) => print(`        ${n}: ${line}`) } : {}),
   };
 }
@@ -48,6 +48,6 @@ export async function runLab(options: LabOptions): Promise<Outcome[]> {
   const outcomes = await runDrill(manager, { out: print, prefix: 'vipd-lab' });
   print('');
   for (const line of formatOutcomes(manager.label, outcomes)) print(line);
-  print('The client connects to VIP:9443 every 10 ms; "VIP moved" is read from the kernel of each node.');
+  print('The client connects to VIP:6443 (vipd\'s balancer) every 10 ms; "VIP moved" is read from each node\'s kernel.');
   return outcomes;
 }

@@ -1,0 +1,52 @@
+/**
+ * The balancer's Prometheus metrics (docs/metrics.md lists them for operators). Registered on the
+ * daemon's own registry by createMetrics; the proxy holds labelled children per backend so the
+ * per-connection path never hashes label sets.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** Bytes a frontend has relayed: `in` from clients to backends, `out` from backends to clients. */
+export interface ByteTotals {
+  readonly frontend: string;
+  readonly in: number;
+  readonly out: number;
+}
+
+export const CHECK_RESULTS = ['success', 'failure'] as const;
+export type CheckResultLabel = (typeof CHECK_RESULTS)[number];
+
+export function registerProxyMetrics(registry: Registry) {
+  const registers = [registry];
+  let bytesSource: (() => Iterable<ByteTotals>) | undefined;
+  return {
+    backendUp: new Gauge({ name: 'vipd_backend_up', help: 'Health of each backend: 1 up (or not yet checked), 0 down.', labelNames: ['frontend', 'backend'] as const, registers }),
+    connectionsActive: new Gauge({ name: 'vipd_proxy_connections_active', help: 'Client connections currently relayed to each backend.', labelNames: ['frontend', 'backend'] as const, registers }),
+    connectionsTotal: new Counter({ name: 'vipd_proxy_connections_total', help: 'Client connections relayed to each backend (counted once the backend connection is up).', labelNames: ['frontend', 'backend'] as const, registers }),
+    connectFailures: new Counter({ name: 'vipd_proxy_connect_failures_total', help: 'Failed or timed-out connects to each backend (each may have been retried on another).', labelNames: ['frontend', 'backend'] as const, registers }),
+    retries: new Counter({ name: 'vipd_proxy_retries_total', help: 'Connects retried on another backend after a failure.', labelNames: ['frontend'] as const, registers }),
+    unserved: new Counter({ name: 'vipd_proxy_unserved_connections_total', help: 'Client connections closed because no backend could be reached.', labelNames: ['frontend'] as const, registers }),
+    bytes: new Counter({
+      name: 'vipd_proxy_bytes_total',
+      help: 'Bytes relayed: direction="in" from clients to backends, "out" from backends to clients.',
+      labelNames: ['frontend', 'direction'] as const,
+      registers,
+      // Counted at scrape time from the sockets' own byte counts: counting per chunk would put a
+      // label lookup on the hottest path of the proxy.
+      collect() {
+        if (bytesSource === undefined) return;
+        this.reset();
+        for (const t of bytesSource()) {
+          this.inc({ frontend: t.frontend, direction: 'in' }, t.in);
+          this.inc({ frontend: t.frontend, direction: 'out' }, t.out);
+        }
+      },
+    }),
+    healthChecks: new Counter({ name: 'vipd_health_checks_total', help: 'Active health checks of each backend, by result.', labelNames: ['frontend', 'backend', 'result'] as const, registers }),
+    /** The proxy registers where byte totals come from; they must only ever grow. */
+    setBytesSource(source: (() => Iterable<ByteTotals>) | undefined): void {
+      bytesSource = source;
+    },
+  };
+}
+
+export type ProxyMetrics = ReturnType<typeof registerProxyMetrics>;

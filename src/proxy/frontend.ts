@@ -1,0 +1,319 @@
+/**
+ * One listening address and its backends: the listener, the pool, one health checker per backend,
+ * and every client relay it accepted. It owns all of them: close() stops accepting, lets relays
+ * drain, then destroys what is left; destroy() does the last step at once.
+ */
+import net from 'node:net';
+import { VipdError } from '../errors';
+import { RateLimitedLog, type Logger } from '../log/logger';
+import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
+import { Backend, type BackendMeters, type CheckRecord } from './backend';
+import { BackendPool } from './backend-pool';
+import { HealthChecker } from './health-checker';
+import { ClientRelay, KEEPALIVE_SWEEP_MS, type RelayHost } from './relay';
+import type { HealthState } from './rise-fall';
+import { sameBackend, type BackendSettings, type BalanceMode, type FrontendSettings } from './settings';
+
+/**
+ * The kernel's accept queue. A burst of reconnects (every kubelet after a VIP move) arrives at
+ * once; the default 511 drops SYNs that a moment later would have been served. Capped by
+ * net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
+
+export interface FrontendDeps {
+  readonly log: Logger;
+  readonly metrics: ProxyMetrics;
+}
+
+export interface BackendStatus {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly state: HealthState;
+  readonly draining: boolean;
+  readonly activeConnections: number;
+  readonly totalConnections: number;
+  readonly connectFailures: number;
+  readonly lastCheck: { readonly ok: boolean; readonly detail: string; readonly at: string; readonly durationMs: number } | null;
+}
+
+export interface FrontendStatus {
+  readonly name: string;
+  readonly bind: { readonly host: string; readonly port: number };
+  readonly listening: boolean;
+  readonly balance: BalanceMode;
+  /** Client connections, including those still connecting to a backend. */
+  readonly activeConnections: number;
+  readonly backends: readonly BackendStatus[];
+}
+
+export class Frontend implements RelayHost {
+  readonly name: string;
+  readonly pool: BackendPool;
+  private settings: FrontendSettings;
+  private readonly server: net.Server;
+  private readonly log: Logger;
+  private readonly limited: RateLimitedLog;
+  private readonly checkers = new Map<Backend, HealthChecker>();
+  private readonly relays = new Set<ClientRelay>();
+  private readonly retryMeter: { inc(): void };
+  private readonly unservedMeter: { inc(): void };
+  private closedBytesIn = 0;
+  private closedBytesOut = 0;
+  private listening = false;
+  private keepAliveSweep: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private cutDrain: (() => void) | undefined;
+  private onDrained: (() => void) | undefined;
+
+  constructor(settings: FrontendSettings, private readonly deps: FrontendDeps) {
+    this.name = settings.name;
+    this.settings = settings;
+    this.log = deps.log.child({ component: 'proxy', frontend: settings.name });
+    this.limited = new RateLimitedLog(this.log);
+    this.pool = new BackendPool(settings.balance);
+    const retries = deps.metrics.retries.labels({ frontend: this.name });
+    const unserved = deps.metrics.unserved.labels({ frontend: this.name });
+    retries.inc(0);
+    unserved.inc(0);
+    this.retryMeter = retries;
+    this.unservedMeter = unserved;
+    for (const b of settings.backends) this.addBackend(b);
+    this.server = net.createServer({
+      allowHalfOpen: true,
+      pauseOnConnect: true,
+      noDelay: true,
+    });
+    this.server.on('connection', (socket: net.Socket) => {
+      this.relays.add(new ClientRelay(socket, this));
+    });
+  }
+
+  get bind(): FrontendSettings['bind'] {
+    return this.settings.bind;
+  }
+
+  get connectTimeoutMs(): number {
+    return this.settings.connectTimeoutMs;
+  }
+
+  get retries(): number {
+    return this.settings.retries;
+  }
+
+  get idleTimeoutMs(): number {
+    return this.settings.idleTimeoutMs;
+  }
+
+  /** Starts the health checks and listens. Rejects with VIPD_BIND_FAILED. */
+  async start(): Promise<void> {
+    for (const checker of this.checkers.values()) checker.start();
+    const { host, port } = this.settings.bind;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => reject(new VipdError('VIPD_BIND_FAILED',
+        `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${err.code ?? err.message} (is another balancer, such as HAProxy, still running?)`, { cause: err }));
+      this.server.once('error', onError);
+      this.server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    this.listening = true;
+    this.keepAliveSweep = setInterval(() => {
+      for (const relay of this.relays) relay.enableKeepAlive();
+    }, KEEPALIVE_SWEEP_MS).unref();
+    // Accept errors (EMFILE under a connection flood) must not crash the daemon.
+    this.server.on('error', (err: NodeJS.ErrnoException) => this.limited.warn('accept', { err: err.code ?? err.message }, 'proxy listener error'));
+    this.log.info({ bind: `${host}:${this.address()?.port ?? port}`, backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`), balance: this.settings.balance }, 'proxy frontend listening');
+  }
+
+  /** The bound address (the real port when bind.port was 0), once listening. */
+  address(): { host: string; port: number } | undefined {
+    const a = this.server.address();
+    return a !== null && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  /**
+   * Applies new settings with the same bind address in place. Unchanged backends keep their state
+   * and connections; removed ones drain (no new connections, existing ones run to their end); new
+   * ones are checked at once.
+   */
+  update(settings: FrontendSettings): void {
+    this.settings = settings;
+    this.pool.balance = settings.balance;
+    const current = this.pool.backends.filter((b) => !b.draining);
+    for (const b of current) {
+      if (!settings.backends.some((s) => sameBackend(s, b))) this.drainBackend(b);
+    }
+    for (const s of settings.backends) {
+      const existing = current.find((b) => sameBackend(s, b));
+      if (existing === undefined) {
+        const checker = this.checkers.get(this.addBackend(s));
+        if (this.listening && this.closing === undefined) checker?.start();
+      } else {
+        this.checkers.get(existing)?.update(settings.check);
+      }
+    }
+  }
+
+  status(): FrontendStatus {
+    return {
+      name: this.name,
+      bind: this.address() ?? this.settings.bind,
+      listening: this.listening && this.closing === undefined,
+      balance: this.pool.balance,
+      activeConnections: this.relays.size,
+      backends: this.pool.backends.map((b) => ({
+        name: b.name,
+        address: b.address,
+        port: b.port,
+        state: b.health,
+        draining: b.draining,
+        activeConnections: b.active,
+        totalConnections: b.total,
+        connectFailures: b.connectFailures,
+        lastCheck: b.lastCheck === undefined ? null : {
+          ok: b.lastCheck.ok, detail: b.lastCheck.detail, at: new Date(b.lastCheck.at).toISOString(), durationMs: b.lastCheck.durationMs,
+        },
+      })),
+    };
+  }
+
+  byteTotals(): ByteTotals {
+    let bytesIn = this.closedBytesIn;
+    let bytesOut = this.closedBytesOut;
+    for (const r of this.relays) {
+      bytesIn += r.bytesIn;
+      bytesOut += r.bytesOut;
+    }
+    return { frontend: this.name, in: bytesIn, out: bytesOut };
+  }
+
+  /** Graceful: stop accepting, let connections finish for up to `drainTimeoutMs`, then destroy. Idempotent. */
+  close(drainTimeoutMs: number): Promise<void> {
+    this.closing ??= this.shutdown(drainTimeoutMs);
+    return this.closing;
+  }
+
+  /** Abort: stop accepting and destroy every connection now. Idempotent; also cuts a close() short. */
+  destroy(): Promise<void> {
+    this.cutDrain?.();
+    return this.close(0);
+  }
+
+  // --- RelayHost: called by relays -------------------------------------------------------------
+
+  connectFailed(backend: Backend, reason: string, willRetry: boolean): void {
+    if (willRetry) this.retryMeter.inc();
+    this.limited.warn(`connect:${backend.name}`, { backend: backend.name, address: `${backend.address}:${backend.port}`, reason, retry: willRetry },
+      'connect to backend failed');
+  }
+
+  unserved(reason: string): void {
+    this.unservedMeter.inc();
+    this.limited.warn('unserved', { reason }, 'client connection closed: no backend reachable');
+  }
+
+  relayDone(relay: ClientRelay): void {
+    this.relays.delete(relay);
+    this.closedBytesIn += relay.bytesIn;
+    this.closedBytesOut += relay.bytesOut;
+    const backend = relay.backend;
+    if (backend !== undefined && backend.draining && backend.active === 0) this.retireBackend(backend);
+    if (this.relays.size === 0) this.onDrained?.();
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  private async shutdown(drainTimeoutMs: number): Promise<void> {
+    const serverClosed = new Promise<void>((resolve) => {
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+    });
+    for (const checker of this.checkers.values()) checker.close();
+    clearInterval(this.keepAliveSweep);
+    if (this.relays.size > 0 && drainTimeoutMs > 0) {
+      const active = this.relays.size;
+      this.log.info({ activeConnections: active, drainTimeoutMs }, 'proxy frontend draining');
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.onDrained = resolve;
+        this.cutDrain = resolve;
+        timer = setTimeout(resolve, drainTimeoutMs);
+      });
+      clearTimeout(timer);
+    }
+    const left = this.relays.size;
+    for (const relay of [...this.relays]) relay.destroy();
+    await serverClosed;
+    for (const b of [...this.pool.backends]) this.retireBackend(b);
+    this.listening = false;
+    this.log.info({ closedConnections: left }, 'proxy frontend closed');
+  }
+
+  private addBackend(settings: BackendSettings): Backend {
+    const backend = new Backend(settings, this.meters(settings.name));
+    this.pool.add(backend);
+    const checker = new HealthChecker(backend, this.settings.check,
+      (record, change) => this.onCheck(backend, record, change));
+    this.checkers.set(backend, checker);
+    return backend;
+  }
+
+  private onCheck(backend: Backend, record: CheckRecord, change: HealthState | undefined): void {
+    backend.lastCheck = record;
+    (record.ok ? backend.meters.checkSuccess : backend.meters.checkFailure).inc();
+    if (change === undefined) return;
+    const wasUnknown = backend.health === 'unknown';
+    backend.setHealth(change);
+    const fields = { backend: backend.name, address: `${backend.address}:${backend.port}`, check: record.detail };
+    if (change === 'up') {
+      this.log.info(fields, wasUnknown ? 'backend up' : 'backend back up');
+      return;
+    }
+    let closed = 0;
+    if (this.settings.shutdownOnMarkedDown) closed = backend.destroyRelays();
+    this.log.warn({ ...fields, closedConnections: closed }, 'backend down');
+  }
+
+  private drainBackend(backend: Backend): void {
+    backend.draining = true;
+    this.checkers.get(backend)?.close();
+    this.checkers.delete(backend);
+    this.log.info({ backend: backend.name, activeConnections: backend.active }, 'backend removed; draining its connections');
+    if (backend.active === 0) this.retireBackend(backend);
+  }
+
+  private retireBackend(backend: Backend): void {
+    this.checkers.get(backend)?.close();
+    this.checkers.delete(backend);
+    this.pool.remove(backend);
+    // A reload may have replaced it by a backend of the same name, which owns those series now.
+    if (this.pool.backends.some((b) => b.name === backend.name)) return;
+    const labels = { frontend: this.name, backend: backend.name };
+    const m = this.deps.metrics;
+    m.backendUp.remove(labels);
+    m.connectionsActive.remove(labels);
+    m.connectionsTotal.remove(labels);
+    m.connectFailures.remove(labels);
+    m.healthChecks.remove({ ...labels, result: 'success' });
+    m.healthChecks.remove({ ...labels, result: 'failure' });
+  }
+
+  private meters(backend: string): BackendMeters {
+    const m = this.deps.metrics;
+    const labels = { frontend: this.name, backend };
+    const meters: BackendMeters = {
+      up: m.backendUp.labels(labels),
+      active: m.connectionsActive.labels(labels),
+      total: m.connectionsTotal.labels(labels),
+      connectFailures: m.connectFailures.labels(labels),
+      checkSuccess: m.healthChecks.labels({ ...labels, result: 'success' }),
+      checkFailure: m.healthChecks.labels({ ...labels, result: 'failure' }),
+    };
+    m.connectionsTotal.labels(labels).inc(0);
+    m.connectFailures.labels(labels).inc(0);
+    return meters;
+  }
+}

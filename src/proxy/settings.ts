@@ -1,0 +1,101 @@
+/**
+ * The balancer's settings, resolved from the config: each frontend with its concrete backend list
+ * (by default every peer on `backendPort`, this node included) and its health check with the CA
+ * bundle already read. Resolving everything up front lets a reload fail before it changes anything.
+ */
+import { readFileSync } from 'node:fs';
+import type { Config } from '../config/load';
+import type { HealthCheckConfig } from '../config/schema';
+import { ConfigError } from '../errors';
+
+export type BalanceMode = 'roundrobin' | 'leastconn';
+
+export interface BackendSettings {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+/** A health check ready to run: durations in ms, TLS material loaded. */
+export interface CheckSettings {
+  readonly type: 'https' | 'http' | 'tcp';
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly rise: number;
+  readonly fall: number;
+  readonly tls: {
+    readonly verify: boolean;
+    readonly ca?: Buffer;
+    readonly serverName?: string;
+  };
+}
+
+export interface FrontendSettings {
+  readonly name: string;
+  readonly bind: { readonly host: string; readonly port: number };
+  readonly balance: BalanceMode;
+  readonly connectTimeoutMs: number;
+  readonly retries: number;
+  /** 0: never (the default; apiserver watches and exec sessions live for hours). */
+  readonly idleTimeoutMs: number;
+  readonly shutdownOnMarkedDown: boolean;
+  readonly backends: readonly BackendSettings[];
+  readonly check: CheckSettings;
+}
+
+export interface ProxySettings {
+  readonly drainTimeoutMs: number;
+  readonly frontends: readonly FrontendSettings[];
+}
+
+/** The part of a `Config` the balancer reads. */
+export type ProxyConfigSource = Pick<Config, 'proxy' | 'peers'>;
+
+/** Throws a ConfigError naming the field when a CA file cannot be read. */
+export function proxySettings(config: ProxyConfigSource): ProxySettings {
+  const { proxy, peers } = config;
+  const problems: string[] = [];
+  const frontends = !proxy.enabled ? [] : proxy.frontends.map((f, i): FrontendSettings => ({
+    name: f.name,
+    bind: { host: f.bind.host, port: f.bind.port },
+    balance: f.balance,
+    connectTimeoutMs: f.connectTimeout,
+    retries: f.retries,
+    idleTimeoutMs: f.idleTimeout,
+    shutdownOnMarkedDown: f.shutdownOnMarkedDown,
+    backends: (f.backends ?? peers.map((p) => ({ name: p.name, address: p.address, port: f.backendPort })))
+      .map((b) => ({ name: b.name, address: b.address, port: b.port })),
+    check: checkSettings(f.healthCheck, `proxy.frontends[${i}].healthCheck`, problems),
+  }));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { drainTimeoutMs: proxy.drainTimeout, frontends };
+}
+
+export function checkSettings(check: HealthCheckConfig, field: string, problems: string[]): CheckSettings {
+  let ca: Buffer | undefined;
+  if (check.tls.caFile !== undefined) {
+    try {
+      ca = readFileSync(check.tls.caFile);
+    } catch (err) {
+      problems.push(`${field}.tls.caFile: cannot read "${check.tls.caFile}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return {
+    type: check.type,
+    path: check.path,
+    intervalMs: check.interval,
+    timeoutMs: check.timeout,
+    rise: check.rise,
+    fall: check.fall,
+    tls: {
+      verify: check.tls.verify,
+      ...(ca === undefined ? {} : { ca }),
+      ...(check.tls.serverName === undefined ? {} : { serverName: check.tls.serverName }),
+    },
+  };
+}
+
+export function sameBackend(a: BackendSettings, b: BackendSettings): boolean {
+  return a.name === b.name && a.address === b.address && a.port === b.port;
+}

@@ -1,0 +1,95 @@
+/**
+ * Tracks this node's own apiserver (keepalived's `vrrp_script` + `track_script` in the kubeadm
+ * guide, built in): an HTTPS GET of https://<node address>:<port><path> on a timer, with the
+ * balancer's checker and rise/fall counting. After `fall` failures in a row it reports a
+ * TrackEffect for the election (lower the priority by `weight`, or FAULT); after `rise` successes,
+ * `ok` again.
+ *
+ * It starts as `ok` and needs `fall` failures before it reports anything: at boot the apiserver
+ * is a static pod the kubelet starts after vipd, and a member must not drop out of the election
+ * just because it came up first. (kube-vip #1236: the entry point to the apiserver must not depend
+ * on the apiserver.)
+ */
+import type { TrackApiserverConfig } from '../config/schema';
+import type { Logger } from '../log/logger';
+import type { CheckRecord } from '../proxy/backend';
+import { HealthChecker, type HealthCheckerOptions } from '../proxy/health-checker';
+import type { HealthState } from '../proxy/rise-fall';
+import type { CheckSettings } from '../proxy/settings';
+import type { TrackEffect } from '../vrrp/types';
+
+export interface ApiserverTrackerOptions {
+  /** This node's address (config.self.address). */
+  readonly address: string;
+  readonly settings: TrackApiserverConfig;
+  readonly log: Logger;
+  /** Replaces the HTTPS check; for tests. */
+  readonly probe?: HealthCheckerOptions['probe'];
+}
+
+export interface ApiserverTrackerStatus {
+  readonly url: string;
+  readonly state: HealthState;
+  readonly effect: TrackEffect;
+  readonly lastCheck: { readonly ok: boolean; readonly detail: string; readonly at: string; readonly durationMs: number } | null;
+}
+
+const OK: TrackEffect = { kind: 'ok' };
+
+export class ApiserverTracker {
+  private readonly checker: HealthChecker;
+  private readonly log: Logger;
+  private readonly url: string;
+  private current: TrackEffect = OK;
+
+  constructor(private readonly opts: ApiserverTrackerOptions, private readonly onChange: (effect: TrackEffect) => void) {
+    const s = opts.settings;
+    this.url = `https://${opts.address}:${s.port}${s.path}`;
+    this.log = opts.log.child({ component: 'track', check: 'apiserver' });
+    const check: CheckSettings = {
+      type: 'https', path: s.path, intervalMs: s.interval, timeoutMs: s.timeout, rise: s.rise, fall: s.fall,
+      // The local apiserver's certificate is kubeadm's; the question is only whether it serves.
+      tls: { verify: false },
+    };
+    this.checker = new HealthChecker({ address: opts.address, port: s.port }, check,
+      (record, change) => this.onCheck(record, change),
+      { initial: 'up', ...(opts.probe === undefined ? {} : { probe: opts.probe }) });
+  }
+
+  /** The effect now in force. */
+  get effect(): TrackEffect {
+    return this.current;
+  }
+
+  start(): void {
+    this.log.info({ url: this.url, interval: this.opts.settings.interval, fall: this.opts.settings.fall, rise: this.opts.settings.rise, mode: this.opts.settings.mode },
+      'tracking the local apiserver');
+    this.checker.start();
+  }
+
+  /** Stops checking. Idempotent. Reports nothing further. */
+  close(): void {
+    this.checker.close();
+  }
+
+  status(): ApiserverTrackerStatus {
+    const last = this.checker.last;
+    return {
+      url: this.url,
+      state: this.checker.state,
+      effect: this.current,
+      lastCheck: last === undefined ? null : { ok: last.ok, detail: last.detail, at: new Date(last.at).toISOString(), durationMs: last.durationMs },
+    };
+  }
+
+  private onCheck(record: CheckRecord, change: HealthState | undefined): void {
+    if (change === undefined) return;
+    const s = this.opts.settings;
+    const effect: TrackEffect = change === 'up' ? OK
+      : s.mode === 'weight' ? { kind: 'weight', weight: s.weight } : { kind: 'fault' };
+    this.current = effect;
+    if (change === 'up') this.log.info({ url: this.url, check: record.detail }, 'local apiserver healthy again');
+    else this.log.warn({ url: this.url, check: record.detail, fall: s.fall, effect }, 'local apiserver unhealthy');
+    this.onChange(effect);
+  }
+}
