@@ -13,7 +13,7 @@
  * Bounds are generous (correctness, not speed: the lab and bench/ measure speed).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -23,6 +23,7 @@ import { Lab, sleep, waitFor, type LanHost } from '../src/lab/netns';
 import { DaemonProcess, isTransition, tempDir } from './helpers/daemon';
 
 const VIP = '10.77.0.100';
+const STAND_IN = join(__dirname, '..', 'src', 'lab', 'stand-in-apiserver.js');
 const NODES = ['cp1', 'cp2', 'cp3'] as const;
 type NodeName = (typeof NODES)[number];
 
@@ -32,7 +33,9 @@ class Cluster {
   hosts = new Map<string, LanHost>();
   readonly daemons = new Map<NodeName, DaemonProcess>();
 
-  constructor(private readonly quorum: 'majority' | 'none') {}
+  readonly standIns = new Map<NodeName, ChildProcess>();
+
+  constructor(private readonly quorum: 'majority' | 'none', private readonly extra: Record<string, unknown> = {}) {}
 
   host(n: string): LanHost { return this.hosts.get(n) as LanHost; }
 
@@ -46,6 +49,7 @@ class Cluster {
         election: { secretFile: this.tmp.secretFile, quorum: this.quorum },
         proxy: { enabled: false },
         track: { apiserver: { enabled: false } },
+        ...this.extra,
       }));
     }
   }
@@ -94,7 +98,18 @@ class Cluster {
     execFileSync('ip', ['netns', 'exec', this.host(n).ns, 'nft', '-f', '-'], { input: rules });
   }
 
+  /** The stand-in apiserver on the node's :9443 (HTTPS /readyz; SIGUSR1 makes it answer 503). */
+  async startStandIn(n: NodeName): Promise<void> {
+    const child = spawn('ip', ['netns', 'exec', this.host(n).ns, process.execPath, STAND_IN, '--host', '0.0.0.0', '--port', '9443', '--name', n], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.standIns.set(n, child);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${n}: the stand-in apiserver did not start`)), 15_000);
+      child.stdout!.once('data', () => { clearTimeout(timer); resolve(); });
+    });
+  }
+
   async destroy(): Promise<void> {
+    for (const c of this.standIns.values()) c.kill('SIGKILL');
     await Promise.all([...this.daemons.values()].map((d) => d.kill()));
     await this.lab.destroy();
     this.tmp.cleanup();
@@ -199,5 +214,34 @@ describe('the VIP on namespaced hosts (quorum: none, keepalived-like)', { timeou
       c.nft(old, HEAL);
     }
     await c.until('one holder after the heal', (h) => h.length === 1);
+  });
+});
+
+describe('the local apiserver steers the election (track.apiserver)', { timeout: 120_000 }, () => {
+  const c = new Cluster('majority', {
+    track: { apiserver: { enabled: true, port: 9443, interval: '300ms', timeout: '200ms', fall: 2, rise: 2, mode: 'weight', weight: 50 } },
+  });
+  before(async () => {
+    await c.build();
+    for (const n of NODES) await c.startStandIn(n);
+    for (const n of NODES) c.start(n);
+  });
+  after(() => c.destroy());
+
+  it("the master's apiserver turns unhealthy: its priority drops and the VIP moves; recovery does not pull it back", async () => {
+    const old = await c.one();
+    await sleep(1500);
+    await c.clientResolves();
+    const d = c.daemons.get(old)!;
+    const dropped = d.waitForNext((l) => l.reason === 'priority dropped', 10_000, 'the handover for a dropped priority');
+    c.standIns.get(old)!.kill('SIGUSR1');
+    const line = await dropped;
+    assert.equal(line.priority, 50, 'priority 100 less the weight 50');
+    const [next] = await c.until('another node to hold the VIP', (h) => h.length === 1 && h[0] !== old);
+    await c.clientSees(next as NodeName);
+    c.standIns.get(old)!.kill('SIGUSR2');
+    await d.waitForNext((l) => l.msg === 'apiserver check: ok', 10_000, 'the recovery');
+    await sleep(1000);
+    assert.deepEqual(await c.holders(), [next], 'equal priorities again: no preemption back');
   });
 });

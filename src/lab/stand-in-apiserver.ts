@@ -431,9 +431,7 @@ async function main(args: readonly string[]): Promise<void> {
   process.once('SIGINT', stop);
 }
 
-// `node --test dist/test/` runs every .js file under a test/ directory, this one included: under
-// the test runner (NODE_TEST_CONTEXT is set) it is a module, not a server to start.
-if (require.main === module && process.env.NODE_TEST_CONTEXT === undefined) {
+if (require.main === module) {
   main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`${JSON.stringify({ event: 'error', message: (err as Error).message })}\n`);
     process.exit(1);
