@@ -112,8 +112,17 @@ export class Daemon implements HealthSource {
     this.stopping ??= (async () => {
       this.state = 'stopping';
       this.tracker?.close();
-      // Hand the VIP over first, so new clients go to the successor while connections here drain.
-      await this.election.stop();
+      // Hand the VIP over first, so new clients go to the successor. A master then closes the
+      // connections it relays while the VIP is still on its interface: once the successor's GARP
+      // lands, every packet a client sends on them reaches the successor and is reset, and once
+      // the address is gone our FIN could not leave, leaving clients hanging until keepalive.
+      // Closing now, with a FIN from a live address, makes them reconnect to the successor at once.
+      // A backup (whose connections came to its own address) drains for proxy.drainTimeout.
+      await this.election.stop(async () => {
+        if (this.proxy === undefined) return;
+        this.options.log.info({ component: 'proxy' }, 'closing relayed connections before releasing the VIP: clients reconnect through the successor');
+        await this.proxy.destroy();
+      });
       await this.proxy?.close();
       await this.close();
       this.options.log.info('vipd stopped');

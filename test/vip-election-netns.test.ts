@@ -220,6 +220,7 @@ describe('the VIP on namespaced hosts (quorum: none, keepalived-like)', { timeou
 describe('the local apiserver steers the election (track.apiserver)', { timeout: 120_000 }, () => {
   const c = new Cluster('majority', {
     track: { apiserver: { enabled: true, port: 9443, interval: '300ms', timeout: '200ms', fall: 2, rise: 2, mode: 'weight', weight: 50 } },
+    proxy: { enabled: true, drainTimeout: '2s', frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }] },
   });
   before(async () => {
     await c.build();
@@ -243,5 +244,87 @@ describe('the local apiserver steers the election (track.apiserver)', { timeout:
     await d.waitForNext((l) => l.msg === 'apiserver check: ok', 10_000, 'the recovery');
     await sleep(1000);
     assert.deepEqual(await c.holders(), [next], 'equal priorities again: no preemption back');
+  });
+});
+
+describe('graceful stop end to end, through the balancer', { timeout: 120_000 }, () => {
+  const c = new Cluster('majority', {
+    proxy: { enabled: true, drainTimeout: '2s', frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }] },
+  });
+  before(async () => {
+    await c.build();
+    for (const n of NODES) await c.startStandIn(n);
+    for (const n of NODES) c.start(n);
+  });
+  after(() => c.destroy());
+
+  /** A client in the client namespace: one connection through VIP:6443, reporting as JSON lines. */
+  const client = (command: string) => {
+    const script = `const s = require('net').connect(6443, '${VIP}', () => s.write('${command}\\n'));
+      let first = true;
+      s.on('data', (d) => { if (first) { first = false; console.log(JSON.stringify({ event: 'open', who: d.toString().split('\\n')[0] })); } });
+      s.on('close', () => { console.log(JSON.stringify({ event: 'closed' })); process.exit(0); });
+      s.on('error', () => {});
+      setTimeout(() => process.exit(1), 30000);`;
+    return spawn('ip', ['netns', 'exec', c.host('client').ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  };
+  const lines = (child: ChildProcess) => {
+    const got: { event: string; who?: string; at: number }[] = [];
+    child.stdout!.on('data', (d: Buffer) => { for (const l of d.toString().split('\n').filter(Boolean)) got.push({ ...(JSON.parse(l) as { event: string }), at: Date.now() }); });
+    return got;
+  };
+
+  it('SIGTERM of the master: the VIP goes to the successor, its connections close at once (to reconnect there), exit 0', async () => {
+    const old = await c.one();
+    await sleep(1500);
+    const long = client('ECHO');
+    const events = lines(long);
+    await waitFor('the long connection to open', () => events.find((e) => e.event === 'open'), { tries: 100, everyMs: 50 });
+    const d = c.daemons.get(old)!;
+    const t0 = Date.now();
+    d.signal('SIGTERM');
+    const [next] = await c.until('the successor to hold the VIP', (h) => h.length === 1 && h[0] !== old);
+    // New connections go to the successor's balancer while the old one drains.
+    const fresh = client('WHO');
+    const freshEvents = lines(fresh);
+    await waitFor('a new connection through the VIP', () => freshEvents.find((e) => e.event === 'open'), { tries: 100, everyMs: 50 });
+    const exit = await d.exited;
+    const took = Date.now() - t0;
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(took < 2000, `exited after ${took} ms: no drain wait for connections that came through the VIP`);
+    const closed = await waitFor('the long connection to be closed', () => events.find((e) => e.event === 'closed'), { tries: 50, everyMs: 100 });
+    assert.ok(closed.at - t0 < 2000, `the client learned of the close ${closed.at - t0} ms after the signal, not at a keepalive timeout`);
+    assert.ok(next !== old);
+    long.kill();
+    fresh.kill();
+  });
+
+  it('SIGTERM of a backup: connections to its own address drain until drainTimeout, then exit 0', async () => {
+    // Three members again, so the two that stay keep their quorum.
+    for (const n of NODES) {
+      if (c.daemons.get(n)?.child.exitCode !== null) await c.start(n).waitFor(isTransition('BACKUP'), 10_000, 'BACKUP');
+    }
+    const master = await c.one();
+    const backup = NODES.find((n) => n !== master && c.daemons.get(n)?.child.exitCode === null)!;
+    const ip = c.host(backup).ip;
+    const script = `const s = require('net').connect(6443, '${ip}', () => s.write('ECHO\\n'));
+      s.once('data', () => console.log('open'));
+      s.on('close', () => { console.log('closed'); process.exit(0); });
+      s.on('error', () => {});
+      setTimeout(() => process.exit(1), 30000);`;
+    const conn = spawn('ip', ['netns', 'exec', c.host('client').ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const out: { line: string; at: number }[] = [];
+    conn.stdout!.on('data', (d: Buffer) => { for (const line of d.toString().split('\n').filter(Boolean)) out.push({ line, at: Date.now() }); });
+    await waitFor('the connection to the backup to open', () => out.find((o) => o.line === 'open'), { tries: 100, everyMs: 50 });
+    const d = c.daemons.get(backup)!;
+    const t0 = Date.now();
+    d.signal('SIGTERM');
+    assert.deepEqual(await d.exited, { code: 0, signal: null });
+    const took = Date.now() - t0;
+    assert.ok(took >= 1800 && took < 8000, `exited after ${took} ms: after draining (2 s)`);
+    const closed = await waitFor('the drained connection to close', () => out.find((o) => o.line === 'closed'), { tries: 50, everyMs: 100 });
+    assert.ok(closed.at - t0 >= 1800, 'kept open while draining');
+    assert.deepEqual(await c.holders(), [master], 'the master was not disturbed');
+    conn.kill();
   });
 });

@@ -126,8 +126,9 @@ export class ElectionRunner {
    * MASTER (at most a dead interval), so a connection that reaches this node while the clients'
    * ARP caches still point here is accepted rather than lost to a SYN retransmit (1 s). In that
    * window this node stops announcing (no GARP, no conflict answers): the successor's GARP wins.
+   * `beforeRelease` runs once the successor holds the VIP and before this node lets go of it.
    */
-  async stop(): Promise<void> {
+  async stop(beforeRelease?: () => Promise<void>): Promise<void> {
     if (this.closed) return;
     if (this.started) {
       const wasMaster = this.state.role === 'MASTER';
@@ -148,6 +149,7 @@ export class ElectionRunner {
           }
           const took = await claimed;
           if (release) this.opts.log.info({ component: 'election', successor, announced: took }, took ? 'successor is master; releasing the VIP' : 'no successor announced itself in time; releasing the VIP');
+          if (release && beforeRelease !== undefined) await beforeRelease();
         } else this.execute(action);
       }
       if (release) this.withVip('release', () => this.opts.vip.release());
