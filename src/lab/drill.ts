@@ -98,7 +98,12 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
     child.once('exit', () => children.delete(child));
     return child;
   };
-  const changed = () => { const w = holderWaiters; holderWaiters = []; for (const f of w) f(); };
+  /** Every change of the holder set, with its time: "VIP moved" is read from here. */
+  const holderLog: { t: number; holders: NodeName[] }[] = [];
+  const changed = () => {
+    holderLog.push({ t: Date.now(), holders: [...holders] });
+    const w = holderWaiters; holderWaiters = []; for (const f of w) f();
+  };
 
   try {
     const hosts = await lab.lan([...NODES, 'client']);
@@ -147,6 +152,8 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
     for (const n of NODES) startStandIn(n);
     for (const n of NODES) startManager(n);
     if (await waitHolders((h) => h.size === 1) === undefined) throw new Error(`no single VIP holder within ${PHASE_TIMEOUT_MS / 1000}s (holders: ${list()})`);
+    await settle(1000);
+    if (holders.size !== 1) throw new Error(`the VIP holders did not settle (holders: ${list()})`);
     say(`VIP on ${list()} (elected)`);
 
     const probe = spawnIn(host('client').ns, process.execPath, [join(__dirname, 'probe.js'), VIP, String(manager.probePort), '10', '600']);
@@ -172,6 +179,17 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
       return failing ? undefined : longest;
     };
 
+    /** Waits until the client's last half second of connects all succeeded (at most `limitMs`). */
+    const clientSteady = async (limitMs: number) => {
+      const until = Date.now() + limitMs;
+      await settle(500);
+      while (Date.now() < until) {
+        const recent = probeResults.filter((r) => r.t > Date.now() - 500);
+        if (recent.length > 10 && recent.every((r) => r.ok)) return;
+        await settle(100);
+      }
+    };
+
     const outcomes: Outcome[] = [];
     const drill = async (event: string, act: (m: NodeName) => void | Promise<void>, recover: (m: NodeName) => void | Promise<void>) => {
       if (holders.size !== 1) await waitHolders((h) => h.size === 1);
@@ -179,9 +197,11 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
       say(`${event} (master ${master})`);
       const start = Date.now();
       await act(master);
-      const moved = await waitHolders((h) => [...h].some((n) => n !== master));
+      await waitHolders((h) => [...h].some((n) => n !== master));
+      const takeover = holderLog.find((e) => e.t >= start && e.holders.some((n) => n !== master));
+      const moved = takeover === undefined ? undefined : takeover.t - start;
       const to = [...holders].find((n) => n !== master) ?? '';
-      await settle(1000);
+      await clientSteady(PHASE_TIMEOUT_MS);
       const outage = outageSince(start);
       say(`  VIP on ${list()}${moved === undefined ? ' (no takeover)' : ` (taken over after ${moved} ms)`}; client outage ${outage === undefined ? 'still on' : `${outage} ms`}`);
       outcomes.push({ event, from: master, to, vipMovedMs: moved, outageMs: outage });
