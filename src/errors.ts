@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'VIPD_NOT_ROOT'
   | 'VIPD_MISSING_TOOL'
   | 'VIPD_NETLINK'
-  | 'VIPD_NATIVE';
+  | 'VIPD_NATIVE'
+  | 'VIPD_UNREACHABLE';
 
 export class VipdError extends Error {
   readonly code: ErrorCode;

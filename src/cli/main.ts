@@ -76,7 +76,7 @@ export function buildProgram(): Command {
       try {
         res = await fetch(`${base.replace(/\/$/, '')}/status`, { signal: AbortSignal.timeout(5000) });
       } catch (err) {
-        throw new VipdError('VIPD_BIND_FAILED', `cannot reach ${base}/status: ${(err as Error).message} (is vipd running?)`, { cause: err });
+        throw new VipdError('VIPD_UNREACHABLE', `cannot reach ${base}/status: ${(err as Error).message} (is vipd running?)`, { cause: err });
       }
       const status = await res.json() as DaemonStatus;
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
@@ -92,7 +92,7 @@ export function buildProgram(): Command {
       try {
         res = await fetch(`${base.replace(/\/$/, '')}/-/reload`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
       } catch (err) {
-        throw new VipdError('VIPD_BIND_FAILED', `cannot reach ${base}/-/reload: ${(err as Error).message} (is vipd running?)`, { cause: err });
+        throw new VipdError('VIPD_UNREACHABLE', `cannot reach ${base}/-/reload: ${(err as Error).message} (is vipd running?)`, { cause: err });
       }
       const text = await res.text();
       if (!res.ok) throw new ConfigError([text.trim()]);
