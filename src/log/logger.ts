@@ -25,13 +25,21 @@ export class RateLimitedLog {
   constructor(private readonly log: Logger, private readonly windowMs = 10_000, private readonly now = () => performance.now()) {}
 
   warn(key: string, fields: Record<string, unknown>, message: string): void {
+    this.write('warn', key, fields, message);
+  }
+
+  error(key: string, fields: Record<string, unknown>, message: string): void {
+    this.write('error', key, fields, message);
+  }
+
+  private write(level: 'warn' | 'error', key: string, fields: Record<string, unknown>, message: string): void {
     const t = this.now();
     const entry = this.seen.get(key);
     if (entry !== undefined && t - entry.at < this.windowMs) {
       entry.suppressed += 1;
       return;
     }
-    this.log.warn({ ...fields, ...(entry !== undefined && entry.suppressed > 0 ? { suppressed: entry.suppressed } : {}) }, message);
+    this.log[level]({ ...fields, ...(entry !== undefined && entry.suppressed > 0 ? { suppressed: entry.suppressed } : {}) }, message);
     this.seen.set(key, { at: t, suppressed: 0 });
   }
 }

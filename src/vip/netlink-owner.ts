@@ -23,8 +23,6 @@ const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 /** A conflict answers with a fresh burst, but two claimants must not ping-pong GARP floods. */
 const CONFLICT_BURST_MIN_GAP_MS = 1000;
-/** Conflict errors: the first at once, then one line per window with the count suppressed. */
-const CONFLICT_LOG_WINDOW_MS = 10_000;
 
 export interface NetlinkVipOwnerOptions {
   readonly vip: Pick<VipConfig, 'address' | 'interface' | 'garp' | 'conflictDetection'>;
@@ -52,7 +50,6 @@ export class NetlinkVipOwner implements VipOwner {
   private burstTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private lastConflictBurst = Number.NEGATIVE_INFINITY;
-  private conflictLog = { at: Number.NEGATIVE_INFINITY, suppressed: 0 };
   private closing: Promise<void> | undefined;
 
   constructor(private readonly opts: NetlinkVipOwnerOptions) {
@@ -62,7 +59,8 @@ export class NetlinkVipOwner implements VipOwner {
     ipv4ToBytes(this.ip); // the schema validated it; fail loudly if a caller did not
     this.iface = opts.vip.interface;
     this.now = opts.now ?? (() => performance.now());
-    this.limited = new RateLimitedLog(opts.log);
+    // Conflict errors and send failures: the first at once, then one line per 10 s with a count.
+    this.limited = new RateLimitedLog(opts.log, 10_000, this.now);
   }
 
   async prepare(): Promise<void> {
@@ -237,16 +235,9 @@ export class NetlinkVipOwner implements VipOwner {
     if (arp === undefined || arp.senderIp !== this.ip || arp.senderMac === this.link.mac) return;
     this.opts.metrics.vipConflicts.inc();
     const t = this.now();
-    if (t - this.conflictLog.at >= CONFLICT_LOG_WINDOW_MS) {
-      const suppressed = this.conflictLog.suppressed;
-      this.opts.log.error({
-        vip: this.ip, interface: this.iface, ourMac: this.link.mac, theirMac: arp.senderMac, op: arp.op,
-        ...(suppressed > 0 ? { suppressed } : {}),
-      }, 'VIP conflict: another host claims the VIP; re-announcing it');
-      this.conflictLog = { at: t, suppressed: 0 };
-    } else {
-      this.conflictLog.suppressed += 1;
-    }
+    this.limited.error('conflict', {
+      vip: this.ip, interface: this.iface, ourMac: this.link.mac, theirMac: arp.senderMac, op: arp.op,
+    }, 'VIP conflict: another host claims the VIP; re-announcing it');
     if (t - this.lastConflictBurst >= CONFLICT_BURST_MIN_GAP_MS) {
       this.lastConflictBurst = t;
       this.startBurst();

@@ -12,8 +12,8 @@ import { RateLimitedLog } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import type { VipOwner } from '../vip/owner';
 import { ReplayGuard } from './replay-guard';
-import { initialState, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
-import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, TrackEffect, TransitionReason, Role } from './types';
+import { effectivePriority, initialState, quorumOf, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
+import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, TrackEffect } from './types';
 import { decodeHeartbeat, encodeHeartbeat, type DropReason } from './wire';
 import { VipdError } from '../errors';
 
@@ -26,15 +26,6 @@ export interface RunnerOptions {
   readonly vip: VipOwner;
   /** A monotonic clock in ms; injected so nothing here depends on wall-clock jumps. */
   readonly now?: () => number;
-}
-
-export interface TransitionInfo {
-  readonly from: Role;
-  readonly to: Role;
-  readonly reason: TransitionReason;
-  readonly master: string;
-  readonly peer?: string;
-  readonly priority: number;
 }
 
 /** How many times the final resign message is sent: UDP may lose one, the handover should not wait. */
@@ -58,7 +49,6 @@ export class ElectionRunner {
   private lastStepAt = 0;
   private closed = false;
   private started = false;
-  private readonly listeners: ((t: TransitionInfo) => void)[] = [];
   /** While a stopping master waits for its successor's MASTER announcement. */
   private awaiting: { name: string; done: () => void } | undefined;
   private readonly now: () => number;
@@ -88,10 +78,6 @@ export class ElectionRunner {
     await this.opts.vip.prepare();
     this.started = true;
     this.feed({ type: 'start', now: this.now() });
-  }
-
-  onTransition(listener: (t: TransitionInfo) => void): void {
-    this.listeners.push(listener);
   }
 
   /** A tracked condition changed (apiserver health, link state). */
@@ -218,7 +204,6 @@ export class ElectionRunner {
         metrics.electionState.labels(to).set(1);
         if (from !== to) metrics.electionTransitions.labels(to, reason).inc();
         metrics.master.set(to === 'MASTER' ? 1 : 0);
-        for (const l of this.listeners) l(action);
         break;
       }
       case 'schedule':
@@ -227,11 +212,12 @@ export class ElectionRunner {
     }
   }
 
+  /** After every event, so cheap: no snapshot, just the three numbers the gauges show. */
   private refreshGauges(): void {
-    const snap = snapshot(this.state, this.now());
-    this.opts.metrics.peersAlive.set(snap.peers.filter((p) => p.alive).length);
-    this.opts.metrics.quorum.set(snap.quorum.quorate ? 1 : 0);
-    this.opts.metrics.priority.set(snap.priority);
+    const quorum = quorumOf(this.state, this.now());
+    this.opts.metrics.peersAlive.set(quorum.alive - 1);
+    this.opts.metrics.quorum.set(quorum.quorate ? 1 : 0);
+    this.opts.metrics.priority.set(effectivePriority(this.state));
   }
 
   private arm(at: number): void {
