@@ -20,7 +20,7 @@ election:
   secretFile: ${secretFile}
 ${extra}`;
 
-function problems(text: string, secretFile = '/nonexistent'): string[] {
+function problems(text: string): string[] {
   try {
     parseConfigText(text, 'test.yaml', { readSecret: false });
   } catch (err) {
@@ -28,7 +28,6 @@ function problems(text: string, secretFile = '/nonexistent'): string[] {
     assert.equal(err.exitCode, 2);
     return [...err.problems];
   }
-  void secretFile;
   assert.fail('expected a ConfigError');
 }
 

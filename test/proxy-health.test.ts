@@ -10,7 +10,7 @@ import { HealthChecker } from '../src/proxy/health-checker';
 import { probe } from '../src/proxy/probe';
 import type { HealthState } from '../src/proxy/rise-fall';
 import type { CheckSettings } from '../src/proxy/settings';
-import { FakeApiserver, generateCert, waitFor } from './fixtures/apiserver';
+import { FakeApiserver, generateCert, waitFor } from '../src/lab/stand-in-apiserver';
 
 const HOST = '127.0.0.21';
 const check = (over: Partial<CheckSettings> = {}): CheckSettings => ({

@@ -14,7 +14,7 @@ import { proxySchema } from '../src/config/schema';
 import { createLogger } from '../src/log/logger';
 import { registerProxyMetrics, type ProxyMetrics } from '../src/metrics/proxy-metrics';
 import { TcpProxy } from '../src/proxy/proxy';
-import { FakeApiserver, generateCert, patternSha256, pattern, rawCall, waitFor, type CertPair } from './fixtures/apiserver';
+import { FakeApiserver, generateCert, patternSha256, pattern, rawCall, waitFor, type CertPair } from '../src/lab/stand-in-apiserver';
 
 const FRONT = '127.0.0.20';
 const HOSTS = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;

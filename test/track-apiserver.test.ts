@@ -8,7 +8,7 @@ import pino from 'pino';
 import { trackApiserverSchema } from '../src/config/schema';
 import { ApiserverTracker } from '../src/track/apiserver';
 import type { TrackEffect } from '../src/vrrp/types';
-import { FakeApiserver, waitFor } from './fixtures/apiserver';
+import { FakeApiserver, waitFor } from '../src/lab/stand-in-apiserver';
 
 const HOST = '127.0.0.22';
 const log = pino({ level: 'silent' });

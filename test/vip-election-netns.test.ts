@@ -117,13 +117,20 @@ class Cluster {
 }
 
 
-describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 }, () => {
-  const c = new Cluster('majority');
+/** The cluster of one describe block: built (stand-in apiservers first, if asked) before its tests, destroyed after. */
+function useCluster(opts: { standIns: boolean }, ...args: ConstructorParameters<typeof Cluster>): Cluster {
+  const c = new Cluster(...args);
   before(async () => {
     await c.build();
+    if (opts.standIns) for (const n of NODES) await c.startStandIn(n);
     for (const n of NODES) c.start(n);
   });
   after(() => c.destroy());
+  return c;
+}
+
+describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 }, () => {
+  const c = useCluster({ standIns: false }, 'majority');
 
   it('exactly one node holds the VIP at steady state', async () => {
     const h = await c.one();
@@ -197,12 +204,7 @@ describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 },
 });
 
 describe('the VIP on namespaced hosts (quorum: none, keepalived-like)', { timeout: 120_000 }, () => {
-  const c = new Cluster('none');
-  before(async () => {
-    await c.build();
-    for (const n of NODES) c.start(n);
-  });
-  after(() => c.destroy());
+  const c = useCluster({ standIns: false }, 'none');
 
   it('partition {master} | {others}: both sides hold the VIP (split brain) until the heal, then one', async () => {
     const old = await c.one();
@@ -218,16 +220,10 @@ describe('the VIP on namespaced hosts (quorum: none, keepalived-like)', { timeou
 });
 
 describe('the local apiserver steers the election (track.apiserver)', { timeout: 120_000 }, () => {
-  const c = new Cluster('majority', {
+  const c = useCluster({ standIns: true }, 'majority', {
     track: { apiserver: { enabled: true, port: 9443, interval: '300ms', timeout: '200ms', fall: 2, rise: 2, mode: 'weight', weight: 50 } },
     proxy: { enabled: true, drainTimeout: '2s', frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }] },
   });
-  before(async () => {
-    await c.build();
-    for (const n of NODES) await c.startStandIn(n);
-    for (const n of NODES) c.start(n);
-  });
-  after(() => c.destroy());
 
   it("the master's apiserver turns unhealthy: its priority drops and the VIP moves; recovery does not pull it back", async () => {
     const old = await c.one();
@@ -248,15 +244,9 @@ describe('the local apiserver steers the election (track.apiserver)', { timeout:
 });
 
 describe('graceful stop end to end, through the balancer', { timeout: 120_000 }, () => {
-  const c = new Cluster('majority', {
+  const c = useCluster({ standIns: true }, 'majority', {
     proxy: { enabled: true, drainTimeout: '2s', frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }] },
   });
-  before(async () => {
-    await c.build();
-    for (const n of NODES) await c.startStandIn(n);
-    for (const n of NODES) c.start(n);
-  });
-  after(() => c.destroy());
 
   /** A client in the client namespace: one connection through VIP:6443, reporting as JSON lines. */
   const client = (command: string) => {

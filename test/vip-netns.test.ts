@@ -1,13 +1,13 @@
 /**
  * NetlinkVipOwner, the packet socket and LinkWatch against a real kernel: every test builds its own
- * namespaces (test/helpers/netns.ts: hosts on one bridge, 10.77.0.0/24), runs vipd's code inside
+ * namespaces (src/lab/netns.ts: hosts on one bridge, 10.77.0.0/24), runs vipd's code inside
  * them through test/helpers/vip-agent.ts, and checks the result with `ip`. Needs root.
  */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildGratuitousArp } from '../src/vip/arp';
-import { sleep, waitFor, withLab, type Lab, type LanHost, type NsProcess } from './helpers/netns';
+import { sleep, waitFor, withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
 
 const AGENT = path.join(__dirname, 'helpers', 'vip-agent.js');
 const VIP = '10.77.0.100';

@@ -100,6 +100,11 @@ export class SimCluster {
     this.recordHolders();
   }
 
+  /** A reload: new priority and preemption settings for one node. */
+  reconfigure(name: string, settings: { priority: number; preempt: boolean; preemptDelayMs: number }): void {
+    this.apply(this.node(name), { type: 'reconfigure', now: this.now, settings });
+  }
+
   track(name: string, check: string, effect: TrackEffect): void {
     this.apply(this.node(name), { type: 'track', now: this.now, name: check, effect });
   }
