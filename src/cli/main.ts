@@ -71,13 +71,7 @@ export function buildProgram(): Command {
     .option('--url <url>', 'the health endpoint (default: health.listen from the config)')
     .option('--json', 'print the raw JSON', false)
     .action(async (opts: { config: string; url?: string; json: boolean }) => {
-      const base = opts.url ?? healthUrl(loadConfigFile(opts.config, { readSecret: false }).config.health.listen);
-      let res: Response;
-      try {
-        res = await fetch(`${base.replace(/\/$/, '')}/status`, { signal: AbortSignal.timeout(5000) });
-      } catch (err) {
-        throw new VipdError('VIPD_UNREACHABLE', `cannot reach ${base}/status: ${(err as Error).message} (is vipd running?)`, { cause: err });
-      }
+      const res = await callHealth(opts, '/status', { signal: AbortSignal.timeout(5000) });
       const status = await res.json() as DaemonStatus;
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     });
@@ -87,13 +81,7 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .option('--url <url>', 'the health endpoint (default: health.listen from the config)')
     .action(async (opts: { config: string; url?: string }) => {
-      const base = opts.url ?? healthUrl(loadConfigFile(opts.config, { readSecret: false }).config.health.listen);
-      let res: Response;
-      try {
-        res = await fetch(`${base.replace(/\/$/, '')}/-/reload`, { method: 'POST', signal: AbortSignal.timeout(10_000) });
-      } catch (err) {
-        throw new VipdError('VIPD_UNREACHABLE', `cannot reach ${base}/-/reload: ${(err as Error).message} (is vipd running?)`, { cause: err });
-      }
+      const res = await callHealth(opts, '/-/reload', { method: 'POST', signal: AbortSignal.timeout(10_000) });
       const text = await res.text();
       if (!res.ok) throw new ConfigError([text.trim()]);
       process.stdout.write(text);
@@ -116,9 +104,19 @@ export function buildProgram(): Command {
   return program;
 }
 
-function healthUrl(listen: { host: string; port: number }): string {
-  const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host;
-  return `http://${host}:${listen.port}`;
+/** A request to the running daemon's health endpoint: `--url`, else health.listen from the config. */
+async function callHealth(opts: { config: string; url?: string }, path: string, init: RequestInit): Promise<Response> {
+  let base = opts.url;
+  if (base === undefined) {
+    const { host, port } = loadConfigFile(opts.config, { readSecret: false }).config.health.listen;
+    base = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  }
+  const url = `${base.replace(/\/$/, '')}${path}`;
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    throw new VipdError('VIPD_UNREACHABLE', `cannot reach ${url}: ${(err as Error).message} (is vipd running?)`, { cause: err });
+  }
 }
 
 function waitForStopSignal(log: ReturnType<typeof createLogger>): Promise<void> {
