@@ -4,20 +4,26 @@
 // It exists because gratuitous ARP needs raw Ethernet frames: neither dgram nor net can send one,
 // and shelling out to arping per frame is too slow for a takeover burst. It does two things:
 //   - send(frame): write one complete Ethernet frame to the bound interface;
-//   - deliver every received ARP frame (ETH_P_ARP) to a JS callback, from a uv_poll_t on the fd,
-//     so nothing ever blocks the event loop.
+//   - deliver every received ARP frame (ETH_P_ARP) that its optional filter keeps to a JS callback,
+//     from a uv_poll_t on the fd, so nothing ever blocks the event loop.
+// And, because dgram cannot attach a socket filter either, it opens the election's UDP socket with
+// a classic BPF program (src/native/bpf.ts) attached before bind; Node adopts the fd.
 //
-// JS: new PacketSocket(ifindex, onFrame) / .send(buf) / .close() / .ref() / .unref(),
-//     ifNameToIndex(name).
+// JS: new PacketSocket(ifindex, onFrame, filter?) / .send(buf) / .setFilter(program) / .close() /
+//     .ref() / .unref(), ifNameToIndex(name), openUdp4Socket(address, port, filter, recvBufferBytes),
+//     attachFilter(fd, program), clearReuseAddr(fd).
 
 #include <node_api.h>
 #include <uv.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -66,6 +72,48 @@ napi_value ThrowErrno(napi_env env, const char* syscall, int err) {
   snprintf(message, sizeof message, "%s: %s", syscall, strerror(err));
   napi_throw_error(env, uv_err_name(-err), message);
   return nullptr;
+}
+
+// A classic BPF program from JS: a Buffer of struct sock_filter (8 bytes each, host byte order), as
+// src/native/bpf.ts encodes it. Throws and returns false on anything else; the kernel checks the rest
+// (jumps in range, a final return) and answers EINVAL.
+bool GetFilter(napi_env env, napi_value value, struct sock_fprog* prog) {
+  bool is_buffer = false;
+  void* data = nullptr;
+  size_t length = 0;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, value, &data, &length) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a Buffer holding a classic BPF program");
+    return false;
+  }
+  // A length that is not a whole number of instructions would be truncated silently by the count.
+  if (length == 0 || length % sizeof(struct sock_filter) != 0 ||
+      length / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "a BPF program is 1 to 4096 instructions of 8 bytes each");
+    return false;
+  }
+  prog->len = static_cast<unsigned short>(length / sizeof(struct sock_filter));
+  prog->filter = static_cast<struct sock_filter*>(data);
+  return true;
+}
+
+// The kernel copies the program in setsockopt and swaps it in with one RCU pointer update: every
+// packet meets either the old filter or the new one, never none. Packets already queued stay queued.
+int AttachFilter(int fd, const struct sock_fprog* prog) {
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, prog, sizeof *prog) < 0 ? errno : 0;
+}
+
+// Reads an fd argument: a non-negative int32.
+bool GetFd(napi_env env, napi_value value, int* fd) {
+  napi_valuetype type = napi_undefined;
+  int32_t n = -1;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number ||
+      napi_get_value_int32(env, value, &n) != napi_ok || n < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a file descriptor (a non-negative integer)");
+    return false;
+  }
+  *fd = n;
+  return true;
 }
 
 void OnPollClosed(uv_handle_t* handle) {
@@ -175,10 +223,10 @@ PacketSocket* Unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_v
   return static_cast<PacketSocket*>(data);
 }
 
-// new PacketSocket(ifindex, onFrame)
+// new PacketSocket(ifindex, onFrame, filter?)
 napi_value New(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_value self;
   napi_value new_target;
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
@@ -196,11 +244,24 @@ napi_value New(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (ifindex: positive integer, onFrame: function)");
     return nullptr;
   }
+  struct sock_fprog filter = {0, nullptr};
+  napi_valuetype t2 = napi_undefined;
+  if (argc >= 3) CHECK_NAPI(env, napi_typeof(env, argv[2], &t2));
+  bool filtered = t2 != napi_undefined && t2 != napi_null;
+  if (filtered && !GetFilter(env, argv[2], &filter)) return nullptr;
 
   // Protocol 0 receives nothing until bind() names ETH_P_ARP together with the interface (packet(7)).
   // Opening with ETH_P_ARP directly would queue ARP from every interface in the gap before bind().
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ThrowErrno(env, "socket(AF_PACKET)", errno);
+  // The filter goes on before bind() too: no frame it would drop is ever queued.
+  if (filtered) {
+    int err = AttachFilter(fd, &filter);
+    if (err != 0) {
+      close(fd);
+      return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
+    }
+  }
   struct sockaddr_ll addr;
   memset(&addr, 0, sizeof addr);
   addr.sll_family = AF_PACKET;
@@ -281,6 +342,26 @@ napi_value Send(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// setFilter(program: Buffer): replaces the filter (or sets the first) on the open socket, atomically.
+napi_value SetFilter(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  PacketSocket* s = Unwrap(env, info, &argc, argv);
+  if (s == nullptr) return nullptr;
+  struct sock_fprog filter;
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a Buffer holding a classic BPF program");
+    return nullptr;
+  }
+  if (!GetFilter(env, argv[0], &filter)) return nullptr;
+  if (s->fd < 0) return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", EBADF);
+  int err = AttachFilter(s->fd, &filter);
+  if (err != 0) return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
 // close(): idempotent. Drops the listener too, so nothing keeps the JS object alive.
 napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 0;
@@ -334,9 +415,117 @@ napi_value IfNameToIndex(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// openUdp4Socket(address, port, filter: Buffer | null, recvBufferBytes): a bound, non-blocking UDP
+// socket's fd, for Node to adopt with dgram's bind({ fd }). Throws with the errno name as `code`.
+napi_value OpenUdp4Socket(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  // Longer than any dotted quad, so a truncated copy (which could parse) is told from a real one.
+  char address[32];
+  size_t address_length = 0;
+  napi_valuetype types[4] = {napi_undefined, napi_undefined, napi_undefined, napi_undefined};
+  for (size_t i = 0; i < argc && i < 4; i++) CHECK_NAPI(env, napi_typeof(env, argv[i], &types[i]));
+  int32_t port = -1;
+  int64_t rcvbuf = -1;
+  struct sockaddr_in addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  if (argc < 4 || types[0] != napi_string || types[1] != napi_number || types[3] != napi_number ||
+      napi_get_value_string_utf8(env, argv[0], address, sizeof address, &address_length) != napi_ok ||
+      address_length >= sizeof address - 1 || inet_pton(AF_INET, address, &addr.sin_addr) != 1 ||
+      napi_get_value_int32(env, argv[1], &port) != napi_ok || port < 0 || port > 65535 ||
+      napi_get_value_int64(env, argv[3], &rcvbuf) != napi_ok || rcvbuf < 0 || rcvbuf > INT_MAX / 2) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "expected (address: IPv4 dotted quad, port: 0-65535, filter: Buffer | null, "
+                          "recvBufferBytes: 0 to 2^30 - 1)");
+    return nullptr;
+  }
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  struct sock_fprog filter = {0, nullptr};
+  bool filtered = types[2] != napi_undefined && types[2] != napi_null;
+  if (filtered && !GetFilter(env, argv[2], &filter)) return nullptr;
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, "socket(AF_INET)", errno);
+  // Before bind(): a datagram arriving in between would otherwise be queued unfiltered.
+  if (filtered) {
+    int err = AttachFilter(fd, &filter);
+    if (err != 0) {
+      close(fd);
+      return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
+    }
+  }
+  if (rcvbuf > 0) {
+    // Best effort: SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is
+    // capped there silently. Either way the kernel doubles the value for its bookkeeping.
+    int size = static_cast<int>(rcvbuf);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) {
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+  }
+  // No SO_REUSEADDR: a second socket on this address and port fails with EADDRINUSE instead of
+  // sharing (and, for unicast, stealing) the election's datagrams.
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, "bind", err);
+  }
+  napi_value result;
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    CHECK_NAPI(env, napi_generic_failure);
+  }
+  return result;
+}
+
+// attachFilter(fd, program): SO_ATTACH_FILTER on any socket, replacing its filter atomically.
+napi_value AttachFilterFn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (fd: number, program: Buffer)");
+    return nullptr;
+  }
+  int fd = -1;
+  struct sock_fprog filter;
+  if (!GetFd(env, argv[0], &fd) || !GetFilter(env, argv[1], &filter)) return nullptr;
+  int err = AttachFilter(fd, &filter);
+  if (err != 0) return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
+// clearReuseAddr(fd): turns SO_REUSEADDR off again. Node adopts an fd with libuv's uv_udp_open(),
+// which turns it on; and two UDP sockets that both have it may share a port, whoever owns them (no
+// uid check, unlike SO_REUSEPORT): any local process could then bind the election's address and
+// port and, being the newer socket, receive its unicast datagrams. The kernel checks both sockets'
+// flags at the second bind, so clearing ours makes such a bind fail with EADDRINUSE again.
+napi_value ClearReuseAddr(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  int fd = -1;
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a file descriptor (a non-negative integer)");
+    return nullptr;
+  }
+  if (!GetFd(env, argv[0], &fd)) return nullptr;
+  int off = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof off) < 0) {
+    return ThrowErrno(env, "setsockopt(SO_REUSEADDR)", errno);
+  }
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"send", nullptr, Send, nullptr, nullptr, nullptr, napi_default_method, nullptr},
+      {"setFilter", nullptr, SetFilter, nullptr, nullptr, nullptr, napi_default_method, nullptr},
       {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default_method, nullptr},
       {"ref", nullptr, Ref, nullptr, nullptr, nullptr, napi_default_method, nullptr},
       {"unref", nullptr, Unref, nullptr, nullptr, nullptr, napi_default_method, nullptr},
@@ -344,10 +533,21 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_value cls;
   CHECK_NAPI(env, napi_define_class(env, "PacketSocket", NAPI_AUTO_LENGTH, New, nullptr,
                                     sizeof methods / sizeof methods[0], methods, &cls));
-  napi_value fn;
-  CHECK_NAPI(env, napi_create_function(env, "ifNameToIndex", NAPI_AUTO_LENGTH, IfNameToIndex, nullptr, &fn));
   CHECK_NAPI(env, napi_set_named_property(env, exports, "PacketSocket", cls));
-  CHECK_NAPI(env, napi_set_named_property(env, exports, "ifNameToIndex", fn));
+  struct {
+    const char* name;
+    napi_callback cb;
+  } functions[] = {
+      {"ifNameToIndex", IfNameToIndex},
+      {"openUdp4Socket", OpenUdp4Socket},
+      {"attachFilter", AttachFilterFn},
+      {"clearReuseAddr", ClearReuseAddr},
+  };
+  for (const auto& f : functions) {
+    napi_value fn;
+    CHECK_NAPI(env, napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn));
+    CHECK_NAPI(env, napi_set_named_property(env, exports, f.name, fn));
+  }
   return exports;
 }
 

@@ -1,45 +1,29 @@
 /**
  * A raw Ethernet socket on one interface (AF_PACKET, through the vipd_packet addon in native/):
- * sends whole frames and emits every ARP frame the interface receives. Shaped like dgram.Socket.
+ * sends whole frames and emits the ARP frames the interface receives. Shaped like dgram.Socket.
  *
- * The addon is loaded on first open(), so importing this module (dry runs, unit tests) never needs
- * a compiled addon.
+ * With `arpSender` the kernel drops every ARP frame that does not claim that address before it is
+ * queued (src/native/bpf.ts, arpSenderFilter): conflict detection only needs frames claiming the VIP,
+ * and a busy segment's ARP then never wakes the event loop.
+ *
+ * The addon is loaded on first open() (src/native/addon.ts), so importing this module (dry runs,
+ * unit tests) never needs a compiled addon.
  */
 import { EventEmitter } from 'node:events';
-import * as path from 'node:path';
 import { VipdError } from '../errors';
+import { errnoCode, loadPacketBinding, type NativePacketSocket } from '../native/addon';
+import { arpSenderFilter } from '../native/bpf';
 
-interface NativePacketSocket {
-  send(frame: Buffer): number;
-  close(): void;
-  ref(): void;
-  unref(): void;
-}
-
-export interface PacketBinding {
-  PacketSocket: new (ifindex: number, onFrame: (frame: Buffer) => void) => NativePacketSocket;
-  ifNameToIndex(name: string): number;
-}
-
-/** dist/src/vip -> native/build/Release, where `node-gyp rebuild -C native` puts the addon. */
-export const NATIVE_ADDON_PATH = path.resolve(__dirname, '../../../native/build/Release/vipd_packet.node');
-
-let binding: PacketBinding | undefined;
-
-export function loadPacketBinding(): PacketBinding {
-  if (binding !== undefined) return binding;
-  try {
-    binding = require(NATIVE_ADDON_PATH) as PacketBinding;
-  } catch (err) {
-    throw new VipdError('VIPD_NATIVE',
-      `the native packet-socket addon could not be loaded from ${NATIVE_ADDON_PATH}: ${errorText(err)}; ` +
-      'build it with `npm run build:native` (needs a C++ compiler, make and python3)', { cause: err });
-  }
-  return binding;
+export interface PacketSocketOpenOptions {
+  /** Deliver only ARP frames whose sender protocol address is this IPv4 address. */
+  readonly arpSender?: string;
 }
 
 export interface PacketSocketEvents {
-  /** One received ARP frame, Ethernet header included. Frames this host sent are not delivered. */
+  /**
+   * One received ARP frame, Ethernet header included (with `arpSender`, only frames claiming it).
+   * Frames this host sent are not delivered.
+   */
   frame: [frame: Buffer];
   close: [];
 }
@@ -50,10 +34,15 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
   private boundIndex: number | undefined;
   private closed = false;
 
-  /** Binds to `ifname` (resolved to its ifindex now, in this process's network namespace). */
-  open(ifname: string): this {
+  /**
+   * Binds to `ifname` (resolved to its ifindex now, in this process's network namespace). The
+   * `arpSender` filter is attached before the bind, so not one other frame is ever delivered.
+   * Throws TypeError for an `arpSender` that is not an IPv4 address.
+   */
+  open(ifname: string, options: PacketSocketOpenOptions = {}): this {
     if (this.closed) throw new VipdError('VIPD_NATIVE', 'this packet socket is closed; create a new one');
     if (this.native !== undefined) throw new VipdError('VIPD_NATIVE', `this packet socket is already open on ${this.boundName ?? '?'}`);
+    const filter = options.arpSender === undefined ? null : arpSenderFilter(options.arpSender);
     const addon = loadPacketBinding();
     let index: number;
     try {
@@ -62,7 +51,7 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
       throw new VipdError('VIPD_NATIVE', `interface "${ifname}" not found (${errnoCode(err)}); check vip.interface`, { cause: err });
     }
     try {
-      this.native = new addon.PacketSocket(index, (frame) => this.emit('frame', frame));
+      this.native = new addon.PacketSocket(index, (frame) => this.emit('frame', frame), filter);
     } catch (err) {
       const code = errnoCode(err);
       const hint = code === 'EPERM' || code === 'EACCES'
@@ -96,6 +85,24 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
     }
   }
 
+  /**
+   * Replaces the filter on the open socket (a new VIP after a reload): from now on only ARP frames
+   * claiming `ip` are delivered. The kernel swaps programs atomically; frames already queued under
+   * the old one are still delivered.
+   */
+  setArpSender(ip: string): void {
+    const filter = arpSenderFilter(ip);
+    if (this.native === undefined) {
+      throw new VipdError('VIPD_NATIVE', 'setArpSender on a packet socket that is not open');
+    }
+    try {
+      this.native.setFilter(filter);
+    } catch (err) {
+      throw new VipdError('VIPD_NATIVE', `cannot filter ARP on ${this.boundName ?? '?'}: ${errnoCode(err)}`,
+        { cause: err });
+    }
+  }
+
   /** Keeps the event loop alive while open (the default), like dgram. */
   ref(): this {
     this.native?.ref();
@@ -122,13 +129,4 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
 
 export function createPacketSocket(): PacketSocket {
   return new PacketSocket();
-}
-
-function errnoCode(err: unknown): string {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
-  return errorText(err);
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -13,7 +13,8 @@ import { createLogger } from '../../src/log/logger';
 import { createMetrics } from '../../src/metrics/metrics';
 import { LinkWatch } from '../../src/vip/link-watch';
 import { NetlinkVipOwner, type NetlinkVipOwnerOptions } from '../../src/vip/netlink-owner';
-import { createPacketSocket, loadPacketBinding } from '../../src/vip/packet-socket';
+import { loadPacketBinding } from '../../src/native/addon';
+import { createPacketSocket } from '../../src/vip/packet-socket';
 
 type Command = { id: number; cmd: string } & Record<string, unknown>;
 

@@ -1,0 +1,68 @@
+/**
+ * The vipd_packet addon (native/packet.cc): what it exports, typed, and where it is loaded from.
+ * The wrappers (src/vip/packet-socket.ts, src/native/udp-socket.ts) are its only users.
+ *
+ * Loaded on first use, so importing a wrapper (dry runs, unit tests) never needs a compiled addon.
+ * Every function throws an Error whose `code` is the errno name (EPERM, EADDRINUSE...) when the
+ * kernel refuses, and a TypeError or RangeError (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE) on bad
+ * arguments.
+ */
+import * as path from 'node:path';
+import { VipdError } from '../errors';
+
+export interface NativePacketSocket {
+  send(frame: Buffer): number;
+  /** Replaces the socket's classic BPF filter in one step (see attachFilter). */
+  setFilter(program: Buffer): void;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface NativeBinding {
+  /**
+   * An AF_PACKET socket bound to ETH_P_ARP on `ifindex`; `filter` (a classic BPF program, see
+   * src/native/bpf.ts) is attached before the bind, so no frame it drops is ever queued.
+   */
+  PacketSocket: new (ifindex: number, onFrame: (frame: Buffer) => void, filter?: Buffer | null) => NativePacketSocket;
+  ifNameToIndex(name: string): number;
+  /**
+   * A non-blocking AF_INET UDP socket with `filter` attached, SO_RCVBUF set (best effort; 0 keeps the
+   * default) and bound to address:port without SO_REUSEADDR. Returns the fd, now the caller's to close.
+   */
+  openUdp4Socket(address: string, port: number, filter: Buffer | null, recvBufferBytes: number): number;
+  /**
+   * SO_ATTACH_FILTER on an open socket. Replaces any previous filter atomically: each packet meets the
+   * old program or the new one, never none. Packets already queued are not filtered again.
+   */
+  attachFilter(fd: number, program: Buffer): void;
+  /** Turns SO_REUSEADDR off (libuv turns it on when Node adopts an fd; see udp-socket.ts). */
+  clearReuseAddr(fd: number): void;
+}
+
+/** dist/src/native -> native/build/Release, where `node-gyp rebuild -C native` puts the addon. */
+export const NATIVE_ADDON_PATH = path.resolve(__dirname, '../../../native/build/Release/vipd_packet.node');
+
+let binding: NativeBinding | undefined;
+
+export function loadPacketBinding(): NativeBinding {
+  if (binding !== undefined) return binding;
+  try {
+    binding = require(NATIVE_ADDON_PATH) as NativeBinding;
+  } catch (err) {
+    throw new VipdError('VIPD_NATIVE',
+      `the native addon could not be loaded from ${NATIVE_ADDON_PATH}: ${errorText(err)}; ` +
+      'build it with `npm run build:native` (needs a C++ compiler, make and python3)', { cause: err });
+  }
+  return binding;
+}
+
+/** The errno name the addon put in `code` (EPERM, EADDRINUSE...), or the error's text. */
+export function errnoCode(err: unknown): string {
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
+  return errorText(err);
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
