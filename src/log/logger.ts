@@ -19,10 +19,17 @@ export function createLogger(options: { level: LogLevel; node?: string; destinat
 /**
  * At most one line per `key` every `windowMs`; the next line carries how many were suppressed.
  * For input an attacker or a broken peer controls (bad packets), so it cannot flood the log.
+ *
+ * Bounded: keys come from packets (a source address), and a host spoofing many sources must not
+ * grow the heap. Past `maxKeys`, entries older than the window are swept out; if all are recent,
+ * further keys share one overflow entry (logged with `overflow: true`), so memory stays O(maxKeys).
  */
 export class RateLimitedLog {
   private readonly seen = new Map<string, { at: number; suppressed: number }>();
-  constructor(private readonly log: Logger, private readonly windowMs = 10_000, private readonly now = () => performance.now()) {}
+  constructor(
+    private readonly log: Logger, private readonly windowMs = 10_000, private readonly now = () => performance.now(),
+    private readonly maxKeys = 256,
+  ) {}
 
   warn(key: string, fields: Record<string, unknown>, message: string): void {
     this.write('warn', key, fields, message);
@@ -32,14 +39,28 @@ export class RateLimitedLog {
     this.write('error', key, fields, message);
   }
 
+  /** Entries held (for tests and the curious): never more than maxKeys + 1. */
+  get size(): number {
+    return this.seen.size;
+  }
+
   private write(level: 'warn' | 'error', key: string, fields: Record<string, unknown>, message: string): void {
     const t = this.now();
-    const entry = this.seen.get(key);
+    let k = key;
+    if (!this.seen.has(k) && this.seen.size >= this.maxKeys) {
+      for (const [old, e] of this.seen) if (t - e.at >= this.windowMs && old !== OVERFLOW) this.seen.delete(old);
+      if (this.seen.size >= this.maxKeys) k = OVERFLOW;
+    }
+    const entry = this.seen.get(k);
     if (entry !== undefined && t - entry.at < this.windowMs) {
       entry.suppressed += 1;
       return;
     }
-    this.log[level]({ ...fields, ...(entry !== undefined && entry.suppressed > 0 ? { suppressed: entry.suppressed } : {}) }, message);
-    this.seen.set(key, { at: t, suppressed: 0 });
+    const extra = { ...(entry !== undefined && entry.suppressed > 0 ? { suppressed: entry.suppressed } : {}), ...(k === OVERFLOW ? { overflow: true } : {}) };
+    this.log[level]({ ...fields, ...extra }, message);
+    this.seen.set(k, { at: t, suppressed: 0 });
   }
 }
+
+/** The shared entry once maxKeys distinct keys are all within their window. */
+const OVERFLOW = '\u0000overflow';
