@@ -1,17 +1,32 @@
 /**
  * Failover benchmark: the lab's drill (src/lab/drill.ts) run on the same namespaced network with
  * vipd and with the pair it replaces, keepalived + HAProxy (Debian's packages), one after the
- * other in one run, and the client outages side by side. As root: `npm run bench:failover`.
+ * other in one run, and the figures side by side; then the random-loss trials. As root:
+ *
+ *   npm run bench:failover         (= npm run build && node dist/bench/failover.js: everything)
+ *   node dist/bench/failover.js [--only vipd|keepalived] [--events crash,link,...,random-loss]
+ *     [--loss-seconds 600] [--loss-rates 10,30,50] [--loss-parallel none|rate|all] [--verbose]
  *
  * keepalived is set up as the kubeadm HA guide does (unicast peers, equal priorities, state
  * BACKUP everywhere), once with its default advert_int 1 (VRRPv2) and once with VRRPv3 at 0.1 s,
  * which is the fastest it supports and what vipd's default heartbeat interval matches. HAProxy
  * listens on :6443 on every node with HTTPS /readyz checks; the client connects to VIP:6443.
+ *
+ * The drill's events run one manager after the other: they time failovers to the millisecond and
+ * must not share the CPU. The random-loss trials count events over minutes, and each has its own
+ * network, so they run side by side (--loss-parallel, see bench/README.md) while the machine's
+ * load is recorded to show it was not saturated.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { formatOutcomes, NODES, runDrill, VIP, type Outcome, type VipManager } from '../src/lab/drill';
+import { parseArgs } from 'node:util';
+import {
+  DRILL_EVENTS, formatDetections, formatLossTrials, formatOutcomes, runCrashUnderLoss, runDrill, runLossTrial,
+  type Detection, type DrillEvent, type LossTrial, type Outcome,
+} from '../src/lab/drill';
+import { NODES, VIP, type VipManager } from '../src/lab/drill-bed';
 import { vipdManager } from '../src/lab/lab';
 
 /** HAProxy as the kubeadm HA guide configures it: TCP on :6443, HTTPS /readyz checks, roundrobin. */
@@ -36,7 +51,7 @@ ${ips.map((ip, i) => `  server cp${i + 1} ${ip}:9443`).join('\n')}
 }
 
 /** keepalived (unicast VRRP, as the kubeadm guide sets it up) with HAProxy beside it on each node. */
-function keepalivedManager(advertInt: number): VipManager {
+function keepalivedManager(advertInt: number, print: ((line: string) => void) | undefined): VipManager {
   const v3 = advertInt < 1;
   return {
     label: `keepalived ${v3 ? 'VRRPv3' : 'VRRPv2'} ${advertInt}s + HAProxy`,
@@ -68,43 +83,260 @@ ${peers}
 `);
       }
     },
+    // The VRRP packets themselves (IP protocol 112), unicast to each peer.
+    heartbeatMatch: 'ip protocol vrrp',
     commands: (n, dir) => [
       {
+        // The parent only watches its children; the VRRP child it forks runs the election. A stall
+        // stops both (a stalled parent alone changes nothing), and not HAProxy, a separate daemon.
+        election: true,
         cmd: 'keepalived',
         args: ['--dont-fork', '--log-console', '--vrrp', '-f', join(dir, `${n}.conf`),
           '-p', join(dir, `${n}.pid`), '-r', join(dir, `${n}.vrrp.pid`), '-c', join(dir, `${n}.checkers.pid`)],
       },
       { cmd: 'haproxy', args: ['-db', '-f', join(dir, 'haproxy.cfg'), '-p', join(dir, `${n}.haproxy.pid`)] },
     ],
+    ...(print === undefined ? {} : { onLine: (n, line) => print(`        ${n}: ${line}`) }),
   };
+}
+
+const RANDOM_LOSS = 'random-loss';
+const CRASH_LOSS = 'crash-loss';
+const PARALLEL = ['none', 'rate', 'all'] as const;
+type Parallel = (typeof PARALLEL)[number];
+
+interface BenchOptions {
+  readonly only: 'vipd' | 'keepalived' | undefined;
+  readonly events: readonly DrillEvent[];
+  readonly randomLoss: boolean;
+  readonly crashLoss: boolean;
+  readonly detectRates: readonly number[];
+  readonly detectCrashes: number;
+  readonly lossSeconds: number;
+  readonly lossRates: readonly number[];
+  readonly parallel: Parallel;
+  /** Print the managers' own log lines too. */
+  readonly verbose: boolean;
+}
+
+const USAGE = `usage: node dist/bench/failover.js [--only vipd|keepalived] [--events LIST] [--loss-seconds N]
+  [--loss-rates 10,30,50] [--loss-parallel none|rate|all] [--detect-rates 0,10,30,50] [--detect-crashes N] [--verbose]
+  --events: a comma-separated subset of ${[...DRILL_EVENTS, RANDOM_LOSS, CRASH_LOSS].join(',')} (default: all)`;
+
+function options(argv: readonly string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      only: { type: 'string' },
+      events: { type: 'string' },
+      'loss-seconds': { type: 'string', default: '600' },
+      'loss-rates': { type: 'string', default: '10,30,50' },
+      'loss-parallel': { type: 'string', default: 'rate' },
+      'detect-rates': { type: 'string', default: '0,10,30,50' },
+      'detect-crashes': { type: 'string', default: '3' },
+      verbose: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const bad = (what: string) => new Error(`${what}\n${USAGE}`);
+  if (values.only !== undefined && values.only !== 'vipd' && values.only !== 'keepalived') {
+    throw bad(`--only: "${values.only}"`);
+  }
+  const events = values.events?.split(',').map((e) => e.trim()).filter((e) => e !== '')
+    ?? [...DRILL_EVENTS, RANDOM_LOSS, CRASH_LOSS];
+  for (const e of events) {
+    if (e !== RANDOM_LOSS && e !== CRASH_LOSS && !(DRILL_EVENTS as readonly string[]).includes(e)) throw bad(`--events: unknown "${e}"`);
+  }
+  const detectRates = (values['detect-rates'] ?? '').split(',').map(Number);
+  if (detectRates.some((r) => !Number.isInteger(r) || r < 0 || r > 90)) throw bad('--detect-rates: whole percentages from 0 to 90');
+  const detectCrashes = Number(values['detect-crashes']);
+  if (!Number.isInteger(detectCrashes) || detectCrashes < 1 || detectCrashes > 50) throw bad('--detect-crashes: 1 to 50');
+  const lossSeconds = Number(values['loss-seconds']);
+  if (!Number.isInteger(lossSeconds) || lossSeconds < 10 || lossSeconds > 7200) {
+    throw bad('--loss-seconds: a whole number from 10 to 7200');
+  }
+  const lossRates = (values['loss-rates'] ?? '').split(',').map(Number);
+  if (lossRates.some((r) => !Number.isInteger(r) || r < 0 || r > 100)) {
+    throw bad('--loss-rates: whole percentages from 0 to 100');
+  }
+  const parallel = values['loss-parallel'] as Parallel;
+  if (!PARALLEL.includes(parallel)) throw bad(`--loss-parallel: one of ${PARALLEL.join(', ')}`);
+  return {
+    only: values.only as BenchOptions['only'], events: DRILL_EVENTS.filter((e) => events.includes(e)),
+    randomLoss: events.includes(RANDOM_LOSS), crashLoss: events.includes(CRASH_LOSS), detectRates, detectCrashes,
+    lossSeconds, lossRates, parallel, verbose: values.verbose === true,
+  };
+}
+
+/** Busy and total jiffies of the whole machine (every core), from /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  const cpu = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total }; // idle and iowait are not busy
+}
+
+/**
+ * The CPU this process and its reaped children used (utime, stime, cutime, cstime), in the same
+ * ticks as /proc/stat: every process a trial started is its child (`ip netns exec` execs in place)
+ * and is reaped when the trial closes, so after a group of trials this is the group's own CPU.
+ */
+function ownTicks(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(f[i]), 0); // fields 14-17, counted from state (3)
+}
+
+/**
+ * How busy the machine was while trials ran side by side: the mean, the busiest 10 s, the highest
+ * 1-minute load average, and the bench's own share. A saturated machine delays heartbeats and
+ * would count its own scheduling as the managers' takeovers; on a shared machine the bench's share
+ * tells its load from other jobs'.
+ */
+class MachineLoad {
+  private readonly first = machineTicks();
+  private readonly firstOwn = ownTicks();
+  private last = this.first;
+  private maxBusy = 0;
+  private maxLoad = 0;
+  private readonly timer = setInterval(() => this.sample(), 10_000);
+
+  private sample(): void {
+    const now = machineTicks();
+    const ticks = now.total - this.last.total;
+    if (ticks > 0) this.maxBusy = Math.max(this.maxBusy, (now.busy - this.last.busy) / ticks);
+    this.last = now;
+    this.maxLoad = Math.max(this.maxLoad, Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]));
+  }
+
+  /** Call once the trials have closed (their processes reaped). */
+  stop(): string {
+    clearInterval(this.timer);
+    this.sample();
+    const total = Math.max(1, this.last.total - this.first.total);
+    const pct = (x: number) => `${Math.round(x * 100)}%`;
+    return `CPU busy ${pct((this.last.busy - this.first.busy) / total)} on average (the bench's own processes `
+      + `${pct((ownTicks() - this.firstOwn) / total)}), ${pct(this.maxBusy)} in the busiest 10 s; `
+      + `load average (1 min) up to ${this.maxLoad.toFixed(2)}; ${cpus().length} cores`;
+  }
+}
+
+interface Contender { readonly tag: string; readonly kind: 'vipd' | 'keepalived'; readonly manager: VipManager }
+
+/** The random-loss trials: every contender at every rate, grouped as --loss-parallel says. */
+async function lossTrials(contenders: readonly Contender[], o: BenchOptions,
+  print: (l: string) => void): Promise<LossTrial[]> {
+  const all = o.lossRates.flatMap((percent) => contenders.map((c) => ({ c, percent })));
+  const groups = o.parallel === 'all' ? [all]
+    : o.parallel === 'rate' ? o.lossRates.map((p) => all.filter((t) => t.percent === p)) : all.map((t) => [t]);
+  const trials: LossTrial[] = [];
+  for (const group of groups) {
+    const names = group.map((t) => `${t.c.tag} ${t.percent}%`).join(', ');
+    print(`\n=== random loss, ${group.length} trial(s) side by side: ${names}`);
+    const load = new MachineLoad();
+    const results = await Promise.allSettled(group.map(({ c, percent }) => runLossTrial(c.manager, {
+      out: (l) => print(`[${c.tag} ${percent}%] ${l}`), prefix: 'vipd-bench', percent, seconds: o.lossSeconds,
+    })));
+    print(`    ${load.stop()}`);
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'fulfilled') trials.push(r.value);
+      else print(`[${group[i]?.c.tag} ${group[i]?.percent}%] failed: ${(r.reason as Error).message}`);
+    }
+  }
+  return trials;
+}
+
+/** Crashes under loss: for each rate, every contender side by side (each in its own namespaces). */
+async function detections(contenders: readonly Contender[], o: BenchOptions, print: (l: string) => void): Promise<Detection[]> {
+  const out: Detection[] = [];
+  for (const percent of o.detectRates) {
+    print(`\n=== crash under ${percent}% loss, ${contenders.length} manager(s) side by side`);
+    const load = new MachineLoad();
+    const results = await Promise.allSettled(contenders.map((c) => runCrashUnderLoss(c.manager, {
+      out: (l) => print(`[${c.tag} ${percent}%] ${l}`), prefix: 'vipd-bench', percent, crashes: o.detectCrashes,
+      warmupSeconds: 30,
+    })));
+    print(`    ${load.stop()}`);
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'fulfilled') out.push(r.value);
+      else print(`[${contenders[i]?.tag} ${percent}%] failed: ${(r.reason as Error).message}`);
+    }
+  }
+  return out;
+}
+
+interface Run { readonly label: string; readonly outcomes: readonly Outcome[] }
+
+/** One row of a side-by-side table: `cell` of each run's outcome for `event`. */
+function row(name: string, runs: readonly Run[], event: string, cell: (o: Outcome) => string): string {
+  const cells = runs.map((r) => {
+    const o = r.outcomes.find((x) => x.event === event);
+    return (o === undefined ? '-' : cell(o)).padStart(34);
+  });
+  return `${name.padEnd(56)}${cells.join('')}`;
+}
+
+/** The drill's figures side by side: the headline tables, then every figure of each held fault. */
+function compare(runs: readonly Run[], print: (l: string) => void): void {
+  const ms = (v: number | undefined, none: string) => (v === undefined ? none : String(v));
+  const yes = (b: boolean | undefined) => (b === undefined ? '-' : b ? 'yes' : 'no');
+  const head = (first: string) => `${first.padEnd(56)}${runs.map((r) => r.label.padStart(34)).join('')}`;
+  const events = [...new Set(runs.flatMap((r) => r.outcomes.map((x) => x.event)))];
+  print(`\n=== client outage (ms) per event; lower is better\n${head('event')}`);
+  for (const e of events) print(row(e, runs, e, (x) => ms(x.outageMs, 'unrecovered')));
+  print('\n=== VIP moved (ms) per event');
+  for (const e of events) print(row(e, runs, e, (x) => ms(x.vipMovedMs, 'never')));
+  const isHeld = (e: string) => runs.some((r) => r.outcomes.some((x) => x.event === e && x.multiMs !== undefined));
+  const heldFaults = events.filter(isHeld);
+  for (const e of heldFaults) {
+    print(`\n=== ${e}\n${head('figure')}`);
+    print(row('VIP moved (ms)', runs, e, (x) => ms(x.vipMovedMs, 'never')));
+    print(row('client outage (ms)', runs, e, (x) => ms(x.outageMs, 'unrecovered')));
+    print(row('holder changes', runs, e, (x) => ms(x.holderChanges, '-')));
+    print(row('two holders, total (ms)', runs, e, (x) => ms(x.multiMs, '-')));
+    print(row('two holders, longest (ms)', runs, e, (x) => ms(x.longestMultiMs, '-')));
+    print(e.startsWith('stall')
+      ? row('VIP back on the stalled node after SIGCONT', runs, e, (x) => yes(x.backToOrigin))
+      : row('one holder when the rule was removed', runs, e, (x) => yes(x.oneHolderAtHeal)));
+    print(row('one holder again within 15 s after', runs, e, (x) => yes(x.settled)));
+  }
 }
 
 async function main(): Promise<void> {
   const print = (line: string) => process.stdout.write(`${line}\n`);
-  const runs: { label: string; outcomes: Outcome[] }[] = [];
-  const managers: VipManager[] = [vipdManager({ verbose: false }, print)];
+  const o = options(process.argv.slice(2));
+  const started = Date.now();
+  const logs = o.verbose ? print : undefined;
+  const contenders: Contender[] = [{ tag: 'vipd', kind: 'vipd', manager: vipdManager({ verbose: o.verbose }, print) }];
   try {
     execFileSync('keepalived', ['--version'], { stdio: 'ignore' });
     execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
-    managers.push(keepalivedManager(1), keepalivedManager(0.1));
+    contenders.push({ tag: 'ka-v2', kind: 'keepalived', manager: keepalivedManager(1, logs) },
+      { tag: 'ka-v3', kind: 'keepalived', manager: keepalivedManager(0.1, logs) });
   } catch {
-    process.stderr.write('bench: keepalived and haproxy are needed for the comparison (apt-get install keepalived haproxy); running vipd only\n');
+    process.stderr.write('bench: keepalived and haproxy are needed for the comparison '
+      + '(apt-get install keepalived haproxy); running vipd only\n');
   }
-  for (const m of managers) {
-    print(`\n=== ${m.label}`);
-    runs.push({ label: m.label, outcomes: await runDrill(m, { out: print, prefix: 'vipd-bench' }) });
+  const chosen = contenders.filter((c) => o.only === undefined || c.kind === o.only);
+  const runs: Run[] = [];
+  for (const c of o.events.length > 0 ? chosen : []) {
+    print(`\n=== ${c.manager.label}`);
+    const outcomes = await runDrill(c.manager, { out: print, prefix: 'vipd-bench', events: o.events });
+    runs.push({ label: c.manager.label, outcomes });
   }
-  print('\n=== client outage (ms) per event; lower is better');
-  const events = runs[0]?.outcomes.map((o) => o.event) ?? [];
-  print(`${'event'.padEnd(56)}${runs.map((r) => r.label.padStart(34)).join('')}`);
-  for (const [i, e] of events.entries()) {
-    print(`${e.padEnd(56)}${runs.map((r) => { const o = r.outcomes[i]; return (o?.outageMs === undefined ? 'unrecovered' : `${o.outageMs}`).padStart(34); }).join('')}`);
+  const trials = o.randomLoss ? await lossTrials(chosen, o, print) : [];
+  const detected = o.crashLoss ? await detections(chosen, o, print) : [];
+
+  if (runs.length > 0) compare(runs, print);
+  if (trials.length > 0) {
+    print(`\n=== random loss: each node drops that share of the heartbeats it sends, for ${o.lossSeconds} s`);
+    for (const l of formatLossTrials(trials)) print(l);
   }
-  print('\n=== VIP moved (ms) per event');
-  for (const [i, e] of events.entries()) {
-    print(`${e.padEnd(56)}${runs.map((r) => { const o = r.outcomes[i]; return (o?.vipMovedMs === undefined ? 'never' : `${o.vipMovedMs}`).padStart(34); }).join('')}`);
+  if (detected.length > 0) {
+    print("\n=== crash under loss: each node drops that share of its heartbeats; the master's node crashes");
+    for (const l of formatDetections(detected)) print(l);
   }
   for (const r of runs) { print(''); for (const l of formatOutcomes(r.label, r.outcomes)) print(l); }
+  print(`\nbench: ${((Date.now() - started) / 60_000).toFixed(1)} min`);
 }
 
 void main().catch((err: unknown) => {

@@ -1,24 +1,42 @@
 /**
- * The lab's drill as a test, in namespaces it creates and removes: after each event (crash, link
- * cut, graceful stop, partition) exactly one other node holds the VIP and the client reaches it
- * again. Generous bounds: correctness, not speed (the lab prints the speed).
+ * The lab's drill as a test, in namespaces it creates and removes: after each event that must move
+ * the VIP (crash, link cut, graceful stop, partition) exactly one other node holds it and the
+ * client reaches it again; after the held faults (a stall, one-way heartbeat loss) the client
+ * recovers and one node holds the VIP again. Generous bounds: correctness, not speed (the lab
+ * prints the speed). How a manager rides out the held faults (two holders during the fault, a
+ * second failover after the stall) is what the lab and bench/failover.ts measure, not asserted.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { it } from 'node:test';
+import { DRILL_EVENTS } from '../src/lab/drill';
 import { runLab } from '../src/lab/lab';
 
-it('the lab drill: every event moves the VIP to one other node and the client recovers', { timeout: 120_000 }, async () => {
-  const lines: string[] = [];
-  const outcomes = await runLab({ verbose: false, out: (l) => lines.push(l) });
-  console.log(lines.map((l) => `# ${l}`).join('\n'));
-  assert.equal(outcomes.length, 4);
-  for (const o of outcomes) {
-    assert.notEqual(o.to, o.from, `${o.event}: the VIP moved`);
-    assert.match(o.to, /^cp[123]$/, `${o.event}: exactly one holder (${o.to})`);
-    assert.ok(o.vipMovedMs !== undefined && o.vipMovedMs < 10_000, `${o.event}: moved within 10 s`);
-    assert.ok(o.outageMs !== undefined && o.outageMs < 10_000, `${o.event}: the client recovered`);
-  }
-  const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('vipd-lab-'));
-  assert.deepEqual(left, [], 'the lab removed its namespaces');
-});
+const MUST_MOVE = 4; // crash, link cut, graceful, partition: the first four events
+
+it('the lab drill: every event moves the VIP to one other node, one holder after each fault, the client recovers',
+  { timeout: 180_000 }, async () => {
+    const lines: string[] = [];
+    const outcomes = await runLab({ verbose: false, out: (l) => lines.push(l) });
+    console.log(lines.map((l) => `# ${l}`).join('\n'));
+    assert.equal(outcomes.length, DRILL_EVENTS.length);
+    for (const o of outcomes.slice(0, MUST_MOVE)) {
+      assert.notEqual(o.to, o.from, `${o.event}: the VIP moved`);
+      assert.match(o.to, /^cp[123]$/, `${o.event}: exactly one holder (${o.to})`);
+      assert.ok(o.vipMovedMs !== undefined && o.vipMovedMs < 10_000, `${o.event}: moved within 10 s`);
+      assert.ok(o.outageMs !== undefined && o.outageMs < 10_000, `${o.event}: the client recovered within 10 s`);
+    }
+    for (const o of outcomes) assert.ok(o.settled, `${o.event}: a single holder again within 15 s`);
+    for (const o of outcomes.slice(MUST_MOVE)) {
+      // Within 15 s of the fault's end, not a tighter bound: a node that held the VIP briefly may
+      // keep the client's ARP entry until the holder's next gratuitous ARP (vip.garp.refresh, 10 s).
+      assert.ok(o.outageMs !== undefined, `${o.event}: the client recovered`);
+      // Measured, whatever the figures: the window's figures exist and agree with each other.
+      assert.ok(o.holderChanges !== undefined && o.multiMs !== undefined && o.longestMultiMs !== undefined,
+        `${o.event}: measured`);
+      assert.ok(o.longestMultiMs <= o.multiMs, `${o.event}: the longest two-holder stretch is within the total`);
+    }
+    const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n')
+      .filter((l) => l.startsWith('vipd-lab-'));
+    assert.deepEqual(left, [], 'the lab removed its namespaces');
+  });

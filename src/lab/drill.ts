@@ -1,72 +1,55 @@
 /**
- * The failover drill behind `vipd lab` and bench/failover.ts: a throwaway network of namespaces
- * (three control-plane nodes and a client on one bridge), a stand-in apiserver (HTTPS, /readyz) on
- * :9443 in each node, a VIP manager in each node (vipd, or keepalived + HAProxy for the
- * comparison), and a client connecting to VIP:6443 (the balancer) every 10 ms. Events: crash the master, cut its link, stop it
- * gracefully, partition it away, heal. Who holds the VIP is read from the kernel
- * (`ip monitor address` in each namespace), not from the managers' own word, so every manager is
- * judged the same way. Everything created is removed at the end, on error and on Ctrl-C.
+ * The failover drill behind `vipd lab` and bench/failover.ts, on a test bed (drill-bed.ts: three
+ * nodes, a client connecting to VIP:6443 every 10 ms, who holds the VIP read from each node's
+ * kernel, so every manager is judged the same way). Events, each started from one VIP holder, the
+ * master:
+ * - the VIP must move: crash the master, cut its link, stop it gracefully, partition it away;
+ * - faults real networks have, held for a while and then cleared: the master's manager stalls
+ *   (SIGSTOP, then SIGCONT), or its heartbeats are lost one way (out of it, or into it).
+ * And, for the benchmark, a long trial with random heartbeat loss on every node. Everything
+ * created is removed at the end, on error and on Ctrl-C.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { ExitCode, VipdError } from '../errors';
-import { Lab, type LanHost } from './netns';
-
-export const NODES = ['cp1', 'cp2', 'cp3'] as const;
-export type NodeName = (typeof NODES)[number];
-export const VIP = '10.77.0.100';
-const PHASE_TIMEOUT_MS = 15_000;
-
-/** What the drill needs from a VIP manager (vipd, keepalived). */
-export interface VipManager {
-  /** For the report, e.g. "vipd (interval 100ms)". */
-  readonly label: string;
-  /** Write config files etc. into `dir`, once the network exists. */
-  prepare(net: DrillNetwork, dir: string): void;
-  /** The processes to run on `node`, inside its namespace (started, stopped and killed together). */
-  commands(node: NodeName, dir: string): { cmd: string; args: string[] }[];
-  /** The port the client connects to on the VIP. */
-  readonly probePort: number;
-  /** Called with each line the manager prints (for --verbose). */
-  readonly onLine?: (node: NodeName, line: string) => void;
-}
-
-export interface DrillNetwork {
-  host(name: string): LanHost;
-}
+import { DrillBed, NODES, PHASE_TIMEOUT_MS, type BedOptions, type NodeName, type VipManager } from './drill-bed';
+import { firstHeldByOther, holdersAt, holderStats, type HolderStats } from './holder-log';
+import { sleep } from './netns';
 
 export interface Outcome {
   readonly event: string;
   readonly from: string;
-  /** The node that took the VIP over ('' when none did within the phase timeout). */
+  /** The node that took the VIP over ('' when none did: within the phase timeout, or during the fault). */
   readonly to: string;
   /** From the event to a new holder, read from the kernel. */
   readonly vipMovedMs: number | undefined;
   /** The longest stretch without a successful client connect. undefined: the client never recovered. */
   readonly outageMs: number | undefined;
+  /** One holder again within 15 s of the fault's end, before the drill removed any stale copy itself. */
+  readonly settled: boolean;
+  // Faults held for a while (stall, one-way loss), over the fault (a stall: until 3 s after SIGCONT):
+  /** Total and longest time two or more nodes held the VIP at once. */
+  readonly multiMs?: number;
+  readonly longestMultiMs?: number;
+  /** How many times the holder set changed. */
+  readonly holderChanges?: number;
+  /** Stall: after another node took over, the resumed node became the only holder again. */
+  readonly backToOrigin?: boolean;
+  /** One-way loss: exactly one holder when the rule was removed. */
+  readonly oneHolderAtHeal?: boolean;
 }
 
-export interface DrillOptions {
-  readonly out: (line: string) => void;
-  /** Namespace prefix, e.g. "vipd-lab" or "vipd-bench". */
-  readonly prefix: string;
+export const DRILL_EVENTS = ['crash', 'link', 'graceful', 'partition', 'stall', 'loss-out', 'loss-in'] as const;
+export type DrillEvent = (typeof DRILL_EVENTS)[number];
+
+export interface DrillOptions extends BedOptions {
+  /** The events to run, in this order (default: all of DRILL_EVENTS). */
+  readonly events?: readonly DrillEvent[];
+  /** How long a stall lasts (default 3 s). */
+  readonly stallMs?: number;
+  /** How long a one-way loss lasts (default 10 s). */
+  readonly lossHoldMs?: number;
 }
 
-export function checkDrillPrerequisites(): void {
-  if (process.getuid?.() !== 0) {
-    throw new VipdError('VIPD_NOT_ROOT', 'the lab builds network namespaces and needs root: run `sudo npm run lab` (or `sudo vipd lab`)', { exitCode: ExitCode.usage });
-  }
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['nft', 'nftables']] as const) {
-    try {
-      execFileSync(tool, ['-V'], { stdio: 'ignore' });
-    } catch {
-      throw new VipdError('VIPD_MISSING_TOOL', `the lab needs \`${tool}\`: install ${pkg} (apt-get install ${pkg})`, { exitCode: ExitCode.usage });
-    }
-  }
-}
+/** The stall's aftermath watched after SIGCONT: the resumed manager's second thoughts land here. */
+const AFTER_STALL_MS = 3000;
 
 /** An nftables table that cuts a namespace's eth0 off both ways; `HEAL` removes it. */
 export const ISOLATE = [
@@ -76,189 +59,337 @@ export const ISOLATE = [
   '}', ''].join('\n');
 export const HEAL = 'delete table inet vipd_lab\n';
 
+/**
+ * An nftables table dropping the heartbeats (`match`, from VipManager.heartbeatMatch) a namespace
+ * sends (`out`) or receives (`in`) on eth0: all of them, or a random `percent` (each packet on its
+ * own, `numgen random`). Its own table, so it never clashes with ISOLATE; `UNDROP` removes it.
+ */
+export function dropHeartbeats(match: string, direction: 'in' | 'out', percent = 100): string {
+  const hook = direction === 'in' ? 'input' : 'output';
+  const dev = direction === 'in' ? 'iifname' : 'oifname';
+  const random = percent >= 100 ? '' : ` numgen random mod 100 < ${Math.max(0, Math.round(percent))}`;
+  return [
+    'table inet vipd_lab_loss {',
+    `  chain ${direction} { type filter hook ${hook} priority 0; ${dev} "eth0" ${match}${random} drop; }`,
+    '}', ''].join('\n');
+}
+export const UNDROP = 'delete table inet vipd_lab_loss\n';
+
 export async function runDrill(manager: VipManager, options: DrillOptions): Promise<Outcome[]> {
-  checkDrillPrerequisites();
-  const t0 = Date.now();
-  const say = (text: string) => options.out(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${text}`);
-  const lab = new Lab(options.prefix);
-  const dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
-  const children = new Set<ChildProcess>();
-  const managers = new Map<NodeName, ChildProcess[]>();
-  const standIns = new Map<NodeName, ChildProcess>();
-  const holders = new Set<NodeName>();
-  let holderWaiters: (() => void)[] = [];
-  const probeResults: { t: number; ok: boolean }[] = [];
-  const stopAll = () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); };
-  process.once('SIGINT', stopAll);
-  process.once('SIGTERM', stopAll);
-
-  const spawnIn = (ns: string, cmd: string, args: readonly string[], stdio: 'pipe' | 'ignore' = 'pipe') => {
-    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['pipe', stdio, stdio] });
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    return child;
-  };
-  /** Every change of the holder set, with its time: "VIP moved" is read from here. */
-  const holderLog: { t: number; holders: NodeName[] }[] = [];
-  const changed = () => {
-    holderLog.push({ t: Date.now(), holders: [...holders] });
-    const w = holderWaiters; holderWaiters = []; for (const f of w) f();
-  };
-
+  const bed = await DrillBed.open(manager, options);
   try {
-    const hosts = await lab.lan([...NODES, 'client']);
-    const net: DrillNetwork = { host: (n) => hosts.get(n) as LanHost };
-    const host = net.host;
-    say(`network: ${NODES.map((n) => `${n} ${host(n).ip}`).join(', ')}, client ${host('client').ip}, VIP ${VIP}/24 (namespaces ${lab.id}-*)`);
-    manager.prepare(net, dir);
-
-    // The kernel's view of who holds the VIP: one `ip monitor address` per node.
-    const monitors = new Set<number>();
-    for (const n of NODES) {
-      const mon = spawnIn(host(n).ns, 'ip', ['-o', 'monitor', 'address', 'dev', 'eth0']);
-      if (mon.pid !== undefined) monitors.add(mon.pid);
-      createInterface({ input: mon.stdout! }).on('line', (line) => {
-        if (!line.includes(` ${VIP}/`)) return;
-        if (line.startsWith('Deleted')) holders.delete(n);
-        else holders.add(n);
-        changed();
-      });
-    }
-    const startStandIn = (n: NodeName) => {
-      standIns.set(n, spawnIn(host(n).ns, process.execPath, [join(__dirname, 'stand-in-apiserver.js'), '--host', '0.0.0.0', '--port', '9443', '--name', n], 'ignore'));
-    };
-    const startManager = (n: NodeName) => {
-      managers.set(n, manager.commands(n, dir).map(({ cmd, args }) => {
-        const child = spawnIn(host(n).ns, cmd, args);
-        const onLine = (line: string) => manager.onLine?.(n, line);
-        createInterface({ input: child.stdout! }).on('line', onLine);
-        createInterface({ input: child.stderr! }).on('line', onLine);
-        return child;
-      }));
-    };
-    const waitHolders = (pred: (h: ReadonlySet<NodeName>) => boolean): Promise<number | undefined> => {
-      const start = Date.now();
-      return new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(undefined), PHASE_TIMEOUT_MS);
-        const check = () => {
-          if (pred(holders)) { clearTimeout(timer); resolve(Date.now() - start); } else holderWaiters.push(check);
-        };
-        check();
-      });
-    };
-    const list = () => [...holders].sort().join('+') || 'nobody';
-    const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-    for (const n of NODES) startStandIn(n);
-    for (const n of NODES) startManager(n);
-    if (await waitHolders((h) => h.size === 1) === undefined) throw new Error(`no single VIP holder within ${PHASE_TIMEOUT_MS / 1000}s (holders: ${list()})`);
-    await settle(1000);
-    if (holders.size !== 1) throw new Error(`the VIP holders did not settle (holders: ${list()})`);
-    say(`VIP on ${list()} (elected)`);
-
-    const probe = spawnIn(host('client').ns, process.execPath, [join(__dirname, 'probe.js'), VIP, String(manager.probePort), '10', '600']);
-    createInterface({ input: probe.stdout! }).on('line', (text) => {
-      try { probeResults.push(JSON.parse(text) as { t: number; ok: boolean }); } catch { /* not a probe line */ }
-    });
-    await settle(1000);
-
-    /** The longest run of failed connects after `since`, from the last success before it to the first after. */
-    const outageSince = (since: number): number | undefined => {
-      let longest = 0;
-      let lastOk = since;
-      let failing = false;
-      for (const r of probeResults) {
-        if (r.t < since) continue;
-        if (!r.ok) failing = true;
-        else {
-          if (failing) longest = Math.max(longest, r.t - lastOk);
-          failing = false;
-          lastOk = r.t;
-        }
-      }
-      return failing ? undefined : longest;
-    };
-
-    /** Waits until the client's last half second of connects all succeeded (at most `limitMs`). */
-    const clientSteady = async (limitMs: number) => {
-      const until = Date.now() + limitMs;
-      await settle(500);
-      while (Date.now() < until) {
-        const recent = probeResults.filter((r) => r.t > Date.now() - 500);
-        if (recent.length > 10 && recent.every((r) => r.ok)) return;
-        await settle(100);
-      }
-    };
-
+    bed.startClient(10, 3600);
+    await sleep(1000);
     const outcomes: Outcome[] = [];
-    const drill = async (event: string, act: (m: NodeName) => void | Promise<void>, recover: (m: NodeName) => void | Promise<void>) => {
-      if (holders.size !== 1) await waitHolders((h) => h.size === 1);
-      const master = [...holders][0] as NodeName;
-      say(`${event} (master ${master})`);
-      const start = Date.now();
-      await act(master);
-      await waitHolders((h) => [...h].some((n) => n !== master));
-      const takeover = holderLog.find((e) => e.t >= start && e.holders.some((n) => n !== master));
-      const moved = takeover === undefined ? undefined : takeover.t - start;
-      const to = [...holders].find((n) => n !== master) ?? '';
-      await clientSteady(PHASE_TIMEOUT_MS);
-      const outage = outageSince(start);
-      say(`  VIP on ${list()}${moved === undefined ? ' (no takeover)' : ` (taken over after ${moved} ms)`}; client outage ${outage === undefined ? 'still on' : `${outage} ms`}`);
-      outcomes.push({ event, from: master, to, vipMovedMs: moved, outageMs: outage });
-      await recover(master);
-      let one = await waitHolders((h) => h.size === 1);
-      if (one === undefined && holders.has(master) && holders.size > 1) {
-        // The restarted manager left the stale copy (keepalived's #2361): say so, and remove it so
-        // the next event starts from one holder like every other run.
-        say(`  the restarted manager on ${master} left the stale VIP there; the drill removes it`);
-        await lab.ip(host(master).ns, 'addr', 'del', `${VIP}/24`, 'dev', 'eth0').catch(() => undefined);
-        one = await waitHolders((h) => h.size === 1);
-      }
-      await settle(1500);
-      say(`  recovered: VIP on ${list()}${one === undefined ? ' (did not settle on one holder)' : ''}`);
-    };
-
-    // A node crash: every process on the node dies at once (SIGKILL to all of its namespace's
-    // processes, so a manager's helper processes get no chance to send a goodbye either). The VIP
-    // stays on the interface, as on a hung node; the restarted manager has to clean it up.
-    await drill('crash: SIGKILL every process on the master', (m) => {
-      const pids = execFileSync('ip', ['netns', 'pids', host(m).ns], { encoding: 'utf8' }).split('\n').map(Number)
-        .filter((pid) => pid > 0 && !monitors.has(pid));
-      for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
-    }, (m) => { startStandIn(m); startManager(m); });
-    await drill("link cut: the master's switch port goes down", async (m) => {
-      await lab.ip(host(m).bridgeNs, 'link', 'set', host(m).bridgePort, 'down');
-    }, async (m) => {
-      await lab.ip(host(m).bridgeNs, 'link', 'set', host(m).bridgePort, 'up');
-    });
-    await drill('graceful: SIGTERM the master', async (m) => {
-      const procs = managers.get(m) ?? [];
-      for (const p of procs) p.kill('SIGTERM');
-      await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? undefined : new Promise((r) => p.once('exit', r)))));
-    }, (m) => { startManager(m); });
-    await drill('partition: nftables cuts the master off from the rest', (m) => {
-      execFileSync('ip', ['netns', 'exec', host(m).ns, 'nft', '-f', '-'], { input: ISOLATE });
-    }, (m) => {
-      execFileSync('ip', ['netns', 'exec', host(m).ns, 'nft', '-f', '-'], { input: HEAL });
-    });
+    for (const event of options.events ?? DRILL_EVENTS) outcomes.push(await EVENTS[event](bed, manager, options));
     return outcomes;
   } finally {
-    process.off('SIGINT', stopAll);
-    process.off('SIGTERM', stopAll);
-    stopAll();
-    await Promise.all([...children].map((c) => new Promise((r) => c.once('exit', r))));
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-    say('lab removed');
+    await bed.close();
   }
 }
 
-export function formatOutcomes(label: string, outcomes: readonly Outcome[]): string[] {
-  const lines = [`${'event'.padEnd(56)} ${'VIP moved'.padStart(10)} ${'client outage'.padStart(14)}   (${label})`];
-  for (const o of outcomes) {
-    const moved = o.vipMovedMs === undefined ? 'never' : `${o.vipMovedMs} ms`;
-    const outage = o.outageMs === undefined ? 'unrecovered' : `${o.outageMs} ms`;
-    lines.push(`${o.event.padEnd(56)} ${moved.padStart(10)} ${outage.padStart(14)}`);
+type EventRun = (bed: DrillBed, manager: VipManager, options: DrillOptions) => Promise<Outcome>;
+
+const EVENTS: Record<DrillEvent, EventRun> = {
+  // A node crash: every process on the node dies at once (SIGKILL to all of its namespace's
+  // processes, so a manager's helper processes get no chance to send a goodbye either). The VIP
+  // stays on the interface, as on a hung node; the restarted manager has to clean it up.
+  crash: (bed) => takeover(bed, 'crash: SIGKILL every process on the master', (m) => {
+    for (const pid of bed.nodePids(m)) signal(pid, 'SIGKILL');
+  }, (m) => { bed.startStandIn(m); bed.startManager(m); }),
+  link: (bed) => takeover(bed, "link cut: the master's switch port goes down",
+    (m) => bed.switchPort(m, false), (m) => bed.switchPort(m, true)),
+  graceful: (bed) => takeover(bed, 'graceful: SIGTERM the master',
+    (m) => bed.stopManager(m, 'SIGTERM'), (m) => { bed.startManager(m); }),
+  partition: (bed) => takeover(bed, 'partition: nftables cuts the master off from the rest',
+    (m) => bed.nft(m, ISOLATE), (m) => bed.nft(m, HEAL)),
+  // A VM pause, a long GC, a hung disk: the manager stops without a word and resumes later with
+  // its old view of the world. Only the election's processes stop (keepalived's parent and its
+  // VRRP child, not HAProxy beside it; vipd's one process, its balancer included); a connect to
+  // a stopped balancer still succeeds while the kernel queues it in the listen backlog.
+  stall: (bed, _m, o) => {
+    const ms = o.stallMs ?? 3000;
+    return held(bed, `stall: SIGSTOP the master's manager for ${ms / 1000} s`, ms, AFTER_STALL_MS, (m) => {
+      const pids = bed.electionPids(m);
+      for (const pid of pids) signal(pid, 'SIGSTOP');
+      return () => { for (const pid of [...pids].reverse()) signal(pid, 'SIGCONT'); };
+    }).then((r) => r.outcome);
+  },
+  // A firewall or a broken NIC queue dropping one direction only: the classic cause of two
+  // masters (keepalived #2649). Only heartbeats are dropped; client traffic and health checks pass.
+  'loss-out': (bed, manager, o) => oneWay(bed, manager, 'out', o.lossHoldMs ?? 10_000),
+  'loss-in': (bed, manager, o) => oneWay(bed, manager, 'in', o.lossHoldMs ?? 10_000),
+};
+
+/** Waits for one VIP holder (the drill's starting point) and returns it. */
+async function currentMaster(bed: DrillBed, event: string): Promise<NodeName> {
+  await bed.holders.waitFor((h) => h.size === 1, PHASE_TIMEOUT_MS);
+  const [master, ...more] = bed.holders.holders;
+  if (master === undefined || more.length > 0) {
+    throw new Error(`no single VIP holder to start "${event}" from (${bed.holders.list()})`);
   }
-  return lines;
+  return master as NodeName;
+}
+
+/** An event after which the VIP must move: measured once another node holds it, then undone. */
+async function takeover(bed: DrillBed, event: string, act: (m: NodeName) => void | Promise<void>,
+  recover: (m: NodeName) => void | Promise<void>): Promise<Outcome> {
+  const master = await currentMaster(bed, event);
+  bed.say(`${event} (master ${master})`);
+  const start = Date.now();
+  await act(master);
+  await bed.holders.waitFor((h) => [...h].some((n) => n !== master), PHASE_TIMEOUT_MS);
+  const movedMs = elapsed(firstHeldByOther(bed.holders.log, master, start), start);
+  const to = [...bed.holders.holders].find((n) => n !== master) ?? '';
+  await bed.client.steady(PHASE_TIMEOUT_MS);
+  const outage = bed.client.longestOutage(start);
+  const after = movedMs === undefined ? ' (no takeover)' : ` (taken over after ${movedMs} ms)`;
+  bed.say(`  VIP on ${bed.holders.list()}${after}; client outage ${outageText(outage)}`);
+  await recover(master);
+  const settled = await settle(bed, master);
+  return { event, from: master, to, vipMovedMs: movedMs, outageMs: outage, settled };
+}
+
+/**
+ * A fault held for `holdMs`, then cleared, then watched for `afterMs`: the holder figures cover
+ * that whole window, the client outage everything from the fault to a steady client. `inject`
+ * starts the fault and returns what clears it.
+ */
+async function held(bed: DrillBed, event: string, holdMs: number, afterMs: number,
+  inject: (m: NodeName) => (() => void)): Promise<{ outcome: Outcome; clearedAt: number }> {
+  const master = await currentMaster(bed, event);
+  bed.say(`${event} (master ${master})`);
+  const start = Date.now();
+  const clear = inject(master);
+  let clearedAt: number;
+  try {
+    await sleep(holdMs);
+  } finally {
+    clearedAt = Date.now();
+    clear();
+  }
+  await sleep(afterMs);
+  const end = Date.now();
+  const log = bed.holders.log;
+  const moved = firstHeldByOther(log, master, start, end);
+  const stats = holderStats(log, start, end);
+  // Back: once another node held the VIP, the old master alone held it again.
+  const back = moved !== undefined
+    && log.some((c) => c.t > moved.t && c.t <= end && c.holders.length === 1 && c.holders[0] === master);
+  await bed.client.steady(PHASE_TIMEOUT_MS);
+  const outage = bed.client.longestOutage(start);
+  bed.say(`  ${moved === undefined ? 'the VIP stayed' : `VIP moved after ${moved.t - start} ms`}; `
+    + `${stats.changes} holder change${stats.changes === 1 ? '' : 's'}, two held it for ${stats.multiMs} ms `
+    + `(longest ${stats.longestMultiMs} ms)`
+    + `${back ? `, back on ${master}` : ''}; client outage ${outageText(outage)}`);
+  const settled = await settle(bed, master);
+  const outcome: Outcome = {
+    event, from: master, to: moved?.holders.find((n) => n !== master) ?? '', vipMovedMs: elapsed(moved, start),
+    outageMs: outage, settled, multiMs: stats.multiMs, longestMultiMs: stats.longestMultiMs,
+    holderChanges: stats.changes, backToOrigin: back,
+  };
+  return { outcome, clearedAt };
+}
+
+/** The master's heartbeats dropped one way for `holdMs`; the figures cover the hold only. */
+async function oneWay(bed: DrillBed, manager: VipManager, direction: 'in' | 'out', holdMs: number): Promise<Outcome> {
+  const what = direction === 'out' ? "the master's heartbeats" : 'heartbeats to the master';
+  const event = `one-way ${direction}: ${what} dropped for ${holdMs / 1000} s`;
+  const { outcome, clearedAt } = await held(bed, event, holdMs, 0, (m) => {
+    bed.nft(m, dropHeartbeats(manager.heartbeatMatch, direction));
+    return () => bed.nft(m, UNDROP);
+  });
+  // "Back to the stalled node" is the stall's question; here the fault ends the window.
+  const { backToOrigin: _stallOnly, ...rest } = outcome;
+  return { ...rest, oneHolderAtHeal: holdersAt(bed.holders.log, clearedAt).length === 1 };
+}
+
+const outageText = (ms: number | undefined) => (ms === undefined ? 'still on' : `${ms} ms`);
+
+/** The ms from `start` to a change, if there was one. */
+const elapsed = (c: { readonly t: number } | undefined, start: number) => (c === undefined ? undefined : c.t - start);
+
+/** A signal to a process that may have exited meanwhile. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try { process.kill(pid, sig); } catch { /* already gone */ }
+}
+
+/**
+ * After an event: waits for one holder. A restarted manager may leave a stale copy of the VIP on
+ * the old master (keepalived's #2361): say so and remove it, so the next event starts from one
+ * holder like every other run; the outcome still says the manager did not settle by itself.
+ */
+async function settle(bed: DrillBed, master: NodeName): Promise<boolean> {
+  let one = await bed.holders.waitFor((h) => h.size === 1, PHASE_TIMEOUT_MS);
+  const settled = one !== undefined;
+  if (!settled && bed.holders.holders.has(master) && bed.holders.holders.size > 1) {
+    bed.say(`  the manager on ${master} left the stale VIP there; the drill removes it`);
+    await bed.removeVip(master);
+    one = await bed.holders.waitFor((h) => h.size === 1, PHASE_TIMEOUT_MS);
+  }
+  await sleep(1500);
+  bed.say(`  recovered: VIP on ${bed.holders.list()}${one === undefined ? ' (did not settle on one holder)' : ''}`);
+  return settled;
+}
+
+export interface LossTrialOptions extends BedOptions {
+  /** The share of each node's outgoing heartbeats dropped, 0-100. */
+  readonly percent: number;
+  readonly seconds: number;
+}
+
+export interface LossTrial {
+  readonly label: string;
+  readonly percent: number;
+  /** How long the loss was on, measured. */
+  readonly ms: number;
+  readonly stats: HolderStats;
+  /** The total time the client could not connect. */
+  readonly clientDownMs: number;
+}
+
+/**
+ * A lossy network for a long while: every node drops a random `percent` of the heartbeats it
+ * sends (each packet on its own), for `seconds`. A manager should ride it out with one holder;
+ * each takeover is a client outage nobody asked for.
+ */
+export async function runLossTrial(manager: VipManager, options: LossTrialOptions): Promise<LossTrial> {
+  const bed = await DrillBed.open(manager, options);
+  try {
+    bed.startClient(10, options.seconds + 120);
+    await sleep(1000);
+    for (const n of NODES) bed.nft(n, dropHeartbeats(manager.heartbeatMatch, 'out', options.percent));
+    const start = Date.now();
+    const end = start + options.seconds * 1000;
+    bed.say(`random loss: ${options.percent}% of every node's outgoing heartbeats dropped for ${options.seconds} s`);
+    // A progress line a minute: count and time bound the loop.
+    for (let i = 0; i < Math.ceil(options.seconds / 60) && Date.now() < end; i++) {
+      await sleep(Math.min(60_000, end - Date.now()));
+      const { takeovers } = holderStats(bed.holders.log, start, Date.now());
+      bed.say(`  ${Math.round((Date.now() - start) / 1000)} s: ${takeovers} takeover${takeovers === 1 ? '' : 's'}, `
+        + `VIP on ${bed.holders.list()}`);
+    }
+    const stop = Date.now();
+    for (const n of NODES) bed.nft(n, UNDROP);
+    const stats = holderStats(bed.holders.log, start, stop);
+    const clientDownMs = bed.client.downtime(start, stop);
+    return { label: manager.label, percent: options.percent, ms: stop - start, stats, clientDownMs };
+  } finally {
+    await bed.close();
+  }
+}
+
+
+export interface DetectionOptions extends BedOptions {
+  /** The share of each node's outgoing heartbeats dropped, 0-100. */
+  readonly percent: number;
+  readonly crashes: number;
+  /** How long the loss is on before the first crash, so a loss-adaptive manager has adapted. */
+  readonly warmupSeconds: number;
+}
+
+export interface Detection {
+  readonly label: string;
+  readonly percent: number;
+  /** Per crash: from the crash to another node holding the VIP; undefined if none did in 15 s. */
+  readonly movedMs: readonly (number | undefined)[];
+}
+
+/**
+ * Failure detection on a lossy network: with `percent` of every node's heartbeats dropped, the
+ * master's node crashes (every process SIGKILLed), `crashes` times, and each time the time until
+ * another node holds the VIP is measured. A manager that rides out loss by waiting longer pays for
+ * it here; the random-loss trial shows what it buys.
+ */
+export async function runCrashUnderLoss(manager: VipManager, options: DetectionOptions): Promise<Detection> {
+  const bed = await DrillBed.open(manager, options);
+  const movedMs: (number | undefined)[] = [];
+  try {
+    if (options.percent > 0) for (const n of NODES) bed.nft(n, dropHeartbeats(manager.heartbeatMatch, 'out', options.percent));
+    bed.say(`${options.percent}% of every node's outgoing heartbeats dropped; first crash in ${options.warmupSeconds} s`);
+    await sleep(options.warmupSeconds * 1000);
+    for (let i = 0; i < options.crashes; i += 1) {
+      const event = `crash under ${options.percent}% loss (${i + 1} of ${options.crashes})`;
+      const master = await currentMaster(bed, event).catch(() => undefined);
+      if (master === undefined) {
+        bed.say(`  ${event}: no single holder to crash; skipped`);
+        movedMs.push(undefined);
+        continue;
+      }
+      const start = Date.now();
+      for (const pid of bed.nodePids(master)) signal(pid, 'SIGKILL');
+      await bed.holders.waitFor((h) => [...h].some((n) => n !== master), PHASE_TIMEOUT_MS);
+      const moved = elapsed(firstHeldByOther(bed.holders.log, master, start), start);
+      movedMs.push(moved);
+      bed.say(`  ${event} (master ${master}): ${moved === undefined ? 'no takeover' : `taken over after ${moved} ms`}`);
+      bed.startStandIn(master);
+      bed.startManager(master);
+      await settle(bed, master);
+      await sleep(10_000); // the restarted node rejoins; the loss estimates settle
+    }
+    return { label: manager.label, percent: options.percent, movedMs };
+  } finally {
+    if (options.percent > 0) for (const n of NODES) { try { bed.nft(n, UNDROP); } catch { /* torn down below */ } }
+    await bed.close();
+  }
+}
+
+export function formatDetections(detections: readonly Detection[]): string[] {
+  const ms = (v: number | undefined) => (v === undefined ? 'never' : `${v}`);
+  return table<Detection>([
+    { head: 'manager', width: Math.max(10, ...detections.map((d) => d.label.length)), cell: (d) => d.label },
+    { head: 'loss', width: 5, cell: (d) => `${d.percent}%` },
+    { head: 'crash to new holder, each (ms)', width: 32, cell: (d) => d.movedMs.map(ms).join(' ') },
+    {
+      head: 'median', width: 7,
+      cell: (d) => {
+        const v = d.movedMs.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+        return v.length === 0 ? '-' : String(v[Math.floor((v.length - 1) / 2)]);
+      },
+    },
+  ], detections);
+}
+
+/** One column of a table: a header and a cell for each row, right-aligned to `width`. */
+interface Column<T> { readonly head: string; readonly width: number; readonly cell: (row: T) => string }
+
+function table<T>(columns: readonly Column<T>[], rows: readonly T[]): string[] {
+  const line = (cells: string[]) => cells
+    .map((c, i) => (i === 0 ? c.padEnd(columns[0]?.width ?? 0) : c.padStart(columns[i]?.width ?? 0))).join(' ');
+  return [line(columns.map((c) => c.head)), ...rows.map((r) => line(columns.map((c) => c.cell(r))))];
+}
+
+const yesNo = (b: boolean | undefined) => (b === undefined ? '' : b ? 'yes' : 'no');
+const msOr = (ms: number | undefined, none: string) => (ms === undefined ? none : `${ms} ms`);
+
+/** The drill's outcomes for one manager; the held faults' figures are extra columns, blank elsewhere. */
+export function formatOutcomes(label: string, outcomes: readonly Outcome[]): string[] {
+  return [`${label}:`, ...table<Outcome>([
+    { head: 'event', width: 56, cell: (o) => o.event },
+    { head: 'VIP moved', width: 10, cell: (o) => msOr(o.vipMovedMs, 'never') },
+    { head: 'client outage', width: 14, cell: (o) => msOr(o.outageMs, 'unrecovered') },
+    {
+      head: '2 holders (longest)', width: 20,
+      cell: (o) => (o.multiMs === undefined ? '' : `${o.multiMs} ms (${o.longestMultiMs ?? 0})`),
+    },
+    { head: 'changes', width: 7, cell: (o) => (o.holderChanges === undefined ? '' : String(o.holderChanges)) },
+    { head: 'back', width: 4, cell: (o) => yesNo(o.backToOrigin) },
+    { head: '1 at heal', width: 9, cell: (o) => yesNo(o.oneHolderAtHeal) },
+    { head: 'settled', width: 7, cell: (o) => yesNo(o.settled) },
+  ], outcomes)];
+}
+
+export function formatLossTrials(trials: readonly LossTrial[]): string[] {
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  return table<LossTrial>([
+    { head: 'manager', width: Math.max(10, ...trials.map((t) => t.label.length)), cell: (t) => t.label },
+    { head: 'loss', width: 5, cell: (t) => `${t.percent}%` },
+    { head: 'lasted', width: 8, cell: (t) => s(t.ms) },
+    { head: 'takeovers', width: 10, cell: (t) => String(t.stats.takeovers) },
+    { head: 'per 10 min', width: 11, cell: (t) => (t.stats.takeovers * 600_000 / t.ms).toFixed(1) },
+    { head: 'VIP additions', width: 14, cell: (t) => String(t.stats.additions) },
+    { head: '2+ holders', width: 11, cell: (t) => s(t.stats.multiMs) },
+    { head: 'no holder', width: 10, cell: (t) => s(t.stats.noneMs) },
+    { head: 'client down', width: 12, cell: (t) => s(t.clientDownMs) },
+  ], trials);
 }

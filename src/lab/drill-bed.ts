@@ -1,0 +1,270 @@
+/**
+ * The drill's test bed: a throwaway network of namespaces (three control-plane nodes and a client
+ * on one bridge), a stand-in apiserver (HTTPS, /readyz) on :9443 in each node, a VIP manager in
+ * each node (vipd, or keepalived + HAProxy for the comparison), the kernel's view of who holds the
+ * VIP (`ip monitor address` in each node, a HolderLog) and a client connecting to VIP:port (a
+ * ClientLog). The events that break it live in drill.ts; this file only builds, operates and
+ * removes it. Everything it creates is removed by `close()`, and on Ctrl-C by a handler that runs
+ * before the Lab's own sweep, so no process outlives its namespace.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ExitCode, VipdError } from '../errors';
+import { ClientLog } from './client-log';
+import { HolderLog } from './holder-log';
+import { Lab, sleep, type LanHost } from './netns';
+
+export const NODES = ['cp1', 'cp2', 'cp3'] as const;
+export type NodeName = (typeof NODES)[number];
+export const VIP = '10.77.0.100';
+/** How long the drill waits for anything the managers should do (a takeover, one holder again). */
+export const PHASE_TIMEOUT_MS = 15_000;
+
+export interface ManagerCommand {
+  readonly cmd: string;
+  readonly args: readonly string[];
+  /** This process runs the election: a stall stops it and every process it forked. */
+  readonly election?: boolean;
+}
+
+/** What the drill needs from a VIP manager (vipd, keepalived). */
+export interface VipManager {
+  /** For the report, e.g. "vipd (interval 100ms)". */
+  readonly label: string;
+  /** Write config files etc. into `dir`, once the network exists. */
+  prepare(net: DrillNetwork, dir: string): void;
+  /** The processes to run on `node`, inside its namespace (started, stopped and killed together). */
+  commands(node: NodeName, dir: string): ManagerCommand[];
+  /** The port the client connects to on the VIP. */
+  readonly probePort: number;
+  /**
+   * An nftables match for the manager's heartbeats and nothing else, e.g. 'udp dport 7580' or
+   * 'ip protocol vrrp': the loss events drop exactly these, so the balancer's traffic and its
+   * health checks go on as before and only the election sees the fault.
+   */
+  readonly heartbeatMatch: string;
+  /** Called with each line the manager prints (for --verbose). */
+  readonly onLine?: (node: NodeName, line: string) => void;
+}
+
+export interface DrillNetwork {
+  host(name: string): LanHost;
+}
+
+export interface BedOptions {
+  readonly out: (line: string) => void;
+  /** Namespace prefix, e.g. "vipd-lab" or "vipd-bench". */
+  readonly prefix: string;
+}
+
+export function checkDrillPrerequisites(): void {
+  if (process.getuid?.() !== 0) {
+    throw new VipdError('VIPD_NOT_ROOT',
+      'the lab builds network namespaces and needs root: run `sudo npm run lab` (or `sudo vipd lab`)',
+      { exitCode: ExitCode.usage });
+  }
+  for (const [tool, pkg] of [['ip', 'iproute2'], ['nft', 'nftables']] as const) {
+    try {
+      execFileSync(tool, ['-V'], { stdio: 'ignore' });
+    } catch {
+      throw new VipdError('VIPD_MISSING_TOOL', `the lab needs \`${tool}\`: install ${pkg} (apt-get install ${pkg})`,
+        { exitCode: ExitCode.usage });
+    }
+  }
+}
+
+export class DrillBed implements DrillNetwork {
+  /** Who holds the VIP, from the nodes' kernels. */
+  readonly holders = new HolderLog();
+  /** What the client saw, once `startClient` ran. */
+  readonly client = new ClientLog();
+  private readonly t0 = Date.now();
+  private readonly lab: Lab;
+  private readonly dir: string;
+  private hosts = new Map<string, LanHost>();
+  private readonly children = new Set<ChildProcess>();
+  private readonly managers = new Map<NodeName, { child: ChildProcess; election: boolean }[]>();
+  private readonly monitors = new Set<number>();
+  /** Ctrl-C: the process dies right after the handlers run, so nothing asynchronous. */
+  private readonly onSignal = () => {
+    this.killAll();
+    rmSync(this.dir, { recursive: true, force: true });
+  };
+
+  private constructor(private readonly manager: VipManager, private readonly options: BedOptions) {
+    checkDrillPrerequisites();
+    this.lab = new Lab(options.prefix);
+    this.dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
+    // Before the Lab's sweep (which deletes the namespaces): processes are found by namespace.
+    process.prependOnceListener('SIGINT', this.onSignal);
+    process.prependOnceListener('SIGTERM', this.onSignal);
+  }
+
+  /** Builds the network, starts everything and waits for one VIP holder; closes itself on failure. */
+  static async open(manager: VipManager, options: BedOptions): Promise<DrillBed> {
+    const bed = new DrillBed(manager, options);
+    try {
+      await bed.build();
+      return bed;
+    } catch (err) {
+      await bed.close();
+      throw err;
+    }
+  }
+
+  /** A progress line, stamped with the seconds since the bed was made. */
+  say(text: string): void {
+    this.options.out(`[${((Date.now() - this.t0) / 1000).toFixed(1).padStart(5)}s] ${text}`);
+  }
+
+  host(name: string): LanHost {
+    const h = this.hosts.get(name);
+    if (h === undefined) throw new Error(`no host ${name} in the drill's network`);
+    return h;
+  }
+
+  private async build(): Promise<void> {
+    this.hosts = await this.lab.lan([...NODES, 'client']);
+    this.say(`network: ${NODES.map((n) => `${n} ${this.host(n).ip}`).join(', ')}, client ${this.host('client').ip}, `
+      + `VIP ${VIP}/24 (namespaces ${this.lab.id}-*)`);
+    this.manager.prepare(this, this.dir);
+    for (const n of NODES) {
+      const mon = this.spawnIn(this.host(n).ns, 'ip', ['-o', 'monitor', 'address', 'dev', 'eth0']);
+      if (mon.pid !== undefined) this.monitors.add(mon.pid);
+      createInterface({ input: mon.stdout! }).on('line', (line) => {
+        if (line.includes(` ${VIP}/`)) this.holders.set(n, !line.startsWith('Deleted'));
+      });
+    }
+    for (const n of NODES) this.startStandIn(n);
+    for (const n of NODES) this.startManager(n);
+    if (await this.holders.waitFor((h) => h.size === 1, PHASE_TIMEOUT_MS) === undefined) {
+      throw new Error(`no single VIP holder within ${PHASE_TIMEOUT_MS / 1000}s (holders: ${this.holders.list()})`);
+    }
+    await sleep(1000);
+    if (this.holders.holders.size !== 1) {
+      throw new Error(`the VIP holders did not settle (holders: ${this.holders.list()})`);
+    }
+    this.say(`VIP on ${this.holders.list()} (elected)`);
+  }
+
+  /** The client: a connect to VIP:probePort every `intervalMs`, for at most `maxSeconds`. */
+  startClient(intervalMs: number, maxSeconds: number): void {
+    const probe = this.spawnIn(this.host('client').ns, process.execPath,
+      [join(__dirname, 'probe.js'), VIP, String(this.manager.probePort), String(intervalMs), String(maxSeconds)]);
+    createInterface({ input: probe.stdout! }).on('line', (line) => this.client.add(line));
+  }
+
+  startStandIn(n: NodeName): void {
+    this.spawnIn(this.host(n).ns, process.execPath,
+      [join(__dirname, 'stand-in-apiserver.js'), '--host', '0.0.0.0', '--port', '9443', '--name', n], 'ignore');
+  }
+
+  startManager(n: NodeName): void {
+    this.managers.set(n, this.manager.commands(n, this.dir).map(({ cmd, args, election }) => {
+      const child = this.spawnIn(this.host(n).ns, cmd, args);
+      const onLine = (line: string) => this.manager.onLine?.(n, line);
+      createInterface({ input: child.stdout! }).on('line', onLine);
+      createInterface({ input: child.stderr! }).on('line', onLine);
+      return { child, election: election === true };
+    }));
+  }
+
+  /** Sends `signal` to the manager's processes on `n` and waits for them to exit. */
+  async stopManager(n: NodeName, signal: NodeJS.Signals): Promise<void> {
+    const procs = (this.managers.get(n) ?? []).map((m) => m.child);
+    for (const p of procs) p.kill(signal);
+    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null
+      ? undefined : new Promise((r) => p.once('exit', r)))));
+  }
+
+  /** Every process in `n`'s namespace except the drill's own address monitor. */
+  nodePids(n: NodeName): number[] {
+    return namespacePids(this.host(n).ns).filter((pid) => !this.monitors.has(pid));
+  }
+
+  /**
+   * The election's processes on `n`: the command marked `election` and its descendants (keepalived
+   * forks its VRRP child), parents first. `ip netns exec` execs in place, so the child's pid is
+   * the command's own.
+   */
+  electionPids(n: NodeName): number[] {
+    const roots = (this.managers.get(n) ?? []).filter((m) => m.election).map((m) => m.child.pid)
+      .filter((pid): pid is number => pid !== undefined);
+    const parents = new Map(namespacePids(this.host(n).ns).map((pid) => [pid, parentPid(pid)] as const));
+    const tree = [...roots];
+    // Breadth first over the namespace's processes: at most one pass per process.
+    for (let i = 0; i < tree.length && i < parents.size + roots.length; i++) {
+      for (const [pid, ppid] of parents) if (ppid === tree[i] && !tree.includes(pid)) tree.push(pid);
+    }
+    return tree;
+  }
+
+  /** Loads an nftables script (`nft -f -`) in `n`'s namespace. */
+  nft(n: NodeName, script: string): void {
+    execFileSync('ip', ['netns', 'exec', this.host(n).ns, 'nft', '-f', '-'], { input: script });
+  }
+
+  /** Removes the VIP from `n`'s interface (a stale copy a manager left behind). */
+  async removeVip(n: NodeName): Promise<void> {
+    await this.lab.ip(this.host(n).ns, 'addr', 'del', `${VIP}/24`, 'dev', 'eth0').catch(() => undefined);
+  }
+
+  /** Switches `n`'s port on the bridge: the cable pulled or plugged back in. */
+  async switchPort(n: NodeName, up: boolean): Promise<void> {
+    await this.lab.ip(this.host(n).bridgeNs, 'link', 'set', this.host(n).bridgePort, up ? 'up' : 'down');
+  }
+
+  /** Kills every process and removes every namespace and file; safe to call more than once. */
+  async close(): Promise<void> {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+    this.killAll();
+    await Promise.all([...this.children].map((c) => new Promise((r) => c.once('exit', r))));
+    await this.lab.destroy();
+    rmSync(this.dir, { recursive: true, force: true });
+    this.say('lab removed');
+  }
+
+  private spawnIn(ns: string, cmd: string, args: readonly string[], stdio: 'pipe' | 'ignore' = 'pipe'): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['pipe', stdio, stdio] });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /**
+   * SIGKILL to the drill's children and to anything else left in its namespaces: keepalived's
+   * VRRP child outlives a killed parent for seconds, and a stopped (stalled) process must not
+   * linger either. Synchronous, for the signal handler.
+   */
+  private killAll(): void {
+    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const h of this.hosts.values()) {
+      for (const pid of namespacePids(h.ns)) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
+    }
+  }
+}
+
+/** The pids of the processes in namespace `ns` (none once it is gone). */
+function namespacePids(ns: string): number[] {
+  try {
+    return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .split('\n').map(Number).filter((pid) => pid > 0);
+  } catch {
+    return [];
+  }
+}
+
+function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]); // after "pid (comm) state"
+  } catch {
+    return undefined; // exited meanwhile
+  }
+}
