@@ -36,7 +36,8 @@ export function restartOnlyChanges(a: LoadedConfig, b: LoadedConfig): string[] {
   const pick = (c: Config): Record<string, unknown> => ({
     nodeName: c.nodeName, peers: c.peers, vip: c.vip, 'health.listen': c.health.listen,
     'election.clusterId': c.election.clusterId, 'election.port': c.election.port, 'election.interval': c.election.interval,
-    'election.deadAfter': c.election.deadAfter, 'election.quorum': c.election.quorum, 'election.secretFile': c.election.secretFile,
+    'election.deadAfter': c.election.deadAfter, 'election.maxDeadAfter': c.election.maxDeadAfter,
+    'election.quorum': c.election.quorum, 'election.secretFile': c.election.secretFile,
   });
   const x = pick(a.config);
   const y = pick(b.config);
@@ -234,13 +235,20 @@ export class Daemon implements HealthSource {
       priority: snap.priority,
       basePriority: snap.basePriority,
       master: snap.master,
+      term: snap.term,
+      epoch: snap.epoch,
+      leaseRemainingMs: snap.leaseRemainingMs === null || !Number.isFinite(snap.leaseRemainingMs) ? null : Math.round(snap.leaseRemainingMs),
+      following: snap.following === null ? null : { ...snap.following, remainingMs: Math.round(snap.following.remainingMs) },
+      handoverTo: snap.handoverTo,
+      learning: snap.learning,
       quorum: { mode: config.election.quorum, ...snap.quorum },
       faults: snap.faults,
       vip: { address: config.vip.address, interface: config.vip.interface, held: since !== undefined, since: since === undefined ? null : new Date(since).toISOString() },
       peers: snap.peers.map((p) => ({
         name: p.name, address: p.address, alive: p.alive,
         lastHeardMsAgo: p.lastHeard === undefined ? null : Math.round(now - p.lastHeard),
-        state: p.role, priority: p.priority, master: p.master, vote: p.vote,
+        state: p.role, priority: p.priority, term: p.term, leader: p.leader, vote: p.vote,
+        loss: Math.round(p.loss * 1000) / 1000, deadAfterMs: Math.round(p.deadMs),
       })),
       backends: (this.proxy?.status().frontends ?? []).flatMap((f) => f.backends.map((b) => ({
         frontend: f.name, name: b.name, address: `${b.address}:${b.port}`, up: b.state !== 'down',

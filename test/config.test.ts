@@ -66,6 +66,18 @@ describe('config', () => {
     assert.deepEqual(config.self, { name: 'cp1', address: '10.0.0.11' });
   });
 
+  it('the VIP lifetime and the dead-interval cap: defaults, whole seconds, maxDeadAfter >= deadAfter', () => {
+    const { config } = parseConfigText(minimal('/x'), 't', { readSecret: false });
+    assert.equal(config.vip.lifetime, 1000);
+    assert.equal(config.election.maxDeadAfter, 30);
+    const ok = parseConfigText(minimal('/x').replace('interface: eth0 }', 'interface: eth0, lifetime: 5s }'), 't', { readSecret: false });
+    assert.equal(ok.config.vip.lifetime, 5000);
+    const p = problems(minimal('/x').replace('interface: eth0 }', 'interface: eth0, lifetime: 1500ms }'));
+    assert.ok(p.some((l) => l.startsWith('vip.lifetime') && l.includes('"1500ms"') && l.includes('whole number of seconds')), p.join('\n'));
+    const q = problems(minimal('/x', '  deadAfter: 5\n  maxDeadAfter: 4\n'));
+    assert.ok(q.some((l) => l.startsWith('election.maxDeadAfter') && l.includes('at least deadAfter (5)')), q.join('\n'));
+  });
+
   it('quorum auto is none with fewer than 3 members', () => {
     const text = minimal('/x').replace('  - { name: cp3, address: 10.0.0.13 }\n', '');
     assert.equal(parseConfigText(text, 't', { readSecret: false }).config.election.quorum, 'none');

@@ -9,6 +9,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
+import { clusterDigest, wireOrder } from '../src/vrrp/membership';
+import type { Heartbeat } from '../src/vrrp/types';
 import { encodeHeartbeat } from '../src/vrrp/wire';
 import { spawnSync } from 'node:child_process';
 import { CLI, DaemonProcess, isTransition, tempDir } from './helpers/daemon';
@@ -123,8 +125,9 @@ describe('three daemons on loopback (dry run)', () => {
     const line = await Promise.any(waits);
     const took = line.at - t0;
     console.log(`# SIGTERM handover on loopback: ${took.toFixed(0)} ms from the signal`);
-    assert.equal(line.reason, 'handover');
-    assert.equal(resign.master, others.find((d) => d.lines.includes(line))!.name, 'the successor named in the resign took over');
+    const successor = others.find((d) => d.lines.includes(line))!;
+    assert.equal(resign.master, successor.name, 'the successor named in the resign took over');
+    assert.ok(successor.lines.some((l) => l.to === 'CANDIDATE' && l.reason === 'handover'), 'it claimed as the named successor');
     assert.ok(took < 300, `handover took ${took.toFixed(0)} ms: it must not wait a dead interval (300 ms)`);
     assert.deepEqual(await master.exited, { code: 0, signal: null });
   });
@@ -132,25 +135,28 @@ describe('three daemons on loopback (dry run)', () => {
   it('garbage, forged, truncated and replayed packets are dropped and counted, never a crash', async () => {
     const target = masters()[0]!;
     const idx = names.indexOf(target.name);
+    const peerIdx = (idx + 1) % names.length;
+    // From a peer's address (another port): past the source check, so the HMAC and layout are tested.
     const sock = createSocket('udp4');
-    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    await new Promise<void>((r) => sock.bind(0, address(peerIdx), r));
     const send = (b: Buffer) => new Promise<void>((r) => sock.send(b, PORT, address(idx), () => r()));
+    const members = names.map((name, i) => ({ name, address: address(i) }));
+    const forgedBeat = (sender: string): Heartbeat => ({
+      clusterId: 1, sender, epoch: Date.now(), seq: 1, ts: 0, role: 'MASTER', priority: 254, intervalMs: 100, term: 99,
+      quorate: true, learning: false, resigning: false, handover: false, leader: sender, leaderTerm: 99, grantMs: 0,
+      vote: sender, successor: '', digest: clusterDigest({ clusterId: 1, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30 }), members: 3, echoes: {},
+    });
     try {
-      const forged = encodeHeartbeat({
-        clusterId: 1, sender: 'lb1', epoch: Date.now(), seq: 1, role: 'MASTER', priority: 254, intervalMs: 100,
-        quorate: true, resigning: false, master: 'lb1', vote: 'lb1',
-      }, Buffer.from('not-the-right-secret-at-all'));
+      const forged = encodeHeartbeat(forgedBeat(names[peerIdx]!), Buffer.from('not-the-right-secret-at-all'), wireOrder(members));
       for (let i = 0; i < 200; i += 1) {
         await send(Buffer.from(Array.from({ length: i % 120 }, () => Math.floor(Math.random() * 256))));
         await send(forged.subarray(0, i % forged.length));
       }
       await send(forged);
-      // A correctly signed message from an address that is not the member's: unknown sender.
+      // A correctly signed message naming a member whose address it does not come from: unknown sender.
       const secret = Buffer.from('test-secret-0123456789abcdef');
-      await send(encodeHeartbeat({
-        clusterId: 1, sender: 'lb1', epoch: Date.now(), seq: 1, role: 'MASTER', priority: 254, intervalMs: 100,
-        quorate: true, resigning: false, master: 'lb1', vote: 'lb1',
-      }, secret));
+      const other = names.find((n, i) => i !== idx && i !== peerIdx)!;
+      await send(encodeHeartbeat(forgedBeat(other), secret, wireOrder(members)));
       await target.waitFor((l) => l.reason === 'bad_mac', 5000, 'a bad_mac drop line');
       await target.waitFor((l) => l.reason === 'unknown_sender', 5000, 'an unknown_sender drop line');
       await new Promise((r) => setTimeout(r, 500));

@@ -96,6 +96,9 @@ function resolve(data: ParsedConfig, file: string, host: string): Config {
   if (track.timeout >= track.interval) {
     problems.push(`track.apiserver.timeout: got "${formatDuration(track.timeout)}", expected less than interval (${formatDuration(track.interval)})`);
   }
+  if (data.election.maxDeadAfter < data.election.deadAfter) {
+    problems.push(`election.maxDeadAfter: got ${data.election.maxDeadAfter}, expected at least deadAfter (${data.election.deadAfter})`);
+  }
   if (data.health.listen.port === data.election.port) {
     problems.push(`health.listen: port ${data.health.listen.port} is also election.port`);
   }
@@ -176,7 +179,7 @@ function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, pat
 
 /** The effective config as YAML with durations as strings, for `vipd check`. Holds no secret. */
 export function effectiveConfigYaml(config: Config): string {
-  const durationKeys = new Set(['interval', 'deadAfterMs', 'preemptDelay', 'burstInterval', 'refresh', 'timeout', 'connectTimeout', 'idleTimeout', 'drainTimeout']);
+  const durationKeys = new Set(['interval', 'lifetime', 'preemptDelay', 'burstInterval', 'refresh', 'timeout', 'connectTimeout', 'idleTimeout', 'drainTimeout']);
   const plain = JSON.parse(JSON.stringify(config, (key, value: unknown) => {
     if (key === 'file' || key === 'self' || key === 'vipAddress') return undefined;
     if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);

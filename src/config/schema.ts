@@ -25,6 +25,21 @@ export function duration(minMs: number, maxMs: number) {
     });
 }
 
+/** A duration of whole seconds, such as "2s", within [minS, maxS]; in milliseconds. */
+function wholeSeconds(minS: number, maxS: number) {
+  const range = `a whole number of seconds from ${minS}s to ${maxS}s, such as "1s"`;
+  return z
+    .string(expect(range))
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined || ms % 1000 !== 0 || ms < minS * 1000 || ms > maxS * 1000) {
+        ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
 const int = (min: number, max: number) =>
   z.number(expect(`an integer from ${min} to ${max}`)).int(expect(`an integer from ${min} to ${max}`))
     .min(min, expect(`an integer from ${min} to ${max}`)).max(max, expect(`an integer from ${min} to ${max}`));
@@ -73,6 +88,12 @@ export const vipSchema = z
     trackInterface: bool().default(true),
     /** While master, watch ARP for another MAC claiming the VIP. */
     conflictDetection: bool().default(true),
+    /**
+     * The VIP's address lifetime in the kernel (valid_lft), renewed by the master while its lease
+     * holds: a stopped, hung or killed vipd loses the VIP by itself this long after its last renewal.
+     * Whole seconds (the kernel's unit).
+     */
+    lifetime: wholeSeconds(1, 3600).default(1000),
   })
   .strict();
 
@@ -85,6 +106,8 @@ export const electionSchema = z
     port: port().default(7580),
     interval: duration(20, 10_000).default(100),
     deadAfter: int(2, 100).default(3),
+    /** The most the dead interval stretches to on a lossy link, in heartbeats (at least deadAfter). */
+    maxDeadAfter: int(2, 1000).default(30),
     priority: int(1, 254).default(100),
     preempt: bool().default(true),
     preemptDelay: duration(0, 3_600_000).default(0),

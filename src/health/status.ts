@@ -12,9 +12,13 @@ export interface PeerStatus {
   readonly lastHeardMsAgo: number | null;
   readonly state: Role;
   readonly priority: number;
-  /** Whom it sees as master, and whom it votes for. */
-  readonly master: string;
+  readonly term: number;
+  /** Whom it follows (acknowledges), and whom it would elect now. */
+  readonly leader: string;
   readonly vote: string;
+  /** The share of its heartbeats lost on the way here (0-1), and the dead interval that makes (ms). */
+  readonly loss: number;
+  readonly deadAfterMs: number;
 }
 
 export interface BackendStatus {
@@ -36,6 +40,17 @@ export interface DaemonStatus {
   readonly priority: number;
   readonly basePriority: number;
   readonly master: string;
+  /** The highest term seen, and this process's current epoch. */
+  readonly term: number;
+  readonly epoch: number;
+  /** While MASTER: the lease a majority acknowledged, in ms (null otherwise, or with quorum: none). */
+  readonly leaseRemainingMs: number | null;
+  /** Whom this member acknowledges and for how much longer it promised to (ms); null when free. */
+  readonly following: { readonly leader: string; readonly term: number; readonly remainingMs: number } | null;
+  /** A master handing the VIP over names its successor here. */
+  readonly handoverTo: string | null;
+  /** Re-learning the cluster after a start or a stall: no claims, no new grants. */
+  readonly learning: boolean;
   readonly quorum: { readonly mode: 'majority' | 'none'; readonly alive: number; readonly needed: number; readonly quorate: boolean };
   readonly faults: readonly string[];
   readonly vip: { readonly address: string; readonly interface: string; readonly held: boolean; readonly since: string | null };
@@ -60,13 +75,21 @@ export interface HealthSource {
 /** `vipd status` as a table: the node, then one line per peer and per backend. */
 export function formatStatus(s: DaemonStatus): string {
   const lines: string[] = [];
-  lines.push(`node ${s.node} (${s.address})  state ${s.state} since ${s.stateSince}  priority ${s.priority}/${s.basePriority}  master ${s.master || '-'}`);
+  lines.push(`node ${s.node} (${s.address})  state ${s.state}${s.learning ? ' (learning)' : ''} since ${s.stateSince}  `
+    + `priority ${s.priority}/${s.basePriority}  term ${s.term}  master ${s.master || '-'}`);
+  const lease = s.leaseRemainingMs === null ? '' : `  lease ${s.leaseRemainingMs}ms`;
+  const follows = s.following === null ? '  follows nobody' : `  follows ${s.following.leader} (term ${s.following.term}, ${s.following.remainingMs}ms)`;
+  lines.push(`election${s.state === 'MASTER' ? lease : follows}${s.handoverTo === null ? '' : `  handing over to ${s.handoverTo}`}`);
   lines.push(`quorum ${s.quorum.mode}: ${s.quorum.alive} of ${s.quorum.needed} needed ${s.quorum.quorate ? '(quorate)' : '(NOT quorate)'}${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}`);
   lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${s.vip.held ? `held since ${s.vip.since}` : 'not held here'}${s.dryRun ? ' (dry run)' : ''}`);
   lines.push('');
-  lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(8)}${'PRIO'.padEnd(6)}${'LAST HEARD'.padEnd(12)}MASTER/VOTE`);
+  lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(10)}${'PRIO'.padEnd(6)}${'TERM'.padEnd(6)}`
+    + `${'LAST HEARD'.padEnd(12)}${'LOSS'.padEnd(6)}${'DEAD AFTER'.padEnd(11)}LEADER/VOTE`);
   for (const p of s.peers) {
-    lines.push(`${p.name.padEnd(20)}${p.address.padEnd(17)}${(p.alive ? 'yes' : 'no').padEnd(7)}${p.state.padEnd(8)}${String(p.priority).padEnd(6)}${(p.lastHeardMsAgo === null ? 'never' : `${p.lastHeardMsAgo}ms ago`).padEnd(12)}${p.master || '-'}/${p.vote || '-'}`);
+    lines.push(`${p.name.padEnd(20)}${p.address.padEnd(17)}${(p.alive ? 'yes' : 'no').padEnd(7)}${p.state.padEnd(10)}`
+      + `${String(p.priority).padEnd(6)}${String(p.term).padEnd(6)}`
+      + `${(p.lastHeardMsAgo === null ? 'never' : `${p.lastHeardMsAgo}ms ago`).padEnd(12)}${`${Math.round(p.loss * 100)}%`.padEnd(6)}`
+      + `${`${p.deadAfterMs}ms`.padEnd(11)}${p.leader || '-'}/${p.vote || '-'}`);
   }
   if (s.backends.length > 0) {
     lines.push('');

@@ -73,7 +73,7 @@ function peers(problems: Problems, value: string | undefined): ConfigFileOptions
 
 export function parsePodFlags(flags: PodFlags): PodOptions {
   const problems = new Problems();
-  const image = IMAGE_REF.test(flags.image) ? flags.image : problems.bad('--image', flags.image, 'an image reference such as "ghcr.io/vipd/vipd:0.1.0"');
+  const image = IMAGE_REF.test(flags.image) ? flags.image : problems.bad('--image', flags.image, 'an image reference such as "ghcr.io/vipd/vipd:0.2.0"');
   const configDir = posix.isAbsolute(flags.configDir) && !/[\s]/.test(flags.configDir)
     ? posix.normalize(flags.configDir).replace(/(.)\/$/, '$1')
     : problems.bad('--config-dir', flags.configDir, 'an absolute directory path without spaces, such as "/etc/vipd"');

@@ -17,6 +17,9 @@ export class DryRunVipOwner implements VipOwner {
     this.holding = true;
     this.log.info({ vip: this.vip, interface: this.iface, dryRun: true, held: true }, 'would add the VIP and send gratuitous ARP');
   }
+  async renew(): Promise<void> {
+    // Renewals come several times a second: not worth a log line each.
+  }
   async release(): Promise<void> {
     if (!this.holding) return;
     this.holding = false;
@@ -24,6 +27,9 @@ export class DryRunVipOwner implements VipOwner {
   }
   quiesce(): void {
     if (this.holding) this.log.info({ vip: this.vip, dryRun: true }, 'would stop announcing the VIP (handing over)');
+  }
+  announceUntil(): void {
+    // Nothing is announced in a dry run.
   }
   held(): boolean {
     return this.holding;

@@ -19,13 +19,22 @@ import {
   type LinkInfo, type RtNetlinkSocket,
 } from './rtnl';
 
-const NLM_F_EXCL = 0x200;
+const NLM_F_REPLACE = 0x100;
 const NLM_F_CREATE = 0x400;
+/**
+ * After a takeover, one more announcement once any other holder's copy has surely expired: a node
+ * that stalled or was killed with the VIP keeps answering ARP until its lifetime runs out (plus the
+ * kernel's up to ~0.4 s of timer slack), and a client that asked in that window may cache it.
+ */
+const LATE_GARP_SLACK_MS = 500;
 /** A conflict answers with a fresh burst, but two claimants must not ping-pong GARP floods. */
 const CONFLICT_BURST_MIN_GAP_MS = 1000;
 
 export interface NetlinkVipOwnerOptions {
-  readonly vip: Pick<VipConfig, 'address' | 'interface' | 'garp' | 'conflictDetection'>;
+  readonly vip: Pick<VipConfig, 'address' | 'interface' | 'garp' | 'conflictDetection'> & {
+    /** The address lifetime in ms (whole seconds); absent: permanent (tests of the owner alone). */
+    readonly lifetime?: number;
+  };
   readonly log: Logger;
   readonly metrics: Pick<Metrics, 'garpSent' | 'vipConflicts'>;
   /** Monotonic milliseconds; injectable for tests. */
@@ -49,7 +58,10 @@ export class NetlinkVipOwner implements VipOwner {
   private mayHold = false;
   private burstTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private lateGarpTimer: NodeJS.Timeout | undefined;
   private lastConflictBurst = Number.NEGATIVE_INFINITY;
+  /** The lease as the election last said: no GARP and no renewal after it (announceUntil). */
+  private deadline = Number.POSITIVE_INFINITY;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly opts: NetlinkVipOwnerOptions) {
@@ -84,19 +96,10 @@ export class NetlinkVipOwner implements VipOwner {
     this.stopTimers();
     const link = await this.resolveLink();
     this.mayHold = true;
-    try {
-      await this.netlink().newAddress(
-        { family: AF_INET, prefixlen: this.prefix, index: link.index, scope: 0 },
-        { local: ipv4ToBytes(this.ip), address: ipv4ToBytes(this.ip) },
-        { flags: NLM_F_CREATE | NLM_F_EXCL, timeout: NETLINK_TIMEOUT_MS },
-      );
-    } catch (err) {
-      if (netlinkErrno(err) !== 'EEXIST') {
-        throw new VipdError('VIPD_NETLINK', `cannot add ${this.opts.vip.address} to ${this.iface}: ${errText(err)}`, { cause: err });
-      }
-    }
+    await this.putAddress(link.index);
     this.holding = true;
-    this.opts.log.info({ vip: this.opts.vip.address, interface: this.iface, mac: link.mac }, 'VIP added');
+    this.opts.log.info({ vip: this.opts.vip.address, interface: this.iface, mac: link.mac, lifetime: this.lifetimeSeconds() ?? 'forever' },
+      'VIP added');
     try {
       this.ensurePacketSocket(link);
     } catch (err) {
@@ -109,6 +112,46 @@ export class NetlinkVipOwner implements VipOwner {
       this.refreshTimer = setInterval(() => this.sendRound(), this.opts.vip.garp.refresh);
       this.refreshTimer.unref();
     }
+    const lifetime = this.opts.vip.lifetime;
+    if (lifetime !== undefined && lifetime > 0) {
+      this.lateGarpTimer = setTimeout(() => this.sendRound(), lifetime + LATE_GARP_SLACK_MS);
+      this.lateGarpTimer.unref();
+    }
+  }
+
+  announceUntil(deadline: number): void {
+    this.deadline = deadline;
+  }
+
+  async renew(): Promise<void> {
+    this.assertOpen();
+    // A renewal that waited in the queue past the lease would extend an address nobody leases.
+    if (!this.holding || this.lifetimeSeconds() === undefined || this.now() >= this.deadline) return;
+    const index = this.link?.index;
+    if (index === undefined) return;
+    await this.putAddress(index);
+  }
+
+  /** Adds the VIP, or replaces it in place to restart its lifetime (no flap: routes and sockets stay). */
+  private async putAddress(index: number): Promise<void> {
+    const seconds = this.lifetimeSeconds();
+    try {
+      await this.netlink().newAddress(
+        { family: AF_INET, prefixlen: this.prefix, index, scope: 0 },
+        {
+          local: ipv4ToBytes(this.ip), address: ipv4ToBytes(this.ip),
+          ...(seconds === undefined ? {} : { cacheInfo: { ifaPrefered: seconds, ifaValid: seconds } }),
+        },
+        { flags: NLM_F_CREATE | NLM_F_REPLACE, timeout: NETLINK_TIMEOUT_MS },
+      );
+    } catch (err) {
+      throw new VipdError('VIPD_NETLINK', `cannot add ${this.opts.vip.address} to ${this.iface}: ${errText(err)}`, { cause: err });
+    }
+  }
+
+  private lifetimeSeconds(): number | undefined {
+    const ms = this.opts.vip.lifetime;
+    return ms === undefined || ms <= 0 ? undefined : Math.max(1, Math.round(ms / 1000));
   }
 
   async release(): Promise<void> {
@@ -177,7 +220,8 @@ export class NetlinkVipOwner implements VipOwner {
     this.packets = undefined;
     const socket = createPacketSocket();
     socket.on('frame', (frame) => this.onFrame(frame));
-    socket.open(this.iface);
+    // Only ARP claiming the VIP crosses into JavaScript (the kernel drops the rest), on backups too.
+    socket.open(this.iface, { arpSender: this.ip });
     this.packets = socket;
   }
 
@@ -217,7 +261,8 @@ export class NetlinkVipOwner implements VipOwner {
 
   /** One frame of each form (see arp.ts for why both). */
   private sendRound(): void {
-    if (!this.holding || this.quiet || this.packets === undefined) return;
+    // After a stall, timers fire before the election notices: a lapsed lease announces nothing.
+    if (!this.holding || this.quiet || this.packets === undefined || this.now() >= this.deadline) return;
     for (const frame of this.frames) {
       try {
         this.packets.send(frame);
@@ -247,7 +292,9 @@ export class NetlinkVipOwner implements VipOwner {
   private stopTimers(): void {
     if (this.burstTimer !== undefined) clearInterval(this.burstTimer);
     if (this.refreshTimer !== undefined) clearInterval(this.refreshTimer);
+    if (this.lateGarpTimer !== undefined) clearTimeout(this.lateGarpTimer);
     this.burstTimer = undefined;
     this.refreshTimer = undefined;
+    this.lateGarpTimer = undefined;
   }
 }

@@ -1,21 +1,24 @@
 /**
- * The election's edge: owns the UDP socket and the timer, feeds the pure state machine with
- * heartbeats and ticks, and carries out its actions (send, take or release the VIP, log).
+ * The election's edge: owns the UDP socket, the timer and the VIP queue, feeds the pure state
+ * machine with heartbeats, ticks and the outcome of VIP operations, and carries out its actions
+ * (send, take, renew, quiesce or release the VIP, log).
  *
- * Receive path: datagram -> decode + HMAC (wire.ts) -> source address must be the named member's
- * -> (epoch, seq) newer than the last (replay-guard.ts) -> step(). Anything else is dropped,
- * counted by reason and logged at a limited rate; nothing a peer sends can throw out of here.
+ * Receive path: datagram -> Inbox (peer address, HMAC, layout, sender, member list, replay) ->
+ * step(). Anything else is dropped, counted by reason and logged at a limited rate; nothing a
+ * peer sends can throw out of here.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
+import { VipdError } from '../errors';
 import type { Logger } from '../log/logger';
 import { RateLimitedLog } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
+import { openFilteredUdp4 } from '../native/udp-socket';
 import type { VipOwner } from '../vip/owner';
-import { ReplayGuard } from './replay-guard';
-import { effectivePriority, initialState, quorumOf, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
-import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, TrackEffect } from './types';
-import { decodeHeartbeat, encodeHeartbeat, type DropReason } from './wire';
-import { VipdError } from '../errors';
+import { Inbox } from './inbox';
+import { effectivePriority, initialState, leaseUntil, quorumOf, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
+import { handoverTimeoutMs } from './timing';
+import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, Reconfigurable, TrackEffect } from './types';
+import { encodeHeartbeat, type DropReason } from './wire';
 
 export interface RunnerOptions {
   readonly settings: ElectionSettings;
@@ -28,20 +31,28 @@ export interface RunnerOptions {
   readonly now?: () => number;
 }
 
-/** How many times the final resign message is sent: UDP may lose one, the handover should not wait. */
-const RESIGN_COPIES = 3;
-const RESIGN_SPACING_MS = 5;
+/** Copies of one message (the final resign) are this far apart: UDP may lose one, the handover should not wait. */
+const COPY_SPACING_MS = 5;
+/** A failed VIP removal is retried with this backoff (doubling, up to the cap) until it succeeds. */
+const RELEASE_RETRY_MS = 200;
+const RELEASE_RETRY_MAX_MS = 5_000;
+/** Room for the heartbeats of a few intervals if the process is briefly busy. */
+const RECV_BUFFER_BYTES = 1 << 20;
 
 export class ElectionRunner {
   private state: ElectionState;
-  private readonly socket: dgram.Socket;
-  private readonly replay = new ReplayGuard();
-  private readonly peersByAddress: Map<string, string>;
-  private readonly drops: RateLimitedLog;
-  private readonly epoch = Date.now();
-  private seq = 0;
+  private socket: dgram.Socket | undefined;
+  private readonly inbox: Inbox;
+  private readonly log: Logger;
+  private readonly limited: RateLimitedLog;
   private timer: NodeJS.Timeout | undefined;
   private tickPending: NodeJS.Immediate | undefined;
+  /** Copies of a message still to be sent (the final resign): stop() waits for them. */
+  private copies: Promise<void> = Promise.resolve();
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Counts acquisitions: a failed release retries only while no acquisition came after it. */
+  private vipGeneration = 0;
+  private stopPromise: Promise<void> | undefined;
   private vipQueue: Promise<void> = Promise.resolve();
   /** Wall-clock ms since the VIP has been on the interface, for /status; undefined when not held. */
   private heldSince: number | undefined;
@@ -49,35 +60,39 @@ export class ElectionRunner {
   private lastStepAt = 0;
   private closed = false;
   private started = false;
-  /** While a stopping master waits for its successor's MASTER announcement. */
-  private awaiting: { name: string; done: () => void } | undefined;
+  /** A graceful stop in progress: the hook to run before the VIP goes, and who waits for the end. */
+  private stopping: { beforeRelease: (() => Promise<void>) | undefined; done: () => void } | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: RunnerOptions) {
     this.now = opts.now ?? (() => performance.now());
     this.state = initialState(opts.settings);
-    this.peersByAddress = new Map(opts.settings.members.map((m) => [m.address, m.name]));
-    this.drops = new RateLimitedLog(opts.log.child({ component: 'election' }));
-    this.socket = dgram.createSocket({ type: 'udp4', reuseAddr: false });
-    this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address));
-    this.socket.on('error', (err) => opts.log.error({ err, component: 'election' }, 'election socket error'));
+    this.inbox = new Inbox(opts.settings, opts.secret);
+    this.log = opts.log.child({ component: 'election' });
+    this.limited = new RateLimitedLog(this.log);
+    opts.metrics.setPeerLinks(() => this.snapshot().peers);
   }
 
-  /** Binds the socket, clears a stale VIP, and joins the election. */
+  /** Binds the socket (peers only, filtered in the kernel), clears a stale VIP, and joins the election. */
   async start(): Promise<void> {
-    const { self } = this.opts.settings;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(new VipdError('VIPD_BIND_FAILED',
-        `cannot bind the election socket to ${self.address}:${this.opts.port}: ${err.message} (is ${self.address} an address of this host, and the port free?)`, { cause: err }));
-      this.socket.once('error', onError);
-      this.socket.bind(this.opts.port, self.address, () => {
-        this.socket.off('error', onError);
-        resolve();
-      });
+    const { self, members } = this.opts.settings;
+    // Only the peers' addresses get past the kernel (a classic BPF filter): a flood from anywhere
+    // else costs no JavaScript at all, and cannot crowd the peers' heartbeats out of the buffer.
+    const socket = await openFilteredUdp4({
+      address: self.address, port: this.opts.port, recvBufferBytes: RECV_BUFFER_BYTES,
+      allowedSources: members.filter((m) => m.name !== self.name).map((m) => m.address),
+    }).catch((err: unknown) => {
+      throw err instanceof VipdError ? new VipdError(err.code, `the election socket: ${err.message}`, { cause: err })
+        : new VipdError('VIPD_BIND_FAILED', `cannot bind the election socket to ${self.address}:${this.opts.port}: `
+          + `${(err as Error).message}`, { cause: err });
     });
+    this.socket = socket;
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address));
+    // ECONNREFUSED after a peer's port was closed (it is down) and the like: nothing to act on.
+    socket.on('error', (err) => this.limited.warn(`socket:${(err as NodeJS.ErrnoException).code ?? ''}`, { err: err.message }, 'election socket error'));
     await this.opts.vip.prepare();
     this.started = true;
-    this.feed({ type: 'start', now: this.now() });
+    this.feed({ type: 'start', now: this.now(), epoch: Date.now() });
   }
 
   /** A tracked condition changed (apiserver health, link state). */
@@ -85,8 +100,8 @@ export class ElectionRunner {
     this.feed({ type: 'track', now: this.now(), name, effect });
   }
 
-  /** Applies a reloaded priority and preemption settings in place. */
-  reconfigure(settings: Pick<ElectionSettings, 'priority' | 'preempt' | 'preemptDelayMs'>): void {
+  /** Applies a reloaded priority and preemption settings in place (a lower priority may hand the VIP over). */
+  reconfigure(settings: Reconfigurable): void {
     this.feed({ type: 'reconfigure', now: this.now(), settings });
   }
 
@@ -105,52 +120,32 @@ export class ElectionRunner {
   }
 
   /**
-   * Graceful stop: resign (naming the successor, so it takes over without waiting a dead interval),
-   * release the VIP, then close the socket. Idempotent.
-   *
-   * Make before break: a stopping master keeps the address until the successor announces itself
-   * MASTER (at most a dead interval), so a connection that reaches this node while the clients'
-   * ARP caches still point here is accepted rather than lost to a SYN retransmit (1 s). In that
-   * window this node stops announcing (no GARP, no conflict answers): the successor's GARP wins.
-   * `beforeRelease` runs once the successor holds the VIP and before this node lets go of it.
+   * Graceful stop. The state machine decides how (docs/election.md, "Preemption and every planned
+   * move: make-before-break"): a master
+   * hands over make-before-break, keeping the address, silent, until its successor announces
+   * MASTER (at most a dead interval); `beforeRelease` runs just before the VIP goes. Then the
+   * resign is sent and the socket closed. Idempotent.
    */
-  async stop(beforeRelease?: () => Promise<void>): Promise<void> {
-    if (this.closed) return;
-    if (this.started) {
-      const wasMaster = this.state.role === 'MASTER';
-      const { actions, state } = step(this.state, { type: 'stop', now: this.now() });
-      this.state = state;
-      this.clearTimers();
-      let successor = '';
-      let release = false;
-      if (wasMaster) this.opts.vip.quiesce();
-      for (const action of actions) {
-        if (action.type === 'releaseVip') release = true;
-        else if (action.type === 'send') {
-          successor = action.heartbeat.master;
-          const claimed = successor !== '' && release ? this.masterAnnounced(successor) : Promise.resolve(false);
-          for (let i = 0; i < RESIGN_COPIES; i += 1) {
-            if (i > 0) await new Promise((r) => setTimeout(r, RESIGN_SPACING_MS));
-            this.sendToPeers(action.heartbeat);
-          }
-          const took = await claimed;
-          if (release) this.opts.log.info({ component: 'election', successor, announced: took }, took ? 'successor is master; releasing the VIP' : 'no successor announced itself in time; releasing the VIP');
-          if (release && beforeRelease !== undefined) await beforeRelease();
-        } else this.execute(action);
-      }
-      if (release) this.withVip('release', () => this.opts.vip.release());
-    }
-    await this.vipQueue;
-    await this.close();
+  stop(beforeRelease?: () => Promise<void>): Promise<void> {
+    this.stopPromise ??= this.stopOnce(beforeRelease);
+    return this.stopPromise;
   }
 
-  /** Resolves true when `name` announces MASTER, false after a dead interval. */
-  private masterAnnounced(name: string): Promise<boolean> {
-    const { settings } = this.opts;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.awaiting = undefined; resolve(false); }, settings.deadAfter * settings.intervalMs);
-      this.awaiting = { name, done: () => { clearTimeout(timer); this.awaiting = undefined; resolve(true); } };
-    });
+  private async stopOnce(beforeRelease?: () => Promise<void>): Promise<void> {
+    if (this.closed) return;
+    if (this.started && this.stopping === undefined) {
+      const done = new Promise<void>((resolve) => { this.stopping = { beforeRelease, done: resolve }; });
+      // The state machine finishes the stop within a handover timeout; this bounds it if it cannot.
+      const limit = handoverTimeoutMs(this.opts.settings) + 2_000;
+      let guard: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => { guard = setTimeout(resolve, limit); });
+      this.feed({ type: 'stop', now: this.now() });
+      await Promise.race([done, timedOut]);
+      clearTimeout(guard);
+    }
+    await this.vipQueue;
+    await this.copies;
+    await this.close();
   }
 
   /** Abort: close the socket and timers without resigning (the VIP owner is closed by its owner). */
@@ -159,20 +154,18 @@ export class ElectionRunner {
     this.closed = true;
     this.clearTimers();
     await this.vipQueue;
-    await new Promise<void>((resolve) => {
-      try {
-        this.socket.close(() => resolve());
-      } catch {
-        resolve(); // never bound
-      }
-    });
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket !== undefined) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
   private clearTimers(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.tickPending !== undefined) clearImmediate(this.tickPending);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.timer = undefined;
     this.tickPending = undefined;
+    this.retryTimer = undefined;
   }
 
   private feed(event: ElectionEvent): void {
@@ -185,25 +178,57 @@ export class ElectionRunner {
   }
 
   private execute(action: ElectionAction): void {
-    const { metrics, log } = this.opts;
+    const { metrics } = this.opts;
     switch (action.type) {
       case 'send':
-        this.sendToPeers(action.heartbeat);
+        // The resign frees the followers: it leaves only once the VIP is off the interface.
+        if (action.heartbeat.resigning) this.copies = this.vipQueue.then(() => this.sendToPeers(action.heartbeat, action.copies));
+        else void this.sendToPeers(action.heartbeat, action.copies);
         break;
       case 'acquireVip':
+        this.vipGeneration += 1;
+        this.cancelReleaseRetry();
         this.withVip('acquire', () => this.opts.vip.acquire());
         break;
-      case 'releaseVip':
-        this.withVip('release', () => this.opts.vip.release());
+      case 'renewVip':
+        this.withVip('renew', () => this.opts.vip.renew());
         break;
+      case 'quiesceVip':
+        // Now, and again after anything queued: an acquisition still in the queue must not undo it.
+        this.opts.vip.quiesce();
+        this.vipQueue = this.vipQueue.then(() => this.opts.vip.quiesce());
+        break;
+      case 'releaseVip': {
+        // Stop announcing now; the removal may wait behind a netlink operation in flight.
+        this.opts.vip.quiesce();
+        const hook = this.stopping?.beforeRelease;
+        if (hook !== undefined) {
+          this.log.info({}, 'closing relayed connections before releasing the VIP: clients reconnect through the successor');
+          this.vipQueue = this.vipQueue.then(hook).catch((err: unknown) => this.log.error({ err }, 'closing connections before the release failed'));
+        }
+        this.release(0, this.vipGeneration);
+        break;
+      }
       case 'transition': {
-        const { from, to, reason, master, priority } = action;
-        log.info({ component: 'election', from, to, reason, master, priority, ...(action.peer !== undefined ? { peer: action.peer } : {}) },
-          from === to ? `election ${to.toLowerCase()}` : `election state ${from} -> ${to}`);
+        const { from, to, reason, master, term, priority } = action;
+        this.log.info({ from, to, reason, master, term, priority, ...(action.peer !== undefined ? { peer: action.peer } : {}) },
+          from === to ? (to === 'MASTER' ? `election: handing the VIP over to ${master}` : `election ${to.toLowerCase()}`)
+            : `election state ${from} -> ${to}`);
         metrics.electionState.labels(from).set(0);
         metrics.electionState.labels(to).set(1);
         if (from !== to) metrics.electionTransitions.labels(to, reason).inc();
-        metrics.master.set(to === 'MASTER' ? 1 : 0);
+        break;
+      }
+      case 'stalled':
+        metrics.electionStalls.inc();
+        this.log.warn({ ms: Math.round(action.ms), epoch: action.epoch },
+          'this process did not run for a while (a stall): re-learning the cluster before acting; messages queued meanwhile count for nothing');
+        break;
+      case 'stopped': {
+        const waiter = this.stopping;
+        if (this.timer !== undefined) clearTimeout(this.timer);
+        this.timer = undefined;
+        if (waiter !== undefined) void this.vipQueue.then(() => waiter.done());
         break;
       }
       case 'schedule':
@@ -212,12 +237,20 @@ export class ElectionRunner {
     }
   }
 
-  /** After every event, so cheap: no snapshot, just the three numbers the gauges show. */
+  /** After every event, so cheap: a few numbers. */
   private refreshGauges(): void {
-    const quorum = quorumOf(this.state, this.now());
-    this.opts.metrics.peersAlive.set(quorum.alive - 1);
-    this.opts.metrics.quorum.set(quorum.quorate ? 1 : 0);
-    this.opts.metrics.priority.set(effectivePriority(this.state));
+    const { metrics } = this.opts;
+    const now = this.now();
+    const quorum = quorumOf(this.state, now);
+    metrics.peersAlive.set(quorum.alive - 1);
+    metrics.quorum.set(quorum.quorate ? 1 : 0);
+    metrics.priority.set(effectivePriority(this.state));
+    metrics.term.set(this.state.term);
+    metrics.master.set(this.state.role === 'MASTER' ? 1 : 0);
+    const leaseEnd = this.state.role === 'MASTER' && this.state.handover === undefined ? leaseUntil(this.state) : -Infinity;
+    this.opts.vip.announceUntil(leaseEnd);
+    const lease = leaseEnd - now;
+    metrics.leaseRemaining.set(Number.isFinite(lease) ? Math.max(0, lease) / 1000 : leaseEnd > 0 ? 1e9 : 0);
   }
 
   private arm(at: number): void {
@@ -225,8 +258,8 @@ export class ElectionRunner {
     const delay = Math.max(0, at - this.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      // Defer to the check phase: after a stall (GC, a busy proxy), heartbeats already queued on
-      // the socket are read first, so a late timer does not declare live peers dead.
+      // Defer to the check phase: heartbeats already queued on the socket are read first, so a
+      // timer that is a little late does not declare live peers dead.
       this.tickPending = setImmediate(() => {
         this.tickPending = undefined;
         this.feed({ type: 'tick', now: this.now() });
@@ -234,55 +267,79 @@ export class ElectionRunner {
     }, delay);
   }
 
-  private withVip(what: 'acquire' | 'release', op: () => Promise<void>): void {
-    const settle = () => {
-      const held = this.opts.vip.held();
-      this.opts.metrics.vipHeld.set(held ? 1 : 0);
-      if (!held) this.heldSince = undefined;
-      else this.heldSince ??= Date.now();
-    };
-    this.vipQueue = this.vipQueue.then(op).then(settle, (err: unknown) => {
-      this.opts.log.error({ err, component: 'vip' }, `failed to ${what} the VIP`);
-      settle();
+  /** One VIP operation at a time, in order; a failed add or renew is fed back (the member goes FAULT). */
+  private withVip(op: 'acquire' | 'renew', run: () => Promise<void>): void {
+    this.vipQueue = this.vipQueue.then(run).then(() => this.settle(), (err: unknown) => {
+      this.settle();
+      this.opts.metrics.vipOperationFailures.labels(op).inc();
+      const error = err instanceof Error ? err.message : String(err);
+      this.log.error({ err, op }, `failed to ${op === 'acquire' ? 'add' : 'renew'} the VIP: this member cannot hold it now (FAULT, retried later)`);
+      this.feed({ type: 'vipFailed', now: this.now(), op, error });
     });
   }
 
-  private sendToPeers(body: Extract<ElectionAction, { type: 'send' }>['heartbeat']): void {
-    if (this.closed) return;
+  /**
+   * Releases, and keeps retrying a failed release (the kernel lifetime removes it meanwhile anyway)
+   * as long as no acquisition came after it: a retry must never remove a VIP taken again since.
+   */
+  private release(attempt: number, generation: number): void {
+    this.vipQueue = this.vipQueue.then(() => {
+      if (generation !== this.vipGeneration) return undefined;
+      return this.opts.vip.release();
+    }).then(() => this.settle(), (err: unknown) => {
+      this.settle();
+      this.opts.metrics.vipOperationFailures.labels('release').inc();
+      const delay = Math.min(RELEASE_RETRY_MAX_MS, RELEASE_RETRY_MS * 2 ** attempt);
+      this.limited.error('vip-release', { err, retryInMs: delay }, 'failed to remove the VIP; retrying (its kernel lifetime also ends it)');
+      if (this.closed || generation !== this.vipGeneration) return;
+      this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.release(attempt + 1, generation); }, delay);
+      this.retryTimer.unref();
+    });
+  }
+
+  private cancelReleaseRetry(): void {
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  private settle(): void {
+    const held = this.opts.vip.held();
+    this.opts.metrics.vipHeld.set(held ? 1 : 0);
+    if (!held) this.heldSince = undefined;
+    else this.heldSince ??= Date.now();
+  }
+
+  private async sendToPeers(hb: Heartbeat, copies: number): Promise<void> {
+    const socket = this.socket;
+    if (socket === undefined) return;
     const { settings, secret, port, metrics } = this.opts;
-    this.seq = (this.seq + 1) >>> 0;
-    const hb: Heartbeat = {
-      ...body, clusterId: settings.clusterId, sender: settings.self.name, epoch: this.epoch, seq: this.seq, intervalMs: settings.intervalMs,
+    const sendOne = (copy: Heartbeat) => {
+      const bytes = encodeHeartbeat(copy, secret, this.inbox.names);
+      for (const member of settings.members) {
+        if (member.name === settings.self.name) continue;
+        socket.send(bytes, port, member.address, (err) => {
+          if (err) this.limited.warn(`send:${member.name}`, { peer: member.name, err: err.message }, 'cannot send heartbeat');
+        });
+        metrics.heartbeatsSent.inc();
+      }
     };
-    const bytes = encodeHeartbeat(hb, secret);
-    for (const member of settings.members) {
-      if (member.name === settings.self.name) continue;
-      this.socket.send(bytes, port, member.address, (err) => {
-        if (err) this.drops.warn(`send:${member.name}`, { component: 'election', peer: member.name, err: err.message }, 'cannot send heartbeat');
-      });
-      metrics.heartbeatsSent.inc();
+    sendOne(hb);
+    for (let i = 1; i < copies; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, COPY_SPACING_MS));
+      if (this.socket !== undefined) sendOne({ ...hb, seq: hb.seq + i });
     }
   }
 
   private onMessage(msg: Buffer, from: string): void {
-    const { settings, secret, metrics } = this.opts;
-    const decoded = decodeHeartbeat(msg, secret, settings.clusterId);
-    if (!decoded.ok) return this.dropped(decoded.reason, from, decoded.detail);
-    const hb = decoded.heartbeat;
-    const member = this.peersByAddress.get(from);
-    if (member === undefined || member !== hb.sender || member === settings.self.name) {
-      return this.dropped('unknown_sender', from, `sender "${hb.sender}" from ${from} is not a configured peer at that address`);
-    }
-    if (!this.replay.accept(hb.sender, hb.epoch, hb.seq)) {
-      return this.dropped('replay', from, `epoch ${hb.epoch} seq ${hb.seq} is not newer than the last seen`);
-    }
-    metrics.heartbeatsReceived.inc();
-    if (this.awaiting?.name === hb.sender && hb.role === 'MASTER') this.awaiting.done();
-    this.feed({ type: 'heartbeat', now: this.now(), heartbeat: hb });
+    const admitted = this.inbox.admit(msg, from, { epoch: this.state.epoch, now: this.now() });
+    if (!admitted.ok) return this.dropped(admitted.reason, from, admitted.detail);
+    this.opts.metrics.heartbeatsReceived.inc();
+    this.feed({ type: 'heartbeat', now: this.now(), heartbeat: admitted.heartbeat });
   }
 
   private dropped(reason: DropReason, from: string, detail: string): void {
     this.opts.metrics.heartbeatsDropped.labels(reason).inc();
-    this.drops.warn(`drop:${reason}:${from}`, { component: 'election', reason, from, detail }, 'dropped a heartbeat');
+    this.limited.warn(`drop:${reason}:${from}`, { reason, from, detail }, 'dropped a heartbeat');
   }
 }
+

@@ -10,9 +10,11 @@ export function electionSettings(config: Config): ElectionSettings {
     members: config.peers.map((p) => ({ name: p.name, address: p.address })),
     intervalMs: e.interval,
     deadAfter: e.deadAfter,
+    maxDeadAfter: e.maxDeadAfter,
     priority: e.priority,
     preempt: e.preempt,
     preemptDelayMs: e.preemptDelay,
     quorum: e.quorum,
+    vipLifetimeMs: config.vip.lifetime,
   };
 }

@@ -3,47 +3,84 @@
  * the actions it asks its runner to carry out. docs/election.md explains the rules that use them.
  */
 
-export type Role = 'INIT' | 'BACKUP' | 'MASTER' | 'FAULT';
-export const ROLES: readonly Role[] = ['INIT', 'BACKUP', 'MASTER', 'FAULT'];
+/**
+ * INIT: just started, learning who is there. BACKUP: follows a master (or none). CANDIDATE: has
+ * claimed a term and waits for a majority to acknowledge it; it does not hold the VIP yet.
+ * MASTER: holds the VIP on a lease a majority acknowledged. FAULT: a tracked condition makes it
+ * ineligible (it still acknowledges a master).
+ */
+export type Role = 'INIT' | 'BACKUP' | 'CANDIDATE' | 'MASTER' | 'FAULT';
+export const ROLES: readonly Role[] = ['INIT', 'BACKUP', 'CANDIDATE', 'MASTER', 'FAULT'];
+
+/** What a member last accepted from one peer, echoed back to that peer in every heartbeat. */
+export interface Echo {
+  readonly epoch: number;
+  readonly seq: number;
+  /** The peer's own send time (its monotonic clock, ms): the peer times its lease from it. */
+  readonly ts: number;
+}
 
 /** What one heartbeat says (the wire format adds the MAC; see wire.ts). */
 export interface Heartbeat {
   readonly clusterId: number;
   readonly sender: string;
-  /** Set once per daemon start (wall-clock ms); with `seq` it orders messages across restarts. */
+  /** Changes on every start, after a stall and before `seq` wraps; with `seq` it orders messages. */
   readonly epoch: number;
   readonly seq: number;
+  /** The sender's monotonic clock when it sent this (ms): echoed back, never compared across hosts. */
+  readonly ts: number;
   readonly role: Role;
-  /** Effective priority 1-254; 0 while resigning (the VRRP "priority 0" advert). */
+  /** Effective priority 1-254; 0 while FAULT or resigning. */
   readonly priority: number;
   /** The sender's heartbeat interval: receivers time the sender out by its own pace. */
   readonly intervalMs: number;
-  /** The sender hears a majority (or runs without quorum): only quorate members are candidates. */
+  /** The highest term the sender has seen (its own claim's term when CANDIDATE or MASTER). */
+  readonly term: number;
+  /** The sender hears a majority of the members (or runs without quorum). */
   readonly quorate: boolean;
-  /** The sender is stopping for good; `master` names its successor. */
+  /** The sender is re-learning the cluster (just started, or after a stall): not a candidate, no vote. */
+  readonly learning: boolean;
+  /** The sender is stopping for good: it grants nothing and is not counted. */
   readonly resigning: boolean;
-  /** Whom the sender holds to be master, or its chosen successor when handing over; '' for none. */
-  readonly master: string;
+  /** A MASTER handing the VIP over to `successor` (make-before-break): its followers are free. */
+  readonly handover: boolean;
+  /** Whom the sender follows (acknowledges), itself when claiming, '' for none. */
+  readonly leader: string;
+  readonly leaderTerm: number;
   /**
-   * Whom the sender would have as master: the master it sees, else the best candidate it sees.
-   * A member claims only with the votes of a majority (quorum mode), so two sides of a partition
-   * that is still forming, each briefly counting the other as alive, cannot both claim.
+   * How long after receiving the leader's echoed heartbeat the sender promises to acknowledge no
+   * other leader. The leader's lease is built from these promises.
    */
+  readonly grantMs: number;
+  /** Whom the sender would have as master now (a pre-vote): only a candidate a majority names claims. */
   readonly vote: string;
+  /** The member a MASTER hands over to, or a resigning member's choice; '' for none. */
+  readonly successor: string;
+  /** Identifies the member list (names and addresses): members with other lists are not counted. */
+  readonly digest: string;
+  /** How many members the sender's list has (for the log when lists differ). */
+  readonly members: number;
+  /** By member name: the last heartbeat accepted from each peer. */
+  readonly echoes: Readonly<Record<string, Echo>>;
 }
 
-/** The static part of the election: from the config, fixed for a run. */
+/** The static part of the election: from the config, fixed for a run (a reload changes priority and preemption). */
 export interface ElectionSettings {
   readonly clusterId: number;
   readonly self: Member;
   /** Every configured member, this node included. */
   readonly members: readonly Member[];
   readonly intervalMs: number;
+  /** Heartbeats missed before a peer counts as dead with no loss seen on its link. */
   readonly deadAfter: number;
+  /** The most the dead interval grows to on a lossy link (in intervals); bounds the restart wait. */
+  readonly maxDeadAfter: number;
   readonly priority: number;
   readonly preempt: boolean;
   readonly preemptDelayMs: number;
   readonly quorum: 'majority' | 'none';
+  /** The VIP's address lifetime in the kernel (ms); the master renews it while its lease holds. */
+  readonly vipLifetimeMs: number;
 }
 
 export interface Member {
@@ -57,34 +94,49 @@ export type TrackEffect =
   | { readonly kind: 'weight'; readonly weight: number }
   | { readonly kind: 'fault' };
 
+/** What can change on a reload without a restart. */
+export type Reconfigurable = Pick<ElectionSettings, 'priority' | 'preempt' | 'preemptDelayMs'>;
+
 export type ElectionEvent =
-  | { readonly type: 'start'; readonly now: number }
+  /** `epoch` is unique per start of the process (wall-clock ms at start). */
+  | { readonly type: 'start'; readonly now: number; readonly epoch: number }
   | { readonly type: 'tick'; readonly now: number }
   | { readonly type: 'heartbeat'; readonly now: number; readonly heartbeat: Heartbeat }
   | { readonly type: 'track'; readonly now: number; readonly name: string; readonly effect: TrackEffect }
+  /** Adding or renewing the VIP failed: this member cannot hold it now. */
+  | { readonly type: 'vipFailed'; readonly now: number; readonly op: 'acquire' | 'renew'; readonly error: string }
   | { readonly type: 'stop'; readonly now: number }
-  /** A reload changed what can change in place: priority and preemption. */
-  | { readonly type: 'reconfigure'; readonly now: number; readonly settings: Pick<ElectionSettings, 'priority' | 'preempt' | 'preemptDelayMs'> };
+  | { readonly type: 'reconfigure'; readonly now: number; readonly settings: Reconfigurable };
 
 export type TransitionReason =
   | 'started'
   | 'heard every peer'
   | 'master exists'
   | 'startup wait over'
-  | 'no master'
+  | 'claimed'
   | 'handover'
-  | 'lost quorum'
-  | 'higher master'
+  | 'elected'
+  | 'claim failed'
+  | 'lease lapsed'
+  | 'higher term'
+  | 'better master'
+  | 'handed over'
+  | 'handover timed out'
   | 'preempted'
   | 'priority dropped'
   | 'fault'
+  | 'vip failed'
   | 'fault cleared'
   | 'stopping';
 
 export type ElectionAction =
-  /** Send this heartbeat to every peer. */
-  | { readonly type: 'send'; readonly heartbeat: Omit<Heartbeat, 'seq' | 'epoch' | 'clusterId' | 'sender' | 'intervalMs'> }
+  /** Send this heartbeat to every peer; `copies` > 1 sends that many, `seq` counting up. */
+  | { readonly type: 'send'; readonly heartbeat: Heartbeat; readonly copies: number }
   | { readonly type: 'acquireVip' }
+  /** Restart the VIP's kernel lifetime (the master's lease still holds). */
+  | { readonly type: 'renewVip' }
+  /** Stop announcing the VIP but keep it: a handover in progress (make-before-break). */
+  | { readonly type: 'quiesceVip' }
   | { readonly type: 'releaseVip' }
   | {
       readonly type: 'transition';
@@ -94,7 +146,12 @@ export type ElectionAction =
       /** The peer whose message or silence caused it, when there is one. */
       readonly peer?: string;
       readonly master: string;
+      readonly term: number;
       readonly priority: number;
     }
+  /** The process did not run for `ms` past its wake-up: a new epoch, and the cluster is re-learned. */
+  | { readonly type: 'stalled'; readonly ms: number; readonly epoch: number }
+  /** A graceful stop is complete: the VIP is released (or handed over), the resign is sent. */
+  | { readonly type: 'stopped' }
   /** Call `tick` at this time (absolute, on the injected clock). Replaces any earlier request. */
   | { readonly type: 'schedule'; readonly at: number };
