@@ -13,121 +13,12 @@
  * Bounds are generous (correctness, not speed: the lab and bench/ measure speed).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { describe, it } from 'node:test';
 import { HEAL, ISOLATE } from '../src/lab/drill';
-import { Lab, sleep, waitFor, type LanHost } from '../src/lab/netns';
-import { DaemonProcess, isTransition, tempDir } from './helpers/daemon';
-
-const VIP = '10.77.0.100';
-const STAND_IN = join(__dirname, '..', 'src', 'lab', 'stand-in-apiserver.js');
-const NODES = ['cp1', 'cp2', 'cp3'] as const;
-type NodeName = (typeof NODES)[number];
-
-class Cluster {
-  readonly lab = new Lab();
-  readonly tmp = tempDir();
-  hosts = new Map<string, LanHost>();
-  readonly daemons = new Map<NodeName, DaemonProcess>();
-
-  readonly standIns = new Map<NodeName, ChildProcess>();
-
-  constructor(private readonly quorum: 'majority' | 'none', private readonly extra: Record<string, unknown> = {}) {}
-
-  host(n: string): LanHost { return this.hosts.get(n) as LanHost; }
-
-  async build(): Promise<void> {
-    this.hosts = await this.lab.lan([...NODES, 'client']);
-    for (const n of NODES) {
-      writeFileSync(join(this.tmp.dir, `${n}.yaml`), stringify({
-        nodeName: n,
-        peers: NODES.map((p) => ({ name: p, address: this.host(p).ip })),
-        vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
-        election: { secretFile: this.tmp.secretFile, quorum: this.quorum },
-        proxy: { enabled: false },
-        track: { apiserver: { enabled: false } },
-        ...this.extra,
-      }));
-    }
-  }
-
-  start(n: NodeName): DaemonProcess {
-    const d = new DaemonProcess(n, ['run', '--config', join(this.tmp.dir, `${n}.yaml`)], { prefix: ['ip', 'netns', 'exec', this.host(n).ns] });
-    this.daemons.set(n, d);
-    return d;
-  }
-
-  /** Who has the VIP on eth0, read from each namespace. */
-  async holders(): Promise<NodeName[]> {
-    const out: NodeName[] = [];
-    for (const n of NODES) {
-      if ((await this.lab.addresses(this.host(n).ns, 'eth0')).includes(`${VIP}/24`)) out.push(n);
-    }
-    return out;
-  }
-
-  /** Waits until exactly the holders `pred` accepts, and returns them. */
-  async until(what: string, pred: (h: NodeName[]) => boolean, seconds = 10): Promise<NodeName[]> {
-    return waitFor(what, async () => { const h = await this.holders(); return pred(h) ? h : undefined; }, { tries: seconds * 10, everyMs: 100 });
-  }
-
-  async one(seconds = 10): Promise<NodeName> {
-    const [h] = await this.until('exactly one VIP holder', (x) => x.length === 1, seconds);
-    return h as NodeName;
-  }
-
-  /** The client talks to the VIP once, so it has a neighbour entry for it to be updated. */
-  async clientResolves(): Promise<void> {
-    // A TCP connect to a closed port: the client resolves the VIP's MAC, the holder answers RST.
-    await this.lab.exec(this.host('client').ns, process.execPath, '-e',
-      `const s = require('net').connect(9, '${VIP}'); s.on('error', () => {}); s.on('close', () => process.exit(0)); setTimeout(() => process.exit(0), 1000);`);
-  }
-
-  async clientSees(n: NodeName): Promise<void> {
-    const mac = this.host(n).mac;
-    await waitFor(`the client's neighbour entry for the VIP to show ${n}'s MAC ${mac}`, async () => {
-      const e = await this.lab.neighbour(this.host('client').ns, 'eth0', VIP);
-      return e?.lladdr === mac ? e : undefined;
-    }, { tries: 50, everyMs: 100 });
-  }
-
-  nft(n: NodeName, rules: string): void {
-    execFileSync('ip', ['netns', 'exec', this.host(n).ns, 'nft', '-f', '-'], { input: rules });
-  }
-
-  /** The stand-in apiserver on the node's :9443 (HTTPS /readyz; SIGUSR1 makes it answer 503). */
-  async startStandIn(n: NodeName): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', this.host(n).ns, process.execPath, STAND_IN, '--host', '0.0.0.0', '--port', '9443', '--name', n], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.standIns.set(n, child);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${n}: the stand-in apiserver did not start`)), 15_000);
-      child.stdout!.once('data', () => { clearTimeout(timer); resolve(); });
-    });
-  }
-
-  async destroy(): Promise<void> {
-    for (const c of this.standIns.values()) c.kill('SIGKILL');
-    await Promise.all([...this.daemons.values()].map((d) => d.kill()));
-    await this.lab.destroy();
-    this.tmp.cleanup();
-  }
-}
-
-
-/** The cluster of one describe block: built (stand-in apiservers first, if asked) before its tests, destroyed after. */
-function useCluster(opts: { standIns: boolean }, ...args: ConstructorParameters<typeof Cluster>): Cluster {
-  const c = new Cluster(...args);
-  before(async () => {
-    await c.build();
-    if (opts.standIns) for (const n of NODES) await c.startStandIn(n);
-    for (const n of NODES) c.start(n);
-  });
-  after(() => c.destroy());
-  return c;
-}
+import { sleep, waitFor } from '../src/lab/netns';
+import { isTransition } from './helpers/daemon';
+import { NODES, VIP, useCluster, type NodeName } from './helpers/netns-cluster';
 
 describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 }, () => {
   const c = useCluster({ standIns: false }, 'majority');
@@ -179,7 +70,7 @@ describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 },
     try {
       const [next] = await c.until('the majority to take over and the isolated node to release', (h) => h.length === 1 && h[0] !== old);
       await c.clientSees(next as NodeName);
-      await c.daemons.get(old)!.waitFor((l) => l.reason === 'lost quorum', 5000, 'the quorum loss line');
+      await c.daemons.get(old)!.waitFor((l) => l.reason === 'lease lapsed', 5000, 'the lease-lapsed line');
     } finally {
       c.nft(old, HEAL);
     }
