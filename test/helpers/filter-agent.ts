@@ -9,15 +9,10 @@
  * does nothing.
  */
 import * as dgram from 'node:dgram';
-import { createInterface } from 'node:readline';
 import { openFilteredUdp4, setAllowedSources } from '../../src/native/udp-socket';
 import { createPacketSocket, type PacketSocket } from '../../src/vip/packet-socket';
 
-type Command = { id: number; cmd: string } & Record<string, unknown>;
-
-function send(message: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
-}
+import { serveCommands, type Command } from './agent-loop';
 
 function main(): void {
   const udp = new Map<string, { socket: dgram.Socket; received: Array<{ from: string; text: string }> }>();
@@ -91,27 +86,7 @@ function main(): void {
     for (const { socket } of udp.values()) socket.close();
     for (const { socket } of arp.values()) socket.close();
   };
-  const rl = createInterface({ input: process.stdin });
-  let queue = Promise.resolve();
-  rl.on('line', (line) => {
-    queue = queue.then(async () => {
-      const cmd = JSON.parse(line) as Command;
-      const handler = handlers[cmd.cmd];
-      try {
-        if (handler === undefined) throw new Error(`unknown command ${cmd.cmd}`);
-        send({ id: cmd.id, ok: true, result: (await handler(cmd)) ?? null });
-      } catch (err) {
-        const error = err instanceof Error ? `${(err as { code?: string }).code ?? ''} ${err.message}` : String(err);
-        send({ id: cmd.id, ok: false, error });
-      }
-    });
-  });
-  rl.on('close', () => {
-    void queue.then(() => {
-      closeAll();
-      process.exit(0);
-    });
-  });
+  serveCommands(handlers, closeAll);
 }
 
 if (process.env.VIPD_TEST_AGENT === '1') {

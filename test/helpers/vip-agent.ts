@@ -7,7 +7,6 @@
  * `node --test dist/test/` also loads this file as if it were a test: without VIPD_TEST_AGENT=1 it
  * does nothing.
  */
-import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { createLogger } from '../../src/log/logger';
 import { createMetrics } from '../../src/metrics/metrics';
@@ -16,11 +15,7 @@ import { NetlinkVipOwner, type NetlinkVipOwnerOptions } from '../../src/vip/netl
 import { loadPacketBinding } from '../../src/native/addon';
 import { createPacketSocket } from '../../src/vip/packet-socket';
 
-type Command = { id: number; cmd: string } & Record<string, unknown>;
-
-function send(message: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(message)}\n`);
-}
+import { send, serveCommands, type Command } from './agent-loop';
 
 async function main(): Promise<void> {
   const vip = JSON.parse(process.argv[2] ?? '{}') as NetlinkVipOwnerOptions['vip'];
@@ -81,27 +76,10 @@ async function main(): Promise<void> {
     },
   };
 
-  const rl = createInterface({ input: process.stdin });
-  let queue = Promise.resolve();
-  rl.on('line', (line) => {
-    // One command at a time, in order, as the election runner drives a VipOwner.
-    queue = queue.then(async () => {
-      const cmd = JSON.parse(line) as Command;
-      const handler = handlers[cmd.cmd];
-      try {
-        if (handler === undefined) throw new Error(`unknown command ${cmd.cmd}`);
-        send({ id: cmd.id, ok: true, result: (await handler(cmd)) ?? null });
-      } catch (err) {
-        send({ id: cmd.id, ok: false, error: err instanceof Error ? `${(err as { code?: string }).code ?? ''} ${err.message}` : String(err) });
-      }
-    });
-  });
-  rl.on('close', () => {
-    void queue.then(async () => {
-      watch?.close();
-      await owner.close();
-      process.exit(0);
-    });
+  // One command at a time, in order, as the election runner drives a VipOwner.
+  serveCommands(handlers, async () => {
+    watch?.close();
+    await owner.close();
   });
 }
 

@@ -1,0 +1,38 @@
+/**
+ * The command loop of the namespace agents (vip-agent.ts, filter-agent.ts): requests `{id, cmd, ...}`
+ * as JSON lines on stdin, handled one at a time and in order, replies `{id, ok, result | error}` on
+ * stdout (the protocol NsProcess in src/lab/netns.ts speaks). When stdin closes, `onClose` runs after
+ * the last command and the process exits.
+ */
+import { createInterface } from 'node:readline';
+
+export type Command = { id: number; cmd: string } & Record<string, unknown>;
+export type Handlers = Record<string, (cmd: Command) => Promise<unknown>>;
+
+export function send(message: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+export function serveCommands(handlers: Handlers, onClose: () => Promise<void> | void): void {
+  const rl = createInterface({ input: process.stdin });
+  let queue = Promise.resolve();
+  rl.on('line', (line) => {
+    queue = queue.then(async () => {
+      const cmd = JSON.parse(line) as Command;
+      const handler = handlers[cmd.cmd];
+      try {
+        if (handler === undefined) throw new Error(`unknown command ${cmd.cmd}`);
+        send({ id: cmd.id, ok: true, result: (await handler(cmd)) ?? null });
+      } catch (err) {
+        const error = err instanceof Error ? `${(err as { code?: string }).code ?? ''} ${err.message}` : String(err);
+        send({ id: cmd.id, ok: false, error });
+      }
+    });
+  });
+  rl.on('close', () => {
+    void queue.then(async () => {
+      await onClose();
+      process.exit(0);
+    });
+  });
+}
