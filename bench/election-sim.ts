@@ -20,7 +20,7 @@ function parseArgs(argv: readonly string[]): Args {
     return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] as string : fallback;
   };
   return {
-    minutes: Number(get('minutes', '10')), runs: Number(get('runs', '4')), crashes: Number(get('crashes', '40')),
+    minutes: Number(get('minutes', '10')), runs: Number(get('runs', '6')), crashes: Number(get('crashes', '40')),
     rates: get('rates', '0,5,10,20,30,40,50').split(',').map(Number), members: Number(get('members', '3')),
   };
 }
