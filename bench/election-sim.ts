@@ -4,7 +4,7 @@
  * alive (per 10 minutes), and how long a crash takes to be seen and the VIP to move. The same
  * figures on real daemons in namespaces come from `npm run bench:failover` (its loss trials).
  *
- *   npm run bench:election [-- --minutes 10 --runs 4 --crashes 40 --rates 0,5,10,20,30,40,50]
+ *   npm run bench:election [-- --minutes 10 --runs 6 --crashes 40 --rates 0,5,10,20,30,40,50]
  *
  * Loss is independent per message and per link, on every link, both ways. "Takeovers" are moves of
  * the VIP to another member; "re-claims" are the master losing its lease and taking the VIP again
