@@ -34,8 +34,8 @@ export interface RunnerOptions {
    * each one that is not a heartbeat, returns a drop reason or undefined.
    */
   readonly channel?: { receive(msg: Buffer, from: string): DropReason | undefined; isOwn(msg: Buffer): boolean };
-  /** Every role change, after it is logged (the takeover acts on becoming MASTER). */
-  readonly onTransition?: (t: Extract<ElectionAction, { type: 'transition' }>) => void;
+  /** The VIP is now on the interface, or no longer (after the netlink operation completed). */
+  readonly onVipHeld?: (held: boolean) => void;
 }
 
 /** Copies of one message (the final resign) are this far apart: UDP may lose one, the handover should not wait. */
@@ -224,7 +224,6 @@ export class ElectionRunner {
         metrics.electionState.labels(from).set(0);
         metrics.electionState.labels(to).set(1);
         if (from !== to) metrics.electionTransitions.labels(to, reason).inc();
-        this.opts.onTransition?.(action);
         break;
       }
       case 'stalled':
@@ -313,8 +312,10 @@ export class ElectionRunner {
   private settle(): void {
     const held = this.opts.vip.held();
     this.opts.metrics.vipHeld.set(held ? 1 : 0);
+    const was = this.heldSince !== undefined;
     if (!held) this.heldSince = undefined;
     else this.heldSince ??= Date.now();
+    if (held !== was) this.opts.onVipHeld?.(held);
   }
 
   private async sendToPeers(hb: Heartbeat, copies: number): Promise<void> {
