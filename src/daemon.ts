@@ -97,7 +97,9 @@ export class Daemon implements HealthSource {
       onVipHeld: (held) => this.takeover.onVipHeld(held),
     });
     this.health = new HealthServer(this, config.health.listen);
-    this.proxy = config.proxy.enabled ? new TcpProxy(config, { log: log.child({ component: 'proxy' }), metrics: this.metrics.proxy }) : undefined;
+    this.proxy = config.proxy.enabled ? new TcpProxy(config, {
+      log: log.child({ component: 'proxy' }), metrics: this.metrics.proxy, connections: this.takeover.observer,
+    }) : undefined;
     this.tracker = this.newTracker(config);
     if (!options.dryRun && config.vip.trackInterface) {
       this.linkWatch = new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
