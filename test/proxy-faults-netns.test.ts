@@ -35,7 +35,8 @@ describe('balancer faults on namespaced hosts (the real daemon)', { timeout: 180
     try {
       summary = await bed.load(LOAD);
       report('b2 blackholed', summary);
-      console.log(`#   hedges ${await bed.metric('vipd_proxy_hedges_total')}, passive mark-downs `
+      console.log(`#   hedges ${await bed.metric('vipd_proxy_hedges_total')}, won by the hedge `
+        + `${await bed.metric('vipd_proxy_hedge_wins_total')}, passive mark-downs `
         + `${await bed.metric('vipd_proxy_passive_markdowns_total')}`);
       // Leave it out of rotation before clearing the fault, so the next test starts from every
       // backend up rather than from a mark-down that lands in the middle of it.
@@ -55,7 +56,8 @@ describe('balancer faults on namespaced hosts (the real daemon)', { timeout: 180
       bed.killStandIn('b2');
     });
     report('b2 SIGKILLed at 3 s', summary);
-    console.log(`#   retries ${await bed.metric('vipd_proxy_retries_total')}, passive mark-downs `
+    console.log(`#   retries ${await bed.metric('vipd_proxy_retries_total')} (before an answer `
+      + `${await bed.metric('vipd_proxy_unanswered_retries_total')}), passive mark-downs `
       + `${await bed.metric('vipd_proxy_passive_markdowns_total')}`);
     assert.equal(summary.failed, 0, 'no request failed');
     assert.ok(summary.ok > 100, `only ${summary.ok} requests in ${LOAD.seconds} s`);

@@ -171,6 +171,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       assert.equal(took.filter((ms) => ms >= 45).length, 2, `took ${took.map((t) => t.toFixed(0)).join(', ')} ms`);
       assert.ok(Math.max(...took) < 1000, `took ${took.map((t) => t.toFixed(0)).join(', ')} ms`);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 2);
+      assert.equal(await bed.metric('vipd_proxy_hedge_wins_total'), 2, 'both hedges won');
+      assert.equal(await bed.metric('vipd_proxy_hedge_wins_total', 'slow'), 0);
       // Overtaken is not failed: no failure counted, no mark-down, so a slow moment cannot flap it.
       assert.equal(await bed.metric('vipd_proxy_connect_failures_total'), 0);
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0);
@@ -200,6 +202,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       // The first SYN was dropped; its retransmission, a second later, is what got through.
       assert.ok(took > 500 && took < 4000, `answered after ${took.toFixed(0)} ms`);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'late'), 1);
+      assert.equal(await bed.metric('vipd_proxy_hedge_wins_total'), 0, 'the hedge lost');
       assert.equal(await bed.metric('vipd_proxy_connect_failures_total'), 0, 'the overtaken hedge is not a failure either');
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0);
     } finally {
@@ -220,6 +223,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       const took = performance.now() - t0;
       assert.ok(took >= 18 && took < 500, `answered after ${took.toFixed(0)} ms`);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 1);
+      assert.equal(await bed.metric('vipd_proxy_hedge_wins_total', 'b2'), 1);
       // A few hundred fast connects later the p99 is known; on loopback the floor still rules.
       for (let i = 0; i < 140; i++) await bed.who();
       assert.equal(bed.proxy.status().frontends[0]?.hedgeDelayMs, 20);
@@ -270,6 +274,7 @@ describe('passive checks', { timeout: 60_000 }, () => {
       assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'b1'), 1, 'one refused connect, then never offered again');
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total', 'b1'), 1);
       assert.equal(await bed.metric('vipd_proxy_retries_total'), 1);
+      assert.equal(await bed.metric('vipd_proxy_unanswered_retries_total'), 0, 'a refused connect is an ordinary retry');
       assert.deepEqual([bed.backend('b1')?.state, bed.backend('b1')?.passiveDown], ['down', true]);
       const up = (await bed.registry.getSingleMetric('vipd_backend_up')?.get())?.values.find((v) => v.labels.backend === 'b1');
       assert.equal(up?.value, 0);
@@ -326,6 +331,7 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
         assert.equal(await httpsWho(bed.port), 'b2');
         assert.equal(dying.received[0]?.[0], 0x16, 'the dying backend got the ClientHello before it went');
         assert.equal(await bed.metric('vipd_proxy_retries_total'), 1);
+        assert.equal(await bed.metric('vipd_proxy_unanswered_retries_total'), 1);
         assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'dying'), 1);
         assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0, 'a connect that worked marks nothing down');
         assert.ok(bed.logs.some((l) => l.msg === 'connect to backend failed' && l.backend === 'dying' && /closed before answering/.test(String(l.reason))));
@@ -371,6 +377,7 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
       await once(socket, 'close');
       assert.equal(got, 'b2\n');
       assert.equal(await bed.metric('vipd_proxy_retries_total'), 1);
+      assert.equal(await bed.metric('vipd_proxy_unanswered_retries_total'), 1);
     } finally {
       await bed.close();
     }
@@ -408,6 +415,7 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
       const took = (await closed) - t0;
       assert.ok(took >= 250 && took < 2000, `closed ${took.toFixed(0)} ms after the FIN`);
       await waitFor('relay done', () => bed.active() === 0, 1000);
+      assert.equal(await bed.metric('vipd_proxy_fin_timeouts_total'), 1);
     } finally {
       await bed.close();
     }
@@ -429,6 +437,7 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
       assert.equal(chunks.length, 8, 'every tick of 800 ms arrived, past the 300 ms finTimeout');
       const quiet = end - (chunks[7] as number);
       assert.ok(quiet >= 250 && quiet < 2000, `closed ${quiet.toFixed(0)} ms after the last tick`);
+      assert.equal(await bed.metric('vipd_proxy_fin_timeouts_total'), 1);
     } finally {
       await bed.close();
     }
@@ -452,11 +461,13 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
       await sourceThenWait();
       const took = await waitFor('relay cut', () => bed.active() === 0, 3000, 5);
       assert.ok(took >= 250 && took < 2000, `cut ${took.toFixed(0)} ms after the backend's FIN`);
+      assert.equal(await bed.metric('vipd_proxy_fin_timeouts_total'), 1);
 
       await bed.proxy.reload(bed.config({ finTimeout: '0s' }));
       await sourceThenWait();
       await new Promise((r) => setTimeout(r, 700));
       assert.equal(bed.active(), 1, 'no FIN timeout: the half-closed pair stays');
+      assert.equal(await bed.metric('vipd_proxy_fin_timeouts_total'), 1);
     } finally {
       for (const s of sockets) s.destroy();
       await bed.close();

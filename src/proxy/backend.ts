@@ -31,6 +31,7 @@ export interface BackendMeters {
   readonly checkFailure: { inc(): void };
   readonly passiveMarkdowns: { inc(): void };
   readonly hedges: { inc(): void };
+  readonly hedgeWins: { inc(): void };
 }
 
 const noop = () => undefined;
@@ -43,6 +44,7 @@ export const NO_METERS: BackendMeters = {
   checkFailure: { inc: noop },
   passiveMarkdowns: { inc: noop },
   hedges: { inc: noop },
+  hedgeWins: { inc: noop },
 };
 
 export class Backend {

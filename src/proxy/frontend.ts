@@ -102,6 +102,8 @@ export class Frontend implements RelayHost {
   private readonly relays = new Set<ClientRelay>();
   private readonly retryMeter: { inc(): void };
   private readonly unservedMeter: { inc(): void };
+  private readonly unansweredRetryMeter: { inc(): void };
+  private readonly finTimeoutMeter: { inc(): void };
   private readonly connectTimes = new ConnectTimes();
   private closedBytesIn = 0;
   private closedBytesOut = 0;
@@ -123,6 +125,12 @@ export class Frontend implements RelayHost {
     unserved.inc(0);
     this.retryMeter = retries;
     this.unservedMeter = unserved;
+    const unansweredRetries = deps.metrics.retriesUnanswered.labels({ frontend: this.name });
+    const finTimeouts = deps.metrics.finTimeouts.labels({ frontend: this.name });
+    unansweredRetries.inc(0);
+    finTimeouts.inc(0);
+    this.unansweredRetryMeter = unansweredRetries;
+    this.finTimeoutMeter = finTimeouts;
     for (const b of settings.backends) this.addBackend(b);
     this.server = net.createServer({
       allowHalfOpen: true,
@@ -268,8 +276,17 @@ export class Frontend implements RelayHost {
     backend.meters.hedges.inc();
   }
 
+  hedgeWon(backend: Backend): void {
+    backend.meters.hedgeWins.inc();
+  }
+
+  finTimedOut(): void {
+    this.finTimeoutMeter.inc();
+  }
+
   connectFailed(backend: Backend, reason: string, next: NextStep, connecting: boolean): void {
     if (next === 'retry') this.retryMeter.inc();
+    if (next === 'retry' && !connecting) this.unansweredRetryMeter.inc();
     this.limited.warn(`connect:${backend.name}`, {
       backend: backend.name, address: `${backend.address}:${backend.port}`,
       reason: connecting ? reason : `${reason} (connected, closed before answering)`, retry: next !== 'none',
@@ -425,6 +442,7 @@ export class Frontend implements RelayHost {
     m.healthChecks.remove({ ...labels, result: 'failure' });
     m.passiveMarkdowns.remove(labels);
     m.hedges.remove(labels);
+    m.hedgeWins.remove(labels);
   }
 
   private meters(backend: string): BackendMeters {
@@ -439,11 +457,13 @@ export class Frontend implements RelayHost {
       checkFailure: m.healthChecks.labels({ ...labels, result: 'failure' }),
       passiveMarkdowns: m.passiveMarkdowns.labels(labels),
       hedges: m.hedges.labels(labels),
+      hedgeWins: m.hedgeWins.labels(labels),
     };
     m.connectionsTotal.labels(labels).inc(0);
     m.connectFailures.labels(labels).inc(0);
     m.passiveMarkdowns.labels(labels).inc(0);
     m.hedges.labels(labels).inc(0);
+    m.hedgeWins.labels(labels).inc(0);
     return meters;
   }
 }

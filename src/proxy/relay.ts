@@ -87,6 +87,10 @@ export interface RelayHost {
   connected(backend: Backend, ms: number): void;
   /** A second connect was started because the one to `backend` is slow. */
   hedged(backend: Backend): void;
+  /** The second connect, to `backend`, overtook the slow one. */
+  hedgeWon(backend: Backend): void;
+  /** A half-closed pair was closed by the FIN timeout. */
+  finTimedOut(): void;
   /**
    * An attempt failed: while connecting (`connecting`), or connected but closed before answering.
    * `next`: a retry on another backend started, another attempt in flight carries on, or nothing.
@@ -101,6 +105,7 @@ const PEER = Symbol('vipd.peer');
 const BACKEND = Symbol('vipd.backend');
 const STARTED = Symbol('vipd.started');
 const HEDGED = Symbol('vipd.hedged');
+const SPARE = Symbol('vipd.spare');
 interface Linked extends net.Socket {
   [RELAY]: ClientRelay;
   [PEER]: Linked;
@@ -112,6 +117,8 @@ interface Attempt extends Linked {
   [STARTED]: number;
   /** It has had its hedge (or had no backend to hedge to): no second one. */
   [HEDGED]: boolean;
+  /** It is the hedge of a slow attempt. */
+  [SPARE]: boolean;
 }
 
 const enum Phase { Connecting, Relaying, Done }
@@ -154,6 +161,8 @@ export class ClientRelay implements Relay {
   private replayable = true;
   private held: Buffer[] | undefined;
   private heldBytes = 0;
+  /** The sides whose inactivity timeout is the FIN timeout: 1 the client, 2 the backend. */
+  private finArmed = 0;
 
   constructor(client: net.Socket, private readonly host: RelayHost) {
     this.client = client as Linked;
@@ -208,13 +217,14 @@ export class ClientRelay implements Relay {
     return true;
   }
 
-  private launch(backend: Backend, now: number): void {
+  private launch(backend: Backend, now: number, spare = false): void {
     if (this.tried !== undefined) this.tried.push(backend);
     const attempt = net.connect(connectOptions(backend)) as Attempt;
     attempt[RELAY] = this;
     attempt[BACKEND] = backend;
     attempt[STARTED] = now;
     attempt[HEDGED] = false;
+    attempt[SPARE] = spare;
     attempt.on('error', onUpstreamError);
     attempt.on('connect', onUpstreamConnect);
     if (this.upstream === undefined) this.upstream = attempt;
@@ -268,7 +278,7 @@ export class ClientRelay implements Relay {
       const backend = this.host.pool.pickUp(this.attempted());
       if (backend !== undefined) {
         this.host.hedged(left[BACKEND]);
-        this.launch(backend, now);
+        this.launch(backend, now, true);
         return;
       }
     }
@@ -328,6 +338,7 @@ export class ClientRelay implements Relay {
     loser?.destroy();
     const backend = attempt[BACKEND];
     this.host.connected(backend, performance.now() - attempt[STARTED]);
+    if (attempt[SPARE] && loser !== undefined) this.host.hedgeWon(backend);
     this.phase = Phase.Relaying;
     backend.attach(this);
     client[PEER] = attempt;
@@ -424,7 +435,17 @@ export class ClientRelay implements Relay {
   halfClosed(socket: Linked): void {
     const fin = this.host.finTimeoutMs;
     const idle = this.host.idleTimeoutMs;
-    if (fin > 0 && (idle === 0 || fin < idle)) setInactivityTimeout(socket, fin);
+    if (fin > 0 && (idle === 0 || fin < idle)) {
+      setInactivityTimeout(socket, fin);
+      this.finArmed |= socket === this.client ? 1 : 2;
+    }
+  }
+
+  /** @internal `socket` saw no traffic for its idle or FIN timeout. */
+  inactive(socket: Linked): void {
+    if (this.phase === Phase.Done) return;
+    if ((this.finArmed & (socket === this.client ? 1 : 2)) !== 0) this.host.finTimedOut();
+    this.destroy();
   }
 
   /** @internal */
@@ -525,7 +546,7 @@ function onEnd(this: Linked): void {
 }
 
 function onInactive(this: Linked): void {
-  this[RELAY].destroy();
+  this[RELAY].inactive(this);
 }
 
 function onClose(this: Linked, hadError: boolean): void {
