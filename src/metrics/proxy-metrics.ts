@@ -1,5 +1,5 @@
 /**
- * The balancer's Prometheus metrics (docs/metrics.md lists them for operators). Registered on the
+ * The balancer's Prometheus metrics (docs/logging-and-metrics.md lists them for operators). Registered on the
  * daemon's own registry by createMetrics; the proxy holds labelled children per backend so the
  * per-connection path never hashes label sets.
  */
