@@ -82,15 +82,16 @@ describe('config', () => {
     const frontend = (keys: string) => `proxy:\n  frontends:\n    - { name: api, bind: "0.0.0.0:6443", ${keys} }\n`;
     const defaults = parseConfigText(minimal('/x'), 't', { readSecret: false }).config.proxy.frontends[0]!;
     assert.deepEqual([defaults.hedgeDelay, defaults.finTimeout, defaults.healthCheck.observe], ['auto', 30_000, true]);
-    const set = parseConfigText(minimal('/x', frontend('hedgeDelay: 0s, finTimeout: 0s, healthCheck: { observe: false }')),
-      't', { readSecret: false }).config.proxy.frontends[0]!;
+    const keys = 'hedgeDelay: 0s, finTimeout: 0s, healthCheck: { observe: false }';
+    const set = parseConfigText(minimal('/x', frontend(keys)), 't', { readSecret: false }).config.proxy.frontends[0]!;
     assert.deepEqual([set.hedgeDelay, set.finTimeout, set.healthCheck.observe], [0, 0, false]);
     const fixed = parseConfigText(minimal('/x', frontend('hedgeDelay: 50ms')), 't', { readSecret: false });
     assert.equal(fixed.config.proxy.frontends[0]!.hedgeDelay, 50);
     const p = problems(minimal('/x', frontend('hedgeDelay: 5s, connectTimeout: 2s')));
-    assert.ok(p.some((l) => l.startsWith('proxy.frontends[0].hedgeDelay') && l.includes('less than connectTimeout (2s)')), p.join('\n'));
+    const field = (l: string) => l.startsWith('proxy.frontends[0].hedgeDelay');
+    assert.ok(p.some((l) => field(l) && l.includes('less than connectTimeout (2s)')), p.join('\n'));
     const q = problems(minimal('/x', frontend('hedgeDelay: soon')));
-    assert.ok(q.some((l) => l.startsWith('proxy.frontends[0].hedgeDelay') && l.includes('"auto" or a duration')), q.join('\n'));
+    assert.ok(q.some((l) => field(l) && l.includes('"auto" or a duration')), q.join('\n'));
   });
 
   it('quorum auto is none with fewer than 3 members', () => {

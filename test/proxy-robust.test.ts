@@ -51,13 +51,17 @@ class Bed {
     const bed = new Bed(backends);
     try {
       bed.proxy = new TcpProxy(bed.config(frontend, options.drainTimeout), {
-        log: createLogger({ level: 'info', destination: { write: (line: string) => { bed.logs.push(JSON.parse(line) as Record<string, unknown>); } } }),
+        log: createLogger({ level: 'info', destination: { write: (line: string) => {
+          bed.logs.push(JSON.parse(line) as Record<string, unknown>);
+        } } }),
         metrics: bed.metrics,
         connections: options.observer,
       });
       await bed.proxy.start();
       bed.port = bed.proxy.address('api')?.port ?? 0;
-      for (const name of options.waitUp ?? []) await waitFor(`${name} up`, () => bed.backend(name)?.state === 'up', 5000);
+      for (const name of options.waitUp ?? []) {
+        await waitFor(`${name} up`, () => bed.backend(name)?.state === 'up', 5000);
+      }
       return bed;
     } catch (err) {
       await bed.close();
@@ -79,7 +83,8 @@ class Bed {
         healthCheck: { ...QUIET_CHECKS, ...(frontend.healthCheck as object | undefined) },
       }],
     });
-    return { peers: [], proxy: { ...parsed, frontends: parsed.frontends.map((f) => ({ ...f, bind: { host: FRONT, port: 0 } })) } };
+    const frontends = parsed.frontends.map((f) => ({ ...f, bind: { host: FRONT, port: 0 } }));
+    return { peers: [], proxy: { ...parsed, frontends } };
   }
 
   own(closer: () => unknown): void {
@@ -96,7 +101,8 @@ class Bed {
 
   async metric(name: string, backend?: string): Promise<number> {
     const values = (await this.registry.getSingleMetric(name)?.get())?.values ?? [];
-    return values.filter((v) => backend === undefined || v.labels.backend === backend).reduce((sum, v) => sum + v.value, 0);
+    return values.filter((v) => backend === undefined || v.labels.backend === backend)
+      .reduce((sum, v) => sum + v.value, 0);
   }
 
   who(): Promise<string> {
@@ -109,16 +115,20 @@ class Bed {
   }
 }
 
-const spec = (f: { name: string; host: string; port: number }): BackendSpec => ({ name: f.name, address: f.host, port: f.port });
+const spec = (f: { name: string; host: string; port: number }): BackendSpec =>
+  ({ name: f.name, address: f.host, port: f.port });
 
-async function standIns(bed: { own(c: () => unknown): void } | undefined, names: string[], hosts: readonly string[] = HOSTS): Promise<FakeApiserver[]> {
-  const fakes = await Promise.all(names.map((name, i) => FakeApiserver.start({ host: hosts[i] as string, name, cert })));
+async function standIns(bed: { own(c: () => unknown): void } | undefined, names: string[],
+  hosts: readonly string[] = HOSTS): Promise<FakeApiserver[]> {
+  const fakes = await Promise.all(names.map((name, i) =>
+    FakeApiserver.start({ host: hosts[i] as string, name, cert })));
   if (bed !== undefined) for (const f of fakes) bed.own(() => f.kill());
   return fakes;
 }
 
 /** A plain TCP server on ODD whose connections `onConnection` handles; closed with its sockets. */
-async function oddServer(onConnection: (s: net.Socket) => void): Promise<{ port: number; close(): Promise<void>; received: Buffer[] }> {
+async function oddServer(onConnection: (s: net.Socket) => void):
+  Promise<{ port: number; close(): Promise<void>; received: Buffer[] }> {
   const sockets = new Set<net.Socket>();
   const received: Buffer[] = [];
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
@@ -141,7 +151,8 @@ async function oddServer(onConnection: (s: net.Socket) => void): Promise<{ port:
 
 function httpsWho(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = https.get({ host: FRONT, port, path: '/whoami', rejectUnauthorized: false, agent: false, timeout: 5000 }, (res) => {
+    const options = { host: FRONT, port, path: '/whoami', rejectUnauthorized: false, agent: false, timeout: 5000 };
+    const req = https.get(options, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { body += c; });
@@ -153,7 +164,8 @@ function httpsWho(port: number): Promise<string> {
 }
 
 describe('hedged connects', { timeout: 60_000 }, () => {
-  it('a connect still pending after hedgeDelay gets a second one to the next backend; the first to connect wins', async () => {
+  it('a connect still pending after hedgeDelay gets a second one to the next backend; the first to connect wins',
+    async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
     const fakes = await standIns(undefined, ['b2', 'b3']);
     const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
@@ -187,7 +199,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   it('the slow attempt keeps its chance: a backend that answers late can still win', async () => {
     const a = await StalledListener.start(STALLED[0], 'late');
     const b = await StalledListener.start(STALLED[1], 'never');
-    const bed = await Bed.start([{ name: 'late', address: a.host, port: a.port }, { name: 'never', address: b.host, port: b.port }],
+    const bed = await Bed.start(
+      [{ name: 'late', address: a.host, port: a.port }, { name: 'never', address: b.host, port: b.port }],
       { hedgeDelay: '50ms', connectTimeout: '5s' });
     bed.own(() => a.close());
     bed.own(() => b.close());
@@ -203,7 +216,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       assert.ok(took > 500 && took < 4000, `answered after ${took.toFixed(0)} ms`);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'late'), 1);
       assert.equal(await bed.metric('vipd_proxy_hedge_wins_total'), 0, 'the hedge lost');
-      assert.equal(await bed.metric('vipd_proxy_connect_failures_total'), 0, 'the overtaken hedge is not a failure either');
+      assert.equal(await bed.metric('vipd_proxy_connect_failures_total'), 0,
+        'the overtaken hedge is not a failure either');
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0);
     } finally {
       await bed.close();
@@ -213,7 +227,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   it('auto: a hanging connect is hedged after the derived delay (20 ms before any connect time is known)', async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
     const fakes = await standIns(undefined, ['b2']);
-    const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)], {}, { waitUp: ['b2'] });
+    const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)], {},
+      { waitUp: ['b2'] });
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -232,7 +247,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
     }
   });
 
-  it('hedgeDelay "0s": no hedge; the connect times out, is retried, and the timeout marks the backend down', async () => {
+  it('hedgeDelay "0s": no hedge; the connect times out, is retried, and the timeout marks the backend down',
+    async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
     const fakes = await standIns(undefined, ['b2']);
     const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
@@ -251,7 +267,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       const t1 = performance.now();
       for (let i = 0; i < 4; i++) assert.equal(await bed.who(), 'b2');
       assert.ok(performance.now() - t1 < 250, 'no connect waits for the marked-down backend');
-      assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'slow' && l.reason === 'connect timeout'));
+      assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'slow'
+        && l.reason === 'connect timeout'));
     } finally {
       await bed.close();
     }
@@ -271,14 +288,18 @@ describe('passive checks', { timeout: 60_000 }, () => {
       const names: string[] = [];
       for (let i = 0; i < 9; i++) names.push(await bed.who());
       assert.ok(!names.includes('b1'), names.join(' '));
-      assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'b1'), 1, 'one refused connect, then never offered again');
+      assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'b1'), 1,
+        'one refused connect, then never offered again');
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total', 'b1'), 1);
       assert.equal(await bed.metric('vipd_proxy_retries_total'), 1);
-      assert.equal(await bed.metric('vipd_proxy_unanswered_retries_total'), 0, 'a refused connect is an ordinary retry');
+      assert.equal(await bed.metric('vipd_proxy_unanswered_retries_total'), 0,
+        'a refused connect is an ordinary retry');
       assert.deepEqual([bed.backend('b1')?.state, bed.backend('b1')?.passiveDown], ['down', true]);
-      const up = (await bed.registry.getSingleMetric('vipd_backend_up')?.get())?.values.find((v) => v.labels.backend === 'b1');
+      const up = (await bed.registry.getSingleMetric('vipd_backend_up')?.get())?.values
+        .find((v) => v.labels.backend === 'b1');
       assert.equal(up?.value, 0);
-      assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'b1' && l.reason === 'ECONNREFUSED'));
+      assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'b1'
+        && l.reason === 'ECONNREFUSED'));
 
       const again = await FakeApiserver.start({ host: b1.host, port: b1.port, name: 'b1', cert });
       bed.own(() => again.kill());
@@ -295,13 +316,15 @@ describe('passive checks', { timeout: 60_000 }, () => {
 
   it('observe: false leaves the choice to the active checks; turning it off by reload clears a mark', async () => {
     const fakes = await standIns(undefined, ['b1', 'b2', 'b3']);
-    const bed = await Bed.start(fakes.map(spec), { healthCheck: { ...checks.healthCheck, observe: false } }, { waitUp: ['b1', 'b2', 'b3'] });
+    const bed = await Bed.start(fakes.map(spec), { healthCheck: { ...checks.healthCheck, observe: false } },
+      { waitUp: ['b1', 'b2', 'b3'] });
     for (const f of fakes) bed.own(() => f.kill());
     try {
       await fakes[0]?.kill();
       for (let i = 0; i < 6; i++) assert.match(await bed.who(), /^b[23]$/);
       // A retry takes the next turn (b1 -> b2, then b3), so b1 is offered every second connection.
-      assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'b1'), 3, 'offered thrice in six, retried each time');
+      assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'b1'), 3,
+        'offered thrice in six, retried each time');
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0);
       assert.equal(bed.backend('b1')?.passiveDown, false);
 
@@ -320,7 +343,8 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
   const tcpChecks = { healthCheck: { type: 'tcp' } };
 
   for (const how of ['reset', 'FIN'] as const) {
-    it(`a TLS client whose backend ${how === 'reset' ? 'resets' : 'closes'} after its ClientHello is replayed to the next backend`, async () => {
+    const does = how === 'reset' ? 'resets' : 'closes';
+    it(`a TLS client whose backend ${does} after its ClientHello is replayed to the next backend`, async () => {
       const dying = await oddServer((s) => s.once('data', () => (how === 'reset' ? s.resetAndDestroy() : s.end())));
       const fakes = await standIns(undefined, ['b2', 'b3']);
       const bed = await Bed.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
@@ -333,8 +357,10 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
         assert.equal(await bed.metric('vipd_proxy_retries_total'), 1);
         assert.equal(await bed.metric('vipd_proxy_unanswered_retries_total'), 1);
         assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'dying'), 1);
-        assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0, 'a connect that worked marks nothing down');
-        assert.ok(bed.logs.some((l) => l.msg === 'connect to backend failed' && l.backend === 'dying' && /closed before answering/.test(String(l.reason))));
+        assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0,
+          'a connect that worked marks nothing down');
+        assert.ok(bed.logs.some((l) => l.msg === 'connect to backend failed' && l.backend === 'dying'
+          && /closed before answering/.test(String(l.reason))));
         await waitFor('relays done', () => bed.active() === 0, 2000);
         assert.equal(bed.backend('dying')?.activeConnections, 0);
       } finally {
@@ -346,11 +372,13 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
   it('a plain-text client whose bytes were forwarded is not replayed: it sees the close', async () => {
     const dying = await oddServer((s) => s.once('data', () => s.resetAndDestroy()));
     const fakes = await standIns(undefined, ['b2']);
-    const bed = await Bed.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks, { waitUp: ['dying', 'b2'] });
+    const bed = await Bed.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
+      { waitUp: ['dying', 'b2'] });
     bed.own(() => dying.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
-      const answer = await rawCall(FRONT, bed.port, 'WHO', { timeoutMs: 3000 }).then((b) => b.toString(), (err: Error) => err.message);
+      const answer = await rawCall(FRONT, bed.port, 'WHO', { timeoutMs: 3000 })
+        .then((b) => b.toString(), (err: Error) => err.message);
       assert.doesNotMatch(answer, /^b2/);
       assert.equal(await bed.metric('vipd_proxy_retries_total'), 0);
     } finally {
@@ -362,7 +390,8 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
     // A moment after accepting: an immediate reset can beat the check's connect and fail it.
     const dying = await oddServer((s) => setTimeout(() => s.resetAndDestroy(), 30));
     const fakes = await standIns(undefined, ['b2']);
-    const bed = await Bed.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks, { waitUp: ['dying', 'b2'] });
+    const bed = await Bed.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
+      { waitUp: ['dying', 'b2'] });
     bed.own(() => dying.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -407,7 +436,8 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
 
   it('a backend that never closes after the client FIN is cut after finTimeout', async () => {
     const backend = await holder();
-    const bed = await Bed.start([{ name: 'holder', address: ODD, port: backend.port }], { finTimeout: '300ms', healthCheck: { type: 'tcp' } });
+    const bed = await Bed.start([{ name: 'holder', address: ODD, port: backend.port }],
+      { finTimeout: '300ms', healthCheck: { type: 'tcp' } });
     bed.own(() => backend.close());
     try {
       const t0 = performance.now() + 50;
@@ -429,7 +459,8 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
         s.write('tick');
       }, 100);
     });
-    const bed = await Bed.start([{ name: 'holder', address: ODD, port: backend.port }], { finTimeout: '300ms', healthCheck: { type: 'tcp' } });
+    const bed = await Bed.start([{ name: 'holder', address: ODD, port: backend.port }],
+      { finTimeout: '300ms', healthCheck: { type: 'tcp' } });
     bed.own(() => backend.close());
     try {
       const { chunks, closed } = await clientFin(bed.port);
@@ -487,7 +518,8 @@ describe('connection observer', { timeout: 60_000 }, () => {
 
   it('opened once at accept and closed once when done, with the addresses, in every path', async () => {
     const rec = new Recorder();
-    const bed = await Bed.start(fakes.map(spec), {}, { waitUp: ['b1', 'b2'], observer: rec.observer, drainTimeout: '5s' });
+    const bed = await Bed.start(fakes.map(spec), {},
+      { waitUp: ['b1', 'b2'], observer: rec.observer, drainTimeout: '5s' });
     const clients: Array<{ localAddress: string; localPort: number }> = [];
     try {
       // Relayed.
@@ -503,7 +535,10 @@ describe('connection observer', { timeout: 60_000 }, () => {
       await waitFor('three closed', () => rec.closed.length === 3, 2000);
       assert.equal(rec.opened.length, 3);
       for (const [i, c] of rec.opened.entries()) {
-        assert.deepEqual({ ...c }, { localAddress: FRONT, localPort: bed.port, remoteAddress: clients[i]?.localAddress, remotePort: clients[i]?.localPort });
+        const client = clients[i];
+        assert.deepEqual({ ...c },
+          { localAddress: FRONT, localPort: bed.port, remoteAddress: client?.localAddress,
+            remotePort: client?.localPort });
         assert.ok(rec.closed.includes(c), 'closed() gets the very object opened() got');
       }
       // Drained by a graceful close.

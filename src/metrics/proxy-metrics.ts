@@ -22,9 +22,26 @@ export function registerProxyMetrics(registry: Registry) {
     backendUp: new Gauge({ name: 'vipd_backend_up', help: 'Health of each backend: 1 up (or not yet checked), 0 down.', labelNames: ['frontend', 'backend'] as const, registers }),
     connectionsActive: new Gauge({ name: 'vipd_proxy_connections_active', help: 'Client connections currently relayed to each backend.', labelNames: ['frontend', 'backend'] as const, registers }),
     connectionsTotal: new Counter({ name: 'vipd_proxy_connections_total', help: 'Client connections relayed to each backend (counted once the backend connection is up).', labelNames: ['frontend', 'backend'] as const, registers }),
-    connectFailures: new Counter({ name: 'vipd_proxy_connect_failures_total', help: 'Failed or timed-out connects to each backend, and connections it closed before answering (each may have been retried on another).', labelNames: ['frontend', 'backend'] as const, registers }),
-    passiveMarkdowns: new Counter({ name: 'vipd_proxy_passive_markdowns_total', help: 'Times each backend was marked down by a failed connect (refused, unreachable, timed out) rather than by the active checks.', labelNames: ['frontend', 'backend'] as const, registers }),
-    hedges: new Counter({ name: 'vipd_proxy_hedges_total', help: 'Connects to each backend slow enough that a second one was started to another backend (hedged).', labelNames: ['frontend', 'backend'] as const, registers }),
+    connectFailures: new Counter({
+      name: 'vipd_proxy_connect_failures_total',
+      help: 'Failed or timed-out connects to each backend, and connections it closed before answering'
+        + ' (each may have been retried on another).',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
+    passiveMarkdowns: new Counter({
+      name: 'vipd_proxy_passive_markdowns_total',
+      help: 'Times each backend was marked down by a failed connect (refused, unreachable, timed out)'
+        + ' rather than by the active checks.',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
+    hedges: new Counter({
+      name: 'vipd_proxy_hedges_total',
+      help: 'Connects to each backend slow enough that a second one was started to another backend (hedged).',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
     hedgeWins: new Counter({
       name: 'vipd_proxy_hedge_wins_total',
       help: 'Hedged connects won by the second connect, to each backend (the slow one was closed).',

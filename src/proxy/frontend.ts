@@ -344,7 +344,8 @@ export class Frontend implements RelayHost {
     if (backend.passiveDown || backend.health === 'down' || backend.draining) return;
     backend.setPassiveDown(true, Date.now());
     backend.meters.passiveMarkdowns.inc();
-    this.log.warn({ backend: backend.name, address: `${backend.address}:${backend.port}`, reason, rise: this.settings.check.rise },
+    const address = `${backend.address}:${backend.port}`;
+    this.log.warn({ backend: backend.name, address, reason, rise: this.settings.check.rise },
       'backend marked down: connect failed');
   }
 
@@ -403,7 +404,9 @@ export class Frontend implements RelayHost {
     const passiveEnded = backend.passiveDown && this.passiveCheck(backend, record);
     const fields = { backend: backend.name, address: `${backend.address}:${backend.port}`, check: record.detail };
     if (change === undefined) {
-      if (passiveEnded && backend.health !== 'down') this.log.info({ ...fields, after: 'passive mark-down' }, 'backend back up');
+      if (passiveEnded && backend.health !== 'down') {
+        this.log.info({ ...fields, after: 'passive mark-down' }, 'backend back up');
+      }
       return;
     }
     const wasUnknown = backend.health === 'unknown';

@@ -23,7 +23,8 @@ export const API_PORT = 9443;
 export const FRONT_PORT = 6443;
 
 /** An nftables table in a backend's namespace that drops every SYN (every packet) to its apiserver port. */
-const BLACKHOLE = `table inet vipd_blackhole {\n  chain input { type filter hook input priority 0; tcp dport ${API_PORT} drop; }\n}\n`;
+const BLACKHOLE = 'table inet vipd_blackhole {\n'
+  + `  chain input { type filter hook input priority 0; tcp dport ${API_PORT} drop; }\n}\n`;
 
 export class ProxyBed {
   readonly lab = new Lab('vipd-pf');
@@ -59,7 +60,8 @@ export class ProxyBed {
       },
       track: { apiserver: { enabled: false } },
     }));
-    this.daemon = new DaemonProcess('lb', ['run', '--dry-run', '--config', config], { prefix: ['ip', 'netns', 'exec', lb.ns] });
+    this.daemon = new DaemonProcess('lb', ['run', '--dry-run', '--config', config],
+      { prefix: ['ip', 'netns', 'exec', lb.ns] });
     await this.allUp();
   }
 
@@ -74,16 +76,20 @@ export class ProxyBed {
    */
   async backendState(b: BackendHost, state: 'up' | 'down', timeoutMs = 20_000): Promise<void> {
     const d = this.daemon as DaemonProcess;
-    const says = (msg: unknown) => typeof msg === 'string' && (state === 'up' ? /^backend (back )?up/ : /^backend (marked )?down/).test(msg);
-    const last = d.lines.filter((l) => l.backend === b && typeof l.msg === 'string' && /^backend (up|back up|down|marked down)/.test(l.msg)).pop();
+    const wanted = state === 'up' ? /^backend (back )?up/ : /^backend (marked )?down/;
+    const says = (msg: unknown) => typeof msg === 'string' && wanted.test(msg);
+    const stateLine = /^backend (up|back up|down|marked down)/;
+    const last = d.lines.filter((l) => l.backend === b && typeof l.msg === 'string' && stateLine.test(l.msg)).pop();
     if (says(last?.msg)) return;
     const from = d.lines.length;
-    await d.waitFor((l) => l.backend === b && says(l.msg) && d.lines.indexOf(l) >= from, timeoutMs, `backend ${b} ${state}`);
+    await d.waitFor((l) => l.backend === b && says(l.msg) && d.lines.indexOf(l) >= from, timeoutMs,
+      `backend ${b} ${state}`);
   }
 
   /** Starts (or restarts) the stand-in apiserver on a backend's :9443. */
   async startStandIn(b: BackendHost): Promise<void> {
-    const proc = this.lab.spawnNode(this.host(b).ns, STAND_IN, ['--host', '0.0.0.0', '--port', String(API_PORT), '--name', b]);
+    const proc = this.lab.spawnNode(this.host(b).ns, STAND_IN,
+      ['--host', '0.0.0.0', '--port', String(API_PORT), '--name', b]);
     this.standIns.set(b, proc);
     await proc.event((e) => e.event === 'listening', `${b}'s stand-in apiserver listening`);
   }
@@ -102,8 +108,10 @@ export class ProxyBed {
   }
 
   /** Runs tls-load.ts in the client namespace; `atStart` runs once its first requests are out. */
-  async load(opts: { clients: number; seconds: number; timeoutMs: number }, atStart?: () => Promise<void>): Promise<LoadSummary> {
-    const proc = this.lab.spawnNode(this.host('client').ns, TLS_LOAD, ['--host', this.host('lb').ip, '--port', String(FRONT_PORT),
+  async load(opts: { clients: number; seconds: number; timeoutMs: number },
+    atStart?: () => Promise<void>): Promise<LoadSummary> {
+    const proc = this.lab.spawnNode(this.host('client').ns, TLS_LOAD,
+      ['--host', this.host('lb').ip, '--port', String(FRONT_PORT),
       '--clients', String(opts.clients), '--seconds', String(opts.seconds), '--timeout-ms', String(opts.timeoutMs)]);
     const limit = (opts.seconds * 1000) + opts.timeoutMs + 10_000;
     await proc.event((e) => e.event === 'started', 'the load to start', 10_000);

@@ -70,7 +70,8 @@ function once(options: Options): Promise<{ ok: boolean; error: string; answered:
     socket.on('error', onError);
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => { if (head.length < 64) head += chunk; });
-    socket.once('end', () => finish(head.startsWith('HTTP/1.1 200 '), head === '' ? 'closed without an answer' : head.split('\r\n')[0] ?? ''));
+    socket.once('end', () => finish(head.startsWith('HTTP/1.1 200 '),
+      head === '' ? 'closed without an answer' : head.split('\r\n')[0] ?? ''));
     socket.once('close', () => finish(false, 'closed'));
     socket.once('secureConnect', () => {
       socket.write(`GET ${options.path} HTTP/1.1\r\nHost: ${options.host}\r\nConnection: close\r\n\r\n`);
@@ -101,7 +102,9 @@ export async function runLoad(options: Options, onStarted: () => void = () => un
   onStarted();
   await Promise.all(clients);
   took.sort((a, b) => a - b);
-  const at = (q: number) => took.length === 0 ? 0 : Math.round((took[Math.min(took.length - 1, Math.floor(q * took.length))] ?? 0) * 10) / 10;
+  const tenth = (ms: number) => Math.round(ms * 10) / 10;
+  const at = (q: number) => (took.length === 0 ? 0
+    : tenth(took[Math.min(took.length - 1, Math.floor(q * took.length))] ?? 0));
   return {
     event: 'done',
     ok: took.length,
