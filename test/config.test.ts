@@ -78,6 +78,22 @@ describe('config', () => {
     assert.ok(q.some((l) => l.startsWith('election.maxDeadAfter') && l.includes('at least deadAfter (5)')), q.join('\n'));
   });
 
+  it('the balancer\'s hedgeDelay, finTimeout and healthCheck.observe: defaults, "auto", "0s", limits', () => {
+    const frontend = (keys: string) => `proxy:\n  frontends:\n    - { name: api, bind: "0.0.0.0:6443", ${keys} }\n`;
+    const defaults = parseConfigText(minimal('/x'), 't', { readSecret: false }).config.proxy.frontends[0]!;
+    assert.deepEqual([defaults.hedgeDelay, defaults.finTimeout, defaults.healthCheck.observe], ['auto', 30_000, true]);
+    const keys = 'hedgeDelay: 0s, finTimeout: 0s, healthCheck: { observe: false }';
+    const set = parseConfigText(minimal('/x', frontend(keys)), 't', { readSecret: false }).config.proxy.frontends[0]!;
+    assert.deepEqual([set.hedgeDelay, set.finTimeout, set.healthCheck.observe], [0, 0, false]);
+    const fixed = parseConfigText(minimal('/x', frontend('hedgeDelay: 50ms')), 't', { readSecret: false });
+    assert.equal(fixed.config.proxy.frontends[0]!.hedgeDelay, 50);
+    const p = problems(minimal('/x', frontend('hedgeDelay: 5s, connectTimeout: 2s')));
+    const field = (l: string) => l.startsWith('proxy.frontends[0].hedgeDelay');
+    assert.ok(p.some((l) => field(l) && l.includes('less than connectTimeout (2s)')), p.join('\n'));
+    const q = problems(minimal('/x', frontend('hedgeDelay: soon')));
+    assert.ok(q.some((l) => field(l) && l.includes('"auto" or a duration')), q.join('\n'));
+  });
+
   it('quorum auto is none with fewer than 3 members', () => {
     const text = minimal('/x').replace('  - { name: cp3, address: 10.0.0.13 }\n', '');
     assert.equal(parseConfigText(text, 't', { readSecret: false }).config.election.quorum, 'none');

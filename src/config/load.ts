@@ -91,6 +91,10 @@ function resolve(data: ParsedConfig, file: string, host: string): Config {
     if (f.healthCheck.timeout >= f.healthCheck.interval) {
       problems.push(`proxy.frontends[${i}].healthCheck.timeout: got "${formatDuration(f.healthCheck.timeout)}", expected less than interval (${formatDuration(f.healthCheck.interval)})`);
     }
+    if (f.hedgeDelay !== 'auto' && f.hedgeDelay >= f.connectTimeout) {
+      problems.push(`proxy.frontends[${i}].hedgeDelay: got "${formatDuration(f.hedgeDelay)}", expected less than `
+        + `connectTimeout (${formatDuration(f.connectTimeout)}), "0s" (no hedging) or "auto"`);
+    }
   });
   const track = data.track.apiserver;
   if (track.timeout >= track.interval) {
@@ -179,7 +183,8 @@ function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, pat
 
 /** The effective config as YAML with durations as strings, for `vipd check`. Holds no secret. */
 export function effectiveConfigYaml(config: Config): string {
-  const durationKeys = new Set(['interval', 'lifetime', 'preemptDelay', 'burstInterval', 'refresh', 'timeout', 'connectTimeout', 'idleTimeout', 'drainTimeout']);
+  const durationKeys = new Set(['interval', 'lifetime', 'preemptDelay', 'burstInterval', 'refresh', 'timeout',
+    'connectTimeout', 'idleTimeout', 'drainTimeout', 'hedgeDelay', 'finTimeout']);
   const plain = JSON.parse(JSON.stringify(config, (key, value: unknown) => {
     if (key === 'file' || key === 'self' || key === 'vipAddress') return undefined;
     if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);

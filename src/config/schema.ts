@@ -25,6 +25,22 @@ export function duration(minMs: number, maxMs: number) {
     });
 }
 
+/** "auto", or a duration as duration() takes it. */
+function durationOrAuto(minMs: number, maxMs: number) {
+  const range = `"auto" or a duration from ${minMs}ms to ${maxMs}ms, such as "50ms"`;
+  return z
+    .string(expect(range))
+    .transform((text, ctx): number | 'auto' => {
+      if (text === 'auto') return 'auto';
+      const ms = parseDuration(text);
+      if (ms === undefined || ms < minMs || ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
+        return z.NEVER;
+      }
+      return ms;
+    });
+}
+
 /** A duration of whole seconds, such as "2s", within [minS, maxS]; in milliseconds. */
 function wholeSeconds(minS: number, maxS: number) {
   const range = `a whole number of seconds from ${minS}s to ${maxS}s, such as "1s"`;
@@ -128,6 +144,11 @@ export const healthCheckSchema = z
     timeout: duration(10, 60_000).default(1000),
     rise: int(1, 100).default(2),
     fall: int(1, 100).default(3),
+    /**
+     * Passive checks (HAProxy's observe layer4 + on-error mark-down): a refused, unreachable or
+     * timed-out connect marks the backend down at once; `rise` passing checks bring it back.
+     */
+    observe: bool().default(true),
     /** TLS for https checks. Verification is off by default: apiserver certs name the node, not us. */
     tls: z
       .object({
@@ -159,10 +180,21 @@ export const frontendSchema = z
     backends: z.array(backendSchema, expect('a list of backends')).min(1, expect('at least one backend')).optional(),
     balance: z.enum(balanceModes, expect(`one of ${balanceModes.join(', ')}`)).default('roundrobin'),
     connectTimeout: duration(10, 60_000).default(5000),
+    /**
+     * A connect not done after this long gets a second one to another backend; the first to
+     * connect wins. "auto": twice the p99 of recent connect times, 20 ms at least, a quarter of
+     * connectTimeout at most (src/proxy/hedge-delay.ts); "0s": no hedging.
+     */
+    hedgeDelay: durationOrAuto(0, 60_000).default('auto'),
     /** Further backends tried when a connect fails, like HAProxy's retries + option redispatch. */
     retries: int(0, 10).default(3),
     /** "0s" (the default) means no idle timeout: watches and exec sessions run for hours. */
     idleTimeout: duration(0, 86_400_000).default(0),
+    /**
+     * After one side's FIN, the pair is closed if the side that sent it sees no traffic for this
+     * long (HAProxy's timeout client-fin / server-fin); "0s": never.
+     */
+    finTimeout: duration(0, 86_400_000).default(30_000),
     /** Close a backend's connections when it is marked down (HAProxy's on-marked-down shutdown-sessions). */
     shutdownOnMarkedDown: bool().default(true),
     healthCheck: healthCheckSchema.prefault({}),

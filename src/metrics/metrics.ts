@@ -1,5 +1,5 @@
 /**
- * Every Prometheus metric vipd exports, in one place (docs/metrics.md lists them for operators).
+ * Every Prometheus metric vipd exports, in one place (docs/logging-and-metrics.md lists them for operators).
  * A registry per daemon, not prom-client's global one, so several daemons can live in one test
  * process without sharing counters.
  */

@@ -1,5 +1,5 @@
 /**
- * The balancer's Prometheus metrics (docs/metrics.md lists them for operators). Registered on the
+ * The balancer's Prometheus metrics (docs/logging-and-metrics.md lists them for operators). Registered on the
  * daemon's own registry by createMetrics; the proxy holds labelled children per backend so the
  * per-connection path never hashes label sets.
  */
@@ -22,8 +22,46 @@ export function registerProxyMetrics(registry: Registry) {
     backendUp: new Gauge({ name: 'vipd_backend_up', help: 'Health of each backend: 1 up (or not yet checked), 0 down.', labelNames: ['frontend', 'backend'] as const, registers }),
     connectionsActive: new Gauge({ name: 'vipd_proxy_connections_active', help: 'Client connections currently relayed to each backend.', labelNames: ['frontend', 'backend'] as const, registers }),
     connectionsTotal: new Counter({ name: 'vipd_proxy_connections_total', help: 'Client connections relayed to each backend (counted once the backend connection is up).', labelNames: ['frontend', 'backend'] as const, registers }),
-    connectFailures: new Counter({ name: 'vipd_proxy_connect_failures_total', help: 'Failed or timed-out connects to each backend (each may have been retried on another).', labelNames: ['frontend', 'backend'] as const, registers }),
+    connectFailures: new Counter({
+      name: 'vipd_proxy_connect_failures_total',
+      help: 'Failed or timed-out connects to each backend, and connections it closed before answering'
+        + ' (each may have been retried on another).',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
+    passiveMarkdowns: new Counter({
+      name: 'vipd_proxy_passive_markdowns_total',
+      help: 'Times each backend was marked down by a failed connect (refused, unreachable, timed out)'
+        + ' rather than by the active checks.',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
+    hedges: new Counter({
+      name: 'vipd_proxy_hedges_total',
+      help: 'Connects to each backend slow enough that a second one was started to another backend (hedged).',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
+    hedgeWins: new Counter({
+      name: 'vipd_proxy_hedge_wins_total',
+      help: 'Hedged connects won by the second connect, to each backend (the slow one was closed).',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
     retries: new Counter({ name: 'vipd_proxy_retries_total', help: 'Connects retried on another backend after a failure.', labelNames: ['frontend'] as const, registers }),
+    retriesUnanswered: new Counter({
+      name: 'vipd_proxy_unanswered_retries_total',
+      help: 'Client connections moved to another backend because theirs closed or reset before its first byte'
+        + ' (also counted in vipd_proxy_retries_total).',
+      labelNames: ['frontend'] as const,
+      registers,
+    }),
+    finTimeouts: new Counter({
+      name: 'vipd_proxy_fin_timeouts_total',
+      help: 'Half-closed connections closed after finTimeout without traffic from the side that sent its FIN.',
+      labelNames: ['frontend'] as const,
+      registers,
+    }),
     unserved: new Counter({ name: 'vipd_proxy_unserved_connections_total', help: 'Client connections closed because no backend could be reached.', labelNames: ['frontend'] as const, registers }),
     bytes: new Counter({
       name: 'vipd_proxy_bytes_total',

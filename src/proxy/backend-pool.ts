@@ -5,6 +5,7 @@
  * leastconn: the eligible backend with the fewest connections, ties taken in turn (HAProxy's advice
  * for long sessions such as watches, which roundrobin piles up unevenly after a backend restarts).
  *
+ * Down means marked down by the active checks or by a passive one (a failed connect, frontend.ts).
  * When no backend is eligible, the pick falls back to the ones marked down rather than refusing the
  * client: a check that is wrong for every backend (anonymous auth off, so /readyz answers 401), or
  * a cluster still booting, must not black-hole the control plane; a dead backend just fails the
@@ -39,7 +40,17 @@ export class BackendPool {
     return this.scan(tried, true) ?? this.scan(tried, false);
   }
 
-  private scan(tried: readonly Backend[] | undefined, healthyOnly: boolean): Backend | undefined {
+  /**
+   * The next backend that is up, skipping those `tried`; never one marked down. For a hedge: a
+   * second connect is only worth starting to a backend expected to answer. A hedge is a spare, not
+   * a turn: it leaves the rotation alone, so a slow backend is not offered more often (every
+   * second connection instead of every third of three) because its connects get hedged.
+   */
+  pickUp(tried?: readonly Backend[]): Backend | undefined {
+    return this.scan(tried, true, false);
+  }
+
+  private scan(tried: readonly Backend[] | undefined, healthyOnly: boolean, advance = true): Backend | undefined {
     const n = this.members.length;
     const leastconn = this.balance === 'leastconn';
     let best: Backend | undefined;
@@ -47,7 +58,7 @@ export class BackendPool {
     for (let i = 0; i < n; i++) {
       const index = (this.cursor + i) % n;
       const b = this.members[index] as Backend;
-      if (b.draining || (healthyOnly && b.health === 'down')) continue;
+      if (b.draining || (healthyOnly && !b.routable)) continue;
       if (tried !== undefined && tried.includes(b)) continue;
       if (!leastconn) {
         best = b;
@@ -59,7 +70,7 @@ export class BackendPool {
         bestIndex = index;
       }
     }
-    if (best !== undefined) this.cursor = (bestIndex + 1) % n;
+    if (best !== undefined && advance) this.cursor = (bestIndex + 1) % n;
     return best;
   }
 }

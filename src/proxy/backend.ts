@@ -29,6 +29,9 @@ export interface BackendMeters {
   readonly connectFailures: { inc(): void };
   readonly checkSuccess: { inc(): void };
   readonly checkFailure: { inc(): void };
+  readonly passiveMarkdowns: { inc(): void };
+  readonly hedges: { inc(): void };
+  readonly hedgeWins: { inc(): void };
 }
 
 const noop = () => undefined;
@@ -39,13 +42,24 @@ export const NO_METERS: BackendMeters = {
   connectFailures: { inc: noop },
   checkSuccess: { inc: noop },
   checkFailure: { inc: noop },
+  passiveMarkdowns: { inc: noop },
+  hedges: { inc: noop },
+  hedgeWins: { inc: noop },
 };
 
 export class Backend {
   readonly name: string;
   readonly address: string;
   readonly port: number;
+  /** What the active checks say (rise/fall). */
   health: HealthState = 'unknown';
+  /**
+   * Marked down by a failed connect (a passive check) and not yet cleared by `rise` active checks
+   * started after `passiveSince` (wall-clock ms); `passiveSuccesses` counts those so far.
+   */
+  passiveDown = false;
+  passiveSince = 0;
+  passiveSuccesses = 0;
   /** Removed by a reload: carries its connections to their end but gets no new ones. */
   draining = false;
   /** Connected relays (connects in progress are not counted: leastconn weighs real load). */
@@ -66,16 +80,30 @@ export class Backend {
   }
 
   /**
-   * Gets new connections. `unknown` counts as up: like HAProxy's start, traffic flows before the
-   * first check, and the connect retry covers a backend that turns out to be dead.
+   * Up for the pool: neither the active checks nor a passive check hold it down. `unknown` counts
+   * as up: like HAProxy's start, traffic flows before the first check, and the connect retry
+   * covers a backend that turns out to be dead.
    */
+  get routable(): boolean {
+    return this.health !== 'down' && !this.passiveDown;
+  }
+
+  /** Gets new connections. */
   get eligible(): boolean {
-    return !this.draining && this.health !== 'down';
+    return !this.draining && this.routable;
   }
 
   setHealth(state: HealthState): void {
     this.health = state;
-    this.meters.up.set(state === 'down' ? 0 : 1);
+    this.meters.up.set(this.routable ? 1 : 0);
+  }
+
+  /** A passive mark-down (`at`: wall-clock ms) or its end. */
+  setPassiveDown(down: boolean, at = 0): void {
+    this.passiveDown = down;
+    this.passiveSince = at;
+    this.passiveSuccesses = 0;
+    this.meters.up.set(this.routable ? 1 : 0);
   }
 
   attach(relay: Relay): void {

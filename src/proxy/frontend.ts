@@ -2,6 +2,15 @@
  * One listening address and its backends: the listener, the pool, one health checker per backend,
  * and every client relay it accepted. It owns all of them: close() stops accepting, lets relays
  * drain, then destroys what is left; destroy() does the last step at once.
+ *
+ * Passive checks (HAProxy's `observe layer4` with `on-error mark-down`): a backend whose connect is
+ * refused, unreachable or timed out is marked down for the pool at once, instead of after `fall`
+ * active checks; it comes back after `rise` successful active checks started after the mark. A
+ * passive mark-down only steers new connections: the connections the backend carries stay until
+ * the active checks agree (then shutdownOnMarkedDown applies as usual), because a refused connect
+ * says the listener is gone, not that established connections are (an apiserver shutting down
+ * closes its listener and still finishes its requests), and a timed-out connect can be a full
+ * accept queue on an apiserver that still serves its watches.
  */
 import net from 'node:net';
 import { VipdError } from '../errors';
@@ -10,7 +19,8 @@ import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
 import { Backend, type BackendMeters, type CheckRecord } from './backend';
 import { BackendPool } from './backend-pool';
 import { HealthChecker } from './health-checker';
-import { ClientRelay, KEEPALIVE_SWEEP_MS, type RelayHost } from './relay';
+import { ConnectTimes, derivedHedgeDelay } from './hedge-delay';
+import { ClientRelay, KEEPALIVE_SWEEP_MS, type NextStep, type RelayHost } from './relay';
 import type { HealthState } from './rise-fall';
 import { sameBackend, type BackendSettings, type BalanceMode, type FrontendSettings } from './settings';
 
@@ -20,6 +30,15 @@ import { sameBackend, type BackendSettings, type BalanceMode, type FrontendSetti
  * net.core.somaxconn.
  */
 const LISTEN_BACKLOG = 4096;
+
+/**
+ * Connect failures that say the backend is not accepting: nothing listens (refused), no route to it,
+ * or no answer within connectTimeout. Local shortages (EMFILE, EADDRNOTAVAIL, ENOBUFS) are not
+ * the backend's fault and mark nothing down.
+ */
+const MARK_DOWN_REASONS: ReadonlySet<string> = new Set([
+  'connect timeout', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ETIMEDOUT',
+]);
 
 /** A client connection on a frontend, as accepted (IPv4 addresses, read once at accept). */
 export interface ClientConnection {
@@ -31,7 +50,8 @@ export interface ClientConnection {
 
 /**
  * Told of every client connection: opened() once when accepted, closed() once when its relay is
- * done. Called synchronously on the proxy's hot path, so it must be quick; an exception is logged.
+ * done, whatever the path (no backend, relayed, destroyed, drained). Called synchronously on the
+ * proxy's hot path, so it must be quick; an exception is logged and otherwise ignored.
  */
 export interface ConnectionObserver {
   opened(connection: ClientConnection): void;
@@ -48,7 +68,10 @@ export interface BackendStatus {
   readonly name: string;
   readonly address: string;
   readonly port: number;
+  /** For the pool: down when the active checks or a passive check (see passiveDown) hold it down. */
   readonly state: HealthState;
+  /** Marked down by a failed connect, until `rise` active checks pass. */
+  readonly passiveDown: boolean;
   readonly draining: boolean;
   readonly activeConnections: number;
   readonly totalConnections: number;
@@ -61,6 +84,8 @@ export interface FrontendStatus {
   readonly bind: { readonly host: string; readonly port: number };
   readonly listening: boolean;
   readonly balance: BalanceMode;
+  /** The hedge delay in force (derived from connect times with hedgeDelay: auto); 0: no hedging. */
+  readonly hedgeDelayMs: number;
   /** Client connections, including those still connecting to a backend. */
   readonly activeConnections: number;
   readonly backends: readonly BackendStatus[];
@@ -77,8 +102,9 @@ export class Frontend implements RelayHost {
   private readonly relays = new Set<ClientRelay>();
   private readonly retryMeter: { inc(): void };
   private readonly unservedMeter: { inc(): void };
-  /** The relays the connection observer was told of, with their addresses (read at accept). */
-  private readonly observed = new Map<ClientRelay, ClientConnection>();
+  private readonly unansweredRetryMeter: { inc(): void };
+  private readonly finTimeoutMeter: { inc(): void };
+  private readonly connectTimes = new ConnectTimes();
   private closedBytesIn = 0;
   private closedBytesOut = 0;
   private listening = false;
@@ -99,6 +125,12 @@ export class Frontend implements RelayHost {
     unserved.inc(0);
     this.retryMeter = retries;
     this.unservedMeter = unserved;
+    const unansweredRetries = deps.metrics.retriesUnanswered.labels({ frontend: this.name });
+    const finTimeouts = deps.metrics.finTimeouts.labels({ frontend: this.name });
+    unansweredRetries.inc(0);
+    finTimeouts.inc(0);
+    this.unansweredRetryMeter = unansweredRetries;
+    this.finTimeoutMeter = finTimeouts;
     for (const b of settings.backends) this.addBackend(b);
     this.server = net.createServer({
       allowHalfOpen: true,
@@ -122,6 +154,15 @@ export class Frontend implements RelayHost {
 
   get idleTimeoutMs(): number {
     return this.settings.idleTimeoutMs;
+  }
+
+  get hedgeDelayMs(): number {
+    const fixed = this.settings.hedgeDelayMs;
+    return fixed === 'auto' ? derivedHedgeDelay(this.connectTimes.p99Ms, this.settings.connectTimeoutMs) : fixed;
+  }
+
+  get finTimeoutMs(): number {
+    return this.settings.finTimeoutMs;
   }
 
   /** Starts the health checks and listens. Rejects with VIPD_BIND_FAILED. */
@@ -160,6 +201,9 @@ export class Frontend implements RelayHost {
   update(settings: FrontendSettings): void {
     this.settings = settings;
     this.pool.balance = settings.balance;
+    if (!settings.observe) {
+      for (const b of this.pool.backends) if (b.passiveDown) b.setPassiveDown(false);
+    }
     const current = this.pool.backends.filter((b) => !b.draining);
     for (const b of current) {
       if (!settings.backends.some((s) => sameBackend(s, b))) this.drainBackend(b);
@@ -181,12 +225,14 @@ export class Frontend implements RelayHost {
       bind: this.address() ?? this.settings.bind,
       listening: this.listening && this.closing === undefined,
       balance: this.pool.balance,
+      hedgeDelayMs: this.hedgeDelayMs,
       activeConnections: this.relays.size,
       backends: this.pool.backends.map((b) => ({
         name: b.name,
         address: b.address,
         port: b.port,
-        state: b.health,
+        state: b.passiveDown ? 'down' : b.health,
+        passiveDown: b.passiveDown,
         draining: b.draining,
         activeConnections: b.active,
         totalConnections: b.total,
@@ -222,10 +268,30 @@ export class Frontend implements RelayHost {
 
   // --- RelayHost: called by relays -------------------------------------------------------------
 
-  connectFailed(backend: Backend, reason: string, willRetry: boolean): void {
-    if (willRetry) this.retryMeter.inc();
-    this.limited.warn(`connect:${backend.name}`, { backend: backend.name, address: `${backend.address}:${backend.port}`, reason, retry: willRetry },
-      'connect to backend failed');
+  connected(_backend: Backend, ms: number): void {
+    this.connectTimes.record(ms);
+  }
+
+  hedged(backend: Backend): void {
+    backend.meters.hedges.inc();
+  }
+
+  hedgeWon(backend: Backend): void {
+    backend.meters.hedgeWins.inc();
+  }
+
+  finTimedOut(): void {
+    this.finTimeoutMeter.inc();
+  }
+
+  connectFailed(backend: Backend, reason: string, next: NextStep, connecting: boolean): void {
+    if (next === 'retry') this.retryMeter.inc();
+    if (next === 'retry' && !connecting) this.unansweredRetryMeter.inc();
+    this.limited.warn(`connect:${backend.name}`, {
+      backend: backend.name, address: `${backend.address}:${backend.port}`,
+      reason: connecting ? reason : `${reason} (connected, closed before answering)`, retry: next !== 'none',
+    }, 'connect to backend failed');
+    if (connecting && this.settings.observe && MARK_DOWN_REASONS.has(reason)) this.markDownPassively(backend, reason);
   }
 
   unserved(reason: string): void {
@@ -233,19 +299,35 @@ export class Frontend implements RelayHost {
     this.limited.warn('unserved', { reason }, 'client connection closed: no backend reachable');
   }
 
+  relayDone(relay: ClientRelay): void {
+    this.relays.delete(relay);
+    if (relay.connection !== undefined) this.tell('closed', relay.connection);
+    this.closedBytesIn += relay.bytesIn;
+    this.closedBytesOut += relay.bytesOut;
+    const backend = relay.backend;
+    if (backend !== undefined && backend.draining && backend.active === 0) this.retireBackend(backend);
+    if (this.relays.size === 0) this.onDrained?.();
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
   private accept(socket: net.Socket): void {
-    if (this.deps.connections === undefined) {
+    const observer = this.deps.connections;
+    if (observer === undefined) {
       this.relays.add(new ClientRelay(socket, this));
       return;
     }
     // Read before the relay starts: a client it closes at once (no backend) has no addresses left.
     const connection: ClientConnection = {
-      localAddress: socket.localAddress ?? '', localPort: socket.localPort ?? 0,
-      remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0,
+      localAddress: socket.localAddress ?? '',
+      localPort: socket.localPort ?? 0,
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
     };
     const relay = new ClientRelay(socket, this);
+    relay.connection = connection;
     this.relays.add(relay);
-    this.observed.set(relay, connection);
+    // The relay ends in a later event ('close'), so opened() always comes before closed().
     this.tell('opened', connection);
   }
 
@@ -257,21 +339,29 @@ export class Frontend implements RelayHost {
     }
   }
 
-  relayDone(relay: ClientRelay): void {
-    this.relays.delete(relay);
-    const connection = this.observed.get(relay);
-    if (connection !== undefined) {
-      this.observed.delete(relay);
-      this.tell('closed', connection);
-    }
-    this.closedBytesIn += relay.bytesIn;
-    this.closedBytesOut += relay.bytesOut;
-    const backend = relay.backend;
-    if (backend !== undefined && backend.draining && backend.active === 0) this.retireBackend(backend);
-    if (this.relays.size === 0) this.onDrained?.();
+  private markDownPassively(backend: Backend, reason: string): void {
+    // Already out of rotation (down by the checks, or marked), or leaving: nothing to change.
+    if (backend.passiveDown || backend.health === 'down' || backend.draining) return;
+    backend.setPassiveDown(true, Date.now());
+    backend.meters.passiveMarkdowns.inc();
+    const address = `${backend.address}:${backend.port}`;
+    this.log.warn({ backend: backend.name, address, reason, rise: this.settings.check.rise },
+      'backend marked down: connect failed');
   }
 
-  // --- internals -------------------------------------------------------------------------------
+  /** Counts an active check toward the end of a passive mark-down; true when it ended it. */
+  private passiveCheck(backend: Backend, record: CheckRecord): boolean {
+    if (!record.ok) {
+      backend.passiveSuccesses = 0;
+      return false;
+    }
+    // A check that started before the failed connect says nothing about the backend since.
+    if (record.at - record.durationMs < backend.passiveSince) return false;
+    backend.passiveSuccesses += 1;
+    if (backend.passiveSuccesses < this.settings.check.rise) return false;
+    backend.setPassiveDown(false);
+    return true;
+  }
 
   private async shutdown(drainTimeoutMs: number): Promise<void> {
     const serverClosed = new Promise<void>((resolve) => {
@@ -311,12 +401,19 @@ export class Frontend implements RelayHost {
   private onCheck(backend: Backend, record: CheckRecord, change: HealthState | undefined): void {
     backend.lastCheck = record;
     (record.ok ? backend.meters.checkSuccess : backend.meters.checkFailure).inc();
-    if (change === undefined) return;
+    const passiveEnded = backend.passiveDown && this.passiveCheck(backend, record);
+    const fields = { backend: backend.name, address: `${backend.address}:${backend.port}`, check: record.detail };
+    if (change === undefined) {
+      if (passiveEnded && backend.health !== 'down') {
+        this.log.info({ ...fields, after: 'passive mark-down' }, 'backend back up');
+      }
+      return;
+    }
     const wasUnknown = backend.health === 'unknown';
     backend.setHealth(change);
-    const fields = { backend: backend.name, address: `${backend.address}:${backend.port}`, check: record.detail };
     if (change === 'up') {
-      this.log.info(fields, wasUnknown ? 'backend up' : 'backend back up');
+      // Still held out by a passive mark-down: "back up" is logged when that ends.
+      if (!backend.passiveDown) this.log.info(fields, wasUnknown ? 'backend up' : 'backend back up');
       return;
     }
     let closed = 0;
@@ -346,6 +443,9 @@ export class Frontend implements RelayHost {
     m.connectFailures.remove(labels);
     m.healthChecks.remove({ ...labels, result: 'success' });
     m.healthChecks.remove({ ...labels, result: 'failure' });
+    m.passiveMarkdowns.remove(labels);
+    m.hedges.remove(labels);
+    m.hedgeWins.remove(labels);
   }
 
   private meters(backend: string): BackendMeters {
@@ -358,9 +458,15 @@ export class Frontend implements RelayHost {
       connectFailures: m.connectFailures.labels(labels),
       checkSuccess: m.healthChecks.labels({ ...labels, result: 'success' }),
       checkFailure: m.healthChecks.labels({ ...labels, result: 'failure' }),
+      passiveMarkdowns: m.passiveMarkdowns.labels(labels),
+      hedges: m.hedges.labels(labels),
+      hedgeWins: m.hedgeWins.labels(labels),
     };
     m.connectionsTotal.labels(labels).inc(0);
     m.connectFailures.labels(labels).inc(0);
+    m.passiveMarkdowns.labels(labels).inc(0);
+    m.hedges.labels(labels).inc(0);
+    m.hedgeWins.labels(labels).inc(0);
     return meters;
   }
 }

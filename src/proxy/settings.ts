@@ -36,10 +36,16 @@ export interface FrontendSettings {
   readonly bind: { readonly host: string; readonly port: number };
   readonly balance: BalanceMode;
   readonly connectTimeoutMs: number;
+  /** A connect not done after this long gets a second one to another backend; 0: never; 'auto': hedge-delay.ts. */
+  readonly hedgeDelayMs: number | 'auto';
   readonly retries: number;
   /** 0: never (the default; apiserver watches and exec sessions live for hours). */
   readonly idleTimeoutMs: number;
+  /** After a FIN, the inactivity allowed on the side that sent it; 0: none. */
+  readonly finTimeoutMs: number;
   readonly shutdownOnMarkedDown: boolean;
+  /** Passive checks: a refused, unreachable or timed-out connect marks the backend down at once. */
+  readonly observe: boolean;
   readonly backends: readonly BackendSettings[];
   readonly check: CheckSettings;
 }
@@ -61,9 +67,12 @@ export function proxySettings(config: ProxyConfigSource): ProxySettings {
     bind: { host: f.bind.host, port: f.bind.port },
     balance: f.balance,
     connectTimeoutMs: f.connectTimeout,
+    hedgeDelayMs: f.hedgeDelay,
     retries: f.retries,
     idleTimeoutMs: f.idleTimeout,
+    finTimeoutMs: f.finTimeout,
     shutdownOnMarkedDown: f.shutdownOnMarkedDown,
+    observe: f.healthCheck.observe,
     backends: (f.backends ?? peers.map((p) => ({ name: p.name, address: p.address, port: f.backendPort })))
       .map((b) => ({ name: b.name, address: b.address, port: b.port })),
     check: checkSettings(f.healthCheck, `proxy.frontends[${i}].healthCheck`, problems),
