@@ -196,6 +196,29 @@ describe('hedged connects', { timeout: 60_000 }, () => {
     }
   });
 
+  it('a backend whose connects are overtaken three times in a row is marked down (it swallows SYNs)', async () => {
+    const slow = await StalledListener.start(STALLED[0], 'slow');
+    const fakes = await standIns(undefined, ['b2', 'b3']);
+    const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+      { hedgeDelay: '50ms' }, { waitUp: ['b2', 'b3'] });
+    bed.own(() => slow.close());
+    for (const f of fakes) bed.own(() => f.kill());
+    try {
+      // Roundrobin offers "slow" to every third connection: the third overtaken connect marks it down.
+      for (let i = 0; i < 9; i++) assert.match(await bed.who(), /^b[23]$/);
+      assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 3);
+      assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total', 'slow'), 1);
+      assert.equal(bed.backend('slow')?.passiveDown, true);
+      assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'slow'
+        && /overtaken by hedges/.test(String(l.reason))));
+      for (let i = 0; i < 6; i++) assert.match(await bed.who(), /^b[23]$/);
+      assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 3, 'no more hedges: it is out of rotation');
+      await waitFor('relays done', () => bed.active() === 0, 2000);
+    } finally {
+      await bed.close();
+    }
+  });
+
   it('the slow attempt keeps its chance: a backend that answers late can still win', async () => {
     const a = await StalledListener.start(STALLED[0], 'late');
     const b = await StalledListener.start(STALLED[1], 'never');

@@ -60,6 +60,8 @@ export class Backend {
   passiveDown = false;
   passiveSince = 0;
   passiveSuccesses = 0;
+  /** Connects to it overtaken by a hedge since its last completed connect (see Frontend.hedgeWon). */
+  overtaken = 0;
   /** Removed by a reload: carries its connections to their end but gets no new ones. */
   draining = false;
   /** Connected relays (connects in progress are not counted: leastconn weighs real load). */

@@ -36,6 +36,14 @@ const LISTEN_BACKLOG = 4096;
  * or no answer within connectTimeout. Local shortages (EMFILE, EADDRNOTAVAIL, ENOBUFS) are not
  * the backend's fault and mark nothing down.
  */
+/**
+ * Connects to one backend overtaken by hedges in a row (none completing in between) that mark it
+ * down passively: a backend that swallows SYNs never fails a connect that a hedge overtook, so
+ * without this only the active checks (fall × interval) would take it out of rotation, and every
+ * connection offered to it meanwhile would pay the hedge delay.
+ */
+export const OVERTAKEN_LIMIT = 3;
+
 const MARK_DOWN_REASONS: ReadonlySet<string> = new Set([
   'connect timeout', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ETIMEDOUT',
 ]);
@@ -268,16 +276,22 @@ export class Frontend implements RelayHost {
 
   // --- RelayHost: called by relays -------------------------------------------------------------
 
-  connected(_backend: Backend, ms: number): void {
+  connected(backend: Backend, ms: number): void {
     this.connectTimes.record(ms);
+    backend.overtaken = 0;
   }
 
   hedged(backend: Backend): void {
     backend.meters.hedges.inc();
   }
 
-  hedgeWon(backend: Backend): void {
+  hedgeWon(backend: Backend, slow: Backend): void {
     backend.meters.hedgeWins.inc();
+    slow.overtaken += 1;
+    if (slow.overtaken >= OVERTAKEN_LIMIT && this.settings.observe) {
+      slow.overtaken = 0;
+      this.markDownPassively(slow, `${OVERTAKEN_LIMIT} connects in a row overtaken by hedges`);
+    }
   }
 
   finTimedOut(): void {

@@ -22,7 +22,8 @@
  * - Hedge: an attempt still not connected after the hedge delay gets a second one beside it, to the
  *   next backend that is up; the first to connect wins and the other is destroyed. The slow one
  *   keeps its chance until its own connect timeout, but a connect overtaken by a hedge is not a
- *   failure: it is neither counted nor held against the backend (no passive mark-down).
+ *   failure by itself: only OVERTAKEN_LIMIT of them in a row, with no connect to that backend
+ *   completing in between, mark it down passively (frontend.ts): a backend that swallows SYNs.
  * - Retry: a failed attempt (error, or no answer within connectTimeout) is retried on another
  *   backend while `retries` allow, unless another attempt that is not overdue is still in flight.
  *
@@ -87,8 +88,8 @@ export interface RelayHost {
   connected(backend: Backend, ms: number): void;
   /** A second connect was started because the one to `backend` is slow. */
   hedged(backend: Backend): void;
-  /** The second connect, to `backend`, overtook the slow one. */
-  hedgeWon(backend: Backend): void;
+  /** The second connect, to `backend`, overtook the slow one, to `slow`. */
+  hedgeWon(backend: Backend, slow: Backend): void;
   /** A half-closed pair was closed by the FIN timeout. */
   finTimedOut(): void;
   /**
@@ -338,7 +339,7 @@ export class ClientRelay implements Relay {
     loser?.destroy();
     const backend = attempt[BACKEND];
     this.host.connected(backend, performance.now() - attempt[STARTED]);
-    if (attempt[SPARE] && loser !== undefined) this.host.hedgeWon(backend);
+    if (attempt[SPARE] && loser !== undefined) this.host.hedgeWon(backend, loser[BACKEND]);
     this.phase = Phase.Relaying;
     backend.attach(this);
     client[PEER] = attempt;
