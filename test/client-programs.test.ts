@@ -5,6 +5,9 @@
  * here (the drill and the benchmark measure those on the namespaced bed); no root needed.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { summarize, runLoad, waitForBackends } from '../src/lab/load-client';
 import { ProcessSampler } from '../src/lab/process-sampler';
@@ -79,6 +82,20 @@ describe('the drill\'s client programs on loopback', { timeout: 60_000 }, () => 
     }
   });
 
+  it('the programs run as the drill runs them: files started with node, JSON lines out, stop when stdin closes',
+    async () => {
+      const watch = await program('watch-client.js', [`https://${HOST}:${port}`, '20'],
+        (lines) => lines.filter((l) => l.kind === 'event').length >= 3);
+      assert.ok(watch.some((l) => l.kind === 'start'), 'a watch started');
+      const storm = await program('storm-client.js', [HOST, String(port), '--clients', '20'],
+        (lines) => lines.filter((l) => l.up === true).length >= 20);
+      assert.deepEqual(new Set(storm.map((l) => l.slot)).size, 20, 'every client reported up');
+      const load = await program('load-client.js', [HOST, String(port), '--clients', '1', '--seconds', '0.3'],
+        (lines) => lines.some((l) => l.kind === 'result'));
+      const result = load.find((l) => l.kind === 'result');
+      assert.ok(result !== undefined && Number(result.done) > 0 && result.failed === 0, JSON.stringify(result));
+    });
+
   it('the process sampler reads CPU and memory from /proc', async () => {
     const sampler = new ProcessSampler(() => [process.pid], 20);
     const until = Date.now() + 200;
@@ -90,3 +107,35 @@ describe('the drill\'s client programs on loopback', { timeout: 60_000 }, () => 
     assert.deepEqual(sampler.stop(), cost, 'stop is idempotent');
   });
 });
+
+/**
+ * Runs a client program (dist/src/lab/SCRIPT) until its output lines satisfy `enough` (at most
+ * 10 s), then closes its stdin and waits for it to exit (it must, by itself, within 5 s).
+ */
+async function program(script: string, args: readonly string[],
+  enough: (lines: Record<string, unknown>[]) => boolean): Promise<Record<string, unknown>[]> {
+  const child = spawn(process.execPath, [join(__dirname, '..', 'src', 'lab', script), ...args],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.on('error', () => undefined); // a program that ended by itself: EPIPE on the close
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const lines: Record<string, unknown>[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${script}: not enough output in 10 s: ${JSON.stringify(lines)}`)),
+        10_000);
+      const done = () => { clearTimeout(timer); resolve(); };
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+        if (enough(lines)) done();
+      });
+      void exited.then(() => { if (enough(lines)) done(); });
+    });
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    assert.equal(await exited, 0, `${script} exited by itself, with 0`);
+    clearTimeout(timer);
+    return lines;
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
