@@ -8,9 +8,12 @@
 //     from a uv_poll_t on the fd, so nothing ever blocks the event loop.
 // And, because dgram cannot attach a socket filter either, it opens the election's UDP socket with
 // a classic BPF program (src/native/bpf.ts) attached before bind; Node adopts the fd.
+// And, for the takeover's tickle ACKs (src/takeover/), a raw IPv4 socket: those segments carry the
+// VIP and a dead node's connection as source, which no TCP socket of this host owns.
 //
 // JS: new PacketSocket(ifindex, onFrame, filter?) / .send(buf) / .setFilter(program) / .close() /
-//     .ref() / .unref(), ifNameToIndex(name), openUdp4Socket(address, port, filter, recvBufferBytes),
+//     .ref() / .unref(), new RawIpv4Socket(sendBufferBytes?) / .send(packet, dstIp) / .close(),
+//     ifNameToIndex(name), openUdp4Socket(address, port, filter, recvBufferBytes),
 //     attachFilter(fd, program), clearReuseAddr(fd).
 
 #include <node_api.h>
@@ -24,6 +27,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -394,6 +398,137 @@ napi_value Unref(napi_env env, napi_callback_info info) {
   return undefined;
 }
 
+// ---- RawIpv4Socket ------------------------------------------------------------------------------
+// Sends complete IPv4 packets, header included, built in JS (src/takeover/tickle.ts). IPPROTO_RAW
+// implies IP_HDRINCL and makes the socket send-only (raw(7)): nothing is ever queued for reading,
+// so there is no poll handle, only an fd. The kernel still fills in the IP checksum and the total
+// length, and an identification when the header's is 0; it does not check that the source address
+// is one of this host's, which is the point (and why it needs CAP_NET_RAW).
+
+struct RawIpv4Socket {
+  int fd = -1;
+};
+
+void RawFinalize(napi_env /*env*/, void* data, void* /*hint*/) {
+  RawIpv4Socket* s = static_cast<RawIpv4Socket*>(data);
+  if (s->fd >= 0) close(s->fd);
+  delete s;
+}
+
+// napi_define_class gives the methods a receiver signature: V8 itself refuses a call on anything but
+// a RawIpv4Socket ("Illegal invocation"), so an unwrapped pointer is always this struct.
+RawIpv4Socket* RawUnwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  napi_value self;
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok) return nullptr;
+  if (napi_unwrap(env, self, &data) != napi_ok || data == nullptr) {
+    napi_throw_type_error(env, "ERR_INVALID_THIS", "not a RawIpv4Socket");
+    return nullptr;
+  }
+  return static_cast<RawIpv4Socket*>(data);
+}
+
+// new RawIpv4Socket(sendBufferBytes?)
+napi_value RawNew(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value self;
+  napi_value new_target;
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
+  CHECK_NAPI(env, napi_get_new_target(env, info, &new_target));
+  if (new_target == nullptr) {
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "RawIpv4Socket must be called with new");
+    return nullptr;
+  }
+  napi_valuetype t0 = napi_undefined;
+  if (argc >= 1) CHECK_NAPI(env, napi_typeof(env, argv[0], &t0));
+  int64_t sndbuf = 0;
+  if (t0 != napi_undefined &&
+      (t0 != napi_number || napi_get_value_int64(env, argv[0], &sndbuf) != napi_ok || sndbuf < 0 ||
+       sndbuf > INT_MAX / 2)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (sendBufferBytes?: 0 to 2^30 - 1)");
+    return nullptr;
+  }
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) return ThrowErrno(env, "socket(AF_INET, SOCK_RAW)", errno);
+  if (sndbuf > 0) {
+    // Best effort, as for the UDP socket's SO_RCVBUF: SO_SNDBUFFORCE passes net.core.wmem_max but
+    // needs CAP_NET_ADMIN; SO_SNDBUF is capped there silently.
+    int size = static_cast<int>(sndbuf);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0) {
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    }
+  }
+  RawIpv4Socket* s = new RawIpv4Socket();
+  s->fd = fd;
+  if (napi_wrap(env, self, s, RawFinalize, nullptr, nullptr) != napi_ok) {
+    close(fd);
+    delete s;
+    CHECK_NAPI(env, napi_generic_failure);
+  }
+  return self;
+}
+
+// send(packet: Buffer, dstIp: string): true when the kernel took the packet, false when it had no
+// room (EAGAIN: the socket's send buffer is full of packets not yet gone, e.g. held in a neighbour
+// queue while ARP resolves), so the caller backs off and retries. ENOBUFS is handled alike, though
+// without IP_RECVERR raw_send_hdrinc() turns it into a silent drop and success: "sent" means handed
+// to the kernel, not put on the wire. Anything else (EPERM from a firewall's drop, ENETUNREACH,
+// EMSGSIZE past the MTU) throws with the errno name as `code`.
+napi_value RawSend(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  RawIpv4Socket* s = RawUnwrap(env, info, &argc, argv);
+  if (s == nullptr) return nullptr;
+  bool is_buffer = false;
+  napi_valuetype t1 = napi_undefined;
+  if (argc >= 2) CHECK_NAPI(env, napi_typeof(env, argv[1], &t1));
+  // Longer than any dotted quad, so a truncated copy (which could parse) is told from a real one.
+  char address[32];
+  size_t address_length = 0;
+  struct sockaddr_in dst;
+  memset(&dst, 0, sizeof dst);
+  dst.sin_family = AF_INET;
+  if (argc < 2 || napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer || t1 != napi_string ||
+      napi_get_value_string_utf8(env, argv[1], address, sizeof address, &address_length) != napi_ok ||
+      address_length >= sizeof address - 1 || inet_pton(AF_INET, address, &dst.sin_addr) != 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (packet: Buffer, dstIp: IPv4 dotted quad)");
+    return nullptr;
+  }
+  void* data = nullptr;
+  size_t length = 0;
+  CHECK_NAPI(env, napi_get_buffer_info(env, argv[0], &data, &length));
+  if (length < sizeof(struct iphdr) || length > IP_MAXPACKET) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "an IPv4 packet is 20 to 65535 bytes, header included");
+    return nullptr;
+  }
+  if (s->fd < 0) return ThrowErrno(env, "sendto", EBADF);
+  // The kernel routes by this address, not by the header's destination; the caller passes the same.
+  ssize_t n;
+  do {
+    n = sendto(s->fd, data, length, MSG_DONTWAIT, reinterpret_cast<struct sockaddr*>(&dst), sizeof dst);
+  } while (n < 0 && errno == EINTR);
+  bool sent = n >= 0;
+  if (!sent && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) return ThrowErrno(env, "sendto", errno);
+  napi_value result;
+  CHECK_NAPI(env, napi_get_boolean(env, sent, &result));
+  return result;
+}
+
+// close(): idempotent.
+napi_value RawClose(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  RawIpv4Socket* s = RawUnwrap(env, info, &argc, nullptr);
+  if (s == nullptr) return nullptr;
+  if (s->fd >= 0) {
+    close(s->fd);
+    s->fd = -1;
+  }
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
 // ifNameToIndex(name): resolved in the caller's network namespace (what /sys may not show).
 napi_value IfNameToIndex(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -534,6 +669,13 @@ napi_value Init(napi_env env, napi_value exports) {
   CHECK_NAPI(env, napi_define_class(env, "PacketSocket", NAPI_AUTO_LENGTH, New, nullptr,
                                     sizeof methods / sizeof methods[0], methods, &cls));
   CHECK_NAPI(env, napi_set_named_property(env, exports, "PacketSocket", cls));
+  napi_property_descriptor raw_methods[] = {
+      {"send", nullptr, RawSend, nullptr, nullptr, nullptr, napi_default_method, nullptr},
+      {"close", nullptr, RawClose, nullptr, nullptr, nullptr, napi_default_method, nullptr},
+  };
+  CHECK_NAPI(env, napi_define_class(env, "RawIpv4Socket", NAPI_AUTO_LENGTH, RawNew, nullptr,
+                                    sizeof raw_methods / sizeof raw_methods[0], raw_methods, &cls));
+  CHECK_NAPI(env, napi_set_named_property(env, exports, "RawIpv4Socket", cls));
   struct {
     const char* name;
     napi_callback cb;

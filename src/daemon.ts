@@ -11,6 +11,8 @@ import { HealthServer } from './health/server';
 import type { Check, DaemonStatus, HealthSource } from './health/status';
 import type { Logger } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
+import { ConnSync } from './takeover/conn-sync';
+import { LogTickler, RawTickler, Takeover } from './takeover/takeover';
 import { DryRunVipOwner } from './vip/dry-run';
 import { LinkWatch, linkEffect } from './vip/link-watch';
 import { NetlinkVipOwner } from './vip/netlink-owner';
@@ -52,6 +54,9 @@ export class Daemon implements HealthSource {
   private readonly vip: VipOwner;
   private readonly health: HealthServer;
   private readonly proxy: TcpProxy | undefined;
+  /** The client connections on the VIP, shared with the peers; and their reset on a takeover. */
+  private readonly connSync: ConnSync;
+  private readonly takeover: Takeover;
   private tracker: ApiserverTracker | undefined;
   private state: 'starting' | 'running' | 'stopping' = 'starting';
   private readonly linkWatch: LinkWatch | undefined;
@@ -64,16 +69,37 @@ export class Daemon implements HealthSource {
     this.vip = options.dryRun
       ? new DryRunVipOwner(log.child({ component: 'vip' }), config.vip.address, config.vip.interface)
       : new NetlinkVipOwner({ vip: config.vip, log: log.child({ component: 'vip' }), metrics: this.metrics });
+    const settings = electionSettings(config);
+    // The connection lists travel on the election's socket, authenticated with its secret; the
+    // epoch (this start) tells peers to drop what an earlier run of this member told them.
+    this.connSync = new ConnSync({
+      clusterId: settings.clusterId, self: settings.self, members: settings.members, secret, epoch: Date.now(),
+      send: (bytes) => this.election.broadcast(bytes), deltaEveryMs: settings.intervalMs,
+    });
+    this.takeover = new Takeover({
+      sync: this.connSync,
+      tickler: options.dryRun
+        ? new LogTickler(log)
+        : new RawTickler({ vip: config.vip.address, log, ticklesSent: this.metrics.ticklesSent }),
+      vip: config.vip.address,
+      log,
+      meters: { clientsReset: this.metrics.clientsReset },
+    });
+    this.metrics.setConnLists(() => ({ own: this.connSync.table.size, peers: this.connSync.counts() }));
     this.election = new ElectionRunner({
-      settings: electionSettings(config),
+      settings,
       secret,
       port: config.election.port,
       log,
       metrics: this.metrics,
       vip: this.vip,
+      channel: this.connSync,
+      onVipHeld: (held) => this.takeover.onVipHeld(held),
     });
     this.health = new HealthServer(this, config.health.listen);
-    this.proxy = config.proxy.enabled ? new TcpProxy(config, { log: log.child({ component: 'proxy' }), metrics: this.metrics.proxy }) : undefined;
+    this.proxy = config.proxy.enabled ? new TcpProxy(config, {
+      log: log.child({ component: 'proxy' }), metrics: this.metrics.proxy, connections: this.takeover.observer,
+    }) : undefined;
     this.tracker = this.newTracker(config);
     if (!options.dryRun && config.vip.trackInterface) {
       this.linkWatch = new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
@@ -99,6 +125,7 @@ export class Daemon implements HealthSource {
         this.election.track(`link:${config.vip.interface}`, linkEffect(state));
       }
       await this.election.start();
+      this.connSync.start();
       this.tracker?.start();
       await this.health.start();
       this.state = 'running';
@@ -139,6 +166,8 @@ export class Daemon implements HealthSource {
   private async close(): Promise<void> {
     this.linkWatch?.close();
     this.tracker?.close();
+    this.takeover.close();
+    this.connSync.close();
     await this.proxy?.destroy();
     await this.election.close();
     await this.vip.close();

@@ -13,9 +13,15 @@ export interface PeerLinkSource {
   (): readonly { readonly name: string; readonly loss: number; readonly deadMs: number }[];
 }
 
+/** The shared connection lists, read at scrape time. */
+export interface ConnListSource {
+  (): { readonly own: number; readonly peers: readonly { readonly peer: string; readonly count: number }[] };
+}
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   let peerLinks: PeerLinkSource = () => [];
+  let connLists: ConnListSource = () => ({ own: 0, peers: [] });
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'vipd_process_' });
   const registers = [registry];
   const m = {
@@ -39,6 +45,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     /** The election tells the per-peer gauges where to read from. */
     setPeerLinks(source: PeerLinkSource): void { peerLinks = source; },
+    vipConnections: new Gauge({
+      name: 'vipd_vip_client_connections', help: 'Client connections this member relays on the VIP (shared with the peers so a new master can reset them).',
+      registers, collect() { this.set(connLists().own); },
+    }),
+    peerVipConnections: new Gauge({
+      name: 'vipd_peer_vip_client_connections', help: "A peer's client connections on the VIP as it last reported them: the ones this member resets if it takes the VIP over.",
+      labelNames: ['peer'] as const, registers,
+      collect() { this.reset(); for (const p of connLists().peers) this.labels(p.peer).set(p.count); },
+    }),
+    setConnLists(source: ConnListSource): void { connLists = source; },
+    clientsReset: new Counter({ name: 'vipd_takeover_clients_reset_total', help: 'Client connections of a previous master this member reset on taking the VIP over (tickle ACKs).', registers }),
+    ticklesSent: new Counter({ name: 'vipd_takeover_tickles_sent_total', help: 'Tickle ACK packets sent (a client is sent one per round; rounds repeat for loss).', registers }),
     peersAlive: new Gauge({ name: 'vipd_peers_alive', help: 'Peers (not counting this member) whose heartbeats arrive in time.', registers }),
     quorum: new Gauge({ name: 'vipd_quorum', help: '1 while this member hears a quorum of the configured members (always 1 with quorum: none).', registers }),
     heartbeatsSent: new Counter({ name: 'vipd_heartbeats_sent_total', help: 'Heartbeats sent, counting one per peer.', registers }),

@@ -1,6 +1,7 @@
 /**
  * The vipd_packet addon (native/packet.cc): what it exports, typed, and where it is loaded from.
- * The wrappers (src/vip/packet-socket.ts, src/native/udp-socket.ts) are its only users.
+ * The wrappers (src/vip/packet-socket.ts, src/native/udp-socket.ts, src/native/raw-socket.ts) are its
+ * only users.
  *
  * Loaded on first use, so importing a wrapper (dry runs, unit tests) never needs a compiled addon.
  * Every function throws an Error whose `code` is the errno name (EPERM, EADDRINUSE...) when the
@@ -19,12 +20,28 @@ export interface NativePacketSocket {
   unref(): void;
 }
 
+export interface NativeRawIpv4Socket {
+  /**
+   * One complete IPv4 packet, header included, routed towards `dstIp`. True when the kernel took it,
+   * false when the send buffer was full (EAGAIN), to back off and retry.
+   */
+  send(packet: Buffer, dstIp: string): boolean;
+  /** Idempotent. */
+  close(): void;
+}
+
 export interface NativeBinding {
   /**
    * An AF_PACKET socket bound to ETH_P_ARP on `ifindex`; `filter` (a classic BPF program, see
    * src/native/bpf.ts) is attached before the bind, so no frame it drops is ever queued.
    */
   PacketSocket: new (ifindex: number, onFrame: (frame: Buffer) => void, filter?: Buffer | null) => NativePacketSocket;
+  /**
+   * A send-only raw IPv4 socket (IPPROTO_RAW, so IP_HDRINCL): the caller writes the whole IP header,
+   * source address included. Needs CAP_NET_RAW. `sendBufferBytes` sets SO_SNDBUF, best effort (past
+   * net.core.wmem_max with CAP_NET_ADMIN); 0 or absent keeps the default.
+   */
+  RawIpv4Socket: new (sendBufferBytes?: number) => NativeRawIpv4Socket;
   ifNameToIndex(name: string): number;
   /**
    * A non-blocking AF_INET UDP socket with `filter` attached, SO_RCVBUF set (best effort; 0 keeps the

@@ -21,9 +21,27 @@ import { sameBackend, type BackendSettings, type BalanceMode, type FrontendSetti
  */
 const LISTEN_BACKLOG = 4096;
 
+/** A client connection on a frontend, as accepted (IPv4 addresses, read once at accept). */
+export interface ClientConnection {
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+}
+
+/**
+ * Told of every client connection: opened() once when accepted, closed() once when its relay is
+ * done. Called synchronously on the proxy's hot path, so it must be quick; an exception is logged.
+ */
+export interface ConnectionObserver {
+  opened(connection: ClientConnection): void;
+  closed(connection: ClientConnection): void;
+}
+
 export interface FrontendDeps {
   readonly log: Logger;
   readonly metrics: ProxyMetrics;
+  readonly connections?: ConnectionObserver;
 }
 
 export interface BackendStatus {
@@ -59,6 +77,8 @@ export class Frontend implements RelayHost {
   private readonly relays = new Set<ClientRelay>();
   private readonly retryMeter: { inc(): void };
   private readonly unservedMeter: { inc(): void };
+  /** The relays the connection observer was told of, with their addresses (read at accept). */
+  private readonly observed = new Map<ClientRelay, ClientConnection>();
   private closedBytesIn = 0;
   private closedBytesOut = 0;
   private listening = false;
@@ -85,9 +105,7 @@ export class Frontend implements RelayHost {
       pauseOnConnect: true,
       noDelay: true,
     });
-    this.server.on('connection', (socket: net.Socket) => {
-      this.relays.add(new ClientRelay(socket, this));
-    });
+    this.server.on('connection', (socket: net.Socket) => this.accept(socket));
   }
 
   get bind(): FrontendSettings['bind'] {
@@ -215,8 +233,37 @@ export class Frontend implements RelayHost {
     this.limited.warn('unserved', { reason }, 'client connection closed: no backend reachable');
   }
 
+  private accept(socket: net.Socket): void {
+    if (this.deps.connections === undefined) {
+      this.relays.add(new ClientRelay(socket, this));
+      return;
+    }
+    // Read before the relay starts: a client it closes at once (no backend) has no addresses left.
+    const connection: ClientConnection = {
+      localAddress: socket.localAddress ?? '', localPort: socket.localPort ?? 0,
+      remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0,
+    };
+    const relay = new ClientRelay(socket, this);
+    this.relays.add(relay);
+    this.observed.set(relay, connection);
+    this.tell('opened', connection);
+  }
+
+  private tell(event: 'opened' | 'closed', connection: ClientConnection): void {
+    try {
+      this.deps.connections?.[event](connection);
+    } catch (err) {
+      this.limited.warn('observer', { err: (err as Error).message, event }, 'connection observer failed');
+    }
+  }
+
   relayDone(relay: ClientRelay): void {
     this.relays.delete(relay);
+    const connection = this.observed.get(relay);
+    if (connection !== undefined) {
+      this.observed.delete(relay);
+      this.tell('closed', connection);
+    }
     this.closedBytesIn += relay.bytesIn;
     this.closedBytesOut += relay.bytesOut;
     const backend = relay.backend;

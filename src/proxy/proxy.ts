@@ -5,13 +5,15 @@
 import { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
 import { registerProxyMetrics, type ByteTotals, type ProxyMetrics } from '../metrics/proxy-metrics';
-import { Frontend, type FrontendStatus } from './frontend';
+import { Frontend, type ConnectionObserver, type FrontendStatus } from './frontend';
 import { proxySettings, type FrontendSettings, type ProxyConfigSource, type ProxySettings } from './settings';
 
 export interface ProxyDeps {
   readonly log: Logger;
   /** From registerProxyMetrics on the daemon's registry; a private registry when absent. */
   readonly metrics?: ProxyMetrics;
+  /** Told of every client connection of every frontend (see ConnectionObserver). */
+  readonly connections?: ConnectionObserver;
 }
 
 export interface ProxyStatus {
@@ -107,7 +109,7 @@ export class TcpProxy {
   }
 
   private newFrontend(settings: FrontendSettings): Frontend {
-    return new Frontend(settings, { log: this.deps.log, metrics: this.metrics });
+    return new Frontend(settings, { log: this.deps.log, metrics: this.metrics, connections: this.deps.connections });
   }
 
   private retire(frontend: Frontend): void {

@@ -29,6 +29,13 @@ export interface RunnerOptions {
   readonly vip: VipOwner;
   /** A monotonic clock in ms; injected so nothing here depends on wall-clock jumps. */
   readonly now?: () => number;
+  /**
+   * Other authenticated messages on the election's port (the connection lists, src/takeover): gets
+   * each one that is not a heartbeat, returns a drop reason or undefined.
+   */
+  readonly channel?: { receive(msg: Buffer, from: string): DropReason | undefined; isOwn(msg: Buffer): boolean };
+  /** The VIP is now on the interface, or no longer (after the netlink operation completed). */
+  readonly onVipHeld?: (held: boolean) => void;
 }
 
 /** Copies of one message (the final resign) are this far apart: UDP may lose one, the handover should not wait. */
@@ -305,8 +312,10 @@ export class ElectionRunner {
   private settle(): void {
     const held = this.opts.vip.held();
     this.opts.metrics.vipHeld.set(held ? 1 : 0);
+    const was = this.heldSince !== undefined;
     if (!held) this.heldSince = undefined;
     else this.heldSince ??= Date.now();
+    if (held !== was) this.opts.onVipHeld?.(held);
   }
 
   private async sendToPeers(hb: Heartbeat, copies: number): Promise<void> {
@@ -330,7 +339,26 @@ export class ElectionRunner {
     }
   }
 
+  /** One datagram to every peer (for the connection lists; heartbeats go through sendToPeers). */
+  broadcast(bytes: Buffer): void {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    const { settings, port } = this.opts;
+    for (const member of settings.members) {
+      if (member.name === settings.self.name) continue;
+      socket.send(bytes, port, member.address, (err) => {
+        if (err) this.limited.warn(`broadcast:${member.name}`, { peer: member.name, err: err.message }, 'cannot send the connection list');
+      });
+    }
+  }
+
   private onMessage(msg: Buffer, from: string): void {
+    const channel = this.opts.channel;
+    if (channel !== undefined && channel.isOwn(msg)) {
+      const reason = channel.receive(msg, from);
+      if (reason !== undefined) this.dropped(reason, from, 'a connection list message');
+      return;
+    }
     const admitted = this.inbox.admit(msg, from, { epoch: this.state.epoch, now: this.now() });
     if (!admitted.ok) return this.dropped(admitted.reason, from, admitted.detail);
     this.opts.metrics.heartbeatsReceived.inc();

@@ -1,0 +1,222 @@
+/**
+ * Sharing the client connections on the VIP between the members, so that whoever takes the VIP
+ * over knows the clients of the member that had it (conn-table.ts says why).
+ *
+ * Sending: every `deltaEveryMs` what changed (a delta, numbered), and every `snapshotEveryMs` the
+ * whole table in chunks (a snapshot, naming the last delta it includes), to every peer, on the
+ * election's socket (conn-wire.ts). Deltas make a client known within an interval of connecting;
+ * snapshots repair what lost deltas missed and let peers forget what closed. A member whose table
+ * is empty sends one empty snapshot, then nothing until it relays again: backups are silent.
+ *
+ * Receiving: one table per peer. A delta is applied as it comes (a gap is only a few entries
+ * missed until the next snapshot); a complete snapshot replaces the table, and the recent deltas
+ * newer than it are applied again on top. Tickling an entry that has closed meanwhile is harmless
+ * (the client's kernel has no such connection), missing one costs that client its own timeout, so
+ * the tables err on the side of keeping entries. Bounded: entries per peer, chunks per snapshot.
+ */
+import type { Member } from '../vrrp/types';
+import type { DropReason } from '../vrrp/wire';
+import { ConnTable, endpointKey, type ClientEndpoint } from './conn-table';
+import { decodeConnMessage, encodeConnMessage, isConnMessage, MAX_ENTRIES, type ConnMessage } from './conn-wire';
+
+export interface ConnSyncOptions {
+  readonly clusterId: number;
+  readonly self: Member;
+  readonly members: readonly Member[];
+  readonly secret: Buffer;
+  /** This run's epoch (wall-clock ms at start), as the election's. */
+  readonly epoch: number;
+  /** Sends one datagram to every peer (the election runner's socket). */
+  readonly send: (bytes: Buffer) => void;
+  readonly deltaEveryMs: number;
+  readonly snapshotEveryMs?: number;
+  readonly maxEntries?: number;
+}
+
+/** Deltas kept per peer to re-apply over a snapshot that completes after them. */
+const RECENT_DELTAS = 64;
+/** A snapshot larger than this many chunks (160 entries each) is refused. */
+const MAX_CHUNKS = 1024;
+/** Datagrams sent per delta tick at most; the rest goes in the next tick (a storm must not flood). */
+const MAX_DATAGRAMS_PER_TICK = 64;
+
+interface PeerTable {
+  epoch: number;
+  /** The last delta the last applied snapshot included: older deltas arriving late are skipped. */
+  snapshotDseq: number;
+  readonly entries: Map<string, ClientEndpoint>;
+  recent: { dseq: number; adds: readonly ClientEndpoint[]; removes: readonly ClientEndpoint[] }[];
+  snapshot: { id: number; chunks: Map<number, readonly ClientEndpoint[]>; total: number; dseq: number } | undefined;
+}
+
+export class ConnSync {
+  readonly table: ConnTable;
+  private readonly byAddress: ReadonlyMap<string, string>;
+  private readonly replay = new WindowGuard();
+  private readonly peers = new Map<string, PeerTable>();
+  private readonly maxEntries: number;
+  private seq = 0;
+  private dseq = 0;
+  private snapshotId = 0;
+  /** Delta messages still to send (a tick sends at most MAX_DATAGRAMS_PER_TICK). */
+  private backlog: ConnMessage[] = [];
+  private sentEmpty = true;
+  private deltaTimer: NodeJS.Timeout | undefined;
+  private snapshotTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: ConnSyncOptions) {
+    this.maxEntries = opts.maxEntries ?? 65_536;
+    this.table = new ConnTable(this.maxEntries);
+    this.byAddress = new Map(opts.members.filter((m) => m.name !== opts.self.name).map((m) => [m.address, m.name]));
+  }
+
+  start(): void {
+    this.deltaTimer = setInterval(() => this.flushDelta(), this.opts.deltaEveryMs);
+    this.deltaTimer.unref();
+    this.snapshotTimer = setInterval(() => this.sendSnapshot(), this.opts.snapshotEveryMs ?? 5_000);
+    this.snapshotTimer.unref();
+  }
+
+  close(): void {
+    if (this.deltaTimer !== undefined) clearInterval(this.deltaTimer);
+    if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer);
+    this.deltaTimer = undefined;
+    this.snapshotTimer = undefined;
+  }
+
+  /** Sends what changed since the last delta (and what a previous tick could not send). */
+  flushDelta(): void {
+    const { adds, removes } = this.table.takeDelta();
+    for (let a = 0, r = 0; a < adds.length || r < removes.length;) {
+      const addPart = adds.slice(a, a + MAX_ENTRIES);
+      const removePart = removes.slice(r, r + MAX_ENTRIES - addPart.length);
+      a += addPart.length;
+      r += removePart.length;
+      this.dseq += 1;
+      this.backlog.push({ kind: 'delta', ...this.common(), dseq: this.dseq, adds: addPart, removes: removePart });
+    }
+    if (this.table.size > 0) this.sentEmpty = false;
+    for (const m of this.backlog.splice(0, MAX_DATAGRAMS_PER_TICK)) this.emit({ ...m, seq: this.nextSeq() });
+  }
+
+  /** Sends the whole table in chunks; an empty table once, so peers forget, then nothing. */
+  sendSnapshot(): void {
+    const entries = this.table.snapshot();
+    if (entries.length === 0 && this.sentEmpty) return;
+    this.sentEmpty = entries.length === 0;
+    this.snapshotId += 1;
+    const chunks = Math.max(1, Math.ceil(entries.length / MAX_ENTRIES));
+    for (let i = 0; i < chunks; i += 1) {
+      this.emit({
+        kind: 'snapshot', ...this.common(), seq: this.nextSeq(), dseq: this.dseq, snapshotId: this.snapshotId, chunk: i, chunks,
+        entries: entries.slice(i * MAX_ENTRIES, (i + 1) * MAX_ENTRIES),
+      });
+    }
+  }
+
+  /** Whether a datagram is for this channel (a connection message), before authentication. */
+  isOwn(msg: Buffer): boolean {
+    return isConnMessage(msg);
+  }
+
+  /** A connection message from `from` (the source address). Returns a drop reason, or undefined when taken. */
+  receive(msg: Buffer, from: string): DropReason | undefined {
+    const member = this.byAddress.get(from);
+    if (member === undefined) return 'unknown_sender';
+    const decoded = decodeConnMessage(msg, this.opts.secret, this.opts.clusterId);
+    if (!decoded.ok) return decoded.reason;
+    const m = decoded.message;
+    if (m.sender !== member) return 'unknown_sender';
+    if (!this.replay.accept(m.sender, m.epoch, m.seq)) return 'replay';
+    this.apply(m);
+    return undefined;
+  }
+
+  /** The connections each peer reported, as known now. */
+  peerEntries(peer: string): ClientEndpoint[] {
+    return [...(this.peers.get(peer)?.entries.values() ?? [])];
+  }
+
+  /** Every peer's connections, and forgets them: the takeover resets them once. */
+  takeAll(): { peer: string; entries: ClientEndpoint[] }[] {
+    const out = [...this.peers.entries()].map(([peer, t]) => ({ peer, entries: [...t.entries.values()] }));
+    this.peers.clear();
+    return out.filter((p) => p.entries.length > 0);
+  }
+
+  /** Known entries per peer (metrics). */
+  counts(): { peer: string; count: number }[] {
+    return [...this.peers.entries()].map(([peer, t]) => ({ peer, count: t.entries.size }));
+  }
+
+  private apply(m: ConnMessage): void {
+    let t = this.peers.get(m.sender);
+    if (t === undefined || t.epoch !== m.epoch) {
+      // A new run of that member: whatever it had before is gone with its old process.
+      t = { epoch: m.epoch, snapshotDseq: 0, entries: new Map(), recent: [], snapshot: undefined };
+      this.peers.set(m.sender, t);
+    }
+    if (m.kind === 'delta') {
+      if (m.dseq <= t.snapshotDseq) return;
+      this.applyDelta(t, m.adds, m.removes);
+      t.recent.push({ dseq: m.dseq, adds: m.adds, removes: m.removes });
+      if (t.recent.length > RECENT_DELTAS) t.recent.shift();
+      return;
+    }
+    if (m.chunks > MAX_CHUNKS) return;
+    if (t.snapshot?.id !== m.snapshotId) t.snapshot = { id: m.snapshotId, chunks: new Map(), total: m.chunks, dseq: m.dseq };
+    t.snapshot.chunks.set(m.chunk, m.entries);
+    if (t.snapshot.chunks.size < t.snapshot.total) return;
+    // Complete: the table is the snapshot, plus the deltas it did not include yet.
+    const snap = t.snapshot;
+    t.snapshot = undefined;
+    t.snapshotDseq = snap.dseq;
+    t.entries.clear();
+    for (const part of snap.chunks.values()) this.applyDelta(t, part, []);
+    for (const d of t.recent) if (d.dseq > snap.dseq) this.applyDelta(t, d.adds, d.removes);
+  }
+
+  private applyDelta(t: PeerTable, adds: readonly ClientEndpoint[], removes: readonly ClientEndpoint[]): void {
+    for (const e of adds) if (t.entries.size < this.maxEntries) t.entries.set(endpointKey(e), e);
+    for (const e of removes) t.entries.delete(endpointKey(e));
+  }
+
+  private common() {
+    return { clusterId: this.opts.clusterId, sender: this.opts.self.name, epoch: this.opts.epoch, seq: 0 };
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  private emit(m: ConnMessage): void {
+    this.opts.send(encodeConnMessage(m, this.opts.secret));
+  }
+}
+
+/**
+ * Anti-replay for connection messages, with a window (as IPsec's): each delta says something of its
+ * own, so one that a reordering network delivers after a later one must still count; a message seen
+ * before, older than the window, or of an earlier run of its sender is refused.
+ */
+export class WindowGuard {
+  private readonly last = new Map<string, { epoch: number; top: number; seen: Set<number> }>();
+
+  constructor(private readonly window = 256) {}
+
+  accept(sender: string, epoch: number, seq: number): boolean {
+    const prev = this.last.get(sender);
+    if (prev === undefined || epoch > prev.epoch) {
+      this.last.set(sender, { epoch, top: seq, seen: new Set([seq]) });
+      return true;
+    }
+    if (epoch < prev.epoch || seq <= prev.top - this.window || prev.seen.has(seq)) return false;
+    prev.seen.add(seq);
+    if (seq > prev.top) {
+      prev.top = seq;
+      for (const old of prev.seen) if (old <= seq - this.window) prev.seen.delete(old);
+    }
+    return true;
+  }
+}

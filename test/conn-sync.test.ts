@@ -1,0 +1,190 @@
+/**
+ * The connection list the members share (src/takeover): the table's deltas and snapshots, the
+ * bytes on the wire, and a receiver that ends up with the sender's table through loss, reordering
+ * and replays.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConnSync, WindowGuard } from '../src/takeover/conn-sync';
+import { ConnTable, type ClientEndpoint } from '../src/takeover/conn-table';
+import { decodeConnMessage, encodeConnMessage, isConnMessage, MAX_ENTRIES } from '../src/takeover/conn-wire';
+import { Takeover } from '../src/takeover/takeover';
+import type { Logger } from '../src/log/logger';
+import { mulberry32 } from './helpers/sim-cluster';
+
+const secret = Buffer.from('conn-sync-test-secret-0123');
+const members = [{ name: 'cp1', address: '10.0.0.1' }, { name: 'cp2', address: '10.0.0.2' }];
+const ep = (i: number): ClientEndpoint => ({ clientIp: `10.1.${(i >> 8) & 255}.${i & 255}`, clientPort: 30000 + (i % 30000), vipPort: 6443 });
+const sorted = (list: readonly ClientEndpoint[]) => list.map((e) => `${e.clientIp}:${e.clientPort}`).sort();
+
+describe('ConnTable', () => {
+  it('deltas carry what changed since the last one; open-and-close in between is never sent', () => {
+    const t = new ConnTable();
+    t.opened(ep(1));
+    t.opened(ep(2));
+    assert.deepEqual(sorted(t.takeDelta().adds), sorted([ep(1), ep(2)]));
+    t.closed(ep(1));
+    t.opened(ep(3));
+    t.closed(ep(3));
+    const d = t.takeDelta();
+    assert.deepEqual(sorted(d.removes), sorted([ep(1)]));
+    assert.deepEqual(d.adds, []);
+    assert.deepEqual(sorted(t.snapshot()), sorted([ep(2)]));
+  });
+
+  it('is bounded', () => {
+    const t = new ConnTable(10);
+    for (let i = 0; i < 50; i += 1) t.opened(ep(i));
+    assert.equal(t.size, 10);
+    assert.equal(t.overflow, 40);
+  });
+});
+
+describe('connection messages on the wire', () => {
+  it('round-trip deltas and snapshot chunks, and fit one Ethernet frame', () => {
+    const adds = Array.from({ length: 100 }, (_, i) => ep(i));
+    const removes = Array.from({ length: 60 }, (_, i) => ep(1000 + i));
+    const delta = { kind: 'delta' as const, clusterId: 3, sender: 'cp1', epoch: 1_700_000_000_000, seq: 7, dseq: 9, adds, removes };
+    const bytes = encodeConnMessage(delta, secret);
+    assert.ok(isConnMessage(bytes));
+    assert.ok(bytes.length <= 1472, `${bytes.length} bytes`);
+    assert.deepEqual(decodeConnMessage(bytes, secret, 3), { ok: true, message: delta });
+    const snap = { kind: 'snapshot' as const, clusterId: 3, sender: 'cp1', epoch: 5, seq: 8, dseq: 9, snapshotId: 2, chunk: 1, chunks: 3, entries: adds };
+    assert.deepEqual(decodeConnMessage(encodeConnMessage(snap, secret), secret, 3), { ok: true, message: snap });
+    assert.throws(() => encodeConnMessage({ ...delta, adds: [...adds, ...adds] }, secret), RangeError);
+    assert.equal(MAX_ENTRIES, 160);
+  });
+
+  it('refuse another secret, another cluster, any flipped bit, any truncation, without throwing', () => {
+    const bytes = encodeConnMessage({ kind: 'delta', clusterId: 3, sender: 'cp1', epoch: 1, seq: 1, dseq: 1, adds: [ep(1)], removes: [] }, secret);
+    const other = decodeConnMessage(bytes, Buffer.from('another-secret-16-bytes'), 3);
+    assert.equal(!other.ok && other.reason, 'bad_mac');
+    const cluster = decodeConnMessage(bytes, secret, 4);
+    assert.equal(!cluster.ok && cluster.reason, 'wrong_cluster');
+    for (let i = 0; i < bytes.length; i += 1) {
+      const copy = Buffer.from(bytes);
+      copy[i] = (copy[i] as number) ^ 0x04;
+      assert.equal(decodeConnMessage(copy, secret, 3).ok, false, `byte ${i}`);
+      assert.equal(decodeConnMessage(bytes.subarray(0, i), secret, 3).ok, false, `length ${i}`);
+    }
+  });
+});
+
+describe('ConnSync between two members', () => {
+  /** cp1 relays; cp2 receives through a lossy, reordering link. */
+  function pair(loss: number, seed: number) {
+    const rnd = mulberry32(seed);
+    const inFlight: Buffer[] = [];
+    const sender = new ConnSync({ clusterId: 1, self: members[0]!, members, secret, epoch: 100, send: (b) => inFlight.push(b), deltaEveryMs: 100 });
+    const receiver = new ConnSync({ clusterId: 1, self: members[1]!, members, secret, epoch: 200, send: () => undefined, deltaEveryMs: 100 });
+    const deliver = () => {
+      const batch = inFlight.splice(0).filter(() => rnd() >= loss).sort(() => rnd() - 0.5);
+      for (const b of batch) assert.equal(receiver.receive(b, '10.0.0.1'), undefined);
+    };
+    return { sender, receiver, deliver, inFlight };
+  }
+
+  it('with no loss, the receiver knows every connection within a delta', () => {
+    const { sender, receiver, deliver } = pair(0, 1);
+    for (let i = 0; i < 1000; i += 1) sender.table.opened(ep(i));
+    sender.flushDelta();
+    deliver();
+    assert.equal(receiver.peerEntries('cp1').length, 1000);
+    for (let i = 0; i < 500; i += 1) sender.table.closed(ep(i));
+    sender.flushDelta();
+    deliver();
+    assert.deepEqual(sorted(receiver.peerEntries('cp1')), sorted(sender.table.snapshot()));
+  });
+
+  it('through 30 % loss and reordering, the next complete snapshot repairs what lost deltas missed', () => {
+    for (const seed of [1, 2, 3]) {
+      const { sender, receiver, deliver } = pair(0.3, seed);
+      const rnd = mulberry32(seed + 99);
+      for (let round = 0; round < 50; round += 1) {
+        for (let i = 0; i < 40; i += 1) {
+          const e = ep(Math.floor(rnd() * 3000));
+          if (rnd() < 0.6) sender.table.opened(e); else sender.table.closed(e);
+        }
+        sender.flushDelta();
+        deliver();
+      }
+      // Snapshots until one arrives whole (each chunk is lost with 30 %); the deltas carry on meanwhile.
+      for (let i = 0; i < 200 && sorted(receiver.peerEntries('cp1')).join() !== sorted(sender.table.snapshot()).join(); i += 1) {
+        sender.sendSnapshot();
+        deliver();
+      }
+      assert.deepEqual(sorted(receiver.peerEntries('cp1')), sorted(sender.table.snapshot()), `seed ${seed}`);
+    }
+  });
+
+  it('replays are refused; a new run of the sender replaces its table; takeAll forgets', () => {
+    const { sender, receiver, deliver, inFlight } = pair(0, 4);
+    sender.table.opened(ep(1));
+    sender.flushDelta();
+    const recorded = Buffer.from(inFlight[0] as Buffer);
+    deliver();
+    assert.equal(receiver.receive(recorded, '10.0.0.1'), 'replay');
+    assert.equal(receiver.receive(recorded, '10.0.0.9'), 'unknown_sender');
+    const restarted = new ConnSync({ clusterId: 1, self: members[0]!, members, secret, epoch: 101, send: (b) => { assert.equal(receiver.receive(b, '10.0.0.1'), undefined); }, deltaEveryMs: 100 });
+    restarted.table.opened(ep(2));
+    restarted.flushDelta();
+    assert.deepEqual(sorted(receiver.peerEntries('cp1')), sorted([ep(2)]));
+    assert.deepEqual(receiver.takeAll().map((p) => [p.peer, p.entries.length]), [['cp1', 1]]);
+    assert.deepEqual(receiver.takeAll(), []);
+  });
+
+  it('an emptied table is announced once, then the member is silent', () => {
+    const { sender, receiver, deliver, inFlight } = pair(0, 5);
+    sender.table.opened(ep(1));
+    sender.flushDelta();
+    sender.table.closed(ep(1));
+    sender.flushDelta();
+    sender.sendSnapshot();
+    deliver();
+    assert.deepEqual(receiver.peerEntries('cp1'), []);
+    sender.sendSnapshot();
+    sender.flushDelta();
+    assert.equal(inFlight.length, 0, 'nothing more to say');
+  });
+});
+
+describe('WindowGuard', () => {
+  it('accepts reordered messages within the window once; refuses repeats, old ones and earlier runs', () => {
+    const g = new WindowGuard(4);
+    assert.equal(g.accept('a', 1, 10), true);
+    assert.equal(g.accept('a', 1, 8), true, 'reordered, within the window');
+    assert.equal(g.accept('a', 1, 8), false, 'a repeat');
+    assert.equal(g.accept('a', 1, 6), false, 'older than the window');
+    assert.equal(g.accept('a', 0, 99), false, 'an earlier run');
+    assert.equal(g.accept('a', 2, 1), true, 'a new run');
+  });
+});
+
+describe('Takeover', () => {
+  it('a new master resets the previous master\'s clients on the VIP, once; other connections are not shared', () => {
+    const log = { info: () => undefined } as unknown as Logger;
+    const toB: Buffer[] = [];
+    const syncA = new ConnSync({ clusterId: 1, self: members[0]!, members, secret, epoch: 1, send: (b) => toB.push(b), deltaEveryMs: 100 });
+    const syncB = new ConnSync({ clusterId: 1, self: members[1]!, members, secret, epoch: 2, send: () => undefined, deltaEveryMs: 100 });
+    const started: ClientEndpoint[][] = [];
+    let stops = 0;
+    const tickler = { start: (t: readonly ClientEndpoint[]) => { started.push([...t]); }, stop: () => { stops += 1; } };
+    let reset = 0;
+    const meters = { clientsReset: { inc: (n: number) => { reset += n; } } };
+    const a = new Takeover({ sync: syncA, tickler, vip: '10.0.0.100', log, meters });
+    const b = new Takeover({ sync: syncB, tickler, vip: '10.0.0.100', log, meters });
+    for (let i = 0; i < 20; i += 1) a.observer.opened({ localAddress: '10.0.0.100', localPort: 6443, remoteAddress: `10.0.5.${i}`, remotePort: 40000 + i });
+    a.observer.opened({ localAddress: '10.0.0.1', localPort: 6443, remoteAddress: '10.0.5.99', remotePort: 1 });
+    a.observer.closed({ localAddress: '10.0.0.100', localPort: 6443, remoteAddress: '10.0.5.0', remotePort: 40000 });
+    syncA.flushDelta();
+    for (const m of toB) assert.equal(syncB.receive(m, '10.0.0.1'), undefined);
+    b.onVipHeld(true);
+    assert.equal(started.length, 1);
+    assert.equal(started[0]!.length, 19, 'the 19 still open on the VIP, not the one on the node address');
+    assert.equal(reset, 19);
+    b.onVipHeld(false);
+    assert.equal(stops, 1, 'losing the VIP stops what is left of the resets');
+    b.onVipHeld(true);
+    assert.equal(started.length, 1, 'reset once: the lists are forgotten after');
+  });
+});

@@ -1,0 +1,375 @@
+/**
+ * Tickle ACKs against real kernels: a master dies the way a node dies, the new master takes the VIP
+ * and tickles the dead master's clients, and every idle connection fails at once with ECONNRESET.
+ * Hosts a (the old master), b (the new one) and c (the clients) of a lab (src/lab/netns.ts: one
+ * bridge, 10.77.0.0/24) run test/helpers/tickle-agent.ts. The raw socket's own checks run in this
+ * process, sending to loopback only. Needs root.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { VipdError } from '../src/errors';
+import { sleep, waitFor, withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { loadPacketBinding, NATIVE_ADDON_PATH } from '../src/native/addon';
+import { openRawIpv4Socket } from '../src/native/raw-socket';
+import { buildTickleAck } from '../src/takeover/tickle';
+import type { TickleReport } from '../src/takeover/tickle-sender';
+import type { GroupSummary } from './helpers/tickle-agent';
+
+const AGENT = path.join(__dirname, 'helpers', 'tickle-agent.js');
+const VIP = '10.77.0.100';
+const PORT = 6443;
+// No skip when not root: these tests must run (CI runs as root); without root they fail loudly.
+const opts = { timeout: 180_000 };
+
+interface TickleResult {
+  startedAt: number;
+  report: TickleReport;
+  maxLoopLagMs: number;
+}
+
+interface Bed {
+  a: LanHost;
+  b: LanHost;
+  c: LanHost;
+  agentA: NsProcess;
+  agentB: NsProcess;
+  agentC: NsProcess;
+  /** Local ports of each group of c's connections to VIP:6443. */
+  ports: Record<string, number[]>;
+}
+
+function host(hosts: Map<string, LanHost>, name: string): LanHost {
+  const h = hosts.get(name);
+  if (h === undefined) throw new Error(`no host ${name}`);
+  return h;
+}
+
+/**
+ * a holds the VIP and serves VIP:6443; b serves *:6443 too (the new master's proxy is listening
+ * before it takes the VIP); c opens `groups` of idle connections to VIP:6443, all established on a.
+ * `prepareClient` runs before any of them (a firewall on c).
+ */
+async function bed(lab: Lab, groups: Record<string, number>,
+  prepareClient: (lab: Lab, c: LanHost) => Promise<void> = async () => undefined): Promise<Bed> {
+  const hosts = await lab.lan(['a', 'b', 'c']);
+  const [a, b, c] = ['a', 'b', 'c'].map((name) => host(hosts, name)) as [LanHost, LanHost, LanHost];
+  await prepareClient(lab, c);
+  await lab.ip(a.ns, 'addr', 'add', `${VIP}/24`, 'dev', a.ifname);
+  const [agentA, agentB, agentC] = [a, b, c].map((h) => lab.spawnNode(h.ns, AGENT)) as
+    [NsProcess, NsProcess, NsProcess];
+  await agentA.request('listen', { address: VIP, port: PORT });
+  await agentB.request('listen', { address: '0.0.0.0', port: PORT });
+  const ports: Record<string, number[]> = {};
+  for (const [group, count] of Object.entries(groups)) {
+    ports[group] = await agentC.request<number[]>('connect',
+      { group, address: VIP, port: PORT, count, concurrency: 200 }, 60_000);
+  }
+  const total = Object.values(groups).reduce((sum, n) => sum + n, 0);
+  // Established on c is not yet accepted on a: wait for the server's side of every connection.
+  await waitFor(`a to accept ${total} connections`, async () =>
+    ((await agentA.request<number>('accepted')) >= total ? true : undefined), { tries: 100, everyMs: 100 });
+  return { a, b, c, agentA, agentB, agentC, ports };
+}
+
+/**
+ * a dies as a node dies: its port on the bridge goes down first, so not one FIN or RST escapes; then
+ * b adds the VIP and announces it with a gratuitous ARP, as vipd's VipOwner does on takeover.
+ */
+async function failOver(lab: Lab, { a, b, agentB }: Bed): Promise<void> {
+  await lab.ip(a.bridgeNs, 'link', 'set', a.bridgePort, 'down');
+  await lab.ip(b.ns, 'addr', 'add', `${VIP}/24`, 'dev', b.ifname);
+  await agentB.request('garp', { interface: b.ifname, mac: b.mac, ip: VIP });
+}
+
+const summary = (agent: NsProcess, group: string, since?: number) =>
+  agent.request<GroupSummary>('connections', { group, ...(since === undefined ? {} : { since }) });
+
+function tickle(agent: NsProcess, clients: Array<{ ip: string; ports: number[] }>,
+  extra: Record<string, unknown> = {}): Promise<TickleResult> {
+  return agent.request<TickleResult>('tickle', { vip: VIP, vipPort: PORT, clients, ...extra }, 60_000);
+}
+
+/** Counters of a namespace's /proc/net/snmp and /proc/net/netstat, as "Tcp:OutRsts", "TcpExt:TCPACKSkippedSeq". */
+async function netCounters(lab: Lab, ns: string): Promise<Map<string, number>> {
+  const text = (await lab.exec(ns, 'cat', '/proc/net/snmp', '/proc/net/netstat')).stdout;
+  const lines = text.split('\n').filter((l) => l.includes(':'));
+  const counters = new Map<string, number>();
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const [names, values] = [lines[i], lines[i + 1]].map((l) => (l ?? '').trim().split(/\s+/));
+    const prefix = names?.[0] ?? '';
+    names?.slice(1).forEach((name, j) => counters.set(`${prefix}${name}`, Number(values?.[j + 1])));
+  }
+  return counters;
+}
+
+function delta(before: Map<string, number>, after: Map<string, number>, name: string): number {
+  const value = (after.get(name) ?? NaN) - (before.get(name) ?? NaN);
+  if (!Number.isFinite(value)) throw new Error(`no counter ${name}`);
+  return value;
+}
+
+describe('RawIpv4Socket', () => {
+  const countFds = () => readdirSync('/proc/self/fd').length;
+
+  /** A loopback port where nothing listens, for a packet that must go somewhere harmless. */
+  async function closedPort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it('sends on loopback, closes idempotently, refuses sends after close, and leaks no fd', async () => {
+    const before = countFds();
+    const socket = openRawIpv4Socket();
+    assert.equal(countFds(), before + 1);
+    // A bare ACK to a closed port: the kernel answers with a RST to 127.0.0.1:1, where nothing listens.
+    const packet = buildTickleAck({ srcIp: '127.0.0.1', srcPort: 1, dstIp: '127.0.0.1', dstPort: await closedPort() });
+    assert.equal(socket.send(packet, '127.0.0.1'), true);
+    assert.throws(() => socket.send(packet, 'localhost'), TypeError);
+    socket.close();
+    socket.close();
+    assert.equal(socket.closed, true);
+    assert.equal(countFds(), before);
+    assert.throws(() => socket.send(packet, '127.0.0.1'), (err: unknown) =>
+      err instanceof VipdError && err.code === 'VIPD_NATIVE' && /closed/.test(err.message));
+    assert.throws(() => openRawIpv4Socket({ sendBufferBytes: -1 }), RangeError);
+  });
+
+  it('the addon checks its arguments and its receiver, and the kernel the packet', () => {
+    const addon = loadPacketBinding();
+    const raw = new addon.RawIpv4Socket(1 << 20);
+    try {
+      const send = (...args: unknown[]) => (raw.send as (...a: unknown[]) => boolean)(...args);
+      assert.throws(() => send('not a buffer', '127.0.0.1'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(40), '127.0.0.256'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(40)), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(19), '127.0.0.1'), { code: 'ERR_OUT_OF_RANGE' });
+      // A header claiming 60 bytes in a 40-byte packet: raw_send_hdrinc() refuses it.
+      const badIhl = buildTickleAck({ srcIp: '127.0.0.1', srcPort: 1, dstIp: '127.0.0.1', dstPort: 1 });
+      badIhl[0] = 0x4f;
+      assert.throws(() => send(badIhl, '127.0.0.1'), { code: 'EINVAL' });
+      assert.throws(() => new (addon.RawIpv4Socket as unknown as new (n: unknown) => unknown)('big'),
+        { code: 'ERR_INVALID_ARG_TYPE' });
+      // A method of one class called on the other's object (or a plain one): V8 checks the receiver
+      // against the class before the addon runs, so no method ever unwraps the wrong struct.
+      const packetSend = (addon.PacketSocket.prototype as { send: (frame: Buffer) => number }).send;
+      assert.throws(() => packetSend.call(raw, Buffer.alloc(60)),
+        { name: 'TypeError', message: /Illegal invocation/ });
+      assert.throws(() => raw.send.call({}, Buffer.alloc(40), '127.0.0.1'), { name: 'TypeError' });
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('without CAP_NET_RAW the open fails with EPERM and says which capability is missing', () => {
+    const script = `
+      const { openRawIpv4Socket } = require(${JSON.stringify(path.resolve(__dirname, '../src/native/raw-socket.js'))});
+      try { openRawIpv4Socket(); console.log('opened'); } catch (e) { console.log(e.code + ' ' + e.message); }`;
+    const drop = ['--inh-caps=-net_raw', '--bounding-set=-net_raw'];
+    const run = spawnSync('setpriv', [...drop, process.execPath, '-e', script], { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^VIPD_NATIVE cannot open a raw IPv4 socket: EPERM; vipd needs CAP_NET_RAW/);
+  });
+
+  it('the finalizer closes the fd of a socket dropped without close()', () => {
+    const script = `
+      const addon = require(${JSON.stringify(NATIVE_ADDON_PATH)});
+      const fds = () => require('fs').readdirSync('/proc/self/fd').length;
+      const before = fds();
+      (() => { for (let i = 0; i < 50; i++) new addon.RawIpv4Socket(); })();
+      const opened = fds();
+      const poll = (n) => { gc(); if (fds() > before && n > 0) return setTimeout(poll, 20, n - 1);
+        console.log(JSON.stringify({ before, opened, after: fds() })); };
+      poll(50);`;
+    const run = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const { before, opened, after } = JSON.parse(run.stdout) as { before: number; opened: number; after: number };
+    assert.deepEqual([opened - before, after], [50, before]);
+  });
+
+  it('a packet the kernel refuses is counted by errno: no route, a firewall\'s drop', opts,
+    () => withLab(async (lab) => {
+      const b = host(await lab.lan(['b']), 'b');
+      await lab.exec(b.ns, 'nft', 'add', 'table', 'inet', 'fw');
+      await lab.exec(b.ns, 'nft', 'add', 'chain', 'inet', 'fw', 'output', '{ type filter hook output priority 0; }');
+      await lab.exec(b.ns, 'nft', 'add', 'rule', 'inet', 'fw', 'output', 'ip', 'daddr', '10.77.0.99', 'drop');
+      const agent = lab.spawnNode(b.ns, AGENT);
+      // No route to 192.0.2.1 (TEST-NET-1) in b: the lab has only its /24. Both targets get 4 passes.
+      const result = await tickle(agent, [{ ip: '192.0.2.1', ports: [1, 2] }, { ip: '10.77.0.99', ports: [1] }],
+        { roundsAtMs: [0] });
+      assert.deepEqual([result.report.packetsSent, result.report.failuresByCode],
+        [0, { ENETUNREACH: 8, EPERM: 4 }]);
+    }));
+});
+
+describe('tickle ACKs on takeover, between namespaces', () => {
+  it('reset every tickled idle connection of the dead master within 2 s; the untickled stay open', opts, () =>
+    withLab(async (lab) => {
+      const N = 50;
+      const state = await bed(lab, { tickled: N, control: N });
+      const { c, agentB, agentC, ports } = state;
+      await failOver(lab, state);
+      const cBefore = await netCounters(lab, c.ns);
+
+      const result = await tickle(agentB, [{ ip: c.ip, ports: ports.tickled ?? [] }]);
+      // The sender resolves after its last round (+1500 ms), inside the 2 s.
+      const elapsed = Date.now() - result.startedAt;
+      const tickled = await summary(agentC, 'tickled', result.startedAt);
+      assert.deepEqual([tickled.errors, tickled.open], [{ ECONNRESET: N }, 0]);
+      const lastResetMs = (tickled.lastErrorAt ?? Infinity) - result.startedAt;
+      assert.ok(lastResetMs < 2000, `the last reset came ${lastResetMs} ms after the start`);
+      const { report } = result;
+      assert.deepEqual(report, {
+        targets: N, passes: 4, rounds: 3, packetsSent: 3 * 4 * N, sendFailures: 0, failuresByCode: {}, backoffs: 0,
+        firstPassMs: report.firstPassMs, firstRoundMs: report.firstRoundMs, durationMs: report.durationMs,
+        stopped: false,
+      });
+      console.log(`tickle ${N}: first pass sent in ${report.firstPassMs?.toFixed(1)} ms; resets after ` +
+        `${tickled.errorDelaysMs[0]}..${tickled.errorDelaysMs[N - 1]} ms; all rounds ` +
+        `${report.durationMs.toFixed(0)} ms`);
+
+      // The control: the same takeover, the same wait, no tickle: nothing tells these they are dead.
+      if (elapsed < 2000) await sleep(2000 - elapsed);
+      const control = await summary(agentC, 'control');
+      assert.deepEqual([control.open, control.errors, control.closedClean], [N, {}, 0]);
+
+      // The tickles passed c's TCP checksum check (veth leaves it to the receiver, so this is a real check).
+      const cAfter = await netCounters(lab, c.ns);
+      assert.equal(delta(cBefore, cAfter, 'Tcp:InCsumErrors'), 0);
+      // The clients reconnect through the new master.
+      assert.equal(await agentB.request<number>('accepted'), 0);
+      await agentC.request('connect', { group: 'again', address: VIP, port: PORT, count: 5 });
+      assert.equal(await agentC.request<number>('echo', { group: 'again' }), 5);
+      assert.equal(await agentB.request<number>('accepted'), 5);
+    }));
+
+  it('reach a client whose firewall drops conntrack-INVALID packets: one of the four (seq, ack) pairs passes', opts,
+    () => withLab(async (lab) => {
+      const N = 50;
+      const state = await bed(lab, { four: N, one: N }, async (labIn, c) => {
+        await labIn.exec(c.ns, 'nft', 'add', 'table', 'inet', 'fw');
+        await labIn.exec(c.ns, 'nft', 'add', 'chain', 'inet', 'fw', 'input', '{ type filter hook input priority 0; }');
+        await labIn.exec(c.ns, 'nft', 'add', 'rule', 'inet', 'fw', 'input',
+          'ct', 'state', 'invalid', 'counter', 'drop');
+      });
+      const { c, agentB, agentC, ports } = state;
+      await failOver(lab, state);
+      // One round each, so that no repeat hides what a single pass misses.
+      await tickle(agentB, [{ ip: c.ip, ports: ports.four ?? [] }], { roundsAtMs: [0] });
+      await tickle(agentB, [{ ip: c.ip, ports: ports.one ?? [] }], { roundsAtMs: [0], seqAck: [[0, 0]] });
+      await sleep(200);
+      const four = await summary(agentC, 'four');
+      const one = await summary(agentC, 'one');
+      const dropped = /counter packets (\d+)/.exec((await lab.exec(c.ns, 'nft', 'list', 'ruleset')).stdout)?.[1];
+      console.log(`ct state invalid drop on the client: all four pairs reset ${four.errors.ECONNRESET ?? 0} ` +
+        `of ${N}, (0, 0) alone ${one.errors.ECONNRESET ?? 0} of ${N}; the firewall dropped ${String(dropped)}`);
+      assert.deepEqual([four.errors, four.open], [{ ECONNRESET: N }, 0]);
+      // Each connection lets (0, 0) through with a chance of 1/4: that all 50 do is 2^-100, none (3/4)^50 < 1e-6.
+      assert.ok(one.open > 0 && one.open < N, `(0, 0) alone left ${one.open} of ${N} open`);
+    }));
+
+  it('are not held up by a client that never answers ARP: the raw socket has room for its neighbour queue', opts,
+    () => withLab(async (lab) => {
+      const N = 50;
+      const state = await bed(lab, { control: N, tickled: N });
+      const { c, agentB, agentC, ports } = state;
+      await failOver(lab, state);
+      // 2,000 connections of a client that is gone (no host has 10.77.0.222) come first in the list:
+      // their packets wait in b's neighbour queue for an ARP answer that never comes (for 3 s).
+      const gone = { ip: '10.77.0.222', ports: Array.from({ length: 2000 }, (_, i) => 30_000 + i) };
+      // The control first, while that neighbour is still being resolved: the kernel's default send
+      // buffer fills with the queued packets, every later send fails with EAGAIN, and the round is
+      // given up (one round, which ends well before the ARP fails).
+      const stalled = await tickle(agentB, [gone, { ip: c.ip, ports: ports.control ?? [] }],
+        { roundsAtMs: [0], sendBufferBytes: 0 });
+      const result = await tickle(agentB, [gone, { ip: c.ip, ports: ports.tickled ?? [] }], { roundsAtMs: [0] });
+      await sleep(200);
+      const control = await summary(agentC, 'control');
+      const tickled = await summary(agentC, 'tickled', result.startedAt);
+      console.log('behind 2,000 targets that never resolve: with the default send buffer ' +
+        `${control.errors.ECONNRESET ?? 0} of ${N} reset (${stalled.report.backoffs} pauses, ` +
+        `${stalled.report.sendFailures} packets given up); with 4 MiB ${tickled.errors.ECONNRESET ?? 0} of ${N}, ` +
+        `the last ${tickled.errorDelaysMs[N - 1]} ms after the start`);
+      assert.deepEqual([control.open, control.errors], [N, {}]);
+      assert.ok((stalled.report.failuresByCode.EAGAIN ?? 0) > 0);
+      assert.deepEqual([tickled.errors, tickled.open], [{ ECONNRESET: N }, 0]);
+      assert.deepEqual([result.report.sendFailures, result.report.backoffs], [0, 0]);
+    }));
+
+  it('are harmless to live connections, closed ports and absent hosts, and answered once per 500 ms', opts,
+    () => withLab(async (lab) => {
+      // No takeover: a, alive and holding the VIP, tickles its own live clients, ports on c where
+      // nothing listens, and an address no host has.
+      const N = 20;
+      const { a, c, agentA, agentC, ports } = await bed(lab, { live: N });
+      const [aBefore, cBefore] = await Promise.all([netCounters(lab, a.ns), netCounters(lab, c.ns)]);
+      const closed = Array.from({ length: N }, (_, i) => 100 + i);
+      // Rounds 100 ms apart fall under c's rate limit; the one 600 ms later does not.
+      const result = await tickle(agentA, [
+        { ip: c.ip, ports: ports.live ?? [] },
+        { ip: c.ip, ports: closed },
+        { ip: '10.77.0.222', ports: [40000, 40001] },
+      ], { roundsAtMs: [0, 100, 700] });
+      const [aAfter, cAfter] = await Promise.all([netCounters(lab, a.ns), netCounters(lab, c.ns)]);
+      const sends = 3 * 4 * (2 * N + 2);
+      assert.deepEqual([result.report.packetsSent, result.report.sendFailures, result.report.stopped],
+        [sends, 0, false]);
+
+      const live = await summary(agentC, 'live');
+      assert.deepEqual([live.open, live.errors], [N, {}]);
+      assert.equal(await agentC.request<number>('echo', { group: 'live' }), N, 'every live connection still echoes');
+      assert.equal(await agentA.request<number>('accepted'), N, 'nobody had to reconnect');
+
+      // c answered each live socket's first tickle of rounds 0 and 2 with an ACK, which a's socket took as
+      // a duplicate, and skipped the other 10 of its 12 (a chance of ~1e-3 per run that (0, 0) or (2^31, 2^31)
+      // falls in some socket's window would move one count here). Each closed port drew a RST, which a ignored.
+      const d = (ns: 'a' | 'c', name: string) =>
+        (ns === 'a' ? delta(aBefore, aAfter, name) : delta(cBefore, cAfter, name));
+      assert.equal(d('c', 'TcpExt:TCPACKSkippedSeq'), 10 * N);
+      assert.equal(d('c', 'Tcp:OutSegs') - d('c', 'Tcp:OutRsts'), 2 * N);
+      assert.equal(d('c', 'Tcp:OutRsts'), 3 * 4 * N);
+      assert.equal(d('a', 'Tcp:OutRsts'), 0);
+    }));
+
+  it('measures 5,000 tickles: send time, loop stall, time until every client socket has failed', opts, () =>
+    withLab(async (lab) => {
+      const N = 5000;
+      const state = await bed(lab, { watches: N });
+      const { b, c, agentB, agentC, ports } = state;
+      await failOver(lab, state);
+      const [bBefore, cBefore] = await Promise.all([netCounters(lab, b.ns), netCounters(lab, c.ns)]);
+
+      const result = await tickle(agentB, [{ ip: c.ip, ports: ports.watches ?? [] }]);
+      let watches = await summary(agentC, 'watches', result.startedAt);
+      for (let i = 0; i < 30 && watches.open > 0; i++) {
+        await sleep(100);
+        watches = await summary(agentC, 'watches', result.startedAt);
+      }
+      const [bAfter, cAfter] = await Promise.all([netCounters(lab, b.ns), netCounters(lab, c.ns)]);
+      const { report } = result;
+      const delays = watches.errorDelaysMs;
+      const at = (q: number) => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))];
+      const byRound = [[-Infinity, 600], [600, 1500], [1500, Infinity]]
+        .map(([from = 0, to = 0]) => delays.filter((ms) => ms >= from && ms < to).length);
+      console.log([
+        `tickle ${N}: first pass sent in ${report.firstPassMs?.toFixed(0)} ms, first round (4 passes) in ` +
+          `${report.firstRoundMs?.toFixed(0)} ms, ${report.packetsSent} packets in ` +
+          `${report.durationMs.toFixed(0)} ms ` +
+          `(3 rounds), ${report.backoffs} backoffs, ${report.sendFailures} failures; ` +
+          `longest event-loop stall ${result.maxLoopLagMs} ms`,
+        `  resets: ${JSON.stringify(watches.errors)}, ${at(0)} / ${at(0.5)} / ${at(0.99)} / ${at(1)} ms after the ` +
+          `start (first / median / p99 / last); in rounds 0 / 1 / 2: ${byRound.join(' / ')}`,
+        `  c: TCPACKSkippedSeq +${delta(cBefore, cAfter, 'TcpExt:TCPACKSkippedSeq')}, ` +
+          `OutRsts +${delta(cBefore, cAfter, 'Tcp:OutRsts')}; b: InSegs +${delta(bBefore, bAfter, 'Tcp:InSegs')}, ` +
+          `OutRsts +${delta(bBefore, bAfter, 'Tcp:OutRsts')}`,
+      ].join('\n'));
+      assert.deepEqual([watches.errors, watches.open], [{ ECONNRESET: N }, 0]);
+      assert.equal(report.packetsSent + report.sendFailures, 3 * 4 * N);
+    }));
+});
