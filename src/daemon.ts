@@ -76,12 +76,13 @@ export class Daemon implements HealthSource {
       clusterId: settings.clusterId, self: settings.self, members: settings.members, secret, epoch: Date.now(),
       send: (bytes) => this.election.broadcast(bytes), deltaEveryMs: settings.intervalMs,
     });
+    const vipIp = config.vip.address.split('/')[0] as string; // the config's address carries its prefix
     this.takeover = new Takeover({
       sync: this.connSync,
       tickler: options.dryRun
         ? new LogTickler(log)
-        : new RawTickler({ vip: config.vip.address, log, ticklesSent: this.metrics.ticklesSent }),
-      vip: config.vip.address,
+        : new RawTickler({ vip: vipIp, log, ticklesSent: this.metrics.ticklesSent }),
+      vip: vipIp,
       log,
       meters: { clientsReset: this.metrics.clientsReset },
     });

@@ -134,7 +134,8 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
         securityContext: {
           // Root for the capabilities (the secret file is root's 0600), but only these two:
           // NET_ADMIN to add/remove the VIP through netlink, NET_RAW for the packet socket that
-          // sends gratuitous ARP and watches for conflicts. Ports are all above 1024.
+          // sends gratuitous ARP and watches for conflicts, and for the raw IPv4 socket that sends the
+          // takeover's tickle ACKs. Ports are all above 1024.
           runAsUser: 0,
           runAsGroup: 0,
           allowPrivilegeEscalation: false,
