@@ -178,10 +178,21 @@ export async function watchAcross(bed: DrillBed, w: { log: WatchLog; child: Chil
   }
 }
 
-/** A watch for the next fault, flowing; or undefined, saying why, when none can run. */
+/**
+ * How long a watch has been flowing before the fault. A real watch is minutes old when its
+ * server dies; one opened a few ms before is not what a takeover is judged on: vipd's members
+ * share their connection lists every heartbeat interval (100 ms), so a connection younger than
+ * that may be unknown to the next master.
+ */
+export const WATCH_AGE_MS = 1000;
+
+/** A watch for the next fault, flowing for WATCH_AGE_MS; or undefined, saying why, when none can run. */
 export async function flowingWatch(bed: DrillBed): Promise<{ log: WatchLog; child: ChildProcess } | undefined> {
   const w = await bed.startWatch();
-  if (w.log.unavailable === undefined) return w;
+  if (w.log.unavailable === undefined) {
+    await sleep(WATCH_AGE_MS);
+    return w;
+  }
   await bed.stopProgram(w.child);
   const missing = /Cannot find|ERR_MODULE_NOT_FOUND/.test(w.log.unavailable);
   bed.say(`  no watch figures: ${w.log.unavailable.split('\n')[0]}`
