@@ -132,7 +132,8 @@ export async function runClientDrill(manager: VipManager, options: ClientDrillOp
 async function moved(bed: DrillBed, master: NodeName, start: number): Promise<{ ms: number | undefined; to: string }> {
   await bed.holders.waitFor((h) => [...h].some((n) => n !== master), PHASE_TIMEOUT_MS);
   const change = firstHeldByOther(bed.holders.log, master, start);
-  const to = [...bed.holders.holders].find((n) => n !== master) ?? '';
+  // The node that took over, even if a flapping manager has let go of the VIP again since.
+  const to = change?.holders.find((n) => n !== master) ?? '';
   return { ms: change === undefined ? undefined : change.t - start, to };
 }
 
