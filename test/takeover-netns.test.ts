@@ -8,8 +8,8 @@
  * - a @kubernetes/client-node Watch through VIP:6443 gets events again within 5 s of the VIP's
  *   move, across a cut of the master's link and across the death of the master's node (link cut,
  *   then every process SIGKILLed, so no FIN or RST escapes it);
- * - 2,000 idle TLS clients (watches of one quiet object) are all back within 10 s of the death of
- *   the master's node.
+ * - 2,000 idle TLS clients (watches of one quiet object) are all back within 15 s of the death of
+ *   the master's node, and at least half within 5 s (see STORM_BACK_MS).
  * Generous bounds: correctness, not speed (bench/failover.ts measures the speed). The drill's
  * figures are printed as test diagnostics. Everything it creates is removed, on failure too.
  */
@@ -23,7 +23,16 @@ import { vipdManager } from '../src/lab/lab';
 const PREFIX = 'vipd-takeover';
 const WATCH_BACK_MS = 5000;
 const STORM_CLIENTS = 2000;
-const STORM_BACK_MS = 10_000;
+/**
+ * Not the reset's own time (every client is reset within about 0.3 s of the takeover): a third of
+ * the reconnects go to the dead node's apiserver until the new master's health checks mark it
+ * down, and wait out the balancer's connect timeout (5 s) before a retry elsewhere; a client
+ * unlucky twice in a row (its backoff doubled between) takes 10-13 s. So the bound on all of
+ * them is 15 s, and the reset itself is judged by how many are back within 5 s: without it,
+ * under 10 % (those whose keepalive probe happened to fall then).
+ */
+const STORM_BACK_MS = 15_000;
+const STORM_HALF_MS = 5000;
 
 describe('clients notice a failover (vipd on the namespaced bed)', { timeout: 240_000 }, () => {
   let outcomes: ClientOutcome[] = [];
@@ -35,7 +44,7 @@ describe('clients notice a failover (vipd on the namespaced bed)', { timeout: 24
       outcomes = await runClientDrill(vipdManager({ verbose: false }, print), {
         out: print, prefix: PREFIX, events: ['watch', 'storm'],
         // Past the bounds asserted, so a miss reads as "came back late" or "not at all".
-        watchWaitMs: 20_000, stormClients: STORM_CLIENTS, stormPhaseMs: 20_000, stormSpreadMs: 3000,
+        watchWaitMs: 20_000, stormClients: STORM_CLIENTS, stormPhaseMs: 25_000, stormSpreadMs: 3000,
       });
     } finally {
       console.log([...lines, ...formatClientOutcomes('vipd', outcomes)].map((l) => `# ${l}`).join('\n'));
@@ -80,5 +89,7 @@ describe('clients notice a failover (vipd on the namespaced bed)', { timeout: 24
       `every client back within ${s.phaseMs / 1000} s (${s.atEnd} of ${s.clients} were)`);
     assert.ok(s.allBackMs <= STORM_BACK_MS,
       `all back ${s.allBackMs} ms after the death; want <= ${STORM_BACK_MS} (${s.within5s} within 5 s)`);
+    assert.ok(s.within5s >= STORM_CLIENTS / 2,
+      `${s.within5s} of ${STORM_CLIENTS} back within ${STORM_HALF_MS / 1000} s of the death; want at least half`);
   });
 });
