@@ -4,13 +4,16 @@
  * other in one run, and the figures side by side; then the random-loss trials. As root:
  *
  *   npm run bench:failover         (= npm run build && node dist/bench/failover.js: everything)
- *   node dist/bench/failover.js [--only vipd|keepalived] [--events crash,link,...,random-loss]
- *     [--loss-seconds 600] [--loss-rates 10,30,50] [--loss-parallel none|rate|all] [--verbose]
+ *   node dist/bench/failover.js [--only vipd|keepalived] [--events crash,link,...,storm,random-loss]
+ *     [--storm-clients 5000] [--loss-seconds 600] [--loss-rates 10,30,50] [--loss-parallel none|rate|all] [--verbose]
  *
  * keepalived is set up as the kubeadm HA guide does (unicast peers, equal priorities, state
  * BACKUP everywhere), once with its default advert_int 1 (VRRPv2) and once with VRRPv3 at 0.1 s,
  * which is the fastest it supports and what vipd's default heartbeat interval matches. HAProxy
  * listens on :6443 on every node with HTTPS /readyz checks; the client connects to VIP:6443.
+ *
+ * Then what clients see (src/lab/client-drill.ts): a watch across a node death and a link cut, a
+ * load of new connections with a blackholed or a killed apiserver, a reconnect storm.
  *
  * The drill's events run one manager after the other: they time failovers to the millisecond and
  * must not share the CPU. The random-loss trials count events over minutes, and each has its own
@@ -24,9 +27,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   DRILL_EVENTS, formatDetections, formatLossTrials, formatOutcomes, runCrashUnderLoss, runDrill, runLossTrial,
-  type Detection, type DrillEvent, type LossTrial, type Outcome,
+  watchCell, type Detection, type DrillEvent, type LossTrial, type Outcome,
 } from '../src/lab/drill';
-import { NODES, VIP, type VipManager } from '../src/lab/drill-bed';
+import {
+  CLIENT_EVENTS, clientFigures, maxStormClients, runClientDrill, type ClientEvent, type ClientOutcome,
+} from '../src/lab/client-drill';
+import { NODES, PHASE_TIMEOUT_MS, VIP, type VipManager } from '../src/lab/drill-bed';
 import { vipdManager } from '../src/lab/lab';
 
 /** HAProxy as the kubeadm HA guide configures it: TCP on :6443, HTTPS /readyz checks, roundrobin. */
@@ -108,6 +114,10 @@ type Parallel = (typeof PARALLEL)[number];
 interface BenchOptions {
   readonly only: 'vipd' | 'keepalived' | undefined;
   readonly events: readonly DrillEvent[];
+  readonly clientEvents: readonly ClientEvent[];
+  readonly stormClients: number;
+  readonly stormSeconds: number;
+  readonly watchSeconds: number;
   readonly randomLoss: boolean;
   readonly crashLoss: boolean;
   readonly detectRates: readonly number[];
@@ -119,9 +129,12 @@ interface BenchOptions {
   readonly verbose: boolean;
 }
 
-const USAGE = `usage: node dist/bench/failover.js [--only vipd|keepalived] [--events LIST] [--loss-seconds N]
-  [--loss-rates 10,30,50] [--loss-parallel none|rate|all] [--detect-rates 0,10,30,50] [--detect-crashes N] [--verbose]
-  --events: a comma-separated subset of ${[...DRILL_EVENTS, RANDOM_LOSS, CRASH_LOSS].join(',')} (default: all)`;
+const ALL_EVENTS: readonly string[] = [...DRILL_EVENTS, ...CLIENT_EVENTS, RANDOM_LOSS, CRASH_LOSS];
+
+const USAGE = `usage: node dist/bench/failover.js [--only vipd|keepalived] [--events LIST] [--storm-clients N]
+  [--storm-seconds 60] [--watch-seconds 60] [--loss-seconds N] [--loss-rates 10,30,50] [--loss-parallel none|rate|all]
+  [--detect-rates 0,10,30,50] [--detect-crashes N] [--verbose]
+  --events: a comma-separated subset of ${ALL_EVENTS.join(',')} (default: all)`;
 
 function options(argv: readonly string[]): BenchOptions {
   const { values } = parseArgs({
@@ -129,6 +142,9 @@ function options(argv: readonly string[]): BenchOptions {
     options: {
       only: { type: 'string' },
       events: { type: 'string' },
+      'storm-clients': { type: 'string', default: '5000' },
+      'storm-seconds': { type: 'string', default: '60' },
+      'watch-seconds': { type: 'string', default: '60' },
       'loss-seconds': { type: 'string', default: '600' },
       'loss-rates': { type: 'string', default: '10,30,50' },
       'loss-parallel': { type: 'string', default: 'rate' },
@@ -142,11 +158,18 @@ function options(argv: readonly string[]): BenchOptions {
   if (values.only !== undefined && values.only !== 'vipd' && values.only !== 'keepalived') {
     throw bad(`--only: "${values.only}"`);
   }
-  const events = values.events?.split(',').map((e) => e.trim()).filter((e) => e !== '')
-    ?? [...DRILL_EVENTS, RANDOM_LOSS, CRASH_LOSS];
-  for (const e of events) {
-    if (e !== RANDOM_LOSS && e !== CRASH_LOSS && !(DRILL_EVENTS as readonly string[]).includes(e)) throw bad(`--events: unknown "${e}"`);
+  const events = values.events?.split(',').map((e) => e.trim()).filter((e) => e !== '') ?? ALL_EVENTS;
+  for (const e of events) if (!ALL_EVENTS.includes(e)) throw bad(`--events: unknown "${e}"`);
+  const stormClients = Number(values['storm-clients']);
+  const maxStorm = maxStormClients();
+  if (!Number.isInteger(stormClients) || stormClients < 1 || stormClients > maxStorm) {
+    throw bad(`--storm-clients: 1 to ${maxStorm} (a balancer holds two descriptors per client; `
+      + 'this limit follows the hard limit on open files)');
   }
+  const stormSeconds = Number(values['storm-seconds']);
+  if (!Number.isInteger(stormSeconds) || stormSeconds < 5 || stormSeconds > 600) throw bad('--storm-seconds: 5 to 600');
+  const watchSeconds = Number(values['watch-seconds']);
+  if (!Number.isInteger(watchSeconds) || watchSeconds < 5 || watchSeconds > 600) throw bad('--watch-seconds: 5 to 600');
   const detectRates = (values['detect-rates'] ?? '').split(',').map(Number);
   if (detectRates.some((r) => !Number.isInteger(r) || r < 0 || r > 90)) throw bad('--detect-rates: whole percentages from 0 to 90');
   const detectCrashes = Number(values['detect-crashes']);
@@ -163,6 +186,7 @@ function options(argv: readonly string[]): BenchOptions {
   if (!PARALLEL.includes(parallel)) throw bad(`--loss-parallel: one of ${PARALLEL.join(', ')}`);
   return {
     only: values.only as BenchOptions['only'], events: DRILL_EVENTS.filter((e) => events.includes(e)),
+    clientEvents: CLIENT_EVENTS.filter((e) => events.includes(e)), stormClients, stormSeconds, watchSeconds,
     randomLoss: events.includes(RANDOM_LOSS), crashLoss: events.includes(CRASH_LOSS), detectRates, detectCrashes,
     lossSeconds, lossRates, parallel, verbose: values.verbose === true,
   };
@@ -264,7 +288,14 @@ async function detections(contenders: readonly Contender[], o: BenchOptions, pri
   return out;
 }
 
-interface Run { readonly label: string; readonly outcomes: readonly Outcome[] }
+interface Run {
+  readonly label: string;
+  readonly outcomes: readonly Outcome[];
+  readonly client: readonly ClientOutcome[];
+}
+
+/** The first column's width: the longest event name. */
+const FIRST = 70;
 
 /** One row of a side-by-side table: `cell` of each run's outcome for `event`. */
 function row(name: string, runs: readonly Run[], event: string, cell: (o: Outcome) => string): string {
@@ -272,19 +303,41 @@ function row(name: string, runs: readonly Run[], event: string, cell: (o: Outcom
     const o = r.outcomes.find((x) => x.event === event);
     return (o === undefined ? '-' : cell(o)).padStart(34);
   });
-  return `${name.padEnd(56)}${cells.join('')}`;
+  return `${name.padEnd(FIRST)}${cells.join('')}`;
+}
+
+/** What clients saw, side by side: for each event, every figure of it, one row each. */
+function compareClients(all: readonly Run[], print: (l: string) => void): void {
+  const runs = all.filter((r) => r.client.length > 0);
+  const head = (first: string) => `${first.padEnd(FIRST)}${runs.map((r) => r.label.padStart(34)).join('')}`;
+  const events = [...new Set(runs.flatMap((r) => r.client.map((x) => x.event)))];
+  for (const e of events) {
+    const figures = runs.map((r) => {
+      const o = r.client.find((x) => x.event === e);
+      return new Map(o === undefined ? [] : clientFigures(o));
+    });
+    const names = [...new Set(figures.flatMap((f) => [...f.keys()]))];
+    print(`\n=== ${e}\n${head('figure')}`);
+    for (const n of names) print(`${n.padEnd(FIRST)}${figures.map((f) => (f.get(n) ?? '-').padStart(34)).join('')}`);
+  }
 }
 
 /** The drill's figures side by side: the headline tables, then every figure of each held fault. */
 function compare(runs: readonly Run[], print: (l: string) => void): void {
   const ms = (v: number | undefined, none: string) => (v === undefined ? none : String(v));
   const yes = (b: boolean | undefined) => (b === undefined ? '-' : b ? 'yes' : 'no');
-  const head = (first: string) => `${first.padEnd(56)}${runs.map((r) => r.label.padStart(34)).join('')}`;
+  const head = (first: string) => `${first.padEnd(FIRST)}${runs.map((r) => r.label.padStart(34)).join('')}`;
   const events = [...new Set(runs.flatMap((r) => r.outcomes.map((x) => x.event)))];
+  if (events.length === 0) return;
   print(`\n=== client outage (ms) per event; lower is better\n${head('event')}`);
   for (const e of events) print(row(e, runs, e, (x) => ms(x.outageMs, 'unrecovered')));
   print('\n=== VIP moved (ms) per event');
   for (const e of events) print(row(e, runs, e, (x) => ms(x.vipMovedMs, 'never')));
+  const watched = events.filter((e) => runs.some((r) => r.outcomes.some((x) => x.event === e && x.watch)));
+  if (watched.length > 0) {
+    print(`\n=== a client's watch through the VIP: resumed after (ms), waited ${PHASE_TIMEOUT_MS / 1000} s at most`);
+    for (const e of watched) print(row(e, runs, e, (x) => watchCell(x.watch) || '-'));
+  }
   const isHeld = (e: string) => runs.some((r) => r.outcomes.some((x) => x.event === e && x.multiMs !== undefined));
   const heldFaults = events.filter(isHeld);
   for (const e of heldFaults) {
@@ -318,15 +371,24 @@ async function main(): Promise<void> {
   }
   const chosen = contenders.filter((c) => o.only === undefined || c.kind === o.only);
   const runs: Run[] = [];
-  for (const c of o.events.length > 0 ? chosen : []) {
+  for (const c of chosen) {
+    const clientEvents = c.tag === 'ka-v2' ? [] : o.clientEvents;
+    if (o.events.length === 0 && clientEvents.length === 0) continue;
     print(`\n=== ${c.manager.label}`);
-    const outcomes = await runDrill(c.manager, { out: print, prefix: 'vipd-bench', events: o.events });
-    runs.push({ label: c.manager.label, outcomes });
+    const outcomes = o.events.length === 0 ? []
+      : await runDrill(c.manager, { out: print, prefix: 'vipd-bench', events: o.events });
+    // What clients see is compared against keepalived at its fastest only (VRRPv3 0.1 s): the
+    // managers' detection is not what it measures, and each manager takes minutes.
+    const client = clientEvents.length === 0 ? [] : await runClientDrill(c.manager, {
+      out: print, prefix: 'vipd-bench', events: clientEvents, stormClients: o.stormClients,
+      stormPhaseMs: o.stormSeconds * 1000, watchWaitMs: o.watchSeconds * 1000,
+    });
+    runs.push({ label: c.manager.label, outcomes, client });
   }
   const trials = o.randomLoss ? await lossTrials(chosen, o, print) : [];
   const detected = o.crashLoss ? await detections(chosen, o, print) : [];
 
-  if (runs.length > 0) compare(runs, print);
+  if (runs.length > 0) { compare(runs, print); compareClients(runs, print); }
   if (trials.length > 0) {
     print(`\n=== random loss: each node drops that share of the heartbeats it sends, for ${o.lossSeconds} s`);
     for (const l of formatLossTrials(trials)) print(l);
@@ -335,7 +397,10 @@ async function main(): Promise<void> {
     print("\n=== crash under loss: each node drops that share of its heartbeats; the master's node crashes");
     for (const l of formatDetections(detected)) print(l);
   }
-  for (const r of runs) { print(''); for (const l of formatOutcomes(r.label, r.outcomes)) print(l); }
+  for (const r of runs.filter((x) => x.outcomes.length > 0)) {
+    print('');
+    for (const l of formatOutcomes(r.label, r.outcomes)) print(l);
+  }
   print(`\nbench: ${((Date.now() - started) / 60_000).toFixed(1)} min`);
 }
 

@@ -3,8 +3,9 @@
  * on one bridge), a stand-in apiserver (HTTPS, /readyz) on :9443 in each node, a VIP manager in
  * each node (vipd, or keepalived + HAProxy for the comparison), the kernel's view of who holds the
  * VIP (`ip monitor address` in each node, a HolderLog) and a client connecting to VIP:port (a
- * ClientLog). The events that break it live in drill.ts; this file only builds, operates and
- * removes it. Everything it creates is removed by `close()`, and on Ctrl-C by a handler that runs
+ * ClientLog); more client programs (a watch, a load, a storm) can run beside it in the client's
+ * namespace. The events that break it live in drill.ts and client-drill.ts; this file only
+ * builds, operates and removes it. Everything it creates is removed by `close()`, and on Ctrl-C by a handler that runs
  * before the Lab's own sweep, so no process outlives its namespace.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -16,6 +17,7 @@ import { ExitCode, VipdError } from '../errors';
 import { ClientLog } from './client-log';
 import { HolderLog } from './holder-log';
 import { Lab, sleep, type LanHost } from './netns';
+import { WatchLog } from './watch-client';
 
 export const NODES = ['cp1', 'cp2', 'cp3'] as const;
 export type NodeName = (typeof NODES)[number];
@@ -87,6 +89,7 @@ export class DrillBed implements DrillNetwork {
   private hosts = new Map<string, LanHost>();
   private readonly children = new Set<ChildProcess>();
   private readonly managers = new Map<NodeName, { child: ChildProcess; election: boolean }[]>();
+  private readonly standIns = new Map<NodeName, ChildProcess>();
   private readonly monitors = new Set<number>();
   /** Ctrl-C: the process dies right after the handlers run, so nothing asynchronous. */
   private readonly onSignal = () => {
@@ -158,8 +161,77 @@ export class DrillBed implements DrillNetwork {
   }
 
   startStandIn(n: NodeName): void {
-    this.spawnIn(this.host(n).ns, process.execPath,
-      [join(__dirname, 'stand-in-apiserver.js'), '--host', '0.0.0.0', '--port', '9443', '--name', n], 'ignore');
+    this.standIns.set(n, this.spawnIn(this.host(n).ns, process.execPath,
+      [join(__dirname, 'stand-in-apiserver.js'), '--host', '0.0.0.0', '--port', '9443', '--name', n], 'ignore'));
+  }
+
+  /** SIGKILLs `n`'s stand-in apiserver (its kernel resets its connections) and waits for it to exit. */
+  async killStandIn(n: NodeName): Promise<void> {
+    const child = this.standIns.get(n);
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /**
+   * A program of the lab's (a script beside this file) in the client's namespace, each stdout line
+   * handed to `onLine`; it ends when its stdin closes (`stopProgram`). `nofile` raises its
+   * descriptor limit (prlimit, which execs the program in place) for programs holding thousands
+   * of connections.
+   */
+  startClientProgram(script: string, args: readonly string[], onLine: (line: string) => void,
+    nofile?: number): ChildProcess {
+    const node = [process.execPath, join(__dirname, script), ...args];
+    const [cmd, ...rest] = nofile === undefined ? node : ['prlimit', `--nofile=${nofile}:${nofile}`, ...node];
+    const child = this.spawnIn(this.host('client').ns, cmd!, rest);
+    createInterface({ input: child.stdout! }).on('line', onLine);
+    // A program that fails says why on stderr: the last lines are printed if it exits with an error.
+    const tail: string[] = [];
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+    });
+    child.once('exit', (code) => {
+      if (code !== 0 && code !== null) this.say(`  ${script} exited with ${code}: ${tail.join(' | ')}`);
+    });
+    return child;
+  }
+
+  /**
+   * A watching client (watch-client.ts: @kubernetes/client-node's Watch) on the stand-in's event
+   * watch through VIP:probePort, in the client's namespace; resolves once events flow through it,
+   * or with the log saying why not (the library is not installed, or nothing came in 10 s).
+   */
+  async startWatch(): Promise<{ log: WatchLog; child: ChildProcess }> {
+    const log = new WatchLog();
+    const since = Date.now();
+    const child = this.startClientProgram('watch-client.js', [`https://${VIP}:${this.manager.probePort}`],
+      (line) => log.add(line));
+    if (!await log.waitFor(() => log.flowingAfter(since), 10_000) && log.unavailable === undefined) {
+      log.unavailable = 'no watch event came in within 10 s';
+    }
+    return { log, child };
+  }
+
+  /** Closes a client program's stdin, waits for it to exit, and kills it after 5 s. */
+  async stopProgram(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.stdin?.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Sets a sysctl in a host's namespace (the namespace's own copy: the machine's is untouched). */
+  sysctl(host: string, key: string, value: string | number): void {
+    execFileSync('ip', ['netns', 'exec', this.host(host).ns, 'sysctl', '-q', '-w', `${key}=${value}`]);
+  }
+
+  /** Reads a sysctl in a host's namespace. */
+  readSysctl(host: string, key: string): string {
+    return execFileSync('ip', ['netns', 'exec', this.host(host).ns, 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
   }
 
   startManager(n: NodeName): void {
@@ -191,8 +263,16 @@ export class DrillBed implements DrillNetwork {
    * the command's own.
    */
   electionPids(n: NodeName): number[] {
-    const roots = (this.managers.get(n) ?? []).filter((m) => m.election).map((m) => m.child.pid)
-      .filter((pid): pid is number => pid !== undefined);
+    return this.treeOf(n, (this.managers.get(n) ?? []).filter((m) => m.election));
+  }
+
+  /** Every process of the manager on `n` (keepalived, its children and HAProxy; vipd), parents first. */
+  managerPids(n: NodeName): number[] {
+    return this.treeOf(n, this.managers.get(n) ?? []);
+  }
+
+  private treeOf(n: NodeName, commands: readonly { child: ChildProcess }[]): number[] {
+    const roots = commands.map((m) => m.child.pid).filter((pid): pid is number => pid !== undefined);
     const parents = new Map(namespacePids(this.host(n).ns).map((pid) => [pid, parentPid(pid)] as const));
     const tree = [...roots];
     // Breadth first over the namespace's processes: at most one pass per process.

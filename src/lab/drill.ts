@@ -3,15 +3,19 @@
  * nodes, a client connecting to VIP:6443 every 10 ms, who holds the VIP read from each node's
  * kernel, so every manager is judged the same way). Events, each started from one VIP holder, the
  * master:
- * - the VIP must move: crash the master, cut its link, stop it gracefully, partition it away;
+ * - the VIP must move: the master's node dies, its link is cut, it stops gracefully, it is
+ *   partitioned away; across the first two a client's watch (watch-client.ts) must come back;
  * - faults real networks have, held for a while and then cleared: the master's manager stalls
  *   (SIGSTOP, then SIGCONT), or its heartbeats are lost one way (out of it, or into it).
- * And, for the benchmark, a long trial with random heartbeat loss on every node. Everything
- * created is removed at the end, on error and on Ctrl-C.
+ * And, for the benchmark, a long trial with random heartbeat loss on every node. What clients
+ * see beyond connects (a watch held longer, a load on faulty backends, a reconnect storm) is in
+ * client-drill.ts. Everything created is removed at the end, on error and on Ctrl-C.
  */
+import type { ChildProcess } from 'node:child_process';
 import { DrillBed, NODES, PHASE_TIMEOUT_MS, type BedOptions, type NodeName, type VipManager } from './drill-bed';
 import { firstHeldByOther, holdersAt, holderStats, type HolderStats } from './holder-log';
 import { sleep } from './netns';
+import type { WatchLog } from './watch-client';
 
 export interface Outcome {
   readonly event: string;
@@ -34,6 +38,20 @@ export interface Outcome {
   readonly backToOrigin?: boolean;
   /** One-way loss: exactly one holder when the rule was removed. */
   readonly oneHolderAtHeal?: boolean;
+  /** The node death and the link cut: what a client's watch through the VIP saw (if it could run). */
+  readonly watch?: WatchFigure;
+}
+
+/** A watch across a fault, from the fault on. */
+export interface WatchFigure {
+  /** From the fault to the first event of a watch started after it; undefined: none within the wait. */
+  readonly resumeMs: number | undefined;
+  /** How long the drill waited for it. */
+  readonly waitedMs: number;
+  /** Watches started after the fault. */
+  readonly restarts: number;
+  /** How the old watch (and any failed restart) ended: an error code, or "closed". */
+  readonly endedBy: readonly string[];
 }
 
 export const DRILL_EVENTS = ['crash', 'link', 'graceful', 'partition', 'stall', 'loss-out', 'loss-in'] as const;
@@ -42,6 +60,8 @@ export type DrillEvent = (typeof DRILL_EVENTS)[number];
 export interface DrillOptions extends BedOptions {
   /** The events to run, in this order (default: all of DRILL_EVENTS). */
   readonly events?: readonly DrillEvent[];
+  /** Hold a client's watch across the node death and the link cut (default true). */
+  readonly watch?: boolean;
   /** How long a stall lasts (default 3 s). */
   readonly stallMs?: number;
   /** How long a one-way loss lasts (default 10 s). */
@@ -91,14 +111,12 @@ export async function runDrill(manager: VipManager, options: DrillOptions): Prom
 type EventRun = (bed: DrillBed, manager: VipManager, options: DrillOptions) => Promise<Outcome>;
 
 const EVENTS: Record<DrillEvent, EventRun> = {
-  // A node crash: every process on the node dies at once (SIGKILL to all of its namespace's
-  // processes, so a manager's helper processes get no chance to send a goodbye either). The VIP
-  // stays on the interface, as on a hung node; the restarted manager has to clean it up.
-  crash: (bed) => takeover(bed, 'crash: SIGKILL every process on the master', (m) => {
-    for (const pid of bed.nodePids(m)) signal(pid, 'SIGKILL');
-  }, (m) => { bed.startStandIn(m); bed.startManager(m); }),
-  link: (bed) => takeover(bed, "link cut: the master's switch port goes down",
-    (m) => bed.switchPort(m, false), (m) => bed.switchPort(m, true)),
+  // A node death: see nodeDeath. The VIP stays on the interface, as on a hung node; the restarted
+  // manager has to clean it up.
+  crash: (bed, _m, o) => takeover(bed, CRASH_EVENT, (m) => nodeDeath(bed, m), (m) => nodeRevival(bed, m),
+    o.watch ?? true),
+  link: (bed, _m, o) => takeover(bed, LINK_EVENT, (m) => bed.switchPort(m, false), (m) => bed.switchPort(m, true),
+    o.watch ?? true),
   graceful: (bed) => takeover(bed, 'graceful: SIGTERM the master',
     (m) => bed.stopManager(m, 'SIGTERM'), (m) => { bed.startManager(m); }),
   partition: (bed) => takeover(bed, 'partition: nftables cuts the master off from the rest',
@@ -121,8 +139,72 @@ const EVENTS: Record<DrillEvent, EventRun> = {
   'loss-in': (bed, manager, o) => oneWay(bed, manager, 'in', o.lossHoldMs ?? 10_000),
 };
 
+export const CRASH_EVENT = "crash: the master's node dies (link cut, then every process killed)";
+export const LINK_EVENT = "link cut: the master's switch port goes down";
+
+/**
+ * A node death: its switch port goes down first, then every process on it is SIGKILLed (all of its
+ * namespace's, so a manager's helpers send no goodbye either). A dead machine's kernel sends
+ * nothing, so its clients' connections are left open on their side; killing the processes with
+ * the link up would have the kernel reset them all at once, which no dead machine does.
+ */
+export async function nodeDeath(bed: DrillBed, n: NodeName): Promise<void> {
+  await bed.switchPort(n, false);
+  for (const pid of bed.nodePids(n)) signal(pid, 'SIGKILL');
+}
+
+/** The dead node comes back: its link first, then its apiserver and its manager start afresh. */
+export async function nodeRevival(bed: DrillBed, n: NodeName): Promise<void> {
+  await bed.switchPort(n, true);
+  bed.startStandIn(n);
+  bed.startManager(n);
+}
+
+/**
+ * A watch started before a fault at `start`: waits until it resumed (a watch started after the
+ * fault delivered an event) or `start + waitMs`, then stops it. undefined when no watch could run.
+ */
+export async function watchAcross(bed: DrillBed, w: { log: WatchLog; child: ChildProcess } | undefined, start: number,
+  waitMs: number): Promise<WatchFigure | undefined> {
+  if (w === undefined) return undefined;
+  try {
+    if (w.log.unavailable !== undefined) return undefined;
+    await w.log.waitFor(() => w.log.resumedAfter(start) !== undefined, Math.max(0, start + waitMs - Date.now()));
+    const resumed = w.log.resumedAfter(start);
+    return { resumeMs: resumed === undefined ? undefined : resumed - start, waitedMs: waitMs,
+      restarts: w.log.restartsAfter(start), endedBy: w.log.endsAfter(start) };
+  } finally {
+    await bed.stopProgram(w.child);
+  }
+}
+
+/**
+ * How long a watch has been flowing before the fault. A real watch is minutes old when its
+ * server dies; one opened a few ms before is not what a takeover is judged on: vipd's members
+ * share their connection lists every heartbeat interval (100 ms), so a connection younger than
+ * that may be unknown to the next master.
+ */
+export const WATCH_AGE_MS = 1000;
+
+/** A watch for the next fault, flowing for WATCH_AGE_MS; or undefined, saying why, when none can run. */
+export async function flowingWatch(bed: DrillBed): Promise<{ log: WatchLog; child: ChildProcess } | undefined> {
+  const w = await bed.startWatch();
+  if (w.log.unavailable === undefined) {
+    await sleep(WATCH_AGE_MS);
+    return w;
+  }
+  await bed.stopProgram(w.child);
+  const missing = /Cannot find|ERR_MODULE_NOT_FOUND/.test(w.log.unavailable);
+  bed.say(`  no watch figures: ${w.log.unavailable.split('\n')[0]}`
+    + `${missing ? ' (@kubernetes/client-node is a devDependency: npm ci installs it)' : ''}`);
+  return undefined;
+}
+
+export const watchText = (w: WatchFigure | undefined) => (w === undefined ? 'not measured'
+  : w.resumeMs === undefined ? `not resumed within ${w.waitedMs / 1000} s` : `resumed after ${w.resumeMs} ms`);
+
 /** Waits for one VIP holder (the drill's starting point) and returns it. */
-async function currentMaster(bed: DrillBed, event: string): Promise<NodeName> {
+export async function currentMaster(bed: DrillBed, event: string): Promise<NodeName> {
   await bed.holders.waitFor((h) => h.size === 1, PHASE_TIMEOUT_MS);
   const [master, ...more] = bed.holders.holders;
   if (master === undefined || more.length > 0) {
@@ -133,8 +215,9 @@ async function currentMaster(bed: DrillBed, event: string): Promise<NodeName> {
 
 /** An event after which the VIP must move: measured once another node holds it, then undone. */
 async function takeover(bed: DrillBed, event: string, act: (m: NodeName) => void | Promise<void>,
-  recover: (m: NodeName) => void | Promise<void>): Promise<Outcome> {
+  recover: (m: NodeName) => void | Promise<void>, watch = false): Promise<Outcome> {
   const master = await currentMaster(bed, event);
+  const w = watch ? await flowingWatch(bed) : undefined;
   bed.say(`${event} (master ${master})`);
   const start = Date.now();
   await act(master);
@@ -145,9 +228,15 @@ async function takeover(bed: DrillBed, event: string, act: (m: NodeName) => void
   const outage = bed.client.longestOutage(start);
   const after = movedMs === undefined ? ' (no takeover)' : ` (taken over after ${movedMs} ms)`;
   bed.say(`  VIP on ${bed.holders.list()}${after}; client outage ${outageText(outage)}`);
+  // Before the recovery: a node coming back could still carry the old connection's packets.
+  const watched = await watchAcross(bed, w, start, PHASE_TIMEOUT_MS);
+  if (watched !== undefined) {
+    bed.say(`  the watch ${watchText(watched)} (${watched.endedBy.join(', ') || 'still open'})`);
+  }
   await recover(master);
   const settled = await settle(bed, master);
-  return { event, from: master, to, vipMovedMs: movedMs, outageMs: outage, settled };
+  return { event, from: master, to, vipMovedMs: movedMs, outageMs: outage, settled,
+    ...(watched === undefined ? {} : { watch: watched }) };
 }
 
 /**
@@ -210,7 +299,7 @@ const outageText = (ms: number | undefined) => (ms === undefined ? 'still on' : 
 const elapsed = (c: { readonly t: number } | undefined, start: number) => (c === undefined ? undefined : c.t - start);
 
 /** A signal to a process that may have exited meanwhile. */
-function signal(pid: number, sig: NodeJS.Signals): void {
+export function signal(pid: number, sig: NodeJS.Signals): void {
   try { process.kill(pid, sig); } catch { /* already gone */ }
 }
 
@@ -219,7 +308,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
  * the old master (keepalived's #2361): say so and remove it, so the next event starts from one
  * holder like every other run; the outcome still says the manager did not settle by itself.
  */
-async function settle(bed: DrillBed, master: NodeName): Promise<boolean> {
+export async function settle(bed: DrillBed, master: NodeName): Promise<boolean> {
   let one = await bed.holders.waitFor((h) => h.size === 1, PHASE_TIMEOUT_MS);
   const settled = one !== undefined;
   if (!settled && bed.holders.holders.has(master) && bed.holders.holders.size > 1) {
@@ -359,13 +448,16 @@ function table<T>(columns: readonly Column<T>[], rows: readonly T[]): string[] {
   return [line(columns.map((c) => c.head)), ...rows.map((r) => line(columns.map((c) => c.cell(r))))];
 }
 
+/** A watch figure in a table: blank if not measured, "no (15 s)" if it did not resume in the wait. */
+export const watchCell = (w: WatchFigure | undefined) => (w === undefined ? ''
+  : w.resumeMs === undefined ? `no (${w.waitedMs / 1000} s)` : `${w.resumeMs} ms`);
 const yesNo = (b: boolean | undefined) => (b === undefined ? '' : b ? 'yes' : 'no');
 const msOr = (ms: number | undefined, none: string) => (ms === undefined ? none : `${ms} ms`);
 
 /** The drill's outcomes for one manager; the held faults' figures are extra columns, blank elsewhere. */
 export function formatOutcomes(label: string, outcomes: readonly Outcome[]): string[] {
   return [`${label}:`, ...table<Outcome>([
-    { head: 'event', width: 56, cell: (o) => o.event },
+    { head: 'event', width: 68, cell: (o) => o.event },
     { head: 'VIP moved', width: 10, cell: (o) => msOr(o.vipMovedMs, 'never') },
     { head: 'client outage', width: 14, cell: (o) => msOr(o.outageMs, 'unrecovered') },
     {
@@ -376,6 +468,7 @@ export function formatOutcomes(label: string, outcomes: readonly Outcome[]): str
     { head: 'back', width: 4, cell: (o) => yesNo(o.backToOrigin) },
     { head: '1 at heal', width: 9, cell: (o) => yesNo(o.oneHolderAtHeal) },
     { head: 'settled', width: 7, cell: (o) => yesNo(o.settled) },
+    { head: 'watch resumed', width: 14, cell: (o) => watchCell(o.watch) },
   ], outcomes)];
 }
 

@@ -5,8 +5,12 @@
  * handshake), so a health check and the data-plane tests reach the same backend port, as they do
  * against a real apiserver:
  * - HTTPS (self-signed EC certificate made at start): /readyz, /livez, /healthz (503 while
- *   unhealthy), /version, a watch (/api/v1/watch/... or ?watch=1) that writes an event every few
- *   ms until closed, POST /upload (answers the sha256 of the body), /whoami.
+ *   unhealthy), /version, a watch (/api/v1/watch/... or ?watch=1|true) that writes an event every
+ *   few ms until closed, as the apiserver frames them (one `{"type":"ADDED","object":{...}}` line
+ *   each, with a resourceVersion), so @kubernetes/client-node's Watch reads it; a watch of one
+ *   named object (`fieldSelector=metadata.name=X`, as a kubelet watches its own Node) stays quiet,
+ *   as it does while that object does not change; POST /upload (answers the sha256 of the body),
+ *   /whoami.
  * - A raw line protocol for byte-exact tests, the command being the first line:
  *     WHO          -> "<name>\n", then close.
  *     ECHO         -> "<name>\n", then echoes every byte; ends after the client ends (half-close).
@@ -275,21 +279,26 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
       return;
     }
     if (path.startsWith('/api/v1/watch') || url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true') {
-      this.watch(res);
+      this.watch(res, /(^|,)metadata\.name=/.test(url.searchParams.get('fieldSelector') ?? ''));
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' });
     res.end('404 page not found');
   }
 
-  private watch(res: http.ServerResponse): void {
+  private watch(res: http.ServerResponse, quiet: boolean): void {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    // A quiet watch has nothing to send until the client or the server goes away.
+    res.flushHeaders();
     let seq = 0;
-    const timer = setInterval(() => {
+    const timer = quiet ? undefined : setInterval(() => {
       seq += 1;
-      res.write(`{"type":"MODIFIED","object":{"kind":"Event","seq":${seq},"server":"${this.name}"}}\n`);
+      const metadata = { name: `vipd-lab.${this.name}.${seq}`, namespace: 'default',
+        resourceVersion: nextResourceVersion() };
+      const object = { apiVersion: 'v1', kind: 'Event', metadata, seq, server: this.name };
+      res.write(`${JSON.stringify({ type: 'ADDED', object })}\n`);
     }, this.watchIntervalMs);
-    watchTimers.set(res, timer);
+    if (timer !== undefined) watchTimers.set(res, timer);
     this.watches.add(res);
     res.once('close', () => {
       clearInterval(timer);
@@ -299,6 +308,17 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
 }
 
 const watchTimers = new WeakMap<http.ServerResponse, NodeJS.Timeout>();
+
+/**
+ * etcd's revision stands behind every resourceVersion of a real cluster, one counter for all
+ * apiservers; the stand-ins share none, so the clock in microseconds stands in for it: it grows
+ * across the three of them and across restarts, which is all a watching client relies on.
+ */
+let lastResourceVersion = 0;
+function nextResourceVersion(): string {
+  lastResourceVersion = Math.max(lastResourceVersion + 1, Date.now() * 1000);
+  return String(lastResourceVersion);
+}
 
 function listen(server: net.Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
