@@ -72,10 +72,10 @@ describe('connection messages on the wire', () => {
 
 describe('ConnSync between two members', () => {
   /** cp1 relays; cp2 receives through a lossy, reordering link. */
-  function pair(loss: number, seed: number) {
+  function pair(loss: number, seed: number, deltaEveryMs = 100) {
     const rnd = mulberry32(seed);
     const inFlight: Buffer[] = [];
-    const sender = new ConnSync({ clusterId: 1, self: members[0]!, members, secret, epoch: 100, send: (b) => inFlight.push(b), deltaEveryMs: 100 });
+    const sender = new ConnSync({ clusterId: 1, self: members[0]!, members, secret, epoch: 100, send: (b) => inFlight.push(b), deltaEveryMs });
     const receiver = new ConnSync({ clusterId: 1, self: members[1]!, members, secret, epoch: 200, send: () => undefined, deltaEveryMs: 100 });
     const deliver = () => {
       const batch = inFlight.splice(0).filter(() => rnd() >= loss).sort(() => rnd() - 0.5);
@@ -94,6 +94,26 @@ describe('ConnSync between two members', () => {
     sender.flushDelta();
     deliver();
     assert.deepEqual(sorted(receiver.peerEntries('cp1')), sorted(sender.table.snapshot()));
+  });
+
+  it('a new connection is sent within a few ms, not at the next interval; closes wait for it', async () => {
+    const { sender, receiver, deliver, inFlight } = pair(0, 4, 5000);
+    sender.start();
+    try {
+      await new Promise((r) => setTimeout(r, 20));
+      sender.opened(ep(1));
+      sender.opened(ep(2));
+      // Long before the 5 s interval: the opens went out together in one datagram.
+      await new Promise((r) => setTimeout(r, 40));
+      assert.equal(inFlight.length, 1);
+      deliver();
+      assert.deepEqual(sorted(receiver.peerEntries('cp1')), sorted([ep(1), ep(2)]));
+      sender.table.closed(ep(1));
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(inFlight.length, 0, 'a close waits for the interval');
+    } finally {
+      sender.close();
+    }
   });
 
   it('through 30 % loss and reordering, the next complete snapshot repairs what lost deltas missed', () => {
@@ -118,7 +138,7 @@ describe('ConnSync between two members', () => {
   });
 
   it('replays are refused; a new run of the sender replaces its table; takeAll forgets', () => {
-    const { sender, receiver, deliver, inFlight } = pair(0, 4);
+    const { sender, receiver, deliver, inFlight } = pair(0, 4, 5000);
     sender.table.opened(ep(1));
     sender.flushDelta();
     const recorded = Buffer.from(inFlight[0] as Buffer);

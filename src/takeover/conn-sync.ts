@@ -39,6 +39,12 @@ const RECENT_DELTAS = 64;
 const MAX_CHUNKS = 1024;
 /** Datagrams sent per delta tick at most; the rest goes in the next tick (a storm must not flood). */
 const MAX_DATAGRAMS_PER_TICK = 64;
+/**
+ * A new connection is told to the peers this soon (not at the next interval): one that opened just
+ * before the master died must be on the next master's list too, or its client waits for its own
+ * timeouts. Closes wait for the interval (a tickle to a closed connection is harmless).
+ */
+const NEW_CONNECTION_DELAY_MS = 5;
 
 interface PeerTable {
   epoch: number;
@@ -62,6 +68,7 @@ export class ConnSync {
   private backlog: ConnMessage[] = [];
   private sentEmpty = true;
   private deltaTimer: NodeJS.Timeout | undefined;
+  private soonTimer: NodeJS.Timeout | undefined;
   private snapshotTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ConnSyncOptions) {
@@ -77,7 +84,20 @@ export class ConnSync {
     this.snapshotTimer.unref();
   }
 
+  /** A connection opened: send the delta within NEW_CONNECTION_DELAY_MS (batching what opens meanwhile). */
+  opened(e: ClientEndpoint): void {
+    this.table.opened(e);
+    if (this.soonTimer !== undefined || this.deltaTimer === undefined) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      this.flushDelta();
+    }, NEW_CONNECTION_DELAY_MS);
+    this.soonTimer.unref();
+  }
+
   close(): void {
+    if (this.soonTimer !== undefined) clearTimeout(this.soonTimer);
+    this.soonTimer = undefined;
     if (this.deltaTimer !== undefined) clearInterval(this.deltaTimer);
     if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer);
     this.deltaTimer = undefined;

@@ -52,7 +52,7 @@ export class Takeover {
     const endpoint = (c: ObservedConnection): ClientEndpoint | undefined => (c.localAddress === opts.vip
       ? { clientIp: stripV4Mapped(c.remoteAddress), clientPort: c.remotePort, vipPort: c.localPort } : undefined);
     this.observer = {
-      opened: (c) => { const e = endpoint(c); if (e !== undefined) table.opened(e); },
+      opened: (c) => { const e = endpoint(c); if (e !== undefined) opts.sync.opened(e); },
       closed: (c) => { const e = endpoint(c); if (e !== undefined) table.closed(e); },
     };
   }
