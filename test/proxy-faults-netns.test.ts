@@ -4,7 +4,8 @@
  * TLS connections (an HTTPS GET /readyz apiece, 2 s client timeout) for 6 s:
  * - one apiserver blackholed from the start of the load (an nftables drop on its :9443, so SYNs get
  *   no answer at all, not even a reset): no request fails, none waits for the connect timeout;
- * - one apiserver SIGKILLed in the middle of the load: no request fails.
+ * - one apiserver SIGKILLed in the middle of the load: no request fails that it had not answered
+ *   yet (what it had begun to answer dies with it: at most the requests in flight at the kill).
  * The figures are printed; the bounds asserted are generous (correctness, not speed).
  */
 import assert from 'node:assert/strict';
@@ -49,7 +50,7 @@ describe('balancer faults on namespaced hosts (the real daemon)', { timeout: 180
     assert.ok(summary.ok > 100, `only ${summary.ok} requests in ${LOAD.seconds} s`);
   });
 
-  it('one apiserver SIGKILLed in the middle of the load: no request fails', async () => {
+  it('one apiserver SIGKILLed in the middle of the load: only requests it was answering fail', async () => {
     await bed.allUp();
     const summary = await bed.load(LOAD, async () => {
       await sleep(LOAD.seconds * 500);
@@ -59,7 +60,13 @@ describe('balancer faults on namespaced hosts (the real daemon)', { timeout: 180
     console.log(`#   retries ${await bed.metric('vipd_proxy_retries_total')} (before an answer `
       + `${await bed.metric('vipd_proxy_unanswered_retries_total')}), passive mark-downs `
       + `${await bed.metric('vipd_proxy_passive_markdowns_total')}`);
-    assert.equal(summary.failed, 0, 'no request failed');
+    // What a balancer that passes TLS through can save is every connection the dying apiserver had
+    // not answered yet (refused, reset in its accept queue, closed before its first byte): those
+    // are retried elsewhere. A request whose TLS session that apiserver had already begun dies with
+    // it, here and behind HAProxy alike: at most the one request each client had in flight.
+    const unanswered = summary.failures.filter((f) => !f.answered);
+    assert.deepEqual(unanswered, [], 'no connection failed that the dying apiserver had not answered yet');
+    assert.ok(summary.failed <= LOAD.clients, `${summary.failed} failed: more than the requests in flight at the kill`);
     assert.ok(summary.ok > 100, `only ${summary.ok} requests in ${LOAD.seconds} s`);
   });
 });

@@ -78,6 +78,8 @@ export interface StormOutcome {
   readonly connected: number;
   readonly connectMs: number;
   readonly vipMovedMs: number | undefined;
+  /** From the death until every client's old connection had failed; undefined: not within the phase. */
+  readonly allFailedMs: number | undefined;
   /** From the death until every client had a new connection up; undefined: not within the phase. */
   readonly allBackMs: number | undefined;
   /** Clients with a new connection up within 2 s, 5 s and 10 s of the death, and by the phase's end. */
@@ -297,9 +299,11 @@ async function storm(bed: DrillBed, manager: VipManager, o: ClientDrillOptions):
     const done = reconnects.filter((r): r is number => r !== undefined);
     const within = (ms2: number) => done.filter((r) => r <= ms2).length;
     const allBackMs = done.length === clients ? Math.max(...done) : undefined;
+    const failed = log.failures(start, clients).filter((r): r is number => r !== undefined);
+    const allFailedMs = failed.length === clients ? Math.max(...failed) : undefined;
     const cost = costs.get(to as NodeName);
     const outcome: StormOutcome = {
-      kind: 'storm', event, from: master, to, clients, connected, connectMs, vipMovedMs: ms, allBackMs,
+      kind: 'storm', event, from: master, to, clients, connected, connectMs, vipMovedMs: ms, allFailedMs, allBackMs,
       within2s: within(2000), within5s: within(5000), within10s: within(10_000), atEnd: done.length, phaseMs, cost,
       processes: samplers.get(to as NodeName)?.processes ?? 0,
     };
@@ -313,7 +317,8 @@ async function storm(bed: DrillBed, manager: VipManager, o: ClientDrillOptions):
   }
 }
 
-const stormText = (s: StormOutcome) => `${s.allBackMs === undefined
+const stormText = (s: StormOutcome) => `${s.allFailedMs === undefined ? ''
+  : `every old connection failed after ${s.allFailedMs} ms; `}${s.allBackMs === undefined
   ? `${s.atEnd} of ${s.clients} back within ${s.phaseMs / 1000} s` : `all ${s.clients} back after ${s.allBackMs} ms`} `
   + `(${s.within2s} within 2 s, ${s.within5s} within 5 s, ${s.within10s} within 10 s); `
   + `new master ${s.to}: ${costText(s.cost)}`;
@@ -329,6 +334,8 @@ export function clientFigures(o: ClientOutcome): [string, string][] {
     case 'watch':
       return [
         ['VIP moved (ms)', ms(o.vipMovedMs, 'never')],
+        ['the old watch failed after (ms)', o.watch === undefined ? 'not measured'
+          : ms(o.watch.brokeMs, `not in ${o.watch.waitedMs / 1000} s`)],
         ['watch resumed after (ms)', o.watch === undefined ? 'not measured' : watchCell(o.watch)],
         [`watch back within ${PHASE_TIMEOUT_MS / 1000} s`, o.watch === undefined ? '-'
           : o.watch.resumeMs !== undefined && o.watch.resumeMs <= PHASE_TIMEOUT_MS ? 'yes' : 'no'],
@@ -352,6 +359,7 @@ export function clientFigures(o: ClientOutcome): [string, string][] {
       return [
         ['clients connected before (connect ms)', `${o.connected} (${o.connectMs})`],
         ['VIP moved (ms)', ms(o.vipMovedMs, 'never')],
+        ['every old connection failed (reset) after (ms)', ms(o.allFailedMs, `not in ${o.phaseMs / 1000} s`)],
         ['all clients back after (ms)', ms(o.allBackMs, `not in ${o.phaseMs / 1000} s`)],
         ['back within 2 s', String(o.within2s)],
         ['back within 5 s', String(o.within5s)],

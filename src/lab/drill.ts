@@ -44,6 +44,8 @@ export interface Outcome {
 
 /** A watch across a fault, from the fault on. */
 export interface WatchFigure {
+  /** From the fault to the old watch's end (reset, closed); undefined: it never ended within the wait. */
+  readonly brokeMs: number | undefined;
   /** From the fault to the first event of a watch started after it; undefined: none within the wait. */
   readonly resumeMs: number | undefined;
   /** How long the drill waited for it. */
@@ -171,7 +173,8 @@ export async function watchAcross(bed: DrillBed, w: { log: WatchLog; child: Chil
     if (w.log.unavailable !== undefined) return undefined;
     await w.log.waitFor(() => w.log.resumedAfter(start) !== undefined, Math.max(0, start + waitMs - Date.now()));
     const resumed = w.log.resumedAfter(start);
-    return { resumeMs: resumed === undefined ? undefined : resumed - start, waitedMs: waitMs,
+    const broke = w.log.firstEndAfter(start);
+    return { brokeMs: broke === undefined ? undefined : broke - start, resumeMs: resumed === undefined ? undefined : resumed - start, waitedMs: waitMs,
       restarts: w.log.restartsAfter(start), endedBy: w.log.endsAfter(start) };
   } finally {
     await bed.stopProgram(w.child);
@@ -181,8 +184,8 @@ export async function watchAcross(bed: DrillBed, w: { log: WatchLog; child: Chil
 /**
  * How long a watch has been flowing before the fault. A real watch is minutes old when its
  * server dies; one opened a few ms before is not what a takeover is judged on: vipd's members
- * share their connection lists every heartbeat interval (100 ms), so a connection younger than
- * that may be unknown to the next master.
+ * tell each other of a new connection within 5 ms, so one younger than that may be unknown to the
+ * next master.
  */
 export const WATCH_AGE_MS = 1000;
 
@@ -201,7 +204,8 @@ export async function flowingWatch(bed: DrillBed): Promise<{ log: WatchLog; chil
 }
 
 export const watchText = (w: WatchFigure | undefined) => (w === undefined ? 'not measured'
-  : w.resumeMs === undefined ? `not resumed within ${w.waitedMs / 1000} s` : `resumed after ${w.resumeMs} ms`);
+  : `${w.brokeMs === undefined ? 'never failed, ' : `failed after ${w.brokeMs} ms, `}${w.resumeMs === undefined
+    ? `not resumed within ${w.waitedMs / 1000} s` : `resumed after ${w.resumeMs} ms`}`);
 
 /** Waits for one VIP holder (the drill's starting point) and returns it. */
 export async function currentMaster(bed: DrillBed, event: string): Promise<NodeName> {

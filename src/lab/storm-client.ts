@@ -154,6 +154,7 @@ export class StormClient {
 /** The storm's connections as the drill saw them, from the clients' reports. */
 export class StormLog {
   private readonly ups = new Map<number, number[]>();
+  private readonly downs = new Map<number, number[]>();
   private readonly state = new Map<number, boolean>();
   private count = 0;
 
@@ -166,11 +167,10 @@ export class StormLog {
       return;
     }
     if (typeof r.slot !== 'number' || typeof r.t !== 'number' || typeof r.up !== 'boolean') return;
-    if (r.up) {
-      const list = this.ups.get(r.slot) ?? [];
-      list.push(r.t);
-      this.ups.set(r.slot, list);
-    }
+    const times = r.up ? this.ups : this.downs;
+    const list = times.get(r.slot) ?? [];
+    list.push(r.t);
+    times.set(r.slot, list);
     if (r.up !== (this.state.get(r.slot) ?? false)) this.count += r.up ? 1 : -1;
     this.state.set(r.slot, r.up);
   }
@@ -184,6 +184,17 @@ export class StormLog {
    * Per client (of `clients`, slots 0..clients-1): the ms from `since` to its first connection up
    * after it, or undefined if none came up (it still holds, or waits on, its old one).
    */
+  /**
+   * Per client (of `clients`): the ms from `since` until its connection failed (reset, closed),
+   * or undefined if it did not (it still holds its old one).
+   */
+  failures(since: number, clients: number): (number | undefined)[] {
+    return Array.from({ length: clients }, (_, slot) => {
+      const t = this.downs.get(slot)?.find((d) => d > since);
+      return t === undefined ? undefined : t - since;
+    });
+  }
+
   reconnects(since: number, clients: number): (number | undefined)[] {
     return Array.from({ length: clients }, (_, slot) => {
       const t = this.ups.get(slot)?.find((u) => u > since);

@@ -161,6 +161,12 @@ export class WatchLog {
     return [...this.lives.values()].filter((l) => l.start > t).length;
   }
 
+  /** The first end (failure or close) of a watch after `t`: its time, if any ended. */
+  firstEndAfter(t: number): number | undefined {
+    const ends = [...this.lives.values()].map((l) => l.end).filter((e): e is number => e !== undefined && e > t);
+    return ends.length === 0 ? undefined : Math.min(...ends);
+  }
+
   /** The first event of a watch started after `t`: its arrival time, if any arrived. */
   resumedAfter(t: number): number | undefined {
     const firsts = [...this.lives.values()].filter((l) => l.start > t && l.events.length > 0).map((l) => l.events[0]!);
