@@ -5,11 +5,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import { loadConfigFile, type Config, type LoadedConfig } from './config/load';
 import { ConfigError } from './errors';
-import { TcpProxy } from './proxy';
+import { ProxyThread } from './proxy/thread';
 import { ApiserverTracker } from './track/apiserver';
 import { HealthServer } from './health/server';
 import type { Check, DaemonStatus, HealthSource } from './health/status';
-import type { Logger } from './log/logger';
+import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { ConnSync } from './takeover/conn-sync';
 import { LogTickler, RawTickler, Takeover } from './takeover/takeover';
@@ -53,7 +53,8 @@ export class Daemon implements HealthSource {
   readonly election: ElectionRunner;
   private readonly vip: VipOwner;
   private readonly health: HealthServer;
-  private readonly proxy: TcpProxy | undefined;
+  /** The balancer, on a thread of its own (proxy/thread.ts says why). */
+  private readonly proxy: ProxyThread | undefined;
   /** The client connections on the VIP, shared with the peers; and their reset on a takeover. */
   private readonly connSync: ConnSync;
   private readonly takeover: Takeover;
@@ -98,8 +99,8 @@ export class Daemon implements HealthSource {
       onVipHeld: (held) => this.takeover.onVipHeld(held),
     });
     this.health = new HealthServer(this, config.health.listen);
-    this.proxy = config.proxy.enabled ? new TcpProxy(config, {
-      log: log.child({ component: 'proxy' }), metrics: this.metrics.proxy, connections: this.takeover.observer,
+    this.proxy = config.proxy.enabled ? new ProxyThread(config, {
+      logLevel: log.level as LogLevel, node: config.nodeName, connections: this.takeover.observer,
     }) : undefined;
     this.tracker = this.newTracker(config);
     if (!options.dryRun && config.vip.trackInterface) {
@@ -247,7 +248,8 @@ export class Daemon implements HealthSource {
   }
 
   async metricsText(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() };
+    const [own, proxy] = await Promise.all([this.metrics.registry.metrics(), this.proxy?.metricsText() ?? '']);
+    return { contentType: this.metrics.registry.contentType, body: proxy === '' ? own : `${own}\n${proxy}` };
   }
 
   status(): DaemonStatus {

@@ -77,6 +77,8 @@ describe('three daemons on loopback (dry run)', () => {
       assert.equal(metric(m, 'vipd_quorum'), 1);
       assert.ok((metric(m, 'vipd_heartbeats_received_total') ?? 0) > 0);
       assert.match(m, /vipd_election_state\{state="(MASTER|BACKUP)"\} 1/);
+      const types = m.split('\n').filter((l) => l.startsWith('# TYPE '));
+      assert.equal(new Set(types).size, types.length, `${n}: a metric family exposed twice`);
       const status = JSON.parse((await get(n, '/status')).text) as { node: string; master: string; peers: { name: string; alive: boolean }[]; vip: { held: boolean } };
       assert.equal(status.node, n);
       assert.equal(status.master, master);

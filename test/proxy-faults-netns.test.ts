@@ -36,9 +36,13 @@ describe('balancer faults on namespaced hosts (the real daemon)', { timeout: 180
     try {
       summary = await bed.load(LOAD);
       report('b2 blackholed', summary);
-      console.log(`#   hedges ${await bed.metric('vipd_proxy_hedges_total')}, won by the hedge `
-        + `${await bed.metric('vipd_proxy_hedge_wins_total')}, passive mark-downs `
-        + `${await bed.metric('vipd_proxy_passive_markdowns_total')}`);
+      const hedges = await bed.metric('vipd_proxy_hedges_total');
+      const markdowns = await bed.metric('vipd_proxy_passive_markdowns_total', 'backend="b2"');
+      console.log(`#   hedges ${hedges}, won by the hedge ${await bed.metric('vipd_proxy_hedge_wins_total')}, `
+        + `passive mark-downs of b2 ${markdowns}`);
+      // Read from the daemon's /metrics: the balancer's thread reports there too.
+      assert.ok(hedges >= 1, 'connects to the blackholed apiserver were hedged');
+      assert.ok(markdowns >= 1, 'and it was marked down once its connects kept being overtaken');
       // Leave it out of rotation before clearing the fault, so the next test starts from every
       // backend up rather than from a mark-down that lands in the middle of it.
       await bed.backendState('b2', 'down');

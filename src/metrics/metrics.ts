@@ -5,7 +5,6 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { DROP_REASONS } from '../vrrp/wire';
-import { registerProxyMetrics } from './proxy-metrics';
 import { ROLES } from '../vrrp/types';
 
 /** What the per-peer gauges show, read at scrape time (nothing is computed per heartbeat). */
@@ -66,7 +65,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     vipHeld: new Gauge({ name: 'vipd_vip_held', help: '1 while the VIP is configured on this node\'s interface.', registers }),
     garpSent: new Counter({ name: 'vipd_garp_sent_total', help: 'Gratuitous ARP frames sent for the VIP.', registers }),
     vipConflicts: new Counter({ name: 'vipd_vip_conflicts_total', help: 'ARP frames from another MAC claiming the VIP while this member held it.', registers }),
-    proxy: registerProxyMetrics(registry),
   };
   for (const role of ROLES) m.electionState.labels(role).set(0);
   for (const reason of DROP_REASONS) m.heartbeatsDropped.labels(reason).inc(0);
