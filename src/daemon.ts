@@ -221,9 +221,9 @@ export class Daemon implements HealthSource {
   private newTracker(config: Config): ApiserverTracker | undefined {
     if (!config.track.apiserver.enabled) return undefined;
     return new ApiserverTracker(
-      { address: config.self.address, settings: config.track.apiserver, log: this.options.log.child({ component: 'track' }) },
+      { address: config.self.address, settings: config.track.apiserver, log: this.options.log },
       (effect) => {
-        this.options.log.info({ component: 'track', check: APISERVER_TRACK, effect: effect.kind }, `apiserver check: ${effect.kind}`);
+        this.options.log.info({ component: 'track', track: APISERVER_TRACK, effect: effect.kind }, `apiserver check: ${effect.kind}`);
         this.election.track(APISERVER_TRACK, effect);
       },
     );

@@ -200,4 +200,9 @@ describe('three daemons on loopback (dry run)', () => {
     assert.equal(backup.role(), 'MASTER', 'still master, and running');
     assert.equal(backup.child.exitCode, null);
   });
+  it('every log line of every daemon has each key once (a log shipper keeps only one of two)', () => {
+    const all = [...daemons.values()].flatMap((d) => d.duplicateKeyLines.map((l) => `${d.name}: ${l}`));
+    assert.deepEqual(all, []);
+    assert.ok([...daemons.values()].every((d) => d.lines.length > 5), 'the daemons logged');
+  });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createLogger, RateLimitedLog } from '../src/log/logger';
+import { duplicateKeys } from './helpers/strict-json';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
@@ -45,5 +46,21 @@ describe('RateLimitedLog', () => {
     assert.equal(lines.length, 66);
     assert.equal(lines[65]?.overflow, undefined);
     assert.ok(limited.size <= 65);
+  });
+});
+
+describe('duplicateKeys (the tests\' strict reading of log lines)', () => {
+  it('finds a key twice in one object at any depth, and only then', () => {
+    assert.deepEqual(duplicateKeys('{"a":1,"b":{"c":2,"c":3},"a":"x","d":[{"e":1,"e":2}]}'), ['b.c', 'a', 'd[].e']);
+    assert.deepEqual(duplicateKeys('{"a":{"k":1},"b":{"k":1},"s":"{\\"a\\":1,\\"a\\":2}","n":[1,2,{}]}'), []);
+    assert.throws(() => duplicateKeys('{"a":'));
+  });
+
+  it('a child logger that repeats its parent\'s binding writes the key twice (what the daemon must not do)', () => {
+    const text: string[] = [];
+    const log = createLogger({ level: 'info', destination: { write: (l: string) => { text.push(l); } } });
+    log.child({ component: 'proxy' }).child({ component: 'proxy' }).info('x');
+    log.child({ component: 'proxy' }).info({ frontend: 'f' }, 'y');
+    assert.deepEqual(text.map((l) => duplicateKeys(l.trim())), [['component'], []]);
   });
 });

@@ -73,4 +73,7 @@ describe('balancer faults on namespaced hosts (the real daemon)', { timeout: 180
     assert.ok(summary.failed <= LOAD.clients, `${summary.failed} failed: more than the requests in flight at the kill`);
     assert.ok(summary.ok > 100, `only ${summary.ok} requests in ${LOAD.seconds} s`);
   });
+  it('the daemon (balancer thread, checks, election) logged no line with a key twice', () => {
+    assert.deepEqual(bed.daemon?.duplicateKeyLines ?? ['no daemon'], []);
+  });
 });

@@ -20,7 +20,8 @@ function main(): void {
   if (port === null) throw new Error('thread-main.ts runs as a worker thread (src/proxy/thread.ts)');
   const data = workerData as ThreadData;
   const post = (m: ThreadMessage) => port.postMessage(m);
-  const log = createLogger({ level: data.logLevel, node: data.node }).child({ component: 'proxy' });
+  // The frontends name their component themselves (a second binding would write the key twice).
+  const log = createLogger({ level: data.logLevel, node: data.node });
   const registry = new Registry();
   let events: ConnectionEvent[] = [];
   const flush = () => {

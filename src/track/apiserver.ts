@@ -45,7 +45,7 @@ export class ApiserverTracker {
   constructor(private readonly opts: ApiserverTrackerOptions, private readonly onChange: (effect: TrackEffect) => void) {
     const s = opts.settings;
     this.url = `https://${opts.address}:${s.port}${s.path}`;
-    this.log = opts.log.child({ component: 'track', check: 'apiserver' });
+    this.log = opts.log.child({ component: 'track', track: 'apiserver' });
     const check: CheckSettings = {
       type: 'https', path: s.path, intervalMs: s.interval, timeoutMs: s.timeout, rise: s.rise, fall: s.fall,
       // The local apiserver's certificate is kubeadm's; the question is only whether it serves.

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { duplicateKeys } from './strict-json';
 
 export const CLI = join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
@@ -15,6 +16,8 @@ export interface LogLine { readonly [key: string]: unknown; readonly msg?: strin
 export class DaemonProcess {
   readonly lines: LogLine[] = [];
   readonly stderr: string[] = [];
+  /** Log lines with a key twice in one object (a log shipper would lose one): "keys in line". */
+  readonly duplicateKeyLines: string[] = [];
   readonly child: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
@@ -25,7 +28,13 @@ export class DaemonProcess {
     this.child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout! }).on('line', (text) => {
       let parsed: Record<string, unknown>;
-      try { parsed = JSON.parse(text) as Record<string, unknown>; } catch { parsed = { msg: text }; }
+      try {
+        parsed = JSON.parse(text) as Record<string, unknown>;
+        const dupes = duplicateKeys(text);
+        if (dupes.length > 0) this.duplicateKeyLines.push(`${dupes.join(', ')} in ${text}`);
+      } catch {
+        parsed = { msg: text };
+      }
       const line: LogLine = { ...parsed, at: performance.now() };
       this.lines.push(line);
       this.waiters = this.waiters.filter((w) => (w.pred(line) ? (w.resolve(line), false) : true));
