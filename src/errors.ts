@@ -8,6 +8,8 @@ export const ExitCode = {
   failure: 1,
   /** Bad input from the operator: invalid config, bad flag, unreadable secret. */
   usage: 2,
+  /** `vipd status`: the daemon answered, but this node has no quorum or no member holds the VIP. */
+  degraded: 3,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -20,7 +22,9 @@ export type ErrorCode =
   | 'VIPD_MISSING_TOOL'
   | 'VIPD_NETLINK'
   | 'VIPD_NATIVE'
-  | 'VIPD_UNREACHABLE';
+  | 'VIPD_UNREACHABLE'
+  | 'VIPD_NOT_VIPD'
+  | 'VIPD_USAGE';
 
 export class VipdError extends Error {
   readonly code: ErrorCode;

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -166,5 +168,113 @@ describe('vipd check', () => {
       assert.equal(help.status, 0);
       assert.match(help.stdout, /--dry-run/);
     } finally { cleanup(); }
+  });
+});
+
+describe('bad input never crashes and is never echoed whole', () => {
+  it('a YAML alias bomb is an invalid config (exit 2), not a stack trace', () => {
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]', 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
+      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]', 'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]',
+      'e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]', 'f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]'].join('\n');
+    const found = problems(bomb);
+    assert.match(found.join('\n'), /not valid YAML/);
+  });
+
+  it('a wrong value is echoed escaped and cut short', () => {
+    const long = 'x'.repeat(100_000);
+    const found = problems(minimal('/s', `  deadAfter: "${long}\\u0007"\n`)).join('\n');
+    assert.match(found, /election\.deadAfter/);
+    assert.ok(found.length < 1000, `${found.length} characters`);
+    assert.match(found, /\(100\d{3} characters\)/);
+    const bell = problems(minimal('/s', '  clusterId: "a\\u0007b"\n')).join('\n');
+    assert.ok(!bell.includes('\u0007'), 'no raw control character');
+    assert.match(bell, /a\\u0007b/);
+  });
+
+  it('a config file over 1 MiB is refused before it is read', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const big = join(dir, 'big.yaml');
+      writeFileSync(big, `${minimal(secretFile)}\n# ${'y'.repeat(1024 * 1024)}\n`);
+      const r = spawnSync(process.execPath, [CLI, 'check', '--config', big], { encoding: 'utf8' });
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /at most 1048576 bytes/);
+    } finally { cleanup(); }
+  });
+
+  it('the CLI: an unknown command (even with --help) and a URL without a scheme are usage errors', () => {
+    const unknown = spawnSync(process.execPath, [CLI, 'nosuch', '--help'], { encoding: 'utf8' });
+    assert.equal(unknown.status, 2, unknown.stdout);
+    assert.match(unknown.stderr, /unknown command "nosuch"/);
+    const scheme = spawnSync(process.execPath, [CLI, 'status', '--url', '127.0.0.1:7581'], { encoding: 'utf8' });
+    assert.equal(scheme.status, 2, scheme.stderr);
+    assert.match(scheme.stderr, /--url: got "127\.0\.0\.1:7581", expected http:\/\/HOST:PORT/);
+    const refused = spawnSync(process.execPath, [CLI, 'status', '--url', 'http://127.0.0.1:1'], { encoding: 'utf8' });
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /cannot reach http:\/\/127\.0\.0\.1:1\/status: ECONNREFUSED/);
+  });
+
+  it('status and reload against a server that is not vipd say so (exit 1), with no stack trace', async () => {
+    const server = http.createServer((req, res) => {
+      res.writeHead(req.url === '/status' ? 200 : 404, { 'content-type': 'text/html' });
+      res.end('<html>not vipd</html>');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const run = (args: string[]) => new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      let stdout = '';
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+      child.once('exit', (code) => resolve({ code, stderr, stdout }));
+    });
+    try {
+      for (const args of [['status', '--url', url], ['reload', '--url', url], ['status', '--json', '--url', url]]) {
+        const r = await run(args);
+        assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /is not a vipd health endpoint/);
+        assert.ok(!/at .*\.js:\d+/.test(r.stderr) && !r.stderr.includes('<html>'), r.stderr);
+        assert.equal(r.stdout, '');
+      }
+    } finally {
+      server.close();
+    }
+  });
+
+  it('vipd status exits 3 when the node has no quorum or nobody holds the VIP, 0 when both hold', async () => {
+    let body: Record<string, unknown> = {};
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', server: 'vipd/test' });
+      res.end(JSON.stringify(body));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const status = (quorate: boolean, master: string): Record<string, unknown> => ({
+      node: 'cp1', address: '10.0.0.11', version: 'test', dryRun: false, state: master === 'cp1' ? 'MASTER' : 'BACKUP',
+      stateSince: 'now', priority: 100, basePriority: 100, master, term: 1, epoch: 1, leaseRemainingMs: null,
+      following: null, handoverTo: null, learning: false, quorum: { mode: 'majority', alive: quorate ? 2 : 1, needed: 2, quorate },
+      faults: [], vip: { address: '10.0.0.100/24', interface: 'eth0', held: master === 'cp1', since: null }, peers: [], backends: [],
+    });
+    const run = () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, 'status', '--url', url], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.once('exit', (code) => resolve({ code, stderr }));
+    });
+    try {
+      body = status(true, 'cp1');
+      assert.equal((await run()).code, 0);
+      body = status(false, '');
+      const noQuorum = await run();
+      assert.equal(noQuorum.code, 3);
+      assert.match(noQuorum.stderr, /no quorum/);
+      body = status(true, '');
+      const nobody = await run();
+      assert.equal(nobody.code, 3);
+      assert.match(nobody.stderr, /no member holds the VIP/);
+    } finally {
+      server.close();
+    }
   });
 });

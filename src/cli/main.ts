@@ -4,7 +4,7 @@
  * (docs/cli.md). Subcommands parse their flags here and call into the library; no logic lives here.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { effectiveConfigYaml, loadConfigFile } from '../config/load';
+import { echo, effectiveConfigYaml, loadConfigFile } from '../config/load';
 import { Daemon } from '../daemon';
 import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
@@ -72,8 +72,21 @@ export function buildProgram(): Command {
     .option('--json', 'print the raw JSON', false)
     .action(async (opts: { config: string; url?: string; json: boolean }) => {
       const res = await callHealth(opts, '/status', { signal: AbortSignal.timeout(5000) });
-      const status = await res.json() as DaemonStatus;
+      let status: DaemonStatus;
+      try {
+        status = await res.json() as DaemonStatus;
+      } catch {
+        throw notVipd(res, 'its /status is not JSON');
+      }
+      if (typeof status?.node !== 'string' || typeof status.quorum?.quorate !== 'boolean') {
+        throw notVipd(res, 'its /status is not a vipd status');
+      }
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+      // Scripts and monitoring: 3 when this node cannot act (no quorum) or nobody serves the VIP.
+      if (!status.quorum.quorate || status.master === '') {
+        process.stderr.write(`vipd: ${!status.quorum.quorate ? 'this node has no quorum' : 'no member holds the VIP'}\n`);
+        process.exitCode = ExitCode.degraded;
+      }
     });
 
   program.command('reload')
@@ -83,7 +96,7 @@ export function buildProgram(): Command {
     .action(async (opts: { config: string; url?: string }) => {
       const res = await callHealth(opts, '/-/reload', { method: 'POST', signal: AbortSignal.timeout(10_000) });
       const text = await res.text();
-      if (!res.ok) throw new ConfigError([text.trim()]);
+      if (!res.ok) throw new ConfigError([echoText(text.trim())]);
       process.stdout.write(text);
     });
 
@@ -111,12 +124,39 @@ async function callHealth(opts: { config: string; url?: string }, path: string, 
     const { host, port } = loadConfigFile(opts.config, { readSecret: false }).config.health.listen;
     base = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   }
-  const url = `${base.replace(/\/$/, '')}${path}`;
+  let parsed: URL;
   try {
-    return await fetch(url, init);
-  } catch (err) {
-    throw new VipdError('VIPD_UNREACHABLE', `cannot reach ${url}: ${(err as Error).message} (is vipd running?)`, { cause: err });
+    parsed = new URL(base);
+  } catch {
+    throw new VipdError('VIPD_USAGE', `--url: got ${echo(base)}, expected http://HOST:PORT`, { exitCode: ExitCode.usage });
   }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new VipdError('VIPD_USAGE', `--url: got ${echo(base)}, expected http://HOST:PORT`, { exitCode: ExitCode.usage });
+  }
+  const url = `${base.replace(/\/$/, '')}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (err) {
+    // fetch says "fetch failed"; the reason (ECONNREFUSED, a timeout) is its cause.
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    throw new VipdError('VIPD_UNREACHABLE', `cannot reach ${url}: ${why} (is vipd running?)`, { cause: err });
+  }
+  if (!(res.headers.get('server') ?? '').startsWith('vipd/')) throw notVipd(res, `HTTP ${res.status}`);
+  return res;
+}
+
+/** The server that answered is not vipd's health endpoint (a wrong --url or health.listen). */
+function notVipd(res: Response, what: string): VipdError {
+  const server = res.headers.get('server');
+  return new VipdError('VIPD_NOT_VIPD', `${res.url} is not a vipd health endpoint (${what}`
+    + `${server === null ? '' : `, server ${echo(server)}`}): check --url or health.listen`);
+}
+
+/** A server's text for a message: one line, bounded. */
+function echoText(text: string): string {
+  return text.length <= 2000 ? text : `${text.slice(0, 2000)}... (${text.length} characters)`;
 }
 
 function waitForStopSignal(log: ReturnType<typeof createLogger>): Promise<void> {
@@ -134,7 +174,15 @@ function waitForStopSignal(log: ReturnType<typeof createLogger>): Promise<void> 
 
 export async function main(argv: readonly string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv as string[]);
+    // commander answers `vipd nosuch --help` with the root help and exit 0: an unknown command is
+    // a usage error whatever follows it.
+    const first = argv.slice(2).find((a) => !a.startsWith('-'));
+    const program = buildProgram();
+    if (first !== undefined && !program.commands.some((c) => c.name() === first || c.aliases().includes(first))
+      && first !== 'help') {
+      throw new VipdError('VIPD_USAGE', `unknown command ${echo(first)}; see vipd --help`, { exitCode: ExitCode.usage });
+    }
+    await program.parseAsync(argv as string[]);
     return ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) {

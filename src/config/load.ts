@@ -3,7 +3,7 @@
  * Every problem found is reported at once, each naming its field path, the value and what was
  * expected, so an operator fixes a file in one pass rather than one error per restart.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { z } from 'zod';
@@ -38,14 +38,40 @@ export interface LoadOptions {
   readonly readSecret?: boolean;
 }
 
+/** A config is a few kilobytes; anything past this is not one (and would be read whole into memory). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** YAML aliases a config may use: a few anchors are handy, an alias bomb expands exponentially. */
+const MAX_ALIASES = 100;
+/** How much of a wrong value an error echoes (a 50 MB scalar must not go to stderr whole). */
+const ECHO_CHARS = 80;
+
 export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedConfig {
   let text: string;
   try {
+    const size = statSync(file).size;
+    if (size > MAX_CONFIG_BYTES) {
+      throw new ConfigError([`${file}: ${size} bytes; a config file is at most ${MAX_CONFIG_BYTES} bytes`],
+        'VIPD_CONFIG_UNREADABLE');
+    }
     text = readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError([`${file}: cannot read the config file: ${(err as Error).message}`], 'VIPD_CONFIG_UNREADABLE');
   }
   return parseConfigText(text, file, options);
+}
+
+/** A value for an error message: JSON, control characters escaped, cut to ECHO_CHARS. */
+export function echo(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  // JSON.stringify escapes control characters in strings; String() of other values may not.
+  text = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length <= ECHO_CHARS ? text : `${text.slice(0, ECHO_CHARS)}... (${text.length} characters)`;
 }
 
 export function parseConfigText(text: string, file: string, options: LoadOptions = {}): LoadedConfig {
@@ -57,7 +83,13 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
       return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`;
     }));
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIASES }) ?? {};
+  } catch (err) {
+    // An alias bomb (or an alias to nothing) fails here, not in the parse.
+    throw new ConfigError([`${file}: not valid YAML: ${echo((err as Error).message)}`]);
+  }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => describeIssue(issue, (p) => lineOf(doc, lineCounter, p))));
@@ -74,7 +106,7 @@ function resolve(data: ParsedConfig, file: string, host: string): Config {
   if (self === undefined) {
     problems.push(data.nodeName === undefined
       ? `nodeName: not set, and this host's name "${host}" is not one of peers[].name (${data.peers.map((p) => p.name).join(', ')}): set nodeName`
-      : `nodeName: got "${nodeName}", expected one of peers[].name (${data.peers.map((p) => p.name).join(', ')})`);
+      : `nodeName: got ${echo(nodeName)}, expected one of peers[].name (${data.peers.map((p) => p.name).join(', ')})`);
   }
   duplicates(data.peers.map((p) => p.name)).forEach((n) => problems.push(`peers: the name "${n}" appears twice; each member needs its own`));
   duplicates(data.peers.map((p) => p.address)).forEach((a) => problems.push(`peers: the address "${a}" appears twice; each member needs its own`));
@@ -153,7 +185,7 @@ function describeIssue(issue: Issue, lineOf: (path: readonly PropertyKey[]) => s
   }
   const input = 'input' in issue ? issue.input : undefined;
   if (input === undefined) return `${path}${where}: missing; ${issue.message}`;
-  return `${path}${where}: got ${JSON.stringify(input)}, ${issue.message}`;
+  return `${path}${where}: got ${echo(input)}, ${issue.message}`;
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

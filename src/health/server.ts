@@ -7,6 +7,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VipdError } from '../errors';
 import type { HealthSource } from './status';
+import { VERSION } from '../version';
+
+/** The Server header: `vipd status` and `vipd reload` check it before they trust an answer. */
+export const SERVER = `vipd/${VERSION}`;
 
 export class HealthServer {
   private readonly server: http.Server;
@@ -79,7 +83,9 @@ export class HealthServer {
   }
 
   private send(res: http.ServerResponse, code: number, type: string, body: string): void {
-    res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.writeHead(code, {
+      'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', server: SERVER,
+    });
     res.end(res.req.method === 'HEAD' ? undefined : body);
   }
 }
