@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -209,9 +210,16 @@ describe('bad input never crashes and is never echoed whole', () => {
     const scheme = spawnSync(process.execPath, [CLI, 'status', '--url', '127.0.0.1:7581'], { encoding: 'utf8' });
     assert.equal(scheme.status, 2, scheme.stderr);
     assert.match(scheme.stderr, /--url: got "127\.0\.0\.1:7581", expected http:\/\/HOST:PORT/);
-    const refused = spawnSync(process.execPath, [CLI, 'status', '--url', 'http://127.0.0.1:1'], { encoding: 'utf8' });
+  });
+
+  it('the CLI says why it cannot reach the daemon (ECONNREFUSED, not "fetch failed")', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const refused = spawnSync(process.execPath, [CLI, 'status', '--url', `http://127.0.0.1:${port}`], { encoding: 'utf8' });
     assert.equal(refused.status, 1);
-    assert.match(refused.stderr, /cannot reach http:\/\/127\.0\.0\.1:1\/status: ECONNREFUSED/);
+    assert.match(refused.stderr, new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}/status: ECONNREFUSED`));
   });
 
   it('status and reload against a server that is not vipd say so (exit 1), with no stack trace', async () => {

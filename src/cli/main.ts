@@ -183,7 +183,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       throw new VipdError('VIPD_USAGE', `unknown command ${echo(first)}; see vipd --help`, { exitCode: ExitCode.usage });
     }
     await program.parseAsync(argv as string[]);
-    return ExitCode.ok;
+    // A command that finished but has something to say by its code (vipd status: 3) set it.
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
