@@ -95,9 +95,29 @@ describe('manifest pod', () => {
     const text = await run('pod', '--image', 'registry.example:5000/ops/vipd:dev', '--config-dir', '/srv/vipd/', '--health-port', '9581',
       '--log-level', 'debug', '--drain-timeout', '1m30s', '--memory-limit', '512Mi');
     const pod = validatePod(text);
-    const o: PodOptions = { image: 'registry.example:5000/ops/vipd:dev', configDir: '/srv/vipd', healthPort: 9581, logLevel: 'debug', drainTimeoutMs: 90_000, memoryLimit: '512Mi' };
+    const o: PodOptions = { image: 'registry.example:5000/ops/vipd:dev', configDir: '/srv/vipd', healthPort: 9581, healthHost: '127.0.0.1', logLevel: 'debug', drainTimeoutMs: 90_000, memoryLimit: '512Mi' };
     assertRequiredProperties(pod, o);
     assert.equal(pod.spec.terminationGracePeriodSeconds, 100);
+  });
+
+  it('the probes follow health.listen: loopback and 0.0.0.0 on 127.0.0.1, a node address on the pod IP', async () => {
+    const probes = async (host: string) => {
+      const c = validatePod(await run('pod', '--health-host', host)).spec.containers[0]!;
+      assert.deepEqual(c.livenessProbe.httpGet, c.readinessProbe.httpGet && { ...c.readinessProbe.httpGet, path: '/healthz' });
+      return c.readinessProbe.httpGet;
+    };
+    assert.equal((await probes('127.0.0.1')).host, '127.0.0.1');
+    assert.equal((await probes('0.0.0.0')).host, '127.0.0.1');
+    // hostNetwork: no host means the pod IP, which is each node's own address; one manifest fits all.
+    const node = await probes('192.168.10.11');
+    assert.equal(node.host, undefined);
+    assert.equal(node.port, POD_DEFAULTS.healthPort);
+    const text = await run('config', '--vip', '192.168.10.100/24', '--interface', 'eth0',
+      '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12', '--health-host', '0.0.0.0');
+    const { config } = parseConfigText(text, 'generated.yaml', { readSecret: false, hostname: 'cp1' });
+    assert.deepEqual(config.health.listen, { host: '0.0.0.0', port: POD_DEFAULTS.healthPort });
+    await assert.rejects(run('pod', '--health-host', 'localhost'), (err: unknown) => err instanceof ConfigError
+      && err.problems.some((p) => p.startsWith('--health-host: got ')));
   });
 
   it('bad flags are a ConfigError (exit 2) naming each flag', async () => {

@@ -3,6 +3,7 @@
  * manifest/pod.ts generates. Every bad flag is reported at once, each naming the flag, the value
  * and what was expected, as a ConfigError (exit 2), like a bad config file.
  */
+import { isIPv4 } from 'node:net';
 import { posix } from 'node:path';
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../config/duration';
@@ -24,7 +25,7 @@ const MEMORY_REQUEST_BYTES = 64 * 2 ** 20;
 const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const IMAGE_REF = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::\\w[\\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`);
 
-interface SharedFlags { healthPort: string; drainTimeout: string }
+interface SharedFlags { healthPort: string; healthHost: string; drainTimeout: string }
 interface PodFlags extends SharedFlags { image: string; configDir: string; logLevel: string; memoryLimit: string }
 interface ConfigFlags extends SharedFlags { vip?: string; interface?: string; peers?: string; quorum: string; secretFile: string }
 
@@ -43,6 +44,10 @@ class Problems {
 function port(problems: Problems, flag: string, value: string): number | undefined {
   const n = Number(value);
   return /^\d+$/.test(value) && n >= 1 && n <= 65535 ? n : problems.bad(flag, value, 'an integer from 1 to 65535');
+}
+
+function healthHost(problems: Problems, value: string): string | undefined {
+  return isIPv4(value) ? value : problems.bad('--health-host', value, 'an IPv4 address: 127.0.0.1, 0.0.0.0 or the node\'s own');
 }
 
 function drainTimeout(problems: Problems, value: string): number | undefined {
@@ -78,6 +83,7 @@ export function parsePodFlags(flags: PodFlags): PodOptions {
     ? posix.normalize(flags.configDir).replace(/(.)\/$/, '$1')
     : problems.bad('--config-dir', flags.configDir, 'an absolute directory path without spaces, such as "/etc/vipd"');
   const healthPort = port(problems, '--health-port', flags.healthPort);
+  const host = healthHost(problems, flags.healthHost);
   const logLevel = (LOG_LEVELS as readonly string[]).includes(flags.logLevel)
     ? flags.logLevel as LogLevel
     : problems.bad('--log-level', flags.logLevel, `one of ${LOG_LEVELS.join(', ')}`);
@@ -87,7 +93,7 @@ export function parsePodFlags(flags: PodFlags): PodOptions {
     ? flags.memoryLimit
     : problems.bad('--memory-limit', flags.memoryLimit, 'a Kubernetes quantity of at least the 64Mi request, such as "256Mi"');
   problems.throwIfAny();
-  return { image: image!, configDir: configDir!, healthPort: healthPort!, logLevel: logLevel!, drainTimeoutMs: drainTimeoutMs!, memoryLimit: memoryLimit! };
+  return { image: image!, configDir: configDir!, healthPort: healthPort!, healthHost: host!, logLevel: logLevel!, drainTimeoutMs: drainTimeoutMs!, memoryLimit: memoryLimit! };
 }
 
 export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
@@ -108,9 +114,13 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   let healthPort = port(problems, '--health-port', flags.healthPort);
   // The loader refuses health.listen on election.port; the generated config keeps its default.
   if (healthPort === ELECTION_PORT) healthPort = problems.bad('--health-port', flags.healthPort, `a port other than election.port (${ELECTION_PORT})`);
+  const host = healthHost(problems, flags.healthHost);
   const drainTimeoutMs = drainTimeout(problems, flags.drainTimeout);
   problems.throwIfAny();
-  return { vip: vip!, interface: iface!, peers: peerList!, quorum: quorum!, secretFile: secretFile!, healthPort: healthPort!, drainTimeoutMs: drainTimeoutMs! };
+  return {
+    vip: vip!, interface: iface!, peers: peerList!, quorum: quorum!, secretFile: secretFile!, healthPort: healthPort!,
+    healthHost: host!, drainTimeoutMs: drainTimeoutMs!,
+  };
 }
 
 /**
@@ -122,7 +132,9 @@ export function registerManifestCommands(program: Command, write: (text: string)
     .description('print a static pod manifest (manifest pod) or a matching config file (manifest config)');
 
   const shared = (cmd: Command) => cmd
-    .option('--health-port <port>', 'port of the health endpoint on 127.0.0.1 (config health.listen)', String(POD_DEFAULTS.healthPort))
+    .option('--health-port <port>', 'port of the health endpoint (config health.listen)', String(POD_DEFAULTS.healthPort))
+    .option('--health-host <address>', 'address of the health endpoint (config health.listen): 127.0.0.1, 0.0.0.0 or '
+      + "the node's own; the pod's probes follow it", POD_DEFAULTS.healthHost)
     .option('--drain-timeout <duration>', `config proxy.drainTimeout; the pod's grace period is this + ${GRACE_MARGIN_SECONDS}s`, formatDuration(POD_DEFAULTS.drainTimeoutMs));
 
   shared(manifest.command('pod')

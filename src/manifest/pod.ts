@@ -34,8 +34,13 @@ export interface PodOptions {
   readonly image: string;
   /** Host directory holding vipd.yaml and the secret; mounted read-only at /etc/vipd. */
   readonly configDir: string;
-  /** Port of the health endpoint on 127.0.0.1 (the config's health.listen). */
+  /** Port of the health endpoint (the config's health.listen). */
   readonly healthPort: number;
+  /**
+   * The address health.listen binds: loopback (the default), 0.0.0.0, or this node's own address
+   * (for a Prometheus outside the node). The probes follow it (probeHost).
+   */
+  readonly healthHost: string;
   readonly logLevel: LogLevel;
   /** The config's proxy.drainTimeout, in milliseconds. */
   readonly drainTimeoutMs: number;
@@ -49,10 +54,24 @@ export const POD_DEFAULTS: PodOptions = {
   image: DEFAULT_IMAGE,
   configDir: '/etc/vipd',
   healthPort: 7581,
+  healthHost: '127.0.0.1',
   logLevel: 'info',
   drainTimeoutMs: 20_000,
   memoryLimit: '256Mi',
 };
+
+/**
+ * Where the kubelet's probes reach a health endpoint bound to `listen`. hostNetwork: the kubelet
+ * probes from the node's own network namespace, so loopback is vipd's loopback, and a probe
+ * without a host goes to the pod IP, which is the node's address. So: loopback and 0.0.0.0 are
+ * probed on 127.0.0.1; a node address by leaving the host out, which makes one manifest right on
+ * every node although each binds its own address. A probe hard-wired to 127.0.0.1 against a
+ * node-address listener would fail, and the kubelet restart vipd (a failover) again and again.
+ */
+export function probeHost(listen: string): string | undefined {
+  if (listen === '0.0.0.0' || listen.startsWith('127.')) return listen === '0.0.0.0' ? '127.0.0.1' : listen;
+  return undefined;
+}
 
 /** The grace period for a drain timeout: the drain plus a margin for the handover and exit. */
 export function terminationGracePeriodSeconds(drainTimeoutMs: number): number {
@@ -73,10 +92,9 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
   const limitBytes = quantityBytes(o.memoryLimit);
   if (limitBytes === undefined) throw new ConfigError([`memoryLimit: got ${JSON.stringify(o.memoryLimit)}, expected a Kubernetes quantity such as "256Mi"`]);
   if (!posix.isAbsolute(o.configDir)) throw new ConfigError([`configDir: got ${JSON.stringify(o.configDir)}, expected an absolute path`]);
+  const host = probeHost(o.healthHost);
   const probe = (path: string) => ({
-    // hostNetwork: the kubelet probes from the node's own network namespace, so loopback is
-    // vipd's loopback. The health endpoint is unauthenticated and stays on 127.0.0.1 for that.
-    httpGet: { host: '127.0.0.1', port: o.healthPort, path, scheme: 'HTTP' as const },
+    httpGet: { ...(host === undefined ? {} : { host }), port: o.healthPort, path, scheme: 'HTTP' as const },
   });
   return {
     apiVersion: 'v1',
@@ -181,6 +199,8 @@ export interface ConfigFileOptions {
   readonly secretFile?: string;
   /** Must match the pod's healthPort. */
   readonly healthPort?: number;
+  /** Must match the pod's healthHost. */
+  readonly healthHost?: string;
   /** Must match the pod's drainTimeoutMs (its grace period is built from it). */
   readonly drainTimeoutMs?: number;
 }
@@ -197,6 +217,7 @@ export function configFile(options: ConfigFileOptions): string {
   const quorum = options.quorum ?? 'auto';
   const secretFile = options.secretFile ?? `${CONTAINER_CONFIG_DIR}/secret`;
   const healthPort = options.healthPort ?? POD_DEFAULTS.healthPort;
+  const healthHost = options.healthHost ?? POD_DEFAULTS.healthHost;
   const drainTimeoutMs = options.drainTimeoutMs ?? POD_DEFAULTS.drainTimeoutMs;
   const quorumNote = quorum === 'none'
     ? '# BOOTSTRAP ONLY: any member alone may hold the VIP; set back to auto once all have joined'
@@ -225,7 +246,7 @@ export function configFile(options: ConfigFileOptions): string {
     `  drainTimeout: ${scalar(formatDuration(drainTimeoutMs))}  # the static pod's grace period is this + ${GRACE_MARGIN_SECONDS}s (vipd manifest pod --drain-timeout)`,
     '',
     'health:',
-    `  listen: ${scalar(`127.0.0.1:${healthPort}`)}  # the static pod's probes call this port (vipd manifest pod --health-port)`,
+    `  listen: ${scalar(`${healthHost}:${healthPort}`)}  # the static pod's probes call it (manifest pod --health-host/--health-port)`,
     '',
   ];
   const text = lines.join('\n');
