@@ -106,6 +106,12 @@ describe('three daemons on loopback (dry run)', () => {
     await master.exited;
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(masters().length, 1);
+    // The survivors say whom they miss (a firewall dropping UDP is the likeliest install mistake).
+    const missing = await others[0]!.waitForNext((l) => typeof l.msg === 'string' && l.msg.startsWith('not hearing from')
+      && Array.isArray(l.peers) && (l.peers as { name: string }[]).some((p) => p.name === master.name), 10_000,
+    'a "not hearing from" warning');
+    assert.equal(missing.level, 'warn');
+    assert.match(String(missing.msg), new RegExp(`${master.name} \\(127\\.0\\.0\\.\\d+, silent for \\d+ s\\)`));
   });
 
   it('the killed daemon restarts and joins as BACKUP without taking the VIP back', async () => {

@@ -18,6 +18,7 @@ import { Inbox } from './inbox';
 import { effectivePriority, initialState, leaseUntil, quorumOf, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
 import { handoverTimeoutMs } from './timing';
 import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, Reconfigurable, TrackEffect } from './types';
+import { NO_SILENCE, nextSilence, type SilenceState } from './silence-report';
 import { encodeHeartbeat, type DropReason } from './wire';
 
 export interface RunnerOptions {
@@ -45,6 +46,8 @@ const RELEASE_RETRY_MS = 200;
 const RELEASE_RETRY_MAX_MS = 5_000;
 /** Room for the heartbeats of a few intervals if the process is briefly busy. */
 const RECV_BUFFER_BYTES = 1 << 20;
+/** How often the runner looks for peers it does not hear (silence-report.ts). */
+const SILENCE_CHECK_MS = 1_000;
 
 export class ElectionRunner {
   private state: ElectionState;
@@ -53,6 +56,8 @@ export class ElectionRunner {
   private readonly log: Logger;
   private readonly limited: RateLimitedLog;
   private timer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
+  private silence: SilenceState = NO_SILENCE;
   private tickPending: NodeJS.Immediate | undefined;
   /** Copies of a message still to be sent (the final resign): stop() waits for them. */
   private copies: Promise<void> = Promise.resolve();
@@ -100,6 +105,21 @@ export class ElectionRunner {
     await this.opts.vip.prepare();
     this.started = true;
     this.feed({ type: 'start', now: this.now(), epoch: Date.now() });
+    this.silenceTimer = setInterval(() => this.reportSilence(), SILENCE_CHECK_MS);
+    this.silenceTimer.unref();
+  }
+
+  /** Names the peers this member has not heard for a while (silence-report.ts), and their return. */
+  private reportSilence(): void {
+    const { state, lines } = nextSilence(this.silence, this.snapshot().peers, this.now());
+    this.silence = state;
+    if (lines.silent.length > 0) {
+      const names = lines.silent.map((p) => `${p.name} (${p.address}, ${p.everHeard
+        ? `silent for ${Math.round(p.silentForMs / 1000)} s` : 'never heard since this start'})`).join(', ');
+      this.log.warn({ peers: lines.silent, port: this.opts.port },
+        `not hearing from ${names}: is UDP ${this.opts.port} open both ways between the peers, and are they running?`);
+    }
+    if (lines.back.length > 0) this.log.info({ peers: lines.back }, `hearing from ${lines.back.join(', ')} again`);
   }
 
   /** A tracked condition changed (apiserver health, link state). */
@@ -167,6 +187,8 @@ export class ElectionRunner {
   }
 
   private clearTimers(): void {
+    if (this.silenceTimer !== undefined) clearInterval(this.silenceTimer);
+    this.silenceTimer = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.tickPending !== undefined) clearImmediate(this.tickPending);
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
