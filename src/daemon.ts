@@ -4,6 +4,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { loadConfigFile, type Config, type LoadedConfig } from './config/load';
+import { configWarnings } from './config/warnings';
 import { ConfigError } from './errors';
 import { ProxyThread } from './proxy/thread';
 import { ApiserverTracker } from './track/apiserver';
@@ -118,6 +119,7 @@ export class Daemon implements HealthSource {
       config: config.file, vip: config.vip.address, interface: config.vip.interface, address: config.self.address,
       peers: config.peers.map((p) => p.name), quorum: config.election.quorum, dryRun: this.options.dryRun,
     }, 'vipd starting');
+    for (const warning of configWarnings(config)) this.options.log.warn({ component: 'config', warning }, 'config warning');
     try {
       // The listeners first: a port that cannot be bound fails the start before we join the election.
       // The link state first, so a node whose link is down starts in FAULT and never claims.

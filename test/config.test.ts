@@ -3,11 +3,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseDuration, formatDuration } from '../src/config/duration';
 import { parseConfigText } from '../src/config/load';
+import { configWarnings } from '../src/config/warnings';
 import { ConfigError } from '../src/errors';
 import { CLI, tempDir } from './helpers/daemon';
 
@@ -284,5 +285,48 @@ describe('bad input never crashes and is never echoed whole', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('config warnings (valid, but surprising in a failure)', () => {
+  const two = (quorum: string, extra = '') => `
+nodeName: cp1
+peers:
+  - { name: cp1, address: 10.0.0.11 }
+  - { name: cp2, address: 10.0.0.12 }
+vip: { address: 10.0.0.100/24, interface: eth0 }
+election:
+  secretFile: /etc/vipd/secret
+  quorum: ${quorum}
+${extra}`;
+  const warnings = (text: string) => configWarnings(parseConfigText(text, 't.yaml', { readSecret: false }).config,
+    { checkSecretFile: false });
+
+  it('two peers: majority survives no failure, none (auto) allows two holders', () => {
+    assert.match(warnings(two('majority')).join('\n'), /election\.quorum: majority with 2 peers survives no failure/);
+    assert.match(warnings(two('auto')).join('\n'), /election\.quorum: none with 2 peers .*two\s+holders/);
+    assert.deepEqual(warnings(minimal('/etc/vipd/secret')), [], 'three peers and the defaults: nothing to say');
+  });
+
+  it('a failover slower than a minute, and a relative secret path', () => {
+    const slow = warnings(minimal('secret', '  interval: 10s\n  deadAfter: 100\n')).join('\n');
+    assert.match(slow, /a dead master is replaced only after 16m40s \(10s × 100\)/);
+    assert.match(slow, /election\.secretFile: "secret" is relative/);
+  });
+
+  it('vipd check prints them on stderr and still exits 0; a secret readable by others is named', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      chmodSync(secretFile, 0o644);
+      const file = join(dir, 'v.yaml');
+      writeFileSync(file, minimal(secretFile));
+      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /vipd: warning: election\.secretFile: .* is readable by others \(mode 0644\)/);
+      chmodSync(secretFile, 0o600);
+      const quiet = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      assert.equal(quiet.status, 0);
+      assert.equal(quiet.stderr, '');
+    } finally { cleanup(); }
   });
 });

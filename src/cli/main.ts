@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { echo, effectiveConfigYaml, loadConfigFile } from '../config/load';
+import { configWarnings } from '../config/warnings';
 import { Daemon } from '../daemon';
 import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
     .option('--hostname <name>', 'resolve nodeName as if on this host')
     .action((opts: { config: string; hostname?: string }) => {
       const { config, secret } = loadConfigFile(opts.config, opts.hostname !== undefined ? { hostname: opts.hostname } : {});
+      for (const w of configWarnings(config)) process.stderr.write(`vipd: warning: ${w}\n`);
       process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}); secret: ${secret.length} bytes from ${config.election.secretFile}\n`);
       process.stdout.write(effectiveConfigYaml(config));
     });
