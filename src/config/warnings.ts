@@ -25,7 +25,7 @@ export function configWarnings(config: Config, options: { readonly checkSecretFi
   }
   const failoverMs = e.interval * e.deadAfter;
   if (failoverMs > SLOW_FAILOVER_MS) {
-    out.push(`election.interval × deadAfter: a dead master is replaced only after ${formatDuration(failoverMs)} `
+    out.push(`election.interval × deadAfter: a dead master is replaced only after ${failoverMs / 1000} s `
       + `(${formatDuration(e.interval)} × ${e.deadAfter}); the defaults (100ms × 3) take 0.3 s`);
   }
   if (!isAbsolute(e.secretFile)) {
