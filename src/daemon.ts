@@ -30,6 +30,8 @@ const STALL_LIMIT_MS = 5_000;
 
 export interface DaemonOptions {
   readonly log: Logger;
+  /** The log's format, for the balancer's thread (which has a logger of its own). */
+  readonly logFormat?: 'json' | 'text';
   /** Take part in the election but only log VIP changes (and watch no link). */
   readonly dryRun: boolean;
 }
@@ -101,7 +103,8 @@ export class Daemon implements HealthSource {
     });
     this.health = new HealthServer(this, config.health.listen);
     this.proxy = config.proxy.enabled ? new ProxyThread(config, {
-      logLevel: log.level as LogLevel, node: config.nodeName, connections: this.takeover.observer,
+      logLevel: log.level as LogLevel, logFormat: options.logFormat ?? 'json', node: config.nodeName,
+      connections: this.takeover.observer,
     }) : undefined;
     this.tracker = this.newTracker(config);
     if (!options.dryRun && config.vip.trackInterface) {

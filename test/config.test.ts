@@ -169,6 +169,9 @@ describe('vipd check', () => {
       const help = spawnSync(process.execPath, [CLI, 'run', '--help'], { encoding: 'utf8' });
       assert.equal(help.status, 0);
       assert.match(help.stdout, /--dry-run/);
+      assert.match(help.stdout, /--log-format/);
+      const format = spawnSync(process.execPath, [CLI, 'run', '--log-format', 'yaml', '--config', good], { encoding: 'utf8' });
+      assert.equal(format.status, 2, 'an unknown log format is a usage error');
     } finally { cleanup(); }
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger, RateLimitedLog } from '../src/log/logger';
+import { createLogger, RateLimitedLog, resolveLogFormat } from '../src/log/logger';
 import { duplicateKeys } from './helpers/strict-json';
 
 function capture() {
@@ -62,5 +62,22 @@ describe('duplicateKeys (the tests\' strict reading of log lines)', () => {
     log.child({ component: 'proxy' }).child({ component: 'proxy' }).info('x');
     log.child({ component: 'proxy' }).info({ frontend: 'f' }, 'y');
     assert.deepEqual(text.map((l) => duplicateKeys(l.trim())), [['component'], []]);
+  });
+});
+
+describe('log formats', () => {
+  it('text: one readable line per event (time, level, message, then the fields); json stays JSON', () => {
+    const out: string[] = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, done) { out.push(chunk.toString('utf8')); done(); } });
+    const log = createLogger({ level: 'info', node: 'cp1', format: 'text', destination: sink });
+    log.child({ component: 'election' }).warn({ peers: ['cp2'] }, 'not hearing from cp2');
+    const line = out.join('');
+    assert.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: not hearing from cp2 /);
+    assert.match(line, /"component":"election"/);
+    assert.throws(() => JSON.parse(line.trim()));
+    assert.equal(resolveLogFormat('json'), 'json');
+    assert.equal(resolveLogFormat('text'), 'text');
+    // Under the test runner stdout is a pipe: auto means JSON, as in a pod.
+    assert.equal(resolveLogFormat('auto'), process.stdout.isTTY === true ? 'text' : 'json');
   });
 });

@@ -11,7 +11,9 @@ import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
 import { registerManifestCommands } from '../manifest/cli';
 import { ConfigError, ExitCode, VipdError } from '../errors';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../log/logger';
+import {
+  createLogger, LOG_FORMATS, LOG_LEVELS, resolveLogFormat, type LogFormat, type LogLevel,
+} from '../log/logger';
 import { VERSION } from '../version';
 
 const DEFAULT_CONFIG = '/etc/vipd/vipd.yaml';
@@ -35,11 +37,14 @@ export function buildProgram(): Command {
     .description('run the daemon: join the election, hold the VIP when elected, balance the apiservers')
     .addOption(configOption())
     .addOption(logLevelOption())
+    .addOption(new Option('--log-format <format>', 'json (one object per line), text (for people), or auto: text on a terminal')
+      .choices(LOG_FORMATS).default('auto'))
     .option('--dry-run', 'take part in the election but only log what would be done with the VIP', false)
-    .action(async (opts: { config: string; logLevel: LogLevel; dryRun: boolean }) => {
+    .action(async (opts: { config: string; logLevel: LogLevel; logFormat: LogFormat; dryRun: boolean }) => {
       const loaded = loadConfigFile(opts.config);
-      const log = createLogger({ level: opts.logLevel, node: loaded.config.nodeName });
-      const daemon = new Daemon(loaded, { log, dryRun: opts.dryRun });
+      const logFormat = resolveLogFormat(opts.logFormat);
+      const log = createLogger({ level: opts.logLevel, node: loaded.config.nodeName, format: logFormat });
+      const daemon = new Daemon(loaded, { log, logFormat, dryRun: opts.dryRun });
       // Best effort on a crash: the VIP must not outlive the process that claimed it
       // (keepalived #2361, kube-vip #996). SIGKILL cannot be caught; the next start's prepare() cleans up.
       const crash = (err: unknown) => {

@@ -3,16 +3,36 @@
  * three members can be merged and still read.
  */
 import pino, { type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export type { Logger };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export function createLogger(options: { level: LogLevel; node?: string; destination?: pino.DestinationStream }): Logger {
+/** `json`: one JSON object per line (the default off a terminal); `text`: for people; `auto`: by TTY. */
+export const LOG_FORMATS = ['auto', 'json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** `auto` as it applies to this process: text on a terminal, JSON otherwise (a pod, a pipe, a file). */
+export function resolveLogFormat(format: LogFormat): 'json' | 'text' {
+  return format === 'auto' ? (process.stdout.isTTY === true ? 'text' : 'json') : format;
+}
+
+export function createLogger(options: {
+  level: LogLevel; node?: string; format?: 'json' | 'text'; destination?: pino.DestinationStream;
+}): Logger {
   const base = options.node === undefined ? { pid: process.pid } : { pid: process.pid, node: options.node };
+  const destination = options.format === 'text'
+    // pino-pretty in the process, synchronously (no transport thread): the same lines, for a person.
+    ? pinoPretty({
+      sync: true, colorize: options.destination === undefined && process.stdout.isTTY === true,
+      translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid', singleLine: true,
+      ...(options.destination === undefined ? { destination: 1 } : { destination: options.destination }),
+    })
+    : options.destination ?? pino.destination({ dest: 1, sync: true });
   return pino(
     { level: options.level, base, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
-    options.destination ?? pino.destination({ dest: 1, sync: true }),
+    destination,
   );
 }
 

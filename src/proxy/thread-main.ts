@@ -21,7 +21,7 @@ function main(): void {
   const data = workerData as ThreadData;
   const post = (m: ThreadMessage) => port.postMessage(m);
   // The frontends name their component themselves (a second binding would write the key twice).
-  const log = createLogger({ level: data.logLevel, node: data.node });
+  const log = createLogger({ level: data.logLevel, node: data.node, format: data.logFormat });
   const registry = new Registry();
   let events: ConnectionEvent[] = [];
   const flush = () => {

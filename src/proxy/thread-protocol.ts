@@ -10,6 +10,7 @@ import type { ProxyConfigSource } from './settings';
 export interface ThreadData {
   readonly config: ProxyConfigSource;
   readonly logLevel: LogLevel;
+  readonly logFormat: 'json' | 'text';
   readonly node: string | undefined;
   /** Whether to push the client connections (the takeover's observer wants them). */
   readonly observe: boolean;

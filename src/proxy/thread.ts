@@ -23,6 +23,7 @@ import {
 
 export interface ProxyThreadOptions {
   readonly logLevel: LogLevel;
+  readonly logFormat: 'json' | 'text';
   readonly node: string | undefined;
   readonly connections?: ConnectionObserver;
 }
@@ -40,7 +41,8 @@ export class ProxyThread {
   constructor(config: ProxyConfigSource, private readonly options: ProxyThreadOptions) {
     proxySettings(config);
     const data: ThreadData = {
-      config, logLevel: options.logLevel, node: options.node, observe: options.connections !== undefined,
+      config, logLevel: options.logLevel, logFormat: options.logFormat, node: options.node,
+      observe: options.connections !== undefined,
     };
     this.worker = new Worker(join(__dirname, 'thread-main.js'), { workerData: data });
     this.worker.on('message', (m: ThreadMessage) => this.onMessage(m));
