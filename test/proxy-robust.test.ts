@@ -47,11 +47,12 @@ class Bed {
   private readonly closers: Array<() => unknown> = [];
 
   static async start(backends: BackendSpec[], frontend: Record<string, unknown> = {},
-    options: { waitUp?: string[]; observer?: ConnectionObserver; drainTimeout?: string } = {}): Promise<Bed> {
+    options: { waitUp?: string[]; observer?: ConnectionObserver; drainTimeout?: string; level?: 'info' | 'debug' } = {},
+  ): Promise<Bed> {
     const bed = new Bed(backends);
     try {
       bed.proxy = new TcpProxy(bed.config(frontend, options.drainTimeout), {
-        log: createLogger({ level: 'info', destination: { write: (line: string) => {
+        log: createLogger({ level: options.level ?? 'info', destination: { write: (line: string) => {
           bed.logs.push(JSON.parse(line) as Record<string, unknown>);
         } } }),
         metrics: bed.metrics,
@@ -294,6 +295,27 @@ describe('hedged connects', { timeout: 60_000 }, () => {
         && l.reason === 'connect timeout'));
     } finally {
       await bed.close();
+    }
+  });
+});
+
+describe('debug logs', { timeout: 60_000 }, () => {
+  it('--log-level debug adds a line per active check; info does not', async () => {
+    const fakes = await standIns(undefined, ['b1']);
+    const checks = { healthCheck: { interval: '200ms', timeout: '150ms', rise: 1, fall: 1 } };
+    const debug = await Bed.start(fakes.map(spec), checks, { waitUp: ['b1'], level: 'debug' });
+    const info = await Bed.start(fakes.map(spec), checks, { waitUp: ['b1'] });
+    for (const f of fakes) debug.own(() => f.kill());
+    try {
+      await waitFor('three checks logged', () => debug.logs.filter((l) => l.msg === 'backend checked').length >= 3, 5000);
+      const line = debug.logs.find((l) => l.msg === 'backend checked');
+      assert.equal(line?.backend, 'b1');
+      assert.equal(line?.ok, true);
+      assert.equal(line?.check, 'HTTP 200');
+      assert.equal(info.logs.filter((l) => l.msg === 'backend checked').length, 0);
+    } finally {
+      await info.close();
+      await debug.close();
     }
   });
 });

@@ -417,6 +417,7 @@ export class Frontend implements RelayHost {
     (record.ok ? backend.meters.checkSuccess : backend.meters.checkFailure).inc();
     const passiveEnded = backend.passiveDown && this.passiveCheck(backend, record);
     const fields = { backend: backend.name, address: `${backend.address}:${backend.port}`, check: record.detail };
+    this.log.debug({ ...fields, ok: record.ok, ms: Math.round(record.durationMs) }, 'backend checked');
     if (change === undefined) {
       if (passiveEnded && backend.health !== 'down') {
         this.log.info({ ...fields, after: 'passive mark-down' }, 'backend back up');

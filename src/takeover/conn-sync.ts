@@ -45,6 +45,11 @@ const MAX_DATAGRAMS_PER_TICK = 64;
  * timeouts. Closes wait for the interval (a tickle to a closed connection is harmless).
  */
 const NEW_CONNECTION_DELAY_MS = 5;
+/**
+ * A snapshot this long after a delta (at most one pending): a delta lost on the way (a full socket
+ * buffer during a reconnect storm) is repaired within this, not only at the next periodic snapshot.
+ */
+const SETTLE_SNAPSHOT_MS = 500;
 
 interface PeerTable {
   epoch: number;
@@ -69,6 +74,7 @@ export class ConnSync {
   private sentEmpty = true;
   private deltaTimer: NodeJS.Timeout | undefined;
   private soonTimer: NodeJS.Timeout | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
   private snapshotTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ConnSyncOptions) {
@@ -98,6 +104,8 @@ export class ConnSync {
   close(): void {
     if (this.soonTimer !== undefined) clearTimeout(this.soonTimer);
     this.soonTimer = undefined;
+    if (this.settleTimer !== undefined) clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
     if (this.deltaTimer !== undefined) clearInterval(this.deltaTimer);
     if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer);
     this.deltaTimer = undefined;
@@ -117,6 +125,13 @@ export class ConnSync {
     }
     if (this.table.size > 0) this.sentEmpty = false;
     for (const m of this.backlog.splice(0, MAX_DATAGRAMS_PER_TICK)) this.emit({ ...m, seq: this.nextSeq() });
+    if ((adds.length > 0 || removes.length > 0) && this.settleTimer === undefined && this.deltaTimer !== undefined) {
+      this.settleTimer = setTimeout(() => {
+        this.settleTimer = undefined;
+        this.sendSnapshot();
+      }, SETTLE_SNAPSHOT_MS);
+      this.settleTimer.unref();
+    }
   }
 
   /** Sends the whole table in chunks; an empty table once, so peers forget, then nothing. */

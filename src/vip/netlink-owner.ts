@@ -130,6 +130,7 @@ export class NetlinkVipOwner implements VipOwner {
     const index = this.link?.index;
     if (index === undefined) return;
     await this.putAddress(index);
+    this.opts.log.debug({ vip: this.opts.vip.address, lifetime: this.lifetimeSeconds() }, 'VIP lifetime renewed');
   }
 
   /** Adds the VIP, or replaces it in place to restart its lifetime (no flap: routes and sockets stay). */

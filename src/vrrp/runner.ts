@@ -346,6 +346,7 @@ export class ElectionRunner {
     const { settings, secret, port, metrics } = this.opts;
     const sendOne = (copy: Heartbeat) => {
       const bytes = encodeHeartbeat(copy, secret, this.inbox.names);
+      this.log.trace({ role: copy.role, term: copy.term, epoch: copy.epoch, seq: copy.seq }, 'heartbeat sent');
       for (const member of settings.members) {
         if (member.name === settings.self.name) continue;
         socket.send(bytes, port, member.address, (err) => {
@@ -384,7 +385,10 @@ export class ElectionRunner {
     const admitted = this.inbox.admit(msg, from, { epoch: this.state.epoch, now: this.now() });
     if (!admitted.ok) return this.dropped(admitted.reason, from, admitted.detail);
     this.opts.metrics.heartbeatsReceived.inc();
-    this.feed({ type: 'heartbeat', now: this.now(), heartbeat: admitted.heartbeat });
+    const hb = admitted.heartbeat;
+    this.log.trace({ peer: hb.sender, role: hb.role, term: hb.term, epoch: hb.epoch, seq: hb.seq, priority: hb.priority },
+      'heartbeat received');
+    this.feed({ type: 'heartbeat', now: this.now(), heartbeat: hb });
   }
 
   private dropped(reason: DropReason, from: string, detail: string): void {
