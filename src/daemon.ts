@@ -80,7 +80,7 @@ export class Daemon implements HealthSource {
       clusterId: settings.clusterId, self: settings.self, members: settings.members, secret, epoch: Date.now(),
       send: (bytes) => this.election.broadcast(bytes), deltaEveryMs: settings.intervalMs,
     });
-    const vipIp = config.vip.address.split('/')[0] as string; // the config's address carries its prefix
+    const vipIp = config.vipAddress.ip;
     this.takeover = new Takeover({
       sync: this.connSync,
       tickler: options.dryRun

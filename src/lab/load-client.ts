@@ -10,6 +10,7 @@
  * balancer waits for the balancer's connect to a backend), then 30 s for the answer.
  */
 import https from 'node:https';
+import { numberFlag } from './program-args';
 
 export interface LoadOptions {
   readonly host: string;
@@ -124,21 +125,15 @@ export async function waitForBackends(o: { host: string; port: number; want: num
   return [...seen].sort();
 }
 
-function flag(args: readonly string[], name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  const v = i >= 0 ? Number(args[i + 1]) : fallback;
-  return Number.isFinite(v) ? v : fallback;
-}
-
 if (require.main === module) {
   const args = process.argv.slice(2);
   const [host = '', port = '6443'] = args;
   const say = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
-  const want = flag(args, '--backends', 0);
+  const want = numberFlag(args, '--backends', 0);
   const job = want > 0
-    ? waitForBackends({ host, port: Number(port), want, timeoutMs: flag(args, '--timeout', 20_000) })
+    ? waitForBackends({ host, port: Number(port), want, timeoutMs: numberFlag(args, '--timeout', 20_000) })
       .then((names) => say({ kind: 'backends', names }))
-    : runLoad({ host, port: Number(port), clients: flag(args, '--clients', 4), seconds: flag(args, '--seconds', 6) },
+    : runLoad({ host, port: Number(port), clients: numberFlag(args, '--clients', 4), seconds: numberFlag(args, '--seconds', 6) },
       (t) => say({ kind: 'started', t })).then((r) => say({ kind: 'result', ...r }));
   void job.then(() => process.exit(0), (err: unknown) => {
     say({ kind: 'error', error: String(err) });

@@ -20,6 +20,7 @@
  *   answer's head.
  */
 import tls from 'node:tls';
+import { numberFlag } from './program-args';
 
 export interface StormOptions {
   readonly host: string;
@@ -203,23 +204,17 @@ export class StormLog {
   }
 }
 
-function flag(args: readonly string[], name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  const v = i >= 0 ? Number(args[i + 1]) : fallback;
-  return Number.isFinite(v) ? v : fallback;
-}
-
 if (require.main === module) {
   const args = process.argv.slice(2);
   const [host = '', port = '6443'] = args;
   const client = new StormClient({
-    host, port: Number(port), clients: flag(args, '--clients', 100), first: flag(args, '--first', 0),
-    keepAliveMs: flag(args, '--keepalive-ms', 30_000), spreadMs: flag(args, '--spread-ms', 0),
+    host, port: Number(port), clients: numberFlag(args, '--clients', 100), first: numberFlag(args, '--first', 0),
+    keepAliveMs: numberFlag(args, '--keepalive-ms', 30_000), spreadMs: numberFlag(args, '--spread-ms', 0),
   }, (r) => process.stdout.write(`${JSON.stringify(r)}\n`));
   const stop = () => { client.close(); process.exit(0); };
   process.stdin.on('end', stop);
   process.stdin.on('close', stop);
   process.stdin.resume();
-  setTimeout(stop, flag(args, '--max-seconds', 900) * 1000).unref();
+  setTimeout(stop, numberFlag(args, '--max-seconds', 900) * 1000).unref();
   void client.start();
 }

@@ -58,6 +58,8 @@ export class ElectionRunner {
   private timer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
   private silence: SilenceState = NO_SILENCE;
+  /** Whether trace lines are wanted (the level is fixed for the process's life). */
+  private readonly traced: boolean;
   private tickPending: NodeJS.Immediate | undefined;
   /** Copies of a message still to be sent (the final resign): stop() waits for them. */
   private copies: Promise<void> = Promise.resolve();
@@ -81,6 +83,7 @@ export class ElectionRunner {
     this.state = initialState(opts.settings);
     this.inbox = new Inbox(opts.settings, opts.secret);
     this.log = opts.log.child({ component: 'election' });
+    this.traced = this.log.isLevelEnabled('trace');
     this.limited = new RateLimitedLog(this.log);
     opts.metrics.setPeerLinks(() => this.snapshot().peers);
   }
@@ -346,7 +349,7 @@ export class ElectionRunner {
     const { settings, secret, port, metrics } = this.opts;
     const sendOne = (copy: Heartbeat) => {
       const bytes = encodeHeartbeat(copy, secret, this.inbox.names);
-      this.log.trace({ role: copy.role, term: copy.term, epoch: copy.epoch, seq: copy.seq }, 'heartbeat sent');
+      if (this.traced) this.log.trace({ role: copy.role, term: copy.term, epoch: copy.epoch, seq: copy.seq }, 'heartbeat sent');
       for (const member of settings.members) {
         if (member.name === settings.self.name) continue;
         socket.send(bytes, port, member.address, (err) => {
@@ -386,8 +389,11 @@ export class ElectionRunner {
     if (!admitted.ok) return this.dropped(admitted.reason, from, admitted.detail);
     this.opts.metrics.heartbeatsReceived.inc();
     const hb = admitted.heartbeat;
-    this.log.trace({ peer: hb.sender, role: hb.role, term: hb.term, epoch: hb.epoch, seq: hb.seq, priority: hb.priority },
-      'heartbeat received');
+    // The heartbeat loop: build the fields only when trace is on.
+    if (this.traced) {
+      this.log.trace({ peer: hb.sender, role: hb.role, term: hb.term, epoch: hb.epoch, seq: hb.seq, priority: hb.priority },
+        'heartbeat received');
+    }
     this.feed({ type: 'heartbeat', now: this.now(), heartbeat: hb });
   }
 

@@ -1,5 +1,5 @@
 /**
- * The command loop of the namespace agents (vip-agent.ts, filter-agent.ts): requests `{id, cmd, ...}`
+ * The command loop of the namespace agents (vip-agent.ts, filter-agent.ts, tickle-agent.ts): requests `{id, cmd, ...}`
  * as JSON lines on stdin, handled one at a time and in order, replies `{id, ok, result | error}` on
  * stdout (the protocol NsProcess in src/lab/netns.ts speaks). When stdin closes, `onClose` runs after
  * the last command and the process exits.
@@ -34,5 +34,17 @@ export function serveCommands(handlers: Handlers, onClose: () => Promise<void> |
       await onClose();
       process.exit(0);
     });
+  });
+}
+
+/**
+ * Runs an agent's `main` when this process was started as that agent. `node --test dist/test/`
+ * also loads the agent files as if they were tests: without VIPD_TEST_AGENT=1 nothing runs.
+ */
+export function runAgent(main: () => void | Promise<void>): void {
+  if (process.env.VIPD_TEST_AGENT !== '1') return;
+  Promise.resolve().then(main).catch((err: unknown) => {
+    process.stderr.write(`agent failed: ${String(err)}\n`);
+    process.exit(1);
   });
 }

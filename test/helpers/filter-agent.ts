@@ -12,7 +12,7 @@ import * as dgram from 'node:dgram';
 import { openFilteredUdp4, setAllowedSources } from '../../src/native/udp-socket';
 import { createPacketSocket, type PacketSocket } from '../../src/vip/packet-socket';
 
-import { serveCommands, type Command } from './agent-loop';
+import { runAgent, serveCommands, type Command } from './agent-loop';
 
 function main(): void {
   const udp = new Map<string, { socket: dgram.Socket; received: Array<{ from: string; text: string }> }>();
@@ -89,11 +89,4 @@ function main(): void {
   serveCommands(handlers, closeAll);
 }
 
-if (process.env.VIPD_TEST_AGENT === '1') {
-  try {
-    main();
-  } catch (err: unknown) {
-    process.stderr.write(`agent failed: ${String(err)}\n`);
-    process.exit(1);
-  }
-}
+runAgent(main);

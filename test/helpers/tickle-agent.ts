@@ -15,7 +15,7 @@ import { TickleSender, type TickleSenderOptions } from '../../src/takeover/tickl
 import { buildGratuitousArp } from '../../src/vip/arp';
 import { createPacketSocket } from '../../src/vip/packet-socket';
 
-import { serveCommands, type Command } from './agent-loop';
+import { runAgent, serveCommands, type Command } from './agent-loop';
 
 interface Connection {
   readonly socket: net.Socket;
@@ -195,11 +195,4 @@ function main(): void {
   });
 }
 
-if (process.env.VIPD_TEST_AGENT === '1') {
-  try {
-    main();
-  } catch (err: unknown) {
-    process.stderr.write(`agent failed: ${String(err)}\n`);
-    process.exit(1);
-  }
-}
+runAgent(main);

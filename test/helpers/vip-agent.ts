@@ -15,7 +15,7 @@ import { NetlinkVipOwner, type NetlinkVipOwnerOptions } from '../../src/vip/netl
 import { loadPacketBinding } from '../../src/native/addon';
 import { createPacketSocket } from '../../src/vip/packet-socket';
 
-import { send, serveCommands, type Command } from './agent-loop';
+import { runAgent, send, serveCommands, type Command } from './agent-loop';
 
 async function main(): Promise<void> {
   const vip = JSON.parse(process.argv[2] ?? '{}') as NetlinkVipOwnerOptions['vip'];
@@ -88,9 +88,4 @@ async function countFds(): Promise<number> {
   return (await readdir('/proc/self/fd')).length;
 }
 
-if (process.env.VIPD_TEST_AGENT === '1') {
-  main().catch((err: unknown) => {
-    process.stderr.write(`agent failed: ${String(err)}\n`);
-    process.exit(1);
-  });
-}
+runAgent(main);
