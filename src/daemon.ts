@@ -19,6 +19,7 @@ import { LinkWatch, linkEffect } from './vip/link-watch';
 import { NetlinkVipOwner } from './vip/netlink-owner';
 import type { VipOwner } from './vip/owner';
 import { ElectionRunner } from './vrrp/runner';
+import { FormedRecord } from './vrrp/formed-record';
 import { electionSettings } from './vrrp/settings';
 import { VERSION } from './version';
 
@@ -43,6 +44,7 @@ export function restartOnlyChanges(a: LoadedConfig, b: LoadedConfig): string[] {
     'election.clusterId': c.election.clusterId, 'election.port': c.election.port, 'election.interval': c.election.interval,
     'election.deadAfter': c.election.deadAfter, 'election.maxDeadAfter': c.election.maxDeadAfter,
     'election.quorum': c.election.quorum, 'election.secretFile': c.election.secretFile,
+    'election.stateDir': c.election.stateDir,
   });
   const x = pick(a.config);
   const y = pick(b.config);
@@ -65,6 +67,7 @@ export class Daemon implements HealthSource {
   private state: 'starting' | 'running' | 'stopping' = 'starting';
   private readonly linkWatch: LinkWatch | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly formed: FormedRecord;
 
   constructor(private loaded: LoadedConfig, private readonly options: DaemonOptions) {
     const { config, secret } = loaded;
@@ -73,7 +76,11 @@ export class Daemon implements HealthSource {
     this.vip = options.dryRun
       ? new DryRunVipOwner(log.child({ component: 'vip' }), config.vip.address, config.vip.interface)
       : new NetlinkVipOwner({ vip: config.vip, log: log.child({ component: 'vip' }), metrics: this.metrics });
-    const settings = electionSettings(config);
+    // A new cluster's first member serves alone until the others join; the record that the
+    // cluster formed ends that for good (vrrp/formed-record.ts).
+    this.formed = new FormedRecord(config.election.stateDir, config.election.clusterId, config.self.name);
+    this.formed.prepare();
+    const settings = electionSettings(config, { formed: this.formed.read(), observer: options.dryRun });
     // The connection lists travel on the election's socket, authenticated with its secret; the
     // epoch (this start) tells peers to drop what an earlier run of this member told them.
     this.connSync = new ConnSync({
@@ -100,11 +107,12 @@ export class Daemon implements HealthSource {
       vip: this.vip,
       channel: this.connSync,
       onVipHeld: (held) => this.takeover.onVipHeld(held),
+      onFormed: (via) => this.formed.record(via),
     });
     this.health = new HealthServer(this, config.health.listen);
     this.proxy = config.proxy.enabled ? new ProxyThread(config, {
       logLevel: log.level as LogLevel, logFormat: options.logFormat ?? 'json', node: config.nodeName,
-      connections: this.takeover.observer,
+      connections: this.takeover.observer, listen: !options.dryRun,
     }) : undefined;
     this.tracker = this.newTracker(config);
     if (!options.dryRun && config.vip.trackInterface) {
@@ -247,9 +255,12 @@ export class Daemon implements HealthSource {
     if (this.state !== 'running') return { ok: false, reason: this.state };
     const h = this.healthy();
     if (!h.ok) return h;
-    const closed = this.proxy?.status().frontends.filter((f) => !f.listening).map((f) => f.name) ?? [];
+    // A dry run binds no listener (it runs next to the balancer it would replace).
+    const closed = this.options.dryRun ? []
+      : this.proxy?.status().frontends.filter((f) => !f.listening).map((f) => f.name) ?? [];
     if (closed.length > 0) return { ok: false, reason: `frontends not listening: ${closed.join(', ')}` };
-    return { ok: true, reason: `config loaded, election running (${this.election.snapshot().role})${this.proxy ? ', proxy listening' : ''}` };
+    const proxy = this.proxy === undefined ? '' : this.options.dryRun ? ', proxy checking backends (dry run)' : ', proxy listening';
+    return { ok: true, reason: `config loaded, election running (${this.election.snapshot().role})${proxy}` };
   }
 
   async metricsText(): Promise<{ contentType: string; body: string }> {
@@ -278,6 +289,9 @@ export class Daemon implements HealthSource {
       following: snap.following === null ? null : { ...snap.following, remainingMs: Math.round(snap.following.remainingMs) },
       handoverTo: snap.handoverTo,
       learning: snap.learning,
+      formed: snap.formed,
+      bootstrapping: snap.bootstrapping,
+      observer: snap.observer,
       quorum: { mode: config.election.quorum, ...snap.quorum },
       faults: snap.faults,
       vip: { address: config.vip.address, interface: config.vip.interface, held: since !== undefined, since: since === undefined ? null : new Date(since).toISOString() },

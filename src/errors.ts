@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'VIPD_NATIVE'
   | 'VIPD_UNREACHABLE'
   | 'VIPD_NOT_VIPD'
+  | 'VIPD_STATE_DIR'
   | 'VIPD_USAGE';
 
 export class VipdError extends Error {

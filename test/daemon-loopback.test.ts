@@ -151,7 +151,7 @@ describe('three daemons on loopback (dry run)', () => {
     const members = names.map((name, i) => ({ name, address: address(i) }));
     const forgedBeat = (sender: string): Heartbeat => ({
       clusterId: 1, sender, epoch: Date.now(), seq: 1, ts: 0, role: 'MASTER', priority: 254, intervalMs: 100, term: 99,
-      quorate: true, learning: false, resigning: false, handover: false, leader: sender, leaderTerm: 99, grantMs: 0,
+      quorate: true, learning: false, resigning: false, handover: false, formed: true, observer: false, leader: sender, leaderTerm: 99, grantMs: 0,
       vote: sender, successor: '', digest: clusterDigest({ clusterId: 1, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30 }), members: 3, echoes: {},
     });
     try {

@@ -14,22 +14,30 @@ import { chaos } from './helpers/chaos';
 
 /** 2,000 schedules of 3 members (20 fault phases each) and 300 of 5 (15 phases): about 30 s on 2 cores. */
 const PLAN = [
-  { members: 3, seeds: 2000, batch: 250, rounds: 20 },
-  { members: 5, seeds: 300, batch: 100, rounds: 15 },
+  { members: 3, seeds: 2000, batch: 250, rounds: 20, bootstrap: false },
+  { members: 5, seeds: 300, batch: 100, rounds: 15, bootstrap: false },
+  // New clusters: the first member alone, the others joining through partitions, cuts and crashes.
+  { members: 3, seeds: 1000, batch: 250, rounds: 15, bootstrap: true },
+  { members: 5, seeds: 200, batch: 100, rounds: 10, bootstrap: true },
 ] as const;
 
 describe('simulated clusters under chaos', () => {
-  for (const { members, seeds, batch, rounds } of PLAN) {
+  for (const { members, seeds, batch, rounds, bootstrap } of PLAN) {
     for (let from = 1; from <= seeds; from += batch) {
       const to = from + batch - 1;
-      it(`${members} members, seeds ${from}-${to}`, () => {
+      it(`${members} members${bootstrap ? ', a new cluster' : ''}, seeds ${from}-${to}`, () => {
         const totals: Record<string, number> = {};
         for (let seed = from; seed <= to; seed += 1) {
-          const { faults } = chaos({ members, seed, rounds, preempt: seed % 3 !== 0, preemptDelayMs: seed % 4 === 0 ? 500 : 0 });
+          const { faults } = chaos({
+            members, seed, rounds, bootstrap, preempt: seed % 3 !== 0, preemptDelayMs: seed % 4 === 0 ? 500 : 0,
+          });
           for (const [k, v] of Object.entries(faults)) totals[k] = (totals[k] ?? 0) + v;
         }
         // The schedules really exercised every fault class.
-        for (const f of ['crash', 'restart', 'stop', 'start', 'stall', 'partition', 'one-way', 'loss', 'link-loss', 'replay', 'reconfigure', 'track', 'netlink', 'reorder']) {
+        const classes = ['crash', 'restart', 'stop', 'start', 'stall', 'partition', 'one-way', 'loss', 'link-loss', 'replay',
+          'reconfigure', 'track', 'netlink', 'reorder'];
+        if (bootstrap) classes.push('join', 'join-partition', 'join-one-way', 'join-loss', 'join-restart-first');
+        for (const f of classes) {
           assert.ok((totals[f] ?? 0) > 0, `no ${f} in seeds ${from}-${to}`);
         }
       });

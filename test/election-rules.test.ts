@@ -17,7 +17,8 @@ const members = [
 ];
 const settings = (over: Partial<ElectionSettings> = {}): ElectionSettings => ({
   clusterId: 1, self: members[0]!, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30, priority: 100,
-  preempt: true, preemptDelayMs: 0, quorum: 'majority', vipLifetimeMs: 1000, ...over,
+  preempt: true, preemptDelayMs: 0, quorum: 'majority', vipLifetimeMs: 1000, bootstrap: 'n1', formed: true,
+  observer: false, ...over,
 });
 const EPOCH = 5_000;
 
@@ -60,8 +61,8 @@ function hb(sender: string, us: ElectionState, over: Partial<Heartbeat> = {}): H
   seqs += 1;
   return {
     clusterId: 1, sender, epoch: 7, seq: seqs, ts: 0, role: 'BACKUP', priority: 100, intervalMs: 100, term: 0,
-    quorate: true, learning: false, resigning: false, handover: false, leader: '', leaderTerm: 0, grantMs: 0,
-    vote: '', successor: '', digest: us.digest, members: 3,
+    quorate: true, learning: false, resigning: false, handover: false, formed: true, observer: false, leader: '',
+    leaderTerm: 0, grantMs: 0, vote: '', successor: '', digest: us.digest, members: 3,
     echoes: { [us.settings.self.name]: { epoch: us.epoch, seq: us.seq, ts: 0 } }, ...over,
   };
 }
@@ -686,5 +687,103 @@ describe('membership', () => {
       sim.run(5000);
       assert.equal(sim.activeHolders().length, 1, `seed ${seed}`);
     }
+  });
+});
+
+describe('bootstrap: a new cluster, built one node at a time (docs/election.md, "Bootstrap")', () => {
+  const formedAll = (sim: SimCluster) => sim.names().every((n) => sim.node(n).state.formed && sim.node(n).formedOnDisk);
+
+  it('the first member alone takes the VIP; a member joining alone does not', () => {
+    const sim = new SimCluster({ members: 3, bootstrap: true, delayMs: 0.5 });
+    sim.start('n2');
+    sim.run(10_000);
+    assert.deepEqual(sim.holders(), [], 'n2 is not the bootstrap member: it waits for the cluster to form');
+    sim.crash('n2');
+    sim.start('n1');
+    const took = sim.runUntil(() => sim.activeHolders().length === 1, 10_000);
+    assert.ok(took !== undefined, 'the bootstrap member serves alone (kubeadm init needs the VIP)');
+    assert.deepEqual(sim.activeHolders(), ['n1']);
+    assert.equal(sim.node('n1').state.formed, false, 'alone, the cluster has not formed');
+  });
+
+  it('the cluster forms when the second member joins, without moving the VIP; from then on nobody holds it alone', () => {
+    const sim = new SimCluster({ members: 3, bootstrap: true, delayMs: 0.5, priorities: [100, 100, 100] });
+    sim.start('n1');
+    sim.runUntil(() => sim.activeHolders().length === 1, 10_000);
+    const gained = sim.acquisitions();
+    sim.start('n2');
+    assert.ok(sim.runUntil(() => sim.node('n1').state.formed && sim.node('n2').state.formed, 5000) !== undefined, 'formed');
+    assert.ok(sim.node('n1').formedOnDisk && sim.node('n2').formedOnDisk, 'recorded on both');
+    assert.ok(sim.log.some((l) => l.node === 'n1' && l.action.type === 'formed' && l.action.via === 'n1'));
+    assert.ok(sim.log.some((l) => l.node === 'n2' && l.action.type === 'formed' && l.action.via === 'n1'));
+    sim.start('n3');
+    sim.run(3000);
+    assert.ok(formedAll(sim), 'the third learns it from the others');
+    assert.equal(sim.acquisitions(), gained, 'the VIP never moved while the cluster formed');
+    // Now the first member, cut off, loses the VIP; the other two keep serving.
+    sim.partition(['n1'], ['n2', 'n3']);
+    sim.run(5000);
+    assert.equal(sim.activeHolders().length, 1);
+    assert.notEqual(sim.activeHolders()[0], 'n1');
+    // Restarted while still cut off, it remembers: it does not bootstrap again.
+    sim.crash('n1', true);
+    sim.start('n1');
+    sim.run(10_000);
+    assert.equal(sim.node('n1').state.role === 'MASTER', false, 'the restarted first member never holds it alone');
+    assert.equal(sim.activeHolders().length, 1);
+  });
+
+  it('newcomers that hear each other but not the first member never take the VIP', () => {
+    const sim = new SimCluster({ members: 3, bootstrap: true, delayMs: 0.5, priorities: [100, 200, 200] });
+    sim.start('n1');
+    sim.runUntil(() => sim.activeHolders().length === 1, 10_000);
+    sim.partition(['n1'], ['n2', 'n3']);
+    sim.start('n2', 'n3');
+    sim.run(20_000);
+    assert.deepEqual(sim.activeHolders(), ['n1'], 'only the bootstrap member holds it');
+    assert.ok(!sim.node('n2').state.formed && !sim.node('n3').state.formed);
+    sim.heal();
+    sim.run(5000);
+    assert.ok(formedAll(sim));
+    assert.equal(sim.activeHolders().length, 1);
+    assert.notEqual(sim.activeHolders()[0], 'n1', 'after forming, the higher priority takes over (by handover)');
+  });
+
+  it('a cluster that formed under another version: a peer saying it formed is enough', () => {
+    const sim = new SimCluster({ members: 3, bootstrap: true, delayMs: 0.5 });
+    sim.node('n2').formedOnDisk = true;
+    sim.start('n2', 'n3');
+    sim.run(5000);
+    assert.equal(sim.activeHolders().length, 1, 'n2 (formed) and n3 (told by n2) make a majority');
+    assert.ok(sim.node('n3').state.formed);
+  });
+});
+
+describe('observers (vipd run --dry-run)', () => {
+  it('an observer is never elected, whatever its priority, and still counts for the majority', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const sim = new SimCluster({ members: 3, seed, observers: ['n3'], priorities: [100, 110, 254], delayMs: 0.5, jitterMs: 2 });
+      sim.start();
+      sim.run(5000);
+      assert.equal(sim.activeHolders().length, 1, `seed ${seed}`);
+      assert.notEqual(sim.activeHolders()[0], 'n3');
+      // The master stops: the successor it names is the other member, never the observer.
+      const m = master(sim);
+      sim.stop(m);
+      sim.run(3000);
+      assert.equal(sim.masters().length, 1, `seed ${seed}: a successor`);
+      assert.notEqual(master(sim), 'n3');
+      assert.ok(!sim.log.some((l) => l.node === 'n3' && l.action.type === 'acquireVip'), `seed ${seed}: n3 never took it`);
+      assert.ok(!sim.log.some((l) => l.action.type === 'transition' && l.action.reason === 'handover' && l.node === 'n3'));
+      // With the observer's acknowledgement the last member keeps a majority: it holds on.
+      assert.deepEqual(sim.activeHolders(), [master(sim)]);
+    }
+  });
+
+  it('observers only: nobody is elected', () => {
+    const sim = new SimCluster({ members: 3, observers: ['n1', 'n2', 'n3'], delayMs: 0.5 });
+    sim.start();
+    sim.run(10_000);
+    assert.deepEqual(sim.holders(), []);
   });
 });

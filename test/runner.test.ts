@@ -40,7 +40,7 @@ function runner(vip: ScriptedVip, port: number): ElectionRunner {
   const settings: ElectionSettings = {
     clusterId: 1, self: { name: 'solo', address: '127.0.0.21' }, members: [{ name: 'solo', address: '127.0.0.21' }],
     intervalMs: 50, deadAfter: 3, maxDeadAfter: 30, priority: 100, preempt: true, preemptDelayMs: 0, quorum: 'none',
-    vipLifetimeMs: 1000,
+    vipLifetimeMs: 1000, bootstrap: 'solo', formed: false, observer: false,
   };
   const log = createLogger({ level: 'fatal', destination: new Writable({ write: (_c, _e, done) => done() }) });
   return new ElectionRunner({ settings, secret: Buffer.from('runner-test-secret-0123'), port, log, metrics: createMetrics({ defaultMetrics: false }), vip });

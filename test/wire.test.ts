@@ -16,8 +16,8 @@ const shape = { clusterId: 7, members, intervalMs: 100, deadAfter: 3, maxDeadAft
 const digest = clusterDigest(shape);
 const hb: Heartbeat = {
   clusterId: 7, sender: 'cp1', epoch: 1_700_000_000_123, seq: 42, ts: 12345.678, role: 'MASTER', priority: 150,
-  intervalMs: 100, term: 9, quorate: true, learning: false, resigning: false, handover: false, leader: 'cp1',
-  leaderTerm: 9, grantMs: 0, vote: 'cp1', successor: '', digest, members: 3,
+  intervalMs: 100, term: 9, quorate: true, learning: false, resigning: false, handover: false, formed: true,
+  observer: false, leader: 'cp1', leaderTerm: 9, grantMs: 0, vote: 'cp1', successor: '', digest, members: 3,
   echoes: { cp2: { epoch: 1_700_000_000_999, seq: 7, ts: 55.5 }, cp3: { epoch: 3, seq: 0xffffffff, ts: 0 } },
 };
 
@@ -36,7 +36,7 @@ describe('heartbeat wire format', () => {
     assert.equal(bytes.toString('latin1', 0, 2), 'VP');
     assert.equal(bytes[2], 2, 'version 2');
     assert.equal(bytes.readUInt16BE(4), 7);
-    assert.equal(bytes[6], 1 | 4 | 8, 'quorate, learning, handover');
+    assert.equal(bytes[6], 1 | 4 | 8 | 16, 'quorate, learning, handover, formed');
     assert.equal(bytes[7], 3, 'MASTER');
     assert.equal(bytes[8], 150);
     assert.equal(bytes[9], 3, 'members');

@@ -131,6 +131,12 @@ export const electionSchema = z
     quorum: z.enum(quorumModes, expect(`one of ${quorumModes.join(', ')}`)).default('auto'),
     /** A file holding the shared HMAC secret (at least 16 bytes). Never the secret itself. */
     secretFile: z.string(expect('a path to a file holding the shared secret')).min(1, expect('a non-empty path')),
+    /**
+     * Where this member records that the cluster has formed (docs/election.md, "Bootstrap"): it must
+     * survive restarts of the pod (a hostPath in the static pod).
+     */
+    stateDir: z.string(expect('an absolute path to a directory')).regex(/^\//, expect('an absolute path to a directory'))
+      .default('/var/lib/vipd'),
   })
   .strict();
 

@@ -51,6 +51,12 @@ export interface DaemonStatus {
   readonly handoverTo: string | null;
   /** Re-learning the cluster after a start or a stall: no claims, no new grants. */
   readonly learning: boolean;
+  /** The cluster has formed: no member holds the VIP without a majority any more (docs/election.md, "Bootstrap"). */
+  readonly formed: boolean;
+  /** This is the bootstrap member of a cluster not formed yet: it may hold the VIP alone. */
+  readonly bootstrapping: boolean;
+  /** A dry run: this member votes and acknowledges, and is never elected. */
+  readonly observer: boolean;
   readonly quorum: { readonly mode: 'majority' | 'none'; readonly alive: number; readonly needed: number; readonly quorate: boolean };
   readonly faults: readonly string[];
   readonly vip: { readonly address: string; readonly interface: string; readonly held: boolean; readonly since: string | null };
@@ -80,7 +86,10 @@ export function formatStatus(s: DaemonStatus): string {
   const lease = s.leaseRemainingMs === null ? '' : `  lease ${s.leaseRemainingMs}ms`;
   const follows = s.following === null ? '  follows nobody' : `  follows ${s.following.leader} (term ${s.following.term}, ${s.following.remainingMs}ms)`;
   lines.push(`election${s.state === 'MASTER' ? lease : follows}${s.handoverTo === null ? '' : `  handing over to ${s.handoverTo}`}`);
-  lines.push(`quorum ${s.quorum.mode}: ${s.quorum.alive} of ${s.quorum.needed} needed ${s.quorum.quorate ? '(quorate)' : '(NOT quorate)'}${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}`);
+  const cluster = s.bootstrapping ? '  cluster not formed yet: bootstrap member, may hold the VIP alone'
+    : s.formed ? '' : '  cluster not formed yet: waiting for the bootstrap member';
+  lines.push(`quorum ${s.quorum.mode}: ${s.quorum.alive} of ${s.quorum.needed} needed ${s.quorum.quorate ? '(quorate)' : '(NOT quorate)'}`
+    + `${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}${cluster}${s.observer ? '  observer (dry run): never elected' : ''}`);
   lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${s.vip.held ? `held since ${s.vip.since}` : 'not held here'}${s.dryRun ? ' (dry run)' : ''}`);
   lines.push('');
   lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(10)}${'PRIO'.padEnd(6)}${'TERM'.padEnd(6)}`

@@ -57,6 +57,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     clientsReset: new Counter({ name: 'vipd_takeover_clients_reset_total', help: 'Client connections of a previous master this member reset on taking the VIP over (tickle ACKs).', registers }),
     ticklesSent: new Counter({ name: 'vipd_takeover_tickles_sent_total', help: 'Tickle ACK packets sent (a client is sent one per round; rounds repeat for loss).', registers }),
     peersAlive: new Gauge({ name: 'vipd_peers_alive', help: 'Peers (not counting this member) whose heartbeats arrive in time.', registers }),
+    clusterFormed: new Gauge({
+      name: 'vipd_cluster_formed',
+      help: '1 once this member knows the cluster has formed (0: a new cluster, only the bootstrap member may hold the VIP).',
+      registers,
+    }),
+    bootstrapping: new Gauge({
+      name: 'vipd_election_bootstrapping',
+      help: '1 while this member is the bootstrap member of a cluster not formed yet (it may hold the VIP alone).',
+      registers,
+    }),
     quorum: new Gauge({ name: 'vipd_quorum', help: '1 while this member hears a quorum of the configured members (always 1 with quorum: none).', registers }),
     heartbeatsSent: new Counter({ name: 'vipd_heartbeats_sent_total', help: 'Heartbeats sent, counting one per peer.', registers }),
     heartbeatsReceived: new Counter({ name: 'vipd_heartbeats_received_total', help: 'Heartbeats accepted from peers.', registers }),

@@ -70,6 +70,11 @@ export interface FrontendDeps {
   readonly log: Logger;
   readonly metrics: ProxyMetrics;
   readonly connections?: ConnectionObserver;
+  /**
+   * Bind the listener (the default). A dry run only checks the backends: it runs next to the
+   * balancer it would replace (HAProxy on :6443), which holds the port.
+   */
+  readonly listen?: boolean;
 }
 
 export interface BackendStatus {
@@ -177,6 +182,11 @@ export class Frontend implements RelayHost {
   async start(): Promise<void> {
     for (const checker of this.checkers.values()) checker.start();
     const { host, port } = this.settings.bind;
+    if (this.deps.listen === false) {
+      this.log.info({ bind: `${host}:${port}`, backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`) },
+        'dry run: proxy frontend not listening (checking its backends only)');
+      return;
+    }
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(new VipdError('VIPD_BIND_FAILED',
         `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${err.code ?? err.message} (is another balancer, such as HAProxy, still running?)`, { cause: err }));

@@ -14,6 +14,8 @@ export interface ProxyDeps {
   readonly metrics?: ProxyMetrics;
   /** Told of every client connection of every frontend (see ConnectionObserver). */
   readonly connections?: ConnectionObserver;
+  /** Bind the listeners (the default); false checks the backends only (a dry run). */
+  readonly listen?: boolean;
 }
 
 export interface ProxyStatus {
@@ -109,7 +111,9 @@ export class TcpProxy {
   }
 
   private newFrontend(settings: FrontendSettings): Frontend {
-    return new Frontend(settings, { log: this.deps.log, metrics: this.metrics, connections: this.deps.connections });
+    return new Frontend(settings, {
+      log: this.deps.log, metrics: this.metrics, connections: this.deps.connections, listen: this.deps.listen,
+    });
   }
 
   private retire(frontend: Frontend): void {

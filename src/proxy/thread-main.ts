@@ -38,6 +38,7 @@ function main(): void {
     connections: data.observe
       ? { opened: (c) => push(toEvent(true, c)), closed: (c) => push(toEvent(false, c)) }
       : undefined,
+    listen: data.listen,
   });
   const pushStatus = () => post({ kind: 'status', status: proxy.status() });
   const statusTimer = setInterval(pushStatus, STATUS_EVERY_MS);

@@ -14,6 +14,8 @@ export interface ThreadData {
   readonly node: string | undefined;
   /** Whether to push the client connections (the takeover's observer wants them). */
   readonly observe: boolean;
+  /** Bind the frontends' listeners; false in a dry run (backends are checked only). */
+  readonly listen: boolean;
 }
 
 export type RequestOp = 'start' | 'reload' | 'close' | 'destroy' | 'metrics';

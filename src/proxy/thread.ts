@@ -26,6 +26,8 @@ export interface ProxyThreadOptions {
   readonly logFormat: 'json' | 'text';
   readonly node: string | undefined;
   readonly connections?: ConnectionObserver;
+  /** Bind the listeners (default true); a dry run checks the backends only. */
+  readonly listen?: boolean;
 }
 
 export class ProxyThread {
@@ -42,7 +44,7 @@ export class ProxyThread {
     proxySettings(config);
     const data: ThreadData = {
       config, logLevel: options.logLevel, logFormat: options.logFormat, node: options.node,
-      observe: options.connections !== undefined,
+      observe: options.connections !== undefined, listen: options.listen ?? true,
     };
     this.worker = new Worker(join(__dirname, 'thread-main.js'), { workerData: data });
     this.worker.on('message', (m: ThreadMessage) => this.onMessage(m));

@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics/metrics';
 import { openFilteredUdp4 } from '../native/udp-socket';
 import type { VipOwner } from '../vip/owner';
 import { Inbox } from './inbox';
-import { effectivePriority, initialState, leaseUntil, quorumOf, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
+import { effectivePriority, initialState, isBootstrapping, leaseUntil, quorumOf, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
 import { handoverTimeoutMs } from './timing';
 import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, Reconfigurable, TrackEffect } from './types';
 import { NO_SILENCE, nextSilence, type SilenceState } from './silence-report';
@@ -37,6 +37,11 @@ export interface RunnerOptions {
   readonly channel?: { receive(msg: Buffer, from: string): DropReason | undefined; isOwn(msg: Buffer): boolean };
   /** The VIP is now on the interface, or no longer (after the netlink operation completed). */
   readonly onVipHeld?: (held: boolean) => void;
+  /**
+   * The cluster has formed: record it durably, now (the next heartbeat says it). Throws when it
+   * cannot; the member goes on (formed, in memory) and says so in the log.
+   */
+  readonly onFormed?: (via: string) => void;
 }
 
 /** Copies of one message (the final resign) are this far apart: UDP may lose one, the handover should not wait. */
@@ -251,6 +256,19 @@ export class ElectionRunner {
         if (from !== to) metrics.electionTransitions.labels(to, reason).inc();
         break;
       }
+      case 'formed': {
+        const self = this.opts.settings.self.name;
+        try {
+          this.opts.onFormed?.(action.via);
+          this.log.info({ via: action.via }, action.via === self
+            ? 'the cluster has formed: a majority of the members answered; from now on no member holds the VIP without one'
+            : `the cluster has formed (${action.via} says so): this member may now be elected`);
+        } catch (err) {
+          this.log.error({ err, via: action.via }, 'cannot record that the cluster has formed: after a restart this member '
+            + 'would wait to hear that again before it can be elected (or, the bootstrap member, could hold the VIP alone)');
+        }
+        break;
+      }
       case 'stalled':
         metrics.electionStalls.inc();
         this.log.warn({ ms: Math.round(action.ms), epoch: action.epoch },
@@ -276,6 +294,8 @@ export class ElectionRunner {
     const quorum = quorumOf(this.state, now);
     metrics.peersAlive.set(quorum.alive - 1);
     metrics.quorum.set(quorum.quorate ? 1 : 0);
+    metrics.clusterFormed.set(this.state.formed ? 1 : 0);
+    metrics.bootstrapping.set(isBootstrapping(this.state) ? 1 : 0);
     metrics.priority.set(effectivePriority(this.state));
     metrics.term.set(this.state.term);
     metrics.master.set(this.state.role === 'MASTER' ? 1 : 0);

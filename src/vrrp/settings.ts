@@ -1,8 +1,16 @@
 import type { Config } from '../config/load';
 import type { ElectionSettings } from './types';
 
-/** The election's view of the config. */
-export function electionSettings(config: Config): ElectionSettings {
+/** What the config does not say: from the state file and the command line. */
+export interface RunState {
+  /** The state file says this member knew the cluster had formed (vrrp/formed-file.ts). */
+  readonly formed: boolean;
+  /** `vipd run --dry-run`: an observer, never a candidate. */
+  readonly observer: boolean;
+}
+
+/** The election's view of the config. The bootstrap member is the first peer listed. */
+export function electionSettings(config: Config, run: RunState): ElectionSettings {
   const e = config.election;
   return {
     clusterId: e.clusterId,
@@ -15,6 +23,9 @@ export function electionSettings(config: Config): ElectionSettings {
     preempt: e.preempt,
     preemptDelayMs: e.preemptDelay,
     quorum: e.quorum,
+    bootstrap: config.peers[0]?.name ?? config.self.name,
+    formed: run.formed,
+    observer: run.observer,
     vipLifetimeMs: config.vip.lifetime,
   };
 }

@@ -27,6 +27,11 @@
  * - Stalls. A member that wakes up long after it asked to starts a new epoch and re-learns the
  *   cluster for an interval; its lease, timed from its own send times, has lapsed if the stall was
  *   long, and it releases before anything else.
+ * - Bootstrap. Until the cluster has formed (the bootstrap member, the first one listed, heard a
+ *   majority once, or was acknowledged by one), the bootstrap member may hold the VIP alone and no
+ *   other member is a candidate; the others learn that it formed from a flag in its heartbeats and
+ *   every member records it on disk (the 'formed' action), so a restart never bootstraps again.
+ * - Observers (a dry run) vote and acknowledge like any member and are never candidates.
  * - Planned moves are make-before-break: a master that hands over (preemption, a priority drop, a
  *   stop) stops announcing, frees its followers and keeps the address until its successor
  *   announces MASTER (or a dead interval passes).
@@ -103,6 +108,8 @@ export interface ElectionState {
   readonly announced: string;
   /** The VIP was acquired and not released since. */
   readonly holding: boolean;
+  /** The cluster has formed as far as this member knows (docs/election.md, "Bootstrap"). */
+  readonly formed: boolean;
   readonly lastRenewAt: number;
   readonly peers: ReadonlyMap<string, PeerView>;
 }
@@ -123,7 +130,8 @@ export function initialState(settings: ElectionSettings): ElectionState {
     started: false, startedAt: 0, stopping: false, stopped: false, firstEpoch: 0, epoch: 0, seq: 0, term: 0,
     granted: { term: 0, leader: '' }, grant: undefined, claim: undefined, handover: undefined, hint: undefined,
     preemptBy: undefined, tracks: new Map(), vipFaultUntil: -Infinity, restricted: true, learningUntil: -Infinity,
-    wakeAt: undefined, nextHeartbeatAt: 0, lastSentAt: -Infinity, leaseAtLastSend: -Infinity, rttMs: 0, announced: '', holding: false, lastRenewAt: -Infinity, peers,
+    wakeAt: undefined, nextHeartbeatAt: 0, lastSentAt: -Infinity, leaseAtLastSend: -Infinity, rttMs: 0, announced: '',
+    holding: false, lastRenewAt: -Infinity, formed: settings.formed || settings.quorum === 'none', peers,
   };
 }
 
@@ -170,6 +178,7 @@ export function step(state: ElectionState, event: ElectionEvent): StepResult {
         break;
     }
   }
+  s = form(s, now, out);
   s = evaluate(s, now, out, event.type === 'vipFailed' ? 'vip failed' : 'fault');
   if (s.stopped) return { state: s, actions: out };
   s = announce(s, now, out);
@@ -183,9 +192,19 @@ export function step(state: ElectionState, event: ElectionEvent): StepResult {
 
 const selfName = (s: ElectionState): string => s.settings.self.name;
 
-/** Members needed for a majority (1 with quorum: none). */
+/** A majority of all configured members. */
+function majority(s: ElectionState): number {
+  return Math.floor(s.settings.members.length / 2) + 1;
+}
+
+/** This member is the bootstrap member of a cluster that has not formed: it may hold the VIP alone. */
+export function isBootstrapping(s: ElectionState): boolean {
+  return !s.formed && selfName(s) === s.settings.bootstrap;
+}
+
+/** Members needed for a majority (1 with quorum: none, and for the bootstrap member until the cluster forms). */
 export function needed(s: ElectionState): number {
-  return s.settings.quorum === 'none' ? 1 : Math.floor(s.settings.members.length / 2) + 1;
+  return s.settings.quorum === 'none' || isBootstrapping(s) ? 1 : majority(s);
 }
 
 /**
@@ -194,7 +213,7 @@ export function needed(s: ElectionState): number {
  * masters, as with keepalived).
  */
 function votesNeeded(s: ElectionState, now: number): number {
-  if (s.settings.quorum !== 'none') return needed(s);
+  if (s.settings.quorum !== 'none' && !isBootstrapping(s)) return needed(s);
   return Math.floor((1 + counted(s, now).length) / 2) + 1;
 }
 
@@ -254,9 +273,14 @@ export function isLearning(s: ElectionState, now: number): boolean {
  * -Infinity when a majority has not acknowledged the current claim; Infinity with quorum: none.
  */
 export function leaseUntil(s: ElectionState): number {
+  return leaseOf(s, needed(s));
+}
+
+/** The lease `members` acknowledgements (this member's own included) give the current claim. */
+function leaseOf(s: ElectionState, members: number): number {
   const claim = s.claim;
   if (claim === undefined) return -Infinity;
-  const need = needed(s) - 1;
+  const need = members - 1;
   if (need <= 0) return Infinity;
   const self = selfName(s);
   const margin = stallMs(s.settings);
@@ -313,22 +337,29 @@ function selfCandidate(s: ElectionState): Candidate {
  * peer still in INIT counts too: it is about to decide (INIT ends within a dead interval), and a
  * claim ahead of a better member that is just starting would only be handed over again.
  */
-function asNominee(p: PeerView): Candidate | undefined {
+function asNominee(s: ElectionState, p: PeerView): Candidate | undefined {
   const hb = p.last;
-  if (hb === undefined || hb.priority <= 0) return undefined;
+  if (hb === undefined || hb.priority <= 0 || hb.observer) return undefined;
+  if (!hb.formed && p.name !== s.settings.bootstrap) return undefined;
   if (hb.role !== 'INIT' && (hb.learning || !hb.quorate)) return undefined;
   if (hb.role !== 'INIT' && hb.role !== 'BACKUP' && hb.role !== 'CANDIDATE' && hb.role !== 'MASTER') return undefined;
   return { name: p.name, address: p.address, priority: hb.priority };
 }
 
+/** This member could ever be elected: not an observer, and the cluster formed (or it is the bootstrap member). */
+function mayLead(s: ElectionState): boolean {
+  return !s.settings.observer && (s.formed || selfName(s) === s.settings.bootstrap);
+}
+
 function selfEligible(s: ElectionState, now: number): boolean {
-  return s.role === 'BACKUP' && !s.stopping && !isFaulted(s, now) && !isLearning(s, now) && quorumOf(s, now).quorate;
+  return s.role === 'BACKUP' && mayLead(s) && !s.stopping && !isFaulted(s, now) && !isLearning(s, now)
+    && quorumOf(s, now).quorate;
 }
 
 function nominees(s: ElectionState, now: number): Candidate[] {
   const list: Candidate[] = [];
   for (const p of counted(s, now)) {
-    const c = asNominee(p);
+    const c = asNominee(s, p);
     if (c !== undefined) list.push(c);
   }
   if (selfEligible(s, now)) list.push(selfCandidate(s));
@@ -375,6 +406,27 @@ function votesForSelf(s: ElectionState, now: number): number {
 }
 
 // ---- the rules ---------------------------------------------------------------------------------
+
+/**
+ * The cluster forms: for the bootstrap member, when a majority acknowledges its claim (it keeps the
+ * VIP: the lease it then holds is a majority's) or, without a claim, when it hears a majority; for
+ * any member, when a peer says it formed (which only the bootstrap member can start). Recorded
+ * before anything else this step asks for, so before the heartbeat that says it.
+ */
+function form(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
+  if (s.formed) return s;
+  let via: string | undefined;
+  for (const p of s.peers.values()) {
+    if (p.last?.formed === true) { via = p.name; break; }
+  }
+  if (via === undefined && selfName(s) === s.settings.bootstrap) {
+    const formed = s.claim !== undefined ? now < leaseOf(s, majority(s)) : 1 + counted(s, now).length >= majority(s);
+    if (formed) via = selfName(s);
+  }
+  if (via === undefined) return s;
+  out.push({ type: 'formed', via });
+  return { ...s, formed: true, nextHeartbeatAt: now };
+}
 
 /** Woke up much later than asked: the process did not run. Start a new epoch and re-learn. */
 function detectStall(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
@@ -546,7 +598,7 @@ function probeIfLeaseLow(s: ElectionState, now: number): ElectionState {
 /** Preemption by a strictly better member, or our own priority dropped below another's: hand over. */
 function maybeHandOver(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
   const me = selfCandidate(s);
-  const ready = counted(s, now).map(asNominee).filter((c): c is Candidate => c !== undefined)
+  const ready = counted(s, now).map((p) => asNominee(s, p)).filter((c): c is Candidate => c !== undefined)
     .filter((c) => s.peers.get(c.name)?.last?.role === 'BACKUP');
   const top = best(ready);
   if (top === undefined || top.priority <= me.priority) return s.preemptBy === undefined ? s : { ...s, preemptBy: undefined };
@@ -594,7 +646,7 @@ function handingOver(s: ElectionState, now: number, out: ElectionAction[]): Elec
 function stopMaster(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
   const c = s.claim as NonNullable<ElectionState['claim']>;
   const mayHandOver = !isFaulted(s, now) && !isLearning(s, now) && s.term <= c.term && now < leaseUntil(s);
-  const ready = counted(s, now).map(asNominee).filter((x): x is Candidate => x !== undefined)
+  const ready = counted(s, now).map((p) => asNominee(s, p)).filter((x): x is Candidate => x !== undefined)
     .filter((x) => s.peers.get(x.name)?.last?.role === 'BACKUP');
   const to = best(ready);
   if (mayHandOver && to !== undefined) return startHandover(s, to.name, 'stopping', now, out);
@@ -635,8 +687,9 @@ function heartbeat(s: ElectionState, now: number): Heartbeat {
   for (const p of s.peers.values()) if (p.last !== undefined) echoes[p.name] = { epoch: p.last.epoch, seq: p.last.seq, ts: p.last.ts };
   return {
     clusterId: s.settings.clusterId, sender: self, epoch: s.epoch, seq: s.seq, ts: now, role: s.role,
-    priority: s.role === 'FAULT' ? 0 : effectivePriority(s), intervalMs: s.settings.intervalMs, term: s.term,
-    quorate: quorumOf(s, now).quorate, learning: isLearning(s, now), resigning: false, handover: s.handover !== undefined,
+    priority: s.role === 'FAULT' || s.settings.observer ? 0 : effectivePriority(s), intervalMs: s.settings.intervalMs,
+    term: s.term, quorate: quorumOf(s, now).quorate, learning: isLearning(s, now), resigning: false,
+    handover: s.handover !== undefined, formed: s.formed, observer: s.settings.observer,
     leader: grant?.leader ?? '', leaderTerm: grant?.term ?? 0, grantMs, vote: voteOf(s, now),
     successor: s.handover?.to ?? '', digest: s.digest, members: s.settings.members.length, echoes,
   };
@@ -652,7 +705,7 @@ function withSeq(s: ElectionState, copies: number): ElectionState {
 function announce(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
   const g = s.grant;
   const view = `${s.role}|${s.term}|${g?.leader ?? ''}|${g?.term ?? 0}|${voteOf(s, now)}|${s.handover?.to ?? ''}|`
-    + `${isLearning(s, now)}|${quorumOf(s, now).quorate}`;
+    + `${isLearning(s, now)}|${quorumOf(s, now).quorate}|${s.formed}`;
   if (now < s.nextHeartbeatAt && view === s.announced) return s;
   const wraps = s.seq + 1 > MAX_SEQ;
   s = {
@@ -735,6 +788,12 @@ export interface ElectionSnapshot {
   readonly leaseRemainingMs: number | null;
   readonly handoverTo: string | null;
   readonly learning: boolean;
+  /** The cluster has formed (as far as this member knows); until then only the bootstrap member may lead. */
+  readonly formed: boolean;
+  /** This member is the bootstrap member of a cluster not formed yet: it holds the VIP alone if need be. */
+  readonly bootstrapping: boolean;
+  /** This member only watches (a dry run). */
+  readonly observer: boolean;
   readonly quorum: { readonly alive: number; readonly needed: number; readonly quorate: boolean };
   readonly faults: readonly string[];
   readonly peers: readonly PeerSnapshot[];
@@ -758,6 +817,9 @@ export function snapshot(s: ElectionState, now: number): ElectionSnapshot {
     leaseRemainingMs: s.role === 'MASTER' && s.claim !== undefined ? Math.max(0, leaseUntil(s) - now) : null,
     handoverTo: s.handover?.to ?? null,
     learning: isLearning(s, now),
+    formed: s.formed,
+    bootstrapping: isBootstrapping(s),
+    observer: s.settings.observer,
     quorum: quorumOf(s, now),
     faults,
     peers: [...s.peers.values()].map((p) => ({

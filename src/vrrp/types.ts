@@ -44,6 +44,13 @@ export interface Heartbeat {
   readonly resigning: boolean;
   /** A MASTER handing the VIP over to `successor` (make-before-break): its followers are free. */
   readonly handover: boolean;
+  /**
+   * The cluster has formed (docs/election.md, "Bootstrap"): the bootstrap member once heard a
+   * majority, and the sender knows it. Only a formed member, or the bootstrap member, is a candidate.
+   */
+  readonly formed: boolean;
+  /** The sender only watches (`vipd run --dry-run`): it votes and acknowledges, and is never a candidate. */
+  readonly observer: boolean;
   /** Whom the sender follows (acknowledges), itself when claiming, '' for none. */
   readonly leader: string;
   readonly leaderTerm: number;
@@ -79,6 +86,15 @@ export interface ElectionSettings {
   readonly preempt: boolean;
   readonly preemptDelayMs: number;
   readonly quorum: 'majority' | 'none';
+  /**
+   * The bootstrap member (the first one the config lists): the only one that may hold the VIP alone
+   * while the cluster has not formed, so that the first node of a new cluster serves by itself.
+   */
+  readonly bootstrap: string;
+  /** This member knew the cluster had formed when it last ran (the state file says so). */
+  readonly formed: boolean;
+  /** Never a candidate (a dry run): votes and acknowledges only. */
+  readonly observer: boolean;
   /** The VIP's address lifetime in the kernel (ms); the master renews it while its lease holds. */
   readonly vipLifetimeMs: number;
 }
@@ -151,6 +167,11 @@ export type ElectionAction =
     }
   /** The process did not run for `ms` past its wake-up: a new epoch, and the cluster is re-learned. */
   | { readonly type: 'stalled'; readonly ms: number; readonly epoch: number }
+  /**
+   * The cluster has just formed, as far as this member knows: record it (durably, before the next
+   * heartbeat goes out) so that a restart does not bootstrap again.
+   */
+  | { readonly type: 'formed'; readonly via: string }
   /** A graceful stop is complete: the VIP is released (or handed over), the resign is sent. */
   | { readonly type: 'stopped' }
   /** Call `tick` at this time (absolute, on the injected clock). Replaces any earlier request. */

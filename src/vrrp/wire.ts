@@ -4,7 +4,8 @@
  *
  *   0  'V' 'P'            magic
  *   2  u8  version (2)    3  u8 type (1 = heartbeat)
- *   4  u16 clusterId      6  u8 flags (1 quorate, 2 resigning, 4 learning, 8 handover)
+ *   4  u16 clusterId      6  u8 flags (1 quorate, 2 resigning, 4 learning, 8 handover, 16 formed,
+ *                                     32 observer)
  *   7  u8  role           8  u8 priority   9 u8 members (the sender's member count)
  *  10  u16 intervalMs    12  u64 epoch    20 u32 seq     24 f64 ts (sender's monotonic ms)
  *  32  u32 term          36  u32 leaderTerm   40 u32 grantMs   44 8 bytes member-list digest
@@ -28,6 +29,8 @@ const FLAG_QUORATE = 1;
 const FLAG_RESIGNING = 2;
 const FLAG_LEARNING = 4;
 const FLAG_HANDOVER = 8;
+const FLAG_FORMED = 16;
+const FLAG_OBSERVER = 32;
 export const MAX_NAME_BYTES = 63;
 const MAX_U32 = 0xffffffff;
 
@@ -56,7 +59,8 @@ export function encodeHeartbeat(hb: Heartbeat, secret: Buffer, names: readonly s
   body[3] = TYPE_HEARTBEAT;
   body.writeUInt16BE(hb.clusterId, 4);
   body[6] = (hb.quorate ? FLAG_QUORATE : 0) | (hb.resigning ? FLAG_RESIGNING : 0)
-    | (hb.learning ? FLAG_LEARNING : 0) | (hb.handover ? FLAG_HANDOVER : 0);
+    | (hb.learning ? FLAG_LEARNING : 0) | (hb.handover ? FLAG_HANDOVER : 0)
+    | (hb.formed ? FLAG_FORMED : 0) | (hb.observer ? FLAG_OBSERVER : 0);
   body[7] = ROLES.indexOf(hb.role);
   body[8] = hb.priority;
   body[9] = Math.min(255, hb.members);
@@ -134,6 +138,7 @@ export function decodeHeartbeat(msg: Buffer, secret: Buffer, clusterId: number, 
       priority: body[8] as number, intervalMs: body.readUInt16BE(10), term: body.readUInt32BE(32),
       quorate: (flags & FLAG_QUORATE) !== 0, resigning: (flags & FLAG_RESIGNING) !== 0,
       learning: (flags & FLAG_LEARNING) !== 0, handover: (flags & FLAG_HANDOVER) !== 0,
+      formed: (flags & FLAG_FORMED) !== 0, observer: (flags & FLAG_OBSERVER) !== 0,
       leader, leaderTerm: body.readUInt32BE(36), grantMs: body.readUInt32BE(40), vote, successor,
       digest: body.toString('hex', 44, 52), members: body[9] as number, echoes,
     },

@@ -14,6 +14,11 @@ export interface ChaosOptions {
   readonly rounds?: number;
   readonly preempt?: boolean;
   readonly preemptDelayMs?: number;
+  /**
+   * A new cluster, built the way kubeadm builds one: the bootstrap member starts alone and must
+   * serve; the others join one at a time while partitions, one-way cuts, crashes and loss come and go.
+   */
+  readonly bootstrap?: boolean;
   /** Overrides of the simulated network and hosts (delays, drift, timer lateness...). */
   readonly sim?: Partial<SimOptions>;
 }
@@ -33,7 +38,8 @@ export function chaos(o: ChaosOptions): ChaosResult {
   const sim = new SimCluster({
     members: o.members, seed: o.seed, delayMs: 0.5, jitterMs: 4, drift: 0.0005, timerLatenessMs: 5,
     duplicateRate: 0.02, preempt: o.preempt ?? true, preemptDelayMs: o.preemptDelayMs ?? 0,
-    priorities: Array.from({ length: o.members }, (_, i) => 100 + ((i * 37) % 3) * 10), ...o.sim,
+    priorities: Array.from({ length: o.members }, (_, i) => 100 + ((i * 37) % 3) * 10), bootstrap: o.bootstrap,
+    ...o.sim,
   });
   const rnd = mulberry32(o.seed * 7919 + 13);
   const names = sim.names();
@@ -42,8 +48,11 @@ export function chaos(o: ChaosOptions): ChaosResult {
   const did = (f: string) => { faults[f] = (faults[f] ?? 0) + 1; };
   const bound = livenessBoundMs(sim);
 
-  sim.start();
-  expectHolder(sim, bound, 'after the first start');
+  if (o.bootstrap === true) bootstrap(sim, rnd, did, bound);
+  else {
+    sim.start();
+    expectHolder(sim, bound, 'after the first start');
+  }
   const rounds = o.rounds ?? 30;
   for (let round = 0; round < rounds; round += 1) {
     const up = names.filter((n) => sim.node(n).proc === 'up');
@@ -125,6 +134,44 @@ export function chaos(o: ChaosOptions): ChaosResult {
   if (sim.activeHolders().length !== 1) throw sim.failure(`no single holder 3 s after settling (holders ${sim.holders().join(',') || 'none'})`);
   if (sim.acquisitions() !== acquisitions) throw sim.failure(`the VIP moved after settling at t=${settledAt.toFixed(0)}`);
   return { sim, faults };
+}
+
+/** The first member alone (it must serve), then the others join one by one through faults. */
+function bootstrap(sim: SimCluster, rnd: () => number, did: (f: string) => void, bound: number): void {
+  const names = sim.names();
+  const [first, ...rest] = names as [string, ...string[]];
+  sim.start(first);
+  expectHolder(sim, bound, 'with the bootstrap member alone');
+  for (const joining of rest) {
+    const r = rnd();
+    const shuffled = [...names].sort(() => rnd() - 0.5);
+    if (r < 0.3) {
+      // Most often the dangerous one: the newcomers hear each other but not the first member.
+      const cut = rnd() < 0.6 ? 1 : 1 + Math.floor(rnd() * (names.length - 1));
+      sim.heal();
+      sim.partition(rnd() < 0.6 ? [first] : shuffled.slice(0, cut), rnd() < 0.6 ? rest : shuffled.slice(cut));
+      did('join-partition');
+    } else if (r < 0.45) {
+      sim.block(first, joining);
+      did('join-one-way');
+    } else if (r < 0.55) {
+      sim.block(joining, first);
+      did('join-one-way');
+    } else if (r < 0.65) {
+      sim.dropRate = rnd() * 0.4;
+      did('join-loss');
+    } else if (r < 0.72 && sim.node(first).proc === 'up') {
+      sim.crash(first, rnd() < 0.5);
+      sim.run(20 + Math.floor(rnd() * 1000));
+      sim.start(first);
+      did('join-restart-first');
+    } else if (r < 0.8) {
+      sim.heal();
+    }
+    sim.start(joining);
+    did('join');
+    sim.run(100 + Math.floor(rnd() * 3000));
+  }
 }
 
 function expectHolder(sim: SimCluster, bound: number, when: string): void {

@@ -31,6 +31,14 @@ export interface SimOptions {
   readonly deadAfter?: number;
   readonly maxDeadAfter?: number;
   readonly quorum?: 'majority' | 'none';
+  /**
+   * A new cluster: every host's disk starts without the record that the cluster formed (else each
+   * starts formed, as an established cluster does). The 'formed' action writes the record; it
+   * survives crashes and restarts, as the state file does.
+   */
+  readonly bootstrap?: boolean;
+  /** Members that run as observers (a dry run): they vote and acknowledge, never lead. */
+  readonly observers?: readonly string[];
   readonly preempt?: boolean;
   readonly preemptDelayMs?: number;
   readonly priorities?: readonly number[];
@@ -82,6 +90,8 @@ export interface SimNode {
   epochs: number;
   inbox: Inbox;
   kernel: Kernel;
+  /** The state file's record that the cluster formed. */
+  formedOnDisk: boolean;
 }
 
 type Item =
@@ -135,6 +145,7 @@ export class SimCluster {
         clockOffset: 1_000_000 * (i + 1) + Math.floor(this.rng() * 1000), clockRate: 1 + drift * (2 * this.rng() - 1),
         epochs: 0, inbox: new Inbox(settings, SECRET),
         kernel: { present: false, expiresAt: 0, holding: false, quietSince: undefined, releasePending: false },
+        formedOnDisk: !(opts.bootstrap ?? false),
       });
     });
   }
@@ -144,7 +155,8 @@ export class SimCluster {
     return {
       clusterId: 1, self, members, intervalMs: this.interval, deadAfter: o.deadAfter ?? 3, maxDeadAfter: o.maxDeadAfter ?? 30,
       priority, preempt: o.preempt ?? true, preemptDelayMs: o.preemptDelayMs ?? 0, quorum: o.quorum ?? 'majority',
-      vipLifetimeMs: o.vipLifetimeMs ?? 1000,
+      vipLifetimeMs: o.vipLifetimeMs ?? 1000, bootstrap: members[0]?.name ?? self.name, formed: !(o.bootstrap ?? false),
+      observer: o.observers?.includes(self.name) ?? false,
     };
   }
 
@@ -176,6 +188,7 @@ export class SimCluster {
     for (const name of names.length ? names : this.names()) {
       const n = this.node(name);
       if (n.proc !== 'down') continue;
+      n.settings = { ...n.settings, formed: n.formedOnDisk };
       n.state = initialState(n.settings);
       n.inbox = new Inbox(n.settings, SECRET);
       n.proc = 'up';
@@ -387,6 +400,9 @@ export class SimCluster {
           n.kernel.holding = false;
           n.kernel.quietSince = undefined;
           this.releaseVip(n);
+          break;
+        case 'formed':
+          n.formedOnDisk = true;
           break;
         case 'stopped':
           n.proc = 'down';

@@ -1,0 +1,57 @@
+/**
+ * The one piece of election state that outlives the process: "this cluster has formed"
+ * (docs/election.md, "Bootstrap"). Until it has, the bootstrap member may hold the VIP alone, so
+ * that the first node of a new cluster serves `kubeadm init`; once it has, nobody may, ever again,
+ * and a restart must not forget it. One small file per cluster id in `election.stateDir`, written
+ * and synced before the heartbeat that says it leaves (the runner calls `record` synchronously).
+ */
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, accessSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { VipdError } from '../errors';
+
+export class FormedRecord {
+  readonly file: string;
+
+  constructor(private readonly dir: string, private readonly clusterId: number, private readonly node: string) {
+    this.file = join(dir, `cluster-${clusterId}.formed`);
+  }
+
+  /** Creates the directory if needed and proves it writable: a record that cannot be written is found at start, not later. */
+  prepare(): void {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      accessSync(this.dir, constants.W_OK);
+    } catch (err) {
+      throw new VipdError('VIPD_STATE_DIR', `election.stateDir ${this.dir} is not a writable directory `
+        + `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): vipd records there that the cluster has `
+        + 'formed (in the static pod, a hostPath volume)', { cause: err });
+    }
+  }
+
+  /** Whether the record exists. Any file at the path counts (a damaged record is still a record: never bootstrap twice). */
+  read(): boolean {
+    try {
+      readFileSync(this.file);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw new VipdError('VIPD_STATE_DIR', `cannot read ${this.file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Writes the record durably (a temporary file, fsync, rename, fsync of the directory). Throws on failure. */
+  record(via: string): void {
+    const body = `${JSON.stringify({ clusterId: this.clusterId, node: this.node, via, formedAt: new Date().toISOString() })}\n`;
+    const tmp = `${this.file}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, body);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.file);
+    const dirFd = openSync(this.dir, 'r');
+    try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
+  }
+}
