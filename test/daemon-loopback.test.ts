@@ -1,7 +1,12 @@
 /**
- * Three real `vipd run --dry-run` daemons on loopback addresses 127.0.0.11-13 elect exactly one
- * master; SIGKILL it and another takes over; SIGTERM it and the named successor takes over without
- * waiting a dead interval. Timings are printed for the record; asserted bounds are generous.
+ * Three real `vipd run` daemons on loopback addresses 127.0.0.11-13 elect exactly one master;
+ * SIGKILL it and another takes over; SIGTERM it and the named successor takes over without waiting
+ * a dead interval; a member restarted with `--dry-run` is an observer that is never elected, next
+ * to a port already taken. Timings are printed for the record; asserted bounds are generous.
+ *
+ * The daemons really add and remove the VIP, so the suite runs in a network namespace of its own:
+ * run from the outside, this file creates the namespace (loopback up, one veth interface per
+ * daemon for its copy of the VIP), runs itself in it, and removes it, also on failure.
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
@@ -12,9 +17,11 @@ import { stringify } from 'yaml';
 import { clusterDigest, wireOrder } from '../src/vrrp/membership';
 import type { Heartbeat } from '../src/vrrp/types';
 import { encodeHeartbeat } from '../src/vrrp/wire';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { CLI, DaemonProcess, isTransition, tempDir } from './helpers/daemon';
 
+const INSIDE = process.env.VIPD_LOOPBACK_NS;
 const PORT = 17580 + (process.pid % 1000);
 const names = ['lb1', 'lb2', 'lb3'];
 const address = (i: number) => `127.0.0.${11 + i}`;
@@ -28,28 +35,60 @@ const metric = (text: string, name: string): number | undefined => {
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 };
 
-function writeConfig(dir: string, secretFile: string, node: string, election: Record<string, unknown> = {}): string {
+const dummy = (node: string) => `vip-${node}`;
+
+function writeConfig(dir: string, secretFile: string, node: string, election: Record<string, unknown> = {},
+  top: Record<string, unknown> = {}): string {
   const file = join(dir, `${node}.yaml`);
   writeFileSync(file, stringify({
     nodeName: node,
     peers: names.map((name, i) => ({ name, address: address(i) })),
-    vip: { address: '10.99.0.100/24', interface: 'lo' },
-    election: { port: PORT, interval: '100ms', deadAfter: 3, secretFile, ...election },
+    vip: { address: '10.99.0.100/24', interface: dummy(node), garp: { refresh: '0s' } },
+    election: { port: PORT, interval: '100ms', deadAfter: 3, secretFile, stateDir: join(dir, `state-${node}`), ...election },
     proxy: { enabled: false },
     track: { apiserver: { enabled: false } },
     health: { listen: `127.0.0.1:${healthPort(node)}` },
+    ...top,
   }));
   return file;
 }
 
-describe('three daemons on loopback (dry run)', () => {
+if (INSIDE === undefined) {
+  describe('three daemons on loopback, in a namespace of their own', () => {
+    it('the suite, run inside the namespace', () => {
+      const ns = `vipd-lo-${process.pid}`;
+      const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      ip('netns', 'add', ns);
+      try {
+        ip('-n', ns, 'link', 'set', 'lo', 'up');
+        for (const n of names) {
+          // A veth pair (this kernel may lack the dummy driver): the daemon's end carries its VIP.
+          ip('-n', ns, 'link', 'add', dummy(n), 'type', 'veth', 'peer', 'name', `${dummy(n)}-p`);
+          ip('-n', ns, 'link', 'set', `${dummy(n)}-p`, 'up');
+          ip('-n', ns, 'link', 'set', dummy(n), 'up');
+        }
+        const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--test', '--test-reporter=spec', __filename], {
+          // Without the outer runner's NODE_TEST_CONTEXT: the inner run reports as a runner of its own.
+          env: { ...process.env, NODE_TEST_CONTEXT: undefined, VIPD_LOOPBACK_NS: ns }, encoding: 'utf8', timeout: 240_000,
+        });
+        process.stdout.write(r.stdout.split('\n').map((l) => `    ${l}`).join('\n'));
+        assert.equal(r.status, 0, `the suite inside ${ns} failed:\n${r.stderr}`);
+      } finally {
+        spawnSync('ip', ['netns', 'del', ns]);
+      }
+    });
+  });
+} else describe('three daemons on loopback', () => {
   const tmp = tempDir();
   const daemons = new Map<string, DaemonProcess>();
-  const start = (node: string) => {
-    const d = new DaemonProcess(node, ['run', '--dry-run', '--config', writeConfig(tmp.dir, tmp.secretFile, node)]);
+  const start = (node: string, args: readonly string[] = [], config = writeConfig(tmp.dir, tmp.secretFile, node)) => {
+    const d = new DaemonProcess(node, ['run', ...args, '--config', config]);
     daemons.set(node, d);
     return d;
   };
+  /** Who has the VIP, read from the kernel: the dummy interfaces that carry it. */
+  const holders = () => names.filter((n) => execFileSync('ip', ['-o', '-4', 'addr', 'show', 'dev', dummy(n)], { encoding: 'utf8' })
+    .includes('10.99.0.100/24'));
   const masters = () => [...daemons.values()].filter((d) => d.child.exitCode === null && d.child.signalCode === null && d.role() === 'MASTER');
 
   before(() => { for (const n of names) start(n); });
@@ -63,6 +102,7 @@ describe('three daemons on loopback (dry run)', () => {
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(masters().length, 1, `masters: ${masters().map((d) => d.name)}`);
     assert.equal(masters()[0]!.name, 'lb3', 'equal priorities: the highest address');
+    assert.deepEqual(holders(), ['lb3'], 'the VIP is on its interface, and only there');
   });
 
   it('the health endpoint: /healthz, /readyz, /metrics and /status on every daemon', async () => {
@@ -206,6 +246,43 @@ describe('three daemons on loopback (dry run)', () => {
     assert.equal(backup.role(), 'MASTER', 'still master, and running');
     assert.equal(backup.child.exitCode, null);
   });
+  it('a member restarted with --dry-run is an observer: never elected, next to a port already taken', async () => {
+    const master = masters()[0]!;
+    const gone = names.find((n) => daemons.get(n)!.child.exitCode !== null || daemons.get(n)!.child.signalCode !== null)!;
+    const other = names.find((n) => n !== gone && n !== master.name)!;
+    // HAProxy (here a plain listener) already holds the balancer's port: the dry run must run beside it.
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const busyPort = (busy.address() as { port: number }).port;
+    try {
+      const observer = start(gone, ['--dry-run'], writeConfig(tmp.dir, tmp.secretFile, gone, { priority: 254 }, {
+        proxy: { frontends: [{ name: 'apiserver', bind: `127.0.0.1:${busyPort}`, backends: [{ name: 'b', address: '127.0.0.1', port: 1 }] }] },
+      }));
+      await observer.waitFor(isTransition('BACKUP'), 10_000, 'BACKUP');
+      await observer.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('dry run: proxy frontend not listening'), 10_000,
+        'the dry-run frontend line');
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.deepEqual(masters().map((d) => d.name), [master.name], 'priority 254 does not preempt: it is an observer');
+      assert.equal((await get(gone, '/readyz')).status, 200, 'ready without its listener');
+      const status = JSON.parse((await get(gone, '/status')).text) as { observer: boolean; formed: boolean };
+      assert.equal(status.observer, true);
+      assert.equal(status.formed, true);
+      const cli = spawnSync(process.execPath, [CLI, 'status', '--url', `http://127.0.0.1:${healthPort(gone)}`], { encoding: 'utf8' });
+      assert.match(cli.stdout, /observer \(dry run\): never elected/);
+      // The master stops: the other member takes over, not the observer, and the observer's
+      // acknowledgement keeps it a majority.
+      const takes = daemons.get(other)!.waitForNext(isTransition('MASTER'), 10_000, 'MASTER');
+      master.signal('SIGTERM');
+      await takes;
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(masters().map((d) => d.name), [other]);
+      assert.deepEqual(holders(), [other]);
+      assert.ok(!observer.lines.some((l) => l.to === 'MASTER' || l.to === 'CANDIDATE'), 'the observer never claimed');
+    } finally {
+      busy.close();
+    }
+  });
+
   it('every log line of every daemon has each key once (a log shipper keeps only one of two)', () => {
     const all = [...daemons.values()].flatMap((d) => d.duplicateKeyLines.map((l) => `${d.name}: ${l}`));
     assert.deepEqual(all, []);

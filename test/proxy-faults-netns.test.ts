@@ -1,6 +1,6 @@
 /**
  * The balancer under backend faults, on namespaced hosts (test/helpers/proxy-bed.ts): the real
- * `vipd run --dry-run` in front of three stand-in HTTPS apiservers, and 4 clients each making new
+ * `vipd run` in front of three stand-in HTTPS apiservers, and 4 clients each making new
  * TLS connections (an HTTPS GET /readyz apiece, 2 s client timeout) for 6 s:
  * - one apiserver blackholed from the start of the load (an nftables drop on its :9443, so SYNs get
  *   no answer at all, not even a reset): no request fails, none waits for the connect timeout;

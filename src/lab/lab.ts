@@ -34,7 +34,7 @@ export function vipdManager(options: LabOptions, print: (line: string) => void):
           nodeName: n,
           peers: NODES.map((p) => ({ name: p, address: net.host(p).ip })),
           vip: { address: `${VIP}/24`, interface: 'eth0' },
-          election: { secretFile, ...options.election },
+          election: { secretFile, stateDir: join(dir, `state-${n}`), ...options.election },
           // The defaults: a balancer on :6443 over every node's :9443 (checked with GET /readyz),
           // and this node's own apiserver tracked, as on a real control plane.
         }));

@@ -32,6 +32,9 @@ export class Cluster {
 
   host(n: string): LanHost { return this.hosts.get(n) as LanHost; }
 
+  /** Where the node records that the cluster has formed (its election.stateDir). */
+  stateDir(n: NodeName): string { return join(this.tmp.dir, `state-${n}`); }
+
   async build(): Promise<void> {
     this.hosts = await this.lab.lan([...NODES, 'client']);
     for (const n of NODES) {
@@ -39,7 +42,7 @@ export class Cluster {
         nodeName: n,
         peers: NODES.map((p) => ({ name: p, address: this.host(p).ip })),
         vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
-        election: { secretFile: this.tmp.secretFile, quorum: this.quorum },
+        election: { secretFile: this.tmp.secretFile, quorum: this.quorum, stateDir: this.stateDir(n) },
         proxy: { enabled: false },
         track: { apiserver: { enabled: false } },
         ...this.extra,

@@ -1,7 +1,7 @@
 /**
  * A balancer in front of three apiservers on namespaced hosts, for the balancer's fault tests: one
- * bridge and five namespaces (Lab.lan), `lb` 10.77.0.1 running the real `vipd run --dry-run` (its
- * election alone and irrelevant, its proxy on :6443), `b1`-`b3` 10.77.0.2-4 each running a stand-in
+ * bridge and five namespaces (Lab.lan), `lb` 10.77.0.1 running the real `vipd run` (its election
+ * alone and irrelevant, its proxy on :6443), `b1`-`b3` 10.77.0.2-4 each running a stand-in
  * HTTPS apiserver on :9443, and `client` 10.77.0.5 for the loads (tls-load.ts). Everything it
  * starts (namespaces, processes, the temporary directory) is removed by destroy(), also after a
  * failed build.
@@ -49,7 +49,7 @@ export class ProxyBed {
       nodeName: 'lb',
       peers: [{ name: 'lb', address: lb.ip }],
       vip: { address: '10.77.0.100/24', interface: 'eth0', garp: { refresh: '0s' } },
-      election: { secretFile: this.tmp.secretFile, quorum: 'none' },
+      election: { secretFile: this.tmp.secretFile, quorum: 'none', stateDir: join(this.tmp.dir, 'state') },
       proxy: {
         frontends: [{
           name: 'apiserver',
@@ -60,7 +60,7 @@ export class ProxyBed {
       },
       track: { apiserver: { enabled: false } },
     }));
-    this.daemon = new DaemonProcess('lb', ['run', '--dry-run', '--config', config],
+    this.daemon = new DaemonProcess('lb', ['run', '--config', config],
       { prefix: ['ip', 'netns', 'exec', lb.ns] });
     await this.allUp();
   }
