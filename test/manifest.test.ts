@@ -27,7 +27,7 @@ interface PodShape {
       securityContext: { runAsUser: number; allowPrivilegeEscalation: boolean; readOnlyRootFilesystem: boolean; capabilities: { add: string[]; drop: string[] } };
       livenessProbe: { httpGet: { host: string; port: number; path: string } };
       readinessProbe: { httpGet: { host: string; port: number; path: string } };
-      volumeMounts: { name: string; mountPath: string; readOnly: boolean }[];
+      volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
     }[];
     volumes: { name: string; hostPath: { path: string; type: string } }[];
   };
@@ -71,8 +71,15 @@ function assertRequiredProperties(pod: PodShape, o: PodOptions): void {
   assert.equal(c.resources.limits.cpu, undefined, 'no CPU limit: throttling stalls heartbeats');
   assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 > o.drainTimeoutMs, 'the kubelet must not SIGKILL during the drain');
   // The config file the command names is inside the read-only mount of the config directory.
-  assert.deepEqual(c.volumeMounts, [{ name: 'config', mountPath: '/etc/vipd', readOnly: true }]);
-  assert.deepEqual(pod.spec.volumes, [{ name: 'config', hostPath: { path: o.configDir, type: 'Directory' } }]);
+  assert.deepEqual(c.volumeMounts, [
+    { name: 'config', mountPath: '/etc/vipd', readOnly: true },
+    { name: 'state', mountPath: '/var/lib/vipd' },
+  ]);
+  assert.deepEqual(pod.spec.volumes, [
+    { name: 'config', hostPath: { path: o.configDir, type: 'Directory' } },
+    // The record that the cluster formed (election.stateDir) outlives the pod.
+    { name: 'state', hostPath: { path: '/var/lib/vipd', type: 'DirectoryOrCreate' } },
+  ]);
 }
 
 describe('manifest pod', () => {
@@ -161,9 +168,9 @@ describe('manifest config', () => {
     assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 > config.proxy.drainTimeout);
   });
 
-  it('--quorum none (bootstrap) is written as such and says so', async () => {
+  it('--quorum none is written as such and says what it costs', async () => {
     const text = await run('config', ...args, '--quorum', 'none');
-    assert.match(text, /quorum: none\s+# BOOTSTRAP ONLY/);
+    assert.match(text, /quorum: none\s+# any member alone may hold the VIP/);
     assert.equal(parseConfigText(text, 'g', { readSecret: false, hostname: 'cp1' }).config.election.quorum, 'none');
   });
 

@@ -39,7 +39,8 @@ export function buildProgram(): Command {
     .addOption(logLevelOption())
     .addOption(new Option('--log-format <format>', 'json (one object per line), text (for people), or auto: text on a terminal')
       .choices(LOG_FORMATS).default('auto'))
-    .option('--dry-run', 'take part in the election but only log what would be done with the VIP', false)
+    .option('--dry-run', 'an observer: votes in the election but is never elected, only logs what it would do with the VIP, '
+      + "and checks the backends without binding the balancer's ports (so it runs beside HAProxy)", false)
     .action(async (opts: { config: string; logLevel: LogLevel; logFormat: LogFormat; dryRun: boolean }) => {
       const loaded = loadConfigFile(opts.config);
       const logFormat = resolveLogFormat(opts.logFormat);

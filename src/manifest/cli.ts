@@ -152,7 +152,7 @@ export function registerManifestCommands(program: Command, write: (text: string)
     .option('--vip <cidr>', 'the VIP with its prefix, e.g. 192.168.10.100/24 (required)')
     .option('--interface <name>', 'the interface to hold it on, e.g. eth0 (required)')
     .option('--peers <list>', 'every control-plane member as name=ip, comma-separated (required)')
-    .option('--quorum <mode>', `election.quorum: ${quorumModes.join(', ')} (none only to bootstrap the first node)`, 'auto')
+    .option('--quorum <mode>', `election.quorum: ${quorumModes.join(', ')} (none: keepalived-like, a partition gives two holders)`, 'auto')
     .option('--secret-file <path>', 'election.secretFile, as seen inside the pod', '/etc/vipd/secret'))
     .action((flags: ConfigFlags) => {
       write(configFile(parseConfigFlags(flags)));
