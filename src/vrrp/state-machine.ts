@@ -335,15 +335,29 @@ function selfCandidate(s: ElectionState): Candidate {
 /**
  * A current peer that could be elected: eligible, settled (not learning), hearing a majority. A
  * peer still in INIT counts too: it is about to decide (INIT ends within a dead interval), and a
- * claim ahead of a better member that is just starting would only be handed over again.
+ * claim ahead of a better member that is just starting would only be handed over again. So does a
+ * peer of a cluster not formed yet (it claims only once it knows the cluster formed; votes for it
+ * meanwhile keep a worse member that already knows from claiming first, where equal priorities
+ * would never hand over); it is not ready for a handover (readyFor) until it knows.
  */
-function asNominee(s: ElectionState, p: PeerView): Candidate | undefined {
+function asNominee(p: PeerView): Candidate | undefined {
   const hb = p.last;
   if (hb === undefined || hb.priority <= 0 || hb.observer) return undefined;
-  if (!hb.formed && p.name !== s.settings.bootstrap) return undefined;
   if (hb.role !== 'INIT' && (hb.learning || !hb.quorate)) return undefined;
   if (hb.role !== 'INIT' && hb.role !== 'BACKUP' && hb.role !== 'CANDIDATE' && hb.role !== 'MASTER') return undefined;
   return { name: p.name, address: p.address, priority: hb.priority };
+}
+
+/** Peers a master may hand over to: nominees that are BACKUP and may claim (they know the cluster formed). */
+function readyForHandover(s: ElectionState, now: number): Candidate[] {
+  const out: Candidate[] = [];
+  for (const p of counted(s, now)) {
+    const c = asNominee(p);
+    const hb = p.last;
+    if (c === undefined || hb?.role !== 'BACKUP' || (!hb.formed && p.name !== s.settings.bootstrap)) continue;
+    out.push(c);
+  }
+  return out;
 }
 
 /** This member could ever be elected: not an observer, and the cluster formed (or it is the bootstrap member). */
@@ -359,7 +373,7 @@ function selfEligible(s: ElectionState, now: number): boolean {
 function nominees(s: ElectionState, now: number): Candidate[] {
   const list: Candidate[] = [];
   for (const p of counted(s, now)) {
-    const c = asNominee(s, p);
+    const c = asNominee(p);
     if (c !== undefined) list.push(c);
   }
   if (selfEligible(s, now)) list.push(selfCandidate(s));
@@ -598,9 +612,7 @@ function probeIfLeaseLow(s: ElectionState, now: number): ElectionState {
 /** Preemption by a strictly better member, or our own priority dropped below another's: hand over. */
 function maybeHandOver(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
   const me = selfCandidate(s);
-  const ready = counted(s, now).map((p) => asNominee(s, p)).filter((c): c is Candidate => c !== undefined)
-    .filter((c) => s.peers.get(c.name)?.last?.role === 'BACKUP');
-  const top = best(ready);
+  const top = best(readyForHandover(s, now));
   if (top === undefined || top.priority <= me.priority) return s.preemptBy === undefined ? s : { ...s, preemptBy: undefined };
   // Our own priority dropped (a tracked check failed, a reload lowered it): move now, whatever preempt says.
   if (me.priority < (s.claim?.priority ?? me.priority)) return startHandover(s, top.name, 'priority dropped', now, out);
@@ -646,9 +658,7 @@ function handingOver(s: ElectionState, now: number, out: ElectionAction[]): Elec
 function stopMaster(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
   const c = s.claim as NonNullable<ElectionState['claim']>;
   const mayHandOver = !isFaulted(s, now) && !isLearning(s, now) && s.term <= c.term && now < leaseUntil(s);
-  const ready = counted(s, now).map((p) => asNominee(s, p)).filter((x): x is Candidate => x !== undefined)
-    .filter((x) => s.peers.get(x.name)?.last?.role === 'BACKUP');
-  const to = best(ready);
+  const to = best(readyForHandover(s, now));
   if (mayHandOver && to !== undefined) return startHandover(s, to.name, 'stopping', now, out);
   return finishStop(endClaim(s, out), now, out, '');
 }
