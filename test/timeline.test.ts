@@ -101,7 +101,7 @@ describe('the lab timeline', () => {
 
   it('an outcome in one line', () => {
     const [crash, , stall, loss] = OUTCOMES.map(timelineEvent);
-    assert.deepEqual(crash, { label: CRASH, at: at(5), summary: 'cp1 -> cp2: VIP moved after 310 ms; '
+    assert.deepEqual(crash, { label: CRASH, at: at(5), summary: 'cp1 → cp2: VIP moved after 310 ms; '
       + 'client outage 430 ms; the watch resumed after 1130 ms' });
     assert.equal(stall?.until, at(33));
     assert.equal(stall?.summary, 'master cp3: the VIP moved to cp1 after 350 ms; two holders for 650 ms '
@@ -110,7 +110,7 @@ describe('the lab timeline', () => {
       + '(longest 0 ms), 2 holder changes; one holder at heal; client outage 110 ms');
     const unsettled = timelineEvent({ ...OUTCOMES[0]!, to: '', vipMovedMs: undefined, outageMs: undefined,
       settled: false, watch: undefined });
-    assert.equal(unsettled.summary, 'cp1 -> nobody: VIP moved after never; client outage unrecovered; '
+    assert.equal(unsettled.summary, 'cp1: the VIP did not move; client outage unrecovered; '
       + 'did not settle on one holder within 15 s');
   });
 

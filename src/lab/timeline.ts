@@ -18,7 +18,7 @@ export interface TimelineEvent {
   readonly at: number;
   /** A fault held for a while (a stall, one-way loss): when it was cleared. */
   readonly until?: number;
-  /** Its figures in a line, e.g. "cp1 -> cp2: VIP moved after 312 ms, client outage 410 ms". */
+  /** Its figures in a line, e.g. "cp1 → cp2: VIP moved after 312 ms; client outage 410 ms". */
   readonly summary: string;
 }
 
@@ -340,7 +340,8 @@ export function timelineEvent(o: Outcome): TimelineEvent {
   const ms = (v: number | undefined, none: string) => (v === undefined ? none : `${v} ms`);
   const parts: string[] = [];
   if (o.heldUntil === undefined) {
-    parts.push(`${o.from} -> ${o.to || 'nobody'}: VIP moved after ${ms(o.vipMovedMs, 'never')}`);
+    parts.push(o.vipMovedMs === undefined || o.to === '' ? `${o.from}: the VIP did not move`
+      : `${o.from} → ${o.to}: VIP moved after ${o.vipMovedMs} ms`);
   } else {
     parts.push(`master ${o.from}: ${o.vipMovedMs === undefined ? 'the VIP stayed'
       : `the VIP moved to ${o.to} after ${o.vipMovedMs} ms`}`);
