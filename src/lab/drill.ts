@@ -13,12 +13,17 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { DrillBed, NODES, PHASE_TIMEOUT_MS, type BedOptions, type NodeName, type VipManager } from './drill-bed';
-import { firstHeldByOther, holdersAt, holderStats, type HolderStats } from './holder-log';
+import type { ProbeResult } from './client-log';
+import { firstHeldByOther, holdersAt, holderStats, type HolderChange, type HolderStats } from './holder-log';
 import { sleep } from './netns';
 import type { WatchLog } from './watch-client';
 
 export interface Outcome {
   readonly event: string;
+  /** Wall-clock ms when the fault began. */
+  readonly at: number;
+  /** A held fault (stall, one-way loss): when it was cleared. */
+  readonly heldUntil?: number;
   readonly from: string;
   /** The node that took the VIP over ('' when none did: within the phase timeout, or during the fault). */
   readonly to: string;
@@ -68,6 +73,18 @@ export interface DrillOptions extends BedOptions {
   readonly stallMs?: number;
   /** How long a one-way loss lasts (default 10 s). */
   readonly lossHoldMs?: number;
+  /** Given what was recorded once the bed is gone, also after a failed event (lab.ts draws it: timeline.ts). */
+  readonly onRecord?: (record: DrillRecord) => void;
+}
+
+/** The drill's raw record: who held the VIP, what the client saw, and the events' outcomes so far. */
+export interface DrillRecord {
+  /** Wall-clock ms: the drill's start (before the network is built) and its last event's end. */
+  readonly start: number;
+  readonly end: number;
+  readonly holders: readonly HolderChange[];
+  readonly probes: readonly ProbeResult[];
+  readonly outcomes: readonly Outcome[];
 }
 
 /** The stall's aftermath watched after SIGCONT: the resumed manager's second thoughts land here. */
@@ -98,15 +115,18 @@ export function dropHeartbeats(match: string, direction: 'in' | 'out', percent =
 export const UNDROP = 'delete table inet vipd_lab_loss\n';
 
 export async function runDrill(manager: VipManager, options: DrillOptions): Promise<Outcome[]> {
+  const start = Date.now();
   const bed = await DrillBed.open(manager, options);
+  const outcomes: Outcome[] = [];
   try {
     bed.startClient(10, 3600);
     await sleep(1000);
-    const outcomes: Outcome[] = [];
     for (const event of options.events ?? DRILL_EVENTS) outcomes.push(await EVENTS[event](bed, manager, options));
     return outcomes;
   } finally {
+    const end = Date.now();
     await bed.close();
+    options.onRecord?.({ start, end, holders: bed.holders.log, probes: bed.client.results, outcomes });
   }
 }
 
@@ -239,7 +259,7 @@ async function takeover(bed: DrillBed, event: string, act: (m: NodeName) => void
   }
   await recover(master);
   const settled = await settle(bed, master);
-  return { event, from: master, to, vipMovedMs: movedMs, outageMs: outage, settled,
+  return { event, at: start, from: master, to, vipMovedMs: movedMs, outageMs: outage, settled,
     ...(watched === undefined ? {} : { watch: watched }) };
 }
 
@@ -277,9 +297,9 @@ async function held(bed: DrillBed, event: string, holdMs: number, afterMs: numbe
     + `${back ? `, back on ${master}` : ''}; client outage ${outageText(outage)}`);
   const settled = await settle(bed, master);
   const outcome: Outcome = {
-    event, from: master, to: moved?.holders.find((n) => n !== master) ?? '', vipMovedMs: elapsed(moved, start),
-    outageMs: outage, settled, multiMs: stats.multiMs, longestMultiMs: stats.longestMultiMs,
-    holderChanges: stats.changes, backToOrigin: back,
+    event, at: start, heldUntil: clearedAt, from: master, to: moved?.holders.find((n) => n !== master) ?? '',
+    vipMovedMs: elapsed(moved, start), outageMs: outage, settled, multiMs: stats.multiMs,
+    longestMultiMs: stats.longestMultiMs, holderChanges: stats.changes, backToOrigin: back,
   };
   return { outcome, clearedAt };
 }

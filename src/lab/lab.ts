@@ -2,14 +2,17 @@
  * `vipd lab`: vipd's built-in demo. Runs the failover drill (drill.ts) with the real vipd daemon on
  * each of three namespaced nodes at the default settings (VIP, balancer on :6443, apiserver
  * tracking), and prints who held the VIP and the client's outage for each event, and whether a
- * client's watch came back within 15 s of the node death and of the link cut. The one-way losses
+ * client's watch came back within 15 s of the node death and of the link cut; it draws the run
+ * (timeline.ts) on an HTML page in the temporary directory and prints its path. The one-way losses
  * are held 5 s here (10 s in the benchmark), to keep the demo and its test short.
  */
 import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { formatOutcomes, runDrill, type Outcome } from './drill';
+import { formatOutcomes, runDrill, type DrillRecord, type Outcome } from './drill';
 import { NODES, VIP, type VipManager } from './drill-bed';
+import { renderTimeline, timelineEvent } from './timeline';
 
 const CLI = join(__dirname, '..', 'cli', 'main.js');
 
@@ -54,7 +57,13 @@ export function vipdManager(options: LabOptions, print: (line: string) => void):
 export async function runLab(options: LabOptions): Promise<Outcome[]> {
   const print = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const manager = vipdManager(options, print);
-  const outcomes = await runDrill(manager, { out: print, prefix: 'vipd-lab', lossHoldMs: 5000 });
+  let timeline: string | undefined;
+  const onRecord = (record: DrillRecord) => { timeline = writeTimeline(manager.label, record, print); };
+  const outcomes = await runDrill(manager, { out: print, prefix: 'vipd-lab', lossHoldMs: 5000, onRecord })
+    .catch((err: unknown) => {
+      if (timeline !== undefined) print(`The run up to the failure, drawn: ${timeline}`);
+      throw err;
+    });
   print('');
   for (const line of formatOutcomes(manager.label, outcomes)) print(line);
   print('The client connects to VIP:6443 (vipd\'s balancer) every 10 ms; "VIP moved" is read from each node\'s kernel.');
@@ -63,5 +72,24 @@ export async function runLab(options: LabOptions): Promise<Outcome[]> {
   print('went back to the stalled node, "1 at heal" whether one node held it when the loss ended.');
   print('"settled": one holder again within 15 s after each event. "watch resumed": a client-node Watch on an');
   print('event stream through VIP:6443, from the node death (or link cut) to its first event on a new watch.');
+  if (timeline !== undefined) {
+    print('');
+    print(`Who held the VIP and when the client's connects failed, drawn: ${timeline}`);
+  }
   return outcomes;
+}
+
+/** The run drawn (timeline.ts) into a page of its own in the temporary directory: its path, or undefined. */
+function writeTimeline(label: string, record: DrillRecord, print: (line: string) => void): string | undefined {
+  const path = join(tmpdir(), `vipd-lab-timeline-${new Date(record.start).toISOString().replace(/[:.]/g, '-')}.html`);
+  try {
+    writeFileSync(path, renderTimeline({
+      title: `vipd lab: ${label}`, nodes: NODES, start: record.start, end: record.end,
+      holders: record.holders, probes: record.probes, events: record.outcomes.map(timelineEvent),
+    }));
+    return path;
+  } catch (err) {
+    print(`could not write the timeline to ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
 }
