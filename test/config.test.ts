@@ -24,6 +24,21 @@ election:
   secretFile: ${secretFile}
 ${extra}`;
 
+/**
+ * A config that is right on any Linux machine: the peers on loopback addresses (lo's 127.0.0.1/8
+ * answers them all), the VIP on lo.
+ */
+const onLoopback = (secretFile: string, extra = '', nodeName = 'nodeName: cp1') => `
+${nodeName}
+peers:
+  - { name: cp1, address: 127.0.0.11 }
+  - { name: cp2, address: 127.0.0.12 }
+  - { name: cp3, address: 127.0.0.13 }
+vip: { address: 10.0.0.100/24, interface: lo }
+election:
+  secretFile: ${secretFile}
+${extra}`;
+
 function problems(text: string): string[] {
   try {
     parseConfigText(text, 'test.yaml', { readSecret: false });
@@ -330,6 +345,123 @@ ${extra}`;
       const quiet = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
       assert.equal(quiet.status, 0);
       assert.equal(quiet.stderr, '');
+    } finally { cleanup(); }
+  });
+});
+
+describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 naming the field)', () => {
+  const frontends = (list: string) => `proxy:\n  frontends:\n${list}`;
+  const cases: { what: string; config: (secretFile: string) => string; field: string; says: RegExp }[] = [
+    {
+      what: 'a frontend bound to the VIP: bind 0.0.0.0 instead, and why',
+      config: (s) => onLoopback(s, frontends('    - { name: api, bind: "10.0.0.100:6443" }\n')),
+      field: 'proxy.frontends[0].bind',
+      says: /the VIP: vipd listens before it joins the election .* \(EADDRNOTAVAIL\) on every node; bind "0\.0\.0\.0:6443/,
+    },
+    {
+      what: 'health.listen on a frontend\'s port (the frontend on the wildcard)',
+      config: (s) => onLoopback(s, 'health: { listen: "127.0.0.1:6443" }\n'),
+      field: 'health.listen',
+      says: /the port proxy\.frontends\[0\]\.bind \("0\.0\.0\.0:6443"\) listens on/,
+    },
+    {
+      what: 'backendPort equal to the bind port, the backends being the peers (this node too)',
+      config: (s) => onLoopback(s, frontends('    - { name: api, bind: "0.0.0.0:6443", backendPort: 6443 }\n')),
+      field: 'proxy.frontends[0].backendPort',
+      says: /got 6443, the port proxy\.frontends\[0\] binds .* relay to itself/,
+    },
+    {
+      what: 'a listed backend that is this node\'s own frontend',
+      config: (s) => onLoopback(s, frontends('    - name: api\n      bind: "0.0.0.0:6443"\n'
+        + '      backends: [{ name: me, address: 127.0.0.11, port: 6443 }]\n')),
+      field: 'proxy.frontends[0].backends[0]',
+      says: /this node's own proxy\.frontends\[0\]/,
+    },
+    {
+      what: 'no frontend with the proxy enabled',
+      config: (s) => onLoopback(s, 'proxy: { frontends: [] }\n'),
+      field: 'proxy.frontends',
+      says: /empty, while proxy\.enabled is true/,
+    },
+    {
+      what: 'the VIP is its subnet\'s network address',
+      config: (s) => onLoopback(s).replace('10.0.0.100/24', '10.0.0.0/24'),
+      field: 'vip.address',
+      says: /the network address of its own subnet/,
+    },
+    {
+      what: 'the VIP is its subnet\'s broadcast address',
+      config: (s) => onLoopback(s).replace('10.0.0.100/24', '10.0.0.255/24'),
+      field: 'vip.address',
+      says: /the broadcast address of its own subnet/,
+    },
+    {
+      what: 'a loopback VIP',
+      config: (s) => onLoopback(s).replace('10.0.0.100/24', '127.0.0.100/8'),
+      field: 'vip.address',
+      says: /a loopback address/,
+    },
+    {
+      what: 'the VIP 0.0.0.0',
+      config: (s) => onLoopback(s).replace('10.0.0.100/24', '0.0.0.0/24'),
+      field: 'vip.address',
+      says: /an unspecified address/,
+    },
+    {
+      what: 'a peer at 0.0.0.0',
+      config: (s) => onLoopback(s).replace('127.0.0.12', '0.0.0.0'),
+      field: 'peers[1].address',
+      says: /an unspecified address/,
+    },
+    {
+      what: 'a peer at a multicast address',
+      config: (s) => onLoopback(s).replace('127.0.0.12', '224.0.0.18'),
+      field: 'peers[1].address',
+      says: /a multicast address/,
+    },
+    {
+      what: 'a peer at the broadcast address',
+      config: (s) => onLoopback(s).replace('127.0.0.12', '255.255.255.255'),
+      field: 'peers[1].address',
+      says: /a broadcast address/,
+    },
+    {
+      what: 'a loopback peer beside members on other addresses',
+      config: (s) => minimal(s).replace('10.0.0.12', '127.0.0.12'),
+      field: 'peers[1].address',
+      says: /a loopback address, beside members on other addresses/,
+    },
+  ];
+  for (const c of cases) {
+    it(c.what, () => {
+      const { dir, secretFile, cleanup } = tempDir();
+      try {
+        const file = join(dir, 'bad.yaml');
+        writeFileSync(file, c.config(secretFile));
+        const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+        assert.equal(r.status, 2, `${r.stdout}${r.stderr}`);
+        const line = r.stderr.split('\n').find((l) => l.startsWith(`  - ${c.field}: `));
+        assert.ok(line !== undefined, `no line naming ${c.field}:\n${r.stderr}`);
+        assert.match(line, c.says);
+      } finally { cleanup(); }
+    });
+  }
+
+  it('the VIP message does not send HAProxy users to ip_nonlocal_bind', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'vip-bind.yaml');
+      writeFileSync(file, onLoopback(secretFile, 'proxy:\n  frontends:\n    - { name: api, bind: "10.0.0.100:6443" }\n'));
+      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /proxy\.frontends\[0\]\.bind: got "10\.0\.0\.100:6443", the VIP/);
+      assert.match(r.stderr, /vipd needs no net\.ipv4\.ip_nonlocal_bind/);
+      assert.doesNotMatch(r.stderr, /(set|enable) (net\.ipv4\.)?ip_nonlocal_bind|ip_nonlocal_bind\s*=\s*1/);
+      // configs/rke2.yaml: the frontends of a disabled balancer describe other nodes; nothing binds them.
+      writeFileSync(file, onLoopback(secretFile, 'proxy:\n  enabled: false\n  frontends:\n'
+        + '    - { name: api, bind: "10.0.0.100:6443", backendPort: 6443 }\n'));
+      const disabled = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      assert.equal(disabled.status, 0, disabled.stderr);
     } finally { cleanup(); }
   });
 });

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors';
+import { addressProblems } from './address-rules';
 import { formatDuration } from './duration';
 import { configSchema, type ParsedConfig, type Peer } from './schema';
 
@@ -138,6 +139,7 @@ function resolve(data: ParsedConfig, file: string, host: string): Config {
   if (data.health.listen.port === data.election.port) {
     problems.push(`health.listen: port ${data.health.listen.port} is also election.port`);
   }
+  problems.push(...addressProblems(data, self));
   if (problems.length > 0 || self === undefined) throw new ConfigError(problems);
 
   const quorum: QuorumMode = data.election.quorum === 'auto'
