@@ -465,3 +465,54 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
     } finally { cleanup(); }
   });
 });
+
+describe('nodeName: the file, else VIPD_NODE_NAME, else the host name as the kubelet compares it', () => {
+  const unnamed = (secretFile: string) => onLoopback(secretFile, '', '');
+  const check = (file: string, args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath,
+    [CLI, 'check', '--config', file, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+
+  it('vipd check takes this node from VIPD_NODE_NAME (lowercased), before the host name', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'v.yaml');
+      writeFileSync(file, unnamed(secretFile));
+      const r = check(file, ['--hostname', 'cp3'], { VIPD_NODE_NAME: 'CP2' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /this node is cp2 \(127\.0\.0\.12, name from VIPD_NODE_NAME\)/);
+    } finally { cleanup(); }
+  });
+
+  it('vipd check matches a fully qualified, upper-case host name by its short name', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'v.yaml');
+      writeFileSync(file, unnamed(secretFile));
+      const r = check(file, ['--hostname', 'CP3.Example.COM'], { VIPD_NODE_NAME: '' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /this node is cp3 \(127\.0\.0\.13, name from the host name\)/);
+    } finally { cleanup(); }
+  });
+
+  it('the order: nodeName beats the variable, the variable beats the host name; full name before short', () => {
+    const self = (text: string, hostname: string, env: Record<string, string>) =>
+      parseConfigText(text, 't', { readSecret: false, hostname, env }).config;
+    const named = self(minimal('/x'), 'cp3', { VIPD_NODE_NAME: 'cp2' });
+    assert.deepEqual([named.nodeName, named.nodeNameFrom], ['cp1', 'nodeName']);
+    const unset = minimal('/x').replace('nodeName: cp1', '');
+    const fromEnv = self(unset, 'cp3', { VIPD_NODE_NAME: ' cp2.example.com ' });
+    assert.deepEqual([fromEnv.nodeName, fromEnv.nodeNameFrom], ['cp2', 'VIPD_NODE_NAME']);
+    const fromHost = self(unset, 'Cp3', {});
+    assert.deepEqual([fromHost.nodeName, fromHost.nodeNameFrom], ['cp3', 'host name']);
+    const fqdnPeer = unset.replace('name: cp3,', 'name: cp3.example.com,').replace('name: cp2,', 'name: cp3,');
+    assert.equal(self(fqdnPeer, 'CP3.example.com', {}).nodeName, 'cp3.example.com', 'the full name first');
+  });
+
+  it('a variable naming no peer is an error naming it, not a fall back to the host name', () => {
+    const unset = minimal('/x').replace('nodeName: cp1', '');
+    const refused = (hostname: string, env: Record<string, string>, problem: RegExp) =>
+      assert.throws(() => parseConfigText(unset, 't', { readSecret: false, hostname, env }),
+        (e: unknown) => e instanceof ConfigError && e.problems.some((p) => problem.test(p)));
+    refused('cp1', { VIPD_NODE_NAME: 'cp9' }, /^nodeName: not set, and VIPD_NODE_NAME="cp9"/);
+    refused('cp9.example.com', {}, /^nodeName: .*"cp9\.example\.com".*before its first dot/);
+  });
+});

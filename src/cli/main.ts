@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { echo, effectiveConfigYaml, loadConfigFile } from '../config/load';
+import type { NodeNameSource } from '../config/node-name';
 import { configWarnings } from '../config/warnings';
 import { Daemon } from '../daemon';
 import { formatStatus, type DaemonStatus } from '../health/status';
@@ -68,7 +69,9 @@ export function buildProgram(): Command {
     .action((opts: { config: string; hostname?: string }) => {
       const { config, secret } = loadConfigFile(opts.config, opts.hostname !== undefined ? { hostname: opts.hostname } : {});
       for (const w of configWarnings(config)) process.stderr.write(`vipd: warning: ${w}\n`);
-      process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}); secret: ${secret.length} bytes from ${config.election.secretFile}\n`);
+      process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}, `
+        + `name from ${nameSource(config.nodeNameFrom)}); secret: ${secret.length} bytes from `
+        + `${config.election.secretFile}\n`);
       process.stdout.write(effectiveConfigYaml(config));
     });
 
@@ -122,6 +125,11 @@ export function buildProgram(): Command {
 
   registerManifestCommands(program);
   return program;
+}
+
+/** Where nodeName came from, for `vipd check`'s first line. */
+function nameSource(from: NodeNameSource): string {
+  return from === 'host name' ? 'the host name' : from;
 }
 
 /** A request to the running daemon's health endpoint: `--url`, else health.listen from the config. */

@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors';
 import { addressProblems } from './address-rules';
 import { formatDuration } from './duration';
+import { NODE_NAME_ENV, resolveNodeName, type NodeNameSource } from './node-name';
 import { configSchema, type ParsedConfig, type Peer } from './schema';
 
 export type QuorumMode = 'majority' | 'none';
@@ -18,6 +19,8 @@ export interface Config extends Omit<ParsedConfig, 'nodeName' | 'election'> {
   /** The file this came from, for logs and reloads. */
   readonly file: string;
   readonly nodeName: string;
+  /** Where nodeName came from (node-name.ts has the order). */
+  readonly nodeNameFrom: NodeNameSource;
   /** This node's entry in `peers`. */
   readonly self: Peer;
   readonly election: Omit<ParsedConfig['election'], 'quorum'> & { readonly quorum: QuorumMode };
@@ -33,8 +36,10 @@ export interface LoadedConfig {
 export const MIN_SECRET_BYTES = 16;
 
 export interface LoadOptions {
-  /** Overrides the host name used when `nodeName` is absent (tests, the lab). */
+  /** Overrides the host name used when `nodeName` and VIPD_NODE_NAME are absent (tests, the lab). */
   readonly hostname?: string;
+  /** Overrides process.env, where VIPD_NODE_NAME is read. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
   /** Skip reading the secret file (`vipd check` on a machine without it still validates the rest). */
   readonly readSecret?: boolean;
 }
@@ -95,20 +100,17 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => describeIssue(issue, (p) => lineOf(doc, lineCounter, p))));
   }
-  const config = resolve(parsed.data, file, options.hostname ?? hostname());
+  const env = options.env ?? process.env;
+  const config = resolve(parsed.data, file, env[NODE_NAME_ENV], options.hostname ?? hostname());
   const secret = options.readSecret === false ? Buffer.alloc(0) : readSecret(config.election.secretFile);
   return { config, secret };
 }
 
-function resolve(data: ParsedConfig, file: string, host: string): Config {
+function resolve(data: ParsedConfig, file: string, envName: string | undefined, host: string): Config {
   const problems: string[] = [];
-  const nodeName = data.nodeName ?? host;
-  const self = data.peers.find((p) => p.name === nodeName);
-  if (self === undefined) {
-    problems.push(data.nodeName === undefined
-      ? `nodeName: not set, and this host's name "${host}" is not one of peers[].name (${data.peers.map((p) => p.name).join(', ')}): set nodeName`
-      : `nodeName: got ${echo(nodeName)}, expected one of peers[].name (${data.peers.map((p) => p.name).join(', ')})`);
-  }
+  const named = resolveNodeName(data.peers, data.nodeName, envName, host, echo);
+  if (!named.ok) problems.push(named.problem);
+  const self = named.ok ? named.self : undefined;
   duplicates(data.peers.map((p) => p.name)).forEach((n) => problems.push(`peers: the name "${n}" appears twice; each member needs its own`));
   duplicates(data.peers.map((p) => p.address)).forEach((a) => problems.push(`peers: the address "${a}" appears twice; each member needs its own`));
 
@@ -140,7 +142,7 @@ function resolve(data: ParsedConfig, file: string, host: string): Config {
     problems.push(`health.listen: port ${data.health.listen.port} is also election.port`);
   }
   problems.push(...addressProblems(data, self));
-  if (problems.length > 0 || self === undefined) throw new ConfigError(problems);
+  if (problems.length > 0 || !named.ok) throw new ConfigError(problems);
 
   const quorum: QuorumMode = data.election.quorum === 'auto'
     ? (data.peers.length >= 3 ? 'majority' : 'none')
@@ -148,8 +150,9 @@ function resolve(data: ParsedConfig, file: string, host: string): Config {
   return {
     ...data,
     file,
-    nodeName,
-    self,
+    nodeName: named.self.name,
+    nodeNameFrom: named.from,
+    self: named.self,
     election: { ...data.election, quorum },
     vipAddress: { ip, prefixLength },
   };
@@ -220,7 +223,7 @@ export function effectiveConfigYaml(config: Config): string {
   const durationKeys = new Set(['interval', 'lifetime', 'preemptDelay', 'burstInterval', 'refresh', 'timeout',
     'connectTimeout', 'idleTimeout', 'drainTimeout', 'hedgeDelay', 'finTimeout']);
   const plain = JSON.parse(JSON.stringify(config, (key, value: unknown) => {
-    if (key === 'file' || key === 'self' || key === 'vipAddress') return undefined;
+    if (['file', 'self', 'vipAddress', 'nodeNameFrom'].includes(key)) return undefined;
     if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);
     if ((key === 'bind' || key === 'listen') && value !== null && typeof value === 'object') {
       const hp = value as { host: string; port: number };

@@ -250,9 +250,10 @@ export function configFile(options: ConfigFileOptions): string {
     '',
   ];
   const text = lines.join('\n');
-  // As loaded on the first peer; the secret is not read (it lives on the nodes, not here).
+  // As loaded on the first peer, whatever VIPD_NODE_NAME says here; the secret is not read (it lives on
+  // the nodes, not here).
   try {
-    parseConfigText(text, 'generated config', { readSecret: false, hostname: options.peers[0]?.name ?? '' });
+    parseConfigText(text, 'generated config', { readSecret: false, hostname: options.peers[0]?.name ?? '', env: {} });
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(err.problems.map((p) => `the generated config would be invalid: ${p}`));
     throw err;
