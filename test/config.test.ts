@@ -25,8 +25,8 @@ election:
 ${extra}`;
 
 /**
- * A config that is right on any Linux machine: the peers on loopback addresses (lo's 127.0.0.1/8
- * answers them all), the VIP on lo.
+ * A config whose host-side checks pass on any Linux machine: the peers on loopback addresses (lo's
+ * 127.0.0.1/8 answers them all), the VIP on lo. `vipd check` without --offline accepts it.
  */
 const onLoopback = (secretFile: string, extra = '', nodeName = 'nodeName: cp1') => `
 ${nodeName}
@@ -167,7 +167,7 @@ describe('vipd check', () => {
     const { dir, secretFile, cleanup } = tempDir();
     try {
       const good = join(dir, 'good.yaml');
-      writeFileSync(good, minimal(secretFile));
+      writeFileSync(good, onLoopback(secretFile));
       const ok = spawnSync(process.execPath, [CLI, 'check', '--config', good], { encoding: 'utf8' });
       assert.equal(ok.status, 0, ok.stderr);
       assert.match(ok.stdout, /interval: 100ms/);
@@ -337,7 +337,7 @@ ${extra}`;
     try {
       chmodSync(secretFile, 0o644);
       const file = join(dir, 'v.yaml');
-      writeFileSync(file, minimal(secretFile));
+      writeFileSync(file, onLoopback(secretFile));
       const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /vipd: warning: election\.secretFile: .* is readable by others \(mode 0644\)/);
@@ -431,6 +431,13 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
       field: 'peers[1].address',
       says: /a loopback address, beside members on other addresses/,
     },
+    {
+      what: 'a missing CA file',
+      config: (s) => onLoopback(s, frontends('    - name: api\n      bind: "0.0.0.0:6443"\n'
+        + `      healthCheck: { tls: { verify: true, caFile: ${join(s, '..', 'no-such-ca.crt')} } }\n`)),
+      field: 'proxy.frontends[0].healthCheck.tls.caFile',
+      says: /cannot read ".*no-such-ca\.crt": ENOENT/,
+    },
   ];
   for (const c of cases) {
     it(c.what, () => {
@@ -447,20 +454,22 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
     });
   }
 
-  it('the VIP message does not send HAProxy users to ip_nonlocal_bind', () => {
-    const { dir, secretFile, cleanup } = tempDir();
+  it('the VIP message does not send HAProxy users to ip_nonlocal_bind; --offline reports it too; a disabled '
+    + 'balancer\'s frontends are no listeners', () => {
+    const { dir, cleanup } = tempDir();
     try {
       const file = join(dir, 'vip-bind.yaml');
-      writeFileSync(file, onLoopback(secretFile, 'proxy:\n  frontends:\n    - { name: api, bind: "10.0.0.100:6443" }\n'));
-      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      writeFileSync(file, minimal('/not/read/offline', 'proxy:\n  frontends:\n'
+        + '    - { name: api, bind: "10.0.0.100:6443" }\n'));
+      const r = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], { encoding: 'utf8' });
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, /proxy\.frontends\[0\]\.bind: got "10\.0\.0\.100:6443", the VIP/);
       assert.match(r.stderr, /vipd needs no net\.ipv4\.ip_nonlocal_bind/);
       assert.doesNotMatch(r.stderr, /(set|enable) (net\.ipv4\.)?ip_nonlocal_bind|ip_nonlocal_bind\s*=\s*1/);
       // configs/rke2.yaml: the frontends of a disabled balancer describe other nodes; nothing binds them.
-      writeFileSync(file, onLoopback(secretFile, 'proxy:\n  enabled: false\n  frontends:\n'
+      writeFileSync(file, minimal('/x', 'proxy:\n  enabled: false\n  frontends:\n'
         + '    - { name: api, bind: "10.0.0.100:6443", backendPort: 6443 }\n'));
-      const disabled = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      const disabled = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], { encoding: 'utf8' });
       assert.equal(disabled.status, 0, disabled.stderr);
     } finally { cleanup(); }
   });

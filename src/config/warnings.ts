@@ -6,12 +6,12 @@
 import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { formatDuration } from './duration';
-import type { Config } from './load';
+import type { FileConfig } from './load';
 
 /** A failover slower than this is worth a word: apiserver clients time out long before. */
 export const SLOW_FAILOVER_MS = 60_000;
 
-export function configWarnings(config: Config, options: { readonly checkSecretFile?: boolean } = {}): string[] {
+export function configWarnings(config: FileConfig, options: { readonly checkSecretFile?: boolean } = {}): string[] {
   const out: string[] = [];
   const e = config.election;
   const members = config.peers.length;
