@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseDuration, formatDuration } from '../src/config/duration';
 import { parseConfigText } from '../src/config/load';
-import { configWarnings } from '../src/config/warnings';
+import { configWarnings, secretWarnings } from '../src/config/warnings';
 import { ConfigError } from '../src/errors';
 import { CLI, tempDir } from './helpers/daemon';
 
@@ -523,5 +523,53 @@ describe('nodeName: the file, else VIPD_NODE_NAME, else the host name as the kub
         (e: unknown) => e instanceof ConfigError && e.problems.some((p) => problem.test(p)));
     refused('cp1', { VIPD_NODE_NAME: 'cp9' }, /^nodeName: not set, and VIPD_NODE_NAME="cp9"/);
     refused('cp9.example.com', {}, /^nodeName: .*"cp9\.example\.com".*before its first dot/);
+  });
+});
+
+describe('weak secrets and unused TLS settings are warnings; the key is the file as written', () => {
+  const withSecret = (content: string, run: (file: string, secretFile: string) => void) => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      writeFileSync(secretFile, content);
+      chmodSync(secretFile, 0o600);
+      const file = join(dir, 'v.yaml');
+      writeFileSync(file, onLoopback(secretFile));
+      run(file, secretFile);
+    } finally { cleanup(); }
+  };
+
+  it('vipd check warns of a letters-only passphrase and of a short base64 secret, and still exits 0; '
+    + 'the key is not derived: it is the file\'s text with trailing whitespace cut', () => {
+    withSecret('correct horse battery staple\n', (file, secretFile) => {
+      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /vipd: warning: election\.secretFile: .* holds letters only, like a word or a passphrase/);
+      assert.equal(parseConfigText(minimal(secretFile), 't').secret.toString('utf8'), 'correct horse battery staple');
+    });
+    withSecret('a1b2c3d4e5f6g7h8\n', (file) => {
+      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /election\.secretFile: .* holds 16 base64 characters: at most 12 bytes of random/);
+    });
+  });
+
+  it('the counting: hex 4 bits a character, base64 6; what `head -c 32 /dev/urandom | base64` makes is fine', () => {
+    const hex = secretWarnings(Buffer.from('0123456789abcdef0123'), '/s').join();
+    assert.match(hex, /20 hex characters: at most 10 bytes/);
+    assert.deepEqual(secretWarnings(Buffer.from('0123456789abcdef0123456789abcdef'), '/s'), []);
+    assert.deepEqual(secretWarnings(Buffer.from(Buffer.alloc(32, 1).toString('base64')), '/s'), []);
+    assert.deepEqual(secretWarnings(Buffer.from('test-secret-0123456789abcdef'), '/s'), []);
+  });
+
+  it('TLS: verify without caFile fails every check; a caFile without verify is unused', () => {
+    const tls = (keys: string) => minimal('/x', `proxy:\n  frontends:\n    - name: api\n      bind: "0.0.0.0:6443"\n`
+      + `      healthCheck: { tls: { ${keys} } }\n`);
+    const warned = (keys: string) => configWarnings(parseConfigText(tls(keys), 't', { readSecret: false }).config,
+      { checkSecretFile: false }).join('\n');
+    assert.match(warned('verify: true'),
+      /proxy\.frontends\[0\]\.healthCheck\.tls\.verify: true without caFile .* every check would fail/);
+    assert.match(warned('caFile: /etc/kubernetes/pki/ca.crt'),
+      /tls\.caFile: "\/etc\/kubernetes\/pki\/ca\.crt" is not used: verify is false/);
+    assert.equal(warned('verify: true, caFile: /etc/kubernetes/pki/ca.crt'), '');
   });
 });

@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { echo, effectiveConfigYaml, loadConfigFile, readConfigFile } from '../config/load';
 import type { NodeNameSource } from '../config/node-name';
-import { configWarnings } from '../config/warnings';
+import { configWarnings, secretWarnings } from '../config/warnings';
 import { Daemon } from '../daemon';
 import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
@@ -46,8 +46,10 @@ export function buildProgram(): Command {
       const loaded = loadConfigFile(opts.config);
       const logFormat = resolveLogFormat(opts.logFormat);
       const log = createLogger({ level: opts.logLevel, node: loaded.config.nodeName, format: logFormat });
-      // The daemon logs the config's own warnings as it starts; these need the host.
-      for (const warning of loaded.hostWarnings ?? []) log.warn({ component: 'config', warning }, 'config warning');
+      // The daemon logs the config's own warnings as it starts; these need the host and the secret.
+      const { secretFile } = loaded.config.election;
+      const warnings = [...loaded.hostWarnings ?? [], ...secretWarnings(loaded.secret, secretFile)];
+      for (const warning of warnings) log.warn({ component: 'config', warning }, 'config warning');
       const daemon = new Daemon(loaded, { log, logFormat, dryRun: opts.dryRun });
       // Best effort on a crash: the VIP must not outlive the process that claimed it
       // (keepalived #2361, kube-vip #996). SIGKILL cannot be caught; the next start's prepare() cleans up.
@@ -86,7 +88,8 @@ export function buildProgram(): Command {
         return;
       }
       const { config, secret, hostWarnings } = loadConfigFile(opts.config, options);
-      [...configWarnings(config), ...hostWarnings ?? []].forEach(warn);
+      [...configWarnings(config), ...hostWarnings ?? [], ...secretWarnings(secret, config.election.secretFile)]
+        .forEach(warn);
       const iface = config.interfaceFrom === 'vip.interface' ? config.vip.interface
         : `${config.vip.interface} (it carries ${config.self.address})`;
       process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}, `
