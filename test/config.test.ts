@@ -356,7 +356,7 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
       what: 'a frontend bound to the VIP: bind 0.0.0.0 instead, and why',
       config: (s) => onLoopback(s, frontends('    - { name: api, bind: "10.0.0.100:6443" }\n')),
       field: 'proxy.frontends[0].bind',
-      says: /the VIP: vipd listens before it joins the election .* \(EADDRNOTAVAIL\) on every node; bind "0\.0\.0\.0:6443/,
+      says: /the VIP, which is on a node only while it is master.* \(EADDRNOTAVAIL\) on every node.* bind "0\.0\.0\.0:/,
     },
     {
       what: 'health.listen on a frontend\'s port (the frontend on the wildcard)',
@@ -464,7 +464,7 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
       const r = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], { encoding: 'utf8' });
       assert.equal(r.status, 2, r.stderr);
       assert.match(r.stderr, /proxy\.frontends\[0\]\.bind: got "10\.0\.0\.100:6443", the VIP/);
-      assert.match(r.stderr, /vipd needs no net\.ipv4\.ip_nonlocal_bind/);
+      assert.match(r.stderr, /unless net\.ipv4\.ip_nonlocal_bind is set, which vipd does not need/);
       assert.doesNotMatch(r.stderr, /(set|enable) (net\.ipv4\.)?ip_nonlocal_bind|ip_nonlocal_bind\s*=\s*1/);
       // configs/rke2.yaml: the frontends of a disabled balancer describe other nodes; nothing binds them.
       writeFileSync(file, minimal('/x', 'proxy:\n  enabled: false\n  frontends:\n'

@@ -27,15 +27,16 @@ function accepts(listen: HostPort, address: string, port: number, self: Peer): b
 
 /**
  * A listener bound to the VIP fails to start: vipd opens its listeners before it joins the
- * election, and the VIP is on a node only while that node is master.
+ * election, and the VIP is on a node only while that node is master. HAProxy setups bind the VIP
+ * with net.ipv4.ip_nonlocal_bind; the message names it without sending anyone to set it.
  */
 function vipBindProblem(field: string, listen: HostPort, vip: string): string | undefined {
   if (listen.host !== vip) return undefined;
-  return `${field}: got ${show(listen)}, the VIP: vipd listens before it joins the election and the VIP is on `
-    + 'a node only while it is master, so binding it fails (EADDRNOTAVAIL) on every node; '
-    + `bind "0.0.0.0:${listen.port}" (or this node's own address): a listener on 0.0.0.0 takes the VIP's `
-    + 'connections as soon as the VIP arrives, with nothing to rebind on a failover; '
-    + 'vipd needs no net.ipv4.ip_nonlocal_bind, which HAProxy setups turn on for this';
+  return `${field}: got ${show(listen)}, the VIP, which is on a node only while it is master, and vipd listens `
+    + 'before it joins the election: the bind fails (EADDRNOTAVAIL) on every node, unless '
+    + 'net.ipv4.ip_nonlocal_bind is set, which vipd does not need; '
+    + `bind "0.0.0.0:${listen.port}" (or this node's own address) instead: that listener takes the VIP's `
+    + 'connections as soon as the VIP arrives, with nothing to rebind on a failover';
 }
 
 export function addressProblems(data: ParsedConfig, self: Peer | undefined): string[] {
