@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseDuration, formatDuration } from '../src/config/duration';
 import { parseConfigText } from '../src/config/load';
-import { configWarnings } from '../src/config/warnings';
+import { configWarnings, secretWarnings } from '../src/config/warnings';
 import { ConfigError } from '../src/errors';
 import { CLI, tempDir } from './helpers/daemon';
 
@@ -20,6 +20,21 @@ peers:
   - { name: cp2, address: 10.0.0.12 }
   - { name: cp3, address: 10.0.0.13 }
 vip: { address: 10.0.0.100/24, interface: eth0 }
+election:
+  secretFile: ${secretFile}
+${extra}`;
+
+/**
+ * A config whose host-side checks pass on any Linux machine: the peers on loopback addresses (lo's
+ * 127.0.0.1/8 answers them all), the VIP on lo. `vipd check` without --offline accepts it.
+ */
+const onLoopback = (secretFile: string, extra = '', nodeName = 'nodeName: cp1') => `
+${nodeName}
+peers:
+  - { name: cp1, address: 127.0.0.11 }
+  - { name: cp2, address: 127.0.0.12 }
+  - { name: cp3, address: 127.0.0.13 }
+vip: { address: 10.0.0.100/24, interface: lo }
 election:
   secretFile: ${secretFile}
 ${extra}`;
@@ -152,7 +167,7 @@ describe('vipd check', () => {
     const { dir, secretFile, cleanup } = tempDir();
     try {
       const good = join(dir, 'good.yaml');
-      writeFileSync(good, minimal(secretFile));
+      writeFileSync(good, onLoopback(secretFile));
       const ok = spawnSync(process.execPath, [CLI, 'check', '--config', good], { encoding: 'utf8' });
       assert.equal(ok.status, 0, ok.stderr);
       assert.match(ok.stdout, /interval: 100ms/);
@@ -322,7 +337,7 @@ ${extra}`;
     try {
       chmodSync(secretFile, 0o644);
       const file = join(dir, 'v.yaml');
-      writeFileSync(file, minimal(secretFile));
+      writeFileSync(file, onLoopback(secretFile));
       const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /vipd: warning: election\.secretFile: .* is readable by others \(mode 0644\)/);
@@ -331,5 +346,230 @@ ${extra}`;
       assert.equal(quiet.status, 0);
       assert.equal(quiet.stderr, '');
     } finally { cleanup(); }
+  });
+});
+
+describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 naming the field)', () => {
+  const frontends = (list: string) => `proxy:\n  frontends:\n${list}`;
+  const cases: { what: string; config: (secretFile: string) => string; field: string; says: RegExp }[] = [
+    {
+      what: 'a frontend bound to the VIP: bind 0.0.0.0 instead, and why',
+      config: (s) => onLoopback(s, frontends('    - { name: api, bind: "10.0.0.100:6443" }\n')),
+      field: 'proxy.frontends[0].bind',
+      says: /the VIP, which is on a node only while it is master.* \(EADDRNOTAVAIL\) on every node.* bind "0\.0\.0\.0:/,
+    },
+    {
+      what: 'health.listen on a frontend\'s port (the frontend on the wildcard)',
+      config: (s) => onLoopback(s, 'health: { listen: "127.0.0.1:6443" }\n'),
+      field: 'health.listen',
+      says: /the port proxy\.frontends\[0\]\.bind \("0\.0\.0\.0:6443"\) listens on/,
+    },
+    {
+      what: 'backendPort equal to the bind port, the backends being the peers (this node too)',
+      config: (s) => onLoopback(s, frontends('    - { name: api, bind: "0.0.0.0:6443", backendPort: 6443 }\n')),
+      field: 'proxy.frontends[0].backendPort',
+      says: /got 6443, the port proxy\.frontends\[0\] binds .* relay to itself/,
+    },
+    {
+      what: 'a listed backend that is this node\'s own frontend',
+      config: (s) => onLoopback(s, frontends('    - name: api\n      bind: "0.0.0.0:6443"\n'
+        + '      backends: [{ name: me, address: 127.0.0.11, port: 6443 }]\n')),
+      field: 'proxy.frontends[0].backends[0]',
+      says: /this node's own proxy\.frontends\[0\]/,
+    },
+    {
+      what: 'no frontend with the proxy enabled',
+      config: (s) => onLoopback(s, 'proxy: { frontends: [] }\n'),
+      field: 'proxy.frontends',
+      says: /empty, while proxy\.enabled is true/,
+    },
+    {
+      what: 'the VIP is its subnet\'s network address',
+      config: (s) => onLoopback(s).replace('10.0.0.100/24', '10.0.0.0/24'),
+      field: 'vip.address',
+      says: /the network address of its own subnet/,
+    },
+    {
+      what: 'the VIP is its subnet\'s broadcast address',
+      config: (s) => onLoopback(s).replace('10.0.0.100/24', '10.0.0.255/24'),
+      field: 'vip.address',
+      says: /the broadcast address of its own subnet/,
+    },
+    {
+      what: 'a loopback VIP',
+      config: (s) => onLoopback(s).replace('10.0.0.100/24', '127.0.0.100/8'),
+      field: 'vip.address',
+      says: /a loopback address/,
+    },
+    {
+      what: 'the VIP 0.0.0.0',
+      config: (s) => onLoopback(s).replace('10.0.0.100/24', '0.0.0.0/24'),
+      field: 'vip.address',
+      says: /an unspecified address/,
+    },
+    {
+      what: 'a peer at 0.0.0.0',
+      config: (s) => onLoopback(s).replace('127.0.0.12', '0.0.0.0'),
+      field: 'peers[1].address',
+      says: /an unspecified address/,
+    },
+    {
+      what: 'a peer at a multicast address',
+      config: (s) => onLoopback(s).replace('127.0.0.12', '224.0.0.18'),
+      field: 'peers[1].address',
+      says: /a multicast address/,
+    },
+    {
+      what: 'a peer at the broadcast address',
+      config: (s) => onLoopback(s).replace('127.0.0.12', '255.255.255.255'),
+      field: 'peers[1].address',
+      says: /a broadcast address/,
+    },
+    {
+      what: 'a loopback peer beside members on other addresses',
+      config: (s) => minimal(s).replace('10.0.0.12', '127.0.0.12'),
+      field: 'peers[1].address',
+      says: /a loopback address, beside members on other addresses/,
+    },
+    {
+      what: 'a missing CA file',
+      config: (s) => onLoopback(s, frontends('    - name: api\n      bind: "0.0.0.0:6443"\n'
+        + `      healthCheck: { tls: { verify: true, caFile: ${join(s, '..', 'no-such-ca.crt')} } }\n`)),
+      field: 'proxy.frontends[0].healthCheck.tls.caFile',
+      says: /cannot read ".*no-such-ca\.crt": ENOENT/,
+    },
+  ];
+  for (const c of cases) {
+    it(c.what, () => {
+      const { dir, secretFile, cleanup } = tempDir();
+      try {
+        const file = join(dir, 'bad.yaml');
+        writeFileSync(file, c.config(secretFile));
+        const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+        assert.equal(r.status, 2, `${r.stdout}${r.stderr}`);
+        const line = r.stderr.split('\n').find((l) => l.startsWith(`  - ${c.field}: `));
+        assert.ok(line !== undefined, `no line naming ${c.field}:\n${r.stderr}`);
+        assert.match(line, c.says);
+      } finally { cleanup(); }
+    });
+  }
+
+  it('the VIP message does not send HAProxy users to ip_nonlocal_bind; --offline reports it too; a disabled '
+    + 'balancer\'s frontends are no listeners', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'vip-bind.yaml');
+      writeFileSync(file, minimal('/not/read/offline', 'proxy:\n  frontends:\n'
+        + '    - { name: api, bind: "10.0.0.100:6443" }\n'));
+      const r = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], { encoding: 'utf8' });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /proxy\.frontends\[0\]\.bind: got "10\.0\.0\.100:6443", the VIP/);
+      assert.match(r.stderr, /unless net\.ipv4\.ip_nonlocal_bind is set, which vipd does not need/);
+      assert.doesNotMatch(r.stderr, /(set|enable) (net\.ipv4\.)?ip_nonlocal_bind|ip_nonlocal_bind\s*=\s*1/);
+      // configs/rke2.yaml: the frontends of a disabled balancer describe other nodes; nothing binds them.
+      writeFileSync(file, minimal('/x', 'proxy:\n  enabled: false\n  frontends:\n'
+        + '    - { name: api, bind: "10.0.0.100:6443", backendPort: 6443 }\n'));
+      const disabled = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], { encoding: 'utf8' });
+      assert.equal(disabled.status, 0, disabled.stderr);
+    } finally { cleanup(); }
+  });
+});
+
+describe('nodeName: the file, else VIPD_NODE_NAME, else the host name as the kubelet compares it', () => {
+  const unnamed = (secretFile: string) => onLoopback(secretFile, '', '');
+  const check = (file: string, args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath,
+    [CLI, 'check', '--config', file, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+
+  it('vipd check takes this node from VIPD_NODE_NAME (lowercased), before the host name', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'v.yaml');
+      writeFileSync(file, unnamed(secretFile));
+      const r = check(file, ['--hostname', 'cp3'], { VIPD_NODE_NAME: 'CP2' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /this node is cp2 \(127\.0\.0\.12, name from VIPD_NODE_NAME\)/);
+    } finally { cleanup(); }
+  });
+
+  it('vipd check matches a fully qualified, upper-case host name by its short name', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'v.yaml');
+      writeFileSync(file, unnamed(secretFile));
+      const r = check(file, ['--hostname', 'CP3.Example.COM'], { VIPD_NODE_NAME: '' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /this node is cp3 \(127\.0\.0\.13, name from the host name\)/);
+    } finally { cleanup(); }
+  });
+
+  it('the order: nodeName beats the variable, the variable beats the host name; full name before short', () => {
+    const self = (text: string, hostname: string, env: Record<string, string>) =>
+      parseConfigText(text, 't', { readSecret: false, hostname, env }).config;
+    const named = self(minimal('/x'), 'cp3', { VIPD_NODE_NAME: 'cp2' });
+    assert.deepEqual([named.nodeName, named.nodeNameFrom], ['cp1', 'nodeName']);
+    const unset = minimal('/x').replace('nodeName: cp1', '');
+    const fromEnv = self(unset, 'cp3', { VIPD_NODE_NAME: ' cp2.example.com ' });
+    assert.deepEqual([fromEnv.nodeName, fromEnv.nodeNameFrom], ['cp2', 'VIPD_NODE_NAME']);
+    const fromHost = self(unset, 'Cp3', {});
+    assert.deepEqual([fromHost.nodeName, fromHost.nodeNameFrom], ['cp3', 'host name']);
+    const fqdnPeer = unset.replace('name: cp3,', 'name: cp3.example.com,').replace('name: cp2,', 'name: cp3,');
+    assert.equal(self(fqdnPeer, 'CP3.example.com', {}).nodeName, 'cp3.example.com', 'the full name first');
+  });
+
+  it('a variable naming no peer is an error naming it, not a fall back to the host name', () => {
+    const unset = minimal('/x').replace('nodeName: cp1', '');
+    const refused = (hostname: string, env: Record<string, string>, problem: RegExp) =>
+      assert.throws(() => parseConfigText(unset, 't', { readSecret: false, hostname, env }),
+        (e: unknown) => e instanceof ConfigError && e.problems.some((p) => problem.test(p)));
+    refused('cp1', { VIPD_NODE_NAME: 'cp9' }, /^nodeName: not set, and VIPD_NODE_NAME="cp9"/);
+    refused('cp9.example.com', {}, /^nodeName: .*"cp9\.example\.com".*before its first dot/);
+  });
+});
+
+describe('weak secrets and unused TLS settings are warnings; the key is the file as written', () => {
+  const withSecret = (content: string, run: (file: string, secretFile: string) => void) => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      writeFileSync(secretFile, content);
+      chmodSync(secretFile, 0o600);
+      const file = join(dir, 'v.yaml');
+      writeFileSync(file, onLoopback(secretFile));
+      run(file, secretFile);
+    } finally { cleanup(); }
+  };
+
+  it('vipd check warns of a letters-only passphrase and of a short base64 secret, and still exits 0; '
+    + 'the key is not derived: it is the file\'s text with trailing whitespace cut', () => {
+    withSecret('correct horse battery staple\n', (file, secretFile) => {
+      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /vipd: warning: election\.secretFile: .* holds letters only, like a word or a passphrase/);
+      assert.equal(parseConfigText(minimal(secretFile), 't').secret.toString('utf8'), 'correct horse battery staple');
+    });
+    withSecret('a1b2c3d4e5f6g7h8\n', (file) => {
+      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /election\.secretFile: .* holds 16 base64 characters: at most 12 bytes of random/);
+    });
+  });
+
+  it('the counting: hex 4 bits a character, base64 6; what `head -c 32 /dev/urandom | base64` makes is fine', () => {
+    const hex = secretWarnings(Buffer.from('0123456789abcdef0123'), '/s').join();
+    assert.match(hex, /20 hex characters: at most 10 bytes/);
+    assert.deepEqual(secretWarnings(Buffer.from('0123456789abcdef0123456789abcdef'), '/s'), []);
+    assert.deepEqual(secretWarnings(Buffer.from(Buffer.alloc(32, 1).toString('base64')), '/s'), []);
+    assert.deepEqual(secretWarnings(Buffer.from('test-secret-0123456789abcdef'), '/s'), []);
+  });
+
+  it('TLS: verify without caFile fails every check; a caFile without verify is unused', () => {
+    const tls = (keys: string) => minimal('/x', `proxy:\n  frontends:\n    - name: api\n      bind: "0.0.0.0:6443"\n`
+      + `      healthCheck: { tls: { ${keys} } }\n`);
+    const warned = (keys: string) => configWarnings(parseConfigText(tls(keys), 't', { readSecret: false }).config,
+      { checkSecretFile: false }).join('\n');
+    assert.match(warned('verify: true'),
+      /proxy\.frontends\[0\]\.healthCheck\.tls\.verify: true without caFile .* every check would fail/);
+    assert.match(warned('caFile: /etc/kubernetes/pki/ca.crt'),
+      /tls\.caFile: "\/etc\/kubernetes\/pki\/ca\.crt" is not used: verify is false/);
+    assert.equal(warned('verify: true, caFile: /etc/kubernetes/pki/ca.crt'), '');
   });
 });

@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Command } from 'commander';
 // The Kubernetes OpenAPI schema: Pod#validate() throws on a field of the wrong type or value.
 import { Pod } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
-import { parseConfigText } from '../src/config/load';
+import type { HostView } from '../src/config/host';
+import { loadConfigFile, parseConfigText } from '../src/config/load';
 import { ConfigError } from '../src/errors';
 import { registerManifestCommands } from '../src/manifest/cli';
 import { configFile, podManifest, POD_DEFAULTS, type PodOptions } from '../src/manifest/pod';
 import { VERSION } from '../src/version';
+import { tempDir } from './helpers/daemon';
 
 const CHECKED_IN = join(__dirname, '..', '..', 'static-pods', 'vipd.yaml');
 
@@ -181,10 +183,67 @@ describe('manifest config', () => {
     assert.equal(config.peers[0]!.name, '1e3');
   });
 
+  it('--interface may be left out: each node takes the interface that carries its own address', async () => {
+    const text = await run('config', '--vip', '192.168.10.100/24',
+      '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13');
+    assert.doesNotMatch(text, /^\s*interface:/m);
+    const { config } = parseConfigText(text, 'g', { readSecret: false, hostname: 'cp2', env: {} });
+    assert.equal(config.vip.interface, undefined);
+    const host: HostView = { interfaces: [
+      { name: 'ens192', loopback: false, addresses: [{ address: '192.168.10.12', prefixLength: 24 }] },
+      { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
+    ] };
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'vipd.yaml');
+      writeFileSync(file, text.replace('/etc/vipd/secret', secretFile));
+      assert.equal(loadConfigFile(file, { hostname: 'cp2', env: {}, host }).config.vip.interface, 'ens192');
+    } finally { cleanup(); }
+  });
+
+  it('ports, clusterId, priority and nodeName from flags, in a file the loader reads back', async () => {
+    const text = await run('config', ...args, '--bind-port', '7443', '--backend-port', '6443',
+      '--election-port', '7680', '--cluster-id', '42', '--priority', '150', '--node-name', 'cp2',
+      '--health-port', '7681');
+    const { config } = parseConfigText(text, 'g', { readSecret: false, hostname: 'cp1', env: {} });
+    assert.deepEqual([config.nodeName, config.nodeNameFrom], ['cp2', 'nodeName']);
+    assert.deepEqual(config.proxy.frontends.map((f) => [f.bind, f.backendPort]),
+      [[{ host: '0.0.0.0', port: 7443 }, 6443]]);
+    assert.equal(config.track.apiserver.port, 6443, 'the node\'s own apiserver is on the backend port');
+    assert.deepEqual([config.election.port, config.election.clusterId, config.election.priority], [7680, 42, 150]);
+    assert.match(text, /clients use VIP:7443/);
+    const defaults = parseConfigText(await run('config', ...args), 'g',
+      { readSecret: false, hostname: 'cp3', env: {} }).config;
+    const e = defaults.election;
+    assert.deepEqual([defaults.nodeNameFrom, e.port, e.clusterId, e.priority], ['host name', 7580, 1, 100]);
+    assert.deepEqual(defaults.proxy.frontends.map((f) => [f.bind.port, f.backendPort]), [[6443, 9443]]);
+  });
+
+  it('bad port, clusterId, priority and nodeName flags name the flag; ports that collide too', async () => {
+    const bad: [string[], string][] = [
+      [['--bind-port', '0'], '--bind-port'],
+      [['--backend-port', '6443'], '--backend-port'],
+      [['--election-port', 'udp'], '--election-port'],
+      [['--cluster-id', '0'], '--cluster-id'],
+      [['--priority', '255'], '--priority'],
+      [['--node-name', 'cp9'], '--node-name'],
+      [['--election-port', '7590', '--health-port', '7590'], '--health-port'],
+      [['--health-port', '6443'], '--health-port'],
+    ];
+    for (const [argv, flag] of bad) {
+      await assert.rejects(run('config', ...args, ...argv), (err: unknown) =>
+        err instanceof ConfigError && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `),
+      argv.join(' '));
+    }
+  });
+
   it('missing and bad flags are a ConfigError naming each flag', async () => {
     await assert.rejects(run('config'), (err: unknown) => {
       assert.ok(err instanceof ConfigError, String(err));
-      for (const flag of ['--vip', '--interface', '--peers']) assert.ok(err.problems.some((p) => p.startsWith(`${flag}: missing`)), err.problems.join('\n'));
+      for (const flag of ['--vip', '--peers']) {
+        assert.ok(err.problems.some((p) => p.startsWith(`${flag}: missing`)), err.problems.join('\n'));
+      }
+      assert.ok(!err.problems.some((p) => p.startsWith('--interface')), 'vip.interface may be left to each node');
       return true;
     });
     const bad: [string[], string][] = [

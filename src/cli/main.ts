@@ -4,8 +4,9 @@
  * (docs/cli.md). Subcommands parse their flags here and call into the library; no logic lives here.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { echo, effectiveConfigYaml, loadConfigFile } from '../config/load';
-import { configWarnings } from '../config/warnings';
+import { echo, effectiveConfigYaml, loadConfigFile, readConfigFile } from '../config/load';
+import type { NodeNameSource } from '../config/node-name';
+import { configWarnings, secretWarnings } from '../config/warnings';
 import { Daemon } from '../daemon';
 import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
@@ -42,9 +43,14 @@ export function buildProgram(): Command {
     .option('--dry-run', 'an observer: votes in the election but is never elected, only logs what it would do with the VIP, '
       + "and checks the backends without binding the balancer's ports (so it runs beside HAProxy)", false)
     .action(async (opts: { config: string; logLevel: LogLevel; logFormat: LogFormat; dryRun: boolean }) => {
+      // The same host-side checks as `vipd check`: a wrong address or interface is exit 2 naming the field.
       const loaded = loadConfigFile(opts.config);
       const logFormat = resolveLogFormat(opts.logFormat);
       const log = createLogger({ level: opts.logLevel, node: loaded.config.nodeName, format: logFormat });
+      // The daemon logs the config's own warnings as it starts; these need the host and the secret.
+      const { secretFile } = loaded.config.election;
+      const warnings = [...loaded.hostWarnings ?? [], ...secretWarnings(loaded.secret, secretFile)];
+      for (const warning of warnings) log.warn({ component: 'config', warning }, 'config warning');
       const daemon = new Daemon(loaded, { log, logFormat, dryRun: opts.dryRun });
       // Best effort on a crash: the VIP must not outlive the process that claimed it
       // (keepalived #2361, kube-vip #996). SIGKILL cannot be caught; the next start's prepare() cleans up.
@@ -63,13 +69,33 @@ export function buildProgram(): Command {
     });
 
   program.command('check')
-    .description('validate a config file and print the effective config (secrets redacted); exit 0 or 2')
+    .description('validate a config file against this host and print the effective config (secrets redacted); '
+      + 'exit 0 or 2')
     .addOption(configOption())
     .option('--hostname <name>', 'resolve nodeName as if on this host')
-    .action((opts: { config: string; hostname?: string }) => {
-      const { config, secret } = loadConfigFile(opts.config, opts.hostname !== undefined ? { hostname: opts.hostname } : {});
-      for (const w of configWarnings(config)) process.stderr.write(`vipd: warning: ${w}\n`);
-      process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}); secret: ${secret.length} bytes from ${config.election.secretFile}\n`);
+    .option('--offline', "the file alone, for one prepared on another machine: skip this host's interfaces and "
+      + 'addresses, the secret and the CA files', false)
+    .action((opts: { config: string; hostname?: string; offline: boolean }) => {
+      const options = opts.hostname !== undefined ? { hostname: opts.hostname } : {};
+      const warn = (w: string) => process.stderr.write(`vipd: warning: ${w}\n`);
+      if (opts.offline) {
+        const { config } = readConfigFile(opts.config, { ...options, readSecret: false });
+        configWarnings(config, { checkSecretFile: false }).forEach(warn);
+        const iface = config.vip.interface ?? `not set: on the node, the interface that carries ${config.self.address}`;
+        process.stdout.write(`# ${config.file}: valid (offline: host, secret and CA files not checked); this node is `
+          + `${config.nodeName} (${config.self.address}, name from ${nameSource(config.nodeNameFrom)}); `
+          + `vip.interface: ${iface}\n`);
+        process.stdout.write(effectiveConfigYaml(config));
+        return;
+      }
+      const { config, secret, hostWarnings } = loadConfigFile(opts.config, options);
+      [...configWarnings(config), ...hostWarnings ?? [], ...secretWarnings(secret, config.election.secretFile)]
+        .forEach(warn);
+      const iface = config.interfaceFrom === 'vip.interface' ? config.vip.interface
+        : `${config.vip.interface} (it carries ${config.self.address})`;
+      process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}, `
+        + `name from ${nameSource(config.nodeNameFrom)}); vip.interface: ${iface}; secret: ${secret.length} bytes `
+        + `from ${config.election.secretFile}\n`);
       process.stdout.write(effectiveConfigYaml(config));
     });
 
@@ -125,11 +151,16 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Where nodeName came from, for `vipd check`'s first line. */
+function nameSource(from: NodeNameSource): string {
+  return from === 'host name' ? 'the host name' : from;
+}
+
 /** A request to the running daemon's health endpoint: `--url`, else health.listen from the config. */
 async function callHealth(opts: { config: string; url?: string }, path: string, init: RequestInit): Promise<Response> {
   let base = opts.url;
   if (base === undefined) {
-    const { host, port } = loadConfigFile(opts.config, { readSecret: false }).config.health.listen;
+    const { host, port } = readConfigFile(opts.config, { readSecret: false }).config.health.listen;
     base = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   }
   let parsed: URL;

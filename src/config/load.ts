@@ -1,6 +1,7 @@
 /**
- * Reads a config file: YAML -> schema -> cross-field rules -> a resolved `Config`, plus the secret.
- * Every problem found is reported at once, each naming its field path, the value and what was
+ * Reads a config file: YAML -> schema -> cross-field rules -> a `FileConfig` (what the file alone
+ * decides), then the host-side checks (host.ts) -> a resolved `Config`, plus the secret. Every
+ * problem of a stage is reported at once, each naming its field path, the value and what was
  * expected, so an operator fixes a file in one pass rather than one error per restart.
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -8,34 +9,59 @@ import { hostname } from 'node:os';
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors';
+import { addressProblems } from './address-rules';
 import { formatDuration } from './duration';
-import { configSchema, type ParsedConfig, type Peer } from './schema';
+import { hostChecks, readHost, type HostView } from './host';
+import { NODE_NAME_ENV, resolveNodeName, type NodeNameSource } from './node-name';
+import { configSchema, type ParsedConfig, type Peer, type VipConfig } from './schema';
 
 export type QuorumMode = 'majority' | 'none';
 
-export interface Config extends Omit<ParsedConfig, 'nodeName' | 'election'> {
+/** The config as the file decides it, on any machine: `vip.interface` may still be left to the host. */
+export interface FileConfig extends Omit<ParsedConfig, 'nodeName' | 'election'> {
   /** The file this came from, for logs and reloads. */
   readonly file: string;
   readonly nodeName: string;
+  /** Where nodeName came from (node-name.ts has the order). */
+  readonly nodeNameFrom: NodeNameSource;
   /** This node's entry in `peers`. */
   readonly self: Peer;
   readonly election: Omit<ParsedConfig['election'], 'quorum'> & { readonly quorum: QuorumMode };
   readonly vipAddress: { readonly ip: string; readonly prefixLength: number };
 }
 
-export interface LoadedConfig {
-  readonly config: Config;
+/** The config resolved on this host and checked against it: what the daemon runs. */
+export interface Config extends Omit<FileConfig, 'vip'> {
+  readonly vip: VipConfig;
+  /** Where vip.interface came from: the file, or the interface that carries this node's address. */
+  readonly interfaceFrom: 'vip.interface' | 'peer address';
+}
+
+export interface Loaded<C extends FileConfig> {
+  readonly config: C;
   /** The shared HMAC key. Kept apart from `config` so printing a config can never leak it. */
   readonly secret: Buffer;
+}
+
+export interface LoadedConfig extends Loaded<Config> {
+  /** What the host-side checks found worth a word (configWarnings has the config's own). */
+  readonly hostWarnings?: readonly string[];
 }
 
 export const MIN_SECRET_BYTES = 16;
 
 export interface LoadOptions {
-  /** Overrides the host name used when `nodeName` is absent (tests, the lab). */
+  /** Overrides the host name used when `nodeName` and VIPD_NODE_NAME are absent (tests, the lab). */
   readonly hostname?: string;
+  /** Overrides process.env, where VIPD_NODE_NAME is read. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
   /** Skip reading the secret file (`vipd check` on a machine without it still validates the rest). */
   readonly readSecret?: boolean;
+}
+
+export interface HostLoadOptions extends Omit<LoadOptions, 'readSecret'> {
+  /** This host's interfaces; readHost() by default. */
+  readonly host?: HostView;
 }
 
 /** A config is a few kilobytes; anything past this is not one (and would be read whole into memory). */
@@ -45,7 +71,17 @@ const MAX_ALIASES = 100;
 /** How much of a wrong value an error echoes (a 50 MB scalar must not go to stderr whole). */
 const ECHO_CHARS = 80;
 
-export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedConfig {
+/**
+ * The config file checked against this host, with its secret: what `vipd run`, a reload and
+ * `vipd check` use. Throws a ConfigError naming each field.
+ */
+export function loadConfigFile(file: string, options: HostLoadOptions = {}): LoadedConfig {
+  const { config } = readConfigFile(file, { ...options, readSecret: false });
+  return resolveOnHost(config, options.host ?? readHost());
+}
+
+/** The config file alone, on any machine (`vipd check --offline`, the CLI's health URL). */
+export function readConfigFile(file: string, options: LoadOptions = {}): Loaded<FileConfig> {
   let text: string;
   try {
     const size = statSync(file).size;
@@ -74,7 +110,8 @@ export function echo(value: unknown): string {
   return text.length <= ECHO_CHARS ? text : `${text.slice(0, ECHO_CHARS)}... (${text.length} characters)`;
 }
 
-export function parseConfigText(text: string, file: string, options: LoadOptions = {}): LoadedConfig {
+/** A config's text, as far as the text alone decides; the secret too unless readSecret is false. */
+export function parseConfigText(text: string, file: string, options: LoadOptions = {}): Loaded<FileConfig> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -94,20 +131,44 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => describeIssue(issue, (p) => lineOf(doc, lineCounter, p))));
   }
-  const config = resolve(parsed.data, file, options.hostname ?? hostname());
+  const env = options.env ?? process.env;
+  const config = resolve(parsed.data, file, env[NODE_NAME_ENV], options.hostname ?? hostname());
   const secret = options.readSecret === false ? Buffer.alloc(0) : readSecret(config.election.secretFile);
   return { config, secret };
 }
 
-function resolve(data: ParsedConfig, file: string, host: string): Config {
-  const problems: string[] = [];
-  const nodeName = data.nodeName ?? host;
-  const self = data.peers.find((p) => p.name === nodeName);
-  if (self === undefined) {
-    problems.push(data.nodeName === undefined
-      ? `nodeName: not set, and this host's name "${host}" is not one of peers[].name (${data.peers.map((p) => p.name).join(', ')}): set nodeName`
-      : `nodeName: got ${echo(nodeName)}, expected one of peers[].name (${data.peers.map((p) => p.name).join(', ')})`);
+/**
+ * The host-side checks (host.ts) and the secret: problems of both in one error. The interface
+ * comes from the host when the file leaves it out.
+ */
+export function resolveOnHost(config: FileConfig, host: HostView): LoadedConfig {
+  const found = hostChecks(config, host);
+  const problems = [...found.problems];
+  let secret: Buffer = Buffer.alloc(0);
+  try {
+    secret = readSecret(config.election.secretFile);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    if (problems.length === 0) throw err;
+    problems.push(...err.problems);
   }
+  if (problems.length > 0 || found.interface === undefined) throw new ConfigError(problems);
+  return {
+    config: {
+      ...config,
+      vip: { ...config.vip, interface: found.interface },
+      interfaceFrom: config.vip.interface === undefined ? 'peer address' : 'vip.interface',
+    },
+    secret,
+    hostWarnings: found.warnings,
+  };
+}
+
+function resolve(data: ParsedConfig, file: string, envName: string | undefined, host: string): FileConfig {
+  const problems: string[] = [];
+  const named = resolveNodeName(data.peers, data.nodeName, envName, host, echo);
+  if (!named.ok) problems.push(named.problem);
+  const self = named.ok ? named.self : undefined;
   duplicates(data.peers.map((p) => p.name)).forEach((n) => problems.push(`peers: the name "${n}" appears twice; each member needs its own`));
   duplicates(data.peers.map((p) => p.address)).forEach((a) => problems.push(`peers: the address "${a}" appears twice; each member needs its own`));
 
@@ -138,7 +199,8 @@ function resolve(data: ParsedConfig, file: string, host: string): Config {
   if (data.health.listen.port === data.election.port) {
     problems.push(`health.listen: port ${data.health.listen.port} is also election.port`);
   }
-  if (problems.length > 0 || self === undefined) throw new ConfigError(problems);
+  problems.push(...addressProblems(data, self));
+  if (problems.length > 0 || !named.ok) throw new ConfigError(problems);
 
   const quorum: QuorumMode = data.election.quorum === 'auto'
     ? (data.peers.length >= 3 ? 'majority' : 'none')
@@ -146,8 +208,9 @@ function resolve(data: ParsedConfig, file: string, host: string): Config {
   return {
     ...data,
     file,
-    nodeName,
-    self,
+    nodeName: named.self.name,
+    nodeNameFrom: named.from,
+    self: named.self,
     election: { ...data.election, quorum },
     vipAddress: { ip, prefixLength },
   };
@@ -214,11 +277,11 @@ function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, pat
 }
 
 /** The effective config as YAML with durations as strings, for `vipd check`. Holds no secret. */
-export function effectiveConfigYaml(config: Config): string {
+export function effectiveConfigYaml(config: FileConfig): string {
   const durationKeys = new Set(['interval', 'lifetime', 'preemptDelay', 'burstInterval', 'refresh', 'timeout',
     'connectTimeout', 'idleTimeout', 'drainTimeout', 'hedgeDelay', 'finTimeout']);
   const plain = JSON.parse(JSON.stringify(config, (key, value: unknown) => {
-    if (key === 'file' || key === 'self' || key === 'vipAddress') return undefined;
+    if (['file', 'self', 'vipAddress', 'nodeNameFrom', 'interfaceFrom'].includes(key)) return undefined;
     if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);
     if ((key === 'bind' || key === 'listen') && value !== null && typeof value === 'object') {
       const hp = value as { host: string; port: number };

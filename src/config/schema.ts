@@ -97,8 +97,9 @@ export const garpSchema = z
 export const vipSchema = z
   .object({
     address: z.cidrv4(expect('an IPv4 address with a prefix length, such as "192.168.10.100/24"')),
+    /** Unset: the interface that carries this node's own peer address (config/host.ts). */
     interface: z.string(expect('an interface name such as "eth0"')).regex(/^[^\s/]{1,15}$/,
-      expect('an interface name of 1 to 15 characters, such as "eth0"')),
+      expect('an interface name of 1 to 15 characters, such as "eth0"')).optional(),
     garp: garpSchema.prefault({}),
     /** Link down on `interface` makes this member FAULT (it releases the VIP and stops claiming). */
     trackInterface: bool().default(true),
@@ -245,7 +246,7 @@ export const healthSchema = z
 
 export const configSchema = z
   .object({
-    /** This member's name in `peers`; defaults to the host name (the Kubernetes node name). */
+    /** This member's name in `peers`; unset: VIPD_NODE_NAME, else the host name (config/node-name.ts). */
     nodeName: name().optional(),
     peers: z.array(peerSchema, expect('a list of every control-plane member, this node included'))
       .min(1, expect('at least one peer (this node)')),
@@ -263,5 +264,6 @@ export type Peer = z.output<typeof peerSchema>;
 export type FrontendConfig = z.output<typeof frontendSchema>;
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
 export type ElectionConfig = z.output<typeof electionSchema>;
-export type VipConfig = z.output<typeof vipSchema>;
+/** `vip` as the daemon runs it: `interface` filled in from the host when the file leaves it out. */
+export type VipConfig = Omit<z.output<typeof vipSchema>, 'interface'> & { readonly interface: string };
 export type TrackApiserverConfig = z.output<typeof trackApiserverSchema>;

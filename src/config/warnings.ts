@@ -6,12 +6,12 @@
 import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { formatDuration } from './duration';
-import type { Config } from './load';
+import { MIN_SECRET_BYTES, type FileConfig } from './load';
 
 /** A failover slower than this is worth a word: apiserver clients time out long before. */
 export const SLOW_FAILOVER_MS = 60_000;
 
-export function configWarnings(config: Config, options: { readonly checkSecretFile?: boolean } = {}): string[] {
+export function configWarnings(config: FileConfig, options: { readonly checkSecretFile?: boolean } = {}): string[] {
   const out: string[] = [];
   const e = config.election;
   const members = config.peers.length;
@@ -43,5 +43,44 @@ export function configWarnings(config: Config, options: { readonly checkSecretFi
       // Unreadable or missing: loading the secret reports that as an error.
     }
   }
+  if (config.proxy.enabled) {
+    config.proxy.frontends.forEach((f, i) => {
+      const { type, tls } = f.healthCheck;
+      const field = `proxy.frontends[${i}].healthCheck.tls`;
+      if (type === 'https' && tls.verify && tls.caFile === undefined) {
+        out.push(`${field}.verify: true without caFile verifies the apiservers against Node's public CAs, which `
+          + 'did not sign them: every check would fail; set caFile (such as /etc/kubernetes/pki/ca.crt)');
+      }
+      if (tls.caFile !== undefined && (type !== 'https' || !tls.verify)) {
+        const why = type === 'https' ? 'verify is false' : `the check is ${type}`;
+        out.push(`${field}.caFile: "${tls.caFile}" is not used: ${why}`);
+      }
+    });
+  }
   return out;
+}
+
+/**
+ * What a secret's content says about its strength. The key is the file's text as it stands
+ * (trailing whitespace cut), used as the HMAC key with no key derivation: a passphrase is exactly
+ * as strong as the passphrase. Deriving a key (a KDF) would change every heartbeat's MAC, so
+ * members of two versions could no longer hear each other; these warnings say what to replace
+ * instead. The random material is counted as written: a hex character carries 4 bits, a base64
+ * (or alphanumeric) one 6, anything else a byte; 16 bytes is what the loader requires of the text.
+ */
+export function secretWarnings(secret: Buffer, file: string): string[] {
+  const text = secret.toString('utf8');
+  const advice = `replace it on every member with random bytes: head -c 32 /dev/urandom | base64 > ${file}`;
+  if (/^[a-z]+([ ._-][a-z]+)*$/i.test(text)) {
+    return [`election.secretFile: "${file}" holds letters only, like a word or a passphrase: a dictionary attack `
+      + `on one captured heartbeat finds it, and then forges heartbeats; ${advice}`];
+  }
+  const encoding = /^[0-9a-f]+$/i.test(text) ? 'hex' : /^[A-Za-z0-9+/_-]+=*$/.test(text) ? 'base64' : undefined;
+  const bits = encoding === 'hex' ? 4 : encoding === 'base64' ? 6 : 8;
+  const raw = Math.floor((text.replace(/=+$/, '').length * bits) / 8);
+  if (raw < MIN_SECRET_BYTES) {
+    return [`election.secretFile: "${file}" holds ${text.length} ${encoding ?? 'text'} characters: at most ${raw} `
+      + `bytes of random material, fewer than ${MIN_SECRET_BYTES}; ${advice}`];
+  }
+  return [];
 }

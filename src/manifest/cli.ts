@@ -7,15 +7,14 @@ import { isIPv4 } from 'node:net';
 import { posix } from 'node:path';
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../config/duration';
-import { electionSchema, peerSchema, quorumModes, vipSchema } from '../config/schema';
+import { peerSchema, quorumModes, vipSchema } from '../config/schema';
 import { ConfigError } from '../errors';
 import { LOG_LEVELS, type LogLevel } from '../log/logger';
 import {
-  configFile, type ConfigFileOptions, DEFAULT_IMAGE, GRACE_MARGIN_SECONDS, podManifest, type PodOptions, POD_DEFAULTS, quantityBytes,
+  CONFIG_DEFAULTS, configFile, type ConfigFileOptions, DEFAULT_IMAGE, GRACE_MARGIN_SECONDS, podManifest,
+  type PodOptions, POD_DEFAULTS, quantityBytes,
 } from './pod';
 
-/** election.port's default, which the generated config keeps. */
-const ELECTION_PORT: number = electionSchema.shape.port.parse(undefined);
 /** The same bound as proxy.drainTimeout in the config schema. */
 const MAX_DRAIN_MS = 600_000;
 /** The pod's memory request; a limit below it is refused by the API server. */
@@ -27,7 +26,10 @@ const IMAGE_REF = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?${PATH_COMPONENT}(?
 
 interface SharedFlags { healthPort: string; healthHost: string; drainTimeout: string }
 interface PodFlags extends SharedFlags { image: string; configDir: string; logLevel: string; memoryLimit: string }
-interface ConfigFlags extends SharedFlags { vip?: string; interface?: string; peers?: string; quorum: string; secretFile: string }
+interface ConfigFlags extends SharedFlags {
+  vip?: string; interface?: string; peers?: string; quorum: string; secretFile: string;
+  nodeName?: string; bindPort: string; backendPort: string; electionPort: string; clusterId: string; priority?: string;
+}
 
 /** Collects one problem per bad flag, so the operator fixes a command line in one pass. */
 class Problems {
@@ -41,9 +43,14 @@ class Problems {
   }
 }
 
-function port(problems: Problems, flag: string, value: string): number | undefined {
+function integer(problems: Problems, flag: string, value: string, min: number, max: number): number | undefined {
   const n = Number(value);
-  return /^\d+$/.test(value) && n >= 1 && n <= 65535 ? n : problems.bad(flag, value, 'an integer from 1 to 65535');
+  if (/^\d+$/.test(value) && n >= min && n <= max) return n;
+  return problems.bad(flag, value, `an integer from ${min} to ${max}`);
+}
+
+function port(problems: Problems, flag: string, value: string): number | undefined {
+  return integer(problems, flag, value, 1, 65535);
 }
 
 function healthHost(problems: Problems, value: string): string | undefined {
@@ -100,10 +107,25 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const problems = new Problems();
   const vipOk = flags.vip !== undefined && vipSchema.shape.address.safeParse(flags.vip).success;
   const vip = vipOk ? flags.vip : problems.bad('--vip', flags.vip, 'the VIP with its prefix length, such as "192.168.10.100/24"');
-  const iface = flags.interface !== undefined && vipSchema.shape.interface.safeParse(flags.interface).success
+  // Absent: each node takes the interface that carries its own address.
+  const iface = flags.interface === undefined || vipSchema.shape.interface.safeParse(flags.interface).success
     ? flags.interface
     : problems.bad('--interface', flags.interface, 'an interface name of 1 to 15 characters, such as "eth0"');
   const peerList = peers(problems, flags.peers);
+  const nodeName = flags.nodeName === undefined || peerList?.some((p) => p.name === flags.nodeName)
+    ? flags.nodeName
+    : problems.bad('--node-name', flags.nodeName, peerList === undefined ? 'one of the names in --peers'
+      : `one of the names in --peers (${peerList.map((p) => p.name).join(', ')})`);
+  const bindPort = port(problems, '--bind-port', flags.bindPort);
+  let backendPort = port(problems, '--backend-port', flags.backendPort);
+  // The backends are every peer on backendPort, this node included: the same port would relay to itself.
+  if (backendPort !== undefined && backendPort === bindPort) {
+    backendPort = problems.bad('--backend-port', flags.backendPort,
+      `the apiservers' port, not --bind-port (${bindPort}): vipd would relay to itself`);
+  }
+  const electionPort = port(problems, '--election-port', flags.electionPort);
+  const clusterId = integer(problems, '--cluster-id', flags.clusterId, 1, 65535);
+  const priority = flags.priority === undefined ? undefined : integer(problems, '--priority', flags.priority, 1, 254);
   const vipIp = vip?.split('/')[0];
   const clash = peerList?.find((p) => p.address === vipIp);
   if (clash !== undefined) problems.bad('--vip', vip, `an unused address, not ${clash.name}'s own address`);
@@ -112,14 +134,20 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
     : problems.bad('--quorum', flags.quorum, `one of ${quorumModes.join(', ')}`);
   const secretFile = posix.isAbsolute(flags.secretFile) ? flags.secretFile : problems.bad('--secret-file', flags.secretFile, 'an absolute path as seen inside the pod, such as "/etc/vipd/secret"');
   let healthPort = port(problems, '--health-port', flags.healthPort);
-  // The loader refuses health.listen on election.port; the generated config keeps its default.
-  if (healthPort === ELECTION_PORT) healthPort = problems.bad('--health-port', flags.healthPort, `a port other than election.port (${ELECTION_PORT})`);
+  // The loader refuses health.listen on election.port, and on the port the frontend (0.0.0.0) binds.
+  if (healthPort !== undefined && healthPort === electionPort) {
+    healthPort = problems.bad('--health-port', flags.healthPort, `a port other than election.port (${electionPort})`);
+  } else if (healthPort !== undefined && healthPort === bindPort) {
+    healthPort = problems.bad('--health-port', flags.healthPort, `a port other than --bind-port (${bindPort})`);
+  }
   const host = healthHost(problems, flags.healthHost);
   const drainTimeoutMs = drainTimeout(problems, flags.drainTimeout);
   problems.throwIfAny();
   return {
-    vip: vip!, interface: iface!, peers: peerList!, quorum: quorum!, secretFile: secretFile!, healthPort: healthPort!,
-    healthHost: host!, drainTimeoutMs: drainTimeoutMs!,
+    vip: vip!, ...(iface === undefined ? {} : { interface: iface }), peers: peerList!,
+    ...(nodeName === undefined ? {} : { nodeName }), quorum: quorum!, secretFile: secretFile!, healthPort: healthPort!,
+    healthHost: host!, drainTimeoutMs: drainTimeoutMs!, bindPort: bindPort!, backendPort: backendPort!,
+    electionPort: electionPort!, clusterId: clusterId!, ...(priority === undefined ? {} : { priority }),
   };
 }
 
@@ -148,11 +176,23 @@ export function registerManifestCommands(program: Command, write: (text: string)
     });
 
   shared(manifest.command('config')
-    .description('print a vipd.yaml for the given VIP, interface and peers (the same file on every node)')
+    .description('print a vipd.yaml for the given VIP and peers (the same file on every node)')
     .option('--vip <cidr>', 'the VIP with its prefix, e.g. 192.168.10.100/24 (required)')
-    .option('--interface <name>', 'the interface to hold it on, e.g. eth0 (required)')
+    .option('--interface <name>', 'the interface to hold it on, e.g. eth0 (default: on each node, the one that '
+      + 'carries its address in --peers)')
     .option('--peers <list>', 'every control-plane member as name=ip, comma-separated (required)')
-    .option('--quorum <mode>', `election.quorum: ${quorumModes.join(', ')} (none: keepalived-like, a partition gives two holders)`, 'auto')
+    .option('--node-name <name>', 'write nodeName: a file for that one node (default: each node finds itself by '
+      + 'VIPD_NODE_NAME or its host name)')
+    .option('--bind-port <port>', 'the port clients use on the VIP (the frontend binds 0.0.0.0 on it)',
+      String(CONFIG_DEFAULTS.bindPort))
+    .option('--backend-port <port>', "the apiservers' port on every peer (kubeadm --apiserver-bind-port); also "
+      + 'track.apiserver.port', String(CONFIG_DEFAULTS.backendPort))
+    .option('--election-port <port>', 'election.port: UDP between the peers', String(CONFIG_DEFAULTS.electionPort))
+    .option('--cluster-id <id>', 'election.clusterId: unique per cluster on a segment, 1-65535',
+      String(CONFIG_DEFAULTS.clusterId))
+    .option('--priority <n>', 'election.priority, 1-254 (default: not written, 100)')
+    .option('--quorum <mode>', `election.quorum: ${quorumModes.join(', ')} (none: keepalived-like, a partition gives two `
+      + 'holders)', 'auto')
     .option('--secret-file <path>', 'election.secretFile, as seen inside the pod', '/etc/vipd/secret'))
     .action((flags: ConfigFlags) => {
       write(configFile(parseConfigFlags(flags)));

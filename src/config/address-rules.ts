@@ -1,0 +1,116 @@
+/**
+ * Config-only rules about addresses and ports that the schema cannot see field by field: the VIP
+ * and the peers must be addresses a host can own, and the listeners must neither collide nor
+ * relay to themselves. Each is something `vipd run` would fail on or silently get wrong; the file
+ * alone decides them, so `vipd check --offline` reports them too. What needs the host (is this
+ * address mine?) is in host.ts.
+ */
+import { specialAddress, subnetEdge } from './ipv4';
+import type { ParsedConfig, Peer } from './schema';
+
+type HostPort = { readonly host: string; readonly port: number };
+
+const show = (hp: HostPort) => `"${hp.host}:${hp.port}"`;
+const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
+
+/** Two TCP listeners collide on one port when their addresses are the same or either is the wildcard. */
+function overlaps(a: HostPort, b: HostPort): boolean {
+  return a.port === b.port && (a.host === b.host || a.host === '0.0.0.0' || b.host === '0.0.0.0');
+}
+
+/** A listener at `listen` accepts connections to address:port of this node. */
+function accepts(listen: HostPort, address: string, port: number, self: Peer): boolean {
+  if (listen.port !== port) return false;
+  if (listen.host === address) return true;
+  return listen.host === '0.0.0.0' && (address === self.address || specialAddress(address) === 'loopback');
+}
+
+/**
+ * A listener bound to the VIP fails to start: vipd opens its listeners before it joins the
+ * election, and the VIP is on a node only while that node is master. HAProxy setups bind the VIP
+ * with net.ipv4.ip_nonlocal_bind; the message names it without sending anyone to set it.
+ */
+function vipBindProblem(field: string, listen: HostPort, vip: string): string | undefined {
+  if (listen.host !== vip) return undefined;
+  return `${field}: got ${show(listen)}, the VIP, which is on a node only while it is master, and vipd listens `
+    + 'before it joins the election: the bind fails (EADDRNOTAVAIL) on every node, unless '
+    + 'net.ipv4.ip_nonlocal_bind is set, which vipd does not need; '
+    + `bind "0.0.0.0:${listen.port}" (or this node's own address) instead: that listener takes the VIP's `
+    + 'connections as soon as the VIP arrives, with nothing to rebind on a failover';
+}
+
+export function addressProblems(data: ParsedConfig, self: Peer | undefined): string[] {
+  const problems: string[] = [];
+  const [vip = '', prefixText = '32'] = data.vip.address.split('/');
+  const prefixLength = Number(prefixText);
+
+  const vipSpecial = specialAddress(vip);
+  if (vipSpecial !== undefined) {
+    problems.push(`vip.address: got "${data.vip.address}", ${article(vipSpecial)} ${vipSpecial} address; `
+      + 'the VIP must be an unused address on the peers\' segment');
+  }
+  const vipEdge = subnetEdge(vip, vip, prefixLength);
+  if (vipEdge !== undefined) {
+    problems.push(`vip.address: got "${data.vip.address}", the ${vipEdge} address of its own subnet, which no host `
+      + 'can answer as its own; pick a host address of the subnet');
+  }
+
+  const loopbackPeers = data.peers.filter((p) => specialAddress(p.address) === 'loopback');
+  data.peers.forEach((p, i) => {
+    const special = specialAddress(p.address);
+    if (special === 'unspecified' || special === 'multicast' || special === 'broadcast') {
+      problems.push(`peers[${i}].address: got "${p.address}", ${article(special)} ${special} `
+        + 'address; each member needs the unicast address its heartbeats come from');
+    } else if (special === 'loopback' && loopbackPeers.length < data.peers.length) {
+      problems.push(`peers[${i}].address: got "${p.address}", a loopback address, beside members on other addresses: `
+        + 'the others cannot reach it; use the address the other members reach this one on');
+    } else {
+      const edge = subnetEdge(p.address, vip, prefixLength);
+      if (edge !== undefined) {
+        problems.push(`peers[${i}].address: got "${p.address}", the ${edge} address of the VIP's subnet `
+          + `(${data.vip.address}), which no host can have as its own`);
+      }
+    }
+  });
+
+  const listen = data.health.listen;
+  const healthOnVip = vipBindProblem('health.listen', listen, vip);
+  if (healthOnVip !== undefined) problems.push(healthOnVip);
+
+  // A disabled balancer opens no listener: its frontends may describe other nodes (configs/rke2.yaml).
+  if (!data.proxy.enabled) return problems;
+  const frontends = data.proxy.frontends;
+  if (frontends.length === 0) {
+    problems.push('proxy.frontends: empty, while proxy.enabled is true: there is nothing to balance; '
+      + 'list a frontend, or set proxy.enabled: false to hold the VIP only');
+  }
+  frontends.forEach((f, i) => {
+    const field = `proxy.frontends[${i}]`;
+    const onVip = vipBindProblem(`${field}.bind`, f.bind, vip);
+    if (onVip !== undefined) problems.push(onVip);
+    if (overlaps(listen, f.bind)) {
+      problems.push(`health.listen: got ${show(listen)}, the port ${field}.bind (${show(f.bind)}) listens on; `
+        + 'the second listener would fail to bind: give the health endpoint another port');
+    }
+    if (self === undefined) return;
+    if (f.backends === undefined) {
+      const loop = frontends.findIndex((g) => accepts(g.bind, self.address, f.backendPort, self));
+      const into = frontends[loop];
+      if (into !== undefined) {
+        problems.push(`${field}.backendPort: got ${f.backendPort}, the port proxy.frontends[${loop}] binds `
+          + `(${show(into.bind)}): the backends are every peer on backendPort, this node included, so vipd would `
+          + 'relay to itself; set backendPort to the port the apiservers listen on (kubeadm --apiserver-bind-port)');
+      }
+      return;
+    }
+    f.backends.forEach((b, k) => {
+      const loop = frontends.findIndex((g) => accepts(g.bind, b.address, b.port, self));
+      const into = frontends[loop];
+      if (into !== undefined) {
+        problems.push(`${field}.backends[${k}]: got "${b.address}:${b.port}", which is this node's own `
+          + `proxy.frontends[${loop}] (${show(into.bind)}): vipd would relay to itself`);
+      }
+    });
+  });
+  return problems;
+}

@@ -1,0 +1,183 @@
+/**
+ * The checks that need the host a config runs on: its interfaces and addresses, and the files the
+ * config names. `vipd run` and `vipd check` both go through hostChecks(), so a file `vipd check`
+ * passes on a node does not fail `vipd run` there; `vipd check --offline` (a file prepared on
+ * another machine) skips them.
+ *
+ * The host is read into a HostView by readHost() and passed in, so a test gives a table of its own.
+ * Addresses come from os.networkInterfaces(), interface names from /sys/class/net as well: libuv
+ * lists only interfaces that are up and running, so an interface whose link is down exists but
+ * shows no address. The address checks say so rather than call such an address foreign.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { inSubnet } from './ipv4';
+import type { FileConfig } from './load';
+
+export interface HostAddress {
+  readonly address: string;
+  readonly prefixLength: number;
+}
+
+export interface HostInterface {
+  readonly name: string;
+  /** A loopback interface: the whole subnet of its address is local (127.0.0.1/8 answers 127.0.0.2). */
+  readonly loopback: boolean;
+  /** Its IPv4 addresses; undefined when they cannot be read (the interface is not up and running). */
+  readonly addresses: readonly HostAddress[] | undefined;
+}
+
+export interface HostView {
+  readonly interfaces: readonly HostInterface[];
+}
+
+export interface HostFindings {
+  /** vip.interface as set, or the interface carrying this node's address; undefined with a problem. */
+  readonly interface: string | undefined;
+  readonly problems: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+function prefixOf(netmask: string): number {
+  return netmask.split('.').reduce((bits, octet) => bits + Number(octet).toString(2).replace(/0/g, '').length, 0);
+}
+
+/** This host's interfaces and IPv4 addresses. */
+export function readHost(): HostView {
+  const table = networkInterfaces();
+  let listed: string[] = [];
+  try {
+    // Interfaces are links (symlinks into /sys/devices); bonding_masters and the like are files.
+    listed = readdirSync('/sys/class/net', { withFileTypes: true })
+      .filter((d) => d.isSymbolicLink() || d.isDirectory()).map((d) => d.name);
+  } catch {
+    // No sysfs (a container without /sys): the interfaces that are up are all we can know.
+  }
+  const names = [...new Set([...Object.keys(table), ...listed])].sort();
+  return {
+    interfaces: names.map((name): HostInterface => {
+      const entries = table[name];
+      if (entries === undefined) return { name, loopback: false, addresses: undefined };
+      return {
+        name,
+        loopback: entries.some((e) => e.internal),
+        addresses: entries.filter((e) => e.family === 'IPv4')
+          .map((e) => ({ address: e.address, prefixLength: prefixOf(e.netmask) })),
+      };
+    }),
+  };
+}
+
+/** The interface `ip` is local on: one of its addresses, or inside a loopback interface's subnet. */
+function localOn(host: HostView, ip: string): HostInterface | undefined {
+  return host.interfaces.find((i) => i.addresses?.some((a) => a.address === ip))
+    ?? host.interfaces.find((i) => i.loopback && i.addresses?.some((a) => inSubnet(ip, a.address, a.prefixLength)));
+}
+
+function listAddresses(host: HostView): string {
+  const all = host.interfaces.flatMap((i) => (i.addresses ?? []).map((a) => `${a.address} on ${i.name}`));
+  const down = host.interfaces.filter((i) => i.addresses === undefined).map((i) => i.name);
+  return `its addresses: ${all.length > 0 ? all.join(', ') : 'none'}`
+    + (down.length > 0 ? `; ${down.join(', ')} show${down.length === 1 ? 's' : ''} none, not being up` : '');
+}
+
+export function hostChecks(config: FileConfig, host: HostView): HostFindings {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const self = config.self;
+  const selfField = `peers[${config.peers.indexOf(self)}].address`;
+
+  let iface: HostInterface | undefined;
+  if (config.vip.interface !== undefined) {
+    iface = host.interfaces.find((i) => i.name === config.vip.interface);
+    if (iface === undefined) {
+      problems.push(`vip.interface: got "${config.vip.interface}", which is not an interface of this host `
+        + `(it has: ${host.interfaces.map((i) => i.name).join(', ') || 'none'})`);
+    }
+  } else {
+    iface = localOn(host, self.address);
+    if (iface === undefined) {
+      problems.push(`vip.interface: not set, and no interface of this host carries this node's address `
+        + `"${self.address}" (${selfField}, ${config.nodeName}) to take it from (${listAddresses(host)}); `
+        + 'set vip.interface, or correct the address');
+    }
+  }
+  // With the VIP's interface down its addresses cannot be read: an address that should be there is
+  // unconfirmed, not foreign (a node may start with its link down, and waits in FAULT).
+  const blind = iface !== undefined && iface.addresses === undefined;
+  const foreign = (field: string, ip: string, value: string, note = '') => {
+    if (localOn(host, ip) !== undefined) return;
+    if (blind) {
+      warnings.push(`${field}: cannot confirm that "${ip}" is an address of this host: ${iface?.name} is down `
+        + 'and shows no address');
+    } else {
+      problems.push(`${field}: got "${value}"${note}, which is not an address of this host (${listAddresses(host)})`);
+    }
+  };
+  // vip.interface unset already said this address is nowhere.
+  if (config.vip.interface !== undefined) {
+    foreign(selfField, self.address, self.address, ` for this node (${config.nodeName}; the election binds it)`);
+  }
+  const listeners = [
+    { field: 'health.listen', bind: config.health.listen },
+    ...(config.proxy.enabled
+      ? config.proxy.frontends.map((f, i) => ({ field: `proxy.frontends[${i}].bind`, bind: f.bind }))
+      : []),
+  ];
+  for (const { field, bind } of listeners) {
+    // The wildcard is always local; the VIP is refused whatever the host (address-rules.ts).
+    if (bind.host === '0.0.0.0' || bind.host === config.vipAddress.ip) continue;
+    foreign(field, bind.host, `${bind.host}:${bind.port}`);
+  }
+
+  // A loopback interface has no segment to share a subnet with (a dry run or a test on lo).
+  if (iface?.addresses !== undefined && !iface.loopback) {
+    const { ip } = config.vipAddress;
+    if (!iface.addresses.some((a) => inSubnet(ip, a.address, a.prefixLength))) {
+      const subnets = iface.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(', ') || 'no IPv4 address';
+      warnings.push(`vip.address: "${config.vip.address}" is outside the subnets of ${iface.name} (${subnets}): `
+        + `hosts on ${iface.name}'s segment reach it only through a route to it, not by ARP; `
+        + `use a free address of ${iface.name}'s subnet, or check vip.interface`);
+    }
+  }
+
+  problems.push(...fileProblems(config));
+  return { interface: iface?.name, problems, warnings };
+}
+
+/**
+ * The files a config names besides the secret (which the loader reads): each CA bundle must be
+ * readable, and hold a certificate when it is used, since Node ignores a bundle that holds none
+ * and every check would then fail verification.
+ */
+function fileProblems(config: FileConfig): string[] {
+  if (!config.proxy.enabled) return [];
+  const problems: string[] = [];
+  config.proxy.frontends.forEach((f, i) => {
+    const { caFile, verify } = f.healthCheck.tls;
+    if (caFile === undefined) return;
+    const field = `proxy.frontends[${i}].healthCheck.tls.caFile`;
+    let pem: string;
+    try {
+      pem = readFileSync(caFile, 'utf8');
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      problems.push(`${field}: cannot read "${caFile}": ${why}`);
+      return;
+    }
+    if (!verify || f.healthCheck.type !== 'https') return;
+    const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
+    let parsed = false;
+    try {
+      parsed = block !== undefined && new X509Certificate(block).subject !== undefined;
+    } catch {
+      parsed = false;
+    }
+    if (!parsed) {
+      problems.push(`${field}: "${caFile}" holds no PEM certificate; the checks verify against it `
+        + '(such as /etc/kubernetes/pki/ca.crt)');
+    }
+  });
+  return problems;
+}
