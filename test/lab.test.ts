@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { it } from 'node:test';
 import { DRILL_EVENTS } from '../src/lab/drill';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { runLab } from '../src/lab/lab';
 
 const MUST_MOVE = 4; // crash, link cut, graceful, partition: the first four events
@@ -49,6 +50,13 @@ it('the lab drill: every event moves the VIP to one other node, one holder after
         `${o.event}: measured`);
       assert.ok(o.longestMultiMs <= o.multiMs, `${o.event}: the longest two-holder stretch is within the total`);
     }
+    // The timeline page: written, self-contained, and removed here (the lab leaves it for a person).
+    const page = lines.map((l) => /drawn: (\S+\.html)$/.exec(l)?.[1]).find((p) => p !== undefined);
+    assert.ok(page !== undefined && existsSync(page), 'the lab printed the path of its timeline page');
+    const html = readFileSync(page, 'utf8');
+    unlinkSync(page);
+    assert.match(html, /<svg/);
+    assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'no script, nothing fetched');
     const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n')
       .filter((l) => l.startsWith('vipd-lab-'));
     assert.deepEqual(left, [], 'the lab removed its namespaces');

@@ -264,8 +264,7 @@ export class ElectionRunner {
             ? 'the cluster has formed: a majority of the members answered; from now on no member holds the VIP without one'
             : `the cluster has formed (${action.via} says so): this member may now be elected`);
         } catch (err) {
-          this.log.error({ err, via: action.via }, 'cannot record that the cluster has formed: after a restart this member '
-            + 'would wait to hear that again before it can be elected (or, the bootstrap member, could hold the VIP alone)');
+          this.log.error({ err, via: action.via, dir: 'election.stateDir' }, 'cannot record that the cluster has formed');
         }
         break;
       }
