@@ -21,7 +21,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   let peerLinks: PeerLinkSource = () => [];
   let connLists: ConnListSource = () => ({ own: 0, peers: [] });
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'vipd_process_' });
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'vipd_' });
   const registers = [registry];
   const m = {
     registry,
