@@ -4,6 +4,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { loadConfigFile, type Config, type LoadedConfig } from './config/load';
+import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
 import { ConfigError } from './errors';
 import { ProxyThread } from './proxy/thread';
@@ -70,7 +71,9 @@ export class Daemon implements HealthSource {
   private readonly formed: FormedRecord;
 
   constructor(private loaded: LoadedConfig, private readonly options: DaemonOptions) {
-    const { config, secret } = loaded;
+    const { config } = loaded;
+    // A passphrase-like secret is stretched with scrypt (config/secret-key.ts); a random one is the key as written.
+    const secret = heartbeatKey(loaded.secret);
     const log = options.log;
     this.metrics = createMetrics();
     this.vip = options.dryRun

@@ -6,7 +6,8 @@
 import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { formatDuration } from './duration';
-import { MIN_SECRET_BYTES, type FileConfig } from './load';
+import type { FileConfig } from './load';
+import { MIN_RANDOM_BYTES, secretMaterial } from './secret-key';
 
 /** A failover slower than this is worth a word: apiserver clients time out long before. */
 export const SLOW_FAILOVER_MS = 60_000;
@@ -61,26 +62,21 @@ export function configWarnings(config: FileConfig, options: { readonly checkSecr
 }
 
 /**
- * What a secret's content says about its strength. The key is the file's text as it stands
- * (trailing whitespace cut), used as the HMAC key with no key derivation: a passphrase is exactly
- * as strong as the passphrase. Deriving a key (a KDF) would change every heartbeat's MAC, so
- * members of two versions could no longer hear each other; these warnings say what to replace
- * instead. The random material is counted as written: a hex character carries 4 bits, a base64
- * (or alphanumeric) one 6, anything else a byte; 16 bytes is what the loader requires of the text.
+ * What a secret's content says about its strength (secret-key.ts counts it). A passphrase-like
+ * secret gets its key derived with scrypt, which slows a dictionary attack on a captured heartbeat
+ * but cannot stop one; these warnings say what to replace it with.
  */
 export function secretWarnings(secret: Buffer, file: string): string[] {
   const text = secret.toString('utf8');
+  const m = secretMaterial(secret);
   const advice = `replace it on every member with random bytes: head -c 32 /dev/urandom | base64 > ${file}`;
-  if (/^[a-z]+([ ._-][a-z]+)*$/i.test(text)) {
-    return [`election.secretFile: "${file}" holds letters only, like a word or a passphrase: a dictionary attack `
-      + `on one captured heartbeat finds it, and then forges heartbeats; ${advice}`];
+  if (m.kind === 'letters') {
+    return [`election.secretFile: "${file}" holds letters only, like a word or a passphrase: vipd derives the key `
+      + `with scrypt, but a dictionary attack on one captured heartbeat can still find it, and then forge heartbeats; ${advice}`];
   }
-  const encoding = /^[0-9a-f]+$/i.test(text) ? 'hex' : /^[A-Za-z0-9+/_-]+=*$/.test(text) ? 'base64' : undefined;
-  const bits = encoding === 'hex' ? 4 : encoding === 'base64' ? 6 : 8;
-  const raw = Math.floor((text.replace(/=+$/, '').length * bits) / 8);
-  if (raw < MIN_SECRET_BYTES) {
-    return [`election.secretFile: "${file}" holds ${text.length} ${encoding ?? 'text'} characters: at most ${raw} `
-      + `bytes of random material, fewer than ${MIN_SECRET_BYTES}; ${advice}`];
+  if (m.rawBytes < MIN_RANDOM_BYTES) {
+    return [`election.secretFile: "${file}" holds ${text.length} ${m.kind === 'text' ? 'text' : m.kind} characters: at most `
+      + `${m.rawBytes} bytes of random material, fewer than ${MIN_RANDOM_BYTES} (vipd derives the key with scrypt); ${advice}`];
   }
   return [];
 }
