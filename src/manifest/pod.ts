@@ -145,6 +145,12 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
           // the next start). Three quarters of the limit leaves room for buffers and the addon.
           name: 'NODE_OPTIONS',
           value: `--max-old-space-size=${Math.max(32, Math.floor((limitBytes * 0.75) / 2 ** 20))}`,
+        }, {
+          // The node's Kubernetes name (--hostname-override included), from the downward API: the
+          // kubelet fills spec.nodeName of a static pod itself and resolves the field locally, so
+          // it is there before any apiserver exists. The file's nodeName, if set, still wins.
+          name: 'VIPD_NODE_NAME',
+          valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } },
         }],
         resources: {
           requests: { cpu: '50m', memory: '64Mi' },
