@@ -74,7 +74,8 @@ function assertRequiredProperties(pod: PodShape, o: PodOptions): void {
   assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 > o.drainTimeoutMs, 'the kubelet must not SIGKILL during the drain');
   // The config file the command names is inside the read-only mount of the config directory.
   // The node's name from the downward API (the kubelet resolves it for a static pod, no apiserver needed).
-  assert.deepEqual((c as unknown as { env: { name: string; valueFrom?: unknown }[] }).env.find((e) => e.name === 'VIPD_NODE_NAME'),
+  const env = (c as unknown as { env: { name: string; valueFrom?: unknown }[] }).env;
+  assert.deepEqual(env.find((e) => e.name === 'VIPD_NODE_NAME'),
     { name: 'VIPD_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
   assert.deepEqual(c.volumeMounts, [
     { name: 'config', mountPath: '/etc/vipd', readOnly: true },
