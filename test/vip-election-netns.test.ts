@@ -21,7 +21,11 @@ import { isTransition } from './helpers/daemon';
 import { NODES, VIP, useCluster, type NodeName } from './helpers/netns-cluster';
 
 describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 }, () => {
-  const c = useCluster({ standIns: false }, 'majority');
+  // A 3 s lifetime: a SIGKILLed master's copy must still be there when it restarts (with 1 s, a busy
+  // machine's restart could come after the kernel expired it, and nothing would be left to remove).
+  const c = useCluster({ standIns: false }, 'majority', {
+    vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' }, lifetime: '3s' },
+  });
 
   it('exactly one node holds the VIP at steady state', async () => {
     const h = await c.one();
@@ -39,8 +43,8 @@ describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 },
     // SIGKILL cannot clean up: the VIP stays on the dead daemon's interface (a hung node).
     const both = await c.until('a new holder besides the stale copy', (h) => h.length === 2 && h.includes(old));
     const next = both.find((n) => n !== old)!;
-    await c.clientSees(next);
     const d = c.start(old);
+    await c.clientSees(next);
     await d.waitFor((l) => l.msg === 'removed a leftover copy of the VIP', 10_000, 'the stale VIP removal');
     await d.waitFor(isTransition('BACKUP'), 10_000, 'BACKUP');
     assert.deepEqual(await c.until('one holder again', (h) => h.length === 1), [next]);
