@@ -13,15 +13,16 @@
  * accept queue on an apiserver that still serves its watches.
  */
 import net from 'node:net';
+import { HealthChecker } from '../checks/health-checker';
+import type { CheckRecord } from '../checks/probe';
+import type { HealthState } from '../checks/rise-fall';
 import { VipdError } from '../errors';
 import { RateLimitedLog, type Logger } from '../log/logger';
 import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
-import { Backend, type BackendMeters, type CheckRecord } from './backend';
+import { Backend, type BackendMeters } from './backend';
 import { BackendPool } from './backend-pool';
-import { HealthChecker } from './health-checker';
 import { ConnectTimes, derivedHedgeDelay } from './hedge-delay';
 import { ClientRelay, KEEPALIVE_SWEEP_MS, type NextStep, type RelayHost } from './relay';
-import type { HealthState } from './rise-fall';
 import { sameBackend, type BackendSettings, type BalanceMode, type FrontendSettings } from './settings';
 
 /**

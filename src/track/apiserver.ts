@@ -10,12 +10,12 @@
  * just because it came up first. (kube-vip #1236: the entry point to the apiserver must not depend
  * on the apiserver.)
  */
+import { HealthChecker, type HealthCheckerOptions } from '../checks/health-checker';
+import type { CheckRecord } from '../checks/probe';
+import type { HealthState } from '../checks/rise-fall';
+import type { CheckSettings } from '../checks/settings';
 import type { TrackApiserverConfig } from '../config/schema';
 import type { Logger } from '../log/logger';
-import type { CheckRecord } from '../proxy/backend';
-import { HealthChecker, type HealthCheckerOptions } from '../proxy/health-checker';
-import type { HealthState } from '../proxy/rise-fall';
-import type { CheckSettings } from '../proxy/settings';
 import type { TrackEffect } from '../vrrp/types';
 
 export interface ApiserverTrackerOptions {
