@@ -3,7 +3,7 @@
  * (by default every peer on `backendPort`, this node included) and its health check with the CA
  * bundle already read. Resolving everything up front lets a reload fail before it changes anything.
  */
-import { checkSettings, type CheckSettings } from '../checks/settings';
+import { checkSettings, checkTls, type CheckSettings } from '../checks/settings';
 import type { Config } from '../config/load';
 import { ConfigError } from '../errors';
 
@@ -59,7 +59,8 @@ export function proxySettings(config: ProxyConfigSource): ProxySettings {
     observe: f.healthCheck.observe,
     backends: (f.backends ?? peers.map((p) => ({ name: p.name, address: p.address, port: f.backendPort })))
       .map((b) => ({ name: b.name, address: b.address, port: b.port })),
-    check: checkSettings(f.healthCheck, `proxy.frontends[${i}].healthCheck`, problems),
+    check: checkSettings(f.healthCheck, f.healthCheck.type,
+      checkTls(f.healthCheck.tls, `proxy.frontends[${i}].healthCheck`, problems)),
   }));
   if (problems.length > 0) throw new ConfigError(problems);
   return { drainTimeoutMs: proxy.drainTimeout, frontends };
