@@ -78,7 +78,11 @@ export interface FrontendDeps {
   readonly listen?: boolean;
 }
 
-export interface BackendStatus {
+/**
+ * One backend as the balancer sees it, in its frontend's status. /status shows a shorter line for
+ * each backend: `BackendStatus` in health/status.ts.
+ */
+export interface ProxyBackendStatus {
   readonly name: string;
   readonly address: string;
   readonly port: number;
@@ -102,7 +106,7 @@ export interface FrontendStatus {
   readonly hedgeDelayMs: number;
   /** Client connections, including those still connecting to a backend. */
   readonly activeConnections: number;
-  readonly backends: readonly BackendStatus[];
+  readonly backends: readonly ProxyBackendStatus[];
 }
 
 export class Frontend implements RelayHost {
