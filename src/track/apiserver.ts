@@ -53,11 +53,6 @@ export class ApiserverTracker {
       { initial: 'up', ...(opts.probe === undefined ? {} : { probe: opts.probe }) });
   }
 
-  /** The effect now in force. */
-  get effect(): TrackEffect {
-    return this.current;
-  }
-
   start(): void {
     this.log.info({ url: this.url, interval: this.opts.settings.interval, fall: this.opts.settings.fall, rise: this.opts.settings.rise, mode: this.opts.settings.mode },
       'tracking the local apiserver');
