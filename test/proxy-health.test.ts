@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { CheckRecord } from '../src/proxy/backend';
-import { HealthChecker } from '../src/proxy/health-checker';
-import { probe } from '../src/proxy/probe';
-import type { HealthState } from '../src/proxy/rise-fall';
-import type { CheckSettings } from '../src/proxy/settings';
+import { HealthChecker } from '../src/checks/health-checker';
+import { probe, type CheckRecord } from '../src/checks/probe';
+import type { HealthState } from '../src/checks/rise-fall';
+import type { CheckSettings } from '../src/checks/settings';
 import { FakeApiserver, generateCert, waitFor } from '../src/lab/stand-in-apiserver';
 
 const HOST = '127.0.0.21';

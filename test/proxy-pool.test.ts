@@ -8,11 +8,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { RiseFall } from '../src/checks/rise-fall';
 import { proxySchema } from '../src/config/schema';
 import { ConfigError } from '../src/errors';
 import { Backend, type Relay } from '../src/proxy/backend';
 import { BackendPool } from '../src/proxy/backend-pool';
-import { RiseFall } from '../src/proxy/rise-fall';
 import { proxySettings } from '../src/proxy/settings';
 
 const backends = (n: number) => Array.from({ length: n }, (_, i) => new Backend({ name: `b${i + 1}`, address: `10.0.0.${i + 1}`, port: 9443 }));

@@ -44,7 +44,7 @@ describe('apiserver tracker', () => {
       fake.setHealthy(true);
       await waitFor('ok', () => effects.length === 2, 3000);
       assert.deepEqual(effects[1], { kind: 'ok' });
-      assert.deepEqual(tracker.effect, { kind: 'ok' });
+      assert.deepEqual(tracker.status().effect, { kind: 'ok' });
     } finally {
       tracker.close();
       fake.setHealthy(true);

@@ -143,14 +143,24 @@ export const electionSchema = z
 
 export const healthCheckTypes = ['https', 'http', 'tcp'] as const;
 
+/**
+ * The fields every health check has, a frontend's `healthCheck` and `track.apiserver` alike: what to
+ * ask for, how often, how long to wait, and how many results in a row change the verdict (rise/fall).
+ * Only its shape is used, spread into each check's own strict object.
+ */
+const checkFieldsSchema = z.object({
+  path: z.string(expect('a URL path such as "/readyz"'))
+    .regex(/^\//, expect('a URL path starting with "/"')).default('/readyz'),
+  interval: duration(100, 3_600_000).default(2000),
+  timeout: duration(10, 60_000).default(1000),
+  rise: int(1, 100).default(2),
+  fall: int(1, 100).default(3),
+});
+
 export const healthCheckSchema = z
   .object({
     type: z.enum(healthCheckTypes, expect(`one of ${healthCheckTypes.join(', ')}`)).default('https'),
-    path: z.string(expect('a URL path such as "/readyz"')).regex(/^\//, expect('a URL path starting with "/"')).default('/readyz'),
-    interval: duration(100, 3_600_000).default(2000),
-    timeout: duration(10, 60_000).default(1000),
-    rise: int(1, 100).default(2),
-    fall: int(1, 100).default(3),
+    ...checkFieldsSchema.shape,
     /**
      * Passive checks (HAProxy's observe layer4 + on-error mark-down): a refused, unreachable or
      * timed-out connect marks the backend down at once; `rise` passing checks bring it back.
@@ -226,11 +236,7 @@ export const trackApiserverSchema = z
     enabled: bool().default(true),
     /** This node's own apiserver: https://<node address>:<port><path>. */
     port: port().default(9443),
-    path: z.string(expect('a URL path such as "/readyz"')).regex(/^\//, expect('a URL path starting with "/"')).default('/readyz'),
-    interval: duration(100, 3_600_000).default(2000),
-    timeout: duration(10, 60_000).default(1000),
-    rise: int(1, 100).default(2),
-    fall: int(1, 100).default(3),
+    ...checkFieldsSchema.shape,
     /** weight: lower the priority by `weight` while failing; ineligible: FAULT while failing. */
     mode: z.enum(trackModes, expect(`one of ${trackModes.join(', ')}`)).default('weight'),
     weight: int(1, 253).default(50),
@@ -262,6 +268,7 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type Peer = z.output<typeof peerSchema>;
 export type FrontendConfig = z.output<typeof frontendSchema>;
+export type CheckFieldsConfig = z.output<typeof checkFieldsSchema>;
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
 export type ElectionConfig = z.output<typeof electionSchema>;
 /** `vip` as the daemon runs it: `interface` filled in from the host when the file leaves it out. */

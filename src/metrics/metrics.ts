@@ -2,10 +2,11 @@
  * Every Prometheus metric vipd exports, in one place (docs/logging-and-metrics.md lists them for operators).
  * A registry per daemon, not prom-client's global one, so several daemons can live in one test
  * process without sharing counters.
+ *
+ * The metrics know their label names, not the election's vocabulary: the election's runner, which
+ * imports this file, shows each role and drop reason at 0 when it is built (vrrp/runner.ts).
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { DROP_REASONS } from '../vrrp/wire';
-import { ROLES } from '../vrrp/types';
 
 /** What the per-peer gauges show, read at scrape time (nothing is computed per heartbeat). */
 export interface PeerLinkSource {
@@ -76,8 +77,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     garpSent: new Counter({ name: 'vipd_garp_sent_total', help: 'Gratuitous ARP frames sent for the VIP.', registers }),
     vipConflicts: new Counter({ name: 'vipd_vip_conflicts_total', help: 'ARP frames from another MAC claiming the VIP while this member held it.', registers }),
   };
-  for (const role of ROLES) m.electionState.labels(role).set(0);
-  for (const reason of DROP_REASONS) m.heartbeatsDropped.labels(reason).inc(0);
   for (const op of ['acquire', 'renew', 'release'] as const) m.vipOperationFailures.labels(op).inc(0);
   return m;
 }

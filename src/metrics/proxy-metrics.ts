@@ -12,9 +12,6 @@ export interface ByteTotals {
   readonly out: number;
 }
 
-export const CHECK_RESULTS = ['success', 'failure'] as const;
-export type CheckResultLabel = (typeof CHECK_RESULTS)[number];
-
 export function registerProxyMetrics(registry: Registry) {
   const registers = [registry];
   let bytesSource: (() => Iterable<ByteTotals>) | undefined;

@@ -3,18 +3,9 @@
  * carries. It holds its own labelled metric children so counting a connection is a field update
  * and an increment, never a label lookup.
  */
-import type { HealthState } from './rise-fall';
+import type { CheckRecord } from '../checks/probe';
+import type { HealthState } from '../checks/rise-fall';
 import type { BackendSettings } from './settings';
-
-/** The outcome of one health check. */
-export interface CheckRecord {
-  readonly ok: boolean;
-  /** "HTTP 200", "ECONNREFUSED", "timeout after 1000ms", ... */
-  readonly detail: string;
-  /** Wall-clock ms when the check finished. */
-  readonly at: number;
-  readonly durationMs: number;
-}
 
 /** What a relayed connection exposes to the backend that carries it. */
 export interface Relay {

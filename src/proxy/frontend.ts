@@ -13,15 +13,16 @@
  * accept queue on an apiserver that still serves its watches.
  */
 import net from 'node:net';
+import { HealthChecker } from '../checks/health-checker';
+import type { CheckRecord } from '../checks/probe';
+import type { HealthState } from '../checks/rise-fall';
 import { VipdError } from '../errors';
 import { RateLimitedLog, type Logger } from '../log/logger';
 import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
-import { Backend, type BackendMeters, type CheckRecord } from './backend';
+import { Backend, type BackendMeters } from './backend';
 import { BackendPool } from './backend-pool';
-import { HealthChecker } from './health-checker';
 import { ConnectTimes, derivedHedgeDelay } from './hedge-delay';
 import { ClientRelay, KEEPALIVE_SWEEP_MS, type NextStep, type RelayHost } from './relay';
-import type { HealthState } from './rise-fall';
 import { sameBackend, type BackendSettings, type BalanceMode, type FrontendSettings } from './settings';
 
 /**
@@ -77,7 +78,11 @@ export interface FrontendDeps {
   readonly listen?: boolean;
 }
 
-export interface BackendStatus {
+/**
+ * One backend as the balancer sees it, in its frontend's status. /status shows a shorter line for
+ * each backend: `BackendStatus` in health/status.ts.
+ */
+export interface ProxyBackendStatus {
   readonly name: string;
   readonly address: string;
   readonly port: number;
@@ -101,7 +106,7 @@ export interface FrontendStatus {
   readonly hedgeDelayMs: number;
   /** Client connections, including those still connecting to a backend. */
   readonly activeConnections: number;
-  readonly backends: readonly BackendStatus[];
+  readonly backends: readonly ProxyBackendStatus[];
 }
 
 export class Frontend implements RelayHost {

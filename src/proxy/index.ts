@@ -1,4 +1,4 @@
 /** The balancer's public surface, for the composition root and the status endpoint. */
 export { TcpProxy, type ProxyDeps, type ProxyStatus } from './proxy';
-export type { FrontendStatus, BackendStatus, ClientConnection, ConnectionObserver } from './frontend';
-export { proxySettings, type ProxyConfigSource, type ProxySettings, type FrontendSettings, type CheckSettings } from './settings';
+export type { FrontendStatus, ProxyBackendStatus, ClientConnection, ConnectionObserver } from './frontend';
+export { proxySettings, type ProxyConfigSource, type ProxySettings, type FrontendSettings } from './settings';

@@ -3,9 +3,8 @@
  * (by default every peer on `backendPort`, this node included) and its health check with the CA
  * bundle already read. Resolving everything up front lets a reload fail before it changes anything.
  */
-import { readFileSync } from 'node:fs';
+import { checkSettings, checkTls, type CheckSettings } from '../checks/settings';
 import type { Config } from '../config/load';
-import type { HealthCheckConfig } from '../config/schema';
 import { ConfigError } from '../errors';
 
 export type BalanceMode = 'roundrobin' | 'leastconn';
@@ -14,21 +13,6 @@ export interface BackendSettings {
   readonly name: string;
   readonly address: string;
   readonly port: number;
-}
-
-/** A health check ready to run: durations in ms, TLS material loaded. */
-export interface CheckSettings {
-  readonly type: 'https' | 'http' | 'tcp';
-  readonly path: string;
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-  readonly rise: number;
-  readonly fall: number;
-  readonly tls: {
-    readonly verify: boolean;
-    readonly ca?: Buffer;
-    readonly serverName?: string;
-  };
 }
 
 export interface FrontendSettings {
@@ -75,34 +59,11 @@ export function proxySettings(config: ProxyConfigSource): ProxySettings {
     observe: f.healthCheck.observe,
     backends: (f.backends ?? peers.map((p) => ({ name: p.name, address: p.address, port: f.backendPort })))
       .map((b) => ({ name: b.name, address: b.address, port: b.port })),
-    check: checkSettings(f.healthCheck, `proxy.frontends[${i}].healthCheck`, problems),
+    check: checkSettings(f.healthCheck, f.healthCheck.type,
+      checkTls(f.healthCheck.tls, `proxy.frontends[${i}].healthCheck`, problems)),
   }));
   if (problems.length > 0) throw new ConfigError(problems);
   return { drainTimeoutMs: proxy.drainTimeout, frontends };
-}
-
-export function checkSettings(check: HealthCheckConfig, field: string, problems: string[]): CheckSettings {
-  let ca: Buffer | undefined;
-  if (check.tls.caFile !== undefined) {
-    try {
-      ca = readFileSync(check.tls.caFile);
-    } catch (err) {
-      problems.push(`${field}.tls.caFile: cannot read "${check.tls.caFile}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  }
-  return {
-    type: check.type,
-    path: check.path,
-    intervalMs: check.interval,
-    timeoutMs: check.timeout,
-    rise: check.rise,
-    fall: check.fall,
-    tls: {
-      verify: check.tls.verify,
-      ...(ca === undefined ? {} : { ca }),
-      ...(check.tls.serverName === undefined ? {} : { serverName: check.tls.serverName }),
-    },
-  };
 }
 
 export function sameBackend(a: BackendSettings, b: BackendSettings): boolean {

@@ -10,12 +10,12 @@
  * just because it came up first. (kube-vip #1236: the entry point to the apiserver must not depend
  * on the apiserver.)
  */
+import { HealthChecker, type HealthCheckerOptions } from '../checks/health-checker';
+import type { CheckRecord } from '../checks/probe';
+import type { HealthState } from '../checks/rise-fall';
+import { checkSettings } from '../checks/settings';
 import type { TrackApiserverConfig } from '../config/schema';
 import type { Logger } from '../log/logger';
-import type { CheckRecord } from '../proxy/backend';
-import { HealthChecker, type HealthCheckerOptions } from '../proxy/health-checker';
-import type { HealthState } from '../proxy/rise-fall';
-import type { CheckSettings } from '../proxy/settings';
 import type { TrackEffect } from '../vrrp/types';
 
 export interface ApiserverTrackerOptions {
@@ -46,19 +46,11 @@ export class ApiserverTracker {
     const s = opts.settings;
     this.url = `https://${opts.address}:${s.port}${s.path}`;
     this.log = opts.log.child({ component: 'track', track: 'apiserver' });
-    const check: CheckSettings = {
-      type: 'https', path: s.path, intervalMs: s.interval, timeoutMs: s.timeout, rise: s.rise, fall: s.fall,
-      // The local apiserver's certificate is kubeadm's; the question is only whether it serves.
-      tls: { verify: false },
-    };
+    // The local apiserver's certificate is kubeadm's; the question is only whether it serves.
+    const check = checkSettings(s, 'https', { verify: false });
     this.checker = new HealthChecker({ address: opts.address, port: s.port }, check,
       (record, change) => this.onCheck(record, change),
       { initial: 'up', ...(opts.probe === undefined ? {} : { probe: opts.probe }) });
-  }
-
-  /** The effect now in force. */
-  get effect(): TrackEffect {
-    return this.current;
   }
 
   start(): void {

@@ -1,20 +1,14 @@
 /**
  * Watches one interface's link state through rtnetlink events (RTNLGRP_LINK), for
- * `vip.trackInterface`: link down makes this member FAULT, like keepalived's track_interface.
+ * `vip.trackInterface`; vrrp/link-effect.ts says what a state means to the election.
  * Events, not polling, so a cable pull is seen in milliseconds rather than a poll interval.
  */
 import { EventEmitter } from 'node:events';
 import { VipdError } from '../errors';
 import type { Logger } from '../log/logger';
-import type { TrackEffect } from '../vrrp/types';
 import { closeRtnl, errText, getLinkByName, openRtnl, type RtNetlinkSocket } from './rtnl';
 
 export type LinkState = 'up' | 'down';
-
-/** What a link state means to the election. */
-export function linkEffect(state: LinkState): TrackEffect {
-  return state === 'up' ? { kind: 'ok' } : { kind: 'fault' };
-}
 
 export interface LinkWatchEvents {
   /** The initial state once start() has read it, then every change. */

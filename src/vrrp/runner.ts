@@ -17,9 +17,10 @@ import type { VipOwner } from '../vip/owner';
 import { Inbox } from './inbox';
 import { effectivePriority, initialState, isBootstrapping, leaseUntil, quorumOf, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
 import { handoverTimeoutMs } from './timing';
-import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, Reconfigurable, TrackEffect } from './types';
+import { ROLES, type ElectionAction, type ElectionEvent, type ElectionSettings, type Heartbeat, type Reconfigurable,
+  type TrackEffect } from './types';
 import { NO_SILENCE, nextSilence, type SilenceState } from './silence-report';
-import { encodeHeartbeat, type DropReason } from './wire';
+import { DROP_REASONS, encodeHeartbeat, type DropReason } from './wire';
 
 export interface RunnerOptions {
   readonly settings: ElectionSettings;
@@ -91,6 +92,10 @@ export class ElectionRunner {
     this.traced = this.log.isLevelEnabled('trace');
     this.limited = new RateLimitedLog(this.log);
     opts.metrics.setPeerLinks(() => this.snapshot().peers);
+    // Every role and every drop reason shows from the start, at 0, so a query or an alert on one has a
+    // series before its first event.
+    for (const role of ROLES) opts.metrics.electionState.labels(role).set(0);
+    for (const reason of DROP_REASONS) opts.metrics.heartbeatsDropped.labels(reason).inc(0);
   }
 
   /** Binds the socket (peers only, filtered in the kernel), clears a stale VIP, and joins the election. */

@@ -7,8 +7,7 @@
  * period), and never overlap. The first check runs at once so a dead backend leaves rotation
  * within one timeout of start instead of after an interval.
  */
-import type { CheckRecord } from './backend';
-import { probe, type ProbeTarget } from './probe';
+import { probe, type CheckRecord, type ProbeTarget } from './probe';
 import { RiseFall, type HealthState } from './rise-fall';
 import type { CheckSettings } from './settings';
 

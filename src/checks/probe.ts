@@ -7,8 +7,17 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import type { CheckRecord } from './backend';
 import type { CheckSettings } from './settings';
+
+/** The outcome of one health check. */
+export interface CheckRecord {
+  readonly ok: boolean;
+  /** "HTTP 200", "ECONNREFUSED", "timeout after 1000ms", ... */
+  readonly detail: string;
+  /** Wall-clock ms when the check finished. */
+  readonly at: number;
+  readonly durationMs: number;
+}
 
 export interface ProbeTarget {
   readonly address: string;
