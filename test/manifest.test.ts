@@ -265,7 +265,8 @@ describe('manifest config', () => {
     ];
     for (const [argv, flag] of bad) {
       await assert.rejects(run('config', ...argv), (err: unknown) =>
-        err instanceof UsageError && err.exitCode === 2 && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `), argv.join(' '));
+        err instanceof UsageError && err.exitCode === 2 && err.problems.length === 1
+        && err.problems[0]!.startsWith(`${flag}: got `), argv.join(' '));
     }
   });
 });

@@ -221,7 +221,8 @@ function readSecret(file: string): Buffer {
   try {
     bytes = readFileSync(file);
   } catch (err) {
-    throw new ConfigError([`election.secretFile: cannot read "${file}": ${describeError(err)}; create it on every member with the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${file}\`)`], 'VIPD_SECRET_INVALID');
+    throw new ConfigError([`election.secretFile: cannot read "${file}": ${describeError(err)}; create it on every `
+      + `member with the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${file}\`)`], 'VIPD_SECRET_INVALID');
   }
   // A trailing newline from `echo` or an editor must not make two members' keys differ.
   const secret = Buffer.from(bytes.toString('utf8').replace(/\s+$/, ''), 'utf8');
