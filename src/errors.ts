@@ -47,3 +47,56 @@ export class ConfigError extends VipdError {
     this.problems = problems;
   }
 }
+
+/**
+ * A bad command line (exit 2), told apart from a bad config file: the flag is what to fix, not
+ * the file. `problems` name each flag, the value and what was expected, all at once.
+ */
+export class UsageError extends VipdError {
+  /** One per bad flag: `--bind-port: got "x", expected ...`; empty for a command line wrong as a whole. */
+  readonly problems: readonly string[];
+  constructor(message: string, problems: readonly string[] = []) {
+    super('VIPD_USAGE', message, { exitCode: ExitCode.usage });
+    this.name = 'UsageError';
+    this.problems = problems;
+  }
+
+  /** Every bad flag at once, so the operator fixes the command line in one pass. */
+  static flags(problems: readonly string[]): UsageError {
+    const message = problems.length === 1 ? `invalid flag ${problems[0]}`
+      : `invalid flags:\n  - ${problems.join('\n  - ')}`;
+    return new UsageError(message, problems);
+  }
+}
+
+// Node's system errors and the native addon put the errno name in `code` (ENOENT, EAI_AGAIN);
+// Node's own ERR_* codes and vipd's VIPD_* codes are not errno names, and their message is the reason.
+const ERRNO_NAME = /^E(?:AI_)?[A-Z0-9]+$/;
+
+/** The errno name an error carries in `code` ("EADDRINUSE"), to tell causes apart; undefined if none. */
+export function errnoName(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { code } = err as { code?: unknown };
+  return typeof code === 'string' && ERRNO_NAME.test(code) ? code : undefined;
+}
+
+/**
+ * An unknown thrown value as text for a message that already says what failed ("cannot read
+ * "/etc/vipd/secret": ENOENT"): the errno name if it has one (short, stable, and what an operator
+ * searches for), else its message, else the value itself. For logs, pass the error as `{ err }`
+ * instead: pino keeps its stack, code and cause.
+ */
+export function describeError(err: unknown): string {
+  const errno = errnoName(err);
+  if (errno !== undefined) return errno;
+  if (typeof err === 'object' && err !== null) {
+    const { message } = err as { message?: unknown };
+    if (typeof message === 'string' && message !== '') return message;
+  }
+  try {
+    return String(err);
+  } catch {
+    // An object without a prototype has no toString: never throw while describing a throw.
+    return Object.prototype.toString.call(err);
+  }
+}

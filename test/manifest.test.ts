@@ -8,7 +8,7 @@ import { Pod } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
 import type { HostView } from '../src/config/host';
 import { loadConfigFile, parseConfigText } from '../src/config/load';
-import { ConfigError } from '../src/errors';
+import { UsageError } from '../src/errors';
 import { registerManifestCommands } from '../src/manifest/cli';
 import { configFile, podManifest, POD_DEFAULTS, type PodOptions } from '../src/manifest/pod';
 import { VERSION } from '../src/version';
@@ -129,14 +129,14 @@ describe('manifest pod', () => {
       '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12', '--health-host', '0.0.0.0');
     const { config } = parseConfigText(text, 'generated.yaml', { readSecret: false, hostname: 'cp1' });
     assert.deepEqual(config.health.listen, { host: '0.0.0.0', port: POD_DEFAULTS.healthPort });
-    await assert.rejects(run('pod', '--health-host', 'localhost'), (err: unknown) => err instanceof ConfigError
+    await assert.rejects(run('pod', '--health-host', 'localhost'), (err: unknown) => err instanceof UsageError
       && err.problems.some((p) => p.startsWith('--health-host: got ')));
   });
 
-  it('bad flags are a ConfigError (exit 2) naming each flag', async () => {
+  it('bad flags are a UsageError (exit 2) naming each flag', async () => {
     await assert.rejects(run('pod', '--health-port', 'http', '--drain-timeout', '20', '--log-level', 'loud', '--image', 'Not An Image', '--config-dir', 'etc/vipd', '--memory-limit', '1Mi'),
       (err: unknown) => {
-        assert.ok(err instanceof ConfigError, String(err));
+        assert.ok(err instanceof UsageError, String(err));
         assert.equal(err.exitCode, 2);
         for (const flag of ['--health-port', '--drain-timeout', '--log-level', '--image', '--config-dir', '--memory-limit']) {
           assert.ok(err.problems.some((p) => p.startsWith(`${flag}: got `)), `${flag} in:\n${err.problems.join('\n')}`);
@@ -236,14 +236,14 @@ describe('manifest config', () => {
     ];
     for (const [argv, flag] of bad) {
       await assert.rejects(run('config', ...args, ...argv), (err: unknown) =>
-        err instanceof ConfigError && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `),
+        err instanceof UsageError && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `),
       argv.join(' '));
     }
   });
 
-  it('missing and bad flags are a ConfigError naming each flag', async () => {
+  it('missing and bad flags are a UsageError naming each flag', async () => {
     await assert.rejects(run('config'), (err: unknown) => {
-      assert.ok(err instanceof ConfigError, String(err));
+      assert.ok(err instanceof UsageError, String(err));
       for (const flag of ['--vip', '--peers']) {
         assert.ok(err.problems.some((p) => p.startsWith(`${flag}: missing`)), err.problems.join('\n'));
       }
@@ -265,7 +265,8 @@ describe('manifest config', () => {
     ];
     for (const [argv, flag] of bad) {
       await assert.rejects(run('config', ...argv), (err: unknown) =>
-        err instanceof ConfigError && err.exitCode === 2 && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `), argv.join(' '));
+        err instanceof UsageError && err.exitCode === 2 && err.problems.length === 1
+        && err.problems[0]!.startsWith(`${flag}: got `), argv.join(' '));
     }
   });
 });

@@ -16,7 +16,9 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 const ROOT = join(__dirname, '..', '..');
-const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string> };
+const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  name: string; version: string; dependencies: Record<string, string>; bin: Record<string, string>; main?: string;
+};
 // Same as package.json's build:native: Node's own headers, next to this node binary (no downloads).
 const NODEDIR = resolve(process.execPath, '..', '..');
 
@@ -69,6 +71,13 @@ describe('the npm package, installed with --omit=dev', { timeout: 180_000 }, () 
       assert.ok(packed.includes(f), `${f} is not in the package (package.json "files")`);
     }
     assert.deepEqual(packed.filter((f) => f.startsWith('dist/test/') || f.startsWith('test/') || f.startsWith('native/build/')), []);
+  });
+
+  it('package.json points only at files it ships (bin, and main if it has one)', () => {
+    for (const target of [...Object.values(manifest.bin), ...manifest.main === undefined ? [] : [manifest.main]]) {
+      const file = target.replace(/^\.\//, '');
+      assert.ok(packed.includes(file), `package.json names ${target}, which is not in the package`);
+    }
   });
 
   it('compiled the native addon at install, and it loads', () => {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `vipd` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config
- * (docs/cli.md). Subcommands parse their flags here and call into the library; no logic lives here.
+ * (README.md, "Command line"). Subcommands parse their flags here and call into the library; no logic
+ * lives here.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { echo, effectiveConfigYaml, loadConfigFile, readConfigFile } from '../config/load';
@@ -11,7 +12,7 @@ import { Daemon } from '../daemon';
 import { formatStatus, type DaemonStatus } from '../health/status';
 import { runLab } from '../lab/lab';
 import { registerManifestCommands } from '../manifest/cli';
-import { ConfigError, ExitCode, VipdError } from '../errors';
+import { ConfigError, describeError, ExitCode, UsageError, VipdError } from '../errors';
 import {
   createLogger, LOG_FORMATS, LOG_LEVELS, resolveLogFormat, type LogFormat, type LogLevel,
 } from '../log/logger';
@@ -24,7 +25,21 @@ function configOption(): Option {
 }
 
 function logLevelOption(): Option {
-  return new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info');
+  return new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).argParser(oneOf('--log-level', LOG_LEVELS))
+    .default('info');
+}
+
+/**
+ * A flag's value checked against its choices, refused as every other bad flag is (a UsageError
+ * naming the flag, the value and the choices) rather than in commander's words. Set after
+ * `.choices()`, which still lists them in --help.
+ */
+function oneOf<T extends string>(flag: string, choices: readonly T[]): (value: string) => T {
+  return (value) => {
+    const choice = choices.find((c) => c === value);
+    if (choice !== undefined) return choice;
+    throw UsageError.flags([`${flag}: got ${echo(value)}, expected one of ${choices.join(', ')}`]);
+  };
 }
 
 export function buildProgram(): Command {
@@ -39,7 +54,7 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .addOption(logLevelOption())
     .addOption(new Option('--log-format <format>', 'json (one object per line), text (for people), or auto: text on a terminal')
-      .choices(LOG_FORMATS).default('auto'))
+      .choices(LOG_FORMATS).argParser(oneOf('--log-format', LOG_FORMATS)).default('auto'))
     .option('--dry-run', 'an observer: votes in the election but is never elected, only logs what it would do with the VIP, '
       + "and checks the backends without binding the balancer's ports (so it runs beside HAProxy)", false)
     .action(async (opts: { config: string; logLevel: LogLevel; logFormat: LogFormat; dryRun: boolean }) => {
@@ -163,14 +178,9 @@ async function callHealth(opts: { config: string; url?: string }, path: string, 
     const { host, port } = readConfigFile(opts.config, { readSecret: false }).config.health.listen;
     base = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   }
-  let parsed: URL;
-  try {
-    parsed = new URL(base);
-  } catch {
-    throw new VipdError('VIPD_USAGE', `--url: got ${echo(base)}, expected http://HOST:PORT`, { exitCode: ExitCode.usage });
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new VipdError('VIPD_USAGE', `--url: got ${echo(base)}, expected http://HOST:PORT`, { exitCode: ExitCode.usage });
+  const parsed = URL.canParse(base) ? new URL(base) : undefined;
+  if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') {
+    throw UsageError.flags([`--url: got ${echo(base)}, expected http://HOST:PORT`]);
   }
   const url = `${base.replace(/\/$/, '')}${path}`;
   let res: Response;
@@ -178,8 +188,7 @@ async function callHealth(opts: { config: string; url?: string }, path: string, 
     res = await fetch(url, init);
   } catch (err) {
     // fetch says "fetch failed"; the reason (ECONNREFUSED, a timeout) is its cause.
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    const why = describeError((err as { cause?: unknown }).cause ?? err);
     throw new VipdError('VIPD_UNREACHABLE', `cannot reach ${url}: ${why} (is vipd running?)`, { cause: err });
   }
   if (!(res.headers.get('server') ?? '').startsWith('vipd/')) throw notVipd(res, `HTTP ${res.status}`);
@@ -219,7 +228,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const program = buildProgram();
     if (first !== undefined && !program.commands.some((c) => c.name() === first || c.aliases().includes(first))
       && first !== 'help') {
-      throw new VipdError('VIPD_USAGE', `unknown command ${echo(first)}; see vipd --help`, { exitCode: ExitCode.usage });
+      throw new UsageError(`unknown command ${echo(first)}; see vipd --help`);
     }
     await program.parseAsync(argv as string[]);
     // A command that finished but has something to say by its code (vipd status: 3) set it.

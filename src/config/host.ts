@@ -12,6 +12,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { describeError } from '../errors';
 import { inSubnet } from './ipv4';
 import type { FileConfig } from './load';
 
@@ -162,8 +163,7 @@ function fileProblems(config: FileConfig): string[] {
     try {
       pem = readFileSync(caFile, 'utf8');
     } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      problems.push(`${field}: cannot read "${caFile}": ${why}`);
+      problems.push(`${field}: cannot read "${caFile}": ${describeError(err)}`);
       return;
     }
     if (!verify || f.healthCheck.type !== 'https') return;

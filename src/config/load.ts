@@ -8,7 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from '../errors';
+import { ConfigError, describeError } from '../errors';
 import { addressProblems } from './address-rules';
 import { formatDuration } from './duration';
 import { hostChecks, readHost, type HostView } from './host';
@@ -92,7 +92,7 @@ export function readConfigFile(file: string, options: LoadOptions = {}): Loaded<
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError([`${file}: cannot read the config file: ${(err as Error).message}`], 'VIPD_CONFIG_UNREADABLE');
+    throw new ConfigError([`${file}: cannot read the config file: ${describeError(err)}`], 'VIPD_CONFIG_UNREADABLE');
   }
   return parseConfigText(text, file, options);
 }
@@ -125,7 +125,7 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
     raw = doc.toJS({ maxAliasCount: MAX_ALIASES }) ?? {};
   } catch (err) {
     // An alias bomb (or an alias to nothing) fails here, not in the parse.
-    throw new ConfigError([`${file}: not valid YAML: ${echo((err as Error).message)}`]);
+    throw new ConfigError([`${file}: not valid YAML: ${echo(describeError(err))}`]);
   }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
@@ -221,7 +221,8 @@ function readSecret(file: string): Buffer {
   try {
     bytes = readFileSync(file);
   } catch (err) {
-    throw new ConfigError([`election.secretFile: cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; create it on every member with the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${file}\`)`], 'VIPD_SECRET_INVALID');
+    throw new ConfigError([`election.secretFile: cannot read "${file}": ${describeError(err)}; create it on every `
+      + `member with the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${file}\`)`], 'VIPD_SECRET_INVALID');
   }
   // A trailing newline from `echo` or an editor must not make two members' keys differ.
   const secret = Buffer.from(bytes.toString('utf8').replace(/\s+$/, ''), 'utf8');

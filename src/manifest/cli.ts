@@ -1,14 +1,14 @@
 /**
  * `vipd manifest pod` and `vipd manifest config`: parse and check the flags, print what
  * manifest/pod.ts generates. Every bad flag is reported at once, each naming the flag, the value
- * and what was expected, as a ConfigError (exit 2), like a bad config file.
+ * and what was expected, as a UsageError (exit 2): the command line is what to fix, not a file.
  */
 import { isIPv4 } from 'node:net';
 import { posix } from 'node:path';
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../config/duration';
 import { peerSchema, quorumModes, vipSchema } from '../config/schema';
-import { ConfigError } from '../errors';
+import { UsageError } from '../errors';
 import { LOG_LEVELS, type LogLevel } from '../log/logger';
 import {
   CONFIG_DEFAULTS, configFile, type ConfigFileOptions, DEFAULT_IMAGE, GRACE_MARGIN_SECONDS, podManifest,
@@ -39,7 +39,7 @@ class Problems {
     return undefined;
   }
   throwIfAny(): void {
-    if (this.list.length > 0) throw new ConfigError(this.list);
+    if (this.list.length > 0) throw UsageError.flags(this.list);
   }
 }
 

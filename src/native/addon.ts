@@ -9,7 +9,7 @@
  * arguments.
  */
 import * as path from 'node:path';
-import { VipdError } from '../errors';
+import { describeError, VipdError } from '../errors';
 
 export interface NativePacketSocket {
   send(frame: Buffer): number;
@@ -68,18 +68,8 @@ export function loadPacketBinding(): NativeBinding {
     binding = require(NATIVE_ADDON_PATH) as NativeBinding;
   } catch (err) {
     throw new VipdError('VIPD_NATIVE',
-      `the native addon could not be loaded from ${NATIVE_ADDON_PATH}: ${errorText(err)}; ` +
+      `the native addon could not be loaded from ${NATIVE_ADDON_PATH}: ${describeError(err)}; ` +
       'build it with `npm run build:native` (needs a C++ compiler, make and python3)', { cause: err });
   }
   return binding;
-}
-
-/** The errno name the addon put in `code` (EPERM, EADDRINUSE...), or the error's text. */
-export function errnoCode(err: unknown): string {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
-  return errorText(err);
-}
-
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

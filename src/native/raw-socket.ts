@@ -8,8 +8,8 @@
  * tests) never needs a compiled addon.
  */
 import { isIPv4 } from 'node:net';
-import { VipdError } from '../errors';
-import { errnoCode, loadPacketBinding, type NativeRawIpv4Socket } from './addon';
+import { describeError, errnoName, VipdError } from '../errors';
+import { loadPacketBinding, type NativeRawIpv4Socket } from './addon';
 
 export class RawIpv4Socket {
   private native: NativeRawIpv4Socket | undefined;
@@ -38,7 +38,7 @@ export class RawIpv4Socket {
     try {
       return this.native.send(packet, dstIp);
     } catch (err) {
-      throw new VipdError('VIPD_NATIVE', `raw IPv4 send to ${dstIp} failed: ${errnoCode(err)}`, { cause: err });
+      throw new VipdError('VIPD_NATIVE', `raw IPv4 send to ${dstIp} failed: ${describeError(err)}`, { cause: err });
     }
   }
 
@@ -80,10 +80,10 @@ export function openRawIpv4Socket(options: RawIpv4SocketOptions = {}): RawIpv4So
   try {
     return new RawIpv4Socket(new addon.RawIpv4Socket(sendBufferBytes));
   } catch (err) {
-    const code = errnoCode(err);
-    const hint = code === 'EPERM' || code === 'EACCES'
+    const errno = errnoName(err);
+    const hint = errno === 'EPERM' || errno === 'EACCES'
       ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
       : '';
-    throw new VipdError('VIPD_NATIVE', `cannot open a raw IPv4 socket: ${code}${hint}`, { cause: err });
+    throw new VipdError('VIPD_NATIVE', `cannot open a raw IPv4 socket: ${describeError(err)}${hint}`, { cause: err });
   }
 }

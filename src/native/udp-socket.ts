@@ -12,8 +12,8 @@
 import * as dgram from 'node:dgram';
 import { closeSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { VipdError } from '../errors';
-import { errnoCode, errorText, loadPacketBinding } from './addon';
+import { describeError, errnoName, VipdError } from '../errors';
+import { loadPacketBinding } from './addon';
 import { udpSourceFilter } from './bpf';
 
 export interface FilteredUdp4Options {
@@ -53,7 +53,7 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
     fd = addon.openUdp4Socket(address, port, filter, recvBufferBytes);
   } catch (err) {
     throw new VipdError('VIPD_BIND_FAILED',
-      `cannot bind a UDP socket to ${address}:${port}: ${errorText(err)} (${errnoCode(err)})${bindHint(err, address)}`,
+      `cannot bind a UDP socket to ${address}:${port}: ${describeError(err)}${bindHint(err, address)}`,
       { cause: err });
   }
   const socket = dgram.createSocket('udp4');
@@ -70,7 +70,7 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
     // Adoption failed, so the handle does not own the fd: close both.
     socket.close();
     closeSync(fd);
-    throw new VipdError('VIPD_BIND_FAILED', `cannot adopt the UDP socket for ${address}:${port}: ${errorText(err)}`,
+    throw new VipdError('VIPD_BIND_FAILED', `cannot adopt the UDP socket for ${address}:${port}: ${describeError(err)}`,
       { cause: err });
   }
   try {
@@ -79,7 +79,7 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
     addon.clearReuseAddr(fd);
   } catch (err) {
     socket.close();
-    throw new VipdError('VIPD_BIND_FAILED', `cannot make ${address}:${port} exclusive: ${errnoCode(err)}`,
+    throw new VipdError('VIPD_BIND_FAILED', `cannot make ${address}:${port} exclusive: ${describeError(err)}`,
       { cause: err });
   }
   fds.set(socket, fd);
@@ -102,7 +102,7 @@ export function setAllowedSources(target: dgram.Socket | number, addresses: read
   try {
     loadPacketBinding().attachFilter(fd, program);
   } catch (err) {
-    throw new VipdError('VIPD_NATIVE', `cannot replace the UDP source filter on fd ${fd}: ${errnoCode(err)}`,
+    throw new VipdError('VIPD_NATIVE', `cannot replace the UDP source filter on fd ${fd}: ${describeError(err)}`,
       { cause: err });
   }
 }
@@ -124,7 +124,7 @@ function openFd(socket: dgram.Socket): number {
 }
 
 function bindHint(err: unknown, address: string): string {
-  switch (errnoCode(err)) {
+  switch (errnoName(err)) {
     case 'EADDRINUSE':
       return '; another socket has this address and port: is another vipd running?';
     case 'EADDRNOTAVAIL':

@@ -28,7 +28,7 @@
  *   The extra packets cost little where the first pass worked: the client's answer to them falls
  *   under the rate limit, or, once its socket is reset, is a RST that the new master ignores.
  */
-import { errnoCode } from '../native/addon';
+import { describeError } from '../errors';
 import { buildTickleAck, checkIpv4, checkPort } from './tickle';
 
 /** One connection of the dead master: client address and port, and the VIP's port it was connected to. */
@@ -351,5 +351,5 @@ export class TickleSender {
 /** The errno of a failed send: RawIpv4Socket wraps the addon's error (whose `code` it is) as `cause`. */
 function failureCode(err: unknown): string {
   const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
-  return errnoCode(cause);
+  return describeError(cause);
 }

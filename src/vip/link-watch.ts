@@ -4,9 +4,9 @@
  * Events, not polling, so a cable pull is seen in milliseconds rather than a poll interval.
  */
 import { EventEmitter } from 'node:events';
-import { VipdError } from '../errors';
+import { describeError, VipdError } from '../errors';
 import type { Logger } from '../log/logger';
-import { closeRtnl, errText, getLinkByName, openRtnl, type RtNetlinkSocket } from './rtnl';
+import { closeRtnl, getLinkByName, openRtnl, type RtNetlinkSocket } from './rtnl';
 
 export type LinkState = 'up' | 'down';
 
@@ -36,7 +36,7 @@ export class LinkWatch extends EventEmitter<LinkWatchEvents> {
     if (this.rtnl === undefined) {
       const rtnl = openRtnl((err) => {
         // ENOBUFS: events overflowed the socket buffer and some are lost; re-read the truth.
-        this.opts.log.warn({ err: errText(err), interface: this.opts.interface }, 'link events lost; re-reading the link');
+        this.opts.log.warn({ err: describeError(err), interface: this.opts.interface }, 'link events lost; re-reading the link');
         this.resync();
       });
       this.rtnl = rtnl;
@@ -91,7 +91,7 @@ export class LinkWatch extends EventEmitter<LinkWatchEvents> {
             this.index = link?.index;
             this.apply(link?.up === true ? 'up' : 'down');
           } catch (err) {
-            if (!this.closed) this.opts.log.warn({ err: errText(err), interface: this.opts.interface }, 'cannot read the link state');
+            if (!this.closed) this.opts.log.warn({ err: describeError(err), interface: this.opts.interface }, 'cannot read the link state');
           }
         } while (this.stale && !this.closed);
       } finally {

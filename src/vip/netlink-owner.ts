@@ -8,14 +8,14 @@
  * burst, and its first GARP comes up to 3 s after takeover.
  */
 import type { VipConfig } from '../config/schema';
-import { VipdError } from '../errors';
+import { describeError, VipdError } from '../errors';
 import { RateLimitedLog, type Logger } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import { buildGratuitousArp, ipv4ToBytes, parseArpFrame } from './arp';
 import type { VipOwner } from './owner';
 import { createPacketSocket, type PacketSocket } from './packet-socket';
 import {
-  AF_INET, NETLINK_TIMEOUT_MS, closeRtnl, errText, getIpv4Addresses, getLinkByName, netlinkErrno, openRtnl,
+  AF_INET, NETLINK_TIMEOUT_MS, closeRtnl, getIpv4Addresses, getLinkByName, netlinkErrno, openRtnl,
   type LinkInfo, type RtNetlinkSocket,
 } from './rtnl';
 
@@ -146,7 +146,8 @@ export class NetlinkVipOwner implements VipOwner {
         { flags: NLM_F_CREATE | NLM_F_REPLACE, timeout: NETLINK_TIMEOUT_MS },
       );
     } catch (err) {
-      throw new VipdError('VIPD_NETLINK', `cannot add ${this.opts.vip.address} to ${this.iface}: ${errText(err)}`, { cause: err });
+      throw new VipdError('VIPD_NETLINK', `cannot add ${this.opts.vip.address} to ${this.iface}: ${describeError(err)}`,
+        { cause: err });
     }
   }
 
@@ -195,7 +196,8 @@ export class NetlinkVipOwner implements VipOwner {
   }
 
   private netlink(): RtNetlinkSocket {
-    this.rtnl ??= openRtnl((err) => this.limited.warn('netlink-error', { err: errText(err) }, 'rtnetlink socket error'));
+    this.rtnl ??= openRtnl((err) =>
+      this.limited.warn('netlink-error', { err: describeError(err) }, 'rtnetlink socket error'));
     return this.rtnl;
   }
 
@@ -238,7 +240,8 @@ export class NetlinkVipOwner implements VipOwner {
       const code = netlinkErrno(err);
       // Already gone, or the whole interface is gone (and the address with it).
       if (code === 'EADDRNOTAVAIL' || code === 'ENOENT' || code === 'ENODEV') return;
-      throw new VipdError('VIPD_NETLINK', `cannot remove ${this.ip} from ${this.iface}: ${errText(err)}`, { cause: err });
+      throw new VipdError('VIPD_NETLINK', `cannot remove ${this.ip} from ${this.iface}: ${describeError(err)}`,
+        { cause: err });
     }
   }
 
@@ -270,7 +273,7 @@ export class NetlinkVipOwner implements VipOwner {
         this.opts.metrics.garpSent.inc();
       } catch (err) {
         // ENETDOWN while the link is down: the link watch reports that; the refresh retries.
-        this.limited.warn('garp-send', { err: errText(err), interface: this.iface }, 'gratuitous ARP not sent');
+        this.limited.warn('garp-send', { err: describeError(err), interface: this.iface }, 'gratuitous ARP not sent');
       }
     }
   }

@@ -10,8 +10,8 @@
  * unit tests) never needs a compiled addon.
  */
 import { EventEmitter } from 'node:events';
-import { VipdError } from '../errors';
-import { errnoCode, loadPacketBinding, type NativePacketSocket } from '../native/addon';
+import { describeError, errnoName, VipdError } from '../errors';
+import { loadPacketBinding, type NativePacketSocket } from '../native/addon';
 import { arpSenderFilter } from '../native/bpf';
 
 export interface PacketSocketOpenOptions {
@@ -48,16 +48,18 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
     try {
       index = addon.ifNameToIndex(ifname);
     } catch (err) {
-      throw new VipdError('VIPD_NATIVE', `interface "${ifname}" not found (${errnoCode(err)}); check vip.interface`, { cause: err });
+      throw new VipdError('VIPD_NATIVE', `interface "${ifname}" not found (${describeError(err)}); check vip.interface`,
+        { cause: err });
     }
     try {
       this.native = new addon.PacketSocket(index, (frame) => this.emit('frame', frame), filter);
     } catch (err) {
-      const code = errnoCode(err);
-      const hint = code === 'EPERM' || code === 'EACCES'
+      const errno = errnoName(err);
+      const hint = errno === 'EPERM' || errno === 'EACCES'
         ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
         : '';
-      throw new VipdError('VIPD_NATIVE', `cannot open a packet socket on ${ifname}: ${code}${hint}`, { cause: err });
+      throw new VipdError('VIPD_NATIVE', `cannot open a packet socket on ${ifname}: ${describeError(err)}${hint}`,
+        { cause: err });
     }
     this.boundName = ifname;
     this.boundIndex = index;
@@ -81,7 +83,8 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
     try {
       this.native.send(frame);
     } catch (err) {
-      throw new VipdError('VIPD_NATIVE', `send on ${this.boundName ?? '?'} failed: ${errnoCode(err)}`, { cause: err });
+      throw new VipdError('VIPD_NATIVE', `send on ${this.boundName ?? '?'} failed: ${describeError(err)}`,
+        { cause: err });
     }
   }
 
@@ -98,7 +101,7 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
     try {
       this.native.setFilter(filter);
     } catch (err) {
-      throw new VipdError('VIPD_NATIVE', `cannot filter ARP on ${this.boundName ?? '?'}: ${errnoCode(err)}`,
+      throw new VipdError('VIPD_NATIVE', `cannot filter ARP on ${this.boundName ?? '?'}: ${describeError(err)}`,
         { cause: err });
     }
   }

@@ -4,7 +4,7 @@
  * image, or a slow fork under memory pressure, must not stall a takeover.
  */
 import { createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
-import { VipdError } from '../errors';
+import { describeError, VipdError } from '../errors';
 import { formatMac } from './arp';
 
 export type { RtNetlinkSocket };
@@ -22,7 +22,7 @@ export function openRtnl(onError: (err: Error) => void): RtNetlinkSocket {
   try {
     sock = createRtNetlink();
   } catch (err) {
-    throw new VipdError('VIPD_NETLINK', `cannot open an rtnetlink socket: ${errText(err)}`, { cause: err });
+    throw new VipdError('VIPD_NETLINK', `cannot open an rtnetlink socket: ${describeError(err)}`, { cause: err });
   }
   sock.socket.on('error', onError);
   return sock;
@@ -68,7 +68,7 @@ export async function getLinkByName(sock: RtNetlinkSocket, ifname: string): Prom
     return undefined;
   } catch (err) {
     if (netlinkErrno(err) === 'ENODEV') return undefined;
-    throw new VipdError('VIPD_NETLINK', `cannot read link ${ifname}: ${errText(err)}`, { cause: err });
+    throw new VipdError('VIPD_NETLINK', `cannot read link ${ifname}: ${describeError(err)}`, { cause: err });
   }
 }
 
@@ -83,7 +83,8 @@ export async function getIpv4Addresses(sock: RtNetlinkSocket, index: number): Pr
   try {
     replies = await sock.getAddresses({ family: AF_INET, index }, {}, { timeout: NETLINK_TIMEOUT_MS });
   } catch (err) {
-    throw new VipdError('VIPD_NETLINK', `cannot list the addresses of link ${index}: ${errText(err)}`, { cause: err });
+    throw new VipdError('VIPD_NETLINK', `cannot list the addresses of link ${index}: ${describeError(err)}`,
+      { cause: err });
   }
   const out: Ipv4Address[] = [];
   // Without strict checking the kernel ignores the dump filter, so filter here.
@@ -104,8 +105,4 @@ export function netlinkErrno(err: unknown): string | undefined {
   const code = (err as Error & { code?: unknown }).code;
   if (typeof code === 'string' && code !== '') return code;
   return /Request rejected: ([A-Z0-9]+)/.exec(err.message)?.[1];
-}
-
-export function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -7,7 +7,7 @@
  */
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, accessSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { VipdError } from '../errors';
+import { describeError, VipdError } from '../errors';
 
 export class FormedRecord {
   readonly file: string;
@@ -23,7 +23,7 @@ export class FormedRecord {
       accessSync(this.dir, constants.W_OK);
     } catch (err) {
       throw new VipdError('VIPD_STATE_DIR', `election.stateDir ${this.dir} is not a writable directory `
-        + `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): vipd records there that the cluster has `
+        + `(${describeError(err)}): vipd records there that the cluster has `
         + 'formed (in the static pod, a hostPath volume)', { cause: err });
     }
   }
@@ -35,7 +35,7 @@ export class FormedRecord {
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw new VipdError('VIPD_STATE_DIR', `cannot read ${this.file}: ${(err as Error).message}`, { cause: err });
+      throw new VipdError('VIPD_STATE_DIR', `cannot read ${this.file}: ${describeError(err)}`, { cause: err });
     }
   }
 

@@ -8,7 +8,7 @@
  * peer sends can throw out of here.
  */
 import type dgram from 'node:dgram';
-import { VipdError } from '../errors';
+import { describeError, VipdError } from '../errors';
 import type { Logger } from '../log/logger';
 import { RateLimitedLog } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
@@ -109,7 +109,7 @@ export class ElectionRunner {
     }).catch((err: unknown) => {
       throw err instanceof VipdError ? new VipdError(err.code, `the election socket: ${err.message}`, { cause: err })
         : new VipdError('VIPD_BIND_FAILED', `cannot bind the election socket to ${self.address}:${this.opts.port}: `
-          + `${(err as Error).message}`, { cause: err });
+          + `${describeError(err)}`, { cause: err });
     });
     this.socket = socket;
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address));
@@ -328,7 +328,7 @@ export class ElectionRunner {
     this.vipQueue = this.vipQueue.then(run).then(() => this.settle(), (err: unknown) => {
       this.settle();
       this.opts.metrics.vipOperationFailures.labels(op).inc();
-      const error = err instanceof Error ? err.message : String(err);
+      const error = describeError(err);
       this.log.error({ err, op }, `failed to ${op === 'acquire' ? 'add' : 'renew'} the VIP: this member cannot hold it now (FAULT, retried later)`);
       this.feed({ type: 'vipFailed', now: this.now(), op, error });
     });
