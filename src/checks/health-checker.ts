@@ -10,6 +10,7 @@
 import { probe, type CheckRecord, type ProbeTarget } from './probe';
 import { RiseFall, type HealthState } from './rise-fall';
 import type { CheckSettings } from './settings';
+import { describeError } from '../errors';
 
 /** Called after every check; `change` is the new state when this result changed it. */
 export type CheckListener = (record: CheckRecord, change: HealthState | undefined) => void;
@@ -91,7 +92,7 @@ export class HealthChecker {
     try {
       record = await this.run(this.target, this.check, controller.signal);
     } catch (err) {
-      record = { ok: false, detail: (err as Error).message, at: Date.now(), durationMs: Math.round(performance.now() - this.lastStart) };
+      record = { ok: false, detail: describeError(err), at: Date.now(), durationMs: Math.round(performance.now() - this.lastStart) };
     }
     if (this.closed || controller.signal.aborted) return;
     this.inFlight = undefined;

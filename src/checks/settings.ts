@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { CheckFieldsConfig, HealthCheckConfig } from '../config/schema';
+import { describeError } from '../errors';
 
 export type CheckType = HealthCheckConfig['type'];
 
@@ -49,7 +50,7 @@ export function checkTls(tls: HealthCheckConfig['tls'], field: string, problems:
     try {
       ca = readFileSync(tls.caFile);
     } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      const why = describeError(err);
       problems.push(`${field}.tls.caFile: cannot read "${tls.caFile}": ${why}`);
     }
   }
