@@ -9,8 +9,8 @@ import { configWarnings } from './config/warnings';
 import { ConfigError } from './errors';
 import { ProxyThread } from './proxy/thread';
 import { ApiserverTracker } from './track/apiserver';
-import { HealthServer } from './health/server';
-import type { Check, DaemonStatus, HealthSource } from './health/status';
+import { AdminServer } from './admin/server';
+import type { Check, DaemonStatus, AdminSource } from './admin/status';
 import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { ConnSync } from './takeover/conn-sync';
@@ -54,11 +54,11 @@ export function restartOnlyChanges(a: LoadedConfig, b: LoadedConfig): string[] {
   return changed;
 }
 
-export class Daemon implements HealthSource {
+export class Daemon implements AdminSource {
   readonly metrics: Metrics;
   readonly election: ElectionRunner;
   private readonly vip: VipOwner;
-  private readonly health: HealthServer;
+  private readonly admin: AdminServer;
   /** The balancer, on a thread of its own (proxy/thread.ts says why). */
   private readonly proxy: ProxyThread | undefined;
   /** The client connections on the VIP, shared with the peers; and their reset on a takeover. */
@@ -112,7 +112,7 @@ export class Daemon implements HealthSource {
       onVipHeld: (held) => this.takeover.onVipHeld(held),
       onFormed: (via) => this.formed.record(via),
     });
-    this.health = new HealthServer(this, config.health.listen);
+    this.admin = new AdminServer(this, config.health.listen);
     this.proxy = config.proxy.enabled ? new ProxyThread(config, {
       logLevel: log.level as LogLevel, logFormat: options.logFormat ?? 'json', node: config.nodeName,
       connections: this.takeover.observer, listen: !options.dryRun,
@@ -145,7 +145,7 @@ export class Daemon implements HealthSource {
       await this.election.start();
       this.connSync.start();
       this.tracker?.start();
-      await this.health.start();
+      await this.admin.start();
       this.state = 'running';
     } catch (err) {
       await this.close();
@@ -189,7 +189,7 @@ export class Daemon implements HealthSource {
     await this.proxy?.destroy();
     await this.election.close();
     await this.vip.close();
-    await this.health.close();
+    await this.admin.close();
   }
 
   /**
@@ -245,7 +245,7 @@ export class Daemon implements HealthSource {
     );
   }
 
-  // ---- HealthSource --------------------------------------------------------------------------
+  // ---- AdminSource ---------------------------------------------------------------------------
 
   healthy(): Check {
     const { running, sinceLastStepMs } = this.election.liveness();

@@ -1,22 +1,22 @@
 /**
- * The health endpoint: /healthz, /readyz, /metrics, /status over plain HTTP, on loopback by default
- * (it is not authenticated). The static pod's probes use it. Nothing here decides anything: it
- * asks the daemon (HealthSource) and answers.
+ * The admin endpoint (`health.listen`): /healthz, /readyz, /metrics, /status and POST /-/reload over
+ * plain HTTP, on loopback by default (it is not authenticated). The static pod's probes use it.
+ * Nothing here decides anything: it asks the daemon (AdminSource) and answers.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VipdError } from '../errors';
-import type { HealthSource } from './status';
+import type { AdminSource } from './status';
 import { VERSION } from '../version';
 
 /** The Server header: `vipd status` and `vipd reload` check it before they trust an answer. */
 export const SERVER = `vipd/${VERSION}`;
 
-export class HealthServer {
+export class AdminServer {
   private readonly server: http.Server;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly source: HealthSource, private readonly listen: { host: string; port: number }) {
+  constructor(private readonly source: AdminSource, private readonly listen: { host: string; port: number }) {
     this.server = http.createServer((req, res) => { void this.handle(req, res); });
     // Probes and scrapes are short; a stuck client must not hold a socket forever.
     this.server.requestTimeout = 10_000;

@@ -66,8 +66,8 @@ export interface DaemonStatus {
 
 export interface Check { readonly ok: boolean; readonly reason: string }
 
-/** What the health server asks of the daemon. */
-export interface HealthSource {
+/** What the admin endpoint asks of the daemon. */
+export interface AdminSource {
   status(): DaemonStatus;
   /** /healthz: the daemon's loops are alive. */
   healthy(): Check;
