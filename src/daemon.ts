@@ -4,6 +4,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { loadConfigFile, type Config, type LoadedConfig } from './config/load';
+import { restartOnlyChanges } from './config/restart-only';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
 import { ConfigError } from './errors';
@@ -36,22 +37,6 @@ export interface DaemonOptions {
   readonly logFormat?: 'json' | 'text';
   /** Take part in the election but only log VIP changes (and watch no link). */
   readonly dryRun: boolean;
-}
-
-/** Keys a reload cannot change in place (they define the cluster, the sockets or the VIP). */
-export function restartOnlyChanges(a: LoadedConfig, b: LoadedConfig): string[] {
-  const pick = (c: Config): Record<string, unknown> => ({
-    nodeName: c.nodeName, peers: c.peers, vip: c.vip, 'health.listen': c.health.listen,
-    'election.clusterId': c.election.clusterId, 'election.port': c.election.port, 'election.interval': c.election.interval,
-    'election.deadAfter': c.election.deadAfter, 'election.maxDeadAfter': c.election.maxDeadAfter,
-    'election.quorum': c.election.quorum, 'election.secretFile': c.election.secretFile,
-    'election.stateDir': c.election.stateDir,
-  });
-  const x = pick(a.config);
-  const y = pick(b.config);
-  const changed = Object.keys(x).filter((k) => !isDeepStrictEqual(x[k], y[k]));
-  if (!a.secret.equals(b.secret)) changed.push('the secret');
-  return changed;
 }
 
 export class Daemon implements AdminSource {
