@@ -2,13 +2,11 @@
  * The composition root: builds vipd's parts from a config, starts them in order and stops them in
  * reverse. It decides nothing itself.
  */
-import { isDeepStrictEqual } from 'node:util';
-import { loadConfigFile, type Config, type LoadedConfig } from './config/load';
-import { restartOnlyChanges } from './config/restart-only';
+import type { Config, LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
-import { ConfigError } from './errors';
 import { ProxyThread } from './proxy/thread';
+import { reloadConfig } from './reload';
 import { ApiserverTracker } from './track/apiserver';
 import { AdminServer } from './admin/server';
 import type { Check, DaemonStatus, AdminSource } from './admin/status';
@@ -177,46 +175,21 @@ export class Daemon implements AdminSource {
     await this.admin.close();
   }
 
-  /**
-   * SIGHUP or POST /-/reload: re-read the config file. Priority, preemption, the balancer and the
-   * checks change in place; keys that define the cluster or the sockets need a restart, and a
-   * reload that changes them (or an invalid file) is refused whole: the running config stays.
-   */
+  /** SIGHUP or POST /-/reload: reload.ts applies the file in place or refuses it whole. */
   async reload(): Promise<Check> {
-    const log = this.options.log;
-    let next: LoadedConfig;
-    try {
-      next = loadConfigFile(this.loaded.config.file, { hostname: this.loaded.config.nodeName });
-    } catch (err) {
-      const reason = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
-      log.error({ component: 'reload', config: this.loaded.config.file, problems: err instanceof ConfigError ? err.problems : undefined }, `reload refused, the running config stays: ${reason}`);
-      return { ok: false, reason };
-    }
-    const fixed = restartOnlyChanges(this.loaded, next);
-    if (fixed.length > 0) {
-      const reason = `these keys only change with a restart: ${fixed.join(', ')}`;
-      log.error({ component: 'reload', keys: fixed }, `reload refused, the running config stays: ${reason}`);
-      return { ok: false, reason };
-    }
-    try {
-      await this.proxy?.reload(next.config);
-    } catch (err) {
-      const reason = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
-      log.error({ component: 'reload', err }, `reload refused, the running config stays: ${reason}`);
-      return { ok: false, reason };
-    }
-    if (!isDeepStrictEqual(next.config.track, this.loaded.config.track)) {
-      // The tracker restarts with the new settings; its verdict starts over from healthy.
-      this.tracker?.close();
-      this.election.track(APISERVER_TRACK, { kind: 'ok' });
-      this.tracker = this.newTracker(next.config);
-      this.tracker?.start();
-    }
-    const e = next.config.election;
-    this.election.reconfigure({ priority: e.priority, preempt: e.preempt, preemptDelayMs: e.preemptDelay });
-    this.loaded = next;
-    log.info({ component: 'reload', config: next.config.file, priority: e.priority, preempt: e.preempt }, 'config reloaded');
-    return { ok: true, reason: 'applied' };
+    const { check, loaded } = await reloadConfig(this.loaded, {
+      proxy: this.proxy, election: this.election, retrack: (config) => this.retrack(config),
+    }, { log: this.options.log });
+    this.loaded = loaded;
+    return check;
+  }
+
+  /** New `track` settings: the tracker restarts with them, and its verdict starts over from healthy. */
+  private retrack(config: Config): void {
+    this.tracker?.close();
+    this.election.track(APISERVER_TRACK, { kind: 'ok' });
+    this.tracker = this.newTracker(config);
+    this.tracker?.start();
   }
 
   private newTracker(config: Config): ApiserverTracker | undefined {

@@ -31,10 +31,12 @@ track: { apiserver: { enabled: false } }`);
     const running = config();
     assert.deepEqual(restartOnlyChanges(running, config('  port: 7590\n  interval: 200ms')),
       ['election.port', 'election.interval']);
-    assert.deepEqual(restartOnlyChanges(running, config('', 'health: { listen: 127.0.0.1:7600 }')), ['health.listen']);
+    assert.deepEqual(restartOnlyChanges(running, config('', 'health: { listen: 127.0.0.1:7600 }')),
+      ['health.listen']);
     assert.deepEqual(restartOnlyChanges(running, config('  clusterId: 7', '', '10.0.0.101/24')),
       ['vip', 'election.clusterId']);
-    assert.deepEqual(restartOnlyChanges(running, { ...running, secret: Buffer.from('another secret!!') }), ['the secret']);
+    const secret = Buffer.from('another secret!!');
+    assert.deepEqual(restartOnlyChanges(running, { ...running, secret }), ['the secret']);
   });
 
   it('every key of the config is either restart-only or applied by a reload, never both', () => {
@@ -47,6 +49,7 @@ track: { apiserver: { enabled: false } }`);
       const places = [RESTART_ONLY_KEYS.includes(key), RELOADED_KEYS.includes(key)].filter(Boolean).length;
       assert.equal(places, 1, `${key}: ${places === 0 ? 'neither restart-only nor applied by a reload' : 'both'}`);
     }
-    assert.deepEqual([...RESTART_ONLY_KEYS, ...RELOADED_KEYS].filter((k) => !keys.includes(k)), [], 'keys the config lacks');
+    assert.deepEqual([...RESTART_ONLY_KEYS, ...RELOADED_KEYS].filter((k) => !keys.includes(k)), [],
+      'keys the config lacks');
   });
 });
