@@ -8,6 +8,7 @@ import { configWarnings } from './config/warnings';
 import { ProxyThread } from './proxy/thread';
 import { reloadConfig } from './reload';
 import { ApiserverTracker } from './track/apiserver';
+import { liveness, livenessLimitMs, readiness, type DaemonPhase } from './admin/liveness';
 import { AdminServer } from './admin/server';
 import type { Check, DaemonStatus, AdminSource } from './admin/status';
 import type { Logger, LogLevel } from './log/logger';
@@ -25,9 +26,6 @@ import { VERSION } from './version';
 
 /** The tracked condition name for this node's own apiserver. */
 const APISERVER_TRACK = 'apiserver';
-
-/** /healthz fails when the election has not stepped for this long (it steps at least every interval). */
-const STALL_LIMIT_MS = 5_000;
 
 export interface DaemonOptions {
   readonly log: Logger;
@@ -48,7 +46,9 @@ export class Daemon implements AdminSource {
   private readonly connSync: ConnSync;
   private readonly takeover: Takeover;
   private tracker: ApiserverTracker | undefined;
-  private state: 'starting' | 'running' | 'stopping' = 'starting';
+  private state: DaemonPhase = 'starting';
+  /** /healthz fails after this long without an election step (admin/liveness.ts). */
+  private readonly livenessLimitMs: number;
   private readonly linkWatch: LinkWatch | undefined;
   private stopping: Promise<void> | undefined;
   private readonly formed: FormedRecord;
@@ -67,6 +67,7 @@ export class Daemon implements AdminSource {
     this.formed = new FormedRecord(config.election.stateDir, config.election.clusterId, config.self.name);
     this.formed.prepare();
     const settings = electionSettings(config, { formed: this.formed.read(), observer: options.dryRun });
+    this.livenessLimitMs = livenessLimitMs(settings);
     // The connection lists travel on the election's socket, authenticated with its secret; the
     // epoch (this start) tells peers to drop what an earlier run of this member told them.
     this.connSync = new ConnSync({
@@ -206,22 +207,14 @@ export class Daemon implements AdminSource {
   // ---- AdminSource ---------------------------------------------------------------------------
 
   healthy(): Check {
-    const { running, sinceLastStepMs } = this.election.liveness();
-    if (!running) return { ok: this.state === 'starting', reason: this.state === 'starting' ? 'starting' : 'election stopped' };
-    if (sinceLastStepMs > STALL_LIMIT_MS) return { ok: false, reason: `the election has not run for ${Math.round(sinceLastStepMs)} ms` };
-    return { ok: true, reason: 'election running' };
+    return liveness({ phase: this.state, election: this.election.liveness(), limitMs: this.livenessLimitMs });
   }
 
   ready(): Check {
-    if (this.state !== 'running') return { ok: false, reason: this.state };
-    const h = this.healthy();
-    if (!h.ok) return h;
-    // A dry run binds no listener (it runs next to the balancer it would replace).
-    const closed = this.options.dryRun ? []
-      : this.proxy?.status().frontends.filter((f) => !f.listening).map((f) => f.name) ?? [];
-    if (closed.length > 0) return { ok: false, reason: `frontends not listening: ${closed.join(', ')}` };
-    const proxy = this.proxy === undefined ? '' : this.options.dryRun ? ', proxy checking backends (dry run)' : ', proxy listening';
-    return { ok: true, reason: `config loaded, election running (${this.election.snapshot().role})${proxy}` };
+    return readiness({
+      phase: this.state, live: this.healthy(), role: this.election.snapshot().role, dryRun: this.options.dryRun,
+      frontends: this.proxy?.status().frontends,
+    });
   }
 
   async metricsText(): Promise<{ contentType: string; body: string }> {
