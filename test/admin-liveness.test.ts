@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { liveness, livenessLimitMs, readiness, type ReadinessInput } from '../src/admin/liveness';
+import { stallMs } from '../src/vrrp/timing';
 
 const running = (sinceLastStepMs: number) => ({ running: true, sinceLastStepMs });
 const DEFAULTS = { intervalMs: 100, deadAfter: 3 };
@@ -25,6 +26,27 @@ describe('/healthz: liveness', () => {
 
   it('allows 5 s without a step at the default interval', () => {
     assert.equal(livenessLimitMs(DEFAULTS), 5_000);
+  });
+
+  it('6 s without a step is alive at election.interval 10s (a lone member steps once per interval)', () => {
+    const timing = { intervalMs: 10_000, deadAfter: 3 };
+    const limitMs = livenessLimitMs(timing);
+    assert.equal(liveness({ phase: 'running', election: running(6_000), limitMs }).ok, true);
+    // A tick one interval away that wakes a stall's margin late is still a live loop.
+    const late = timing.intervalMs + stallMs(timing);
+    assert.equal(liveness({ phase: 'running', election: running(late), limitMs }).ok, true);
+    assert.equal(liveness({ phase: 'running', election: running(4 * late), limitMs }).ok, false);
+  });
+
+  it('at every interval the config allows, the limit outlasts a late tick, and is never under 5 s', () => {
+    for (let intervalMs = 20; intervalMs <= 10_000; intervalMs += 10) {
+      for (const deadAfter of [2, 3, 100]) {
+        const timing = { intervalMs, deadAfter };
+        const limitMs = livenessLimitMs(timing);
+        assert.ok(limitMs >= 5_000, `${intervalMs} ms, deadAfter ${deadAfter}: ${limitMs}`);
+        assert.ok(limitMs > 2 * intervalMs + stallMs(timing), `${intervalMs} ms, deadAfter ${deadAfter}: ${limitMs}`);
+      }
+    }
   });
 });
 

@@ -4,18 +4,26 @@
  * a restart of the master is a failover, so nothing slower or outside this process may fail it.
  * Readiness adds that the start is over and the balancer listens.
  */
+import { stallMs } from '../vrrp/timing';
 import type { ElectionSettings, Role } from '../vrrp/types';
 import type { Check } from './status';
 
 /** Where the daemon is in its life: readiness ends when a stop begins. */
 export type DaemonPhase = 'starting' | 'running' | 'stopping';
 
-/** /healthz fails when the election has not stepped for this long. */
-const STALL_LIMIT_MS = 5_000;
+/** /healthz never fails sooner than this without an election step, however short the interval. */
+const MIN_LIMIT_MS = 5_000;
+/** Intervals without a step before /healthz fails: a member that hears no peer steps once per interval. */
+const LIMIT_INTERVALS = 3;
 
-/** How long the election may go without a step before /healthz fails. */
-export function livenessLimitMs(_timing: Pick<ElectionSettings, 'intervalMs' | 'deadAfter'>): number {
-  return STALL_LIMIT_MS;
+/**
+ * How long the election may go without a step before /healthz fails: a few intervals plus the
+ * margin by which the election itself tells a late tick from a stall (vrrp/timing.ts stallMs), and
+ * at least 5 s. At election.interval 10s a member alone steps every 10 s: a fixed 5 s had the
+ * kubelet restart a healthy vipd, and a restarted master is a failover.
+ */
+export function livenessLimitMs(timing: Pick<ElectionSettings, 'intervalMs' | 'deadAfter'>): number {
+  return Math.max(MIN_LIMIT_MS, LIMIT_INTERVALS * timing.intervalMs + stallMs(timing));
 }
 
 export interface LivenessInput {
