@@ -10,7 +10,7 @@ import { reloadConfig } from './reload';
 import { ApiserverTracker } from './track/apiserver';
 import { liveness, livenessLimitMs, readiness, type DaemonPhase } from './admin/liveness';
 import { AdminServer } from './admin/server';
-import type { Check, DaemonStatus, AdminSource } from './admin/status';
+import { daemonStatus, type AdminSource, type Check, type DaemonStatus } from './admin/status';
 import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { ConnSync } from './takeover/conn-sync';
@@ -223,43 +223,10 @@ export class Daemon implements AdminSource {
   }
 
   status(): DaemonStatus {
-    const { config } = this.loaded;
-    const snap = this.election.snapshot();
-    const now = performance.now();
-    const since = this.election.vipHeldSince();
-    return {
-      node: config.nodeName,
-      address: config.self.address,
-      version: VERSION,
-      dryRun: this.options.dryRun,
-      state: snap.role,
-      stateSince: new Date(Date.now() - (now - snap.roleSince)).toISOString(),
-      priority: snap.priority,
-      basePriority: snap.basePriority,
-      master: snap.master,
-      term: snap.term,
-      epoch: snap.epoch,
-      leaseRemainingMs: snap.leaseRemainingMs === null || !Number.isFinite(snap.leaseRemainingMs) ? null : Math.round(snap.leaseRemainingMs),
-      following: snap.following === null ? null : { ...snap.following, remainingMs: Math.round(snap.following.remainingMs) },
-      handoverTo: snap.handoverTo,
-      learning: snap.learning,
-      formed: snap.formed,
-      bootstrapping: snap.bootstrapping,
-      observer: snap.observer,
-      quorum: { mode: config.election.quorum, ...snap.quorum },
-      faults: snap.faults,
-      vip: { address: config.vip.address, interface: config.vip.interface, held: since !== undefined, since: since === undefined ? null : new Date(since).toISOString() },
-      peers: snap.peers.map((p) => ({
-        name: p.name, address: p.address, alive: p.alive,
-        lastHeardMsAgo: p.lastHeard === undefined ? null : Math.round(now - p.lastHeard),
-        state: p.role, priority: p.priority, term: p.term, leader: p.leader, vote: p.vote,
-        loss: Math.round(p.loss * 1000) / 1000, deadAfterMs: Math.round(p.deadMs),
-      })),
-      backends: (this.proxy?.status().frontends ?? []).flatMap((f) => f.backends.map((b) => ({
-        frontend: f.name, name: b.name, address: `${b.address}:${b.port}`, up: b.state !== 'down',
-        activeConnections: b.activeConnections,
-        lastCheck: b.lastCheck === null ? null : { at: b.lastCheck.at, ok: b.lastCheck.ok, ...(b.lastCheck.detail ? { detail: b.lastCheck.detail } : {}) },
-      }))),
-    };
+    return daemonStatus({
+      config: this.loaded.config, version: VERSION, dryRun: this.options.dryRun,
+      election: this.election.snapshot(), vipHeldSince: this.election.vipHeldSince(),
+      frontends: this.proxy?.status().frontends, now: { mono: performance.now(), wall: Date.now() },
+    });
   }
 }

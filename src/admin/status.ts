@@ -1,7 +1,9 @@
 /**
- * The shape of `/status` (and `vipd status`): what an operator asks first during an incident.
- * Built by the daemon from its parts; this file only names the fields.
+ * The shape of `/status` (and `vipd status`): what an operator asks first during an incident; the
+ * projection that builds it from what the parts report (a pure function: the daemon only gathers
+ * the reports), and the table `vipd status` prints.
  */
+import type { ElectionSnapshot } from '../vrrp/state-machine';
 import type { Role } from '../vrrp/types';
 
 export interface PeerStatus {
@@ -65,6 +67,81 @@ export interface DaemonStatus {
 }
 
 export interface Check { readonly ok: boolean; readonly reason: string }
+
+/** One backend as the balancer reports it (proxy/frontend.ts), as far as /status shows it. */
+interface BackendReport {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly state: string;
+  readonly activeConnections: number;
+  readonly lastCheck: { readonly at: string; readonly ok: boolean; readonly detail: string } | null;
+}
+
+/** What /status is built from: each part's own report, the config's names, and the clocks. */
+export interface StatusInput {
+  readonly config: {
+    readonly nodeName: string;
+    readonly self: { readonly address: string };
+    readonly election: { readonly quorum: 'majority' | 'none' };
+    readonly vip: { readonly address: string; readonly interface: string };
+  };
+  readonly version: string;
+  readonly dryRun: boolean;
+  readonly election: ElectionSnapshot;
+  /** Wall-clock ms since the VIP has been on the interface; undefined when not held. */
+  readonly vipHeldSince: number | undefined;
+  /** The balancer's frontends; undefined when the balancer is off. */
+  readonly frontends: readonly { readonly name: string; readonly backends: readonly BackendReport[] }[] | undefined;
+  /** Now on the monotonic clock (the snapshot's times) and the wall clock (what /status shows). */
+  readonly now: { readonly mono: number; readonly wall: number };
+}
+
+/** /status from the parts' reports: times made relative or wall-clock, numbers rounded for a person. */
+export function daemonStatus(input: StatusInput): DaemonStatus {
+  const { config, election: snap, vipHeldSince: since } = input;
+  const { mono, wall } = input.now;
+  const lease = snap.leaseRemainingMs;
+  return {
+    node: config.nodeName,
+    address: config.self.address,
+    version: input.version,
+    dryRun: input.dryRun,
+    state: snap.role,
+    stateSince: new Date(wall - (mono - snap.roleSince)).toISOString(),
+    priority: snap.priority,
+    basePriority: snap.basePriority,
+    master: snap.master,
+    term: snap.term,
+    epoch: snap.epoch,
+    leaseRemainingMs: lease === null || !Number.isFinite(lease) ? null : Math.round(lease),
+    following: snap.following === null ? null
+      : { ...snap.following, remainingMs: Math.round(snap.following.remainingMs) },
+    handoverTo: snap.handoverTo,
+    learning: snap.learning,
+    formed: snap.formed,
+    bootstrapping: snap.bootstrapping,
+    observer: snap.observer,
+    quorum: { mode: config.election.quorum, ...snap.quorum },
+    faults: snap.faults,
+    vip: {
+      address: config.vip.address, interface: config.vip.interface,
+      held: since !== undefined, since: since === undefined ? null : new Date(since).toISOString(),
+    },
+    peers: snap.peers.map((p) => ({
+      name: p.name, address: p.address, alive: p.alive,
+      lastHeardMsAgo: p.lastHeard === undefined ? null : Math.round(mono - p.lastHeard),
+      state: p.role, priority: p.priority, term: p.term, leader: p.leader, vote: p.vote,
+      loss: Math.round(p.loss * 1000) / 1000, deadAfterMs: Math.round(p.deadMs),
+    })),
+    backends: (input.frontends ?? []).flatMap((f) => f.backends.map((b) => ({
+      frontend: f.name, name: b.name, address: `${b.address}:${b.port}`, up: b.state !== 'down',
+      activeConnections: b.activeConnections,
+      lastCheck: b.lastCheck === null ? null
+        : { at: b.lastCheck.at, ok: b.lastCheck.ok, ...(b.lastCheck.detail ? { detail: b.lastCheck.detail } : {}) },
+    }))),
+  };
+}
 
 /** What the admin endpoint asks of the daemon. */
 export interface AdminSource {
