@@ -1,10 +1,13 @@
 /**
  * The composition root: builds vipd's parts from a config, starts them in order and stops them in
- * reverse. It decides nothing itself.
+ * reverse (one list, lifecycle.ts), and answers the admin endpoint by asking the parts' owners. It
+ * decides nothing itself: what a reload may change is config/restart-only.ts, the reload is
+ * reload.ts, liveness and readiness are admin/liveness.ts, /status is admin/status.ts.
  */
 import type { Config, LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
+import { closeInReverse, startInOrder, type Part } from './lifecycle';
 import { ProxyThread } from './proxy/thread';
 import { reloadConfig } from './reload';
 import { ApiserverTracker } from './track/apiserver';
@@ -49,9 +52,10 @@ export class Daemon implements AdminSource {
   private state: DaemonPhase = 'starting';
   /** /healthz fails after this long without an election step (admin/liveness.ts). */
   private readonly livenessLimitMs: number;
-  private readonly linkWatch: LinkWatch | undefined;
   private stopping: Promise<void> | undefined;
   private readonly formed: FormedRecord;
+  /** Every part, in the order it starts; they close in reverse. */
+  private readonly parts: readonly Part[];
 
   constructor(private loaded: LoadedConfig, private readonly options: DaemonOptions) {
     const { config } = loaded;
@@ -102,13 +106,29 @@ export class Daemon implements AdminSource {
       connections: this.takeover.observer, listen: !options.dryRun,
     }) : undefined;
     this.tracker = this.newTracker(config);
-    if (!options.dryRun && config.vip.trackInterface) {
-      this.linkWatch = new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
-      this.linkWatch.on('change', (state) => {
-        log.info({ component: 'link', interface: config.vip.interface, link: state }, `link ${state}`);
-        this.election.track(`link:${config.vip.interface}`, linkEffect(state));
-      });
-    }
+    const linkWatch = options.dryRun || !config.vip.trackInterface ? undefined
+      : new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
+    linkWatch?.on('change', (state) => {
+      log.info({ component: 'link', interface: config.vip.interface, link: state }, `link ${state}`);
+      this.election.track(`link:${config.vip.interface}`, linkEffect(state));
+    });
+    this.parts = [
+      // Prepared by the election's start; closed last, so the VIP is the last thing this member lets go.
+      { close: () => this.vip.close() },
+      // The listeners first: a port that cannot be bound fails the start before we join the election.
+      { start: () => this.proxy?.start(), close: () => this.proxy?.destroy() },
+      // The link state first, so a node whose link is down starts in FAULT and never claims.
+      ...(linkWatch === undefined ? [] : [{
+        start: async () => this.election.track(`link:${config.vip.interface}`, linkEffect(await linkWatch.start())),
+        close: () => linkWatch.close(),
+      }]),
+      { start: () => this.election.start(), close: () => this.election.close() },
+      { start: () => this.connSync.start(), close: () => this.connSync.close() },
+      { close: () => this.takeover.close() },
+      // The tracker in force: a reload may replace it.
+      { start: () => this.tracker?.start(), close: () => this.tracker?.close() },
+      { start: () => this.admin.start(), close: () => this.admin.close() },
+    ];
   }
 
   async start(): Promise<void> {
@@ -119,17 +139,7 @@ export class Daemon implements AdminSource {
     }, 'vipd starting');
     for (const warning of configWarnings(config)) this.options.log.warn({ component: 'config', warning }, 'config warning');
     try {
-      // The listeners first: a port that cannot be bound fails the start before we join the election.
-      // The link state first, so a node whose link is down starts in FAULT and never claims.
-      await this.proxy?.start();
-      if (this.linkWatch !== undefined) {
-        const state = await this.linkWatch.start();
-        this.election.track(`link:${config.vip.interface}`, linkEffect(state));
-      }
-      await this.election.start();
-      this.connSync.start();
-      this.tracker?.start();
-      await this.admin.start();
+      await startInOrder(this.parts);
       this.state = 'running';
     } catch (err) {
       await this.close();
@@ -165,15 +175,8 @@ export class Daemon implements AdminSource {
     await this.close();
   }
 
-  private async close(): Promise<void> {
-    this.linkWatch?.close();
-    this.tracker?.close();
-    this.takeover.close();
-    this.connSync.close();
-    await this.proxy?.destroy();
-    await this.election.close();
-    await this.vip.close();
-    await this.admin.close();
+  private close(): Promise<void> {
+    return closeInReverse(this.parts);
   }
 
   /** SIGHUP or POST /-/reload: reload.ts applies the file in place or refuses it whole. */
