@@ -229,7 +229,7 @@ export class Daemon implements AdminSource {
     return daemonStatus({
       config: this.loaded.config, version: VERSION, dryRun: this.options.dryRun,
       election: this.election.snapshot(), vipHeldSince: this.election.vipHeldSince(),
-      frontends: this.proxy?.status().frontends, now: { mono: performance.now(), wall: Date.now() },
+      apiserver: this.tracker?.status(), frontends: this.proxy?.status().frontends, now: { mono: performance.now(), wall: Date.now() },
     });
   }
 }

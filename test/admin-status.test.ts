@@ -26,6 +26,10 @@ const input: StatusInput = {
     vip: { address: '10.0.0.100/24', interface: 'eth0' },
   },
   version: '9.9.9', dryRun: false, election, vipHeldSince: WALL - 1000,
+  apiserver: {
+    url: 'https://10.0.0.11:9443/readyz', state: 'down', effect: { kind: 'weight', weight: 50 },
+    lastCheck: { at: '2025-06-01T11:59:59.250Z', ok: false, detail: 'HTTP 500' },
+  },
   frontends: [{
     name: 'apiserver',
     backends: [
@@ -48,6 +52,10 @@ describe('/status: the projection', () => {
       learning: false, formed: true, bootstrapping: false, observer: false,
       quorum: { mode: 'majority', alive: 2, needed: 2, quorate: true }, faults: ['apiserver'],
       vip: { address: '10.0.0.100/24', interface: 'eth0', held: true, since: '2025-06-01T11:59:59.000Z' },
+      apiserver: {
+        url: 'https://10.0.0.11:9443/readyz', state: 'down', effect: { kind: 'weight', weight: 50 },
+        lastCheck: { at: '2025-06-01T11:59:59.250Z', ok: false, detail: 'HTTP 500' },
+      },
       peers: [
         { name: 'cp2', address: '10.0.0.12', alive: true, lastHeardMsAgo: 42, state: 'BACKUP', priority: 100, term: 7,
           leader: 'cp1', vote: 'cp1', loss: 0.012, deadAfterMs: 325 },
@@ -80,8 +88,27 @@ describe('/status: the projection', () => {
     assert.equal(alone.leaseRemainingMs, null);
   });
 
+  it('the tracked apiserver: what the tracker reports, or null when nothing is tracked', () => {
+    const up = daemonStatus({ ...input, apiserver: {
+      url: 'https://10.0.0.11:9443/readyz', state: 'up', effect: { kind: 'ok' },
+      lastCheck: { at: '2025-06-01T11:59:59.250Z', ok: true, detail: '' },
+    } });
+    assert.deepEqual(up.apiserver, {
+      url: 'https://10.0.0.11:9443/readyz', state: 'up', effect: { kind: 'ok' },
+      lastCheck: { at: '2025-06-01T11:59:59.250Z', ok: true },
+    });
+    assert.equal(daemonStatus({ ...input, apiserver: undefined }).apiserver, null);
+  });
+
   it('vipd status prints it as a table', () => {
     const lines = formatStatus(daemonStatus(input)).split('\n');
+    assert.ok(lines.includes('apiserver https://10.0.0.11:9443/readyz: down, priority lowered by 50  '
+      + 'last check failed at 2025-06-01T11:59:59.250Z (HTTP 500)'), lines.join('\n'));
+    const fault = { ...input.apiserver!, effect: { kind: 'fault' } as const, lastCheck: null };
+    assert.ok(formatStatus(daemonStatus({ ...input, apiserver: fault })).split('\n')
+      .includes('apiserver https://10.0.0.11:9443/readyz: down, FAULT (ineligible)  not checked yet'));
+    assert.ok(formatStatus(daemonStatus({ ...input, apiserver: undefined })).split('\n')
+      .includes('apiserver not tracked'));
     assert.match(lines[0] ?? '',
       /^node cp1 \(10\.0\.0\.11\) +state MASTER since 2025-06-01T11:59:58\.500Z +priority 100\/150/);
     assert.ok(lines.includes('election  lease 288ms'), lines.join('\n'));

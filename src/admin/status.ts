@@ -4,7 +4,7 @@
  * the reports), and the table `vipd status` prints.
  */
 import type { ElectionSnapshot } from '../vrrp/state-machine';
-import type { Role } from '../vrrp/types';
+import type { Role, TrackEffect } from '../vrrp/types';
 
 export interface PeerStatus {
   readonly name: string;
@@ -29,6 +29,16 @@ export interface BackendStatus {
   readonly address: string;
   readonly up: boolean;
   readonly activeConnections: number;
+  readonly lastCheck: { readonly at: string; readonly ok: boolean; readonly detail?: string } | null;
+}
+
+/** This node's own apiserver as `track.apiserver` checks it. */
+export interface ApiserverStatus {
+  readonly url: string;
+  /** The checks' verdict after rise/fall counting: up (as it starts), or down after `fall` failures. */
+  readonly state: 'unknown' | 'up' | 'down';
+  /** What that does to the election now: nothing, a priority lowered by `weight`, or FAULT. */
+  readonly effect: TrackEffect;
   readonly lastCheck: { readonly at: string; readonly ok: boolean; readonly detail?: string } | null;
 }
 
@@ -62,6 +72,8 @@ export interface DaemonStatus {
   readonly quorum: { readonly mode: 'majority' | 'none'; readonly alive: number; readonly needed: number; readonly quorate: boolean };
   readonly faults: readonly string[];
   readonly vip: { readonly address: string; readonly interface: string; readonly held: boolean; readonly since: string | null };
+  /** Null when track.apiserver is not enabled. */
+  readonly apiserver: ApiserverStatus | null;
   readonly peers: readonly PeerStatus[];
   readonly backends: readonly BackendStatus[];
 }
@@ -91,6 +103,13 @@ export interface StatusInput {
   readonly election: ElectionSnapshot;
   /** Wall-clock ms since the VIP has been on the interface; undefined when not held. */
   readonly vipHeldSince: number | undefined;
+  /** The apiserver tracker's status(); undefined when nothing is tracked. */
+  readonly apiserver: {
+    readonly url: string;
+    readonly state: ApiserverStatus['state'];
+    readonly effect: TrackEffect;
+    readonly lastCheck: { readonly at: string; readonly ok: boolean; readonly detail: string } | null;
+  } | undefined;
   /** The balancer's frontends; undefined when the balancer is off. */
   readonly frontends: readonly { readonly name: string; readonly backends: readonly BackendReport[] }[] | undefined;
   /** Now on the monotonic clock (the snapshot's times) and the wall clock (what /status shows). */
@@ -99,7 +118,7 @@ export interface StatusInput {
 
 /** /status from the parts' reports: times made relative or wall-clock, numbers rounded for a person. */
 export function daemonStatus(input: StatusInput): DaemonStatus {
-  const { config, election: snap, vipHeldSince: since } = input;
+  const { config, election: snap, vipHeldSince: since, apiserver } = input;
   const { mono, wall } = input.now;
   const lease = snap.leaseRemainingMs;
   return {
@@ -128,6 +147,9 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
       address: config.vip.address, interface: config.vip.interface,
       held: since !== undefined, since: since === undefined ? null : new Date(since).toISOString(),
     },
+    apiserver: apiserver === undefined ? null : {
+      url: apiserver.url, state: apiserver.state, effect: apiserver.effect, lastCheck: lastCheck(apiserver.lastCheck),
+    },
     peers: snap.peers.map((p) => ({
       name: p.name, address: p.address, alive: p.alive,
       lastHeardMsAgo: p.lastHeard === undefined ? null : Math.round(mono - p.lastHeard),
@@ -136,11 +158,15 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
     })),
     backends: (input.frontends ?? []).flatMap((f) => f.backends.map((b) => ({
       frontend: f.name, name: b.name, address: `${b.address}:${b.port}`, up: b.state !== 'down',
-      activeConnections: b.activeConnections,
-      lastCheck: b.lastCheck === null ? null
-        : { at: b.lastCheck.at, ok: b.lastCheck.ok, ...(b.lastCheck.detail ? { detail: b.lastCheck.detail } : {}) },
+      activeConnections: b.activeConnections, lastCheck: lastCheck(b.lastCheck),
     }))),
   };
+}
+
+/** A check's time and result, and what it found unless that is nothing. */
+function lastCheck(c: { readonly at: string; readonly ok: boolean; readonly detail: string } | null,
+): { readonly at: string; readonly ok: boolean; readonly detail?: string } | null {
+  return c === null ? null : { at: c.at, ok: c.ok, ...(c.detail ? { detail: c.detail } : {}) };
 }
 
 /** What the admin endpoint asks of the daemon. */
@@ -168,6 +194,7 @@ export function formatStatus(s: DaemonStatus): string {
   lines.push(`quorum ${s.quorum.mode}: ${s.quorum.alive} of ${s.quorum.needed} needed ${s.quorum.quorate ? '(quorate)' : '(NOT quorate)'}`
     + `${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}${cluster}${s.observer ? '  observer (dry run): never elected' : ''}`);
   lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${s.vip.held ? `held since ${s.vip.since}` : 'not held here'}${s.dryRun ? ' (dry run)' : ''}`);
+  lines.push(formatApiserver(s.apiserver));
   lines.push('');
   lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(10)}${'PRIO'.padEnd(6)}${'TERM'.padEnd(6)}`
     + `${'LAST HEARD'.padEnd(12)}${'LOSS'.padEnd(6)}${'DEAD AFTER'.padEnd(11)}LEADER/VOTE`);
@@ -181,8 +208,21 @@ export function formatStatus(s: DaemonStatus): string {
     lines.push('');
     lines.push(`${'FRONTEND'.padEnd(14)}${'BACKEND'.padEnd(20)}${'ADDRESS'.padEnd(22)}${'UP'.padEnd(5)}${'CONNS'.padEnd(7)}LAST CHECK`);
     for (const b of s.backends) {
-      lines.push(`${b.frontend.padEnd(14)}${b.name.padEnd(20)}${b.address.padEnd(22)}${(b.up ? 'yes' : 'no').padEnd(5)}${String(b.activeConnections).padEnd(7)}${b.lastCheck === null ? '-' : `${b.lastCheck.ok ? 'ok' : 'failed'} at ${b.lastCheck.at}${b.lastCheck.detail ? ` (${b.lastCheck.detail})` : ''}`}`);
+      lines.push(`${b.frontend.padEnd(14)}${b.name.padEnd(20)}${b.address.padEnd(22)}${(b.up ? 'yes' : 'no').padEnd(5)}${String(b.activeConnections).padEnd(7)}${b.lastCheck === null ? '-' : checkText(b.lastCheck)}`);
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The tracked apiserver's line: its verdict, what that does to the election, and the last check. */
+function formatApiserver(a: ApiserverStatus | null): string {
+  if (a === null) return 'apiserver not tracked';
+  const effect = a.effect.kind === 'weight' ? `, priority lowered by ${a.effect.weight}`
+    : a.effect.kind === 'fault' ? ', FAULT (ineligible)' : '';
+  const last = a.lastCheck === null ? 'not checked yet' : `last check ${checkText(a.lastCheck)}`;
+  return `apiserver ${a.url}: ${a.state}${effect}  ${last}`;
+}
+
+function checkText(c: { readonly at: string; readonly ok: boolean; readonly detail?: string }): string {
+  return `${c.ok ? 'ok' : 'failed'} at ${c.at}${c.detail ? ` (${c.detail})` : ''}`;
 }
