@@ -137,7 +137,9 @@ export class Daemon implements AdminSource {
       config: config.file, vip: config.vip.address, interface: config.vip.interface, address: config.self.address,
       peers: config.peers.map((p) => p.name), quorum: config.election.quorum, dryRun: this.options.dryRun,
     }, 'vipd starting');
-    for (const warning of configWarnings(config)) this.options.log.warn({ component: 'config', warning }, 'config warning');
+    for (const warning of configWarnings(config)) {
+      this.options.log.warn({ component: 'config', warning }, 'config warning');
+    }
     try {
       await startInOrder(this.parts);
       this.state = 'running';
@@ -160,7 +162,8 @@ export class Daemon implements AdminSource {
       // A backup (whose connections came to its own address) drains for proxy.drainTimeout.
       await this.election.stop(async () => {
         if (this.proxy === undefined) return;
-        this.options.log.info({ component: 'proxy' }, 'closing relayed connections before releasing the VIP: clients reconnect through the successor');
+        this.options.log.info({ component: 'proxy' },
+          'closing relayed connections before releasing the VIP: clients reconnect through the successor');
         await this.proxy.destroy();
       });
       await this.proxy?.close();
@@ -201,7 +204,8 @@ export class Daemon implements AdminSource {
     return new ApiserverTracker(
       { address: config.self.address, settings: config.track.apiserver, log: this.options.log },
       (effect) => {
-        this.options.log.info({ component: 'track', track: APISERVER_TRACK, effect: effect.kind }, `apiserver check: ${effect.kind}`);
+        this.options.log.info({ component: 'track', track: APISERVER_TRACK, effect: effect.kind },
+          `apiserver check: ${effect.kind}`);
         this.election.track(APISERVER_TRACK, effect);
       },
     );
@@ -229,7 +233,8 @@ export class Daemon implements AdminSource {
     return daemonStatus({
       config: this.loaded.config, version: VERSION, dryRun: this.options.dryRun,
       election: this.election.snapshot(), vipHeldSince: this.election.vipHeldSince(),
-      apiserver: this.tracker?.status(), frontends: this.proxy?.status().frontends, now: { mono: performance.now(), wall: Date.now() },
+      apiserver: this.tracker?.status(), frontends: this.proxy?.status().frontends,
+      now: { mono: performance.now(), wall: Date.now() },
     });
   }
 }

@@ -25,8 +25,9 @@ export class AdminServer {
 
   async start(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
+      const where = `${this.listen.host}:${this.listen.port}`;
       const onError = (err: Error) => reject(new VipdError('VIPD_BIND_FAILED',
-        `cannot listen on ${this.listen.host}:${this.listen.port} for the health endpoint: ${err.message} (health.listen)`, { cause: err }));
+        `cannot listen on ${where} for the health endpoint: ${err.message} (health.listen)`, { cause: err }));
       this.server.once('error', onError);
       this.server.listen(this.listen.port, this.listen.host, () => {
         this.server.off('error', onError);
@@ -54,9 +55,12 @@ export class AdminServer {
       // Prometheus' convention. POST only, so a crawler or a probe can never trigger it.
       if (req.method !== 'POST') return this.send(res, 405, 'text/plain', 'use POST\n');
       const c = await this.source.reload();
-      return this.send(res, c.ok ? 200 : 400, 'text/plain', `${c.ok ? 'reloaded' : 'kept the running config'}: ${c.reason}\n`);
+      return this.send(res, c.ok ? 200 : 400, 'text/plain',
+        `${c.ok ? 'reloaded' : 'kept the running config'}: ${c.reason}\n`);
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return this.send(res, 405, 'text/plain', 'method not allowed\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return this.send(res, 405, 'text/plain', 'method not allowed\n');
+    }
     try {
       switch (path) {
         case '/healthz':

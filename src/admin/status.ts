@@ -69,9 +69,13 @@ export interface DaemonStatus {
   readonly bootstrapping: boolean;
   /** A dry run: this member votes and acknowledges, and is never elected. */
   readonly observer: boolean;
-  readonly quorum: { readonly mode: 'majority' | 'none'; readonly alive: number; readonly needed: number; readonly quorate: boolean };
+  readonly quorum: {
+    readonly mode: 'majority' | 'none'; readonly alive: number; readonly needed: number; readonly quorate: boolean;
+  };
   readonly faults: readonly string[];
-  readonly vip: { readonly address: string; readonly interface: string; readonly held: boolean; readonly since: string | null };
+  readonly vip: {
+    readonly address: string; readonly interface: string; readonly held: boolean; readonly since: string | null;
+  };
   /** Null when track.apiserver is not enabled. */
   readonly apiserver: ApiserverStatus | null;
   readonly peers: readonly PeerStatus[];
@@ -181,34 +185,43 @@ export interface AdminSource {
   reload(): Promise<Check>;
 }
 
-/** `vipd status` as a table: the node, then one line per peer and per backend. */
+/** `vipd status` as a table: this member (election, quorum, VIP, apiserver), then a line per peer and per backend. */
 export function formatStatus(s: DaemonStatus): string {
   const lines: string[] = [];
-  lines.push(`node ${s.node} (${s.address})  state ${s.state}${s.learning ? ' (learning)' : ''} since ${s.stateSince}  `
-    + `priority ${s.priority}/${s.basePriority}  term ${s.term}  master ${s.master || '-'}`);
+  lines.push(`node ${s.node} (${s.address})  state ${s.state}${s.learning ? ' (learning)' : ''}`
+    + ` since ${s.stateSince}  priority ${s.priority}/${s.basePriority}  term ${s.term}  master ${s.master || '-'}`);
   const lease = s.leaseRemainingMs === null ? '' : `  lease ${s.leaseRemainingMs}ms`;
-  const follows = s.following === null ? '  follows nobody' : `  follows ${s.following.leader} (term ${s.following.term}, ${s.following.remainingMs}ms)`;
-  lines.push(`election${s.state === 'MASTER' ? lease : follows}${s.handoverTo === null ? '' : `  handing over to ${s.handoverTo}`}`);
+  const follows = s.following === null ? '  follows nobody'
+    : `  follows ${s.following.leader} (term ${s.following.term}, ${s.following.remainingMs}ms)`;
+  const handover = s.handoverTo === null ? '' : `  handing over to ${s.handoverTo}`;
+  lines.push(`election${s.state === 'MASTER' ? lease : follows}${handover}`);
   const cluster = s.bootstrapping ? '  cluster not formed yet: bootstrap member, may hold the VIP alone'
     : s.formed ? '' : '  cluster not formed yet: waiting for the bootstrap member';
-  lines.push(`quorum ${s.quorum.mode}: ${s.quorum.alive} of ${s.quorum.needed} needed ${s.quorum.quorate ? '(quorate)' : '(NOT quorate)'}`
-    + `${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}${cluster}${s.observer ? '  observer (dry run): never elected' : ''}`);
-  lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${s.vip.held ? `held since ${s.vip.since}` : 'not held here'}${s.dryRun ? ' (dry run)' : ''}`);
+  const q = s.quorum;
+  lines.push(`quorum ${q.mode}: ${q.alive} of ${q.needed} needed ${q.quorate ? '(quorate)' : '(NOT quorate)'}`
+    + `${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}${cluster}`
+    + `${s.observer ? '  observer (dry run): never elected' : ''}`);
+  const held = s.vip.held ? `held since ${s.vip.since}` : 'not held here';
+  lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${held}${s.dryRun ? ' (dry run)' : ''}`);
   lines.push(formatApiserver(s.apiserver));
   lines.push('');
-  lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(10)}${'PRIO'.padEnd(6)}${'TERM'.padEnd(6)}`
-    + `${'LAST HEARD'.padEnd(12)}${'LOSS'.padEnd(6)}${'DEAD AFTER'.padEnd(11)}LEADER/VOTE`);
+  lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(10)}${'PRIO'.padEnd(6)}`
+    + `${'TERM'.padEnd(6)}${'LAST HEARD'.padEnd(12)}${'LOSS'.padEnd(6)}${'DEAD AFTER'.padEnd(11)}LEADER/VOTE`);
   for (const p of s.peers) {
     lines.push(`${p.name.padEnd(20)}${p.address.padEnd(17)}${(p.alive ? 'yes' : 'no').padEnd(7)}${p.state.padEnd(10)}`
       + `${String(p.priority).padEnd(6)}${String(p.term).padEnd(6)}`
-      + `${(p.lastHeardMsAgo === null ? 'never' : `${p.lastHeardMsAgo}ms ago`).padEnd(12)}${`${Math.round(p.loss * 100)}%`.padEnd(6)}`
-      + `${`${p.deadAfterMs}ms`.padEnd(11)}${p.leader || '-'}/${p.vote || '-'}`);
+      + `${(p.lastHeardMsAgo === null ? 'never' : `${p.lastHeardMsAgo}ms ago`).padEnd(12)}`
+      + `${`${Math.round(p.loss * 100)}%`.padEnd(6)}${`${p.deadAfterMs}ms`.padEnd(11)}`
+      + `${p.leader || '-'}/${p.vote || '-'}`);
   }
   if (s.backends.length > 0) {
     lines.push('');
-    lines.push(`${'FRONTEND'.padEnd(14)}${'BACKEND'.padEnd(20)}${'ADDRESS'.padEnd(22)}${'UP'.padEnd(5)}${'CONNS'.padEnd(7)}LAST CHECK`);
+    lines.push(`${'FRONTEND'.padEnd(14)}${'BACKEND'.padEnd(20)}${'ADDRESS'.padEnd(22)}${'UP'.padEnd(5)}`
+      + `${'CONNS'.padEnd(7)}LAST CHECK`);
     for (const b of s.backends) {
-      lines.push(`${b.frontend.padEnd(14)}${b.name.padEnd(20)}${b.address.padEnd(22)}${(b.up ? 'yes' : 'no').padEnd(5)}${String(b.activeConnections).padEnd(7)}${b.lastCheck === null ? '-' : checkText(b.lastCheck)}`);
+      lines.push(`${b.frontend.padEnd(14)}${b.name.padEnd(20)}${b.address.padEnd(22)}`
+        + `${(b.up ? 'yes' : 'no').padEnd(5)}${String(b.activeConnections).padEnd(7)}`
+        + `${b.lastCheck === null ? '-' : checkText(b.lastCheck)}`);
     }
   }
   return `${lines.join('\n')}\n`;
