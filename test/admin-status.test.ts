@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { daemonStatus, formatStatus, type StatusInput } from '../src/admin/status';
+import { daemonStatus, formatStatus, type DaemonStatus, type StatusInput } from '../src/admin/status';
 import type { ElectionSnapshot } from '../src/vrrp/state-machine';
 
 const MONO = 50_000;
@@ -109,6 +109,9 @@ describe('/status: the projection', () => {
       .includes('apiserver https://10.0.0.11:9443/readyz: down, FAULT (ineligible)  not checked yet'));
     assert.ok(formatStatus(daemonStatus({ ...input, apiserver: undefined })).split('\n')
       .includes('apiserver not tracked'));
+    // An older vipd's /status, without the field: no apiserver line, and no crash.
+    const { apiserver: _, ...older } = daemonStatus(input);
+    assert.doesNotMatch(formatStatus(older as DaemonStatus), /^apiserver (https|not)/m);
     assert.match(lines[0] ?? '',
       /^node cp1 \(10\.0\.0\.11\) +state MASTER since 2025-06-01T11:59:58\.500Z +priority 100\/150/);
     assert.ok(lines.includes('election  lease 288ms'), lines.join('\n'));

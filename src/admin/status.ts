@@ -203,7 +203,8 @@ export function formatStatus(s: DaemonStatus): string {
     + `${s.observer ? '  observer (dry run): never elected' : ''}`);
   const held = s.vip.held ? `held since ${s.vip.since}` : 'not held here';
   lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${held}${s.dryRun ? ' (dry run)' : ''}`);
-  lines.push(formatApiserver(s.apiserver));
+  // An older vipd's /status has no `apiserver` (`vipd status --url` may ask another node's, mid-upgrade).
+  if (s.apiserver !== undefined) lines.push(formatApiserver(s.apiserver));
   lines.push('');
   lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(10)}${'PRIO'.padEnd(6)}`
     + `${'TERM'.padEnd(6)}${'LAST HEARD'.padEnd(12)}${'LOSS'.padEnd(6)}${'DEAD AFTER'.padEnd(11)}LEADER/VOTE`);
