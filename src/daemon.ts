@@ -1,16 +1,19 @@
 /**
  * The composition root: builds vipd's parts from a config, starts them in order and stops them in
- * reverse. It decides nothing itself.
+ * reverse (one list, lifecycle.ts), and answers the admin endpoint by asking the parts' owners. It
+ * decides nothing itself: what a reload may change is config/restart-only.ts, the reload is
+ * reload.ts, liveness and readiness are admin/liveness.ts, /status is admin/status.ts.
  */
-import { isDeepStrictEqual } from 'node:util';
-import { loadConfigFile, type Config, type LoadedConfig } from './config/load';
+import type { Config, LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
-import { ConfigError } from './errors';
+import { closeInReverse, startInOrder, type Part } from './lifecycle';
 import { ProxyThread } from './proxy/thread';
+import { reloadConfig } from './reload';
 import { ApiserverTracker } from './track/apiserver';
-import { HealthServer } from './health/server';
-import type { Check, DaemonStatus, HealthSource } from './health/status';
+import { liveness, livenessLimitMs, readiness, type DaemonPhase } from './admin/liveness';
+import { AdminServer } from './admin/server';
+import { daemonStatus, type AdminSource, type Check, type DaemonStatus } from './admin/status';
 import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { ConnSync } from './takeover/conn-sync';
@@ -28,9 +31,6 @@ import { VERSION } from './version';
 /** The tracked condition name for this node's own apiserver. */
 const APISERVER_TRACK = 'apiserver';
 
-/** /healthz fails when the election has not stepped for this long (it steps at least every interval). */
-const STALL_LIMIT_MS = 5_000;
-
 export interface DaemonOptions {
   readonly log: Logger;
   /** The log's format, for the balancer's thread (which has a logger of its own). */
@@ -39,37 +39,24 @@ export interface DaemonOptions {
   readonly dryRun: boolean;
 }
 
-/** Keys a reload cannot change in place (they define the cluster, the sockets or the VIP). */
-export function restartOnlyChanges(a: LoadedConfig, b: LoadedConfig): string[] {
-  const pick = (c: Config): Record<string, unknown> => ({
-    nodeName: c.nodeName, peers: c.peers, vip: c.vip, 'health.listen': c.health.listen,
-    'election.clusterId': c.election.clusterId, 'election.port': c.election.port, 'election.interval': c.election.interval,
-    'election.deadAfter': c.election.deadAfter, 'election.maxDeadAfter': c.election.maxDeadAfter,
-    'election.quorum': c.election.quorum, 'election.secretFile': c.election.secretFile,
-    'election.stateDir': c.election.stateDir,
-  });
-  const x = pick(a.config);
-  const y = pick(b.config);
-  const changed = Object.keys(x).filter((k) => !isDeepStrictEqual(x[k], y[k]));
-  if (!a.secret.equals(b.secret)) changed.push('the secret');
-  return changed;
-}
-
-export class Daemon implements HealthSource {
+export class Daemon implements AdminSource {
   readonly metrics: Metrics;
   readonly election: ElectionRunner;
   private readonly vip: VipOwner;
-  private readonly health: HealthServer;
+  private readonly admin: AdminServer;
   /** The balancer, on a thread of its own (proxy/thread.ts says why). */
   private readonly proxy: ProxyThread | undefined;
   /** The client connections on the VIP, shared with the peers; and their reset on a takeover. */
   private readonly connSync: ConnSync;
   private readonly takeover: Takeover;
   private tracker: ApiserverTracker | undefined;
-  private state: 'starting' | 'running' | 'stopping' = 'starting';
-  private readonly linkWatch: LinkWatch | undefined;
+  private state: DaemonPhase = 'starting';
+  /** /healthz fails after this long without an election step (admin/liveness.ts). */
+  private readonly livenessLimitMs: number;
   private stopping: Promise<void> | undefined;
   private readonly formed: FormedRecord;
+  /** Every part, in the order it starts; they close in reverse. */
+  private readonly parts: readonly Part[];
 
   constructor(private loaded: LoadedConfig, private readonly options: DaemonOptions) {
     const { config } = loaded;
@@ -85,6 +72,7 @@ export class Daemon implements HealthSource {
     this.formed = new FormedRecord(config.election.stateDir, config.election.clusterId, config.self.name);
     this.formed.prepare();
     const settings = electionSettings(config, { formed: this.formed.read(), observer: options.dryRun });
+    this.livenessLimitMs = livenessLimitMs(settings);
     // The connection lists travel on the election's socket, authenticated with its secret; the
     // epoch (this start) tells peers to drop what an earlier run of this member told them.
     this.connSync = new ConnSync({
@@ -113,19 +101,35 @@ export class Daemon implements HealthSource {
       onVipHeld: (held) => this.takeover.onVipHeld(held),
       onFormed: (via) => this.formed.record(via),
     });
-    this.health = new HealthServer(this, config.health.listen);
+    this.admin = new AdminServer(this, config.health.listen);
     this.proxy = config.proxy.enabled ? new ProxyThread(config, {
       logLevel: log.level as LogLevel, logFormat: options.logFormat ?? 'json', node: config.nodeName,
       connections: this.takeover.observer, listen: !options.dryRun,
     }) : undefined;
     this.tracker = this.newTracker(config);
-    if (!options.dryRun && config.vip.trackInterface) {
-      this.linkWatch = new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
-      this.linkWatch.on('change', (state) => {
-        log.info({ component: 'link', interface: config.vip.interface, link: state }, `link ${state}`);
-        this.election.track(`link:${config.vip.interface}`, linkEffect(state));
-      });
-    }
+    const linkWatch = options.dryRun || !config.vip.trackInterface ? undefined
+      : new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
+    linkWatch?.on('change', (state) => {
+      log.info({ component: 'link', interface: config.vip.interface, link: state }, `link ${state}`);
+      this.election.track(`link:${config.vip.interface}`, linkEffect(state));
+    });
+    this.parts = [
+      // Prepared by the election's start; closed last, so the VIP is the last thing this member lets go.
+      { close: () => this.vip.close() },
+      // The listeners first: a port that cannot be bound fails the start before we join the election.
+      { start: () => this.proxy?.start(), close: () => this.proxy?.destroy() },
+      // The link state first, so a node whose link is down starts in FAULT and never claims.
+      ...(linkWatch === undefined ? [] : [{
+        start: async () => this.election.track(`link:${config.vip.interface}`, linkEffect(await linkWatch.start())),
+        close: () => linkWatch.close(),
+      }]),
+      { start: () => this.election.start(), close: () => this.election.close() },
+      { start: () => this.connSync.start(), close: () => this.connSync.close() },
+      { close: () => this.takeover.close() },
+      // The tracker in force: a reload may replace it.
+      { start: () => this.tracker?.start(), close: () => this.tracker?.close() },
+      { start: () => this.admin.start(), close: () => this.admin.close() },
+    ];
   }
 
   async start(): Promise<void> {
@@ -134,19 +138,11 @@ export class Daemon implements HealthSource {
       config: config.file, vip: config.vip.address, interface: config.vip.interface, address: config.self.address,
       peers: config.peers.map((p) => p.name), quorum: config.election.quorum, dryRun: this.options.dryRun,
     }, 'vipd starting');
-    for (const warning of configWarnings(config)) this.options.log.warn({ component: 'config', warning }, 'config warning');
+    for (const warning of configWarnings(config)) {
+      this.options.log.warn({ component: 'config', warning }, 'config warning');
+    }
     try {
-      // The listeners first: a port that cannot be bound fails the start before we join the election.
-      // The link state first, so a node whose link is down starts in FAULT and never claims.
-      await this.proxy?.start();
-      if (this.linkWatch !== undefined) {
-        const state = await this.linkWatch.start();
-        this.election.track(`link:${config.vip.interface}`, linkEffect(state));
-      }
-      await this.election.start();
-      this.connSync.start();
-      this.tracker?.start();
-      await this.health.start();
+      await startInOrder(this.parts);
       this.state = 'running';
     } catch (err) {
       await this.close();
@@ -167,7 +163,8 @@ export class Daemon implements HealthSource {
       // A backup (whose connections came to its own address) drains for proxy.drainTimeout.
       await this.election.stop(async () => {
         if (this.proxy === undefined) return;
-        this.options.log.info({ component: 'proxy' }, 'closing relayed connections before releasing the VIP: clients reconnect through the successor');
+        this.options.log.info({ component: 'proxy' },
+          'closing relayed connections before releasing the VIP: clients reconnect through the successor');
         await this.proxy.destroy();
       });
       await this.proxy?.close();
@@ -182,57 +179,25 @@ export class Daemon implements HealthSource {
     await this.close();
   }
 
-  private async close(): Promise<void> {
-    this.linkWatch?.close();
-    this.tracker?.close();
-    this.takeover.close();
-    this.connSync.close();
-    await this.proxy?.destroy();
-    await this.election.close();
-    await this.vip.close();
-    await this.health.close();
+  private close(): Promise<void> {
+    return closeInReverse(this.parts);
   }
 
-  /**
-   * SIGHUP or POST /-/reload: re-read the config file. Priority, preemption, the balancer and the
-   * checks change in place; keys that define the cluster or the sockets need a restart, and a
-   * reload that changes them (or an invalid file) is refused whole: the running config stays.
-   */
+  /** SIGHUP or POST /-/reload: reload.ts applies the file in place or refuses it whole. */
   async reload(): Promise<Check> {
-    const log = this.options.log;
-    let next: LoadedConfig;
-    try {
-      next = loadConfigFile(this.loaded.config.file, { hostname: this.loaded.config.nodeName });
-    } catch (err) {
-      const reason = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
-      log.error({ component: 'reload', config: this.loaded.config.file, problems: err instanceof ConfigError ? err.problems : undefined }, `reload refused, the running config stays: ${reason}`);
-      return { ok: false, reason };
-    }
-    const fixed = restartOnlyChanges(this.loaded, next);
-    if (fixed.length > 0) {
-      const reason = `these keys only change with a restart: ${fixed.join(', ')}`;
-      log.error({ component: 'reload', keys: fixed }, `reload refused, the running config stays: ${reason}`);
-      return { ok: false, reason };
-    }
-    try {
-      await this.proxy?.reload(next.config);
-    } catch (err) {
-      const reason = err instanceof ConfigError ? err.problems.join('; ') : (err as Error).message;
-      log.error({ component: 'reload', err }, `reload refused, the running config stays: ${reason}`);
-      return { ok: false, reason };
-    }
-    if (!isDeepStrictEqual(next.config.track, this.loaded.config.track)) {
-      // The tracker restarts with the new settings; its verdict starts over from healthy.
-      this.tracker?.close();
-      this.election.track(APISERVER_TRACK, { kind: 'ok' });
-      this.tracker = this.newTracker(next.config);
-      this.tracker?.start();
-    }
-    const e = next.config.election;
-    this.election.reconfigure({ priority: e.priority, preempt: e.preempt, preemptDelayMs: e.preemptDelay });
-    this.loaded = next;
-    log.info({ component: 'reload', config: next.config.file, priority: e.priority, preempt: e.preempt }, 'config reloaded');
-    return { ok: true, reason: 'applied' };
+    const { check, loaded } = await reloadConfig(this.loaded, {
+      proxy: this.proxy, election: this.election, retrack: (config) => this.retrack(config),
+    }, { log: this.options.log });
+    this.loaded = loaded;
+    return check;
+  }
+
+  /** New `track` settings: the tracker restarts with them, and its verdict starts over from healthy. */
+  private retrack(config: Config): void {
+    this.tracker?.close();
+    this.election.track(APISERVER_TRACK, { kind: 'ok' });
+    this.tracker = this.newTracker(config);
+    this.tracker?.start();
   }
 
   private newTracker(config: Config): ApiserverTracker | undefined {
@@ -240,31 +205,24 @@ export class Daemon implements HealthSource {
     return new ApiserverTracker(
       { address: config.self.address, settings: config.track.apiserver, log: this.options.log },
       (effect) => {
-        this.options.log.info({ component: 'track', track: APISERVER_TRACK, effect: effect.kind }, `apiserver check: ${effect.kind}`);
+        this.options.log.info({ component: 'track', track: APISERVER_TRACK, effect: effect.kind },
+          `apiserver check: ${effect.kind}`);
         this.election.track(APISERVER_TRACK, effect);
       },
     );
   }
 
-  // ---- HealthSource --------------------------------------------------------------------------
+  // ---- AdminSource ---------------------------------------------------------------------------
 
   healthy(): Check {
-    const { running, sinceLastStepMs } = this.election.liveness();
-    if (!running) return { ok: this.state === 'starting', reason: this.state === 'starting' ? 'starting' : 'election stopped' };
-    if (sinceLastStepMs > STALL_LIMIT_MS) return { ok: false, reason: `the election has not run for ${Math.round(sinceLastStepMs)} ms` };
-    return { ok: true, reason: 'election running' };
+    return liveness({ phase: this.state, election: this.election.liveness(), limitMs: this.livenessLimitMs });
   }
 
   ready(): Check {
-    if (this.state !== 'running') return { ok: false, reason: this.state };
-    const h = this.healthy();
-    if (!h.ok) return h;
-    // A dry run binds no listener (it runs next to the balancer it would replace).
-    const closed = this.options.dryRun ? []
-      : this.proxy?.status().frontends.filter((f) => !f.listening).map((f) => f.name) ?? [];
-    if (closed.length > 0) return { ok: false, reason: `frontends not listening: ${closed.join(', ')}` };
-    const proxy = this.proxy === undefined ? '' : this.options.dryRun ? ', proxy checking backends (dry run)' : ', proxy listening';
-    return { ok: true, reason: `config loaded, election running (${this.election.snapshot().role})${proxy}` };
+    return readiness({
+      phase: this.state, live: this.healthy(), role: this.election.snapshot().role, dryRun: this.options.dryRun,
+      frontends: this.proxy?.status().frontends,
+    });
   }
 
   async metricsText(): Promise<{ contentType: string; body: string }> {
@@ -273,43 +231,11 @@ export class Daemon implements HealthSource {
   }
 
   status(): DaemonStatus {
-    const { config } = this.loaded;
-    const snap = this.election.snapshot();
-    const now = performance.now();
-    const since = this.election.vipHeldSince();
-    return {
-      node: config.nodeName,
-      address: config.self.address,
-      version: VERSION,
-      dryRun: this.options.dryRun,
-      state: snap.role,
-      stateSince: new Date(Date.now() - (now - snap.roleSince)).toISOString(),
-      priority: snap.priority,
-      basePriority: snap.basePriority,
-      master: snap.master,
-      term: snap.term,
-      epoch: snap.epoch,
-      leaseRemainingMs: snap.leaseRemainingMs === null || !Number.isFinite(snap.leaseRemainingMs) ? null : Math.round(snap.leaseRemainingMs),
-      following: snap.following === null ? null : { ...snap.following, remainingMs: Math.round(snap.following.remainingMs) },
-      handoverTo: snap.handoverTo,
-      learning: snap.learning,
-      formed: snap.formed,
-      bootstrapping: snap.bootstrapping,
-      observer: snap.observer,
-      quorum: { mode: config.election.quorum, ...snap.quorum },
-      faults: snap.faults,
-      vip: { address: config.vip.address, interface: config.vip.interface, held: since !== undefined, since: since === undefined ? null : new Date(since).toISOString() },
-      peers: snap.peers.map((p) => ({
-        name: p.name, address: p.address, alive: p.alive,
-        lastHeardMsAgo: p.lastHeard === undefined ? null : Math.round(now - p.lastHeard),
-        state: p.role, priority: p.priority, term: p.term, leader: p.leader, vote: p.vote,
-        loss: Math.round(p.loss * 1000) / 1000, deadAfterMs: Math.round(p.deadMs),
-      })),
-      backends: (this.proxy?.status().frontends ?? []).flatMap((f) => f.backends.map((b) => ({
-        frontend: f.name, name: b.name, address: `${b.address}:${b.port}`, up: b.state !== 'down',
-        activeConnections: b.activeConnections,
-        lastCheck: b.lastCheck === null ? null : { at: b.lastCheck.at, ok: b.lastCheck.ok, ...(b.lastCheck.detail ? { detail: b.lastCheck.detail } : {}) },
-      }))),
-    };
+    return daemonStatus({
+      config: this.loaded.config, version: VERSION, dryRun: this.options.dryRun,
+      election: this.election.snapshot(), vipHeldSince: this.election.vipHeldSince(),
+      apiserver: this.tracker?.status(), frontends: this.proxy?.status().frontends,
+      now: { mono: performance.now(), wall: Date.now() },
+    });
   }
 }

@@ -9,7 +9,7 @@ import { echo, effectiveConfigYaml, loadConfigFile, readConfigFile } from '../co
 import type { NodeNameSource } from '../config/node-name';
 import { configWarnings, secretWarnings } from '../config/warnings';
 import { Daemon } from '../daemon';
-import { formatStatus, type DaemonStatus } from '../health/status';
+import { formatStatus, type DaemonStatus } from '../admin/status';
 import { runLab } from '../lab/lab';
 import { registerManifestCommands } from '../manifest/cli';
 import { ConfigError, describeError, ExitCode, UsageError, VipdError } from '../errors';

@@ -1,22 +1,22 @@
 /**
- * The health endpoint: /healthz, /readyz, /metrics, /status over plain HTTP, on loopback by default
- * (it is not authenticated). The static pod's probes use it. Nothing here decides anything: it
- * asks the daemon (HealthSource) and answers.
+ * The admin endpoint (`health.listen`): /healthz, /readyz, /metrics, /status and POST /-/reload over
+ * plain HTTP, on loopback by default (it is not authenticated). The static pod's probes use it.
+ * Nothing here decides anything: it asks the daemon (AdminSource) and answers.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VipdError } from '../errors';
-import type { HealthSource } from './status';
+import type { AdminSource } from './status';
 import { VERSION } from '../version';
 
 /** The Server header: `vipd status` and `vipd reload` check it before they trust an answer. */
 export const SERVER = `vipd/${VERSION}`;
 
-export class HealthServer {
+export class AdminServer {
   private readonly server: http.Server;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly source: HealthSource, private readonly listen: { host: string; port: number }) {
+  constructor(private readonly source: AdminSource, private readonly listen: { host: string; port: number }) {
     this.server = http.createServer((req, res) => { void this.handle(req, res); });
     // Probes and scrapes are short; a stuck client must not hold a socket forever.
     this.server.requestTimeout = 10_000;
@@ -25,8 +25,9 @@ export class HealthServer {
 
   async start(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
+      const where = `${this.listen.host}:${this.listen.port}`;
       const onError = (err: Error) => reject(new VipdError('VIPD_BIND_FAILED',
-        `cannot listen on ${this.listen.host}:${this.listen.port} for the health endpoint: ${err.message} (health.listen)`, { cause: err }));
+        `cannot listen on ${where} for the health endpoint: ${err.message} (health.listen)`, { cause: err }));
       this.server.once('error', onError);
       this.server.listen(this.listen.port, this.listen.host, () => {
         this.server.off('error', onError);
@@ -54,9 +55,12 @@ export class HealthServer {
       // Prometheus' convention. POST only, so a crawler or a probe can never trigger it.
       if (req.method !== 'POST') return this.send(res, 405, 'text/plain', 'use POST\n');
       const c = await this.source.reload();
-      return this.send(res, c.ok ? 200 : 400, 'text/plain', `${c.ok ? 'reloaded' : 'kept the running config'}: ${c.reason}\n`);
+      return this.send(res, c.ok ? 200 : 400, 'text/plain',
+        `${c.ok ? 'reloaded' : 'kept the running config'}: ${c.reason}\n`);
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') return this.send(res, 405, 'text/plain', 'method not allowed\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return this.send(res, 405, 'text/plain', 'method not allowed\n');
+    }
     try {
       switch (path) {
         case '/healthz':
