@@ -10,7 +10,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Check } from './admin/status';
 import { loadConfigFile, type Config, type HostLoadOptions, type LoadedConfig } from './config/load';
 import { restartOnlyChanges } from './config/restart-only';
-import { ConfigError } from './errors';
+import { ConfigError, describeError } from './errors';
 import type { Logger } from './log/logger';
 import type { Reconfigurable } from './vrrp/types';
 
@@ -66,5 +66,5 @@ export async function reloadConfig(running: LoadedConfig, targets: ReloadTargets
 
 /** Why a reload was refused: a ConfigError's problems (each names its field), else the error's message. */
 function refusalReason(err: unknown): string {
-  return err instanceof ConfigError ? err.problems.join('; ') : err instanceof Error ? err.message : String(err);
+  return err instanceof ConfigError ? err.problems.join('; ') : describeError(err);
 }

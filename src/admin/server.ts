@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { VipdError } from '../errors';
+import { describeError, VipdError } from '../errors';
 import type { AdminSource } from './status';
 import { VERSION } from '../version';
 
@@ -82,7 +82,7 @@ export class AdminServer {
           return this.send(res, 404, 'text/plain', 'not found: try /healthz, /readyz, /metrics or /status\n');
       }
     } catch (err) {
-      return this.send(res, 500, 'text/plain', `error: ${(err as Error).message}\n`);
+      return this.send(res, 500, 'text/plain', `error: ${describeError(err)}\n`);
     }
   }
 
