@@ -106,6 +106,7 @@ export function echo(value: unknown): string {
     text = String(value);
   }
   // JSON.stringify escapes control characters in strings; String() of other values may not.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (to escape them).
   text = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return text.length <= ECHO_CHARS ? text : `${text.slice(0, ECHO_CHARS)}... (${text.length} characters)`;
 }
@@ -169,8 +170,8 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
   const named = resolveNodeName(data.peers, data.nodeName, envName, host, echo);
   if (!named.ok) problems.push(named.problem);
   const self = named.ok ? named.self : undefined;
-  duplicates(data.peers.map((p) => p.name)).forEach((n) => problems.push(`peers: the name "${n}" appears twice; each member needs its own`));
-  duplicates(data.peers.map((p) => p.address)).forEach((a) => problems.push(`peers: the address "${a}" appears twice; each member needs its own`));
+  duplicates(data.peers.map((p) => p.name)).forEach((n) => { problems.push(`peers: the name "${n}" appears twice; each member needs its own`); });
+  duplicates(data.peers.map((p) => p.address)).forEach((a) => { problems.push(`peers: the address "${a}" appears twice; each member needs its own`); });
 
   const [ip = '', prefix = '32'] = data.vip.address.split('/');
   const prefixLength = Number(prefix);
@@ -178,8 +179,8 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
     problems.push(`vip.address: got "${data.vip.address}", which is a peer's own address; the VIP must be an unused address`);
   }
 
-  duplicates(data.proxy.frontends.map((f) => f.name)).forEach((n) => problems.push(`proxy.frontends: the name "${n}" appears twice`));
-  duplicates(data.proxy.frontends.map((f) => String(f.bind.port))).forEach((p) => problems.push(`proxy.frontends: two frontends bind port ${p}`));
+  duplicates(data.proxy.frontends.map((f) => f.name)).forEach((n) => { problems.push(`proxy.frontends: the name "${n}" appears twice`); });
+  duplicates(data.proxy.frontends.map((f) => String(f.bind.port))).forEach((p) => { problems.push(`proxy.frontends: two frontends bind port ${p}`); });
   data.proxy.frontends.forEach((f, i) => {
     if (f.healthCheck.timeout >= f.healthCheck.interval) {
       problems.push(`proxy.frontends[${i}].healthCheck.timeout: got "${formatDuration(f.healthCheck.timeout)}", expected less than interval (${formatDuration(f.healthCheck.interval)})`);

@@ -15,6 +15,12 @@ import {
   type PodOptions, POD_DEFAULTS, quantityBytes,
 } from './pod';
 
+/** A value every check has vouched for (Problems.throwIfAny() has passed): undefined here is a bug. */
+function set<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error('vipd bug: a flag passed its checks without a value');
+  return value;
+}
+
 /** The same bound as proxy.drainTimeout in the config schema. */
 const MAX_DRAIN_MS = 600_000;
 /** The pod's memory request; a limit below it is refused by the API server. */
@@ -100,7 +106,7 @@ export function parsePodFlags(flags: PodFlags): PodOptions {
     ? flags.memoryLimit
     : problems.bad('--memory-limit', flags.memoryLimit, 'a Kubernetes quantity of at least the 64Mi request, such as "256Mi"');
   problems.throwIfAny();
-  return { image: image!, configDir: configDir!, healthPort: healthPort!, healthHost: host!, logLevel: logLevel!, drainTimeoutMs: drainTimeoutMs!, memoryLimit: memoryLimit! };
+  return { image: set(image), configDir: set(configDir), healthPort: set(healthPort), healthHost: set(host), logLevel: set(logLevel), drainTimeoutMs: set(drainTimeoutMs), memoryLimit: set(memoryLimit) };
 }
 
 export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
@@ -144,10 +150,10 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const drainTimeoutMs = drainTimeout(problems, flags.drainTimeout);
   problems.throwIfAny();
   return {
-    vip: vip!, ...(iface === undefined ? {} : { interface: iface }), peers: peerList!,
-    ...(nodeName === undefined ? {} : { nodeName }), quorum: quorum!, secretFile: secretFile!, healthPort: healthPort!,
-    healthHost: host!, drainTimeoutMs: drainTimeoutMs!, bindPort: bindPort!, backendPort: backendPort!,
-    electionPort: electionPort!, clusterId: clusterId!, ...(priority === undefined ? {} : { priority }),
+    vip: set(vip), ...(iface === undefined ? {} : { interface: iface }), peers: set(peerList),
+    ...(nodeName === undefined ? {} : { nodeName }), quorum: set(quorum), secretFile: set(secretFile), healthPort: set(healthPort),
+    healthHost: set(host), drainTimeoutMs: set(drainTimeoutMs), bindPort: set(bindPort), backendPort: set(backendPort),
+    electionPort: set(electionPort), clusterId: set(clusterId), ...(priority === undefined ? {} : { priority }),
   };
 }
 

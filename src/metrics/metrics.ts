@@ -9,14 +9,10 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** What the per-peer gauges show, read at scrape time (nothing is computed per heartbeat). */
-export interface PeerLinkSource {
-  (): readonly { readonly name: string; readonly loss: number; readonly deadMs: number }[];
-}
+export type PeerLinkSource = () => readonly { readonly name: string; readonly loss: number; readonly deadMs: number }[]
 
 /** The shared connection lists, read at scrape time. */
-export interface ConnListSource {
-  (): { readonly own: number; readonly peers: readonly { readonly peer: string; readonly count: number }[] };
-}
+export type ConnListSource = () => { readonly own: number; readonly peers: readonly { readonly peer: string; readonly count: number }[] }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();

@@ -59,7 +59,7 @@ export class BackendPool {
       const index = (this.cursor + i) % n;
       const b = this.members[index] as Backend;
       if (b.draining || (healthyOnly && !b.routable)) continue;
-      if (tried !== undefined && tried.includes(b)) continue;
+      if (tried?.includes(b)) continue;
       if (!leastconn) {
         best = b;
         bestIndex = index;

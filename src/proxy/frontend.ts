@@ -334,7 +334,7 @@ export class Frontend implements RelayHost {
     this.closedBytesIn += relay.bytesIn;
     this.closedBytesOut += relay.bytesOut;
     const backend = relay.backend;
-    if (backend !== undefined && backend.draining && backend.active === 0) this.retireBackend(backend);
+    if (backend?.draining && backend.active === 0) this.retireBackend(backend);
     if (this.relays.size === 0) this.onDrained?.();
   }
 

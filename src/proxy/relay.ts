@@ -122,6 +122,7 @@ interface Attempt extends Linked {
   [SPARE]: boolean;
 }
 
+// biome-ignore lint/suspicious/noConstEnum: inlined by tsc (numbers on the per-connection path); never exported.
 const enum Phase { Connecting, Relaying, Done }
 
 /** Connect options per backend, built once: net.connect copies them, so sharing is safe. */

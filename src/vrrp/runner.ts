@@ -404,13 +404,16 @@ export class ElectionRunner {
 
   private onMessage(msg: Buffer, from: string): void {
     const channel = this.opts.channel;
-    if (channel !== undefined && channel.isOwn(msg)) {
+    if (channel?.isOwn(msg)) {
       const reason = channel.receive(msg, from);
       if (reason !== undefined) this.dropped(reason, from, 'a connection list message');
       return;
     }
     const admitted = this.inbox.admit(msg, from, { epoch: this.state.epoch, now: this.now() });
-    if (!admitted.ok) return this.dropped(admitted.reason, from, admitted.detail);
+    if (!admitted.ok) {
+      this.dropped(admitted.reason, from, admitted.detail);
+      return;
+    }
     this.opts.metrics.heartbeatsReceived.inc();
     const hb = admitted.heartbeat;
     // The heartbeat loop: build the fields only when trace is on.
