@@ -45,7 +45,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { proxySchema } from '../src/config/schema';
-import { Lab, NsProcess, sleep, waitFor, type AgentMessage, type LanHost } from '../src/lab/netns';
+import { Lab, NsProcess, type AgentMessage, type LanHost } from '../src/lab/netns';
+import { sleep, waitFor } from '../src/lab/wait';
 import { createLogger } from '../src/log/logger';
 import { TcpProxy } from '../src/proxy/proxy';
 
@@ -577,7 +578,7 @@ async function main(): Promise<void> {
     }
     const sink = (await procs.node(host('b1').ns, 'sink', { host: host('b1').ip })).agent;
     const agent = (await procs.node(client.ns, 'client')).agent;
-    for (const b of BACKEND_HOSTS) await waitFor(`backend ${b} listening`, () => listening(host(b).ns, HTTP_PORT).then((ok) => ok || undefined), { tries: 50, everyMs: 100 });
+    for (const b of BACKEND_HOSTS) await waitFor(`backend ${b} listening`, () => listening(host(b).ns, HTTP_PORT).then((ok) => ok || undefined), { timeoutMs: 5000, everyMs: 100 });
 
     const endpoints: Endpoint[] = [{ name: 'direct', ip: backendIps[0] as string, port: HTTP_PORT, bulkPort: BULK_PORT }];
     const comm = new Map<Target, string>();
@@ -601,7 +602,7 @@ async function main(): Promise<void> {
     const serving = (ip: string, port: number) => waitFor(`${ip}:${port} serving`, async () => {
       for (let i = 0; i < BACKEND_HOSTS.length; i++) if (await agent.request('probe', { host: ip, port }) !== true) return undefined;
       return true;
-    }, { tries: 30, everyMs: 200 });
+    }, { timeoutMs: 6000, everyMs: 200 });
     for (const e of endpoints) {
       await serving(e.ip, e.port);
       if (e.pid !== undefined) say(`${e.name} on ${e.ip}:${e.port}, pid ${e.pid} (${readlinkSync(`/proc/${e.pid}/exe`)})`);
@@ -625,13 +626,13 @@ async function main(): Promise<void> {
       const relayed = await waitFor(`${idle} idle connections at the backends`, async () => {
         const n = (await backendConnections()) - base;
         return n >= opened.held ? n : undefined;
-      }, { tries: 60, everyMs: 500 }).catch(async () => (await backendConnections()) - base);
+      }, { timeoutMs: 30_000, everyMs: 500 }).catch(async () => (await backendConnections()) - base);
       await sleep(2000); // settle: allocations finished, nothing in flight
       const rssAfterKiB = rssKiB(pid, name);
       const connections = Math.min(await agent.request<number>('held'), relayed);
       if (connections < idle) say(`  ${e.name}: only ${connections} of ${idle} connections held end to end`);
       await agent.request('close');
-      await waitFor('idle connections gone from the backends', async () => ((await backendConnections()) <= base ? true : undefined), { tries: 100, everyMs: 200 })
+      await waitFor('idle connections gone from the backends', async () => ((await backendConnections()) <= base ? true : undefined), { timeoutMs: 20_000, everyMs: 200 })
         .catch(() => say(`  ${e.name}: backends still hold connections after close`));
       const kibPerConn = (rssAfterKiB - rssBeforeKiB) / connections;
       say(`idle ${e.name}: ${connections} connections end to end, VmRSS ${rssBeforeKiB} -> ${rssAfterKiB} KiB: ${kibPerConn.toFixed(2)} KiB each`);
@@ -669,7 +670,7 @@ async function main(): Promise<void> {
       // Is the balancer the bottleneck? Near 100% of a core means it is (one thread relays).
       if (e.pid !== undefined) (results.get(e.name) as Samples).bulkCore.push(((cpuTicks(e.pid) - cpu0) * 10) / (performance.now() - start));
       // vipd's TCP health checks of the sink connect and close: streams of 0 bytes, skipped.
-      const got = await waitFor('the sink to report', () => sink.events.slice(seen).find((m: AgentMessage) => m.event === 'bulk' && (m.bytes as number) > 0), { tries: 100, everyMs: 100 });
+      const got = await waitFor('the sink to report', () => sink.events.slice(seen).find((m: AgentMessage) => m.event === 'bulk' && (m.bytes as number) > 0), { timeoutMs: 10_000, everyMs: 100 });
       const bytes = got.bytes as number;
       // The naive pipe proxy destroys its upstream on the client's close and may cut the tail.
       if (bytes !== sent.bytes) say(`  ${e.name} bulk: sink got ${bytes} of ${sent.bytes} bytes sent`);

@@ -15,7 +15,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { run, sleep } from '../src/lab/netns';
+import { run } from '../src/lab/netns';
+import { sleep } from '../src/lab/wait';
 import { useCluster, type Cluster, type NodeName } from './helpers/netns-cluster';
 
 /** Drops heartbeats (UDP to the election port) in one direction, optionally only a share of them. */

@@ -20,7 +20,8 @@ import { createLogger } from '../src/log/logger';
 import { registerProxyMetrics, type ProxyMetrics } from '../src/metrics/proxy-metrics';
 import type { ClientConnection, ConnectionObserver } from '../src/proxy/frontend';
 import { TcpProxy } from '../src/proxy/proxy';
-import { FakeApiserver, generateCert, rawCall, waitFor, type CertPair } from '../src/lab/stand-in-apiserver';
+import { FakeApiserver, generateCert, rawCall, type CertPair } from '../src/lab/stand-in-apiserver';
+import { waitFor } from '../src/lab/wait';
 import { StalledListener } from './helpers/stalled-listener';
 
 const FRONT = '127.0.0.20';
@@ -61,7 +62,7 @@ class Bed {
       await bed.proxy.start();
       bed.port = bed.proxy.address('api')?.port ?? 0;
       for (const name of options.waitUp ?? []) {
-        await waitFor(`${name} up`, () => bed.backend(name)?.state === 'up', 5000);
+        await waitFor(`${name} up`, () => bed.backend(name)?.state === 'up', { timeoutMs: 5000 });
       }
       return bed;
     } catch (err) {
@@ -191,7 +192,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0);
       assert.equal(bed.backend('slow')?.passiveDown, false);
       assert.equal(bed.backend('slow')?.state, 'unknown');
-      await waitFor('relays done', () => bed.active() === 0, 2000);
+      await waitFor('relays done', () => bed.active() === 0, { timeoutMs: 2000 });
     } finally {
       await bed.close();
     }
@@ -214,7 +215,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
         && /overtaken by hedges/.test(String(l.reason))));
       for (let i = 0; i < 6; i++) assert.match(await bed.who(), /^b[23]$/);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 3, 'no more hedges: it is out of rotation');
-      await waitFor('relays done', () => bed.active() === 0, 2000);
+      await waitFor('relays done', () => bed.active() === 0, { timeoutMs: 2000 });
     } finally {
       await bed.close();
     }
@@ -307,7 +308,8 @@ describe('debug logs', { timeout: 60_000 }, () => {
     const info = await Bed.start(fakes.map(spec), checks, { waitUp: ['b1'] });
     for (const f of fakes) debug.own(() => f.kill());
     try {
-      await waitFor('three checks logged', () => debug.logs.filter((l) => l.msg === 'backend checked').length >= 3, 5000);
+      await waitFor('three checks logged', () => debug.logs.filter((l) => l.msg === 'backend checked').length >= 3,
+        { timeoutMs: 5000 });
       const line = debug.logs.find((l) => l.msg === 'backend checked');
       assert.equal(line?.backend, 'b1');
       assert.equal(line?.ok, true);
@@ -348,7 +350,7 @@ describe('passive checks', { timeout: 60_000 }, () => {
 
       const again = await FakeApiserver.start({ host: b1.host, port: b1.port, name: 'b1', cert });
       bed.own(() => again.kill());
-      await waitFor('b1 back', () => bed.backend('b1')?.passiveDown === false, 6000);
+      await waitFor('b1 back', () => bed.backend('b1')?.passiveDown === false, { timeoutMs: 6000 });
       assert.equal(bed.backend('b1')?.state, 'up');
       assert.ok(bed.logs.some((l) => l.msg === 'backend back up' && l.backend === 'b1'));
       const after: string[] = [];
@@ -406,7 +408,7 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
           'a connect that worked marks nothing down');
         assert.ok(bed.logs.some((l) => l.msg === 'connect to backend failed' && l.backend === 'dying'
           && /closed before answering/.test(String(l.reason))));
-        await waitFor('relays done', () => bed.active() === 0, 2000);
+        await waitFor('relays done', () => bed.active() === 0, { timeoutMs: 2000 });
         assert.equal(bed.backend('dying')?.activeConnections, 0);
       } finally {
         await bed.close();
@@ -443,7 +445,8 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
       const socket = net.connect({ host: FRONT, port: bed.port, allowHalfOpen: true });
       socket.on('error', () => undefined);
       await once(socket, 'connect');
-      await waitFor('the retry', () => bed.logs.some((l) => l.msg === 'connect to backend failed'), 2000);
+      await waitFor('the retry', () => bed.logs.some((l) => l.msg === 'connect to backend failed'),
+        { timeoutMs: 2000 });
       let got = '';
       socket.setEncoding('latin1');
       socket.on('data', (c: string) => { got += c; });
@@ -489,7 +492,7 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
       const { closed } = await clientFin(bed.port);
       const took = (await closed) - t0;
       assert.ok(took >= 250 && took < 2000, `closed ${took.toFixed(0)} ms after the FIN`);
-      await waitFor('relay done', () => bed.active() === 0, 1000);
+      await waitFor('relay done', () => bed.active() === 0, { timeoutMs: 1000 });
       assert.equal(await bed.metric('vipd_proxy_fin_timeouts_total'), 1);
     } finally {
       await bed.close();
@@ -535,7 +538,9 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
         return performance.now();
       };
       await sourceThenWait();
-      const took = await waitFor('relay cut', () => bed.active() === 0, 3000, 5);
+      const waited = performance.now();
+      await waitFor('relay cut', () => bed.active() === 0, { timeoutMs: 3000, everyMs: 5 });
+      const took = performance.now() - waited;
       assert.ok(took >= 250 && took < 2000, `cut ${took.toFixed(0)} ms after the backend's FIN`);
       assert.equal(await bed.metric('vipd_proxy_fin_timeouts_total'), 1);
 
@@ -577,7 +582,7 @@ describe('connection observer', { timeout: 60_000 }, () => {
         s.end('WHO\n');
         await once(s, 'close');
       }
-      await waitFor('three closed', () => rec.closed.length === 3, 2000);
+      await waitFor('three closed', () => rec.closed.length === 3, { timeoutMs: 2000 });
       assert.equal(rec.opened.length, 3);
       for (const [i, c] of rec.opened.entries()) {
         const client = clients[i];
@@ -610,7 +615,7 @@ describe('connection observer', { timeout: 60_000 }, () => {
     try {
       // Unserved: the dead backend refuses and retries: 0 gives up.
       await rawCall(FRONT, bed.port, 'WHO', { timeoutMs: 2000 }).catch(() => undefined);
-      await waitFor('unserved closed', () => rec.closed.length === 1, 2000);
+      await waitFor('unserved closed', () => rec.closed.length === 1, { timeoutMs: 2000 });
       // Relayed, then destroyed with the proxy.
       const held: net.Socket[] = [];
       for (let i = 0; i < 2; i++) {
@@ -621,7 +626,7 @@ describe('connection observer', { timeout: 60_000 }, () => {
         await once(s, 'data');
       }
       await bed.proxy.destroy();
-      await waitFor('all closed', () => rec.closed.length === 3, 2000);
+      await waitFor('all closed', () => rec.closed.length === 3, { timeoutMs: 2000 });
       assert.equal(rec.opened.length, 3);
       assert.equal(new Set(rec.closed).size, 3, 'each once');
       for (const s of held) s.destroy();

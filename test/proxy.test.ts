@@ -14,7 +14,8 @@ import { proxySchema } from '../src/config/schema';
 import { createLogger } from '../src/log/logger';
 import { registerProxyMetrics, type ProxyMetrics } from '../src/metrics/proxy-metrics';
 import { TcpProxy } from '../src/proxy/proxy';
-import { FakeApiserver, generateCert, patternSha256, pattern, rawCall, waitFor, type CertPair } from '../src/lab/stand-in-apiserver';
+import { FakeApiserver, generateCert, patternSha256, pattern, rawCall, type CertPair } from '../src/lab/stand-in-apiserver';
+import { waitFor } from '../src/lab/wait';
 
 const FRONT = '127.0.0.20';
 const HOSTS = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;
@@ -46,7 +47,7 @@ class Lab {
       });
       await lab.proxy.start();
       lab.port = lab.proxy.address('api')?.port ?? 0;
-      await waitFor('all backends up', () => lab.states().every((s) => s === 'up'), 3000);
+      await waitFor('all backends up', () => lab.states().every((s) => s === 'up'), { timeoutMs: 3000 });
       return lab;
     } catch (err) {
       await lab.close();
@@ -118,7 +119,7 @@ class HeldConnection {
 
   /** Waits for `lines` more newline-terminated lines; returns them. */
   async read(lines: number, timeoutMs = 3000): Promise<string> {
-    await waitFor('echo', () => (this.data.match(/\n/g)?.length ?? 0) >= lines || this.closed, timeoutMs, 2);
+    await waitFor('echo', () => (this.data.match(/\n/g)?.length ?? 0) >= lines || this.closed, { timeoutMs, everyMs: 2 });
     const parts = this.data.split('\n');
     const out = parts.slice(0, lines).join('\n');
     this.data = parts.slice(lines).join('\n');
@@ -160,7 +161,7 @@ describe('distribution', { timeout: 60_000 }, () => {
       for (let i = 0; i < 4; i++) held.push(await lab.echo());
       assert.deepEqual(held.map((h) => h.backend), ['b1', 'b2', 'b3', 'b1']);
       held[1]?.socket.destroy();
-      await waitFor('one closed', () => lab.proxy.status().frontends[0]?.activeConnections === 3, 2000);
+      await waitFor('one closed', () => lab.proxy.status().frontends[0]?.activeConnections === 3, { timeoutMs: 2000 });
       assert.equal((await lab.echo()).backend, 'b2', 'the backend with no connection left gets the next one');
       assert.equal((await lab.echo()).backend, 'b3', 'then a tie (b2 and b3 at 1) is taken in turn');
     } finally {
@@ -200,7 +201,7 @@ describe('failover', { timeout: 60_000 }, () => {
       // Kill between requests: a request in flight on the killed backend is lost with it (as with
       // any balancer); the claim is about every connection made after.
       paused = true;
-      await waitFor('no request in flight', () => inFlight === 0, 3000, 1);
+      await waitFor('no request in flight', () => inFlight === 0, { timeoutMs: 3000, everyMs: 1 });
       await lab.fakes[1]?.kill();
       paused = false;
       await new Promise((r) => setTimeout(r, 1200));
@@ -224,7 +225,9 @@ describe('failover', { timeout: 60_000 }, () => {
     const lab = await Lab.start();
     try {
       lab.fakes[0]?.setHealthy(false);
-      const tDown = await waitFor('b1 down', () => lab.backend('b1')?.state === 'down', 3000);
+      const t0 = performance.now();
+      await waitFor('b1 down', () => lab.backend('b1')?.state === 'down', { timeoutMs: 3000 });
+      const tDown = performance.now() - t0;
       assert.ok(tDown >= 80, `down after ${tDown}ms: needs 2 failed checks 100ms apart`);
       assert.equal(lab.backend('b1')?.lastCheck?.detail, 'HTTP 503');
       const whileDown: string[] = [];
@@ -232,7 +235,7 @@ describe('failover', { timeout: 60_000 }, () => {
       assert.deepEqual(count(whileDown), { b2: 6, b3: 6 });
 
       lab.fakes[0]?.setHealthy(true);
-      await waitFor('b1 up', () => lab.backend('b1')?.state === 'up', 3000);
+      await waitFor('b1 up', () => lab.backend('b1')?.state === 'up', { timeoutMs: 3000 });
       const afterUp: string[] = [];
       for (let i = 0; i < 12; i++) afterUp.push(await lab.who());
       assert.deepEqual(count(afterUp), { b1: 4, b2: 4, b3: 4 });
@@ -247,7 +250,7 @@ describe('failover', { timeout: 60_000 }, () => {
     const lab = await Lab.start();
     try {
       for (const f of lab.fakes) f.setHealthy(false);
-      await waitFor('all down', () => lab.states().every((s) => s === 'down'), 3000);
+      await waitFor('all down', () => lab.states().every((s) => s === 'down'), { timeoutMs: 3000 });
       assert.match(await lab.who(), /^b[123]$/);
     } finally {
       await lab.close();
@@ -272,7 +275,7 @@ describe('failover', { timeout: 60_000 }, () => {
       const held: HeldConnection[] = [];
       for (let i = 0; i < 6; i++) held.push(await lab.echo());
       lab.fakes[0]?.setHealthy(false);
-      await waitFor('b1 connections closed', () => held.filter((h) => h.backend === 'b1').every((h) => h.closed), 3000);
+      await waitFor('b1 connections closed', () => held.filter((h) => h.backend === 'b1').every((h) => h.closed), { timeoutMs: 3000 });
       for (const h of held.filter((x) => x.backend !== 'b1')) {
         assert.equal(h.closed, false);
         assert.equal(await h.roundTrip('still here'), 'still here');
@@ -289,7 +292,7 @@ describe('failover', { timeout: 60_000 }, () => {
       const held: HeldConnection[] = [];
       for (let i = 0; i < 3; i++) held.push(await lab.echo());
       lab.fakes[0]?.setHealthy(false);
-      await waitFor('b1 down', () => lab.backend('b1')?.state === 'down', 3000);
+      await waitFor('b1 down', () => lab.backend('b1')?.state === 'down', { timeoutMs: 3000 });
       const b1 = held.find((h) => h.backend === 'b1');
       assert.equal(await b1?.roundTrip('alive'), 'alive');
     } finally {
@@ -311,7 +314,7 @@ describe('long-lived streams', { timeout: 60_000 }, () => {
         res.on('close', () => { ended = true; });
       });
       req.on('error', () => { ended = true; });
-      await waitFor('first event', () => arrivals.length > 0, 3000);
+      await waitFor('first event', () => arrivals.length > 0, { timeoutMs: 3000 });
       const watchBackend = lab.proxy.status().frontends[0]?.backends.find((b) => b.activeConnections === 1)?.name;
       assert.ok(watchBackend !== undefined);
       const checksBefore = lab.fakes.find((f) => f.name === watchBackend)?.requestCount ?? 0;
@@ -335,7 +338,7 @@ describe('long-lived streams', { timeout: 60_000 }, () => {
       for (let i = 0; i < 6; i++) assert.notEqual(await lab.who(), watchBackend, 'a draining backend gets no new connections');
 
       req.destroy();
-      await waitFor('drained backend retired', () => lab.backend(watchBackend) === undefined, 2000);
+      await waitFor('drained backend retired', () => lab.backend(watchBackend) === undefined, { timeoutMs: 2000 });
     } finally {
       req?.destroy();
       await lab.close();
@@ -347,7 +350,7 @@ describe('long-lived streams', { timeout: 60_000 }, () => {
     try {
       const idle = await lab.echo();
       const t0 = performance.now();
-      await waitFor('idle connection closed', () => idle.closed, 2000);
+      await waitFor('idle connection closed', () => idle.closed, { timeoutMs: 2000 });
       assert.ok(performance.now() - t0 >= 250);
       await lab.proxy.reload(lab.config({ idleTimeout: '0s' }));
       const forever = await lab.echo();
@@ -458,7 +461,7 @@ describe('scale', { timeout: 60_000 }, () => {
       const active = (await lab.registry.getSingleMetric('vipd_proxy_connections_active')?.get())?.values.reduce((a, v) => a + v.value, 0);
       assert.equal(active, N);
       for (const s of sockets) s.end();
-      await waitFor('all closed', () => lab.proxy.status().frontends[0]?.activeConnections === 0, 10_000);
+      await waitFor('all closed', () => lab.proxy.status().frontends[0]?.activeConnections === 0, { timeoutMs: 10_000 });
     } finally {
       for (const s of sockets) s.destroy();
       await lab.close();
@@ -524,7 +527,7 @@ describe('reload', { timeout: 60_000 }, () => {
     try {
       const held = await lab.echo();
       await lab.proxy.reload(lab.config({}, {}, [...lab.fakes, extra]));
-      await waitFor('b4 up', () => lab.backend('b4')?.state === 'up', 3000);
+      await waitFor('b4 up', () => lab.backend('b4')?.state === 'up', { timeoutMs: 3000 });
       const names: string[] = [];
       for (let i = 0; i < 8; i++) names.push(await lab.who());
       assert.deepEqual(Object.keys(count(names)).sort(), ['b1', 'b2', 'b3', 'b4']);

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { HEAL, ISOLATE } from '../src/lab/drill';
-import { sleep, waitFor } from '../src/lab/netns';
+import { sleep, waitFor } from '../src/lab/wait';
 import { isTransition } from './helpers/daemon';
 import { NODES, VIP, useCluster, type NodeName } from './helpers/netns-cluster';
 
@@ -160,7 +160,8 @@ describe('graceful stop end to end, through the balancer', { timeout: 120_000 },
     await sleep(1500);
     const long = client('ECHO');
     const events = lines(long);
-    await waitFor('the long connection to open', () => events.find((e) => e.event === 'open'), { tries: 100, everyMs: 50 });
+    await waitFor('the long connection to open', () => events.find((e) => e.event === 'open'),
+      { timeoutMs: 5000, everyMs: 50 });
     const d = c.daemons.get(old)!;
     const t0 = Date.now();
     d.signal('SIGTERM');
@@ -168,12 +169,14 @@ describe('graceful stop end to end, through the balancer', { timeout: 120_000 },
     // New connections go to the successor's balancer while the old one drains.
     const fresh = client('WHO');
     const freshEvents = lines(fresh);
-    await waitFor('a new connection through the VIP', () => freshEvents.find((e) => e.event === 'open'), { tries: 100, everyMs: 50 });
+    await waitFor('a new connection through the VIP', () => freshEvents.find((e) => e.event === 'open'),
+      { timeoutMs: 5000, everyMs: 50 });
     const exit = await d.exited;
     const took = Date.now() - t0;
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.ok(took < 2000, `exited after ${took} ms: no drain wait for connections that came through the VIP`);
-    const closed = await waitFor('the long connection to be closed', () => events.find((e) => e.event === 'closed'), { tries: 50, everyMs: 100 });
+    const closed = await waitFor('the long connection to be closed', () => events.find((e) => e.event === 'closed'),
+      { timeoutMs: 5000, everyMs: 100 });
     assert.ok(closed.at - t0 < 2000, `the client learned of the close ${closed.at - t0} ms after the signal, not at a keepalive timeout`);
     assert.ok(next !== old);
     long.kill();
@@ -196,14 +199,16 @@ describe('graceful stop end to end, through the balancer', { timeout: 120_000 },
     const conn = spawn('ip', ['netns', 'exec', c.host('client').ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: { line: string; at: number }[] = [];
     conn.stdout!.on('data', (d: Buffer) => { for (const line of d.toString().split('\n').filter(Boolean)) out.push({ line, at: Date.now() }); });
-    await waitFor('the connection to the backup to open', () => out.find((o) => o.line === 'open'), { tries: 100, everyMs: 50 });
+    await waitFor('the connection to the backup to open', () => out.find((o) => o.line === 'open'),
+      { timeoutMs: 5000, everyMs: 50 });
     const d = c.daemons.get(backup)!;
     const t0 = Date.now();
     d.signal('SIGTERM');
     assert.deepEqual(await d.exited, { code: 0, signal: null });
     const took = Date.now() - t0;
     assert.ok(took >= 1800 && took < 8000, `exited after ${took} ms: after draining (2 s)`);
-    const closed = await waitFor('the drained connection to close', () => out.find((o) => o.line === 'closed'), { tries: 50, everyMs: 100 });
+    const closed = await waitFor('the drained connection to close', () => out.find((o) => o.line === 'closed'),
+      { timeoutMs: 5000, everyMs: 100 });
     assert.ok(closed.at - t0 >= 1800, 'kept open while draining');
     assert.deepEqual(await c.holders(), [master], 'the master was not disturbed');
     conn.kill();

@@ -20,7 +20,7 @@ import {
 } from './drill';
 import { firstHeldByOther } from './holder-log';
 import type { LoadResult } from './load-client';
-import { sleep } from './netns';
+import { sleep } from './wait';
 import { ProcessSampler, type ProcessCost } from './process-sampler';
 import { StormLog } from './storm-client';
 

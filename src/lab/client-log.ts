@@ -4,7 +4,7 @@
  * the failures to the first one after, so it is never shorter than the stretch a client really
  * went without the service.
  */
-import { sleep } from './netns';
+import { sleep } from './wait';
 
 export interface ProbeResult {
   /** Wall-clock ms when the connect started. */

@@ -16,7 +16,8 @@ import { createInterface } from 'node:readline';
 import { ExitCode, VipdError } from '../errors';
 import { ClientLog } from './client-log';
 import { HolderLog } from './holder-log';
-import { Lab, sleep, type LanHost } from './netns';
+import { Lab, type LanHost } from './netns';
+import { sleep } from './wait';
 import { WatchLog } from './watch-client';
 
 export const NODES = ['cp1', 'cp2', 'cp3'] as const;

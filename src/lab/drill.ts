@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { DrillBed, NODES, PHASE_TIMEOUT_MS, type BedOptions, type NodeName, type VipManager } from './drill-bed';
 import type { ProbeResult } from './client-log';
 import { firstHeldByOther, holdersAt, holderStats, type HolderChange, type HolderStats } from './holder-log';
-import { sleep } from './netns';
+import { sleep } from './wait';
 import type { WatchLog } from './watch-client';
 
 export interface Outcome {

@@ -382,7 +382,7 @@ export async function writePattern(socket: net.Socket, bytes: number): Promise<v
   }
 }
 
-// --- clients of the raw protocol, and waiting, for the tests ---------------------------------
+// --- a client of the raw protocol, for the tests --------------------------------------------
 
 /**
  * Sends one raw command, then `payload` (if any) and a FIN, and resolves with everything the server
@@ -408,16 +408,6 @@ export function rawCall(host: string, port: number, command: string, options: { 
       socket.end();
     })();
   });
-}
-
-/** Polls `condition` every `stepMs` until it holds; throws `what` after `timeoutMs`. */
-export async function waitFor(what: string, condition: () => boolean, timeoutMs = 5000, stepMs = 10): Promise<number> {
-  const start = performance.now();
-  while (!condition()) {
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-  return performance.now() - start;
 }
 
 // --- standalone -----------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { stringify } from 'yaml';
-import { Lab, waitFor, type LanHost } from '../../src/lab/netns';
+import { Lab, type LanHost } from '../../src/lab/netns';
+import { waitFor } from '../../src/lab/wait';
 import { DaemonProcess, tempDir } from './daemon';
 
 export const VIP = '10.77.0.100';
@@ -106,7 +107,8 @@ export class Cluster {
 
   /** Waits until exactly the holders `pred` accepts, and returns them. */
   async until(what: string, pred: (h: NodeName[]) => boolean, seconds = 10): Promise<NodeName[]> {
-    return waitFor(what, async () => { const h = await this.holders(); return pred(h) ? h : undefined; }, { tries: seconds * 10, everyMs: 100 });
+    return waitFor(what, async () => { const h = await this.holders(); return pred(h) ? h : undefined; },
+      { timeoutMs: seconds * 1000, everyMs: 100 });
   }
 
   async one(seconds = 10): Promise<NodeName> {
@@ -126,7 +128,7 @@ export class Cluster {
     await waitFor(`the client's neighbour entry for the VIP to show ${n}'s MAC ${mac}`, async () => {
       const e = await this.lab.neighbour(this.host('client').ns, 'eth0', VIP);
       return e?.lladdr === mac ? e : undefined;
-    }, { tries: 50, everyMs: 100 });
+    }, { timeoutMs: 5000, everyMs: 100 });
   }
 
   nft(n: NodeName, rules: string): void {
