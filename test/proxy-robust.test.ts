@@ -20,8 +20,9 @@ import { createLogger } from '../src/log/logger';
 import { registerProxyMetrics, type ProxyMetrics } from '../src/metrics/proxy-metrics';
 import type { ClientConnection, ConnectionObserver } from '../src/proxy/frontend';
 import { TcpProxy } from '../src/proxy/proxy';
-import { FakeApiserver, generateCert, rawCall, type CertPair } from '../src/lab/stand-in-apiserver';
+import { FakeApiserver, generateCert, type CertPair } from '../src/lab/stand-in-apiserver';
 import { waitFor } from '../src/lab/wait';
+import { rawCall } from './helpers/raw-client';
 import { StalledListener } from './helpers/stalled-listener';
 
 const FRONT = '127.0.0.20';

@@ -14,8 +14,9 @@ import { proxySchema } from '../src/config/schema';
 import { createLogger } from '../src/log/logger';
 import { registerProxyMetrics, type ProxyMetrics } from '../src/metrics/proxy-metrics';
 import { TcpProxy } from '../src/proxy/proxy';
-import { FakeApiserver, generateCert, patternSha256, pattern, rawCall, type CertPair } from '../src/lab/stand-in-apiserver';
+import { FakeApiserver, generateCert, pattern, type CertPair } from '../src/lab/stand-in-apiserver';
 import { waitFor } from '../src/lab/wait';
+import { patternSha256, rawCall } from './helpers/raw-client';
 
 const FRONT = '127.0.0.20';
 const HOSTS = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;
