@@ -9,8 +9,10 @@ import { describe, it } from 'node:test';
 import { buildGratuitousArp } from '../src/vip/arp';
 import { withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
+import { programCommand } from './helpers/agent-loop';
 
 const AGENT = path.join(__dirname, 'helpers', 'vip-agent.js');
+const UDP_SEND = path.join(__dirname, 'helpers', 'udp-send.js');
 const VIP = '10.77.0.100';
 const FAKE_MAC = '02:00:00:00:00:99';
 // No skip when not root: these tests must run (CI runs as root); without root they fail loudly.
@@ -150,8 +152,7 @@ describe('NetlinkVipOwner in network namespaces', () => {
     await ownerA.request('acquire');
 
     // Ordinary ARP traffic for the VIP (c resolves it; a's kernel answers) is not a conflict.
-    await lab.exec(c.ns, process.execPath, '-e',
-      `const s = require('dgram').createSocket('udp4'); s.send('x', 9, '${VIP}', () => s.close());`);
+    await lab.exec(c.ns, ...programCommand(UDP_SEND, [VIP, '9']));
     await waitNeighbour(lab, c, a.mac);
     await sleep(300);
     assert.equal((await counters(ownerA)).vipConflicts, 0);
