@@ -370,7 +370,7 @@ export function drained(socket: net.Socket): Promise<void> {
 }
 
 /** Writes the pattern with backpressure; resolves when the last byte is queued. */
-export async function writePattern(socket: net.Socket, bytes: number): Promise<void> {
+async function writePattern(socket: net.Socket, bytes: number): Promise<void> {
   for (const block of pattern(bytes)) {
     if (socket.destroyed) throw new Error('socket destroyed while writing');
     if (!socket.write(block)) await drained(socket);
