@@ -148,8 +148,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   it('auto: a hanging connect is hedged after the derived delay (20 ms before any connect time is known)', async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
     const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)], {},
-      { waitUp: ['b2'] });
+    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+      {}, { waitUp: ['b2'] });
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -290,8 +290,8 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
     it(`a TLS client whose backend ${does} after its ClientHello is replayed to the next backend`, async () => {
       const dying = await oddServer((s) => s.once('data', () => (how === 'reset' ? s.resetAndDestroy() : s.end())));
       const fakes = await standIns(['b2', 'b3']);
-      const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
-        { waitUp: ['dying', 'b2', 'b3'] });
+      const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+        tcpChecks, { waitUp: ['dying', 'b2', 'b3'] });
       bed.own(() => dying.close());
       for (const f of fakes) bed.own(() => f.kill());
       try {
@@ -315,8 +315,8 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
   it('a plain-text client whose bytes were forwarded is not replayed: it sees the close', async () => {
     const dying = await oddServer((s) => s.once('data', () => s.resetAndDestroy()));
     const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
-      { waitUp: ['dying', 'b2'] });
+    const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+      tcpChecks, { waitUp: ['dying', 'b2'] });
     bed.own(() => dying.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -333,8 +333,8 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
     // A moment after accepting: an immediate reset can beat the check's connect and fail it.
     const dying = await oddServer((s) => setTimeout(() => s.resetAndDestroy(), 30));
     const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
-      { waitUp: ['dying', 'b2'] });
+    const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+      tcpChecks, { waitUp: ['dying', 'b2'] });
     bed.own(() => dying.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -506,8 +506,8 @@ describe('connection observer', { timeout: 60_000 }, () => {
   it('destroyed, unserved and retried connections are closed once too', async () => {
     const rec = new Recorder();
     const dead = await freePort(ODD);
-    const bed = await LoopbackProxy.start([{ name: 'dead', address: ODD, port: dead }, ...fakes.map(spec)], { retries: 0 },
-      { waitUp: ['b1', 'b2'], observer: rec.observer });
+    const bed = await LoopbackProxy.start([{ name: 'dead', address: ODD, port: dead }, ...fakes.map(spec)],
+      { retries: 0 }, { waitUp: ['b1', 'b2'], observer: rec.observer });
     try {
       // Unserved: the dead backend refuses and retries: 0 gives up.
       await rawCall(FRONT, bed.port, 'WHO', { timeoutMs: 2000 }).catch(() => undefined);

@@ -53,7 +53,8 @@ async function primeNeighbour(lab: Lab, client: LanHost): Promise<void> {
 
 async function waitNeighbour(lab: Lab, client: LanHost, mac: string): Promise<void> {
   await waitFor(`${client.ns} to map ${VIP} to ${mac}`,
-    async () => (await lab.neighbour(client.ns, client.ifname, VIP))?.lladdr === mac, { timeoutMs: 5000, everyMs: 100 });
+    async () => (await lab.neighbour(client.ns, client.ifname, VIP))?.lladdr === mac,
+    { timeoutMs: 5000, everyMs: 100 });
 }
 
 function conflictLogs(agent: NsProcess): Array<Record<string, unknown>> {

@@ -6,7 +6,13 @@
  */
 import net from 'node:net';
 
-export interface ConnectClientOptions { host: string; port: number; intervalMs: number; timeoutMs: number; maxSeconds: number }
+export interface ConnectClientOptions {
+  host: string;
+  port: number;
+  intervalMs: number;
+  timeoutMs: number;
+  maxSeconds: number;
+}
 
 function connectOnce(o: ConnectClientOptions): Promise<boolean> {
   return new Promise((resolve) => {
@@ -18,7 +24,8 @@ function connectOnce(o: ConnectClientOptions): Promise<boolean> {
   });
 }
 
-export async function runConnectClient(o: ConnectClientOptions, report: (line: string) => void, stopped: () => boolean): Promise<void> {
+export async function runConnectClient(o: ConnectClientOptions, report: (line: string) => void,
+  stopped: () => boolean): Promise<void> {
   const until = Date.now() + o.maxSeconds * 1000;
   while (!stopped() && Date.now() < until) {
     const started = Date.now();
@@ -35,6 +42,9 @@ if (require.main === module) {
   process.stdin.on('close', () => { stop = true; });
   process.stdin.on('end', () => { stop = true; });
   process.stdin.resume();
-  void runConnectClient({ host, port: Number(port), intervalMs: Number(interval), timeoutMs: 100, maxSeconds: Number(maxSeconds) },
+  const options = {
+    host, port: Number(port), intervalMs: Number(interval), timeoutMs: 100, maxSeconds: Number(maxSeconds),
+  };
+  void runConnectClient(options,
     (line) => process.stdout.write(`${line}\n`), () => stop).then(() => process.exit(0));
 }

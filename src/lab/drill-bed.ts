@@ -157,7 +157,8 @@ export class DrillBed implements DrillNetwork {
   /** The client: a connect to VIP:probePort every `intervalMs`, for at most `maxSeconds`. */
   startClient(intervalMs: number, maxSeconds: number): void {
     const probe = this.spawnIn(this.host('client').ns, process.execPath,
-      [join(__dirname, 'connect-client.js'), VIP, String(this.manager.probePort), String(intervalMs), String(maxSeconds)]);
+      [join(__dirname, 'connect-client.js'), VIP, String(this.manager.probePort), String(intervalMs),
+        String(maxSeconds)]);
     createInterface({ input: probe.stdout! }).on('line', (line) => this.client.add(line));
   }
 

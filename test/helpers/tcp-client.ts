@@ -17,7 +17,8 @@ function main(): void {
   const [host = '', port = '', ...flags] = process.argv.slice(2);
   const flag = (name: string) => (flags.includes(name) ? flags[flags.indexOf(name) + 1] : undefined);
   const line = flag('--send');
-  const say = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...event, at: Date.now() })}\n`);
+  const say = (event: Record<string, unknown>) =>
+    process.stdout.write(`${JSON.stringify({ ...event, at: Date.now() })}\n`);
   const socket = net.connect(Number(port), host, () => {
     if (line !== undefined) socket.write(`${line}\n`);
   });
