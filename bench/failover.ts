@@ -26,9 +26,10 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  DRILL_EVENTS, formatDetections, formatLossTrials, formatOutcomes, runCrashUnderLoss, runDrill, runLossTrial,
-  watchCell, type Detection, type DrillEvent, type LossTrial, type Outcome,
+  DRILL_EVENTS, runCrashUnderLoss, runDrill, runLossTrial, type Detection, type DrillEvent, type LossTrial,
+  type Outcome,
 } from '../src/lab/drill';
+import { formatDetections, formatLossTrials, formatOutcomes, watchCell } from '../src/lab/drill-tables';
 import {
   CLIENT_EVENTS, clientFigures, maxStormClients, runClientDrill, type ClientEvent, type ClientOutcome,
 } from '../src/lab/client-drill';

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sleep } from '../src/lab/netns';
+import { sleep } from '../src/lab/wait';
 import { Cluster, type NodeName } from './helpers/netns-cluster';
 
 /** Drops every election datagram to and from this node (both directions): it is cut off from its peers. */

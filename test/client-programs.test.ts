@@ -11,8 +11,9 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { summarize, runLoad, waitForBackends } from '../src/lab/load-client';
 import { ProcessSampler } from '../src/lab/process-sampler';
-import { FakeApiserver, generateCert, waitFor } from '../src/lab/stand-in-apiserver';
+import { FakeApiserver, generateCert } from '../src/lab/stand-in-apiserver';
 import { StormClient, StormLog } from '../src/lab/storm-client';
+import { waitFor } from '../src/lab/wait';
 import { WatchClient, WatchLog } from '../src/lab/watch-client';
 
 const HOST = '127.0.0.1';
@@ -70,12 +71,13 @@ describe('the drill\'s client programs on loopback', { timeout: 60_000 }, () => 
       (r) => log.add(JSON.stringify(r)));
     try {
       await storm.start();
-      await waitFor('200 clients up', () => log.established === 200, 10_000);
+      await waitFor('200 clients up', () => log.established === 200, { timeoutMs: 10_000 });
       assert.equal(storm.established, 200);
-      await waitFor('200 watches held by the server', () => server.activeConnections >= 200, 5000);
+      await waitFor('200 watches held by the server', () => server.activeConnections >= 200, { timeoutMs: 5000 });
       const fault = Date.now();
       await restart();
-      await waitFor('every client back', () => log.reconnects(fault, 200).every((r) => r !== undefined), 15_000);
+      await waitFor('every client back', () => log.reconnects(fault, 200).every((r) => r !== undefined),
+        { timeoutMs: 15_000 });
       assert.equal(log.established, 200);
     } finally {
       storm.close();

@@ -15,8 +15,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { run, sleep } from '../src/lab/netns';
+import { run } from '../src/lab/netns';
+import { sleep } from '../src/lab/wait';
+import { programCommand } from './helpers/agent-loop';
 import { useCluster, type Cluster, type NodeName } from './helpers/netns-cluster';
+
+const HTTP_GET = join(__dirname, 'helpers', 'http-get.js');
 
 /** Drops heartbeats (UDP to the election port) in one direction, optionally only a share of them. */
 const dropHeartbeats = (hook: 'input' | 'output', percent?: number) => [
@@ -41,8 +45,7 @@ async function udpInErrors(c: Cluster, n: NodeName): Promise<number> {
 }
 
 async function metric(c: Cluster, n: NodeName, name: string): Promise<number> {
-  const { stdout } = await run('ip', ['netns', 'exec', c.host(n).ns, process.execPath, '-e',
-    "fetch('http://127.0.0.1:7581/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
+  const { stdout } = await c.lab.exec(c.host(n).ns, ...programCommand(HTTP_GET, ['http://127.0.0.1:7581/metrics']));
   const line = stdout.split('\n').find((l) => l.startsWith(`${name} `));
   return Number(line?.split(' ')[1]);
 }

@@ -10,7 +10,8 @@ import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { VipdError } from '../src/errors';
-import { sleep, waitFor, withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding } from '../src/native/addon';
 import { encodeProgram, insn, JEQ_K, udpSourceFilter } from '../src/native/bpf';
 import { openFilteredUdp4, setAllowedSources } from '../src/native/udp-socket';
@@ -52,7 +53,7 @@ async function waitReceived(agent: NsProcess, name: string, count: number): Prom
   return waitFor(`${count} datagrams on ${name}`, async () => {
     const got = await received(agent, name);
     return got.length >= count ? got : undefined;
-  }, { tries: 50, everyMs: 100 });
+  }, { timeoutMs: 5000, everyMs: 100 });
 }
 
 const texts = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix} ${i}`);
@@ -82,7 +83,7 @@ describe('openFilteredUdp4 on loopback', () => {
 
   /** Loopback delivers within the send call, so a short bound is plenty. */
   const until = (what: string, done: () => boolean) =>
-    waitFor(what, () => (done() ? true : undefined), { tries: 50, everyMs: 20 });
+    waitFor(what, done, { timeoutMs: 1000, everyMs: 20 });
 
   const closed = (socket: dgram.Socket) => new Promise<void>((resolve) => socket.close(resolve));
 
@@ -205,8 +206,8 @@ describe('the UDP source filter between namespaces', () => {
     assert.deepEqual(await waitReceived(agentA, 'plain', N), texts('c', N).map((text) => ({ from: c.ip, text })));
     assert.deepEqual(await waitReceived(agentA, 'filtered', N), texts('b', N).map((text) => ({ from: b.ip, text })));
     const dropped = async () => (await udpInErrors(lab, a.ns)) - before;
-    await waitFor(`InErrors to grow by ${N}`, async () => ((await dropped()) >= N ? true : undefined),
-      { tries: 20, everyMs: 100 });
+    await waitFor(`InErrors to grow by ${N}`, async () => (await dropped()) >= N,
+      { timeoutMs: 2000, everyMs: 100 });
     await sleep(200);
     assert.equal((await received(agentA, 'filtered')).length, N, 'nothing from c came through late');
     assert.equal(await dropped(), N);
@@ -262,8 +263,8 @@ describe('the ARP sender filter on a packet socket', () => {
       await sender.request('sendFrames', { interface: 'eth0', frames: hex(batch) });
       await waitFor(`a to see ${batch.length} frames`, async () => {
         const all = (await frames('all')).slice(seen);
-        return hex(batch).every((f) => all.includes(f)) ? true : undefined;
-      }, { tries: 50, everyMs: 100 });
+        return hex(batch).every((f) => all.includes(f));
+      }, { timeoutMs: 5000, everyMs: 100 });
       await sleep(200);
     };
 

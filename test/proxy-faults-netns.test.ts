@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { sleep } from '../src/lab/netns';
+import { sleep } from '../src/lab/wait';
 import { ProxyBed } from './helpers/proxy-bed';
 import type { LoadSummary } from './helpers/tls-load';
 

@@ -9,7 +9,8 @@ import { HealthChecker } from '../src/checks/health-checker';
 import { probe, type CheckRecord } from '../src/checks/probe';
 import type { HealthState } from '../src/checks/rise-fall';
 import type { CheckSettings } from '../src/checks/settings';
-import { FakeApiserver, generateCert, waitFor } from '../src/lab/stand-in-apiserver';
+import { FakeApiserver, generateCert } from '../src/lab/stand-in-apiserver';
+import { waitFor } from '../src/lab/wait';
 
 const HOST = '127.0.0.21';
 const check = (over: Partial<CheckSettings> = {}): CheckSettings => ({
@@ -127,19 +128,19 @@ describe('health checker', () => {
     const checker = new HealthChecker(target(), check({ intervalMs: 100, rise: 2, fall: 3 }), c.listener);
     try {
       checker.start();
-      await waitFor('first result', () => c.changes.length === 1, 2000);
+      await waitFor('first result', () => c.changes.length === 1, { timeoutMs: 2000 });
       assert.equal(c.changes[0]?.state, 'up');
       assert.ok((c.changes[0]?.at ?? 1e9) < 100, `first state after ${c.changes[0]?.at}ms, expected before the first interval`);
 
       const before = c.records.length;
       fake.setHealthy(false);
-      await waitFor('down', () => checker.state === 'down', 3000);
+      await waitFor('down', () => checker.state === 'down', { timeoutMs: 3000 });
       const failures = c.records.slice(before).filter((r) => !r.ok).length;
       assert.equal(failures, 3, 'down after exactly `fall` failures');
 
       const mark = c.records.length;
       fake.setHealthy(true);
-      await waitFor('up again', () => checker.state === 'up', 3000);
+      await waitFor('up again', () => checker.state === 'up', { timeoutMs: 3000 });
       assert.equal(c.records.slice(mark).filter((r) => r.ok).length, 2, 'up after exactly `rise` successes');
     } finally {
       checker.close();
@@ -152,7 +153,7 @@ describe('health checker', () => {
     const checker = new HealthChecker({ address: HOST, port: closedPort }, check(), c.listener);
     try {
       checker.start();
-      await waitFor('down', () => checker.state === 'down', 1000);
+      await waitFor('down', () => checker.state === 'down', { timeoutMs: 1000 });
       assert.equal(c.records.length, 1);
     } finally {
       checker.close();
@@ -174,7 +175,7 @@ describe('health checker', () => {
     const checker = new HealthChecker(target(), check({ intervalMs: 100 }), () => undefined, { probe: slow });
     try {
       checker.start();
-      await waitFor('4 checks', () => starts.length >= 4, 3000);
+      await waitFor('4 checks', () => starts.length >= 4, { timeoutMs: 3000 });
     } finally {
       checker.close();
     }
@@ -201,7 +202,7 @@ describe('health checker', () => {
     const checker = new HealthChecker(target(), check(), c.listener, { probe: () => Promise.reject(new Error('boom')) });
     try {
       checker.start();
-      await waitFor('a result', () => c.records.length > 0, 1000);
+      await waitFor('a result', () => c.records.length > 0, { timeoutMs: 1000 });
       assert.deepEqual([c.records[0]?.ok, c.records[0]?.detail, checker.state], [false, 'boom', 'down']);
     } finally {
       checker.close();

@@ -6,126 +6,23 @@
  * - retry before the first answer (a backend that resets or closes a connection it accepted);
  * - the FIN timeout (a peer that never closes after a FIN);
  * - the connection observer.
- * Active checks are slow here (10 min apart) unless a test is about them, so that the choice of a
- * backend is decided by what the test does.
+ * Active checks are slow here (10 min apart: QUIET_BASE in test/helpers/loopback-proxy.ts) unless a
+ * test is about them, so that the choice of a backend is decided by what the test does.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import https from 'node:https';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Registry } from 'prom-client';
-import { proxySchema } from '../src/config/schema';
-import { createLogger } from '../src/log/logger';
-import { registerProxyMetrics, type ProxyMetrics } from '../src/metrics/proxy-metrics';
+import { FakeApiserver } from '../src/lab/stand-in-apiserver';
+import { waitFor } from '../src/lab/wait';
 import type { ClientConnection, ConnectionObserver } from '../src/proxy/frontend';
-import { TcpProxy } from '../src/proxy/proxy';
-import { FakeApiserver, generateCert, rawCall, waitFor, type CertPair } from '../src/lab/stand-in-apiserver';
+import { freePort, FRONT, loopbackCert, LoopbackProxy, spec, standIns } from './helpers/loopback-proxy';
+import { rawCall } from './helpers/raw-client';
 import { StalledListener } from './helpers/stalled-listener';
 
-const FRONT = '127.0.0.20';
-const HOSTS = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;
 const STALLED = ['127.0.0.31', '127.0.0.32'] as const;
 const ODD = '127.0.0.32';
-/** Active checks that stay out of the way: one at start, the next in ten minutes. */
-const QUIET_CHECKS = { interval: '10m', timeout: '59s', rise: 2, fall: 2 };
-
-let cert: CertPair;
-before(async () => {
-  cert = await generateCert([...HOSTS]);
-});
-
-interface BackendSpec { readonly name: string; readonly address: string; readonly port: number }
-
-/** A proxy in front of `backends`; close() closes it and everything registered with own(). */
-class Bed {
-  readonly logs: Record<string, unknown>[] = [];
-  readonly registry = new Registry();
-  readonly metrics: ProxyMetrics = registerProxyMetrics(this.registry);
-  proxy!: TcpProxy;
-  port = 0;
-  private readonly closers: Array<() => unknown> = [];
-
-  static async start(backends: BackendSpec[], frontend: Record<string, unknown> = {},
-    options: { waitUp?: string[]; observer?: ConnectionObserver; drainTimeout?: string; level?: 'info' | 'debug' } = {},
-  ): Promise<Bed> {
-    const bed = new Bed(backends);
-    try {
-      bed.proxy = new TcpProxy(bed.config(frontend, options.drainTimeout), {
-        log: createLogger({ level: options.level ?? 'info', destination: { write: (line: string) => {
-          bed.logs.push(JSON.parse(line) as Record<string, unknown>);
-        } } }),
-        metrics: bed.metrics,
-        connections: options.observer,
-      });
-      await bed.proxy.start();
-      bed.port = bed.proxy.address('api')?.port ?? 0;
-      for (const name of options.waitUp ?? []) {
-        await waitFor(`${name} up`, () => bed.backend(name)?.state === 'up', 5000);
-      }
-      return bed;
-    } catch (err) {
-      await bed.close();
-      throw err;
-    }
-  }
-
-  private constructor(private readonly backends: BackendSpec[]) {}
-
-  config(frontend: Record<string, unknown> = {}, drainTimeout = '2s') {
-    const parsed = proxySchema.parse({
-      drainTimeout,
-      frontends: [{
-        name: 'api',
-        bind: `${FRONT}:6443`,
-        backends: this.backends,
-        connectTimeout: '2s',
-        ...frontend,
-        healthCheck: { ...QUIET_CHECKS, ...(frontend.healthCheck as object | undefined) },
-      }],
-    });
-    const frontends = parsed.frontends.map((f) => ({ ...f, bind: { host: FRONT, port: 0 } }));
-    return { peers: [], proxy: { ...parsed, frontends } };
-  }
-
-  own(closer: () => unknown): void {
-    this.closers.push(closer);
-  }
-
-  backend(name: string) {
-    return this.proxy?.status().frontends[0]?.backends.find((b) => b.name === name);
-  }
-
-  active(): number {
-    return this.proxy.status().frontends[0]?.activeConnections ?? -1;
-  }
-
-  async metric(name: string, backend?: string): Promise<number> {
-    const values = (await this.registry.getSingleMetric(name)?.get())?.values ?? [];
-    return values.filter((v) => backend === undefined || v.labels.backend === backend)
-      .reduce((sum, v) => sum + v.value, 0);
-  }
-
-  who(): Promise<string> {
-    return rawCall(FRONT, this.port, 'WHO', { timeoutMs: 5000 }).then((b) => b.toString().trim());
-  }
-
-  async close(): Promise<void> {
-    await this.proxy?.destroy();
-    for (const close of this.closers.reverse()) await close();
-  }
-}
-
-const spec = (f: { name: string; host: string; port: number }): BackendSpec =>
-  ({ name: f.name, address: f.host, port: f.port });
-
-async function standIns(bed: { own(c: () => unknown): void } | undefined, names: string[],
-  hosts: readonly string[] = HOSTS): Promise<FakeApiserver[]> {
-  const fakes = await Promise.all(names.map((name, i) =>
-    FakeApiserver.start({ host: hosts[i] as string, name, cert })));
-  if (bed !== undefined) for (const f of fakes) bed.own(() => f.kill());
-  return fakes;
-}
 
 /** A plain TCP server on ODD whose connections `onConnection` handles; closed with its sockets. */
 async function oddServer(onConnection: (s: net.Socket) => void):
@@ -168,8 +65,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   it('a connect still pending after hedgeDelay gets a second one to the next backend; the first to connect wins',
     async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
-    const fakes = await standIns(undefined, ['b2', 'b3']);
-    const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+    const fakes = await standIns(['b2', 'b3']);
+    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
       { hedgeDelay: '50ms' }, { waitUp: ['b2', 'b3'] });
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
@@ -191,7 +88,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0);
       assert.equal(bed.backend('slow')?.passiveDown, false);
       assert.equal(bed.backend('slow')?.state, 'unknown');
-      await waitFor('relays done', () => bed.active() === 0, 2000);
+      await waitFor('relays done', () => bed.active() === 0, { timeoutMs: 2000 });
     } finally {
       await bed.close();
     }
@@ -199,8 +96,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
 
   it('a backend whose connects are overtaken three times in a row is marked down (it swallows SYNs)', async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
-    const fakes = await standIns(undefined, ['b2', 'b3']);
-    const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+    const fakes = await standIns(['b2', 'b3']);
+    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
       { hedgeDelay: '50ms' }, { waitUp: ['b2', 'b3'] });
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
@@ -214,7 +111,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
         && /overtaken by hedges/.test(String(l.reason))));
       for (let i = 0; i < 6; i++) assert.match(await bed.who(), /^b[23]$/);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 3, 'no more hedges: it is out of rotation');
-      await waitFor('relays done', () => bed.active() === 0, 2000);
+      await waitFor('relays done', () => bed.active() === 0, { timeoutMs: 2000 });
     } finally {
       await bed.close();
     }
@@ -223,7 +120,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   it('the slow attempt keeps its chance: a backend that answers late can still win', async () => {
     const a = await StalledListener.start(STALLED[0], 'late');
     const b = await StalledListener.start(STALLED[1], 'never');
-    const bed = await Bed.start(
+    const bed = await LoopbackProxy.start(
       [{ name: 'late', address: a.host, port: a.port }, { name: 'never', address: b.host, port: b.port }],
       { hedgeDelay: '50ms', connectTimeout: '5s' });
     bed.own(() => a.close());
@@ -250,9 +147,9 @@ describe('hedged connects', { timeout: 60_000 }, () => {
 
   it('auto: a hanging connect is hedged after the derived delay (20 ms before any connect time is known)', async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
-    const fakes = await standIns(undefined, ['b2']);
-    const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)], {},
-      { waitUp: ['b2'] });
+    const fakes = await standIns(['b2']);
+    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+      {}, { waitUp: ['b2'] });
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -274,8 +171,8 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   it('hedgeDelay "0s": no hedge; the connect times out, is retried, and the timeout marks the backend down',
     async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
-    const fakes = await standIns(undefined, ['b2']);
-    const bed = await Bed.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+    const fakes = await standIns(['b2']);
+    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
       { hedgeDelay: '0s', connectTimeout: '300ms' }, { waitUp: ['b2'] });
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
@@ -301,13 +198,14 @@ describe('hedged connects', { timeout: 60_000 }, () => {
 
 describe('debug logs', { timeout: 60_000 }, () => {
   it('--log-level debug adds a line per active check; info does not', async () => {
-    const fakes = await standIns(undefined, ['b1']);
+    const fakes = await standIns(['b1']);
     const checks = { healthCheck: { interval: '200ms', timeout: '150ms', rise: 1, fall: 1 } };
-    const debug = await Bed.start(fakes.map(spec), checks, { waitUp: ['b1'], level: 'debug' });
-    const info = await Bed.start(fakes.map(spec), checks, { waitUp: ['b1'] });
+    const debug = await LoopbackProxy.start(fakes.map(spec), checks, { waitUp: ['b1'], level: 'debug' });
+    const info = await LoopbackProxy.start(fakes.map(spec), checks, { waitUp: ['b1'] });
     for (const f of fakes) debug.own(() => f.kill());
     try {
-      await waitFor('three checks logged', () => debug.logs.filter((l) => l.msg === 'backend checked').length >= 3, 5000);
+      await waitFor('three checks logged', () => debug.logs.filter((l) => l.msg === 'backend checked').length >= 3,
+        { timeoutMs: 5000 });
       const line = debug.logs.find((l) => l.msg === 'backend checked');
       assert.equal(line?.backend, 'b1');
       assert.equal(line?.ok, true);
@@ -324,8 +222,8 @@ describe('passive checks', { timeout: 60_000 }, () => {
   const checks = { healthCheck: { interval: '1s', timeout: '500ms', rise: 2, fall: 3 } };
 
   it('a refused connect marks the backend down at once; rise passing checks bring it back', async () => {
-    const fakes = await standIns(undefined, ['b1', 'b2', 'b3']);
-    const bed = await Bed.start(fakes.map(spec), checks, { waitUp: ['b1', 'b2', 'b3'] });
+    const fakes = await standIns(['b1', 'b2', 'b3']);
+    const bed = await LoopbackProxy.start(fakes.map(spec), checks, { waitUp: ['b1', 'b2', 'b3'] });
     for (const f of fakes) bed.own(() => f.kill());
     try {
       const [b1] = fakes as [FakeApiserver];
@@ -346,9 +244,9 @@ describe('passive checks', { timeout: 60_000 }, () => {
       assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'b1'
         && l.reason === 'ECONNREFUSED'));
 
-      const again = await FakeApiserver.start({ host: b1.host, port: b1.port, name: 'b1', cert });
+      const again = await FakeApiserver.start({ host: b1.host, port: b1.port, name: 'b1', cert: await loopbackCert() });
       bed.own(() => again.kill());
-      await waitFor('b1 back', () => bed.backend('b1')?.passiveDown === false, 6000);
+      await waitFor('b1 back', () => bed.backend('b1')?.passiveDown === false, { timeoutMs: 6000 });
       assert.equal(bed.backend('b1')?.state, 'up');
       assert.ok(bed.logs.some((l) => l.msg === 'backend back up' && l.backend === 'b1'));
       const after: string[] = [];
@@ -360,8 +258,8 @@ describe('passive checks', { timeout: 60_000 }, () => {
   });
 
   it('observe: false leaves the choice to the active checks; turning it off by reload clears a mark', async () => {
-    const fakes = await standIns(undefined, ['b1', 'b2', 'b3']);
-    const bed = await Bed.start(fakes.map(spec), { healthCheck: { ...checks.healthCheck, observe: false } },
+    const fakes = await standIns(['b1', 'b2', 'b3']);
+    const bed = await LoopbackProxy.start(fakes.map(spec), { healthCheck: { ...checks.healthCheck, observe: false } },
       { waitUp: ['b1', 'b2', 'b3'] });
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -391,9 +289,9 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
     const does = how === 'reset' ? 'resets' : 'closes';
     it(`a TLS client whose backend ${does} after its ClientHello is replayed to the next backend`, async () => {
       const dying = await oddServer((s) => s.once('data', () => (how === 'reset' ? s.resetAndDestroy() : s.end())));
-      const fakes = await standIns(undefined, ['b2', 'b3']);
-      const bed = await Bed.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
-        { waitUp: ['dying', 'b2', 'b3'] });
+      const fakes = await standIns(['b2', 'b3']);
+      const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+        tcpChecks, { waitUp: ['dying', 'b2', 'b3'] });
       bed.own(() => dying.close());
       for (const f of fakes) bed.own(() => f.kill());
       try {
@@ -406,7 +304,7 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
           'a connect that worked marks nothing down');
         assert.ok(bed.logs.some((l) => l.msg === 'connect to backend failed' && l.backend === 'dying'
           && /closed before answering/.test(String(l.reason))));
-        await waitFor('relays done', () => bed.active() === 0, 2000);
+        await waitFor('relays done', () => bed.active() === 0, { timeoutMs: 2000 });
         assert.equal(bed.backend('dying')?.activeConnections, 0);
       } finally {
         await bed.close();
@@ -416,9 +314,9 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
 
   it('a plain-text client whose bytes were forwarded is not replayed: it sees the close', async () => {
     const dying = await oddServer((s) => s.once('data', () => s.resetAndDestroy()));
-    const fakes = await standIns(undefined, ['b2']);
-    const bed = await Bed.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
-      { waitUp: ['dying', 'b2'] });
+    const fakes = await standIns(['b2']);
+    const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+      tcpChecks, { waitUp: ['dying', 'b2'] });
     bed.own(() => dying.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -434,16 +332,17 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
   it('a backend that resets before the client sent anything is swapped silently', async () => {
     // A moment after accepting: an immediate reset can beat the check's connect and fail it.
     const dying = await oddServer((s) => setTimeout(() => s.resetAndDestroy(), 30));
-    const fakes = await standIns(undefined, ['b2']);
-    const bed = await Bed.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)], tcpChecks,
-      { waitUp: ['dying', 'b2'] });
+    const fakes = await standIns(['b2']);
+    const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+      tcpChecks, { waitUp: ['dying', 'b2'] });
     bed.own(() => dying.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
       const socket = net.connect({ host: FRONT, port: bed.port, allowHalfOpen: true });
       socket.on('error', () => undefined);
       await once(socket, 'connect');
-      await waitFor('the retry', () => bed.logs.some((l) => l.msg === 'connect to backend failed'), 2000);
+      await waitFor('the retry', () => bed.logs.some((l) => l.msg === 'connect to backend failed'),
+        { timeoutMs: 2000 });
       let got = '';
       socket.setEncoding('latin1');
       socket.on('data', (c: string) => { got += c; });
@@ -481,7 +380,7 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
 
   it('a backend that never closes after the client FIN is cut after finTimeout', async () => {
     const backend = await holder();
-    const bed = await Bed.start([{ name: 'holder', address: ODD, port: backend.port }],
+    const bed = await LoopbackProxy.start([{ name: 'holder', address: ODD, port: backend.port }],
       { finTimeout: '300ms', healthCheck: { type: 'tcp' } });
     bed.own(() => backend.close());
     try {
@@ -489,7 +388,7 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
       const { closed } = await clientFin(bed.port);
       const took = (await closed) - t0;
       assert.ok(took >= 250 && took < 2000, `closed ${took.toFixed(0)} ms after the FIN`);
-      await waitFor('relay done', () => bed.active() === 0, 1000);
+      await waitFor('relay done', () => bed.active() === 0, { timeoutMs: 1000 });
       assert.equal(await bed.metric('vipd_proxy_fin_timeouts_total'), 1);
     } finally {
       await bed.close();
@@ -504,7 +403,7 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
         s.write('tick');
       }, 100);
     });
-    const bed = await Bed.start([{ name: 'holder', address: ODD, port: backend.port }],
+    const bed = await LoopbackProxy.start([{ name: 'holder', address: ODD, port: backend.port }],
       { finTimeout: '300ms', healthCheck: { type: 'tcp' } });
     bed.own(() => backend.close());
     try {
@@ -520,8 +419,8 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
   });
 
   it('backend FIN first: a client that never closes is cut after finTimeout; "0s" waits forever', async () => {
-    const fakes = await standIns(undefined, ['b1']);
-    const bed = await Bed.start(fakes.map(spec), { finTimeout: '300ms' }, { waitUp: ['b1'] });
+    const fakes = await standIns(['b1']);
+    const bed = await LoopbackProxy.start(fakes.map(spec), { finTimeout: '300ms' }, { waitUp: ['b1'] });
     for (const f of fakes) bed.own(() => f.kill());
     const sockets: net.Socket[] = [];
     try {
@@ -535,7 +434,9 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
         return performance.now();
       };
       await sourceThenWait();
-      const took = await waitFor('relay cut', () => bed.active() === 0, 3000, 5);
+      const t0 = performance.now();
+      await waitFor('relay cut', () => bed.active() === 0, { timeoutMs: 3000, everyMs: 5 });
+      const took = performance.now() - t0;
       assert.ok(took >= 250 && took < 2000, `cut ${took.toFixed(0)} ms after the backend's FIN`);
       assert.equal(await bed.metric('vipd_proxy_fin_timeouts_total'), 1);
 
@@ -558,12 +459,12 @@ describe('connection observer', { timeout: 60_000 }, () => {
     readonly observer: ConnectionObserver = { opened: (c) => this.opened.push(c), closed: (c) => this.closed.push(c) };
   }
   let fakes: FakeApiserver[] = [];
-  before(async () => { fakes = await standIns(undefined, ['b1', 'b2']); });
+  before(async () => { fakes = await standIns(['b1', 'b2']); });
   after(async () => { for (const f of fakes) await f.kill(); });
 
   it('opened once at accept and closed once when done, with the addresses, in every path', async () => {
     const rec = new Recorder();
-    const bed = await Bed.start(fakes.map(spec), {},
+    const bed = await LoopbackProxy.start(fakes.map(spec), {},
       { waitUp: ['b1', 'b2'], observer: rec.observer, drainTimeout: '5s' });
     const clients: Array<{ localAddress: string; localPort: number }> = [];
     try {
@@ -577,7 +478,7 @@ describe('connection observer', { timeout: 60_000 }, () => {
         s.end('WHO\n');
         await once(s, 'close');
       }
-      await waitFor('three closed', () => rec.closed.length === 3, 2000);
+      await waitFor('three closed', () => rec.closed.length === 3, { timeoutMs: 2000 });
       assert.equal(rec.opened.length, 3);
       for (const [i, c] of rec.opened.entries()) {
         const client = clients[i];
@@ -604,13 +505,13 @@ describe('connection observer', { timeout: 60_000 }, () => {
 
   it('destroyed, unserved and retried connections are closed once too', async () => {
     const rec = new Recorder();
-    const dead = await freePort();
-    const bed = await Bed.start([{ name: 'dead', address: ODD, port: dead }, ...fakes.map(spec)], { retries: 0 },
-      { waitUp: ['b1', 'b2'], observer: rec.observer });
+    const dead = await freePort(ODD);
+    const bed = await LoopbackProxy.start([{ name: 'dead', address: ODD, port: dead }, ...fakes.map(spec)],
+      { retries: 0 }, { waitUp: ['b1', 'b2'], observer: rec.observer });
     try {
       // Unserved: the dead backend refuses and retries: 0 gives up.
       await rawCall(FRONT, bed.port, 'WHO', { timeoutMs: 2000 }).catch(() => undefined);
-      await waitFor('unserved closed', () => rec.closed.length === 1, 2000);
+      await waitFor('unserved closed', () => rec.closed.length === 1, { timeoutMs: 2000 });
       // Relayed, then destroyed with the proxy.
       const held: net.Socket[] = [];
       for (let i = 0; i < 2; i++) {
@@ -621,7 +522,7 @@ describe('connection observer', { timeout: 60_000 }, () => {
         await once(s, 'data');
       }
       await bed.proxy.destroy();
-      await waitFor('all closed', () => rec.closed.length === 3, 2000);
+      await waitFor('all closed', () => rec.closed.length === 3, { timeoutMs: 2000 });
       assert.equal(rec.opened.length, 3);
       assert.equal(new Set(rec.closed).size, 3, 'each once');
       for (const s of held) s.destroy();
@@ -630,11 +531,3 @@ describe('connection observer', { timeout: 60_000 }, () => {
     }
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, ODD, resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

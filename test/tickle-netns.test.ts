@@ -12,7 +12,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { VipdError } from '../src/errors';
-import { sleep, waitFor, withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding, NATIVE_ADDON_PATH } from '../src/native/addon';
 import { openRawIpv4Socket } from '../src/native/raw-socket';
 import { buildTickleAck } from '../src/takeover/tickle';
@@ -71,7 +72,7 @@ async function bed(lab: Lab, groups: Record<string, number>,
   const total = Object.values(groups).reduce((sum, n) => sum + n, 0);
   // Established on c is not yet accepted on a: wait for the server's side of every connection.
   await waitFor(`a to accept ${total} connections`, async () =>
-    ((await agentA.request<number>('accepted')) >= total ? true : undefined), { tries: 100, everyMs: 100 });
+    (await agentA.request<number>('accepted')) >= total, { timeoutMs: 10_000, everyMs: 100 });
   return { a, b, c, agentA, agentB, agentC, ports };
 }
 

@@ -8,7 +8,8 @@ import pino from 'pino';
 import { trackApiserverSchema } from '../src/config/schema';
 import { ApiserverTracker } from '../src/track/apiserver';
 import type { TrackEffect } from '../src/vrrp/types';
-import { FakeApiserver, waitFor } from '../src/lab/stand-in-apiserver';
+import { FakeApiserver } from '../src/lab/stand-in-apiserver';
+import { waitFor } from '../src/lab/wait';
 
 const HOST = '127.0.0.22';
 const log = pino({ level: 'silent' });
@@ -37,12 +38,14 @@ describe('apiserver tracker', () => {
       assert.equal(tracker.status().url, `https://${HOST}:${fake.port}/readyz`);
 
       fake.setHealthy(false);
-      const t = await waitFor('weight', () => effects.length === 1, 3000);
+      const t0 = performance.now();
+      await waitFor('weight', () => effects.length === 1, { timeoutMs: 3000 });
+      const t = performance.now() - t0;
       assert.deepEqual(effects[0], { kind: 'weight', weight: 40 });
       assert.ok(t >= 150, `reported after ${t}ms: needs 3 failures 100ms apart`);
 
       fake.setHealthy(true);
-      await waitFor('ok', () => effects.length === 2, 3000);
+      await waitFor('ok', () => effects.length === 2, { timeoutMs: 3000 });
       assert.deepEqual(effects[1], { kind: 'ok' });
       assert.deepEqual(tracker.status().effect, { kind: 'ok' });
     } finally {
@@ -57,7 +60,7 @@ describe('apiserver tracker', () => {
     const tracker = new ApiserverTracker({ address: HOST, settings: settings({ mode: 'ineligible', fall: 2 }), log }, (e) => effects.push(e));
     try {
       tracker.start();
-      await waitFor('fault', () => effects.length === 1, 3000);
+      await waitFor('fault', () => effects.length === 1, { timeoutMs: 3000 });
       assert.deepEqual(effects, [{ kind: 'fault' }]);
     } finally {
       tracker.close();
@@ -74,9 +77,9 @@ describe('apiserver tracker', () => {
     }, (e) => effects.push(e));
     try {
       tracker.start();
-      await waitFor('2 checks', () => checks >= 2, 2000);
+      await waitFor('2 checks', () => checks >= 2, { timeoutMs: 2000 });
       assert.deepEqual(effects, []);
-      await waitFor('3rd check', () => effects.length === 1, 2000);
+      await waitFor('3rd check', () => effects.length === 1, { timeoutMs: 2000 });
       assert.equal(checks, 3);
     } finally {
       tracker.close();
@@ -91,7 +94,7 @@ describe('apiserver tracker', () => {
       probe: async () => { checks += 1; return { ok: false, detail: 'x', at: Date.now(), durationMs: 0 }; },
     }, (e) => effects.push(e));
     tracker.start();
-    await waitFor('a check', () => checks >= 1, 1000);
+    await waitFor('a check', () => checks >= 1, { timeoutMs: 1000 });
     tracker.close();
     tracker.close();
     const n = checks;

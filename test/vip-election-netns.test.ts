@@ -13,12 +13,15 @@
  * Bounds are generous (correctness, not speed: the lab and bench/ measure speed).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { HEAL, ISOLATE } from '../src/lab/drill';
-import { sleep, waitFor } from '../src/lab/netns';
+import type { NsProcess } from '../src/lab/netns';
+import { sleep } from '../src/lab/wait';
 import { isTransition } from './helpers/daemon';
 import { NODES, VIP, useCluster, type NodeName } from './helpers/netns-cluster';
+
+const TCP_CLIENT = join(__dirname, 'helpers', 'tcp-client.js');
 
 describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 }, () => {
   // A 3 s lifetime: a SIGKILLed master's copy must still be there when it restarts (with 1 s, a busy
@@ -143,42 +146,31 @@ describe('graceful stop end to end, through the balancer', { timeout: 120_000 },
     proxy: { enabled: true, drainTimeout: '2s', frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }] },
   });
 
-  /** A client in the client namespace: one connection through VIP:6443, reporting as JSON lines. */
-  const client = (command: string) => {
-    const script = `const s = require('net').connect(6443, '${VIP}', () => s.write('${command}\\n'));
-      let first = true;
-      s.on('data', (d) => { if (first) { first = false; console.log(JSON.stringify({ event: 'open', who: d.toString().split('\\n')[0] })); } });
-      s.on('close', () => { console.log(JSON.stringify({ event: 'closed' })); process.exit(0); });
-      s.on('error', () => {});
-      setTimeout(() => process.exit(1), 30000);`;
-    return spawn('ip', ['netns', 'exec', c.host('client').ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  };
-  const lines = (child: ChildProcess) => {
-    const got: { event: string; who?: string; at: number }[] = [];
-    child.stdout!.on('data', (d: Buffer) => { for (const l of d.toString().split('\n').filter(Boolean)) got.push({ ...(JSON.parse(l) as { event: string }), at: Date.now() }); });
-    return got;
-  };
+  /** A client in the client namespace: one connection to ip:6443 (tcp-client.ts), its events in order. */
+  const client = (ip: string, command: string) =>
+    c.lab.spawnNode(c.host('client').ns, TCP_CLIENT, [ip, '6443', '--send', command]);
+  const event = (proc: NsProcess, name: string, what: string, timeoutMs: number) =>
+    proc.event((e) => e.event === name, what, timeoutMs).then((e) => ({ at: e.at as number }));
 
   it('SIGTERM of the master: the VIP goes to the successor, its connections close at once (to reconnect there), exit 0', async () => {
     const old = await c.one();
     await sleep(1500);
-    const long = client('ECHO');
-    const events = lines(long);
-    await waitFor('the long connection to open', () => events.find((e) => e.event === 'open'), { tries: 100, everyMs: 50 });
+    const long = client(VIP, 'ECHO');
+    await event(long, 'open', 'the long connection to open', 5000);
     const d = c.daemons.get(old)!;
     const t0 = Date.now();
     d.signal('SIGTERM');
     const [next] = await c.until('the successor to hold the VIP', (h) => h.length === 1 && h[0] !== old);
     // New connections go to the successor's balancer while the old one drains.
-    const fresh = client('WHO');
-    const freshEvents = lines(fresh);
-    await waitFor('a new connection through the VIP', () => freshEvents.find((e) => e.event === 'open'), { tries: 100, everyMs: 50 });
+    const fresh = client(VIP, 'WHO');
+    await event(fresh, 'open', 'a new connection through the VIP', 5000);
     const exit = await d.exited;
     const took = Date.now() - t0;
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.ok(took < 2000, `exited after ${took} ms: no drain wait for connections that came through the VIP`);
-    const closed = await waitFor('the long connection to be closed', () => events.find((e) => e.event === 'closed'), { tries: 50, everyMs: 100 });
-    assert.ok(closed.at - t0 < 2000, `the client learned of the close ${closed.at - t0} ms after the signal, not at a keepalive timeout`);
+    const closed = await event(long, 'closed', 'the long connection to be closed', 5000);
+    assert.ok(closed.at - t0 < 2000,
+      `the client learned of the close ${closed.at - t0} ms after the signal, not at a keepalive timeout`);
     assert.ok(next !== old);
     long.kill();
     fresh.kill();
@@ -191,23 +183,15 @@ describe('graceful stop end to end, through the balancer', { timeout: 120_000 },
     }
     const master = await c.one();
     const backup = NODES.find((n) => n !== master && c.daemons.get(n)?.child.exitCode === null)!;
-    const ip = c.host(backup).ip;
-    const script = `const s = require('net').connect(6443, '${ip}', () => s.write('ECHO\\n'));
-      s.once('data', () => console.log('open'));
-      s.on('close', () => { console.log('closed'); process.exit(0); });
-      s.on('error', () => {});
-      setTimeout(() => process.exit(1), 30000);`;
-    const conn = spawn('ip', ['netns', 'exec', c.host('client').ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const out: { line: string; at: number }[] = [];
-    conn.stdout!.on('data', (d: Buffer) => { for (const line of d.toString().split('\n').filter(Boolean)) out.push({ line, at: Date.now() }); });
-    await waitFor('the connection to the backup to open', () => out.find((o) => o.line === 'open'), { tries: 100, everyMs: 50 });
+    const conn = client(c.host(backup).ip, 'ECHO');
+    await event(conn, 'open', 'the connection to the backup to open', 5000);
     const d = c.daemons.get(backup)!;
     const t0 = Date.now();
     d.signal('SIGTERM');
     assert.deepEqual(await d.exited, { code: 0, signal: null });
     const took = Date.now() - t0;
     assert.ok(took >= 1800 && took < 8000, `exited after ${took} ms: after draining (2 s)`);
-    const closed = await waitFor('the drained connection to close', () => out.find((o) => o.line === 'closed'), { tries: 50, everyMs: 100 });
+    const closed = await event(conn, 'closed', 'the drained connection to close', 5000);
     assert.ok(closed.at - t0 >= 1800, 'kept open while draining');
     assert.deepEqual(await c.holders(), [master], 'the master was not disturbed');
     conn.kill();

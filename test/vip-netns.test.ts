@@ -7,9 +7,12 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { buildGratuitousArp } from '../src/vip/arp';
-import { sleep, waitFor, withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { sleep, waitFor } from '../src/lab/wait';
+import { programCommand } from './helpers/agent-loop';
 
 const AGENT = path.join(__dirname, 'helpers', 'vip-agent.js');
+const UDP_SEND = path.join(__dirname, 'helpers', 'udp-send.js');
 const VIP = '10.77.0.100';
 const FAKE_MAC = '02:00:00:00:00:99';
 // No skip when not root: these tests must run (CI runs as root); without root they fail loudly.
@@ -49,8 +52,9 @@ async function primeNeighbour(lab: Lab, client: LanHost): Promise<void> {
 }
 
 async function waitNeighbour(lab: Lab, client: LanHost, mac: string): Promise<void> {
-  await waitFor(`${client.ns} to map ${VIP} to ${mac}`, async () =>
-    (await lab.neighbour(client.ns, client.ifname, VIP))?.lladdr === mac ? true : undefined, { tries: 50, everyMs: 100 });
+  await waitFor(`${client.ns} to map ${VIP} to ${mac}`,
+    async () => (await lab.neighbour(client.ns, client.ifname, VIP))?.lladdr === mac,
+    { timeoutMs: 5000, everyMs: 100 });
 }
 
 function conflictLogs(agent: NsProcess): Array<Record<string, unknown>> {
@@ -106,7 +110,8 @@ describe('NetlinkVipOwner in network namespaces', () => {
     await owner.request('acquire');
     await waitNeighbour(lab, c, a.mac);
     // 3 rounds of one request and one reply, then silence (refresh is off).
-    await waitFor('6 GARPs', async () => ((await counters(owner)).garpSent === 6 ? true : undefined), { tries: 50, everyMs: 100 });
+    await waitFor('6 GARPs', async () => (await counters(owner)).garpSent === 6,
+      { timeoutMs: 5000, everyMs: 100 });
     await sleep(600);
     assert.equal((await counters(owner)).garpSent, 6);
   }));
@@ -120,8 +125,8 @@ describe('NetlinkVipOwner in network namespaces', () => {
       // Just updated, so within the 1 s locktime: only a frame Linux sees as gratuitous overrides it.
       await primeNeighbour(lab, c);
       await sender.request('sendFrame', { hex: buildGratuitousArp(form, a.mac, VIP).toString('hex') });
-      await waitFor(`the ${form} form to update ${c.ns}`, async () =>
-        (await lab.neighbour(c.ns, 'eth0', VIP))?.lladdr === a.mac ? true : undefined, { tries: 8, everyMs: 100 });
+      await waitFor(`the ${form} form to update ${c.ns}`,
+        async () => (await lab.neighbour(c.ns, 'eth0', VIP))?.lladdr === a.mac, { timeoutMs: 800, everyMs: 100 });
     }
   }));
 
@@ -130,7 +135,8 @@ describe('NetlinkVipOwner in network namespaces', () => {
     const owner = startAgent(lab, a, vipOptions({ burst: 1, refresh: 150 }));
     await owner.request('prepare');
     await owner.request('acquire');
-    await waitFor('refresh GARPs', async () => ((await counters(owner)).garpSent >= 8 ? true : undefined), { tries: 100, everyMs: 100 });
+    await waitFor('refresh GARPs', async () => (await counters(owner)).garpSent >= 8,
+      { timeoutMs: 10_000, everyMs: 100 });
     await owner.request('release');
     const after = (await counters(owner)).garpSent;
     await sleep(600);
@@ -147,8 +153,7 @@ describe('NetlinkVipOwner in network namespaces', () => {
     await ownerA.request('acquire');
 
     // Ordinary ARP traffic for the VIP (c resolves it; a's kernel answers) is not a conflict.
-    await lab.exec(c.ns, process.execPath, '-e',
-      `const s = require('dgram').createSocket('udp4'); s.send('x', 9, '${VIP}', () => s.close());`);
+    await lab.exec(c.ns, ...programCommand(UDP_SEND, [VIP, '9']));
     await waitNeighbour(lab, c, a.mac);
     await sleep(300);
     assert.equal((await counters(ownerA)).vipConflicts, 0);
@@ -157,13 +162,16 @@ describe('NetlinkVipOwner in network namespaces', () => {
     const ownerB = startAgent(lab, b, vipOptions({ burst: 1 }));
     await ownerB.request('prepare');
     await ownerB.request('acquire');
-    await waitFor('a to count the conflict', async () => ((await counters(ownerA)).vipConflicts >= 1 ? true : undefined));
-    await waitFor('a to re-announce', async () => ((await counters(ownerA)).garpSent > sentBefore ? true : undefined));
+    await waitFor('a to count the conflict', async () => (await counters(ownerA)).vipConflicts >= 1,
+      { timeoutMs: 10_000, everyMs: 100 });
+    await waitFor('a to re-announce', async () => (await counters(ownerA)).garpSent > sentBefore,
+      { timeoutMs: 10_000, everyMs: 100 });
     const [line] = conflictLogs(ownerA);
     assert.equal(line?.theirMac, b.mac);
     assert.equal(line?.ourMac, a.mac);
     // And b, a holder too, hears a's answer.
-    await waitFor('b to count the conflict', async () => ((await counters(ownerB)).vipConflicts >= 1 ? true : undefined));
+    await waitFor('b to count the conflict', async () => (await counters(ownerB)).vipConflicts >= 1,
+      { timeoutMs: 10_000, everyMs: 100 });
   }));
 
   it('answers a flood of conflicting frames with at most one burst per second and one log line', opts, () => withLab(async (lab) => {
@@ -173,13 +181,15 @@ describe('NetlinkVipOwner in network namespaces', () => {
     const owner = startAgent(lab, a, vipOptions({ burst: 1 }));
     await owner.request('prepare');
     await owner.request('acquire');
-    await waitFor('the takeover GARPs', async () => ((await counters(owner)).garpSent === 2 ? true : undefined));
+    await waitFor('the takeover GARPs', async () => (await counters(owner)).garpSent === 2,
+      { timeoutMs: 10_000, everyMs: 100 });
     const claimant = startAgent(lab, c);
     const frame = buildGratuitousArp('reply', c.mac, VIP).toString('hex');
     const started = performance.now();
     for (let i = 0; i < 10; i++) await claimant.request('sendFrame', { hex: frame });
     const elapsed = performance.now() - started;
-    await waitFor('10 conflicts', async () => ((await counters(owner)).vipConflicts === 10 ? true : undefined));
+    await waitFor('10 conflicts', async () => (await counters(owner)).vipConflicts === 10,
+      { timeoutMs: 10_000, everyMs: 100 });
     const bursts = ((await counters(owner)).garpSent - 2) / 2;
     assert.ok(bursts >= 1 && bursts <= Math.floor(elapsed / 1000) + 1, `${bursts} bursts for 10 frames in ${Math.round(elapsed)}ms`);
     assert.equal(conflictLogs(owner).length, 1);
@@ -202,7 +212,8 @@ describe('LinkWatch in a network namespace', () => {
     assert.equal(await agent.request('watch', { interface: 'eth0' }), 'up');
     const states = () => agent.events.filter((e) => e.event === 'link').map((e) => e.state);
     const expectStates = async (expected: string[]) =>
-      waitFor(`link states ${expected.join(',')}`, () => (states().length >= expected.length ? true : undefined), { tries: 100, everyMs: 50 })
+      waitFor(`link states ${expected.join(',')}`, () => states().length >= expected.length,
+        { timeoutMs: 5000, everyMs: 50 })
         .then(() => assert.deepEqual(states(), expected));
 
     await expectStates(['up']);

@@ -15,12 +15,12 @@
 import { readFileSync } from 'node:fs';
 import { DrillBed, NODES, PHASE_TIMEOUT_MS, VIP, type BedOptions, type NodeName, type VipManager } from './drill-bed';
 import {
-  currentMaster, flowingWatch, nodeDeath, nodeRevival, settle, watchAcross, watchCell,
-  watchText, type WatchFigure,
+  currentMaster, flowingWatch, nodeDeath, nodeRevival, settle, watchAcross, watchText, type WatchFigure,
 } from './drill';
+import { watchCell } from './drill-tables';
 import { firstHeldByOther } from './holder-log';
 import type { LoadResult } from './load-client';
-import { sleep } from './netns';
+import { sleep } from './wait';
 import { ProcessSampler, type ProcessCost } from './process-sampler';
 import { StormLog } from './storm-client';
 

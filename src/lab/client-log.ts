@@ -1,10 +1,10 @@
 /**
- * What the drill's client saw: one result per connect to VIP:port (probe.ts, every few ms), and
+ * What the drill's client saw: one result per connect to VIP:port (connect-client.ts, every few ms), and
  * the outage figures computed from them. An outage runs from the last successful connect before
  * the failures to the first one after, so it is never shorter than the stretch a client really
  * went without the service.
  */
-import { sleep } from './netns';
+import { sleep } from './wait';
 
 export interface ProbeResult {
   /** Wall-clock ms when the connect started. */
@@ -15,7 +15,7 @@ export interface ProbeResult {
 export class ClientLog {
   readonly results: ProbeResult[] = [];
 
-  /** One line of probe.ts's output; anything that is not a probe result is ignored. */
+  /** One line of connect-client.ts's output; anything that is not a probe result is ignored. */
   add(line: string): void {
     try {
       const r = JSON.parse(line) as Partial<ProbeResult>;

@@ -16,7 +16,8 @@ import { createInterface } from 'node:readline';
 import { ExitCode, VipdError } from '../errors';
 import { ClientLog } from './client-log';
 import { HolderLog } from './holder-log';
-import { Lab, sleep, type LanHost } from './netns';
+import { Lab, type LanHost } from './netns';
+import { sleep } from './wait';
 import { WatchLog } from './watch-client';
 
 export const NODES = ['cp1', 'cp2', 'cp3'] as const;
@@ -156,7 +157,8 @@ export class DrillBed implements DrillNetwork {
   /** The client: a connect to VIP:probePort every `intervalMs`, for at most `maxSeconds`. */
   startClient(intervalMs: number, maxSeconds: number): void {
     const probe = this.spawnIn(this.host('client').ns, process.execPath,
-      [join(__dirname, 'probe.js'), VIP, String(this.manager.probePort), String(intervalMs), String(maxSeconds)]);
+      [join(__dirname, 'connect-client.js'), VIP, String(this.manager.probePort), String(intervalMs),
+        String(maxSeconds)]);
     createInterface({ input: probe.stdout! }).on('line', (line) => this.client.add(line));
   }
 

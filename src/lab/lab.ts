@@ -10,7 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { formatOutcomes, runDrill, type DrillRecord, type Outcome } from './drill';
+import { runDrill, type DrillRecord, type Outcome } from './drill';
+import { formatOutcomes } from './drill-tables';
 import { NODES, VIP, type VipManager } from './drill-bed';
 import { renderTimeline, timelineEvent } from './timeline';
 

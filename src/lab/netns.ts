@@ -11,6 +11,7 @@
 import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { waitFor } from './wait';
 
 const COMMAND_TIMEOUT_MS = 15_000;
 
@@ -28,24 +29,6 @@ export function run(cmd: string, args: readonly string[]): Promise<CommandResult
     });
   });
 }
-
-/** Polls `probe` until it returns a value other than undefined: at most `tries` times, `everyMs` apart. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined,
-  { tries = 100, everyMs = 100 }: { tries?: number; everyMs?: number } = {}): Promise<T> {
-  let last: unknown;
-  for (let i = 0; i < tries; i++) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${tries} tries ${everyMs}ms apart waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`);
-}
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Live labs, for the exit-time sweep. */
 const liveLabs = new Set<Lab>();
@@ -257,7 +240,7 @@ export class NsProcess {
 
   /** The first event matching `match`, waiting at most `timeoutMs`. */
   async event(match: (e: AgentMessage) => boolean, what: string, timeoutMs = 15_000): Promise<AgentMessage> {
-    return waitFor(what, () => this.events.find(match), { tries: Math.ceil(timeoutMs / 50), everyMs: 50 });
+    return waitFor(what, () => this.events.find(match), { timeoutMs, everyMs: 50 });
   }
 
   kill(): void {

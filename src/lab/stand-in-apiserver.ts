@@ -11,7 +11,8 @@
  *   named object (`fieldSelector=metadata.name=X`, as a kubelet watches its own Node) stays quiet,
  *   as it does while that object does not change; POST /upload (answers the sha256 of the body),
  *   /whoami.
- * - A raw line protocol for byte-exact tests, the command being the first line:
+ * - A raw line protocol for byte-exact tests (their client: test/helpers/raw-client.ts), the
+ *   command being the first line:
  *     WHO          -> "<name>\n", then close.
  *     ECHO         -> "<name>\n", then echoes every byte; ends after the client ends (half-close).
  *     SINK         -> reads to the client's FIN, answers "<sha256> <bytes>\n", ends.
@@ -330,13 +331,13 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
   });
 }
 
-// --- the deterministic byte pattern used by SOURCE and by the tests ---------------------------
+// --- the deterministic byte pattern SOURCE writes (the tests check it) -----------------------
 
 const BLOCK = 1 << 20;
 let baseBlock: Buffer | undefined;
 
 /** Block i of the pattern: a fixed pseudo-random MiB, its first 8 bytes replaced by i. */
-export function patternBlock(index: number): Buffer {
+function patternBlock(index: number): Buffer {
   if (baseBlock === undefined) {
     baseBlock = Buffer.allocUnsafe(BLOCK);
     for (let off = 0, n = 0; off < BLOCK; off += 32, n++) createHash('sha256').update(`vipd-${n}`).digest().copy(baseBlock, off);
@@ -355,14 +356,8 @@ export function* pattern(bytes: number): Generator<Buffer> {
   }
 }
 
-export function patternSha256(bytes: number): string {
-  const hash = createHash('sha256');
-  for (const block of pattern(bytes)) hash.update(block);
-  return hash.digest('hex');
-}
-
 /** Resolves on 'drain' or 'close', whichever comes first, leaving no listener behind. */
-function drained(socket: net.Socket): Promise<void> {
+export function drained(socket: net.Socket): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       socket.off('drain', done);
@@ -375,49 +370,11 @@ function drained(socket: net.Socket): Promise<void> {
 }
 
 /** Writes the pattern with backpressure; resolves when the last byte is queued. */
-export async function writePattern(socket: net.Socket, bytes: number): Promise<void> {
+async function writePattern(socket: net.Socket, bytes: number): Promise<void> {
   for (const block of pattern(bytes)) {
     if (socket.destroyed) throw new Error('socket destroyed while writing');
     if (!socket.write(block)) await drained(socket);
   }
-}
-
-// --- clients of the raw protocol, and waiting, for the tests ---------------------------------
-
-/**
- * Sends one raw command, then `payload` (if any) and a FIN, and resolves with everything the server
- * sent before it closed. Rejects on an error, a reset, or after `timeoutMs`.
- */
-export function rawCall(host: string, port: number, command: string, options: { payload?: Iterable<Buffer>; timeoutMs?: number } = {}): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(new Error(`${command}: no answer within ${options.timeoutMs ?? 5000}ms`)), options.timeoutMs ?? 5000);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.once('error', (err) => { clearTimeout(timer); reject(err); });
-    socket.once('close', (hadError) => {
-      clearTimeout(timer);
-      if (!hadError) resolve(Buffer.concat(chunks));
-    });
-    socket.write(`${command}\n`);
-    void (async () => {
-      for (const chunk of options.payload ?? []) {
-        if (socket.destroyed) return;
-        if (!socket.write(chunk)) await drained(socket);
-      }
-      socket.end();
-    })();
-  });
-}
-
-/** Polls `condition` every `stepMs` until it holds; throws `what` after `timeoutMs`. */
-export async function waitFor(what: string, condition: () => boolean, timeoutMs = 5000, stepMs = 10): Promise<number> {
-  const start = performance.now();
-  while (!condition()) {
-    if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-  return performance.now() - start;
 }
 
 // --- standalone -----------------------------------------------------------------------------

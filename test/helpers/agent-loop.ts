@@ -2,7 +2,8 @@
  * The command loop of the namespace agents (vip-agent.ts, filter-agent.ts, tickle-agent.ts): requests `{id, cmd, ...}`
  * as JSON lines on stdin, handled one at a time and in order, replies `{id, ok, result | error}` on
  * stdout (the protocol NsProcess in src/lab/netns.ts speaks). When stdin closes, `onClose` runs after
- * the last command and the process exits.
+ * the last command and the process exits. Also how every program in this folder is started
+ * (runAgent, programCommand), the agents and the small client programs alike.
  */
 import { createInterface } from 'node:readline';
 
@@ -47,4 +48,12 @@ export function runAgent(main: () => void | Promise<void>): void {
     process.stderr.write(`agent failed: ${String(err)}\n`);
     process.exit(1);
   });
+}
+
+/**
+ * The command that runs the program `file` (a compiled file of this folder) with `args` as that
+ * program: for `ip netns exec NS ...`, or a spawn. `env` execs node in place, so the pid is node's.
+ */
+export function programCommand(file: string, args: readonly string[] = []): [string, ...string[]] {
+  return ['env', 'VIPD_TEST_AGENT=1', process.execPath, file, ...args];
 }

@@ -9,11 +9,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { stringify } from 'yaml';
-import { Lab, waitFor, type LanHost } from '../../src/lab/netns';
+import { Lab, type LanHost } from '../../src/lab/netns';
+import { waitFor } from '../../src/lab/wait';
+import { programCommand } from './agent-loop';
 import { DaemonProcess, tempDir } from './daemon';
 
 export const VIP = '10.77.0.100';
 const STAND_IN = join(__dirname, '..', '..', 'src', 'lab', 'stand-in-apiserver.js');
+const TCP_CLIENT = join(__dirname, 'tcp-client.js');
 export const NODES = ['cp1', 'cp2', 'cp3'] as const;
 export type NodeName = (typeof NODES)[number];
 
@@ -106,7 +109,8 @@ export class Cluster {
 
   /** Waits until exactly the holders `pred` accepts, and returns them. */
   async until(what: string, pred: (h: NodeName[]) => boolean, seconds = 10): Promise<NodeName[]> {
-    return waitFor(what, async () => { const h = await this.holders(); return pred(h) ? h : undefined; }, { tries: seconds * 10, everyMs: 100 });
+    return waitFor(what, async () => { const h = await this.holders(); return pred(h) ? h : undefined; },
+      { timeoutMs: seconds * 1000, everyMs: 100 });
   }
 
   async one(seconds = 10): Promise<NodeName> {
@@ -117,8 +121,7 @@ export class Cluster {
   /** The client talks to the VIP once, so it has a neighbour entry for it to be updated. */
   async clientResolves(): Promise<void> {
     // A TCP connect to a closed port: the client resolves the VIP's MAC, the holder answers RST.
-    await this.lab.exec(this.host('client').ns, process.execPath, '-e',
-      `const s = require('net').connect(9, '${VIP}'); s.on('error', () => {}); s.on('close', () => process.exit(0)); setTimeout(() => process.exit(0), 1000);`);
+    await this.lab.exec(this.host('client').ns, ...programCommand(TCP_CLIENT, [VIP, '9', '--for-ms', '1000']));
   }
 
   async clientSees(n: NodeName): Promise<void> {
@@ -126,7 +129,7 @@ export class Cluster {
     await waitFor(`the client's neighbour entry for the VIP to show ${n}'s MAC ${mac}`, async () => {
       const e = await this.lab.neighbour(this.host('client').ns, 'eth0', VIP);
       return e?.lladdr === mac ? e : undefined;
-    }, { tries: 50, everyMs: 100 });
+    }, { timeoutMs: 5000, everyMs: 100 });
   }
 
   nft(n: NodeName, rules: string): void {

@@ -10,12 +10,14 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { Lab, run, type LanHost, type NsProcess } from '../../src/lab/netns';
+import { Lab, type LanHost, type NsProcess } from '../../src/lab/netns';
+import { programCommand } from './agent-loop';
 import { DaemonProcess, tempDir } from './daemon';
 import type { LoadSummary } from './tls-load';
 
 const STAND_IN = join(__dirname, '..', '..', 'src', 'lab', 'stand-in-apiserver.js');
 const TLS_LOAD = join(__dirname, 'tls-load.js');
+const HTTP_GET = join(__dirname, 'http-get.js');
 export const BACKENDS = ['b1', 'b2', 'b3'] as const;
 export type BackendHost = (typeof BACKENDS)[number];
 const HOSTS = ['lb', ...BACKENDS, 'client'] as const;
@@ -121,8 +123,8 @@ export class ProxyBed {
 
   /** One series of the daemon's /metrics, summed over the series matching `labels` (a substring). */
   async metric(name: string, labels = ''): Promise<number> {
-    const { stdout } = await run('ip', ['netns', 'exec', this.host('lb').ns, process.execPath, '-e',
-      "fetch('http://127.0.0.1:7581/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
+    const { stdout } = await this.lab.exec(this.host('lb').ns,
+      ...programCommand(HTTP_GET, ['http://127.0.0.1:7581/metrics']));
     return stdout.split('\n').filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
       .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
   }

@@ -10,18 +10,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { join } from 'node:path';
+import { programCommand } from './agent-loop';
 
 /** At most this many queue fillers: the accept queue of a backlog-1 listener holds two. */
 const MAX_FILLERS = 16;
 /** A filler's connect that takes longer than this means the queue is full. */
 const FULL_AFTER_MS = 200;
 
-const CHILD = `
-const net = require('net');
-const [host, name] = process.argv.slice(1);
-const server = net.createServer((s) => { s.on('error', () => {}); s.end(name + '\\n'); });
-server.listen({ host, port: 0, backlog: 1 }, () => process.stdout.write(server.address().port + '\\n'));
-`;
+/** The child: a listener with a backlog of one that prints its port. */
+const CHILD = join(__dirname, 'backlog-listener.js');
 
 export class StalledListener {
   port = 0;
@@ -30,7 +28,8 @@ export class StalledListener {
   private closed = false;
 
   private constructor(readonly host: string, readonly name: string) {
-    this.child = spawn(process.execPath, ['-e', CHILD, host, name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [cmd, ...args] = programCommand(CHILD, [host, name]);
+    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   }
 
   static async start(host: string, name: string): Promise<StalledListener> {

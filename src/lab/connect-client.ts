@@ -6,9 +6,15 @@
  */
 import net from 'node:net';
 
-export interface ProbeOptions { host: string; port: number; intervalMs: number; timeoutMs: number; maxSeconds: number }
+export interface ConnectClientOptions {
+  host: string;
+  port: number;
+  intervalMs: number;
+  timeoutMs: number;
+  maxSeconds: number;
+}
 
-function probeOnce(o: ProbeOptions): Promise<boolean> {
+function connectOnce(o: ConnectClientOptions): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: o.host, port: o.port });
     const done = (ok: boolean) => { clearTimeout(timer); sock.destroy(); resolve(ok); };
@@ -18,11 +24,12 @@ function probeOnce(o: ProbeOptions): Promise<boolean> {
   });
 }
 
-export async function runProbe(o: ProbeOptions, report: (line: string) => void, stopped: () => boolean): Promise<void> {
+export async function runConnectClient(o: ConnectClientOptions, report: (line: string) => void,
+  stopped: () => boolean): Promise<void> {
   const until = Date.now() + o.maxSeconds * 1000;
   while (!stopped() && Date.now() < until) {
     const started = Date.now();
-    const ok = await probeOnce(o);
+    const ok = await connectOnce(o);
     report(JSON.stringify({ t: started, ok }));
     const wait = o.intervalMs - (Date.now() - started);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -35,6 +42,9 @@ if (require.main === module) {
   process.stdin.on('close', () => { stop = true; });
   process.stdin.on('end', () => { stop = true; });
   process.stdin.resume();
-  void runProbe({ host, port: Number(port), intervalMs: Number(interval), timeoutMs: 100, maxSeconds: Number(maxSeconds) },
+  const options = {
+    host, port: Number(port), intervalMs: Number(interval), timeoutMs: 100, maxSeconds: Number(maxSeconds),
+  };
+  void runConnectClient(options,
     (line) => process.stdout.write(`${line}\n`), () => stop).then(() => process.exit(0));
 }

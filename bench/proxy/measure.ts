@@ -1,0 +1,146 @@
+/**
+ * The figures, each taken the same way for every target: idle memory per connection, saturating
+ * rates (keep-alive, new connections), latency at a fixed rate, and one bulk stream.
+ */
+import type { AgentMessage } from '../../src/lab/netns';
+import { sleep, waitFor } from '../../src/lab/wait';
+import type { Bed } from './bed';
+import { LATENCY_CONNECTIONS, type Endpoint, type Target } from './network';
+import type { Options } from './options';
+import { cpuTicks, machineTicks, rssKiB } from './proc-stats';
+import type { Processes } from './processes';
+import { fmtUs, type Say } from './report';
+import { PERCENTILES, push, type IdleFigures, type Samples } from './samples';
+import { wrk, type WrkResult } from './wrk';
+
+/** One run of the bench: what every measurement needs, and where its samples go. */
+export interface Run {
+  readonly o: Options;
+  readonly procs: Processes;
+  readonly bed: Bed;
+  readonly results: ReadonlyMap<Target, Samples>;
+  /** Idle connections per balancer (--idle, or fewer to fit the descriptor limit). */
+  readonly idle: number;
+  /** wrk's Lua script spacing the latency run's requests. */
+  readonly delayScript: string;
+  readonly say: Say;
+}
+
+const samplesOf = (run: Run, target: Target) => run.results.get(target) as Samples;
+const url = (e: Endpoint) => `http://${e.ip}:${e.port}/`;
+
+/**
+ * `run.idle` connections opened through a balancer and left silent; once the backends count them
+ * ESTABLISHED (end to end), the balancer's VmRSS growth divided by their number.
+ */
+export async function idleMemory(run: Run, e: Endpoint): Promise<IdleFigures> {
+  const { bed, idle, say } = run;
+  const pid = e.pid as number;
+  const name = e.comm as string;
+  const base = await bed.backendConnections();
+  const rssBeforeKiB = rssKiB(pid, name);
+  const opened = await bed.agent.request<{ held: number; failed: number }>('open',
+    { host: e.ip, port: e.port, n: idle }, 120_000);
+  if (opened.failed > 0) say(`  ${e.name}: ${opened.failed} of ${idle} connects failed`);
+  // A connect completes in the balancer's kernel; only the backends' count shows it relayed them.
+  const relayed = await waitFor(`${idle} idle connections at the backends`, async () => {
+    const n = (await bed.backendConnections()) - base;
+    return n >= opened.held ? n : undefined;
+  }, { timeoutMs: 30_000, everyMs: 500 }).catch(async () => (await bed.backendConnections()) - base);
+  await sleep(2000); // settle: allocations finished, nothing in flight
+  const rssAfterKiB = rssKiB(pid, name);
+  const connections = Math.min(await bed.agent.request<number>('held'), relayed);
+  if (connections < idle) say(`  ${e.name}: only ${connections} of ${idle} connections held end to end`);
+  await bed.agent.request('close');
+  await waitFor('idle connections gone from the backends', async () => (await bed.backendConnections()) <= base,
+    { timeoutMs: 20_000, everyMs: 200 })
+    .catch(() => say(`  ${e.name}: backends still hold connections after close`));
+  const kibPerConn = (rssAfterKiB - rssBeforeKiB) / connections;
+  say(`idle ${e.name}: ${connections} connections end to end, VmRSS ${rssBeforeKiB} -> ${rssAfterKiB} KiB: `
+    + `${kibPerConn.toFixed(2)} KiB each`);
+  return { connections, rssBeforeKiB, rssAfterKiB, kibPerConn };
+}
+
+/** wrk at full speed for --duration; the rate, with the balancer's CPU and the machine's load noted. */
+async function saturating(run: Run, e: Endpoint, extra: readonly string[], kind: 'ka' | 'nc'): Promise<number> {
+  const { o } = run;
+  const cpu0 = e.pid === undefined ? 0 : cpuTicks(e.pid);
+  const m0 = machineTicks();
+  const r = await wrk(run.procs, run.bed.client.ns, url(e), o.seconds, ['-c', String(o.connections), ...extra]);
+  const m1 = machineTicks();
+  if (r.errors !== undefined) run.say(`  ${e.name} ${kind}: ${r.errors}`);
+  const samples = samplesOf(run, e.name);
+  if (e.pid !== undefined) {
+    samples.cpu[kind].ticks += cpuTicks(e.pid) - cpu0;
+    samples.cpu[kind].requests += r.rate * o.seconds;
+  }
+  samples.busy[kind].push((m1.busy - m0.busy) / (m1.total - m0.total));
+  return r.rate;
+}
+
+/** wrk --latency at the fixed rate the delay script sets, for --latency-duration. */
+function latency(run: Run, e: Endpoint): Promise<WrkResult> {
+  return wrk(run.procs, run.bed.client.ns, url(e), run.o.latencySeconds,
+    ['-c', String(LATENCY_CONNECTIONS), '--latency', '-s', run.delayScript]);
+}
+
+/** One stream for --bulk-seconds; Gbit/s as the sink timed it. */
+async function bulk(run: Run, e: Endpoint): Promise<number> {
+  const { bed, o } = run;
+  const seen = bed.sink.events.length;
+  const cpu0 = e.pid === undefined ? 0 : cpuTicks(e.pid);
+  const start = performance.now();
+  const sent = await bed.agent.request<{ bytes: number }>('send',
+    { host: e.ip, port: e.bulkPort, seconds: o.bulkSeconds }, (o.bulkSeconds + 30) * 1000);
+  // Is the balancer the bottleneck? Near 100% of a core means it is (one thread relays).
+  if (e.pid !== undefined) {
+    samplesOf(run, e.name).bulkCore.push(((cpuTicks(e.pid) - cpu0) * 10) / (performance.now() - start));
+  }
+  // vipd's TCP health checks of the sink connect and close: streams of 0 bytes, skipped.
+  const got = await waitFor('the sink to report',
+    () => bed.sink.events.slice(seen).find((m: AgentMessage) => m.event === 'bulk' && (m.bytes as number) > 0),
+    { timeoutMs: 10_000, everyMs: 100 });
+  const bytes = got.bytes as number;
+  // The naive pipe proxy destroys its upstream on the client's close and may cut the tail.
+  if (bytes !== sent.bytes) run.say(`  ${e.name} bulk: sink got ${bytes} of ${sent.bytes} bytes sent`);
+  return (bytes * 8) / ((got.ms as number) * 1e6);
+}
+
+const row = (values: ReadonlyMap<Target, number>, digits: number) =>
+  [...values].map(([t, v]) => `${t} ${v.toFixed(digits)}`).join(', ');
+
+/** Each figure for every target back to back, the first target rotating with `round`. */
+export async function runRound(run: Run, round: number): Promise<void> {
+  const { bed: { endpoints }, o, say } = run;
+  const order = endpoints.map((_, i) => endpoints[(i + round) % endpoints.length] as Endpoint);
+  const tag = `round ${round + 1}/${o.rounds}`;
+  const ka = new Map<Target, number>();
+  for (const e of order) ka.set(e.name, await saturating(run, e, [], 'ka'));
+  say(`${tag} keep-alive req/s: ${row(ka, 0)}`);
+  const nc = new Map<Target, number>();
+  for (const e of order) nc.set(e.name, await saturating(run, e, ['-H', 'Connection: close'], 'nc'));
+  say(`${tag} new-conn req/s: ${row(nc, 0)}`);
+  const lat = new Map<Target, WrkResult>();
+  for (const e of order) lat.set(e.name, await latency(run, e));
+  const p50p99 = [...lat].map(([t, r]) => `${t} ${fmtUs(r.latencyUs.get(50))}/${fmtUs(r.latencyUs.get(99))}`);
+  say(`${tag} latency p50/p99 µs at ~${o.latencyRate} req/s: ${p50p99.join(', ')}`);
+  const gbit = new Map<Target, number>();
+  for (const e of order) gbit.set(e.name, await bulk(run, e));
+  say(`${tag} bulk Gbit/s: ${row(gbit, 2)}`);
+
+  const direct = lat.get('direct');
+  for (const e of endpoints) {
+    const s = samplesOf(run, e.name);
+    s.keepAlive.push(ka.get(e.name) as number);
+    s.newConn.push(nc.get(e.name) as number);
+    s.bulkGbit.push(gbit.get(e.name) as number);
+    const l = lat.get(e.name) as WrkResult;
+    s.latencyRate.push(l.rate);
+    for (const p of PERCENTILES) {
+      const v = l.latencyUs.get(p) ?? NaN;
+      push(s.latency, p, v);
+      // Paired with direct's run of the same round, seconds apart.
+      push(s.added, p, v - (direct?.latencyUs.get(p) ?? NaN));
+    }
+  }
+}

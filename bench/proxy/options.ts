@@ -1,0 +1,33 @@
+/** The bench's command line: `--rounds 3 --duration 2 ... --no-pipe` (README.md lists them). */
+
+export interface Options {
+  readonly rounds: number;
+  readonly seconds: number;
+  readonly latencySeconds: number;
+  readonly connections: number;
+  readonly latencyRate: number;
+  readonly bulkSeconds: number;
+  readonly idle: number;
+  readonly pipe: boolean;
+}
+
+function numberArg(name: string, fallback: number, min: number, max: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`--${name} must be a number from ${min} to ${max}`);
+  return v;
+}
+
+export function options(): Options {
+  return {
+    rounds: numberArg('rounds', 3, 1, 100),
+    seconds: numberArg('duration', 2, 1, 600),
+    latencySeconds: numberArg('latency-duration', 3, 1, 600),
+    connections: numberArg('connections', 50, 1, 10_000),
+    latencyRate: numberArg('latency-rate', 1000, 10, 100_000),
+    bulkSeconds: numberArg('bulk-seconds', 2, 1, 600),
+    idle: numberArg('idle', 10_000, 1, 25_000),
+    pipe: !process.argv.includes('--no-pipe'),
+  };
+}
