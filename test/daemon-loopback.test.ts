@@ -203,7 +203,7 @@ if (INSIDE === undefined) {
       await send(forged);
       // A correctly signed message naming a member whose address it does not come from: unknown sender.
       const secret = Buffer.from('test-secret-0123456789abcdef');
-      const other = names.find((n, i) => i !== idx && i !== peerIdx)!;
+      const other = names.find((_n, i) => i !== idx && i !== peerIdx)!;
       await send(encodeHeartbeat(forgedBeat(other), secret, wireOrder(members)));
       await target.waitFor((l) => l.reason === 'bad_mac', 5000, 'a bad_mac drop line');
       await target.waitFor((l) => l.reason === 'unknown_sender', 5000, 'an unknown_sender drop line');

@@ -70,7 +70,7 @@ interface Scan {
 
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '0': '\0' };
 
-function unescape(raw: string): string {
+function unescapeSource(raw: string): string {
   return raw.replace(/\\(u\{[0-9a-fA-F]+\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|[\s\S])/g, (_all, e: string) => {
     if (e.length > 1) return String.fromCodePoint(parseInt(e.replace(/[ux{}]/g, ''), 16));
     return ESCAPES[e] ?? (e === '\n' ? '' : e);
@@ -95,7 +95,7 @@ function lex(src: string, start = 0, inExpression = false): { tokens: Token[]; e
     } else if (c === '\'' || c === '"') {
       let j = i + 1;
       while (j < src.length && src[j] !== c && src[j] !== '\n') j += src[j] === '\\' ? 2 : 1;
-      tokens.push({ kind: 'string', value: unescape(src.slice(i + 1, j)), at: i });
+      tokens.push({ kind: 'string', value: unescapeSource(src.slice(i + 1, j)), at: i });
       i = j + 1;
     } else if (c === '`') {
       let j = i + 1;
@@ -111,8 +111,8 @@ function lex(src: string, start = 0, inExpression = false): { tokens: Token[]; e
         }
       }
       const text = src.slice(i + 1, j);
-      tokens.push(prefix === undefined ? { kind: 'string', value: unescape(text), at: i }
-        : { kind: 'template', prefix: unescape(prefix), at: i });
+      tokens.push(prefix === undefined ? { kind: 'string', value: unescapeSource(text), at: i }
+        : { kind: 'template', prefix: unescapeSource(prefix), at: i });
       i = j + 1;
     } else if (c === '/' && regexMayStart(tokens[tokens.length - 1])) {
       let j = i + 1;

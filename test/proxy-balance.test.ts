@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { waitFor } from '../src/lab/wait';
-import { count, HeldConnection, LoopbackProxy } from './helpers/loopback-proxy';
+import { count, type HeldConnection, LoopbackProxy } from './helpers/loopback-proxy';
 
 describe('distribution', { timeout: 60_000 }, () => {
   it('roundrobin spreads new connections evenly over the backends', async () => {

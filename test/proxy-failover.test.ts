@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { waitFor } from '../src/lab/wait';
-import { count, HeldConnection, LoopbackProxy } from './helpers/loopback-proxy';
+import { count, type HeldConnection, LoopbackProxy } from './helpers/loopback-proxy';
 
 describe('failover', { timeout: 60_000 }, () => {
   it('a killed backend costs no client connection: connects are retried on the next backend', async () => {

@@ -102,7 +102,9 @@ async function netCounters(lab: Lab, ns: string): Promise<Map<string, number>> {
   for (let i = 0; i + 1 < lines.length; i += 2) {
     const [names, values] = [lines[i], lines[i + 1]].map((l) => (l ?? '').trim().split(/\s+/));
     const prefix = names?.[0] ?? '';
-    names?.slice(1).forEach((name, j) => counters.set(`${prefix}${name}`, Number(values?.[j + 1])));
+    names?.slice(1).forEach((name, j) => {
+      counters.set(`${prefix}${name}`, Number(values?.[j + 1]));
+    });
   }
   return counters;
 }

@@ -60,7 +60,7 @@ const INPUT: TimelineInput = {
 const ms = (spans: readonly { from: number; to: number }[]) => spans.map((s) => [s.from - T0, s.to - T0]);
 
 /** The text a browser shows for escaped markup. */
-const unescape = (s: string) => s.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)));
+const decodeEntities = (s: string) => s.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)));
 
 /** Each tag opened is closed, in order (enough for the SVG and HTML this page writes). */
 function assertNested(markup: string): void {
@@ -124,22 +124,22 @@ describe('the lab timeline', () => {
     assert.ok(html.includes('<h3>1. crash: the master&#39;s node dies'));
     assert.ok(!html.includes("master's"), 'every apostrophe of the event names escaped');
     assert.match(html, /Started 2025-11-25 16:00:00 UTC, 60 s long/);
-    for (const e of [CRASH, GRACEFUL, STALL, LOSS]) assert.ok(unescape(html).includes(`${e}</td>`), e);
+    for (const e of [CRASH, GRACEFUL, STALL, LOSS]) assert.ok(decodeEntities(html).includes(`${e}</td>`), e);
   });
 
   it('the tooltips give the times: of the run in the overview, from the event in each close-up', () => {
     const html = renderTimeline(INPUT);
     const [overview = '', ...closeUps] = html.split('<section ');
-    const text = unescape(overview);
+    const text = decodeEntities(overview);
     assert.ok(text.includes('<title>cp2 held the VIP from 5.31 s to 20.06 s (14.8 s)</title>'), 'a node\'s stretch');
     assert.ok(text.includes('<title>cp1+cp3 held the VIP from 30.35 s to 31.00 s (650 ms)</title>'), 'two holders');
-    const crash = unescape(closeUps[0] ?? '');
+    const crash = decodeEntities(closeUps[0] ?? '');
     assert.ok(crash.includes('<title>cp1+cp2 held the VIP from +310 ms to +1000 ms (690 ms)</title>'), crash);
     assert.ok(crash.includes("<title>the client's connects failed from −10 ms to +420 ms: 430 ms, 42 failed connects"
       + '</title>'), 'the outage, from the last good connect');
     assert.ok(crash.includes('>−500 ms</text>'), 'half a second before the event');
     // The held stall: its band, and its end marked.
-    const stall = unescape(closeUps[2] ?? '');
+    const stall = decodeEntities(closeUps[2] ?? '');
     assert.match(stall, /<rect class="band" /);
     assert.match(stall, />end<\/text>/);
     assert.ok(stall.includes('>+3 s</text>'), 'the axis reaches SIGCONT');

@@ -70,8 +70,8 @@ export class Processes {
     clearTimeout(timer);
   }
 
-  stopAll(): Promise<void[]> {
-    return Promise.all([...this.live].map((c) => this.stop(c)));
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.live].map((c) => this.stop(c)));
   }
 
   /** For a signal: nothing asynchronous will run any more. */

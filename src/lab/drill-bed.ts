@@ -12,7 +12,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { createInterface, type Interface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { ExitCode, VipdError } from '../errors';
 import { ClientLog } from './client-log';
 import { HolderLog } from './holder-log';
@@ -138,7 +139,7 @@ export class DrillBed implements DrillNetwork {
     for (const n of NODES) {
       const mon = this.spawnIn(this.host(n).ns, 'ip', ['-o', 'monitor', 'address', 'dev', 'eth0']);
       if (mon.pid !== undefined) this.monitors.add(mon.pid);
-      createInterface({ input: mon.stdout! }).on('line', (line) => {
+      lines(mon.stdout).on('line', (line) => {
         if (line.includes(` ${VIP}/`)) this.holders.set(n, !line.startsWith('Deleted'));
       });
     }
@@ -159,7 +160,7 @@ export class DrillBed implements DrillNetwork {
     const probe = this.spawnIn(this.host('client').ns, process.execPath,
       [join(__dirname, 'connect-client.js'), VIP, String(this.manager.probePort), String(intervalMs),
         String(maxSeconds)]);
-    createInterface({ input: probe.stdout! }).on('line', (line) => this.client.add(line));
+    lines(probe.stdout).on('line', (line) => this.client.add(line));
   }
 
   startStandIn(n: NodeName): void {
@@ -186,11 +187,11 @@ export class DrillBed implements DrillNetwork {
     nofile?: number): ChildProcess {
     const node = [process.execPath, join(__dirname, script), ...args];
     const [cmd, ...rest] = nofile === undefined ? node : ['prlimit', `--nofile=${nofile}:${nofile}`, ...node];
-    const child = this.spawnIn(this.host('client').ns, cmd!, rest);
-    createInterface({ input: child.stdout! }).on('line', onLine);
+    const child = this.spawnIn(this.host('client').ns, cmd ?? process.execPath, rest);
+    lines(child.stdout).on('line', onLine);
     // A program that fails says why on stderr: the last lines are printed if it exits with an error.
     const tail: string[] = [];
-    createInterface({ input: child.stderr! }).on('line', (line) => {
+    lines(child.stderr).on('line', (line) => {
       tail.push(line);
       if (tail.length > 20) tail.shift();
     });
@@ -240,8 +241,8 @@ export class DrillBed implements DrillNetwork {
     this.managers.set(n, this.manager.commands(n, this.dir).map(({ cmd, args, election }) => {
       const child = this.spawnIn(this.host(n).ns, cmd, args);
       const onLine = (line: string) => this.manager.onLine?.(n, line);
-      createInterface({ input: child.stdout! }).on('line', onLine);
-      createInterface({ input: child.stderr! }).on('line', onLine);
+      lines(child.stdout).on('line', onLine);
+      lines(child.stderr).on('line', onLine);
       return { child, election: election === true };
     }));
   }
@@ -349,4 +350,10 @@ function parentPid(pid: number): number | undefined {
   } catch {
     return undefined; // exited meanwhile
   }
+}
+
+/** The lines of a child's piped output (every child here is spawned with stdout and stderr piped). */
+function lines(stream: Readable | null): Interface {
+  if (stream === null) throw new Error('a lab child without a piped output');
+  return createInterface({ input: stream });
 }

@@ -85,9 +85,11 @@ export class StormClient {
     await Promise.all(Array.from({ length: Math.min(this.o.rampConcurrency ?? 100, this.slots.length) }, async () => {
       while (next < this.slots.length && !this.closed) {
         const i = next++;
+        const slot = this.slots[i];
+        if (slot === undefined) break;
         const wait = begin + i * step - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        await new Promise<void>((resolve) => this.connect(this.slots[i]!, resolve));
+        await new Promise<void>((resolve) => this.connect(slot, resolve));
       }
     }));
   }

@@ -169,7 +169,7 @@ export class WatchLog {
 
   /** The first event of a watch started after `t`: its arrival time, if any arrived. */
   resumedAfter(t: number): number | undefined {
-    const firsts = [...this.lives.values()].filter((l) => l.start > t && l.events.length > 0).map((l) => l.events[0]!);
+    const firsts = [...this.lives.values()].filter((l) => l.start > t).flatMap((l) => l.events.slice(0, 1));
     return firsts.length === 0 ? undefined : Math.min(...firsts);
   }
 

@@ -37,7 +37,11 @@ export class DaemonProcess {
       }
       const line: LogLine = { ...parsed, at: performance.now() };
       this.lines.push(line);
-      this.waiters = this.waiters.filter((w) => (w.pred(line) ? (w.resolve(line), false) : true));
+      this.waiters = this.waiters.filter((w) => {
+        if (!w.pred(line)) return true;
+        w.resolve(line);
+        return false;
+      });
     });
     createInterface({ input: this.child.stderr! }).on('line', (text) => this.stderr.push(text));
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));

@@ -235,4 +235,7 @@ export async function freePort(host: string): Promise<number> {
 
 /** How many times each name occurs. */
 export const count = (names: readonly string[]) =>
-  names.reduce<Record<string, number>>((acc, n) => ({ ...acc, [n]: (acc[n] ?? 0) + 1 }), {});
+  names.reduce<Record<string, number>>((acc, n) => {
+    acc[n] = (acc[n] ?? 0) + 1;
+    return acc;
+  }, {});
