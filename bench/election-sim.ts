@@ -12,16 +12,25 @@
  */
 import { SimCluster } from '../test/helpers/sim-cluster';
 
-interface Args { minutes: number; runs: number; crashes: number; rates: number[]; members: number }
+interface Args {
+  minutes: number;
+  runs: number;
+  crashes: number;
+  rates: number[];
+  members: number;
+}
 
 function parseArgs(argv: readonly string[]): Args {
   const get = (name: string, fallback: string) => {
     const i = argv.indexOf(`--${name}`);
-    return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] as string : fallback;
+    return i >= 0 && argv[i + 1] !== undefined ? (argv[i + 1] as string) : fallback;
   };
   return {
-    minutes: Number(get('minutes', '10')), runs: Number(get('runs', '6')), crashes: Number(get('crashes', '40')),
-    rates: get('rates', '0,5,10,20,30,40,50').split(',').map(Number), members: Number(get('members', '3')),
+    minutes: Number(get('minutes', '10')),
+    runs: Number(get('runs', '6')),
+    crashes: Number(get('crashes', '40')),
+    rates: get('rates', '0,5,10,20,30,40,50').split(',').map(Number),
+    members: Number(get('members', '3')),
   };
 }
 
@@ -33,7 +42,12 @@ function settled(seed: number, members: number): SimCluster {
 }
 
 /** VIP moves to another member, and re-claims by the same one, while nobody failed. */
-function falseMoves(rate: number, minutes: number, seed: number, members: number): { takeovers: number; reclaims: number } {
+function falseMoves(
+  rate: number,
+  minutes: number,
+  seed: number,
+  members: number,
+): { takeovers: number; reclaims: number } {
   const sim = settled(seed, members);
   const start = sim.holderHistory.length;
   sim.dropRate = rate / 100;
@@ -70,10 +84,14 @@ function quantile(sorted: readonly number[], q: number): number {
 function main(): void {
   const a = parseArgs(process.argv.slice(2));
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  out(`simulated ${a.members}-member cluster, interval 100ms, deadAfter 3, maxDeadAfter 30; `
-    + `${a.runs} runs of ${a.minutes} min per rate, ${a.crashes} crashes per rate`);
-  out(`${'loss %'.padStart(7)}${'takeovers/10min'.padStart(17)}${'re-claims/10min'.padStart(17)}`
-    + `${'detect p50 ms'.padStart(15)}${'p95 ms'.padStart(9)}${'max ms'.padStart(9)}`);
+  out(
+    `simulated ${a.members}-member cluster, interval 100ms, deadAfter 3, maxDeadAfter 30; ` +
+      `${a.runs} runs of ${a.minutes} min per rate, ${a.crashes} crashes per rate`,
+  );
+  out(
+    `${'loss %'.padStart(7)}${'takeovers/10min'.padStart(17)}${'re-claims/10min'.padStart(17)}` +
+      `${'detect p50 ms'.padStart(15)}${'p95 ms'.padStart(9)}${'max ms'.padStart(9)}`,
+  );
   for (const rate of a.rates) {
     let takeovers = 0;
     let reclaims = 0;
@@ -89,9 +107,11 @@ function main(): void {
       if (t !== undefined) times.push(t);
     }
     times.sort((x, y) => x - y);
-    out(`${String(rate).padStart(7)}${per10(takeovers).padStart(17)}${per10(reclaims).padStart(17)}`
-      + `${quantile(times, 0.5).toFixed(0).padStart(15)}${quantile(times, 0.95).toFixed(0).padStart(9)}`
-      + `${(times[times.length - 1] ?? NaN).toFixed(0).padStart(9)}`);
+    out(
+      `${String(rate).padStart(7)}${per10(takeovers).padStart(17)}${per10(reclaims).padStart(17)}` +
+        `${quantile(times, 0.5).toFixed(0).padStart(15)}${quantile(times, 0.95).toFixed(0).padStart(9)}` +
+        `${(times[times.length - 1] ?? NaN).toFixed(0).padStart(9)}`,
+    );
   }
 }
 

@@ -26,14 +26,25 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  DRILL_EVENTS, runCrashUnderLoss, runDrill, runLossTrial, type Detection, type DrillEvent, type LossTrial,
-  type Outcome,
-} from '../src/lab/drill';
-import { formatDetections, formatLossTrials, formatOutcomes, watchCell } from '../src/lab/drill-tables';
-import {
-  CLIENT_EVENTS, clientFigures, maxStormClients, runClientDrill, type ClientEvent, type ClientOutcome,
+  CLIENT_EVENTS,
+  type ClientEvent,
+  type ClientOutcome,
+  clientFigures,
+  maxStormClients,
+  runClientDrill,
 } from '../src/lab/client-drill';
+import {
+  type Detection,
+  DRILL_EVENTS,
+  type DrillEvent,
+  type LossTrial,
+  type Outcome,
+  runCrashUnderLoss,
+  runDrill,
+  runLossTrial,
+} from '../src/lab/drill';
 import { NODES, PHASE_TIMEOUT_MS, VIP, type VipManager } from '../src/lab/drill-bed';
+import { formatDetections, formatLossTrials, formatOutcomes, watchCell } from '../src/lab/drill-tables';
 import { vipdManager } from '../src/lab/lab';
 
 /** HAProxy as the kubeadm HA guide configures it: TCP on :6443, HTTPS /readyz checks, roundrobin. */
@@ -66,8 +77,12 @@ function keepalivedManager(advertInt: number, print: ((line: string) => void) | 
     prepare(net, dir) {
       writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(NODES.map((n) => net.host(n).ip)));
       for (const n of NODES) {
-        const peers = NODES.filter((p) => p !== n).map((p) => `    ${net.host(p).ip}`).join('\n');
-        writeFileSync(join(dir, `${n}.conf`), `global_defs {
+        const peers = NODES.filter((p) => p !== n)
+          .map((p) => `    ${net.host(p).ip}`)
+          .join('\n');
+        writeFileSync(
+          join(dir, `${n}.conf`),
+          `global_defs {
   router_id ${n}
   ${v3 ? 'vrrp_version 3' : ''}
   vrrp_garp_master_delay 5
@@ -87,7 +102,8 @@ ${peers}
     ${VIP}/24 dev eth0
   }
 }
-`);
+`,
+        );
       }
     },
     // The VRRP packets themselves (IP protocol 112), unicast to each peer.
@@ -98,8 +114,19 @@ ${peers}
         // stops both (a stalled parent alone changes nothing), and not HAProxy, a separate daemon.
         election: true,
         cmd: 'keepalived',
-        args: ['--dont-fork', '--log-console', '--vrrp', '-f', join(dir, `${n}.conf`),
-          '-p', join(dir, `${n}.pid`), '-r', join(dir, `${n}.vrrp.pid`), '-c', join(dir, `${n}.checkers.pid`)],
+        args: [
+          '--dont-fork',
+          '--log-console',
+          '--vrrp',
+          '-f',
+          join(dir, `${n}.conf`),
+          '-p',
+          join(dir, `${n}.pid`),
+          '-r',
+          join(dir, `${n}.vrrp.pid`),
+          '-c',
+          join(dir, `${n}.checkers.pid`),
+        ],
       },
       { cmd: 'haproxy', args: ['-db', '-f', join(dir, 'haproxy.cfg'), '-p', join(dir, `${n}.haproxy.pid`)] },
     ],
@@ -159,22 +186,30 @@ function options(argv: readonly string[]): BenchOptions {
   if (values.only !== undefined && values.only !== 'vipd' && values.only !== 'keepalived') {
     throw bad(`--only: "${values.only}"`);
   }
-  const events = values.events?.split(',').map((e) => e.trim()).filter((e) => e !== '') ?? ALL_EVENTS;
+  const events =
+    values.events
+      ?.split(',')
+      .map((e) => e.trim())
+      .filter((e) => e !== '') ?? ALL_EVENTS;
   for (const e of events) if (!ALL_EVENTS.includes(e)) throw bad(`--events: unknown "${e}"`);
   const stormClients = Number(values['storm-clients']);
   const maxStorm = maxStormClients();
   if (!Number.isInteger(stormClients) || stormClients < 1 || stormClients > maxStorm) {
-    throw bad(`--storm-clients: 1 to ${maxStorm} (a balancer holds two descriptors per client; `
-      + 'this limit follows the hard limit on open files)');
+    throw bad(
+      `--storm-clients: 1 to ${maxStorm} (a balancer holds two descriptors per client; ` +
+        'this limit follows the hard limit on open files)',
+    );
   }
   const stormSeconds = Number(values['storm-seconds']);
   if (!Number.isInteger(stormSeconds) || stormSeconds < 5 || stormSeconds > 600) throw bad('--storm-seconds: 5 to 600');
   const watchSeconds = Number(values['watch-seconds']);
   if (!Number.isInteger(watchSeconds) || watchSeconds < 5 || watchSeconds > 600) throw bad('--watch-seconds: 5 to 600');
   const detectRates = (values['detect-rates'] ?? '').split(',').map(Number);
-  if (detectRates.some((r) => !Number.isInteger(r) || r < 0 || r > 90)) throw bad('--detect-rates: whole percentages from 0 to 90');
+  if (detectRates.some((r) => !Number.isInteger(r) || r < 0 || r > 90))
+    throw bad('--detect-rates: whole percentages from 0 to 90');
   const detectCrashes = Number(values['detect-crashes']);
-  if (!Number.isInteger(detectCrashes) || detectCrashes < 1 || detectCrashes > 50) throw bad('--detect-crashes: 1 to 50');
+  if (!Number.isInteger(detectCrashes) || detectCrashes < 1 || detectCrashes > 50)
+    throw bad('--detect-crashes: 1 to 50');
   const lossSeconds = Number(values['loss-seconds']);
   if (!Number.isInteger(lossSeconds) || lossSeconds < 10 || lossSeconds > 7200) {
     throw bad('--loss-seconds: a whole number from 10 to 7200');
@@ -186,10 +221,20 @@ function options(argv: readonly string[]): BenchOptions {
   const parallel = values['loss-parallel'] as Parallel;
   if (!PARALLEL.includes(parallel)) throw bad(`--loss-parallel: one of ${PARALLEL.join(', ')}`);
   return {
-    only: values.only as BenchOptions['only'], events: DRILL_EVENTS.filter((e) => events.includes(e)),
-    clientEvents: CLIENT_EVENTS.filter((e) => events.includes(e)), stormClients, stormSeconds, watchSeconds,
-    randomLoss: events.includes(RANDOM_LOSS), crashLoss: events.includes(CRASH_LOSS), detectRates, detectCrashes,
-    lossSeconds, lossRates, parallel, verbose: values.verbose === true,
+    only: values.only as BenchOptions['only'],
+    events: DRILL_EVENTS.filter((e) => events.includes(e)),
+    clientEvents: CLIENT_EVENTS.filter((e) => events.includes(e)),
+    stormClients,
+    stormSeconds,
+    watchSeconds,
+    randomLoss: events.includes(RANDOM_LOSS),
+    crashLoss: events.includes(CRASH_LOSS),
+    detectRates,
+    detectCrashes,
+    lossSeconds,
+    lossRates,
+    parallel,
+    verbose: values.verbose === true,
   };
 }
 
@@ -239,28 +284,48 @@ class MachineLoad {
     this.sample();
     const total = Math.max(1, this.last.total - this.first.total);
     const pct = (x: number) => `${Math.round(x * 100)}%`;
-    return `CPU busy ${pct((this.last.busy - this.first.busy) / total)} on average (the bench's own processes `
-      + `${pct((ownTicks() - this.firstOwn) / total)}), ${pct(this.maxBusy)} in the busiest 10 s; `
-      + `load average (1 min) up to ${this.maxLoad.toFixed(2)}; ${cpus().length} cores`;
+    return (
+      `CPU busy ${pct((this.last.busy - this.first.busy) / total)} on average (the bench's own processes ` +
+      `${pct((ownTicks() - this.firstOwn) / total)}), ${pct(this.maxBusy)} in the busiest 10 s; ` +
+      `load average (1 min) up to ${this.maxLoad.toFixed(2)}; ${cpus().length} cores`
+    );
   }
 }
 
-interface Contender { readonly tag: string; readonly kind: 'vipd' | 'keepalived'; readonly manager: VipManager }
+interface Contender {
+  readonly tag: string;
+  readonly kind: 'vipd' | 'keepalived';
+  readonly manager: VipManager;
+}
 
 /** The random-loss trials: every contender at every rate, grouped as --loss-parallel says. */
-async function lossTrials(contenders: readonly Contender[], o: BenchOptions,
-  print: (l: string) => void): Promise<LossTrial[]> {
+async function lossTrials(
+  contenders: readonly Contender[],
+  o: BenchOptions,
+  print: (l: string) => void,
+): Promise<LossTrial[]> {
   const all = o.lossRates.flatMap((percent) => contenders.map((c) => ({ c, percent })));
-  const groups = o.parallel === 'all' ? [all]
-    : o.parallel === 'rate' ? o.lossRates.map((p) => all.filter((t) => t.percent === p)) : all.map((t) => [t]);
+  const groups =
+    o.parallel === 'all'
+      ? [all]
+      : o.parallel === 'rate'
+        ? o.lossRates.map((p) => all.filter((t) => t.percent === p))
+        : all.map((t) => [t]);
   const trials: LossTrial[] = [];
   for (const group of groups) {
     const names = group.map((t) => `${t.c.tag} ${t.percent}%`).join(', ');
     print(`\n=== random loss, ${group.length} trial(s) side by side: ${names}`);
     const load = new MachineLoad();
-    const results = await Promise.allSettled(group.map(({ c, percent }) => runLossTrial(c.manager, {
-      out: (l) => print(`[${c.tag} ${percent}%] ${l}`), prefix: 'vipd-bench', percent, seconds: o.lossSeconds,
-    })));
+    const results = await Promise.allSettled(
+      group.map(({ c, percent }) =>
+        runLossTrial(c.manager, {
+          out: (l) => print(`[${c.tag} ${percent}%] ${l}`),
+          prefix: 'vipd-bench',
+          percent,
+          seconds: o.lossSeconds,
+        }),
+      ),
+    );
     print(`    ${load.stop()}`);
     for (const [i, r] of results.entries()) {
       if (r.status === 'fulfilled') trials.push(r.value);
@@ -271,15 +336,26 @@ async function lossTrials(contenders: readonly Contender[], o: BenchOptions,
 }
 
 /** Crashes under loss: for each rate, every contender side by side (each in its own namespaces). */
-async function detections(contenders: readonly Contender[], o: BenchOptions, print: (l: string) => void): Promise<Detection[]> {
+async function detections(
+  contenders: readonly Contender[],
+  o: BenchOptions,
+  print: (l: string) => void,
+): Promise<Detection[]> {
   const out: Detection[] = [];
   for (const percent of o.detectRates) {
     print(`\n=== crash under ${percent}% loss, ${contenders.length} manager(s) side by side`);
     const load = new MachineLoad();
-    const results = await Promise.allSettled(contenders.map((c) => runCrashUnderLoss(c.manager, {
-      out: (l) => print(`[${c.tag} ${percent}%] ${l}`), prefix: 'vipd-bench', percent, crashes: o.detectCrashes,
-      warmupSeconds: 30,
-    })));
+    const results = await Promise.allSettled(
+      contenders.map((c) =>
+        runCrashUnderLoss(c.manager, {
+          out: (l) => print(`[${c.tag} ${percent}%] ${l}`),
+          prefix: 'vipd-bench',
+          percent,
+          crashes: o.detectCrashes,
+          warmupSeconds: 30,
+        }),
+      ),
+    );
     print(`    ${load.stop()}`);
     for (const [i, r] of results.entries()) {
       if (r.status === 'fulfilled') out.push(r.value);
@@ -348,9 +424,11 @@ function compare(runs: readonly Run[], print: (l: string) => void): void {
     print(row('holder changes', runs, e, (x) => ms(x.holderChanges, '-')));
     print(row('two holders, total (ms)', runs, e, (x) => ms(x.multiMs, '-')));
     print(row('two holders, longest (ms)', runs, e, (x) => ms(x.longestMultiMs, '-')));
-    print(e.startsWith('stall')
-      ? row('VIP back on the stalled node after SIGCONT', runs, e, (x) => yes(x.backToOrigin))
-      : row('one holder when the rule was removed', runs, e, (x) => yes(x.oneHolderAtHeal)));
+    print(
+      e.startsWith('stall')
+        ? row('VIP back on the stalled node after SIGCONT', runs, e, (x) => yes(x.backToOrigin))
+        : row('one holder when the rule was removed', runs, e, (x) => yes(x.oneHolderAtHeal)),
+    );
     print(row('one holder again within 15 s after', runs, e, (x) => yes(x.settled)));
   }
 }
@@ -364,11 +442,15 @@ async function main(): Promise<void> {
   try {
     execFileSync('keepalived', ['--version'], { stdio: 'ignore' });
     execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
-    contenders.push({ tag: 'ka-v2', kind: 'keepalived', manager: keepalivedManager(1, logs) },
-      { tag: 'ka-v3', kind: 'keepalived', manager: keepalivedManager(0.1, logs) });
+    contenders.push(
+      { tag: 'ka-v2', kind: 'keepalived', manager: keepalivedManager(1, logs) },
+      { tag: 'ka-v3', kind: 'keepalived', manager: keepalivedManager(0.1, logs) },
+    );
   } catch {
-    process.stderr.write('bench: keepalived and haproxy are needed for the comparison '
-      + '(apt-get install keepalived haproxy); running vipd only\n');
+    process.stderr.write(
+      'bench: keepalived and haproxy are needed for the comparison ' +
+        '(apt-get install keepalived haproxy); running vipd only\n',
+    );
   }
   const chosen = contenders.filter((c) => o.only === undefined || c.kind === o.only);
   const runs: Run[] = [];
@@ -376,20 +458,30 @@ async function main(): Promise<void> {
     const clientEvents = c.tag === 'ka-v2' ? [] : o.clientEvents;
     if (o.events.length === 0 && clientEvents.length === 0) continue;
     print(`\n=== ${c.manager.label}`);
-    const outcomes = o.events.length === 0 ? []
-      : await runDrill(c.manager, { out: print, prefix: 'vipd-bench', events: o.events });
+    const outcomes =
+      o.events.length === 0 ? [] : await runDrill(c.manager, { out: print, prefix: 'vipd-bench', events: o.events });
     // What clients see is compared against keepalived at its fastest only (VRRPv3 0.1 s): the
     // managers' detection is not what it measures, and each manager takes minutes.
-    const client = clientEvents.length === 0 ? [] : await runClientDrill(c.manager, {
-      out: print, prefix: 'vipd-bench', events: clientEvents, stormClients: o.stormClients,
-      stormPhaseMs: o.stormSeconds * 1000, watchWaitMs: o.watchSeconds * 1000,
-    });
+    const client =
+      clientEvents.length === 0
+        ? []
+        : await runClientDrill(c.manager, {
+            out: print,
+            prefix: 'vipd-bench',
+            events: clientEvents,
+            stormClients: o.stormClients,
+            stormPhaseMs: o.stormSeconds * 1000,
+            watchWaitMs: o.watchSeconds * 1000,
+          });
     runs.push({ label: c.manager.label, outcomes, client });
   }
   const trials = o.randomLoss ? await lossTrials(chosen, o, print) : [];
   const detected = o.crashLoss ? await detections(chosen, o, print) : [];
 
-  if (runs.length > 0) { compare(runs, print); compareClients(runs, print); }
+  if (runs.length > 0) {
+    compare(runs, print);
+    compareClients(runs, print);
+  }
   if (trials.length > 0) {
     print(`\n=== random loss: each node drops that share of the heartbeats it sends, for ${o.lossSeconds} s`);
     for (const l of formatLossTrials(trials)) print(l);

@@ -4,29 +4,30 @@
  * decides nothing itself: what a reload may change is config/restart-only.ts, the reload is
  * reload.ts, liveness and readiness are admin/liveness.ts, /status is admin/status.ts.
  */
+
+import { type DaemonPhase, liveness, livenessLimitMs, readiness } from './admin/liveness';
+import { AdminServer } from './admin/server';
+import { type AdminSource, type Check, type DaemonStatus, daemonStatus } from './admin/status';
 import type { Config, LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
-import { closeInReverse, startInOrder, type Part } from './lifecycle';
-import { ProxyThread } from './proxy/thread';
-import { reloadConfig } from './reload';
-import { ApiserverTracker } from './track/apiserver';
-import { liveness, livenessLimitMs, readiness, type DaemonPhase } from './admin/liveness';
-import { AdminServer } from './admin/server';
-import { daemonStatus, type AdminSource, type Check, type DaemonStatus } from './admin/status';
+import { closeInReverse, type Part, startInOrder } from './lifecycle';
 import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
+import { ProxyThread } from './proxy/thread';
+import { reloadConfig } from './reload';
 import { ConnSync } from './takeover/conn-sync';
 import { LogTickler, RawTickler, Takeover } from './takeover/takeover';
+import { ApiserverTracker } from './track/apiserver';
+import { VERSION } from './version';
 import { DryRunVipOwner } from './vip/dry-run';
 import { LinkWatch } from './vip/link-watch';
-import { linkEffect } from './vrrp/link-effect';
 import { NetlinkVipOwner } from './vip/netlink-owner';
 import type { VipOwner } from './vip/owner';
-import { ElectionRunner } from './vrrp/runner';
 import { FormedRecord } from './vrrp/formed-record';
+import { linkEffect } from './vrrp/link-effect';
+import { ElectionRunner } from './vrrp/runner';
 import { electionSettings } from './vrrp/settings';
-import { VERSION } from './version';
 
 /** The tracked condition name for this node's own apiserver. */
 const APISERVER_TRACK = 'apiserver';
@@ -58,7 +59,10 @@ export class Daemon implements AdminSource {
   /** Every part, in the order it starts; they close in reverse. */
   private readonly parts: readonly Part[];
 
-  constructor(private loaded: LoadedConfig, private readonly options: DaemonOptions) {
+  constructor(
+    private loaded: LoadedConfig,
+    private readonly options: DaemonOptions,
+  ) {
     const { config } = loaded;
     // A passphrase-like secret is stretched with scrypt (config/secret-key.ts); a random one is the key as written.
     const secret = heartbeatKey(loaded.secret);
@@ -76,8 +80,13 @@ export class Daemon implements AdminSource {
     // The connection lists travel on the election's socket, authenticated with its secret; the
     // epoch (this start) tells peers to drop what an earlier run of this member told them.
     this.connSync = new ConnSync({
-      clusterId: settings.clusterId, self: settings.self, members: settings.members, secret, epoch: Date.now(),
-      send: (bytes) => this.election.broadcast(bytes), deltaEveryMs: settings.intervalMs,
+      clusterId: settings.clusterId,
+      self: settings.self,
+      members: settings.members,
+      secret,
+      epoch: Date.now(),
+      send: (bytes) => this.election.broadcast(bytes),
+      deltaEveryMs: settings.intervalMs,
     });
     const vipIp = config.vipAddress.ip;
     this.takeover = new Takeover({
@@ -102,13 +111,20 @@ export class Daemon implements AdminSource {
       onFormed: (via) => this.formed.record(via),
     });
     this.admin = new AdminServer(this, config.health.listen);
-    this.proxy = config.proxy.enabled ? new ProxyThread(config, {
-      logLevel: log.level as LogLevel, logFormat: options.logFormat ?? 'json', node: config.nodeName,
-      connections: this.takeover.observer, listen: !options.dryRun,
-    }) : undefined;
+    this.proxy = config.proxy.enabled
+      ? new ProxyThread(config, {
+          logLevel: log.level as LogLevel,
+          logFormat: options.logFormat ?? 'json',
+          node: config.nodeName,
+          connections: this.takeover.observer,
+          listen: !options.dryRun,
+        })
+      : undefined;
     this.tracker = this.newTracker(config);
-    const linkWatch = options.dryRun || !config.vip.trackInterface ? undefined
-      : new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
+    const linkWatch =
+      options.dryRun || !config.vip.trackInterface
+        ? undefined
+        : new LinkWatch({ interface: config.vip.interface, log: log.child({ component: 'link' }) });
     linkWatch?.on('change', (state) => {
       log.info({ component: 'link', interface: config.vip.interface, link: state }, `link ${state}`);
       this.election.track(`link:${config.vip.interface}`, linkEffect(state));
@@ -119,10 +135,15 @@ export class Daemon implements AdminSource {
       // The listeners first: a port that cannot be bound fails the start before we join the election.
       { start: () => this.proxy?.start(), close: () => this.proxy?.destroy() },
       // The link state first, so a node whose link is down starts in FAULT and never claims.
-      ...(linkWatch === undefined ? [] : [{
-        start: async () => this.election.track(`link:${config.vip.interface}`, linkEffect(await linkWatch.start())),
-        close: () => linkWatch.close(),
-      }]),
+      ...(linkWatch === undefined
+        ? []
+        : [
+            {
+              start: async () =>
+                this.election.track(`link:${config.vip.interface}`, linkEffect(await linkWatch.start())),
+              close: () => linkWatch.close(),
+            },
+          ]),
       { start: () => this.election.start(), close: () => this.election.close() },
       { start: () => this.connSync.start(), close: () => this.connSync.close() },
       { close: () => this.takeover.close() },
@@ -134,10 +155,18 @@ export class Daemon implements AdminSource {
 
   async start(): Promise<void> {
     const { config } = this.loaded;
-    this.options.log.info({
-      config: config.file, vip: config.vip.address, interface: config.vip.interface, address: config.self.address,
-      peers: config.peers.map((p) => p.name), quorum: config.election.quorum, dryRun: this.options.dryRun,
-    }, 'vipd starting');
+    this.options.log.info(
+      {
+        config: config.file,
+        vip: config.vip.address,
+        interface: config.vip.interface,
+        address: config.self.address,
+        peers: config.peers.map((p) => p.name),
+        quorum: config.election.quorum,
+        dryRun: this.options.dryRun,
+      },
+      'vipd starting',
+    );
     for (const warning of configWarnings(config)) {
       this.options.log.warn({ component: 'config', warning }, 'config warning');
     }
@@ -163,8 +192,10 @@ export class Daemon implements AdminSource {
       // A backup (whose connections came to its own address) drains for proxy.drainTimeout.
       await this.election.stop(async () => {
         if (this.proxy === undefined) return;
-        this.options.log.info({ component: 'proxy' },
-          'closing relayed connections before releasing the VIP: clients reconnect through the successor');
+        this.options.log.info(
+          { component: 'proxy' },
+          'closing relayed connections before releasing the VIP: clients reconnect through the successor',
+        );
         await this.proxy.destroy();
       });
       await this.proxy?.close();
@@ -185,9 +216,15 @@ export class Daemon implements AdminSource {
 
   /** SIGHUP or POST /-/reload: reload.ts applies the file in place or refuses it whole. */
   async reload(): Promise<Check> {
-    const { check, loaded } = await reloadConfig(this.loaded, {
-      proxy: this.proxy, election: this.election, retrack: (config) => this.retrack(config),
-    }, { log: this.options.log });
+    const { check, loaded } = await reloadConfig(
+      this.loaded,
+      {
+        proxy: this.proxy,
+        election: this.election,
+        retrack: (config) => this.retrack(config),
+      },
+      { log: this.options.log },
+    );
     this.loaded = loaded;
     return check;
   }
@@ -205,8 +242,10 @@ export class Daemon implements AdminSource {
     return new ApiserverTracker(
       { address: config.self.address, settings: config.track.apiserver, log: this.options.log },
       (effect) => {
-        this.options.log.info({ component: 'track', track: APISERVER_TRACK, effect: effect.kind },
-          `apiserver check: ${effect.kind}`);
+        this.options.log.info(
+          { component: 'track', track: APISERVER_TRACK, effect: effect.kind },
+          `apiserver check: ${effect.kind}`,
+        );
         this.election.track(APISERVER_TRACK, effect);
       },
     );
@@ -220,7 +259,10 @@ export class Daemon implements AdminSource {
 
   ready(): Check {
     return readiness({
-      phase: this.state, live: this.healthy(), role: this.election.snapshot().role, dryRun: this.options.dryRun,
+      phase: this.state,
+      live: this.healthy(),
+      role: this.election.snapshot().role,
+      dryRun: this.options.dryRun,
       frontends: this.proxy?.status().frontends,
     });
   }
@@ -232,9 +274,13 @@ export class Daemon implements AdminSource {
 
   status(): DaemonStatus {
     return daemonStatus({
-      config: this.loaded.config, version: VERSION, dryRun: this.options.dryRun,
-      election: this.election.snapshot(), vipHeldSince: this.election.vipHeldSince(),
-      apiserver: this.tracker?.status(), frontends: this.proxy?.status().frontends,
+      config: this.loaded.config,
+      version: VERSION,
+      dryRun: this.options.dryRun,
+      election: this.election.snapshot(),
+      vipHeldSince: this.election.vipHeldSince(),
+      apiserver: this.tracker?.status(),
+      frontends: this.proxy?.status().frontends,
       now: { mono: performance.now(), wall: Date.now() },
     });
   }

@@ -63,8 +63,8 @@ export class UsageError extends VipdError {
 
   /** Every bad flag at once, so the operator fixes the command line in one pass. */
   static flags(problems: readonly string[]): UsageError {
-    const message = problems.length === 1 ? `invalid flag ${problems[0]}`
-      : `invalid flags:\n  - ${problems.join('\n  - ')}`;
+    const message =
+      problems.length === 1 ? `invalid flag ${problems[0]}` : `invalid flags:\n  - ${problems.join('\n  - ')}`;
     return new UsageError(message, problems);
   }
 }

@@ -8,7 +8,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Check } from './admin/status';
-import { loadConfigFile, type Config, type HostLoadOptions, type LoadedConfig } from './config/load';
+import { type Config, type HostLoadOptions, type LoadedConfig, loadConfigFile } from './config/load';
 import { restartOnlyChanges } from './config/restart-only';
 import { ConfigError, describeError } from './errors';
 import type { Logger } from './log/logger';
@@ -35,7 +35,10 @@ export interface ReloadResult {
   readonly loaded: LoadedConfig;
 }
 
-export async function reloadConfig(running: LoadedConfig, targets: ReloadTargets, options: ReloadOptions,
+export async function reloadConfig(
+  running: LoadedConfig,
+  targets: ReloadTargets,
+  options: ReloadOptions,
 ): Promise<ReloadResult> {
   const { log } = options;
   const refuse = (fields: Record<string, unknown>, reason: string): ReloadResult => {
@@ -59,8 +62,10 @@ export async function reloadConfig(running: LoadedConfig, targets: ReloadTargets
   if (!isDeepStrictEqual(next.config.track, running.config.track)) targets.retrack(next.config);
   const e = next.config.election;
   targets.election.reconfigure({ priority: e.priority, preempt: e.preempt, preemptDelayMs: e.preemptDelay });
-  log.info({ component: 'reload', config: next.config.file, priority: e.priority, preempt: e.preempt },
-    'config reloaded');
+  log.info(
+    { component: 'reload', config: next.config.file, priority: e.priority, preempt: e.preempt },
+    'config reloaded',
+  );
   return { check: { ok: true, reason: 'applied' }, loaded: next };
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { liveness, livenessLimitMs, readiness, type ReadinessInput } from '../src/admin/liveness';
+import { liveness, livenessLimitMs, type ReadinessInput, readiness } from '../src/admin/liveness';
 import { stallMs } from '../src/vrrp/timing';
 
 const running = (sinceLastStepMs: number) => ({ running: true, sinceLastStepMs });
@@ -9,18 +9,26 @@ const DEFAULTS = { intervalMs: 100, deadAfter: 3 };
 describe('/healthz: liveness', () => {
   it('is alive while starting, and while the election steps', () => {
     const limitMs = livenessLimitMs(DEFAULTS);
-    assert.deepEqual(liveness({ phase: 'starting', election: { running: false, sinceLastStepMs: 0 }, limitMs }),
-      { ok: true, reason: 'starting' });
-    assert.deepEqual(liveness({ phase: 'running', election: running(100), limitMs }),
-      { ok: true, reason: 'election running' });
+    assert.deepEqual(liveness({ phase: 'starting', election: { running: false, sinceLastStepMs: 0 }, limitMs }), {
+      ok: true,
+      reason: 'starting',
+    });
+    assert.deepEqual(liveness({ phase: 'running', election: running(100), limitMs }), {
+      ok: true,
+      reason: 'election running',
+    });
   });
 
   it('fails once the election stopped, or has not stepped for longer than the limit', () => {
     const limitMs = livenessLimitMs(DEFAULTS);
-    assert.deepEqual(liveness({ phase: 'stopping', election: { running: false, sinceLastStepMs: 10 }, limitMs }),
-      { ok: false, reason: 'election stopped' });
-    assert.deepEqual(liveness({ phase: 'running', election: running(limitMs + 0.4), limitMs }),
-      { ok: false, reason: `the election has not run for ${limitMs} ms` });
+    assert.deepEqual(liveness({ phase: 'stopping', election: { running: false, sinceLastStepMs: 10 }, limitMs }), {
+      ok: false,
+      reason: 'election stopped',
+    });
+    assert.deepEqual(liveness({ phase: 'running', election: running(limitMs + 0.4), limitMs }), {
+      ok: false,
+      reason: `the election has not run for ${limitMs} ms`,
+    });
     assert.equal(liveness({ phase: 'running', election: running(limitMs), limitMs }).ok, true);
   });
 
@@ -52,15 +60,22 @@ describe('/healthz: liveness', () => {
 
 describe('/readyz: readiness', () => {
   const base: ReadinessInput = {
-    phase: 'running', live: { ok: true, reason: 'election running' }, role: 'BACKUP', dryRun: false,
+    phase: 'running',
+    live: { ok: true, reason: 'election running' },
+    role: 'BACKUP',
+    dryRun: false,
     frontends: [{ name: 'apiserver', listening: true }],
   };
 
   it('is ready once running, alive and listening, and says so', () => {
-    assert.deepEqual(readiness(base),
-      { ok: true, reason: 'config loaded, election running (BACKUP), proxy listening' });
-    assert.deepEqual(readiness({ ...base, frontends: undefined, role: 'MASTER' }),
-      { ok: true, reason: 'config loaded, election running (MASTER)' });
+    assert.deepEqual(readiness(base), {
+      ok: true,
+      reason: 'config loaded, election running (BACKUP), proxy listening',
+    });
+    assert.deepEqual(readiness({ ...base, frontends: undefined, role: 'MASTER' }), {
+      ok: true,
+      reason: 'config loaded, election running (MASTER)',
+    });
   });
 
   it('is not ready while starting or stopping, nor when not alive', () => {
@@ -72,11 +87,14 @@ describe('/readyz: readiness', () => {
 
   it('names the frontends not listening; a dry run listens on nothing and is ready anyway', () => {
     const frontends = [
-      { name: 'apiserver', listening: false }, { name: 'b', listening: true }, { name: 'c', listening: false },
+      { name: 'apiserver', listening: false },
+      { name: 'b', listening: true },
+      { name: 'c', listening: false },
     ];
-    assert.deepEqual(readiness({ ...base, frontends }),
-      { ok: false, reason: 'frontends not listening: apiserver, c' });
-    assert.deepEqual(readiness({ ...base, frontends, dryRun: true }),
-      { ok: true, reason: 'config loaded, election running (BACKUP), proxy checking backends (dry run)' });
+    assert.deepEqual(readiness({ ...base, frontends }), { ok: false, reason: 'frontends not listening: apiserver, c' });
+    assert.deepEqual(readiness({ ...base, frontends, dryRun: true }), {
+      ok: true,
+      reason: 'config loaded, election running (BACKUP), proxy checking backends (dry run)',
+    });
   });
 });

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildGratuitousArp, formatIpv4, formatMac, ipv4ToBytes, macToBytes, MIN_FRAME, parseArpFrame } from '../src/vip/arp';
+import {
+  buildGratuitousArp,
+  formatIpv4,
+  formatMac,
+  ipv4ToBytes,
+  MIN_FRAME,
+  macToBytes,
+  parseArpFrame,
+} from '../src/vip/arp';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const PAD = '00'.repeat(18);
@@ -46,10 +54,18 @@ describe('gratuitous ARP frames', () => {
 describe('parseArpFrame', () => {
   it('reads back both gratuitous forms', () => {
     assert.deepEqual(parseArpFrame(REQUEST), {
-      op: 'request', senderMac: '02:00:00:00:00:01', senderIp: '10.77.0.100', targetMac: '00:00:00:00:00:00', targetIp: '10.77.0.100',
+      op: 'request',
+      senderMac: '02:00:00:00:00:01',
+      senderIp: '10.77.0.100',
+      targetMac: '00:00:00:00:00:00',
+      targetIp: '10.77.0.100',
     });
     assert.deepEqual(parseArpFrame(REPLY), {
-      op: 'reply', senderMac: '02:00:00:00:00:01', senderIp: '10.77.0.100', targetMac: '02:00:00:00:00:01', targetIp: '10.77.0.100',
+      op: 'reply',
+      senderMac: '02:00:00:00:00:01',
+      senderIp: '10.77.0.100',
+      targetMac: '02:00:00:00:00:01',
+      targetIp: '10.77.0.100',
     });
   });
 
@@ -61,7 +77,11 @@ describe('parseArpFrame', () => {
       000000000000 0a4d0064`);
     assert.equal(whoHas.length, 42);
     assert.deepEqual(parseArpFrame(whoHas), {
-      op: 'request', senderMac: '0a:ff:ee:00:01:02', senderIp: '10.77.0.3', targetMac: '00:00:00:00:00:00', targetIp: '10.77.0.100',
+      op: 'request',
+      senderMac: '0a:ff:ee:00:01:02',
+      senderIp: '10.77.0.3',
+      targetMac: '00:00:00:00:00:00',
+      targetIp: '10.77.0.100',
     });
   });
 
@@ -91,7 +111,9 @@ describe('parseArpFrame', () => {
     ];
     for (const [what, frame] of cases) assert.equal(parseArpFrame(frame), undefined, what);
     for (let i = 0; i < 2000; i++) {
-      const random = Buffer.from(Array.from({ length: Math.floor(Math.random() * 80) }, () => Math.floor(Math.random() * 256)));
+      const random = Buffer.from(
+        Array.from({ length: Math.floor(Math.random() * 80) }, () => Math.floor(Math.random() * 256)),
+      );
       assert.doesNotThrow(() => parseArpFrame(random));
     }
   });

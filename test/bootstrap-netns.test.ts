@@ -23,7 +23,9 @@ const ISOLATE = [
   'table inet vipd_isolate {',
   '  chain in { type filter hook input priority 0; udp dport 7580 drop; }',
   '  chain out { type filter hook output priority 0; udp dport 7580 drop; }',
-  '}', ''].join('\n');
+  '}',
+  '',
+].join('\n');
 const CLEAR = 'delete table inet vipd_isolate\n';
 const formedLine = (l: { msg?: unknown }) => typeof l.msg === 'string' && l.msg.startsWith('the cluster has formed');
 
@@ -31,7 +33,9 @@ describe('bootstrap: a new cluster, one node at a time (the real daemon in names
   const c = new Cluster('majority');
   before(() => c.build());
   after(() => c.destroy());
-  const kill = async (n: NodeName) => { await c.daemons.get(n)?.kill(); };
+  const kill = async (n: NodeName) => {
+    await c.daemons.get(n)?.kill();
+  };
   const recorded = (n: NodeName) => existsSync(join(c.stateDir(n), 'cluster-1.formed'));
 
   it('a node that is not the first one, alone, does not take the VIP', async () => {
@@ -77,7 +81,10 @@ describe('bootstrap: a new cluster, one node at a time (the real daemon in names
       await sleep(8000);
       assert.deepEqual(await c.holders(), [next], 'the restarted first node remembers the cluster formed');
       assert.equal(c.holderStats(since).gains, 0);
-      assert.ok(c.daemons.get('cp1')!.lines.some((l) => l.to === 'BACKUP'), 'it runs, as a backup');
+      assert.ok(
+        c.daemons.get('cp1')!.lines.some((l) => l.to === 'BACKUP'),
+        'it runs, as a backup',
+      );
     } finally {
       c.nft('cp1', CLEAR);
     }
@@ -109,13 +116,21 @@ describe('bootstrap: newcomers cut off from the first node never take the VIP', 
       assert.deepEqual(await c.holders(), ['cp1']);
       assert.equal(c.holderStats(since).gains, 0);
       for (const n of ['cp2', 'cp3'] as const) {
-        assert.ok(!c.daemons.get(n)!.lines.some((l) => l.to === 'CANDIDATE' || l.to === 'MASTER'), `${n} never claimed`);
+        assert.ok(
+          !c.daemons.get(n)!.lines.some((l) => l.to === 'CANDIDATE' || l.to === 'MASTER'),
+          `${n} never claimed`,
+        );
       }
     } finally {
       c.nft('cp1', CLEAR);
     }
-    await c.daemons.get('cp2')!.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('the cluster has formed'), 10_000,
-      'cp2 learning that the cluster formed once cp1 is heard');
+    await c.daemons
+      .get('cp2')!
+      .waitFor(
+        (l) => typeof l.msg === 'string' && l.msg.startsWith('the cluster has formed'),
+        10_000,
+        'cp2 learning that the cluster formed once cp1 is heard',
+      );
     await sleep(2000);
     assert.equal((await c.holders()).length, 1);
   });

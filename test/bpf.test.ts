@@ -73,21 +73,27 @@ function udpPacket(src: string): Buffer {
 
 describe('udpSourceFilter', () => {
   it('one address: load the IPv4 source, compare, drop, accept', () => {
-    assert.deepEqual(udpSourceFilter(['10.77.0.2']), program(`
+    assert.deepEqual(
+      udpSourceFilter(['10.77.0.2']),
+      program(`
       ${LD_SRC}
       1500 01 00 02004d0a
       ${DROP}
-      ${ACCEPT}`));
+      ${ACCEPT}`),
+    );
   });
 
   it('three addresses: each compare jumps over the rest to the accept', () => {
-    assert.deepEqual(udpSourceFilter(['10.77.0.1', '10.77.0.2', '192.168.10.13']), program(`
+    assert.deepEqual(
+      udpSourceFilter(['10.77.0.1', '10.77.0.2', '192.168.10.13']),
+      program(`
       ${LD_SRC}
       1500 03 00 01004d0a
       1500 02 00 02004d0a
       1500 01 00 0d0aa8c0
       ${DROP}
-      ${ACCEPT}`));
+      ${ACCEPT}`),
+    );
   });
 
   it('accepts exactly the listed sources', () => {
@@ -127,7 +133,9 @@ describe('udpSourceFilter', () => {
 
 describe('arpSenderFilter', () => {
   it('checks ethertype, hardware and protocol types and lengths, then the sender address', () => {
-    assert.deepEqual(arpSenderFilter('10.77.0.100'), program(`
+    assert.deepEqual(
+      arpSenderFilter('10.77.0.100'),
+      program(`
       2800 00 00 0c000000
       1500 00 07 06080000
       2000 00 00 0e000000
@@ -137,7 +145,8 @@ describe('arpSenderFilter', () => {
       2000 00 00 1c000000
       1500 00 01 64004d0a
       ${ACCEPT}
-      ${DROP}`));
+      ${DROP}`),
+    );
   });
 
   it('accepts both gratuitous forms claiming the address, and nothing else', () => {

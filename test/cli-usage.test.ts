@@ -35,22 +35,29 @@ describe('a bad flag is a usage error (exit 2), not an invalid config', () => {
   it('vipd manifest pod --log-level loud', () => {
     const r = vipd('manifest', 'pod', '--log-level', 'loud');
     assert.equal(r.status, 2, r.stderr);
-    assert.equal(r.stderr,
-      'vipd: invalid flag --log-level: got "loud", expected one of fatal, error, warn, info, debug, trace\n');
+    assert.equal(
+      r.stderr,
+      'vipd: invalid flag --log-level: got "loud", expected one of fatal, error, warn, info, debug, trace\n',
+    );
   });
 
   it('vipd run --log-level nope and --log-format yaml: the same words as every other bad flag', () => {
     const level = vipd('run', '--log-level', 'nope', '--config', '/nonexistent/vipd.yaml');
     assert.equal(level.status, 2, level.stderr);
-    assert.equal(level.stderr,
-      'vipd: invalid flag --log-level: got "nope", expected one of fatal, error, warn, info, debug, trace\n');
+    assert.equal(
+      level.stderr,
+      'vipd: invalid flag --log-level: got "nope", expected one of fatal, error, warn, info, debug, trace\n',
+    );
     const format = vipd('run', '--log-format', 'yaml', '--config', '/nonexistent/vipd.yaml');
     assert.equal(format.status, 2, format.stderr);
     assert.equal(format.stderr, 'vipd: invalid flag --log-format: got "yaml", expected one of auto, json, text\n');
   });
 
   it('vipd status --url and vipd reload --url without http://', () => {
-    for (const [command, url] of [['status', '127.0.0.1:7581'], ['reload', 'ftp://127.0.0.1:7581']] as const) {
+    for (const [command, url] of [
+      ['status', '127.0.0.1:7581'],
+      ['reload', 'ftp://127.0.0.1:7581'],
+    ] as const) {
       const r = vipd(command, '--url', url);
       assert.equal(r.status, 2, r.stderr);
       assert.equal(r.stderr, `vipd: invalid flag --url: got "${url}", expected http://HOST:PORT\n`);
@@ -63,7 +70,9 @@ describe('a bad flag is a usage error (exit 2), not an invalid config', () => {
     assert.equal(unknown.stderr, 'vipd: unknown command "nosuch"; see vipd --help\n');
     const missing = vipd('check', '--config', '/nonexistent/vipd.yaml');
     assert.equal(missing.status, 2);
-    assert.equal(missing.stderr,
-      'vipd: invalid config:\n  - /nonexistent/vipd.yaml: cannot read the config file: ENOENT\n');
+    assert.equal(
+      missing.stderr,
+      'vipd: invalid config:\n  - /nonexistent/vipd.yaml: cannot read the config file: ENOENT\n',
+    );
   });
 });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseDuration, formatDuration } from '../src/config/duration';
+import { formatDuration, parseDuration } from '../src/config/duration';
 import { parseConfigText } from '../src/config/load';
 import { configWarnings, secretWarnings } from '../src/config/warnings';
 import { ConfigError } from '../src/errors';
@@ -71,7 +71,9 @@ describe('config', () => {
         const { config } = parseConfigText(text, f, { hostname: 'cp1' });
         assert.equal(config.nodeName, 'cp1', f);
       }
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   });
 
   it('fills defaults: quorum majority with 3 members, one apiserver frontend on :6443', () => {
@@ -89,12 +91,20 @@ describe('config', () => {
     const { config } = parseConfigText(minimal('/x'), 't', { readSecret: false });
     assert.equal(config.vip.lifetime, 1000);
     assert.equal(config.election.maxDeadAfter, 30);
-    const ok = parseConfigText(minimal('/x').replace('interface: eth0 }', 'interface: eth0, lifetime: 5s }'), 't', { readSecret: false });
+    const ok = parseConfigText(minimal('/x').replace('interface: eth0 }', 'interface: eth0, lifetime: 5s }'), 't', {
+      readSecret: false,
+    });
     assert.equal(ok.config.vip.lifetime, 5000);
     const p = problems(minimal('/x').replace('interface: eth0 }', 'interface: eth0, lifetime: 1500ms }'));
-    assert.ok(p.some((l) => l.startsWith('vip.lifetime') && l.includes('"1500ms"') && l.includes('whole number of seconds')), p.join('\n'));
+    assert.ok(
+      p.some((l) => l.startsWith('vip.lifetime') && l.includes('"1500ms"') && l.includes('whole number of seconds')),
+      p.join('\n'),
+    );
     const q = problems(minimal('/x', '  deadAfter: 5\n  maxDeadAfter: 4\n'));
-    assert.ok(q.some((l) => l.startsWith('election.maxDeadAfter') && l.includes('at least deadAfter (5)')), q.join('\n'));
+    assert.ok(
+      q.some((l) => l.startsWith('election.maxDeadAfter') && l.includes('at least deadAfter (5)')),
+      q.join('\n'),
+    );
   });
 
   it('the balancer\'s hedgeDelay, finTimeout and healthCheck.observe: defaults, "auto", "0s", limits', () => {
@@ -108,9 +118,15 @@ describe('config', () => {
     assert.equal(fixed.config.proxy.frontends[0]!.hedgeDelay, 50);
     const p = problems(minimal('/x', frontend('hedgeDelay: 5s, connectTimeout: 2s')));
     const field = (l: string) => l.startsWith('proxy.frontends[0].hedgeDelay');
-    assert.ok(p.some((l) => field(l) && l.includes('less than connectTimeout (2s)')), p.join('\n'));
+    assert.ok(
+      p.some((l) => field(l) && l.includes('less than connectTimeout (2s)')),
+      p.join('\n'),
+    );
     const q = problems(minimal('/x', frontend('hedgeDelay: soon')));
-    assert.ok(q.some((l) => field(l) && l.includes('"auto" or a duration')), q.join('\n'));
+    assert.ok(
+      q.some((l) => field(l) && l.includes('"auto" or a duration')),
+      q.join('\n'),
+    );
   });
 
   it('quorum auto is none with fewer than 3 members', () => {
@@ -120,45 +136,94 @@ describe('config', () => {
 
   it('reports each bad field with its path, the value and what is expected', () => {
     const p = problems(minimal('/x', '  interval: fast\n  priority: 300\n  quorum: most\n'));
-    assert.ok(p.some((l) => l.startsWith('election.interval (line') && l.includes('"fast"') && l.includes('duration')), p.join('\n'));
-    assert.ok(p.some((l) => l.startsWith('election.priority') && l.includes('300') && l.includes('1 to 254')), p.join('\n'));
-    assert.ok(p.some((l) => l.startsWith('election.quorum') && l.includes('"most"') && l.includes('auto, majority, none')), p.join('\n'));
+    assert.ok(
+      p.some((l) => l.startsWith('election.interval (line') && l.includes('"fast"') && l.includes('duration')),
+      p.join('\n'),
+    );
+    assert.ok(
+      p.some((l) => l.startsWith('election.priority') && l.includes('300') && l.includes('1 to 254')),
+      p.join('\n'),
+    );
+    assert.ok(
+      p.some((l) => l.startsWith('election.quorum') && l.includes('"most"') && l.includes('auto, majority, none')),
+      p.join('\n'),
+    );
   });
 
   it('unknown keys are errors, at any depth', () => {
     const p = problems(minimal('/x', '  preemt: false\nvipp: 1\n'));
-    assert.ok(p.some((l) => l.startsWith('election.preemt') && l.includes('unknown key')), p.join('\n'));
-    assert.ok(p.some((l) => l.startsWith('vipp') && l.includes('unknown key')), p.join('\n'));
+    assert.ok(
+      p.some((l) => l.startsWith('election.preemt') && l.includes('unknown key')),
+      p.join('\n'),
+    );
+    assert.ok(
+      p.some((l) => l.startsWith('vipp') && l.includes('unknown key')),
+      p.join('\n'),
+    );
   });
 
   it('missing required fields are named', () => {
     const p = problems('peers: []\n');
-    assert.ok(p.some((l) => l.startsWith('vip')), p.join('\n'));
-    assert.ok(p.some((l) => l.startsWith('election')), p.join('\n'));
-    assert.ok(p.some((l) => l.startsWith('peers')), p.join('\n'));
+    assert.ok(
+      p.some((l) => l.startsWith('vip')),
+      p.join('\n'),
+    );
+    assert.ok(
+      p.some((l) => l.startsWith('election')),
+      p.join('\n'),
+    );
+    assert.ok(
+      p.some((l) => l.startsWith('peers')),
+      p.join('\n'),
+    );
   });
 
   it('cross-field rules: nodeName among peers, unique peers, VIP not a peer address', () => {
-    const p = problems(minimal('/x').replace('nodeName: cp1', 'nodeName: cp9').replace('10.0.0.13', '10.0.0.12').replace('10.0.0.100/24', '10.0.0.11/24'));
-    assert.ok(p.some((l) => l.startsWith('nodeName') && l.includes('cp9')), p.join('\n'));
-    assert.ok(p.some((l) => l.includes('10.0.0.12') && l.includes('twice')), p.join('\n'));
-    assert.ok(p.some((l) => l.startsWith('vip.address')), p.join('\n'));
+    const p = problems(
+      minimal('/x')
+        .replace('nodeName: cp1', 'nodeName: cp9')
+        .replace('10.0.0.13', '10.0.0.12')
+        .replace('10.0.0.100/24', '10.0.0.11/24'),
+    );
+    assert.ok(
+      p.some((l) => l.startsWith('nodeName') && l.includes('cp9')),
+      p.join('\n'),
+    );
+    assert.ok(
+      p.some((l) => l.includes('10.0.0.12') && l.includes('twice')),
+      p.join('\n'),
+    );
+    assert.ok(
+      p.some((l) => l.startsWith('vip.address')),
+      p.join('\n'),
+    );
   });
 
   it('invalid YAML names the line', () => {
     const p = problems('peers: [\n  {name: a\nvip: :\n');
-    assert.ok(p.some((l) => /test\.yaml:\d+:\d+: not valid YAML/.test(l)), p.join('\n'));
+    assert.ok(
+      p.some((l) => /test\.yaml:\d+:\d+: not valid YAML/.test(l)),
+      p.join('\n'),
+    );
   });
 
   it('the secret: missing or too short is an error naming election.secretFile', () => {
     const { dir, secretFile, cleanup } = tempDir();
     try {
-      assert.throws(() => parseConfigText(minimal(join(dir, 'nope')), 't'), (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith('election.secretFile'));
+      assert.throws(
+        () => parseConfigText(minimal(join(dir, 'nope')), 't'),
+        (e: unknown) => e instanceof ConfigError && e.problems[0]!.startsWith('election.secretFile'),
+      );
       writeFileSync(join(dir, 'short'), 'abc\n');
-      assert.throws(() => parseConfigText(minimal(join(dir, 'short')), 't'), (e: unknown) => e instanceof ConfigError && /at least 16/.test(e.message));
+      assert.throws(
+        () => parseConfigText(minimal(join(dir, 'short')), 't'),
+        (e: unknown) => e instanceof ConfigError && /at least 16/.test(e.message),
+      );
       const { secret } = parseConfigText(minimal(secretFile), 't');
       assert.equal(secret.toString(), 'test-secret-0123456789abcdef', 'trailing newline trimmed');
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   });
 });
 
@@ -179,23 +244,34 @@ describe('vipd check', () => {
       assert.match(ko.stderr, /election\.deadAfter/);
       const usage = spawnSync(process.execPath, [CLI, 'check', '--bogus'], { encoding: 'utf8' });
       assert.equal(usage.status, 2);
-      const missing = spawnSync(process.execPath, [CLI, 'check', '--config', join(dir, 'none.yaml')], { encoding: 'utf8' });
+      const missing = spawnSync(process.execPath, [CLI, 'check', '--config', join(dir, 'none.yaml')], {
+        encoding: 'utf8',
+      });
       assert.equal(missing.status, 2);
       const help = spawnSync(process.execPath, [CLI, 'run', '--help'], { encoding: 'utf8' });
       assert.equal(help.status, 0);
       assert.match(help.stdout, /--dry-run/);
       assert.match(help.stdout, /--log-format/);
-      const format = spawnSync(process.execPath, [CLI, 'run', '--log-format', 'yaml', '--config', good], { encoding: 'utf8' });
+      const format = spawnSync(process.execPath, [CLI, 'run', '--log-format', 'yaml', '--config', good], {
+        encoding: 'utf8',
+      });
       assert.equal(format.status, 2, 'an unknown log format is a usage error');
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   });
 });
 
 describe('bad input never crashes and is never echoed whole', () => {
   it('a YAML alias bomb is an invalid config (exit 2), not a stack trace', () => {
-    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x]', 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
-      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]', 'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]',
-      'e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]', 'f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]'].join('\n');
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x]',
+      'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
+      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]',
+      'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]',
+      'e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]',
+      'f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]',
+    ].join('\n');
     const found = problems(bomb);
     assert.match(found.join('\n'), /not valid YAML/);
   });
@@ -219,7 +295,9 @@ describe('bad input never crashes and is never echoed whole', () => {
       const r = spawnSync(process.execPath, [CLI, 'check', '--config', big], { encoding: 'utf8' });
       assert.equal(r.status, 2);
       assert.match(r.stderr, /at most 1048576 bytes/);
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   });
 
   it('the CLI: an unknown command (even with --help) and a URL without a scheme are usage errors', () => {
@@ -236,7 +314,9 @@ describe('bad input never crashes and is never echoed whole', () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
-    const refused = spawnSync(process.execPath, [CLI, 'status', '--url', `http://127.0.0.1:${port}`], { encoding: 'utf8' });
+    const refused = spawnSync(process.execPath, [CLI, 'status', '--url', `http://127.0.0.1:${port}`], {
+      encoding: 'utf8',
+    });
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}/status: ECONNREFUSED`));
   });
@@ -248,16 +328,25 @@ describe('bad input never crashes and is never echoed whole', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const run = (args: string[]) => new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      let stdout = '';
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-      child.once('exit', (code) => resolve({ code, stderr, stdout }));
-    });
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        let stdout = '';
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+        });
+        child.once('exit', (code) => resolve({ code, stderr, stdout }));
+      });
     try {
-      for (const args of [['status', '--url', url], ['reload', '--url', url], ['status', '--json', '--url', url]]) {
+      for (const args of [
+        ['status', '--url', url],
+        ['reload', '--url', url],
+        ['status', '--json', '--url', url],
+      ]) {
         const r = await run(args);
         assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
         assert.match(r.stderr, /is not a vipd health endpoint/);
@@ -278,17 +367,36 @@ describe('bad input never crashes and is never echoed whole', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const status = (quorate: boolean, master: string): Record<string, unknown> => ({
-      node: 'cp1', address: '10.0.0.11', version: 'test', dryRun: false, state: master === 'cp1' ? 'MASTER' : 'BACKUP',
-      stateSince: 'now', priority: 100, basePriority: 100, master, term: 1, epoch: 1, leaseRemainingMs: null,
-      following: null, handoverTo: null, learning: false, quorum: { mode: 'majority', alive: quorate ? 2 : 1, needed: 2, quorate },
-      faults: [], vip: { address: '10.0.0.100/24', interface: 'eth0', held: master === 'cp1', since: null }, peers: [], backends: [],
+      node: 'cp1',
+      address: '10.0.0.11',
+      version: 'test',
+      dryRun: false,
+      state: master === 'cp1' ? 'MASTER' : 'BACKUP',
+      stateSince: 'now',
+      priority: 100,
+      basePriority: 100,
+      master,
+      term: 1,
+      epoch: 1,
+      leaseRemainingMs: null,
+      following: null,
+      handoverTo: null,
+      learning: false,
+      quorum: { mode: 'majority', alive: quorate ? 2 : 1, needed: 2, quorate },
+      faults: [],
+      vip: { address: '10.0.0.100/24', interface: 'eth0', held: master === 'cp1', since: null },
+      peers: [],
+      backends: [],
     });
-    const run = () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'status', '--url', url], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-      child.once('exit', (code) => resolve({ code, stderr }));
-    });
+    const run = () =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, 'status', '--url', url], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        child.once('exit', (code) => resolve({ code, stderr }));
+      });
     try {
       body = status(true, 'cp1');
       assert.equal((await run()).code, 0);
@@ -317,8 +425,8 @@ election:
   secretFile: /etc/vipd/secret
   quorum: ${quorum}
 ${extra}`;
-  const warnings = (text: string) => configWarnings(parseConfigText(text, 't.yaml', { readSecret: false }).config,
-    { checkSecretFile: false });
+  const warnings = (text: string) =>
+    configWarnings(parseConfigText(text, 't.yaml', { readSecret: false }).config, { checkSecretFile: false });
 
   it('two peers: majority survives no failure, none (auto) allows two holders', () => {
     assert.match(warnings(two('majority')).join('\n'), /election\.quorum: majority with 2 peers survives no failure/);
@@ -345,7 +453,9 @@ ${extra}`;
       const quiet = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
       assert.equal(quiet.status, 0);
       assert.equal(quiet.stderr, '');
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   });
 });
 
@@ -359,7 +469,7 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
       says: /the VIP, which is on a node only while it is master.* \(EADDRNOTAVAIL\) on every node.* bind "0\.0\.0\.0:/,
     },
     {
-      what: 'health.listen on a frontend\'s port (the frontend on the wildcard)',
+      what: "health.listen on a frontend's port (the frontend on the wildcard)",
       config: (s) => onLoopback(s, 'health: { listen: "127.0.0.1:6443" }\n'),
       field: 'health.listen',
       says: /the port proxy\.frontends\[0\]\.bind \("0\.0\.0\.0:6443"\) listens on/,
@@ -371,9 +481,15 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
       says: /got 6443, the port proxy\.frontends\[0\] binds .* relay to itself/,
     },
     {
-      what: 'a listed backend that is this node\'s own frontend',
-      config: (s) => onLoopback(s, frontends('    - name: api\n      bind: "0.0.0.0:6443"\n'
-        + '      backends: [{ name: me, address: 127.0.0.11, port: 6443 }]\n')),
+      what: "a listed backend that is this node's own frontend",
+      config: (s) =>
+        onLoopback(
+          s,
+          frontends(
+            '    - name: api\n      bind: "0.0.0.0:6443"\n' +
+              '      backends: [{ name: me, address: 127.0.0.11, port: 6443 }]\n',
+          ),
+        ),
       field: 'proxy.frontends[0].backends[0]',
       says: /this node's own proxy\.frontends\[0\]/,
     },
@@ -384,13 +500,13 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
       says: /empty, while proxy\.enabled is true/,
     },
     {
-      what: 'the VIP is its subnet\'s network address',
+      what: "the VIP is its subnet's network address",
       config: (s) => onLoopback(s).replace('10.0.0.100/24', '10.0.0.0/24'),
       field: 'vip.address',
       says: /the network address of its own subnet/,
     },
     {
-      what: 'the VIP is its subnet\'s broadcast address',
+      what: "the VIP is its subnet's broadcast address",
       config: (s) => onLoopback(s).replace('10.0.0.100/24', '10.0.0.255/24'),
       field: 'vip.address',
       says: /the broadcast address of its own subnet/,
@@ -433,8 +549,14 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
     },
     {
       what: 'a missing CA file',
-      config: (s) => onLoopback(s, frontends('    - name: api\n      bind: "0.0.0.0:6443"\n'
-        + `      healthCheck: { tls: { verify: true, caFile: ${join(s, '..', 'no-such-ca.crt')} } }\n`)),
+      config: (s) =>
+        onLoopback(
+          s,
+          frontends(
+            '    - name: api\n      bind: "0.0.0.0:6443"\n' +
+              `      healthCheck: { tls: { verify: true, caFile: ${join(s, '..', 'no-such-ca.crt')} } }\n`,
+          ),
+        ),
       field: 'proxy.frontends[0].healthCheck.tls.caFile',
       says: /cannot read ".*no-such-ca\.crt": ENOENT/,
     },
@@ -450,35 +572,55 @@ describe('vipd check refuses what vipd run would fail on or get wrong (exit 2 na
         const line = r.stderr.split('\n').find((l) => l.startsWith(`  - ${c.field}: `));
         assert.ok(line !== undefined, `no line naming ${c.field}:\n${r.stderr}`);
         assert.match(line, c.says);
-      } finally { cleanup(); }
+      } finally {
+        cleanup();
+      }
     });
   }
 
-  it('the VIP message does not send HAProxy users to ip_nonlocal_bind; --offline reports it too; a disabled '
-    + 'balancer\'s frontends are no listeners', () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const file = join(dir, 'vip-bind.yaml');
-      writeFileSync(file, minimal('/not/read/offline', 'proxy:\n  frontends:\n'
-        + '    - { name: api, bind: "10.0.0.100:6443" }\n'));
-      const r = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], { encoding: 'utf8' });
-      assert.equal(r.status, 2, r.stderr);
-      assert.match(r.stderr, /proxy\.frontends\[0\]\.bind: got "10\.0\.0\.100:6443", the VIP/);
-      assert.match(r.stderr, /unless net\.ipv4\.ip_nonlocal_bind is set, which vipd does not need/);
-      assert.doesNotMatch(r.stderr, /(set|enable) (net\.ipv4\.)?ip_nonlocal_bind|ip_nonlocal_bind\s*=\s*1/);
-      // configs/rke2.yaml: the frontends of a disabled balancer describe other nodes; nothing binds them.
-      writeFileSync(file, minimal('/x', 'proxy:\n  enabled: false\n  frontends:\n'
-        + '    - { name: api, bind: "10.0.0.100:6443", backendPort: 6443 }\n'));
-      const disabled = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], { encoding: 'utf8' });
-      assert.equal(disabled.status, 0, disabled.stderr);
-    } finally { cleanup(); }
-  });
+  it(
+    'the VIP message does not send HAProxy users to ip_nonlocal_bind; --offline reports it too; a disabled ' +
+      "balancer's frontends are no listeners",
+    () => {
+      const { dir, cleanup } = tempDir();
+      try {
+        const file = join(dir, 'vip-bind.yaml');
+        writeFileSync(
+          file,
+          minimal('/not/read/offline', 'proxy:\n  frontends:\n    - { name: api, bind: "10.0.0.100:6443" }\n'),
+        );
+        const r = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], { encoding: 'utf8' });
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr, /proxy\.frontends\[0\]\.bind: got "10\.0\.0\.100:6443", the VIP/);
+        assert.match(r.stderr, /unless net\.ipv4\.ip_nonlocal_bind is set, which vipd does not need/);
+        assert.doesNotMatch(r.stderr, /(set|enable) (net\.ipv4\.)?ip_nonlocal_bind|ip_nonlocal_bind\s*=\s*1/);
+        // configs/rke2.yaml: the frontends of a disabled balancer describe other nodes; nothing binds them.
+        writeFileSync(
+          file,
+          minimal(
+            '/x',
+            'proxy:\n  enabled: false\n  frontends:\n' +
+              '    - { name: api, bind: "10.0.0.100:6443", backendPort: 6443 }\n',
+          ),
+        );
+        const disabled = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], {
+          encoding: 'utf8',
+        });
+        assert.equal(disabled.status, 0, disabled.stderr);
+      } finally {
+        cleanup();
+      }
+    },
+  );
 });
 
 describe('nodeName: the file, else VIPD_NODE_NAME, else the host name as the kubelet compares it', () => {
   const unnamed = (secretFile: string) => onLoopback(secretFile, '', '');
-  const check = (file: string, args: string[], env: Record<string, string> = {}) => spawnSync(process.execPath,
-    [CLI, 'check', '--config', file, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const check = (file: string, args: string[], env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, [CLI, 'check', '--config', file, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+    });
 
   it('vipd check takes this node from VIPD_NODE_NAME (lowercased), before the host name', () => {
     const { dir, secretFile, cleanup } = tempDir();
@@ -488,7 +630,9 @@ describe('nodeName: the file, else VIPD_NODE_NAME, else the host name as the kub
       const r = check(file, ['--hostname', 'cp3'], { VIPD_NODE_NAME: 'CP2' });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /this node is cp2 \(127\.0\.0\.12, name from VIPD_NODE_NAME\)/);
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   });
 
   it('vipd check matches a fully qualified, upper-case host name by its short name', () => {
@@ -499,7 +643,9 @@ describe('nodeName: the file, else VIPD_NODE_NAME, else the host name as the kub
       const r = check(file, ['--hostname', 'CP3.Example.COM'], { VIPD_NODE_NAME: '' });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /this node is cp3 \(127\.0\.0\.13, name from the host name\)/);
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   });
 
   it('the order: nodeName beats the variable, the variable beats the host name; full name before short', () => {
@@ -519,8 +665,10 @@ describe('nodeName: the file, else VIPD_NODE_NAME, else the host name as the kub
   it('a variable naming no peer is an error naming it, not a fall back to the host name', () => {
     const unset = minimal('/x').replace('nodeName: cp1', '');
     const refused = (hostname: string, env: Record<string, string>, problem: RegExp) =>
-      assert.throws(() => parseConfigText(unset, 't', { readSecret: false, hostname, env }),
-        (e: unknown) => e instanceof ConfigError && e.problems.some((p) => problem.test(p)));
+      assert.throws(
+        () => parseConfigText(unset, 't', { readSecret: false, hostname, env }),
+        (e: unknown) => e instanceof ConfigError && e.problems.some((p) => problem.test(p)),
+      );
     refused('cp1', { VIPD_NODE_NAME: 'cp9' }, /^nodeName: not set, and VIPD_NODE_NAME="cp9"/);
     refused('cp9.example.com', {}, /^nodeName: .*"cp9\.example\.com".*before its first dot/);
   });
@@ -535,23 +683,31 @@ describe('weak secrets and unused TLS settings are warnings; the key is the file
       const file = join(dir, 'v.yaml');
       writeFileSync(file, onLoopback(secretFile));
       run(file, secretFile);
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   };
 
-  it('vipd check warns of a letters-only passphrase and of a short base64 secret, and still exits 0; '
-    + 'the key is not derived: it is the file\'s text with trailing whitespace cut', () => {
-    withSecret('correct horse battery staple\n', (file, secretFile) => {
-      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stderr, /vipd: warning: election\.secretFile: .* holds letters only, like a word or a passphrase/);
-      assert.equal(parseConfigText(minimal(secretFile), 't').secret.toString('utf8'), 'correct horse battery staple');
-    });
-    withSecret('a1b2c3d4e5f6g7h8\n', (file) => {
-      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stderr, /election\.secretFile: .* holds 16 base64 characters: at most 12 bytes of random/);
-    });
-  });
+  it(
+    'vipd check warns of a letters-only passphrase and of a short base64 secret, and still exits 0; ' +
+      "the key is not derived: it is the file's text with trailing whitespace cut",
+    () => {
+      withSecret('correct horse battery staple\n', (file, secretFile) => {
+        const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(
+          r.stderr,
+          /vipd: warning: election\.secretFile: .* holds letters only, like a word or a passphrase/,
+        );
+        assert.equal(parseConfigText(minimal(secretFile), 't').secret.toString('utf8'), 'correct horse battery staple');
+      });
+      withSecret('a1b2c3d4e5f6g7h8\n', (file) => {
+        const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stderr, /election\.secretFile: .* holds 16 base64 characters: at most 12 bytes of random/);
+      });
+    },
+  );
 
   it('the counting: hex 4 bits a character, base64 6; what `head -c 32 /dev/urandom | base64` makes is fine', () => {
     const hex = secretWarnings(Buffer.from('0123456789abcdef0123'), '/s').join();
@@ -562,14 +718,24 @@ describe('weak secrets and unused TLS settings are warnings; the key is the file
   });
 
   it('TLS: verify without caFile fails every check; a caFile without verify is unused', () => {
-    const tls = (keys: string) => minimal('/x', `proxy:\n  frontends:\n    - name: api\n      bind: "0.0.0.0:6443"\n`
-      + `      healthCheck: { tls: { ${keys} } }\n`);
-    const warned = (keys: string) => configWarnings(parseConfigText(tls(keys), 't', { readSecret: false }).config,
-      { checkSecretFile: false }).join('\n');
-    assert.match(warned('verify: true'),
-      /proxy\.frontends\[0\]\.healthCheck\.tls\.verify: true without caFile .* every check would fail/);
-    assert.match(warned('caFile: /etc/kubernetes/pki/ca.crt'),
-      /tls\.caFile: "\/etc\/kubernetes\/pki\/ca\.crt" is not used: verify is false/);
+    const tls = (keys: string) =>
+      minimal(
+        '/x',
+        `proxy:\n  frontends:\n    - name: api\n      bind: "0.0.0.0:6443"\n` +
+          `      healthCheck: { tls: { ${keys} } }\n`,
+      );
+    const warned = (keys: string) =>
+      configWarnings(parseConfigText(tls(keys), 't', { readSecret: false }).config, { checkSecretFile: false }).join(
+        '\n',
+      );
+    assert.match(
+      warned('verify: true'),
+      /proxy\.frontends\[0\]\.healthCheck\.tls\.verify: true without caFile .* every check would fail/,
+    );
+    assert.match(
+      warned('caFile: /etc/kubernetes/pki/ca.crt'),
+      /tls\.caFile: "\/etc\/kubernetes\/pki\/ca\.crt" is not used: verify is false/,
+    );
     assert.equal(warned('verify: true, caFile: /etc/kubernetes/pki/ca.crt'), '');
   });
 });

@@ -5,16 +5,23 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Logger } from '../src/log/logger';
 import { ConnSync, WindowGuard } from '../src/takeover/conn-sync';
-import { ConnTable, type ClientEndpoint } from '../src/takeover/conn-table';
+import { type ClientEndpoint, ConnTable } from '../src/takeover/conn-table';
 import { decodeConnMessage, encodeConnMessage, isConnMessage, MAX_ENTRIES } from '../src/takeover/conn-wire';
 import { Takeover } from '../src/takeover/takeover';
-import type { Logger } from '../src/log/logger';
 import { mulberry32 } from './helpers/sim-cluster';
 
 const secret = Buffer.from('conn-sync-test-secret-0123');
-const members = [{ name: 'cp1', address: '10.0.0.1' }, { name: 'cp2', address: '10.0.0.2' }];
-const ep = (i: number): ClientEndpoint => ({ clientIp: `10.1.${(i >> 8) & 255}.${i & 255}`, clientPort: 30000 + (i % 30000), vipPort: 6443 });
+const members = [
+  { name: 'cp1', address: '10.0.0.1' },
+  { name: 'cp2', address: '10.0.0.2' },
+];
+const ep = (i: number): ClientEndpoint => ({
+  clientIp: `10.1.${(i >> 8) & 255}.${i & 255}`,
+  clientPort: 30000 + (i % 30000),
+  vipPort: 6443,
+});
 const sorted = (list: readonly ClientEndpoint[]) => list.map((e) => `${e.clientIp}:${e.clientPort}`).sort();
 
 describe('ConnTable', () => {
@@ -44,19 +51,42 @@ describe('connection messages on the wire', () => {
   it('round-trip deltas and snapshot chunks, and fit one Ethernet frame', () => {
     const adds = Array.from({ length: 100 }, (_, i) => ep(i));
     const removes = Array.from({ length: 60 }, (_, i) => ep(1000 + i));
-    const delta = { kind: 'delta' as const, clusterId: 3, sender: 'cp1', epoch: 1_700_000_000_000, seq: 7, dseq: 9, adds, removes };
+    const delta = {
+      kind: 'delta' as const,
+      clusterId: 3,
+      sender: 'cp1',
+      epoch: 1_700_000_000_000,
+      seq: 7,
+      dseq: 9,
+      adds,
+      removes,
+    };
     const bytes = encodeConnMessage(delta, secret);
     assert.ok(isConnMessage(bytes));
     assert.ok(bytes.length <= 1472, `${bytes.length} bytes`);
     assert.deepEqual(decodeConnMessage(bytes, secret, 3), { ok: true, message: delta });
-    const snap = { kind: 'snapshot' as const, clusterId: 3, sender: 'cp1', epoch: 5, seq: 8, dseq: 9, snapshotId: 2, chunk: 1, chunks: 3, entries: adds };
+    const snap = {
+      kind: 'snapshot' as const,
+      clusterId: 3,
+      sender: 'cp1',
+      epoch: 5,
+      seq: 8,
+      dseq: 9,
+      snapshotId: 2,
+      chunk: 1,
+      chunks: 3,
+      entries: adds,
+    };
     assert.deepEqual(decodeConnMessage(encodeConnMessage(snap, secret), secret, 3), { ok: true, message: snap });
     assert.throws(() => encodeConnMessage({ ...delta, adds: [...adds, ...adds] }, secret), RangeError);
     assert.equal(MAX_ENTRIES, 160);
   });
 
   it('refuse another secret, another cluster, any flipped bit, any truncation, without throwing', () => {
-    const bytes = encodeConnMessage({ kind: 'delta', clusterId: 3, sender: 'cp1', epoch: 1, seq: 1, dseq: 1, adds: [ep(1)], removes: [] }, secret);
+    const bytes = encodeConnMessage(
+      { kind: 'delta', clusterId: 3, sender: 'cp1', epoch: 1, seq: 1, dseq: 1, adds: [ep(1)], removes: [] },
+      secret,
+    );
     const other = decodeConnMessage(bytes, Buffer.from('another-secret-16-bytes'), 3);
     assert.equal(!other.ok && other.reason, 'bad_mac');
     const cluster = decodeConnMessage(bytes, secret, 4);
@@ -75,10 +105,29 @@ describe('ConnSync between two members', () => {
   function pair(loss: number, seed: number, deltaEveryMs = 100) {
     const rnd = mulberry32(seed);
     const inFlight: Buffer[] = [];
-    const sender = new ConnSync({ clusterId: 1, self: members[0]!, members, secret, epoch: 100, send: (b) => inFlight.push(b), deltaEveryMs });
-    const receiver = new ConnSync({ clusterId: 1, self: members[1]!, members, secret, epoch: 200, send: () => undefined, deltaEveryMs: 100 });
+    const sender = new ConnSync({
+      clusterId: 1,
+      self: members[0]!,
+      members,
+      secret,
+      epoch: 100,
+      send: (b) => inFlight.push(b),
+      deltaEveryMs,
+    });
+    const receiver = new ConnSync({
+      clusterId: 1,
+      self: members[1]!,
+      members,
+      secret,
+      epoch: 200,
+      send: () => undefined,
+      deltaEveryMs: 100,
+    });
     const deliver = () => {
-      const batch = inFlight.splice(0).filter(() => rnd() >= loss).sort(() => rnd() - 0.5);
+      const batch = inFlight
+        .splice(0)
+        .filter(() => rnd() >= loss)
+        .sort(() => rnd() - 0.5);
       for (const b of batch) assert.equal(receiver.receive(b, '10.0.0.1'), undefined);
     };
     return { sender, receiver, deliver, inFlight };
@@ -123,13 +172,18 @@ describe('ConnSync between two members', () => {
       for (let round = 0; round < 50; round += 1) {
         for (let i = 0; i < 40; i += 1) {
           const e = ep(Math.floor(rnd() * 3000));
-          if (rnd() < 0.6) sender.table.opened(e); else sender.table.closed(e);
+          if (rnd() < 0.6) sender.table.opened(e);
+          else sender.table.closed(e);
         }
         sender.flushDelta();
         deliver();
       }
       // Snapshots until one arrives whole (each chunk is lost with 30 %); the deltas carry on meanwhile.
-      for (let i = 0; i < 200 && sorted(receiver.peerEntries('cp1')).join() !== sorted(sender.table.snapshot()).join(); i += 1) {
+      for (
+        let i = 0;
+        i < 200 && sorted(receiver.peerEntries('cp1')).join() !== sorted(sender.table.snapshot()).join();
+        i += 1
+      ) {
         sender.sendSnapshot();
         deliver();
       }
@@ -145,11 +199,24 @@ describe('ConnSync between two members', () => {
     deliver();
     assert.equal(receiver.receive(recorded, '10.0.0.1'), 'replay');
     assert.equal(receiver.receive(recorded, '10.0.0.9'), 'unknown_sender');
-    const restarted = new ConnSync({ clusterId: 1, self: members[0]!, members, secret, epoch: 101, send: (b) => { assert.equal(receiver.receive(b, '10.0.0.1'), undefined); }, deltaEveryMs: 100 });
+    const restarted = new ConnSync({
+      clusterId: 1,
+      self: members[0]!,
+      members,
+      secret,
+      epoch: 101,
+      send: (b) => {
+        assert.equal(receiver.receive(b, '10.0.0.1'), undefined);
+      },
+      deltaEveryMs: 100,
+    });
     restarted.table.opened(ep(2));
     restarted.flushDelta();
     assert.deepEqual(sorted(receiver.peerEntries('cp1')), sorted([ep(2)]));
-    assert.deepEqual(receiver.takeAll().map((p) => [p.peer, p.entries.length]), [['cp1', 1]]);
+    assert.deepEqual(
+      receiver.takeAll().map((p) => [p.peer, p.entries.length]),
+      [['cp1', 1]],
+    );
     assert.deepEqual(receiver.takeAll(), []);
   });
 
@@ -181,19 +248,54 @@ describe('WindowGuard', () => {
 });
 
 describe('Takeover', () => {
-  it('a new master resets the previous master\'s clients on the VIP, once; other connections are not shared', () => {
+  it("a new master resets the previous master's clients on the VIP, once; other connections are not shared", () => {
     const log = { info: () => undefined } as unknown as Logger;
     const toB: Buffer[] = [];
-    const syncA = new ConnSync({ clusterId: 1, self: members[0]!, members, secret, epoch: 1, send: (b) => toB.push(b), deltaEveryMs: 100 });
-    const syncB = new ConnSync({ clusterId: 1, self: members[1]!, members, secret, epoch: 2, send: () => undefined, deltaEveryMs: 100 });
+    const syncA = new ConnSync({
+      clusterId: 1,
+      self: members[0]!,
+      members,
+      secret,
+      epoch: 1,
+      send: (b) => toB.push(b),
+      deltaEveryMs: 100,
+    });
+    const syncB = new ConnSync({
+      clusterId: 1,
+      self: members[1]!,
+      members,
+      secret,
+      epoch: 2,
+      send: () => undefined,
+      deltaEveryMs: 100,
+    });
     const started: ClientEndpoint[][] = [];
     let stops = 0;
-    const tickler = { start: (t: readonly ClientEndpoint[]) => { started.push([...t]); }, stop: () => { stops += 1; } };
+    const tickler = {
+      start: (t: readonly ClientEndpoint[]) => {
+        started.push([...t]);
+      },
+      stop: () => {
+        stops += 1;
+      },
+    };
     let reset = 0;
-    const meters = { clientsReset: { inc: (n: number) => { reset += n; } } };
+    const meters = {
+      clientsReset: {
+        inc: (n: number) => {
+          reset += n;
+        },
+      },
+    };
     const a = new Takeover({ sync: syncA, tickler, vip: '10.0.0.100', log, meters });
     const b = new Takeover({ sync: syncB, tickler, vip: '10.0.0.100', log, meters });
-    for (let i = 0; i < 20; i += 1) a.observer.opened({ localAddress: '10.0.0.100', localPort: 6443, remoteAddress: `10.0.5.${i}`, remotePort: 40000 + i });
+    for (let i = 0; i < 20; i += 1)
+      a.observer.opened({
+        localAddress: '10.0.0.100',
+        localPort: 6443,
+        remoteAddress: `10.0.5.${i}`,
+        remotePort: 40000 + i,
+      });
     a.observer.opened({ localAddress: '10.0.0.1', localPort: 6443, remoteAddress: '10.0.5.99', remotePort: 1 });
     a.observer.closed({ localAddress: '10.0.0.100', localPort: 6443, remoteAddress: '10.0.5.0', remotePort: 40000 });
     syncA.flushDelta();

@@ -29,13 +29,32 @@ describe('simulated clusters under chaos', () => {
         const totals: Record<string, number> = {};
         for (let seed = from; seed <= to; seed += 1) {
           const { faults } = chaos({
-            members, seed, rounds, bootstrap, preempt: seed % 3 !== 0, preemptDelayMs: seed % 4 === 0 ? 500 : 0,
+            members,
+            seed,
+            rounds,
+            bootstrap,
+            preempt: seed % 3 !== 0,
+            preemptDelayMs: seed % 4 === 0 ? 500 : 0,
           });
           for (const [k, v] of Object.entries(faults)) totals[k] = (totals[k] ?? 0) + v;
         }
         // The schedules really exercised every fault class.
-        const classes = ['crash', 'restart', 'stop', 'start', 'stall', 'partition', 'one-way', 'loss', 'link-loss', 'replay',
-          'reconfigure', 'track', 'netlink', 'reorder'];
+        const classes = [
+          'crash',
+          'restart',
+          'stop',
+          'start',
+          'stall',
+          'partition',
+          'one-way',
+          'loss',
+          'link-loss',
+          'replay',
+          'reconfigure',
+          'track',
+          'netlink',
+          'reorder',
+        ];
         if (bootstrap) classes.push('join', 'join-partition', 'join-one-way', 'join-loss', 'join-restart-first');
         for (const f of classes) {
           assert.ok((totals[f] ?? 0) > 0, `no ${f} in seeds ${from}-${to}`);

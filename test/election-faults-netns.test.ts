@@ -18,15 +18,18 @@ import { describe, it } from 'node:test';
 import { run } from '../src/lab/netns';
 import { sleep } from '../src/lab/wait';
 import { programCommand } from './helpers/agent-loop';
-import { useCluster, type Cluster, type NodeName } from './helpers/netns-cluster';
+import { type Cluster, type NodeName, useCluster } from './helpers/netns-cluster';
 
 const HTTP_GET = join(__dirname, 'helpers', 'http-get.js');
 
 /** Drops heartbeats (UDP to the election port) in one direction, optionally only a share of them. */
-const dropHeartbeats = (hook: 'input' | 'output', percent?: number) => [
-  'table inet vipd_fault {',
-  `  chain c { type filter hook ${hook} priority 0; udp dport 7580 ${percent === undefined ? '' : `numgen random mod 100 < ${percent} `}drop; }`,
-  '}', ''].join('\n');
+const dropHeartbeats = (hook: 'input' | 'output', percent?: number) =>
+  [
+    'table inet vipd_fault {',
+    `  chain c { type filter hook ${hook} priority 0; udp dport 7580 ${percent === undefined ? '' : `numgen random mod 100 < ${percent} `}drop; }`,
+    '}',
+    '',
+  ].join('\n');
 const CLEAR = 'delete table inet vipd_fault\n';
 
 /** Waits for a single holder and a second of calm, and returns it and the time calm began. */
@@ -64,7 +67,9 @@ describe('election faults on namespaced hosts (the real daemon)', { timeout: 300
         await sleep(8000);
         assert.deepEqual(await c.holders(), [next], 'it stays there for the rest of the fault');
         const stats = c.holderStats(since);
-        console.log(`# ${what} loss at the master: ${stats.gains} takeover(s), longest overlap ${stats.maxOverlapMs.toFixed(0)} ms`);
+        console.log(
+          `# ${what} loss at the master: ${stats.gains} takeover(s), longest overlap ${stats.maxOverlapMs.toFixed(0)} ms`,
+        );
         assert.equal(stats.gains, 1, 'one takeover');
         // The master releases well before anyone may take over; the monitors' clocks are one
         // process apart, so allow a few ms of reading skew.
@@ -89,13 +94,22 @@ describe('election faults on namespaced hosts (the real daemon)', { timeout: 300
       await sleep(Math.max(0, since + 3000 - performance.now()));
       d.signal('SIGCONT');
       resumed = true;
-      await d.waitForNext((l) => l.msg !== undefined && /did not run for a while/.test(String(l.msg)), 5000, 'the stall line');
+      await d.waitForNext(
+        (l) => l.msg !== undefined && /did not run for a while/.test(String(l.msg)),
+        5000,
+        'the stall line',
+      );
       await sleep(3000);
       assert.deepEqual(await c.holders(), [next], 'the node that took over keeps the VIP');
       const stats = c.holderStats(since);
-      console.log(`# stalled master: ${stats.gains} takeover(s), stalled copy overlapped ${stats.maxOverlapMs.toFixed(0)} ms`);
+      console.log(
+        `# stalled master: ${stats.gains} takeover(s), stalled copy overlapped ${stats.maxOverlapMs.toFixed(0)} ms`,
+      );
       assert.equal(stats.gains, 1, 'one failover, not two');
-      assert.ok(stats.maxOverlapMs < 2500, `the stalled copy lasted ${stats.maxOverlapMs.toFixed(0)} ms (lifetime 1 s)`);
+      assert.ok(
+        stats.maxOverlapMs < 2500,
+        `the stalled copy lasted ${stats.maxOverlapMs.toFixed(0)} ms (lifetime 1 s)`,
+      );
     } finally {
       if (!resumed) d.signal('SIGCONT');
     }
@@ -135,18 +149,37 @@ describe('election faults on namespaced hosts (the real daemon)', { timeout: 300
     const { holder } = await settledHolder(c);
     const before = await udpInErrors(c, holder);
     const droppedBefore = await metric(c, holder, 'vipd_heartbeats_dropped_total{reason="unknown_sender"}');
-    const flood = spawn('ip', ['netns', 'exec', c.host('client').ns, process.execPath,
-      join(__dirname, 'helpers', 'udp-flood.js'), c.host(holder).ip, '7580', '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const flood = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        c.host('client').ns,
+        process.execPath,
+        join(__dirname, 'helpers', 'udp-flood.js'),
+        c.host(holder).ip,
+        '7580',
+        '5',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
-    flood.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    flood.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
     await new Promise((resolve) => flood.once('exit', resolve));
     const { sent } = JSON.parse(out) as { sent: number };
     const dropped = (await udpInErrors(c, holder)) - before;
-    console.log(`# flood: ${sent} datagrams in 5 s (${Math.round(sent / 5)}/s), ${dropped} dropped by the socket filter`);
+    console.log(
+      `# flood: ${sent} datagrams in 5 s (${Math.round(sent / 5)}/s), ${dropped} dropped by the socket filter`,
+    );
     assert.ok(sent > 10_000, `the flood sent ${sent}`);
     assert.ok(dropped > sent * 0.5, `the kernel dropped ${dropped} of ${sent}`);
-    assert.equal(await metric(c, holder, 'vipd_heartbeats_dropped_total{reason="unknown_sender"}'), droppedBefore,
-      'none of it reached vipd');
+    assert.equal(
+      await metric(c, holder, 'vipd_heartbeats_dropped_total{reason="unknown_sender"}'),
+      droppedBefore,
+      'none of it reached vipd',
+    );
     assert.deepEqual(await c.holders(), [holder], 'the master kept the VIP');
   });
 });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { initialState, leaseUntil, snapshot, step, type ElectionState } from '../src/vrrp/state-machine';
+import { type ElectionState, initialState, leaseUntil, snapshot, step } from '../src/vrrp/state-machine';
 import { adaptiveDeadMs, baseDeadMs, restartQuietMs, stallMs, VIP_RETRY_MS } from '../src/vrrp/timing';
 import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat } from '../src/vrrp/types';
 import { SimCluster } from './helpers/sim-cluster';
@@ -16,9 +16,21 @@ const members = [
   { name: 'n3', address: '10.0.0.3' },
 ];
 const settings = (over: Partial<ElectionSettings> = {}): ElectionSettings => ({
-  clusterId: 1, self: members[0]!, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30, priority: 100,
-  preempt: true, preemptDelayMs: 0, quorum: 'majority', vipLifetimeMs: 1000, bootstrap: 'n1', formed: true,
-  observer: false, ...over,
+  clusterId: 1,
+  self: members[0]!,
+  members,
+  intervalMs: 100,
+  deadAfter: 3,
+  maxDeadAfter: 30,
+  priority: 100,
+  preempt: true,
+  preemptDelayMs: 0,
+  quorum: 'majority',
+  vipLifetimeMs: 1000,
+  bootstrap: 'n1',
+  formed: true,
+  observer: false,
+  ...over,
 });
 const EPOCH = 5_000;
 
@@ -26,7 +38,9 @@ const EPOCH = 5_000;
 class One {
   state: ElectionState;
   actions: ElectionAction[] = [];
-  constructor(s: ElectionSettings) { this.state = initialState(s); }
+  constructor(s: ElectionSettings) {
+    this.state = initialState(s);
+  }
   feed(event: ElectionEvent): ElectionAction[] {
     this.lastNow = event.now;
     const r = step(this.state, event);
@@ -34,7 +48,9 @@ class One {
     this.actions.push(...r.actions);
     return [...r.actions];
   }
-  start(now = 0): ElectionAction[] { return this.feed({ type: 'start', now, epoch: EPOCH }); }
+  start(now = 0): ElectionAction[] {
+    return this.feed({ type: 'start', now, epoch: EPOCH });
+  }
   /** Feeds the ticks the machine asks for, up to `to` (jumping the clock would look like a stall). */
   advance(to: number): ElectionAction[] {
     const out: ElectionAction[] = [];
@@ -46,24 +62,51 @@ class One {
     out.push(...this.feed({ type: 'tick', now: to }));
     return out;
   }
-  get now(): number { return this.actions.length === 0 ? 0 : this.lastNow; }
+  get now(): number {
+    return this.actions.length === 0 ? 0 : this.lastNow;
+  }
   lastNow = 0;
   /** A heartbeat from `sender` that echoes our current epoch unless told otherwise. */
   hear(now: number, sender: string, over: Partial<Heartbeat> = {}): ElectionAction[] {
     return this.feed({ type: 'heartbeat', now, heartbeat: hb(sender, this.state, over) });
   }
-  sends(list = this.actions) { return list.filter((a): a is Extract<ElectionAction, { type: 'send' }> => a.type === 'send'); }
-  lastSent(): Heartbeat { const s = this.sends(); return s[s.length - 1]!.heartbeat; }
+  sends(list = this.actions) {
+    return list.filter((a): a is Extract<ElectionAction, { type: 'send' }> => a.type === 'send');
+  }
+  lastSent(): Heartbeat {
+    const s = this.sends();
+    return s[s.length - 1]!.heartbeat;
+  }
 }
 
 let seqs = 0;
 function hb(sender: string, us: ElectionState, over: Partial<Heartbeat> = {}): Heartbeat {
   seqs += 1;
   return {
-    clusterId: 1, sender, epoch: 7, seq: seqs, ts: 0, role: 'BACKUP', priority: 100, intervalMs: 100, term: 0,
-    quorate: true, learning: false, resigning: false, handover: false, formed: true, observer: false, leader: '',
-    leaderTerm: 0, grantMs: 0, vote: '', successor: '', digest: us.digest, members: 3,
-    echoes: { [us.settings.self.name]: { epoch: us.epoch, seq: us.seq, ts: 0 } }, ...over,
+    clusterId: 1,
+    sender,
+    epoch: 7,
+    seq: seqs,
+    ts: 0,
+    role: 'BACKUP',
+    priority: 100,
+    intervalMs: 100,
+    term: 0,
+    quorate: true,
+    learning: false,
+    resigning: false,
+    handover: false,
+    formed: true,
+    observer: false,
+    leader: '',
+    leaderTerm: 0,
+    grantMs: 0,
+    vote: '',
+    successor: '',
+    digest: us.digest,
+    members: 3,
+    echoes: { [us.settings.self.name]: { epoch: us.epoch, seq: us.seq, ts: 0 } },
+    ...over,
   };
 }
 
@@ -169,7 +212,12 @@ describe('grants and leases', () => {
     m.hear(5, 'n2', { vote: 'n1', echoes: { n1: { epoch: EPOCH, seq: m.state.seq, ts: 5 } } });
     assert.equal(m.state.role, 'CANDIDATE');
     const claimTs = m.lastSent().ts;
-    m.hear(7, 'n2', { leader: 'n1', leaderTerm: m.state.term, grantMs: 325, echoes: { n1: { epoch: EPOCH, seq: m.state.seq, ts: claimTs } } });
+    m.hear(7, 'n2', {
+      leader: 'n1',
+      leaderTerm: m.state.term,
+      grantMs: 325,
+      echoes: { n1: { epoch: EPOCH, seq: m.state.seq, ts: claimTs } },
+    });
     assert.equal(m.state.role, 'MASTER');
     assert.ok(m.actions.some((a) => a.type === 'acquireVip'));
     const until = leaseUntil(m.state);
@@ -180,7 +228,10 @@ describe('grants and leases', () => {
     assert.equal(m.state.role, 'MASTER');
     const acts = m.advance(until);
     assert.equal(m.state.role, 'BACKUP');
-    assert.ok(acts.some((a) => a.type === 'releaseVip'), 'releases when the lease lapses');
+    assert.ok(
+      acts.some((a) => a.type === 'releaseVip'),
+      'releases when the lease lapses',
+    );
     assert.ok(acts.some((a) => a.type === 'transition' && a.reason === 'lease lapsed'));
   });
 
@@ -224,7 +275,9 @@ describe('grants and leases', () => {
     const n = sim.node(other);
     n.state = { ...n.state, term: n.state.term + 5 };
     sim.run(300);
-    assert.ok(actionsOf(sim, m, 'transition').some((e) => e.action.type === 'transition' && e.action.reason === 'higher term'));
+    assert.ok(
+      actionsOf(sim, m, 'transition').some((e) => e.action.type === 'transition' && e.action.reason === 'higher term'),
+    );
   });
 });
 
@@ -284,7 +337,11 @@ describe('startup and restarts', () => {
     sim.run(500);
     sim.start(a, b);
     // The dead member never echoes their new epochs: they wait out the restart quiet time (3.1 s).
-    for (let i = 0; i < 40; i += 1) { sim.replay(a, 20); sim.replay(b, 20); sim.run(100); }
+    for (let i = 0; i < 40; i += 1) {
+      sim.replay(a, 20);
+      sim.replay(b, 20);
+      sim.run(100);
+    }
     assert.equal(sim.activeHolders().length, 1, 'the two live members elected one of them');
   });
 
@@ -297,7 +354,11 @@ describe('startup and restarts', () => {
     sim.run(1000);
     for (const n of ['n1', 'n2']) {
       const node = sim.node(n);
-      assert.equal(snapshot(node.state, sim.localTime(node)).peers.find((p) => p.name === 'n3')?.alive, true, `${n} counts n3`);
+      assert.equal(
+        snapshot(node.state, sim.localTime(node)).peers.find((p) => p.name === 'n3')?.alive,
+        true,
+        `${n} counts n3`,
+      );
     }
     sim.run(2000);
     assert.deepEqual(sim.masters(), ['n3'], 'and, the best, it takes the VIP back by handover');
@@ -307,7 +368,13 @@ describe('startup and restarts', () => {
     // The reviewer's schedule: n3 at 1 s intervals, the others at 20 ms; n3 master, partitioned
     // from n2, its lease resting on n1; n1 restarts at once. With one timing per counted set, n3
     // is never counted, never master, and nothing gives two leases.
-    const sim = new SimCluster({ members: 3, intervalMs: 20, delayMs: 0.5, jitterMs: 0.5, priorities: [100, 150, 200] });
+    const sim = new SimCluster({
+      members: 3,
+      intervalMs: 20,
+      delayMs: 0.5,
+      jitterMs: 0.5,
+      priorities: [100, 150, 200],
+    });
     sim.node('n3').settings = { ...sim.node('n3').settings, intervalMs: 1000 };
     sim.start();
     sim.run(3000);
@@ -479,7 +546,10 @@ describe('graceful stop', () => {
     assert.equal(sim.node(m).proc, 'down', 'stopped');
     const acquired = actionsOf(sim, next, 'acquireVip', t)[0]!.at;
     const released = actionsOf(sim, m, 'releaseVip', t)[0]!.at;
-    assert.ok(acquired <= released && released - t < 50, `acquired ${acquired - t} released ${released - t} ms after the stop`);
+    assert.ok(
+      acquired <= released && released - t < 50,
+      `acquired ${acquired - t} released ${released - t} ms after the stop`,
+    );
   });
 
   it('a stopping backup does not disturb the master', () => {
@@ -533,12 +603,16 @@ describe('faults and effects', () => {
     sim.run(300); // the next renewal fails
     sim.hostNetlinkFailRate.delete('n3');
     assert.equal(sim.role('n3'), 'FAULT');
-    assert.ok(sim.log.some((e) => e.node === 'n3' && e.action.type === 'transition' && e.action.reason === 'vip failed'));
+    assert.ok(
+      sim.log.some((e) => e.node === 'n3' && e.action.type === 'transition' && e.action.reason === 'vip failed'),
+    );
     sim.run(1000);
     assert.equal(sim.activeHolders().length, 1);
     assert.notEqual(master(sim), 'n3');
     sim.run(VIP_RETRY_MS + 2000);
-    assert.ok(sim.log.some((e) => e.node === 'n3' && e.action.type === 'transition' && e.action.reason === 'fault cleared'));
+    assert.ok(
+      sim.log.some((e) => e.node === 'n3' && e.action.type === 'transition' && e.action.reason === 'fault cleared'),
+    );
     assert.deepEqual(sim.masters(), ['n3'], 'the best member takes it back (preempt, by handover)');
   });
 
@@ -575,7 +649,10 @@ describe('stalls (SIGSTOP, a VM pause, a long GC)', () => {
       sim.run(5000);
       assert.deepEqual(sim.masters(), [next], `seed ${seed}: the VIP stays where it went`);
       assert.equal(sim.acquisitions() - before, 1, `seed ${seed}: one failover`);
-      assert.ok(sim.log.some((e) => e.node === m && e.action.type === 'stalled'), 'the resumed member noticed its stall');
+      assert.ok(
+        sim.log.some((e) => e.node === m && e.action.type === 'stalled'),
+        'the resumed member noticed its stall',
+      );
       assert.ok(sim.longestOverlap() <= 1000 + 400, `the stalled copy lasted ${sim.longestOverlap()} ms`);
     }
   });
@@ -602,8 +679,10 @@ describe('stalls (SIGSTOP, a VM pause, a long GC)', () => {
 });
 
 describe('asymmetric faults', () => {
-  for (const [what, cut] of [['outbound', (sim: SimCluster, m: string, o: string) => sim.block(m, o)],
-    ['inbound', (sim: SimCluster, m: string, o: string) => sim.block(o, m)]] as const) {
+  for (const [what, cut] of [
+    ['outbound', (sim: SimCluster, m: string, o: string) => sim.block(m, o)],
+    ['inbound', (sim: SimCluster, m: string, o: string) => sim.block(o, m)],
+  ] as const) {
     it(`the master's ${what} heartbeats are lost: it releases first, another takes over, for good`, () => {
       const sim = settled();
       const m = master(sim);
@@ -712,7 +791,10 @@ describe('bootstrap: a new cluster, built one node at a time (docs/election.md, 
     sim.runUntil(() => sim.activeHolders().length === 1, 10_000);
     const gained = sim.acquisitions();
     sim.start('n2');
-    assert.ok(sim.runUntil(() => sim.node('n1').state.formed && sim.node('n2').state.formed, 5000) !== undefined, 'formed');
+    assert.ok(
+      sim.runUntil(() => sim.node('n1').state.formed && sim.node('n2').state.formed, 5000) !== undefined,
+      'formed',
+    );
     assert.ok(sim.node('n1').formedOnDisk && sim.node('n2').formedOnDisk, 'recorded on both');
     assert.ok(sim.log.some((l) => l.node === 'n1' && l.action.type === 'formed' && l.action.via === 'n1'));
     assert.ok(sim.log.some((l) => l.node === 'n2' && l.action.type === 'formed' && l.action.via === 'n1'));
@@ -762,7 +844,14 @@ describe('bootstrap: a new cluster, built one node at a time (docs/election.md, 
 describe('observers (vipd run --dry-run)', () => {
   it('an observer is never elected, whatever its priority, and still counts for the majority', () => {
     for (const seed of [1, 2, 3, 4, 5]) {
-      const sim = new SimCluster({ members: 3, seed, observers: ['n3'], priorities: [100, 110, 254], delayMs: 0.5, jitterMs: 2 });
+      const sim = new SimCluster({
+        members: 3,
+        seed,
+        observers: ['n3'],
+        priorities: [100, 110, 254],
+        delayMs: 0.5,
+        jitterMs: 2,
+      });
       sim.start();
       sim.run(5000);
       assert.equal(sim.activeHolders().length, 1, `seed ${seed}`);
@@ -773,8 +862,13 @@ describe('observers (vipd run --dry-run)', () => {
       sim.run(3000);
       assert.equal(sim.masters().length, 1, `seed ${seed}: a successor`);
       assert.notEqual(master(sim), 'n3');
-      assert.ok(!sim.log.some((l) => l.node === 'n3' && l.action.type === 'acquireVip'), `seed ${seed}: n3 never took it`);
-      assert.ok(!sim.log.some((l) => l.action.type === 'transition' && l.action.reason === 'handover' && l.node === 'n3'));
+      assert.ok(
+        !sim.log.some((l) => l.node === 'n3' && l.action.type === 'acquireVip'),
+        `seed ${seed}: n3 never took it`,
+      );
+      assert.ok(
+        !sim.log.some((l) => l.action.type === 'transition' && l.action.reason === 'handover' && l.node === 'n3'),
+      );
       // With the observer's acknowledgement the last member keeps a majority: it holds on.
       assert.deepEqual(sim.activeHolders(), [master(sim)]);
     }

@@ -6,11 +6,14 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { ConfigError, describeError, errnoName, ExitCode, UsageError, VipdError } from '../src/errors';
+import { ConfigError, describeError, ExitCode, errnoName, UsageError, VipdError } from '../src/errors';
 
 describe('describeError', () => {
   it('a Node system error is its errno name, whatever its message says', async () => {
-    const missing = await readFile('/nonexistent/vipd-test').then(() => undefined, (err: unknown) => err);
+    const missing = await readFile('/nonexistent/vipd-test').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     assert.equal(describeError(missing), 'ENOENT');
     const refused = await new Promise<unknown>((resolve) => {
       const server = net.createServer().listen(0, '127.0.0.1', () => {
@@ -63,8 +66,10 @@ describe('UsageError', () => {
 
   it('several bad flags: one line each, all at once', () => {
     const err = UsageError.flags(['--vip: missing; expected a CIDR', '--peers: missing; expected name=IPv4 pairs']);
-    assert.equal(err.message,
-      'invalid flags:\n  - --vip: missing; expected a CIDR\n  - --peers: missing; expected name=IPv4 pairs');
+    assert.equal(
+      err.message,
+      'invalid flags:\n  - --vip: missing; expected a CIDR\n  - --peers: missing; expected name=IPv4 pairs',
+    );
     assert.equal(err.problems.length, 2);
   });
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { firstHeldByOther, holdersAt, HolderLog, holderStats, type HolderChange } from '../src/lab/holder-log';
+import { firstHeldByOther, type HolderChange, HolderLog, holderStats, holdersAt } from '../src/lab/holder-log';
 
 const log = (...changes: [number, string][]): HolderChange[] =>
   changes.map(([t, h]) => ({ t, holders: h === '' ? [] : h.split('+') }));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { closeInReverse, startInOrder, type Part } from '../src/lifecycle';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { closeInReverse, type Part, startInOrder } from '../src/lifecycle';
 
 /** Parts that record their starts and closes; `slow` ones take a few ms; `failing` actions ("start b") throw. */
 function fakeParts(names: readonly string[], opts: { slow?: readonly string[]; failing?: readonly string[] } = {}) {
@@ -11,9 +11,11 @@ function fakeParts(names: readonly string[], opts: { slow?: readonly string[]; f
     log.push(`${what} ${name}`);
     if (opts.failing?.includes(`${what} ${name}`)) throw new Error(`${what} ${name} failed`);
   };
-  const parts: Part[] = names.map((name) => name.startsWith('-')
-    ? { close: () => act('close', name) }
-    : { start: () => act('start', name), close: () => act('close', name) });
+  const parts: Part[] = names.map((name) =>
+    name.startsWith('-')
+      ? { close: () => act('close', name) }
+      : { start: () => act('start', name), close: () => act('close', name) },
+  );
   return { log, parts };
 }
 
@@ -23,8 +25,13 @@ describe('lifecycle: one list, started in order, closed in reverse', () => {
     await startInOrder(parts);
     await closeInReverse(parts);
     assert.deepEqual(log, [
-      'start proxy', 'start election', 'start admin',
-      'close admin', 'close election', 'close proxy', 'close -vip',
+      'start proxy',
+      'start election',
+      'start admin',
+      'close admin',
+      'close election',
+      'close proxy',
+      'close -vip',
     ]);
   });
 
@@ -33,8 +40,12 @@ describe('lifecycle: one list, started in order, closed in reverse', () => {
     await assert.rejects(startInOrder(parts), /start election failed/);
     await closeInReverse(parts);
     assert.deepEqual(log, [
-      'start proxy', 'start election',
-      'close admin', 'close election', 'close proxy', 'close -vip',
+      'start proxy',
+      'start election',
+      'close admin',
+      'close election',
+      'close proxy',
+      'close -vip',
     ]);
   });
 

@@ -44,8 +44,21 @@ const RECEIVERS = new Set(['log', 'logger', 'limited']);
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace']);
 const COMPARISONS = new Set(['===', '!==', '==', '!=']);
 const OPERATORS = ['===', '!==', '==', '!=', '=>', '?.', '??', '&&', '||'];
-const REGEX_AFTER_WORDS = new Set(['return', 'typeof', 'case', 'do', 'else', 'in', 'of', 'new', 'delete', 'void',
-  'throw', 'yield', 'await']);
+const REGEX_AFTER_WORDS = new Set([
+  'return',
+  'typeof',
+  'case',
+  'do',
+  'else',
+  'in',
+  'of',
+  'new',
+  'delete',
+  'void',
+  'throw',
+  'yield',
+  'await',
+]);
 
 type Token =
   | { kind: 'string'; value: string; at: number }
@@ -92,7 +105,7 @@ function lex(src: string, start = 0, inExpression = false): { tokens: Token[]; e
     } else if (src.startsWith('/*', i)) {
       const close = src.indexOf('*/', i + 2);
       i = close < 0 ? src.length : close + 2;
-    } else if (c === '\'' || c === '"') {
+    } else if (c === "'" || c === '"') {
       let j = i + 1;
       while (j < src.length && src[j] !== c && src[j] !== '\n') j += src[j] === '\\' ? 2 : 1;
       tokens.push({ kind: 'string', value: unescapeSource(src.slice(i + 1, j)), at: i });
@@ -111,8 +124,11 @@ function lex(src: string, start = 0, inExpression = false): { tokens: Token[]; e
         }
       }
       const text = src.slice(i + 1, j);
-      tokens.push(prefix === undefined ? { kind: 'string', value: unescapeSource(text), at: i }
-        : { kind: 'template', prefix: unescapeSource(prefix), at: i });
+      tokens.push(
+        prefix === undefined
+          ? { kind: 'string', value: unescapeSource(text), at: i }
+          : { kind: 'template', prefix: unescapeSource(prefix), at: i },
+      );
       i = j + 1;
     } else if (c === '/' && regexMayStart(tokens[tokens.length - 1])) {
       let j = i + 1;
@@ -157,8 +173,8 @@ function messageLiterals(arg: Token[]): Literal[] {
   arg.forEach((t, k) => {
     if (t.kind === 'punct' && /^[([{]$/.test(t.value)) {
       const before = arg[k - 1];
-      const call = before !== undefined
-        && (before.kind === 'word' || (before.kind === 'punct' && /^[)\]]$/.test(before.value)));
+      const call =
+        before !== undefined && (before.kind === 'word' || (before.kind === 'punct' && /^[)\]]$/.test(before.value)));
       stack.push(t.value === '(' && !call ? 'group' : 'other');
     } else if (t.kind === 'punct' && /^[)\]}]$/.test(t.value)) {
       stack.pop();
@@ -182,8 +198,17 @@ function scanSource(file: string, src: string): Scan {
   const scan: Scan = { messages: [], unreadable: [] };
   for (let k = 0; k + 3 < tokens.length; k += 1) {
     const [recv, dot, level, open] = tokens.slice(k, k + 4) as [Token, Token, Token, Token];
-    if (recv.kind !== 'word' || !RECEIVERS.has(recv.value) || dot.kind !== 'punct' || !['.', '?.'].includes(dot.value)
-      || level.kind !== 'word' || !LEVELS.has(level.value) || open.kind !== 'punct' || open.value !== '(') continue;
+    if (
+      recv.kind !== 'word' ||
+      !RECEIVERS.has(recv.value) ||
+      dot.kind !== 'punct' ||
+      !['.', '?.'].includes(dot.value) ||
+      level.kind !== 'word' ||
+      !LEVELS.has(level.value) ||
+      open.kind !== 'punct' ||
+      open.value !== '('
+    )
+      continue;
     const args: Token[][] = [[]];
     let depth = 0;
     let j = k + 4;
@@ -206,9 +231,11 @@ function scanSource(file: string, src: string): Scan {
       continue;
     }
     for (const t of literals) {
-      scan.messages.push(t.kind === 'template'
-        ? { file, line, level: level.value, text: t.prefix, prefix: true }
-        : { file, line, level: level.value, text: t.value, prefix: false });
+      scan.messages.push(
+        t.kind === 'template'
+          ? { file, line, level: level.value, text: t.prefix, prefix: true }
+          : { file, line, level: level.value, text: t.value, prefix: false },
+      );
     }
     k = j;
   }
@@ -216,11 +243,13 @@ function scanSource(file: string, src: string): Scan {
 }
 
 function tsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name);
-    if (e.isDirectory()) return tsFiles(path);
-    return e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [path] : [];
-  }).sort();
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => {
+      const path = join(dir, e.name);
+      if (e.isDirectory()) return tsFiles(path);
+      return e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [path] : [];
+    })
+    .sort();
 }
 
 function scanTree(dir: string): Scan {
@@ -236,17 +265,20 @@ function scanTree(dir: string): Scan {
 /** The table rows of the doc's "## Logs" section: [message cell, level cell]. */
 function logRows(doc: string): [string, string][] {
   const section = /^## Logs\n([\s\S]*?)(?=^## )/m.exec(doc)?.[1] ?? '';
-  return section.split('\n').filter((l) => l.startsWith('|')).map((l) => {
-    const cells = l.split('|');
-    return [cells[1] ?? '', cells[2] ?? ''];
-  });
+  return section
+    .split('\n')
+    .filter((l) => l.startsWith('|'))
+    .map((l) => {
+      const cells = l.split('|');
+      return [cells[1] ?? '', cells[2] ?? ''];
+    });
 }
 
 /** What is wrong with the doc for one message, or undefined. */
 function undocumented(m: Message, rows: [string, string][]): string | undefined {
   const needle = m.prefix ? `\`${m.text}` : `\`${m.text}\``;
   const matching = rows.filter(([msg]) => msg.includes(needle));
-  const what = `${m.level} ${JSON.stringify(m.text)}${m.prefix ? ' (a template\'s prefix)' : ''}`;
+  const what = `${m.level} ${JSON.stringify(m.text)}${m.prefix ? " (a template's prefix)" : ''}`;
   const where = `${m.file}:${m.line}: ${what}`;
   if (matching.length === 0) return `${where} is not in docs/logging-and-metrics.md`;
   const level = new RegExp(`\\b${m.level}\\b`, 'i');
@@ -256,48 +288,75 @@ function undocumented(m: Message, rows: [string, string][]): string | undefined 
 
 describe('the log catalogue scanner', () => {
   it('reads pino and RateLimitedLog calls, on one line or several', () => {
-    const scan = scanSource('x.ts', [
-      'this.opts.log.info({ a: 1 }, \'one\');',
-      'this.limited.warn(`k:${x}`, { b: 2 },',
-      '  "two, with \\"quotes\\"");',
-      'log.error(\'it\\\'s three\');',
-      'log?.debug({}, `four ${n} and more`);',
-    ].join('\n'));
+    const scan = scanSource(
+      'x.ts',
+      [
+        "this.opts.log.info({ a: 1 }, 'one');",
+        'this.limited.warn(`k:${x}`, { b: 2 },',
+        '  "two, with \\"quotes\\"");',
+        "log.error('it\\'s three');",
+        'log?.debug({}, `four ${n} and more`);',
+      ].join('\n'),
+    );
     assert.deepEqual(scan.unreadable, []);
-    assert.deepEqual(scan.messages.map((m) => [m.line, m.level, m.text, m.prefix]), [
-      [1, 'info', 'one', false],
-      [2, 'warn', 'two, with "quotes"', false],
-      [4, 'error', 'it\'s three', false],
-      [5, 'debug', 'four ', true],
-    ]);
+    assert.deepEqual(
+      scan.messages.map((m) => [m.line, m.level, m.text, m.prefix]),
+      [
+        [1, 'info', 'one', false],
+        [2, 'warn', 'two, with "quotes"', false],
+        [4, 'error', "it's three", false],
+        [5, 'debug', 'four ', true],
+      ],
+    );
   });
 
   it('takes every branch of a conditional message, not the literals it compares or passes on', () => {
-    const scan = scanSource('x.ts', [
-      'log.info({}, a === b ? (b === \'MASTER\' ? `handing over to ${m}` : `election ${b.x()}`) : `state ${a}`);',
-      'log.info(fields, wasUnknown ? \'backend up\' : \'backend back up\');',
-      'log.info({}, `failed to ${op === \'acquire\' ? \'add\' : \'renew\'} the VIP`);',
-    ].join('\n'));
-    assert.deepEqual(scan.messages.map((m) => m.text),
-      ['handing over to ', 'election ', 'state ', 'backend up', 'backend back up', 'failed to ']);
+    const scan = scanSource(
+      'x.ts',
+      [
+        "log.info({}, a === b ? (b === 'MASTER' ? `handing over to ${m}` : `election ${b.x()}`) : `state ${a}`);",
+        "log.info(fields, wasUnknown ? 'backend up' : 'backend back up');",
+        "log.info({}, `failed to ${op === 'acquire' ? 'add' : 'renew'} the VIP`);",
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      scan.messages.map((m) => m.text),
+      ['handing over to ', 'election ', 'state ', 'backend up', 'backend back up', 'failed to '],
+    );
   });
 
   it('skips comments, strings and regular expressions, and names a message it cannot read', () => {
-    const scan = scanSource('x.ts', [
-      '// log.info({}, \'commented out\');',
-      '/* log.warn({}, \'also\') */ const s = "log.info(\'in a string\')";',
-      'const r = /["`(]/g; const d = a / b / c;',
-      'log.warn({}, message);',
-      'log.warn({}, `${x} starts with a placeholder`);',
-      'log.info({}, \'after\');',
-    ].join('\n'));
+    const scan = scanSource(
+      'x.ts',
+      [
+        "// log.info({}, 'commented out');",
+        "/* log.warn({}, 'also') */ const s = \"log.info('in a string')\";",
+        'const r = /["`(]/g; const d = a / b / c;',
+        'log.warn({}, message);',
+        'log.warn({}, `${x} starts with a placeholder`);',
+        "log.info({}, 'after');",
+      ].join('\n'),
+    );
     assert.deepEqual(scan.unreadable, ['x.ts:4', 'x.ts:5']);
-    assert.deepEqual(scan.messages.map((m) => [m.line, m.text]), [[6, 'after']]);
+    assert.deepEqual(
+      scan.messages.map((m) => [m.line, m.text]),
+      [[6, 'after']],
+    );
   });
 
   it('finds a documented message by its row, and checks the level', () => {
-    const rows = logRows(['# L', '## Logs', '| msg | level |', '|---|---|', '| `VIP added` | info |',
-      '| `link up` | info |', '## Next', ''].join('\n'));
+    const rows = logRows(
+      [
+        '# L',
+        '## Logs',
+        '| msg | level |',
+        '|---|---|',
+        '| `VIP added` | info |',
+        '| `link up` | info |',
+        '## Next',
+        '',
+      ].join('\n'),
+    );
     const at = { file: 'x.ts', line: 1, prefix: false };
     assert.equal(undocumented({ ...at, level: 'info', text: 'VIP added' }, rows), undefined);
     assert.match(undocumented({ ...at, level: 'warn', text: 'VIP added' }, rows) ?? '', /not with level warn/);

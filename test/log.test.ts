@@ -8,7 +8,8 @@ function capture() {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString('utf8').split('\n'))
+        if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
       done();
     },
   });
@@ -49,26 +50,41 @@ describe('RateLimitedLog', () => {
   });
 });
 
-describe('duplicateKeys (the tests\' strict reading of log lines)', () => {
+describe("duplicateKeys (the tests' strict reading of log lines)", () => {
   it('finds a key twice in one object at any depth, and only then', () => {
     assert.deepEqual(duplicateKeys('{"a":1,"b":{"c":2,"c":3},"a":"x","d":[{"e":1,"e":2}]}'), ['b.c', 'a', 'd[].e']);
     assert.deepEqual(duplicateKeys('{"a":{"k":1},"b":{"k":1},"s":"{\\"a\\":1,\\"a\\":2}","n":[1,2,{}]}'), []);
     assert.throws(() => duplicateKeys('{"a":'));
   });
 
-  it('a child logger that repeats its parent\'s binding writes the key twice (what the daemon must not do)', () => {
+  it("a child logger that repeats its parent's binding writes the key twice (what the daemon must not do)", () => {
     const text: string[] = [];
-    const log = createLogger({ level: 'info', destination: { write: (l: string) => { text.push(l); } } });
+    const log = createLogger({
+      level: 'info',
+      destination: {
+        write: (l: string) => {
+          text.push(l);
+        },
+      },
+    });
     log.child({ component: 'proxy' }).child({ component: 'proxy' }).info('x');
     log.child({ component: 'proxy' }).info({ frontend: 'f' }, 'y');
-    assert.deepEqual(text.map((l) => duplicateKeys(l.trim())), [['component'], []]);
+    assert.deepEqual(
+      text.map((l) => duplicateKeys(l.trim())),
+      [['component'], []],
+    );
   });
 });
 
 describe('log formats', () => {
   it('text: one readable line per event (time, level, message, then the fields); json stays JSON', () => {
     const out: string[] = [];
-    const sink = new Writable({ write(chunk: Buffer, _enc, done) { out.push(chunk.toString('utf8')); done(); } });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        out.push(chunk.toString('utf8'));
+        done();
+      },
+    });
     const log = createLogger({ level: 'info', node: 'cp1', format: 'text', destination: sink });
     log.child({ component: 'election' }).warn({ peers: ['cp2'] }, 'not hearing from cp2');
     const line = out.join('');

@@ -10,7 +10,7 @@ import type { HostView } from '../src/config/host';
 import { loadConfigFile, parseConfigText } from '../src/config/load';
 import { UsageError } from '../src/errors';
 import { registerManifestCommands } from '../src/manifest/cli';
-import { configFile, podManifest, POD_DEFAULTS, type PodOptions } from '../src/manifest/pod';
+import { configFile, POD_DEFAULTS, type PodOptions, podManifest } from '../src/manifest/pod';
 import { VERSION } from '../src/version';
 import { tempDir } from './helpers/daemon';
 
@@ -26,7 +26,12 @@ interface PodShape {
       image: string;
       command: string[];
       resources: { requests: Record<string, string>; limits: Record<string, string> };
-      securityContext: { runAsUser: number; allowPrivilegeEscalation: boolean; readOnlyRootFilesystem: boolean; capabilities: { add: string[]; drop: string[] } };
+      securityContext: {
+        runAsUser: number;
+        allowPrivilegeEscalation: boolean;
+        readOnlyRootFilesystem: boolean;
+        capabilities: { add: string[]; drop: string[] };
+      };
       livenessProbe: { httpGet: { host: string; port: number; path: string } };
       readinessProbe: { httpGet: { host: string; port: number; path: string } };
       volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
@@ -40,7 +45,9 @@ interface PodShape {
 async function run(...args: string[]): Promise<string> {
   let out = '';
   const program = new Command('vipd').exitOverride();
-  registerManifestCommands(program, (text) => { out += text; });
+  registerManifestCommands(program, (text) => {
+    out += text;
+  });
   await program.parseAsync(['manifest', ...args], { from: 'user' });
   return out;
 }
@@ -65,18 +72,33 @@ function assertRequiredProperties(pod: PodShape, o: PodOptions): void {
   assert.deepEqual(c.command.slice(0, 4), ['vipd', 'run', '--config', '/etc/vipd/vipd.yaml']);
   assert.deepEqual(c.command.slice(4), ['--log-level', o.logLevel]);
   assert.equal(c.image, o.image);
-  assert.deepEqual(c.livenessProbe.httpGet, { host: '127.0.0.1', port: o.healthPort, path: '/healthz', scheme: 'HTTP' });
-  assert.deepEqual(c.readinessProbe.httpGet, { host: '127.0.0.1', port: o.healthPort, path: '/readyz', scheme: 'HTTP' });
+  assert.deepEqual(c.livenessProbe.httpGet, {
+    host: '127.0.0.1',
+    port: o.healthPort,
+    path: '/healthz',
+    scheme: 'HTTP',
+  });
+  assert.deepEqual(c.readinessProbe.httpGet, {
+    host: '127.0.0.1',
+    port: o.healthPort,
+    path: '/readyz',
+    scheme: 'HTTP',
+  });
   assert.equal(c.resources.requests.cpu, '50m');
   assert.equal(c.resources.requests.memory, '64Mi');
   assert.equal(c.resources.limits.memory, o.memoryLimit);
   assert.equal(c.resources.limits.cpu, undefined, 'no CPU limit: throttling stalls heartbeats');
-  assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 > o.drainTimeoutMs, 'the kubelet must not SIGKILL during the drain');
+  assert.ok(
+    pod.spec.terminationGracePeriodSeconds * 1000 > o.drainTimeoutMs,
+    'the kubelet must not SIGKILL during the drain',
+  );
   // The config file the command names is inside the read-only mount of the config directory.
   // The node's name from the downward API (the kubelet resolves it for a static pod, no apiserver needed).
   const env = (c as unknown as { env: { name: string; valueFrom?: unknown }[] }).env;
-  assert.deepEqual(env.find((e) => e.name === 'VIPD_NODE_NAME'),
-    { name: 'VIPD_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+  assert.deepEqual(
+    env.find((e) => e.name === 'VIPD_NODE_NAME'),
+    { name: 'VIPD_NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+  );
   assert.deepEqual(c.volumeMounts, [
     { name: 'config', mountPath: '/etc/vipd', readOnly: true },
     { name: 'state', mountPath: '/var/lib/vipd' },
@@ -91,8 +113,11 @@ function assertRequiredProperties(pod: PodShape, o: PodOptions): void {
 describe('manifest pod', () => {
   it('the checked-in static-pods/vipd.yaml is what the code generates (regenerate it when defaults change)', () => {
     const expected = podManifest();
-    assert.equal(readFileSync(CHECKED_IN, 'utf8'), expected,
-      'static-pods/vipd.yaml is stale: npx tsc -p . && node dist/src/cli/main.js manifest pod > static-pods/vipd.yaml');
+    assert.equal(
+      readFileSync(CHECKED_IN, 'utf8'),
+      expected,
+      'static-pods/vipd.yaml is stale: npx tsc -p . && node dist/src/cli/main.js manifest pod > static-pods/vipd.yaml',
+    );
   });
 
   it('the default and the checked-in manifest validate against the Kubernetes schema, with every required property', async () => {
@@ -105,10 +130,31 @@ describe('manifest pod', () => {
   });
 
   it('flags change the image, config directory, health port, log level, drain and memory limit', async () => {
-    const text = await run('pod', '--image', 'registry.example:5000/ops/vipd:dev', '--config-dir', '/srv/vipd/', '--health-port', '9581',
-      '--log-level', 'debug', '--drain-timeout', '1m30s', '--memory-limit', '512Mi');
+    const text = await run(
+      'pod',
+      '--image',
+      'registry.example:5000/ops/vipd:dev',
+      '--config-dir',
+      '/srv/vipd/',
+      '--health-port',
+      '9581',
+      '--log-level',
+      'debug',
+      '--drain-timeout',
+      '1m30s',
+      '--memory-limit',
+      '512Mi',
+    );
     const pod = validatePod(text);
-    const o: PodOptions = { image: 'registry.example:5000/ops/vipd:dev', configDir: '/srv/vipd', healthPort: 9581, healthHost: '127.0.0.1', logLevel: 'debug', drainTimeoutMs: 90_000, memoryLimit: '512Mi' };
+    const o: PodOptions = {
+      image: 'registry.example:5000/ops/vipd:dev',
+      configDir: '/srv/vipd',
+      healthPort: 9581,
+      healthHost: '127.0.0.1',
+      logLevel: 'debug',
+      drainTimeoutMs: 90_000,
+      memoryLimit: '512Mi',
+    };
     assertRequiredProperties(pod, o);
     assert.equal(pod.spec.terminationGracePeriodSeconds, 100);
   });
@@ -116,7 +162,10 @@ describe('manifest pod', () => {
   it('the probes follow health.listen: loopback and 0.0.0.0 on 127.0.0.1, a node address on the pod IP', async () => {
     const probes = async (host: string) => {
       const c = validatePod(await run('pod', '--health-host', host)).spec.containers[0]!;
-      assert.deepEqual(c.livenessProbe.httpGet, c.readinessProbe.httpGet && { ...c.readinessProbe.httpGet, path: '/healthz' });
+      assert.deepEqual(
+        c.livenessProbe.httpGet,
+        c.readinessProbe.httpGet && { ...c.readinessProbe.httpGet, path: '/healthz' },
+      );
       return c.readinessProbe.httpGet;
     };
     assert.equal((await probes('127.0.0.1')).host, '127.0.0.1');
@@ -125,36 +174,83 @@ describe('manifest pod', () => {
     const node = await probes('192.168.10.11');
     assert.equal(node.host, undefined);
     assert.equal(node.port, POD_DEFAULTS.healthPort);
-    const text = await run('config', '--vip', '192.168.10.100/24', '--interface', 'eth0',
-      '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12', '--health-host', '0.0.0.0');
+    const text = await run(
+      'config',
+      '--vip',
+      '192.168.10.100/24',
+      '--interface',
+      'eth0',
+      '--peers',
+      'cp1=192.168.10.11,cp2=192.168.10.12',
+      '--health-host',
+      '0.0.0.0',
+    );
     const { config } = parseConfigText(text, 'generated.yaml', { readSecret: false, hostname: 'cp1' });
     assert.deepEqual(config.health.listen, { host: '0.0.0.0', port: POD_DEFAULTS.healthPort });
-    await assert.rejects(run('pod', '--health-host', 'localhost'), (err: unknown) => err instanceof UsageError
-      && err.problems.some((p) => p.startsWith('--health-host: got ')));
+    await assert.rejects(
+      run('pod', '--health-host', 'localhost'),
+      (err: unknown) => err instanceof UsageError && err.problems.some((p) => p.startsWith('--health-host: got ')),
+    );
   });
 
   it('bad flags are a UsageError (exit 2) naming each flag', async () => {
-    await assert.rejects(run('pod', '--health-port', 'http', '--drain-timeout', '20', '--log-level', 'loud', '--image', 'Not An Image', '--config-dir', 'etc/vipd', '--memory-limit', '1Mi'),
+    await assert.rejects(
+      run(
+        'pod',
+        '--health-port',
+        'http',
+        '--drain-timeout',
+        '20',
+        '--log-level',
+        'loud',
+        '--image',
+        'Not An Image',
+        '--config-dir',
+        'etc/vipd',
+        '--memory-limit',
+        '1Mi',
+      ),
       (err: unknown) => {
         assert.ok(err instanceof UsageError, String(err));
         assert.equal(err.exitCode, 2);
-        for (const flag of ['--health-port', '--drain-timeout', '--log-level', '--image', '--config-dir', '--memory-limit']) {
-          assert.ok(err.problems.some((p) => p.startsWith(`${flag}: got `)), `${flag} in:\n${err.problems.join('\n')}`);
+        for (const flag of [
+          '--health-port',
+          '--drain-timeout',
+          '--log-level',
+          '--image',
+          '--config-dir',
+          '--memory-limit',
+        ]) {
+          assert.ok(
+            err.problems.some((p) => p.startsWith(`${flag}: got `)),
+            `${flag} in:\n${err.problems.join('\n')}`,
+          );
         }
         return true;
-      });
+      },
+    );
   });
 });
 
 describe('manifest config', () => {
-  const args = ['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13'];
+  const args = [
+    '--vip',
+    '192.168.10.100/24',
+    '--interface',
+    'eth0',
+    '--peers',
+    'cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13',
+  ];
 
-  it('prints a config that vipd\'s own loader accepts on every peer, matching the flags', async () => {
+  it("prints a config that vipd's own loader accepts on every peer, matching the flags", async () => {
     const text = await run('config', ...args);
     for (const host of ['cp1', 'cp2', 'cp3']) {
       const { config } = parseConfigText(text, 'generated.yaml', { readSecret: false, hostname: host });
       assert.equal(config.nodeName, host);
-      assert.deepEqual(config.peers.map((p) => `${p.name}=${p.address}`), ['cp1=192.168.10.11', 'cp2=192.168.10.12', 'cp3=192.168.10.13']);
+      assert.deepEqual(
+        config.peers.map((p) => `${p.name}=${p.address}`),
+        ['cp1=192.168.10.11', 'cp2=192.168.10.12', 'cp3=192.168.10.13'],
+      );
       assert.equal(config.vip.address, '192.168.10.100/24');
       assert.equal(config.vip.interface, 'eth0');
       assert.equal(config.election.quorum, 'majority');
@@ -166,7 +262,10 @@ describe('manifest config', () => {
 
   it('agrees with the pod generated from the same health port and drain timeout', async () => {
     const shared = ['--health-port', '9581', '--drain-timeout', '45s'];
-    const { config } = parseConfigText(await run('config', ...args, ...shared), 'generated.yaml', { readSecret: false, hostname: 'cp2' });
+    const { config } = parseConfigText(await run('config', ...args, ...shared), 'generated.yaml', {
+      readSecret: false,
+      hostname: 'cp2',
+    });
     const pod = validatePod(await run('pod', ...shared));
     const c = pod.spec.containers[0]!;
     assert.equal(c.livenessProbe.httpGet.port, config.health.listen.port);
@@ -188,39 +287,71 @@ describe('manifest config', () => {
   });
 
   it('--interface may be left out: each node takes the interface that carries its own address', async () => {
-    const text = await run('config', '--vip', '192.168.10.100/24',
-      '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13');
+    const text = await run(
+      'config',
+      '--vip',
+      '192.168.10.100/24',
+      '--peers',
+      'cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13',
+    );
     assert.doesNotMatch(text, /^\s*interface:/m);
     const { config } = parseConfigText(text, 'g', { readSecret: false, hostname: 'cp2', env: {} });
     assert.equal(config.vip.interface, undefined);
-    const host: HostView = { interfaces: [
-      { name: 'ens192', loopback: false, addresses: [{ address: '192.168.10.12', prefixLength: 24 }] },
-      { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
-    ] };
+    const host: HostView = {
+      interfaces: [
+        { name: 'ens192', loopback: false, addresses: [{ address: '192.168.10.12', prefixLength: 24 }] },
+        { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
+      ],
+    };
     const { dir, secretFile, cleanup } = tempDir();
     try {
       const file = join(dir, 'vipd.yaml');
       writeFileSync(file, text.replace('/etc/vipd/secret', secretFile));
       assert.equal(loadConfigFile(file, { hostname: 'cp2', env: {}, host }).config.vip.interface, 'ens192');
-    } finally { cleanup(); }
+    } finally {
+      cleanup();
+    }
   });
 
   it('ports, clusterId, priority and nodeName from flags, in a file the loader reads back', async () => {
-    const text = await run('config', ...args, '--bind-port', '7443', '--backend-port', '6443',
-      '--election-port', '7680', '--cluster-id', '42', '--priority', '150', '--node-name', 'cp2',
-      '--health-port', '7681');
+    const text = await run(
+      'config',
+      ...args,
+      '--bind-port',
+      '7443',
+      '--backend-port',
+      '6443',
+      '--election-port',
+      '7680',
+      '--cluster-id',
+      '42',
+      '--priority',
+      '150',
+      '--node-name',
+      'cp2',
+      '--health-port',
+      '7681',
+    );
     const { config } = parseConfigText(text, 'g', { readSecret: false, hostname: 'cp1', env: {} });
     assert.deepEqual([config.nodeName, config.nodeNameFrom], ['cp2', 'nodeName']);
-    assert.deepEqual(config.proxy.frontends.map((f) => [f.bind, f.backendPort]),
-      [[{ host: '0.0.0.0', port: 7443 }, 6443]]);
-    assert.equal(config.track.apiserver.port, 6443, 'the node\'s own apiserver is on the backend port');
+    assert.deepEqual(
+      config.proxy.frontends.map((f) => [f.bind, f.backendPort]),
+      [[{ host: '0.0.0.0', port: 7443 }, 6443]],
+    );
+    assert.equal(config.track.apiserver.port, 6443, "the node's own apiserver is on the backend port");
     assert.deepEqual([config.election.port, config.election.clusterId, config.election.priority], [7680, 42, 150]);
     assert.match(text, /clients use VIP:7443/);
-    const defaults = parseConfigText(await run('config', ...args), 'g',
-      { readSecret: false, hostname: 'cp3', env: {} }).config;
+    const defaults = parseConfigText(await run('config', ...args), 'g', {
+      readSecret: false,
+      hostname: 'cp3',
+      env: {},
+    }).config;
     const e = defaults.election;
     assert.deepEqual([defaults.nodeNameFrom, e.port, e.clusterId, e.priority], ['host name', 7580, 1, 100]);
-    assert.deepEqual(defaults.proxy.frontends.map((f) => [f.bind.port, f.backendPort]), [[6443, 9443]]);
+    assert.deepEqual(
+      defaults.proxy.frontends.map((f) => [f.bind.port, f.backendPort]),
+      [[6443, 9443]],
+    );
   });
 
   it('bad port, clusterId, priority and nodeName flags name the flag; ports that collide too', async () => {
@@ -235,9 +366,12 @@ describe('manifest config', () => {
       [['--health-port', '6443'], '--health-port'],
     ];
     for (const [argv, flag] of bad) {
-      await assert.rejects(run('config', ...args, ...argv), (err: unknown) =>
-        err instanceof UsageError && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `),
-      argv.join(' '));
+      await assert.rejects(
+        run('config', ...args, ...argv),
+        (err: unknown) =>
+          err instanceof UsageError && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `),
+        argv.join(' '),
+      );
     }
   });
 
@@ -245,7 +379,10 @@ describe('manifest config', () => {
     await assert.rejects(run('config'), (err: unknown) => {
       assert.ok(err instanceof UsageError, String(err));
       for (const flag of ['--vip', '--peers']) {
-        assert.ok(err.problems.some((p) => p.startsWith(`${flag}: missing`)), err.problems.join('\n'));
+        assert.ok(
+          err.problems.some((p) => p.startsWith(`${flag}: missing`)),
+          err.problems.join('\n'),
+        );
       }
       assert.ok(!err.problems.some((p) => p.startsWith('--interface')), 'vip.interface may be left to each node');
       return true;
@@ -253,10 +390,19 @@ describe('manifest config', () => {
     const bad: [string[], string][] = [
       [['--vip', '192.168.10.100', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11'], '--vip'],
       [['--vip', '192.168.10.11/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11'], '--vip'],
-      [['--vip', '192.168.10.100/24', '--interface', 'a very long interface', '--peers', 'cp1=192.168.10.11'], '--interface'],
+      [
+        ['--vip', '192.168.10.100/24', '--interface', 'a very long interface', '--peers', 'cp1=192.168.10.11'],
+        '--interface',
+      ],
       [['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'CP1=192.168.10.11'], '--peers'],
-      [['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11,cp2=192.168.10.11'], '--peers'],
-      [['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11,cp1=192.168.10.12'], '--peers'],
+      [
+        ['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11,cp2=192.168.10.11'],
+        '--peers',
+      ],
+      [
+        ['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1=192.168.10.11,cp1=192.168.10.12'],
+        '--peers',
+      ],
       [['--vip', '192.168.10.100/24', '--interface', 'eth0', '--peers', 'cp1:192.168.10.11'], '--peers'],
       [[...args, '--quorum', 'most'], '--quorum'],
       [[...args, '--secret-file', 'secret'], '--secret-file'],
@@ -264,9 +410,15 @@ describe('manifest config', () => {
       [[...args, '--drain-timeout', '-1s'], '--drain-timeout'],
     ];
     for (const [argv, flag] of bad) {
-      await assert.rejects(run('config', ...argv), (err: unknown) =>
-        err instanceof UsageError && err.exitCode === 2 && err.problems.length === 1
-        && err.problems[0]!.startsWith(`${flag}: got `), argv.join(' '));
+      await assert.rejects(
+        run('config', ...argv),
+        (err: unknown) =>
+          err instanceof UsageError &&
+          err.exitCode === 2 &&
+          err.problems.length === 1 &&
+          err.problems[0]!.startsWith(`${flag}: got `),
+        argv.join(' '),
+      );
     }
   });
 });

@@ -24,9 +24,18 @@ const RULES_TEST = 'deploy/prometheus/vipd-rules.test.yaml';
 
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 
-interface Rule { readonly alert?: string; readonly record?: string; readonly expr: string }
-interface RuleGroup { readonly name: string; readonly rules: readonly Rule[] }
-interface RulesFile { readonly groups: readonly RuleGroup[] }
+interface Rule {
+  readonly alert?: string;
+  readonly record?: string;
+  readonly expr: string;
+}
+interface RuleGroup {
+  readonly name: string;
+  readonly rules: readonly Rule[];
+}
+interface RulesFile {
+  readonly groups: readonly RuleGroup[];
+}
 interface PrometheusRule {
   readonly apiVersion: string;
   readonly kind: string;
@@ -40,7 +49,11 @@ interface RulesTestFile {
     readonly alert_rule_test?: readonly { readonly alertname: string; readonly exp_alerts: readonly unknown[] }[];
   }[];
 }
-interface Target { readonly expr: string; readonly refId: string; readonly datasource: { readonly uid: string } }
+interface Target {
+  readonly expr: string;
+  readonly refId: string;
+  readonly datasource: { readonly uid: string };
+}
 interface Panel {
   readonly id: number;
   readonly type: string;
@@ -55,7 +68,10 @@ interface Variable {
   readonly query: string | { readonly query: string };
   readonly datasource?: { readonly uid: string };
 }
-interface Annotation { readonly expr?: string; readonly datasource: { readonly uid: string } }
+interface Annotation {
+  readonly expr?: string;
+  readonly datasource: { readonly uid: string };
+}
 interface Dashboard {
   readonly uid: string;
   readonly panels: readonly Panel[];
@@ -73,8 +89,8 @@ async function exportedNames(): Promise<Set<string>> {
   const names = new Set<string>();
   for (const [, name = '', type] of (await m.registry.metrics()).matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
     names.add(name);
-    const suffixes = type === 'histogram' ? ['_bucket', '_sum', '_count']
-      : type === 'summary' ? ['_sum', '_count'] : [];
+    const suffixes =
+      type === 'histogram' ? ['_bucket', '_sum', '_count'] : type === 'summary' ? ['_sum', '_count'] : [];
     for (const s of suffixes) names.add(`${name}${s}`);
   }
   return names;
@@ -92,7 +108,8 @@ describe('monitoring: the metric names', () => {
   it('the registry exports every metric named in src/metrics, and nothing else of its own', async () => {
     const exported = await exportedNames();
     const dir = join(ROOT, 'src', 'metrics');
-    const declared = readdirSync(dir).filter((f) => f.endsWith('.ts'))
+    const declared = readdirSync(dir)
+      .filter((f) => f.endsWith('.ts'))
       .flatMap((f) => [...readFileSync(join(dir, f), 'utf8').matchAll(/\bname: '(vipd_[a-z0-9_]+)'/g)])
       .map((x) => x[1]);
     assert.ok(declared.length > 30, `found the declarations (${declared.length})`);
@@ -104,8 +121,10 @@ describe('monitoring: the metric names', () => {
   it('finds a name vipd does not export', async () => {
     const exported = await exportedNames();
     // prom-client's own names take the prefix once: its process_cpu_seconds_total is vipd_process_cpu_...
-    const unknown = mentionedNames('sum(vipd_vip_held) > 1 or vipd_vip_holders or vipd_process_cpu_seconds_total'
-      + ' or rate(vipd_process_process_cpu_seconds_total[1m])').filter((n) => !exported.has(n));
+    const unknown = mentionedNames(
+      'sum(vipd_vip_held) > 1 or vipd_vip_holders or vipd_process_cpu_seconds_total' +
+        ' or rate(vipd_process_process_cpu_seconds_total[1m])',
+    ).filter((n) => !exported.has(n));
     assert.deepEqual(unknown, ['vipd_vip_holders', 'vipd_process_process_cpu_seconds_total']);
     // A histogram's series are its own; prom-client's GC durations are one.
     assert.ok(exported.has('vipd_nodejs_gc_duration_seconds_bucket'));
@@ -116,7 +135,11 @@ describe('monitoring: the metric names', () => {
       const exported = await exportedNames();
       const names = mentionedNames(read(file));
       assert.ok(names.length >= 5, `${file} mentions vipd's metrics (${names.join(', ')})`);
-      assert.deepEqual(names.filter((n) => !exported.has(n)), [], `${file}: names vipd does not export`);
+      assert.deepEqual(
+        names.filter((n) => !exported.has(n)),
+        [],
+        `${file}: names vipd does not export`,
+      );
     });
   }
 });
@@ -130,13 +153,23 @@ describe('monitoring: the alert rules', () => {
     assert.equal(manifest.apiVersion, 'monitoring.coreos.com/v1');
     assert.equal(manifest.kind, 'PrometheusRule');
     assert.equal(manifest.metadata.name, 'vipd');
-    assert.deepEqual(manifest.spec.groups, plain.groups,
-      `${PROMETHEUS_RULE}'s spec.groups must be ${RULES}'s groups: change both`);
+    assert.deepEqual(
+      manifest.spec.groups,
+      plain.groups,
+      `${PROMETHEUS_RULE}'s spec.groups must be ${RULES}'s groups: change both`,
+    );
   });
 
   it('alerts on no VIP holder, two holders, no quorum, a peer unheard, a backend down and a VIP conflict', () => {
-    for (const a of ['VipdNoVipHolder', 'VipdTwoVipHolders', 'VipdNoQuorum', 'VipdPeerUnheard', 'VipdBackendDown',
-      'VipdVipConflict']) assert.ok(alerts.includes(a), a);
+    for (const a of [
+      'VipdNoVipHolder',
+      'VipdTwoVipHolders',
+      'VipdNoQuorum',
+      'VipdPeerUnheard',
+      'VipdBackendDown',
+      'VipdVipConflict',
+    ])
+      assert.ok(alerts.includes(a), a);
     assert.equal(new Set(alerts).size, alerts.length, 'alert names are unique');
   });
 
@@ -145,10 +178,20 @@ describe('monitoring: the alert rules', () => {
     assert.deepEqual(tests.rule_files, ['vipd-rules.yaml']);
     const cases = tests.tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const a of alerts) {
-      assert.ok(cases.some((c) => c.alertname === a && c.exp_alerts.length > 0), `${a} fires in a test`);
-      assert.ok(cases.some((c) => c.alertname === a && c.exp_alerts.length === 0), `${a} stays quiet in a test`);
+      assert.ok(
+        cases.some((c) => c.alertname === a && c.exp_alerts.length > 0),
+        `${a} fires in a test`,
+      );
+      assert.ok(
+        cases.some((c) => c.alertname === a && c.exp_alerts.length === 0),
+        `${a} stays quiet in a test`,
+      );
     }
-    assert.deepEqual(cases.map((c) => c.alertname).filter((a) => !alerts.includes(a)), [], 'tests of unknown alerts');
+    assert.deepEqual(
+      cases.map((c) => c.alertname).filter((a) => !alerts.includes(a)),
+      [],
+      'tests of unknown alerts',
+    );
   });
 });
 
@@ -177,13 +220,20 @@ describe('monitoring: the Grafana dashboard', () => {
     }
   });
 
-  it('shows election state, VIP holders, transitions, dropped heartbeats, backends, connections, connect failures',
-    () => {
-      const used = new Set(queries(dashboard()).flatMap(({ target }) => mentionedNames(target.expr)));
-      for (const name of ['vipd_election_state', 'vipd_vip_held', 'vipd_election_transitions_total',
-        'vipd_heartbeats_dropped_total', 'vipd_backend_up', 'vipd_proxy_connections_active',
-        'vipd_vip_client_connections', 'vipd_proxy_connect_failures_total']) assert.ok(used.has(name), name);
-    });
+  it('shows election state, VIP holders, transitions, dropped heartbeats, backends, connections, connect failures', () => {
+    const used = new Set(queries(dashboard()).flatMap(({ target }) => mentionedNames(target.expr)));
+    for (const name of [
+      'vipd_election_state',
+      'vipd_vip_held',
+      'vipd_election_transitions_total',
+      'vipd_heartbeats_dropped_total',
+      'vipd_backend_up',
+      'vipd_proxy_connections_active',
+      'vipd_vip_client_connections',
+      'vipd_proxy_connect_failures_total',
+    ])
+      assert.ok(used.has(name), name);
+  });
 
   it('has unique panel ids and refIds, and panels that fit the 24-column grid without overlapping', () => {
     const d = dashboard();
@@ -203,28 +253,32 @@ describe('monitoring: the Grafana dashboard', () => {
   });
 
   const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
-  it('every query parses (promtool check rules on the queries as recording rules)',
-    { skip: promtool.status === 0 ? false : 'promtool is not installed (apt-get install prometheus)' }, () => {
-      const d = dashboard();
-      // Grafana's variables, as a Prometheus-side rule would spell them.
-      const concrete = (expr: string) => expr.replaceAll('$node', '.*').replaceAll('$__rate_interval', '1m')
-        .replaceAll('$__range', '3h');
-      const rules = [
-        ...queries(d).map(({ panel, target }) => ({ record: `dashboard:panel_${panel.id}:${target.refId}`,
-          expr: concrete(target.expr) })),
-        ...d.annotations.list.flatMap((a, i) => (a.expr === undefined ? [] : [{ record: `dashboard:annotation_${i}`,
-          expr: concrete(a.expr) }])),
-      ];
-      for (const r of rules) assert.doesNotMatch(r.expr, /\$/, `${r.record}: a variable left: ${r.expr}`);
-      const dir = mkdtempSync(join(tmpdir(), 'vipd-dashboard-'));
-      try {
-        const file = join(dir, 'queries.yaml');
-        writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
-        const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
-        assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-        assert.match(r.stdout, new RegExp(`SUCCESS: ${rules.length} rules found`));
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+  it('every query parses (promtool check rules on the queries as recording rules)', {
+    skip: promtool.status === 0 ? false : 'promtool is not installed (apt-get install prometheus)',
+  }, () => {
+    const d = dashboard();
+    // Grafana's variables, as a Prometheus-side rule would spell them.
+    const concrete = (expr: string) =>
+      expr.replaceAll('$node', '.*').replaceAll('$__rate_interval', '1m').replaceAll('$__range', '3h');
+    const rules = [
+      ...queries(d).map(({ panel, target }) => ({
+        record: `dashboard:panel_${panel.id}:${target.refId}`,
+        expr: concrete(target.expr),
+      })),
+      ...d.annotations.list.flatMap((a, i) =>
+        a.expr === undefined ? [] : [{ record: `dashboard:annotation_${i}`, expr: concrete(a.expr) }],
+      ),
+    ];
+    for (const r of rules) assert.doesNotMatch(r.expr, /\$/, `${r.record}: a variable left: ${r.expr}`);
+    const dir = mkdtempSync(join(tmpdir(), 'vipd-dashboard-'));
+    try {
+      const file = join(dir, 'queries.yaml');
+      writeFileSync(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }));
+      const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`SUCCESS: ${rules.length} rules found`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

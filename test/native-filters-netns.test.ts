@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { VipdError } from '../src/errors';
-import { withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { type Lab, type LanHost, type NsProcess, withLab } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding } from '../src/native/addon';
 import { encodeProgram, insn, JEQ_K, udpSourceFilter } from '../src/native/bpf';
@@ -50,10 +50,14 @@ const received = (agent: NsProcess, name: string) => agent.request<Datagram[]>('
 
 /** Waits until socket `name` has received `count` datagrams. */
 async function waitReceived(agent: NsProcess, name: string, count: number): Promise<Datagram[]> {
-  return waitFor(`${count} datagrams on ${name}`, async () => {
-    const got = await received(agent, name);
-    return got.length >= count ? got : undefined;
-  }, { timeoutMs: 5000, everyMs: 100 });
+  return waitFor(
+    `${count} datagrams on ${name}`,
+    async () => {
+      const got = await received(agent, name);
+      return got.length >= count ? got : undefined;
+    },
+    { timeoutMs: 5000, everyMs: 100 },
+  );
 }
 
 const texts = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix} ${i}`);
@@ -68,7 +72,8 @@ describe('openFilteredUdp4 on loopback', () => {
       await new Promise<void>((resolve) => client.bind(0, from, resolve));
       for (let i = 0; i < count; i++) {
         await new Promise<void>((resolve, reject) =>
-          client.send(`${from} ${i}`, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+          client.send(`${from} ${i}`, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())),
+        );
       }
     } finally {
       client.close();
@@ -82,8 +87,7 @@ describe('openFilteredUdp4 on loopback', () => {
   }
 
   /** Loopback delivers within the send call, so a short bound is plenty. */
-  const until = (what: string, done: () => boolean) =>
-    waitFor(what, done, { timeoutMs: 1000, everyMs: 20 });
+  const until = (what: string, done: () => boolean) => waitFor(what, done, { timeoutMs: 1000, everyMs: 20 });
 
   const closed = (socket: dgram.Socket) => new Promise<void>((resolve) => socket.close(resolve));
 
@@ -101,9 +105,15 @@ describe('openFilteredUdp4 on loopback', () => {
 
   it('Node adopts the fd: it receives from the allowed source only, sends, and close() closes the fd', async (t) => {
     const before = countFds();
-    const socket = owned(t, await openFilteredUdp4({
-      address: '127.0.0.1', port: 0, allowedSources: ['127.0.0.2'], recvBufferBytes: 1 << 20,
-    }));
+    const socket = owned(
+      t,
+      await openFilteredUdp4({
+        address: '127.0.0.1',
+        port: 0,
+        allowedSources: ['127.0.0.2'],
+        recvBufferBytes: 1 << 20,
+      }),
+    );
     assert.equal(countFds(), before + 1);
     const { address, port } = socket.address();
     assert.equal(address, '127.0.0.1');
@@ -115,13 +125,17 @@ describe('openFilteredUdp4 on loopback', () => {
     await sendFrom('127.0.0.2', port, 5);
     await until('5 datagrams from 127.0.0.2', () => got.length >= 5);
     await sleep(50);
-    assert.deepEqual(got, texts('127.0.0.2', 5).map((text) => ({ from: '127.0.0.2', text })));
+    assert.deepEqual(
+      got,
+      texts('127.0.0.2', 5).map((text) => ({ from: '127.0.0.2', text })),
+    );
 
     const peer = owned(t, dgram.createSocket('udp4'));
     await new Promise<void>((resolve) => peer.bind(0, '127.0.0.2', resolve));
     const answered = collect(peer);
     await new Promise<void>((resolve, reject) =>
-      socket.send('hello', peer.address().port, '127.0.0.2', (e) => (e ? reject(e) : resolve())));
+      socket.send('hello', peer.address().port, '127.0.0.2', (e) => (e ? reject(e) : resolve())),
+    );
     await until('the peer to hear the filtered socket', () => answered.length > 0);
     assert.deepEqual(answered, [{ from: '127.0.0.1', text: 'hello' }]);
     await closed(peer);
@@ -162,12 +176,15 @@ describe('openFilteredUdp4 on loopback', () => {
     await sendFrom('127.0.0.3', port, 3);
     await until('3 datagrams from 127.0.0.3', () => got.length >= 3);
     await sleep(50);
-    assert.deepEqual(got.map((d) => d.from), ['127.0.0.3', '127.0.0.3', '127.0.0.3']);
+    assert.deepEqual(
+      got.map((d) => d.from),
+      ['127.0.0.3', '127.0.0.3', '127.0.0.3'],
+    );
     socket.close();
     assert.throws(() => setAllowedSources(socket, ['127.0.0.2']), { name: 'VipdError', code: 'VIPD_NATIVE' });
   });
 
-  it('the addon refuses a malformed program with the kernel\'s errno, and leaks no fd', () => {
+  it("the addon refuses a malformed program with the kernel's errno, and leaks no fd", () => {
     const addon = loadPacketBinding();
     const before = countFds();
     // The kernel's checker wants a return as the last instruction.
@@ -188,91 +205,113 @@ describe('openFilteredUdp4 on loopback', () => {
 });
 
 describe('the UDP source filter between namespaces', () => {
-  it('delivers only the allowed peer\'s datagrams; the kernel drops the others', opts, () => withLab(async (lab) => {
-    const hosts = await lab.lan(['a', 'b', 'c']);
-    const [a, b, c] = ['a', 'b', 'c'].map((name) => host(hosts, name)) as [LanHost, LanHost, LanHost];
-    const agentA = lab.spawnNode(a.ns, AGENT);
-    const agentB = lab.spawnNode(b.ns, AGENT);
-    const agentC = lab.spawnNode(c.ns, AGENT);
-    const N = 20;
-    await agentA.request('openUdp', { name: 'filtered', address: a.ip, port: PORT, allowedSources: [b.ip] });
-    // The control: the same traffic to an unfiltered socket is delivered, so the drops are the filter's.
-    await agentA.request('openUdp', { name: 'plain', address: a.ip, port: PORT + 1 });
-    const before = await udpInErrors(lab, a.ns);
+  it("delivers only the allowed peer's datagrams; the kernel drops the others", opts, () =>
+    withLab(async (lab) => {
+      const hosts = await lab.lan(['a', 'b', 'c']);
+      const [a, b, c] = ['a', 'b', 'c'].map((name) => host(hosts, name)) as [LanHost, LanHost, LanHost];
+      const agentA = lab.spawnNode(a.ns, AGENT);
+      const agentB = lab.spawnNode(b.ns, AGENT);
+      const agentC = lab.spawnNode(c.ns, AGENT);
+      const N = 20;
+      await agentA.request('openUdp', { name: 'filtered', address: a.ip, port: PORT, allowedSources: [b.ip] });
+      // The control: the same traffic to an unfiltered socket is delivered, so the drops are the filter's.
+      await agentA.request('openUdp', { name: 'plain', address: a.ip, port: PORT + 1 });
+      const before = await udpInErrors(lab, a.ns);
 
-    await agentC.request('sendUdp', { address: a.ip, port: PORT, count: N, text: 'c' });
-    await agentC.request('sendUdp', { address: a.ip, port: PORT + 1, count: N, text: 'c' });
-    await agentB.request('sendUdp', { address: a.ip, port: PORT, count: N, text: 'b' });
-    assert.deepEqual(await waitReceived(agentA, 'plain', N), texts('c', N).map((text) => ({ from: c.ip, text })));
-    assert.deepEqual(await waitReceived(agentA, 'filtered', N), texts('b', N).map((text) => ({ from: b.ip, text })));
-    const dropped = async () => (await udpInErrors(lab, a.ns)) - before;
-    await waitFor(`InErrors to grow by ${N}`, async () => (await dropped()) >= N,
-      { timeoutMs: 2000, everyMs: 100 });
-    await sleep(200);
-    assert.equal((await received(agentA, 'filtered')).length, N, 'nothing from c came through late');
-    assert.equal(await dropped(), N);
+      await agentC.request('sendUdp', { address: a.ip, port: PORT, count: N, text: 'c' });
+      await agentC.request('sendUdp', { address: a.ip, port: PORT + 1, count: N, text: 'c' });
+      await agentB.request('sendUdp', { address: a.ip, port: PORT, count: N, text: 'b' });
+      assert.deepEqual(
+        await waitReceived(agentA, 'plain', N),
+        texts('c', N).map((text) => ({ from: c.ip, text })),
+      );
+      assert.deepEqual(
+        await waitReceived(agentA, 'filtered', N),
+        texts('b', N).map((text) => ({ from: b.ip, text })),
+      );
+      const dropped = async () => (await udpInErrors(lab, a.ns)) - before;
+      await waitFor(`InErrors to grow by ${N}`, async () => (await dropped()) >= N, { timeoutMs: 2000, everyMs: 100 });
+      await sleep(200);
+      assert.equal((await received(agentA, 'filtered')).length, N, 'nothing from c came through late');
+      assert.equal(await dropped(), N);
 
-    // Replaced in place: now c is a member and b is not.
-    await agentA.request('setAllowedSources', { name: 'filtered', allowedSources: [c.ip] });
-    await agentB.request('sendUdp', { address: a.ip, port: PORT, count: N, text: 'b2' });
-    await agentC.request('sendUdp', { address: a.ip, port: PORT, count: N, text: 'c2' });
-    await waitReceived(agentA, 'filtered', 2 * N);
-    await sleep(200);
-    const all = await received(agentA, 'filtered');
-    assert.deepEqual(all.slice(N), texts('c2', N).map((text) => ({ from: c.ip, text })));
-    assert.equal(all.length, 2 * N);
-    assert.equal(await dropped(), 2 * N);
-  }));
+      // Replaced in place: now c is a member and b is not.
+      await agentA.request('setAllowedSources', { name: 'filtered', allowedSources: [c.ip] });
+      await agentB.request('sendUdp', { address: a.ip, port: PORT, count: N, text: 'b2' });
+      await agentC.request('sendUdp', { address: a.ip, port: PORT, count: N, text: 'c2' });
+      await waitReceived(agentA, 'filtered', 2 * N);
+      await sleep(200);
+      const all = await received(agentA, 'filtered');
+      assert.deepEqual(
+        all.slice(N),
+        texts('c2', N).map((text) => ({ from: c.ip, text })),
+      );
+      assert.equal(all.length, 2 * N);
+      assert.equal(await dropped(), 2 * N);
+    }),
+  );
 
-  it('names the errno when the port is taken or the address is not the host\'s', opts, () => withLab(async (lab) => {
-    const a = host(await lab.lan(['a']), 'a');
-    const agent = lab.spawnNode(a.ns, AGENT);
-    const open = (name: string, address: string) =>
-      agent.request('openUdp', { name, address, port: PORT, allowedSources: [] });
-    await open('first', a.ip);
-    await assert.rejects(open('second', a.ip),
-      new RegExp(`VIPD_BIND_FAILED cannot bind a UDP socket to ${a.ip.replace(/\./g, '\\.')}:${PORT}: .*EADDRINUSE`));
-    await assert.rejects(open('elsewhere', '10.77.0.200'),
-      /VIPD_BIND_FAILED cannot bind a UDP socket to 10\.77\.0\.200:7580: .*EADDRNOTAVAIL.*an address of this host/);
-  }));
+  it("names the errno when the port is taken or the address is not the host's", opts, () =>
+    withLab(async (lab) => {
+      const a = host(await lab.lan(['a']), 'a');
+      const agent = lab.spawnNode(a.ns, AGENT);
+      const open = (name: string, address: string) =>
+        agent.request('openUdp', { name, address, port: PORT, allowedSources: [] });
+      await open('first', a.ip);
+      await assert.rejects(
+        open('second', a.ip),
+        new RegExp(`VIPD_BIND_FAILED cannot bind a UDP socket to ${a.ip.replace(/\./g, '\\.')}:${PORT}: .*EADDRINUSE`),
+      );
+      await assert.rejects(
+        open('elsewhere', '10.77.0.200'),
+        /VIPD_BIND_FAILED cannot bind a UDP socket to 10\.77\.0\.200:7580: .*EADDRNOTAVAIL.*an address of this host/,
+      );
+    }),
+  );
 });
 
 describe('the ARP sender filter on a packet socket', () => {
-  it('delivers only ARP frames claiming the address; setArpSender switches it', opts, () => withLab(async (lab) => {
-    const hosts = await lab.lan(['a', 'c']);
-    const a = host(hosts, 'a');
-    const c = host(hosts, 'c');
-    const listener = lab.spawnNode(a.ns, AGENT);
-    const sender = lab.spawnNode(c.ns, AGENT);
-    await listener.request('openArp', { name: 'vip', interface: 'eth0', arpSender: VIP });
-    // The control: an unfiltered socket on the same interface sees every frame.
-    await listener.request('openArp', { name: 'all', interface: 'eth0' });
+  it('delivers only ARP frames claiming the address; setArpSender switches it', opts, () =>
+    withLab(async (lab) => {
+      const hosts = await lab.lan(['a', 'c']);
+      const a = host(hosts, 'a');
+      const c = host(hosts, 'c');
+      const listener = lab.spawnNode(a.ns, AGENT);
+      const sender = lab.spawnNode(c.ns, AGENT);
+      await listener.request('openArp', { name: 'vip', interface: 'eth0', arpSender: VIP });
+      // The control: an unfiltered socket on the same interface sees every frame.
+      await listener.request('openArp', { name: 'all', interface: 'eth0' });
 
-    const other = '10.77.0.101';
-    const claims = (ip: string) => [buildGratuitousArp('request', c.mac, ip), buildGratuitousArp('reply', c.mac, ip)];
-    const whoHasVip = buildGratuitousArp('request', c.mac, c.ip);
-    Buffer.from([10, 77, 0, 100]).copy(whoHasVip, 38); // about the VIP, from c: the VIP is the target
-    const notIpv4 = buildGratuitousArp('request', c.mac, VIP);
-    notIpv4.writeUInt16BE(0x86dd, 16); // the VIP's bytes as sender, but the protocol type is not IPv4
-    const noise = [...claims(other), buildGratuitousArp('reply', c.mac, c.ip), whoHasVip, notIpv4];
-    const hex = (frames: Buffer[]) => frames.map((f) => f.toString('hex'));
-    const frames = (name: string) => listener.request<string[]>('arpFrames', { name });
-    /** Sends `batch` from c and waits until the unfiltered socket has seen all of it. */
-    const deliver = async (batch: Buffer[]) => {
-      const seen = (await frames('all')).length;
-      await sender.request('sendFrames', { interface: 'eth0', frames: hex(batch) });
-      await waitFor(`a to see ${batch.length} frames`, async () => {
-        const all = (await frames('all')).slice(seen);
-        return hex(batch).every((f) => all.includes(f));
-      }, { timeoutMs: 5000, everyMs: 100 });
-      await sleep(200);
-    };
+      const other = '10.77.0.101';
+      const claims = (ip: string) => [buildGratuitousArp('request', c.mac, ip), buildGratuitousArp('reply', c.mac, ip)];
+      const whoHasVip = buildGratuitousArp('request', c.mac, c.ip);
+      Buffer.from([10, 77, 0, 100]).copy(whoHasVip, 38); // about the VIP, from c: the VIP is the target
+      const notIpv4 = buildGratuitousArp('request', c.mac, VIP);
+      notIpv4.writeUInt16BE(0x86dd, 16); // the VIP's bytes as sender, but the protocol type is not IPv4
+      const noise = [...claims(other), buildGratuitousArp('reply', c.mac, c.ip), whoHasVip, notIpv4];
+      const hex = (frames: Buffer[]) => frames.map((f) => f.toString('hex'));
+      const frames = (name: string) => listener.request<string[]>('arpFrames', { name });
+      /** Sends `batch` from c and waits until the unfiltered socket has seen all of it. */
+      const deliver = async (batch: Buffer[]) => {
+        const seen = (await frames('all')).length;
+        await sender.request('sendFrames', { interface: 'eth0', frames: hex(batch) });
+        await waitFor(
+          `a to see ${batch.length} frames`,
+          async () => {
+            const all = (await frames('all')).slice(seen);
+            return hex(batch).every((f) => all.includes(f));
+          },
+          { timeoutMs: 5000, everyMs: 100 },
+        );
+        await sleep(200);
+      };
 
-    await deliver([...noise, ...claims(VIP)]);
-    assert.deepEqual(await frames('vip'), hex(claims(VIP)));
+      await deliver([...noise, ...claims(VIP)]);
+      assert.deepEqual(await frames('vip'), hex(claims(VIP)));
 
-    await listener.request('setArpSender', { name: 'vip', arpSender: other });
-    await deliver([...claims(VIP), ...claims(other)]);
-    assert.deepEqual((await frames('vip')).slice(2), hex(claims(other)));
-  }));
+      await listener.request('setArpSender', { name: 'vip', arpSender: other });
+      await deliver([...claims(VIP), ...claims(other)]);
+      assert.deepEqual((await frames('vip')).slice(2), hex(claims(other)));
+    }),
+  );
 });

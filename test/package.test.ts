@@ -8,8 +8,17 @@
  * Needs npm and a C++ toolchain (as `npm ci` does) and the npm registry or a warm npm cache.
  */
 import assert from 'node:assert/strict';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,7 +26,11 @@ import { after, before, describe, it } from 'node:test';
 
 const ROOT = join(__dirname, '..', '..');
 const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
-  name: string; version: string; dependencies: Record<string, string>; bin: Record<string, string>; main?: string;
+  name: string;
+  version: string;
+  dependencies: Record<string, string>;
+  bin: Record<string, string>;
+  main?: string;
 };
 // Same as package.json's build:native: Node's own headers, next to this node binary (no downloads).
 const NODEDIR = resolve(process.execPath, '..', '..');
@@ -57,8 +70,24 @@ describe('the npm package, installed with --omit=dev', { timeout: 180_000 }, () 
     packed = info.files.map((f) => f.path);
     app = join(work, 'app');
     mkdirSync(app);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'vipd-package-test', version: '0.0.0', private: true }));
-    const install = sh('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', `--nodedir=${NODEDIR}`, join(work, info.filename)], app, 150_000);
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'vipd-package-test', version: '0.0.0', private: true }),
+    );
+    const install = sh(
+      'npm',
+      [
+        'install',
+        '--omit=dev',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        `--nodedir=${NODEDIR}`,
+        join(work, info.filename),
+      ],
+      app,
+      150_000,
+    );
     assert.equal(install.status, 0, `npm install of the packed tarball failed:\n${install.stdout}\n${install.stderr}`);
   });
 
@@ -67,14 +96,24 @@ describe('the npm package, installed with --omit=dev', { timeout: 180_000 }, () 
   });
 
   it('ships the runtime and the addon sources, not the tests', () => {
-    for (const f of ['package.json', 'dist/src/cli/main.js', 'dist/src/version.js', 'native/packet.cc', 'native/binding.gyp', 'configs/kubeadm-3-node.yaml']) {
+    for (const f of [
+      'package.json',
+      'dist/src/cli/main.js',
+      'dist/src/version.js',
+      'native/packet.cc',
+      'native/binding.gyp',
+      'configs/kubeadm-3-node.yaml',
+    ]) {
       assert.ok(packed.includes(f), `${f} is not in the package (package.json "files")`);
     }
-    assert.deepEqual(packed.filter((f) => f.startsWith('dist/test/') || f.startsWith('test/') || f.startsWith('native/build/')), []);
+    assert.deepEqual(
+      packed.filter((f) => f.startsWith('dist/test/') || f.startsWith('test/') || f.startsWith('native/build/')),
+      [],
+    );
   });
 
   it('package.json points only at files it ships (bin, and main if it has one)', () => {
-    for (const target of [...Object.values(manifest.bin), ...manifest.main === undefined ? [] : [manifest.main]]) {
+    for (const target of [...Object.values(manifest.bin), ...(manifest.main === undefined ? [] : [manifest.main])]) {
       const file = target.replace(/^\.\//, '');
       assert.ok(packed.includes(file), `package.json names ${target}, which is not in the package`);
     }
@@ -101,7 +140,8 @@ describe('the npm package, installed with --omit=dev', { timeout: 180_000 }, () 
     }
     assert.deepEqual(offenders, []);
     // The scan itself works: tsc's CommonJS output names the packages the CLI is built on.
-    for (const pkg of ['commander', 'yaml', 'zod']) assert.ok(seen.has(pkg), `no require("${pkg}") found: ${[...seen].join(', ')}`);
+    for (const pkg of ['commander', 'yaml', 'zod'])
+      assert.ok(seen.has(pkg), `no require("${pkg}") found: ${[...seen].join(', ')}`);
     for (const dev of ['typescript', 'kubernetes-models']) {
       assert.ok(!existsSync(join(app, 'node_modules', dev)), `${dev} was installed with --omit=dev`);
     }
@@ -124,7 +164,10 @@ describe('the npm package, installed with --omit=dev', { timeout: 180_000 }, () 
     assert.ok(configs.includes('kubeadm-3-node.yaml'), configs.join(', '));
     for (const name of configs) {
       const file = join(work, name);
-      writeFileSync(file, readFileSync(join(installed(), 'configs', name), 'utf8').replace(/\/etc\/vipd\/secret/g, secret));
+      writeFileSync(
+        file,
+        readFileSync(join(installed(), 'configs', name), 'utf8').replace(/\/etc\/vipd\/secret/g, secret),
+      );
       // --offline: the shipped files describe other hosts (their addresses are not this machine's).
       const check = sh(vipd(), ['check', '--offline', '--config', file, '--hostname', 'cp1'], app);
       assert.equal(check.status, 0, `${name}: ${check.stderr}`);

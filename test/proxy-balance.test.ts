@@ -25,7 +25,10 @@ describe('distribution', { timeout: 60_000 }, () => {
     try {
       const held: HeldConnection[] = [];
       for (let i = 0; i < 4; i++) held.push(await bed.echo());
-      assert.deepEqual(held.map((h) => h.backend), ['b1', 'b2', 'b3', 'b1']);
+      assert.deepEqual(
+        held.map((h) => h.backend),
+        ['b1', 'b2', 'b3', 'b1'],
+      );
       held[1]?.socket.destroy();
       await waitFor('one closed', () => bed.proxy.status().frontends[0]?.activeConnections === 3, { timeoutMs: 2000 });
       assert.equal((await bed.echo()).backend, 'b2', 'the backend with no connection left gets the next one');
@@ -42,9 +45,15 @@ describe('metrics', { timeout: 60_000 }, () => {
     try {
       await bed.who();
       const text = await bed.registry.metrics();
-      for (const name of ['vipd_backend_up', 'vipd_proxy_connections_active', 'vipd_proxy_connections_total',
-        'vipd_proxy_connect_failures_total', 'vipd_proxy_retries_total', 'vipd_proxy_bytes_total',
-        'vipd_health_checks_total']) {
+      for (const name of [
+        'vipd_backend_up',
+        'vipd_proxy_connections_active',
+        'vipd_proxy_connections_total',
+        'vipd_proxy_connect_failures_total',
+        'vipd_proxy_retries_total',
+        'vipd_proxy_bytes_total',
+        'vipd_health_checks_total',
+      ]) {
         assert.match(text, new RegExp(`^${name}\\{`, 'm'), name);
       }
       assert.match(text, /^vipd_proxy_connections_total\{frontend="api",backend="b1"\} 1$/m);

@@ -100,7 +100,12 @@ describe('failover', { timeout: 60_000 }, () => {
     const bed = await LoopbackProxy.withStandIns({ retries: 2 });
     try {
       await Promise.all(bed.fakes.map((f) => f.kill()));
-      await assert.rejects(bed.who().then((n) => { if (n === '') throw new Error('closed'); return n; }));
+      await assert.rejects(
+        bed.who().then((n) => {
+          if (n === '') throw new Error('closed');
+          return n;
+        }),
+      );
       assert.equal(await bed.metric('vipd_proxy_unserved_connections_total'), 1);
     } finally {
       await bed.close();
@@ -113,8 +118,9 @@ describe('failover', { timeout: 60_000 }, () => {
       const held: HeldConnection[] = [];
       for (let i = 0; i < 6; i++) held.push(await bed.echo());
       bed.fakes[0]?.setHealthy(false);
-      await waitFor('b1 connections closed', () => held.filter((h) => h.backend === 'b1').every((h) => h.closed),
-        { timeoutMs: 3000 });
+      await waitFor('b1 connections closed', () => held.filter((h) => h.backend === 'b1').every((h) => h.closed), {
+        timeoutMs: 3000,
+      });
       for (const h of held.filter((x) => x.backend !== 'b1')) {
         assert.equal(h.closed, false);
         assert.equal(await h.roundTrip('still here'), 'still here');

@@ -19,8 +19,10 @@ const LOAD = { clients: 4, seconds: 6, timeoutMs: 2000 };
 const GOAL_MS = 100;
 
 function report(what: string, s: LoadSummary): void {
-  console.log(`# ${what}: ${s.ok} done, ${s.failed} failed; p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, max ${s.maxMs} ms`
-    + ` (the ${GOAL_MS} ms goal ${s.maxMs < GOAL_MS ? 'met' : 'missed'})`);
+  console.log(
+    `# ${what}: ${s.ok} done, ${s.failed} failed; p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms, max ${s.maxMs} ms` +
+      ` (the ${GOAL_MS} ms goal ${s.maxMs < GOAL_MS ? 'met' : 'missed'})`,
+  );
   if (s.failures.length > 0) console.log(`#   failures: ${JSON.stringify(s.failures.slice(0, 10))}`);
   console.log(`#   slowest: ${JSON.stringify(s.slowest)}`);
 }
@@ -38,8 +40,10 @@ describe('balancer faults on namespaced hosts (the real daemon)', { timeout: 180
       report('b2 blackholed', summary);
       const hedges = await bed.metric('vipd_proxy_hedges_total');
       const markdowns = await bed.metric('vipd_proxy_passive_markdowns_total', 'backend="b2"');
-      console.log(`#   hedges ${hedges}, won by the hedge ${await bed.metric('vipd_proxy_hedge_wins_total')}, `
-        + `passive mark-downs of b2 ${markdowns}`);
+      console.log(
+        `#   hedges ${hedges}, won by the hedge ${await bed.metric('vipd_proxy_hedge_wins_total')}, ` +
+          `passive mark-downs of b2 ${markdowns}`,
+      );
       // Read from the daemon's /metrics: the balancer's thread reports there too.
       assert.ok(hedges >= 1, 'connects to the blackholed apiserver were hedged');
       assert.ok(markdowns >= 1, 'and it was marked down once its connects kept being overtaken');
@@ -61,9 +65,11 @@ describe('balancer faults on namespaced hosts (the real daemon)', { timeout: 180
       bed.killStandIn('b2');
     });
     report('b2 SIGKILLed at 3 s', summary);
-    console.log(`#   retries ${await bed.metric('vipd_proxy_retries_total')} (before an answer `
-      + `${await bed.metric('vipd_proxy_unanswered_retries_total')}), passive mark-downs `
-      + `${await bed.metric('vipd_proxy_passive_markdowns_total')}`);
+    console.log(
+      `#   retries ${await bed.metric('vipd_proxy_retries_total')} (before an answer ` +
+        `${await bed.metric('vipd_proxy_unanswered_retries_total')}), passive mark-downs ` +
+        `${await bed.metric('vipd_proxy_passive_markdowns_total')}`,
+    );
     // What a balancer that passes TLS through can save is every connection the dying apiserver had
     // not answered yet (refused, reset in its accept queue, closed before its first byte): those
     // are retried elsewhere. A request whose TLS session that apiserver had already begun dies with

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { HealthChecker } from '../src/checks/health-checker';
-import { probe, type CheckRecord } from '../src/checks/probe';
+import { type CheckRecord, probe } from '../src/checks/probe';
 import type { HealthState } from '../src/checks/rise-fall';
 import type { CheckSettings } from '../src/checks/settings';
 import { FakeApiserver, generateCert } from '../src/lab/stand-in-apiserver';
@@ -14,7 +14,14 @@ import { waitFor } from '../src/lab/wait';
 
 const HOST = '127.0.0.21';
 const check = (over: Partial<CheckSettings> = {}): CheckSettings => ({
-  type: 'https', path: '/readyz', intervalMs: 100, timeoutMs: 500, rise: 2, fall: 2, tls: { verify: false }, ...over,
+  type: 'https',
+  path: '/readyz',
+  intervalMs: 100,
+  timeoutMs: 500,
+  rise: 2,
+  fall: 2,
+  tls: { verify: false },
+  ...over,
 });
 
 let fake: FakeApiserver;
@@ -25,7 +32,10 @@ let closedPort = 0;
 
 before(async () => {
   fake = await FakeApiserver.start({ host: HOST, name: 'fake', httpPort: 0, cert: await generateCert([HOST]) });
-  silent = net.createServer((s) => { silentSockets.add(s); s.on('error', () => undefined); });
+  silent = net.createServer((s) => {
+    silentSockets.add(s);
+    s.on('error', () => undefined);
+  });
   await new Promise<void>((r) => silent.listen(0, HOST, r));
   const tmp = net.createServer();
   await new Promise<void>((r) => tmp.listen(0, HOST, r));
@@ -130,7 +140,10 @@ describe('health checker', () => {
       checker.start();
       await waitFor('first result', () => c.changes.length === 1, { timeoutMs: 2000 });
       assert.equal(c.changes[0]?.state, 'up');
-      assert.ok((c.changes[0]?.at ?? 1e9) < 100, `first state after ${c.changes[0]?.at}ms, expected before the first interval`);
+      assert.ok(
+        (c.changes[0]?.at ?? 1e9) < 100,
+        `first state after ${c.changes[0]?.at}ms, expected before the first interval`,
+      );
 
       const before = c.records.length;
       fake.setHealthy(false);
@@ -188,7 +201,11 @@ describe('health checker', () => {
 
   it('reports nothing after close, even for a check in flight', async () => {
     const c = collect();
-    const checker = new HealthChecker({ address: HOST, port: (silent.address() as net.AddressInfo).port }, check({ timeoutMs: 200 }), c.listener);
+    const checker = new HealthChecker(
+      { address: HOST, port: (silent.address() as net.AddressInfo).port },
+      check({ timeoutMs: 200 }),
+      c.listener,
+    );
     checker.start();
     await new Promise((r) => setTimeout(r, 50));
     checker.close();
@@ -199,7 +216,9 @@ describe('health checker', () => {
 
   it('counts a probe that throws as a failed check', async () => {
     const c = collect();
-    const checker = new HealthChecker(target(), check(), c.listener, { probe: () => Promise.reject(new Error('boom')) });
+    const checker = new HealthChecker(target(), check(), c.listener, {
+      probe: () => Promise.reject(new Error('boom')),
+    });
     try {
       checker.start();
       await waitFor('a result', () => c.records.length > 0, { timeoutMs: 1000 });

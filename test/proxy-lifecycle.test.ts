@@ -10,7 +10,7 @@ import pino from 'pino';
 import { FakeApiserver } from '../src/lab/stand-in-apiserver';
 import { waitFor } from '../src/lab/wait';
 import { TcpProxy } from '../src/proxy/proxy';
-import { count, freePort, FRONT, HOSTS, loopbackCert, LoopbackProxy, spec } from './helpers/loopback-proxy';
+import { count, FRONT, freePort, HOSTS, LoopbackProxy, loopbackCert, spec } from './helpers/loopback-proxy';
 import { rawCall } from './helpers/raw-client';
 
 describe('shutdown', { timeout: 60_000 }, () => {
@@ -106,10 +106,14 @@ describe('reload errors', { timeout: 60_000 }, () => {
     const bed = await LoopbackProxy.withStandIns();
     try {
       const bad = bed.config({ healthCheck: { tls: { verify: true, caFile: '/nonexistent/ca.pem' } } });
-      assert.throws(() => new TcpProxy(bad, { log: pino({ level: 'silent' }) }),
-        /healthCheck\.tls\.caFile: cannot read/);
-      await assert.rejects(bed.proxy.reload(bad),
-        /healthCheck\.tls\.caFile: cannot read "\/nonexistent\/ca\.pem": ENOENT/);
+      assert.throws(
+        () => new TcpProxy(bad, { log: pino({ level: 'silent' }) }),
+        /healthCheck\.tls\.caFile: cannot read/,
+      );
+      await assert.rejects(
+        bed.proxy.reload(bad),
+        /healthCheck\.tls\.caFile: cannot read "\/nonexistent\/ca\.pem": ENOENT/,
+      );
       assert.match(await bed.who(), /^b[123]$/);
       assert.deepEqual(bed.states(), ['up', 'up', 'up']);
     } finally {

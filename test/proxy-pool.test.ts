@@ -15,7 +15,8 @@ import { Backend, type Relay } from '../src/proxy/backend';
 import { BackendPool } from '../src/proxy/backend-pool';
 import { proxySettings } from '../src/proxy/settings';
 
-const backends = (n: number) => Array.from({ length: n }, (_, i) => new Backend({ name: `b${i + 1}`, address: `10.0.0.${i + 1}`, port: 9443 }));
+const backends = (n: number) =>
+  Array.from({ length: n }, (_, i) => new Backend({ name: `b${i + 1}`, address: `10.0.0.${i + 1}`, port: 9443 }));
 const poolOf = (list: Backend[], balance: 'roundrobin' | 'leastconn' = 'roundrobin') => {
   const pool = new BackendPool(balance);
   for (const b of list) pool.add(b);
@@ -107,7 +108,10 @@ describe('backend pool: leastconn', () => {
     const list = backends(3);
     const pool = poolOf(list, 'leastconn');
     for (let i = 0; i < 30; i++) pool.pick()?.attach(fakeRelay());
-    assert.deepEqual(list.map((b) => b.active), [10, 10, 10]);
+    assert.deepEqual(
+      list.map((b) => b.active),
+      [10, 10, 10],
+    );
   });
 
   it('skips down backends however idle they are', () => {
@@ -122,7 +126,11 @@ describe('backend connections', () => {
   it('counts attached relays and destroys them all on request', () => {
     const [b] = backends(1);
     let destroyed = 0;
-    const relays = [0, 1, 2].map(() => ({ destroy: () => { destroyed += 1; } }));
+    const relays = [0, 1, 2].map(() => ({
+      destroy: () => {
+        destroyed += 1;
+      },
+    }));
     for (const r of relays) b!.attach(r);
     b!.detach(relays[0]!);
     b!.detach(relays[0]!);
@@ -159,7 +167,17 @@ describe('rise/fall', () => {
     const rf = new RiseFall(2, 3, 'up');
     const seq = [false, false, true, false, false, true, false, false, false];
     const changes = seq.map((ok) => rf.record(ok));
-    assert.deepEqual(changes, [undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, 'down']);
+    assert.deepEqual(changes, [
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      'down',
+    ]);
   });
 
   it('applies new thresholds to the streak in progress', () => {
@@ -172,7 +190,10 @@ describe('rise/fall', () => {
 
   it('with rise = fall = 1 follows every result', () => {
     const rf = new RiseFall(1, 1, 'up');
-    assert.deepEqual([false, true, true, false].map((ok) => rf.record(ok)), ['down', 'up', undefined, 'down']);
+    assert.deepEqual(
+      [false, true, true, false].map((ok) => rf.record(ok)),
+      ['down', 'up', undefined, 'down'],
+    );
   });
 });
 
@@ -189,19 +210,35 @@ describe('proxy settings from config', () => {
     assert.equal(s.frontends.length, 1);
     const f = s.frontends[0]!;
     assert.deepEqual(f.bind, { host: '0.0.0.0', port: 6443 });
-    assert.deepEqual(f.backends, peers.map((p) => ({ ...p, port: 9443 })));
+    assert.deepEqual(
+      f.backends,
+      peers.map((p) => ({ ...p, port: 9443 })),
+    );
     assert.equal(f.balance, 'roundrobin');
     assert.equal(f.idleTimeoutMs, 0);
     assert.equal(f.retries, 3);
     assert.equal(f.shutdownOnMarkedDown, true);
-    assert.deepEqual({ ...f.check, tls: { ...f.check.tls } }, {
-      type: 'https', path: '/readyz', intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3, tls: { verify: false },
-    });
+    assert.deepEqual(
+      { ...f.check, tls: { ...f.check.tls } },
+      {
+        type: 'https',
+        path: '/readyz',
+        intervalMs: 2000,
+        timeoutMs: 1000,
+        rise: 2,
+        fall: 3,
+        tls: { verify: false },
+      },
+    );
   });
 
   it('uses explicit backends when listed', () => {
-    const proxy = proxySchema.parse({ frontends: [{ name: 'x', bind: '127.0.0.1:7000', backends: [{ name: 'a', address: '10.1.1.1', port: 80 }] }] });
-    assert.deepEqual(proxySettings({ proxy, peers }).frontends[0]?.backends, [{ name: 'a', address: '10.1.1.1', port: 80 }]);
+    const proxy = proxySchema.parse({
+      frontends: [{ name: 'x', bind: '127.0.0.1:7000', backends: [{ name: 'a', address: '10.1.1.1', port: 80 }] }],
+    });
+    assert.deepEqual(proxySettings({ proxy, peers }).frontends[0]?.backends, [
+      { name: 'a', address: '10.1.1.1', port: 80 },
+    ]);
   });
 
   it('has no frontends when the proxy is disabled', () => {
@@ -212,12 +249,24 @@ describe('proxy settings from config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vipd-proxy-'));
     const ca = join(dir, 'ca.pem');
     writeFileSync(ca, 'PEM');
-    const ok = proxySchema.parse({ frontends: [{ name: 'x', bind: '127.0.0.1:7000', healthCheck: { tls: { verify: true, caFile: ca, serverName: 'cp1' } } }] });
+    const ok = proxySchema.parse({
+      frontends: [
+        { name: 'x', bind: '127.0.0.1:7000', healthCheck: { tls: { verify: true, caFile: ca, serverName: 'cp1' } } },
+      ],
+    });
     const tls = proxySettings({ proxy: ok, peers }).frontends[0]?.check.tls;
     assert.equal(tls?.ca?.toString(), 'PEM');
     assert.equal(tls?.serverName, 'cp1');
-    const bad = proxySchema.parse({ frontends: [{ name: 'x', bind: '127.0.0.1:7000', healthCheck: { tls: { caFile: join(dir, 'missing.pem') } } }] });
-    assert.throws(() => proxySettings({ proxy: bad, peers }), (err: unknown) =>
-      err instanceof ConfigError && /proxy\.frontends\[0\]\.healthCheck\.tls\.caFile: cannot read ".*missing\.pem": ENOENT/.test(err.problems[0] ?? ''));
+    const bad = proxySchema.parse({
+      frontends: [{ name: 'x', bind: '127.0.0.1:7000', healthCheck: { tls: { caFile: join(dir, 'missing.pem') } } }],
+    });
+    assert.throws(
+      () => proxySettings({ proxy: bad, peers }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /proxy\.frontends\[0\]\.healthCheck\.tls\.caFile: cannot read ".*missing\.pem": ENOENT/.test(
+          err.problems[0] ?? '',
+        ),
+    );
   });
 });

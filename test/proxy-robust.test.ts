@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { FakeApiserver } from '../src/lab/stand-in-apiserver';
 import { waitFor } from '../src/lab/wait';
 import type { ClientConnection, ConnectionObserver } from '../src/proxy/frontend';
-import { freePort, FRONT, loopbackCert, LoopbackProxy, spec, standIns } from './helpers/loopback-proxy';
+import { FRONT, freePort, LoopbackProxy, loopbackCert, spec, standIns } from './helpers/loopback-proxy';
 import { rawCall } from './helpers/raw-client';
 import { StalledListener } from './helpers/stalled-listener';
 
@@ -25,8 +25,9 @@ const STALLED = ['127.0.0.31', '127.0.0.32'] as const;
 const ODD = '127.0.0.32';
 
 /** A plain TCP server on ODD whose connections `onConnection` handles; closed with its sockets. */
-async function oddServer(onConnection: (s: net.Socket) => void):
-  Promise<{ port: number; close(): Promise<void>; received: Buffer[] }> {
+async function oddServer(
+  onConnection: (s: net.Socket) => void,
+): Promise<{ port: number; close(): Promise<void>; received: Buffer[] }> {
   const sockets = new Set<net.Socket>();
   const received: Buffer[] = [];
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
@@ -53,7 +54,9 @@ function httpsWho(port: number): Promise<string> {
     const req = https.get(options, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
+      res.on('data', (c: string) => {
+        body += c;
+      });
       res.once('end', () => resolve(body));
     });
     req.once('error', reject);
@@ -62,12 +65,14 @@ function httpsWho(port: number): Promise<string> {
 }
 
 describe('hedged connects', { timeout: 60_000 }, () => {
-  it('a connect still pending after hedgeDelay gets a second one to the next backend; the first to connect wins',
-    async () => {
+  it('a connect still pending after hedgeDelay gets a second one to the next backend; the first to connect wins', async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
     const fakes = await standIns(['b2', 'b3']);
-    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-      { hedgeDelay: '50ms' }, { waitUp: ['b2', 'b3'] });
+    const bed = await LoopbackProxy.start(
+      [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+      { hedgeDelay: '50ms' },
+      { waitUp: ['b2', 'b3'] },
+    );
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -97,8 +102,11 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   it('a backend whose connects are overtaken three times in a row is marked down (it swallows SYNs)', async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
     const fakes = await standIns(['b2', 'b3']);
-    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-      { hedgeDelay: '50ms' }, { waitUp: ['b2', 'b3'] });
+    const bed = await LoopbackProxy.start(
+      [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+      { hedgeDelay: '50ms' },
+      { waitUp: ['b2', 'b3'] },
+    );
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -107,8 +115,14 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 3);
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total', 'slow'), 1);
       assert.equal(bed.backend('slow')?.passiveDown, true);
-      assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'slow'
-        && /overtaken by hedges/.test(String(l.reason))));
+      assert.ok(
+        bed.logs.some(
+          (l) =>
+            l.msg === 'backend marked down: connect failed' &&
+            l.backend === 'slow' &&
+            /overtaken by hedges/.test(String(l.reason)),
+        ),
+      );
       for (let i = 0; i < 6; i++) assert.match(await bed.who(), /^b[23]$/);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 3, 'no more hedges: it is out of rotation');
       await waitFor('relays done', () => bed.active() === 0, { timeoutMs: 2000 });
@@ -121,8 +135,12 @@ describe('hedged connects', { timeout: 60_000 }, () => {
     const a = await StalledListener.start(STALLED[0], 'late');
     const b = await StalledListener.start(STALLED[1], 'never');
     const bed = await LoopbackProxy.start(
-      [{ name: 'late', address: a.host, port: a.port }, { name: 'never', address: b.host, port: b.port }],
-      { hedgeDelay: '50ms', connectTimeout: '5s' });
+      [
+        { name: 'late', address: a.host, port: a.port },
+        { name: 'never', address: b.host, port: b.port },
+      ],
+      { hedgeDelay: '50ms', connectTimeout: '5s' },
+    );
     bed.own(() => a.close());
     bed.own(() => b.close());
     try {
@@ -137,8 +155,11 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       assert.ok(took > 500 && took < 4000, `answered after ${took.toFixed(0)} ms`);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'late'), 1);
       assert.equal(await bed.metric('vipd_proxy_hedge_wins_total'), 0, 'the hedge lost');
-      assert.equal(await bed.metric('vipd_proxy_connect_failures_total'), 0,
-        'the overtaken hedge is not a failure either');
+      assert.equal(
+        await bed.metric('vipd_proxy_connect_failures_total'),
+        0,
+        'the overtaken hedge is not a failure either',
+      );
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0);
     } finally {
       await bed.close();
@@ -148,8 +169,11 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   it('auto: a hanging connect is hedged after the derived delay (20 ms before any connect time is known)', async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
     const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-      {}, { waitUp: ['b2'] });
+    const bed = await LoopbackProxy.start(
+      [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+      {},
+      { waitUp: ['b2'] },
+    );
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -168,12 +192,14 @@ describe('hedged connects', { timeout: 60_000 }, () => {
     }
   });
 
-  it('hedgeDelay "0s": no hedge; the connect times out, is retried, and the timeout marks the backend down',
-    async () => {
+  it('hedgeDelay "0s": no hedge; the connect times out, is retried, and the timeout marks the backend down', async () => {
     const slow = await StalledListener.start(STALLED[0], 'slow');
     const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start([{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-      { hedgeDelay: '0s', connectTimeout: '300ms' }, { waitUp: ['b2'] });
+    const bed = await LoopbackProxy.start(
+      [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+      { hedgeDelay: '0s', connectTimeout: '300ms' },
+      { waitUp: ['b2'] },
+    );
     bed.own(() => slow.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
@@ -188,8 +214,12 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       const t1 = performance.now();
       for (let i = 0; i < 4; i++) assert.equal(await bed.who(), 'b2');
       assert.ok(performance.now() - t1 < 250, 'no connect waits for the marked-down backend');
-      assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'slow'
-        && l.reason === 'connect timeout'));
+      assert.ok(
+        bed.logs.some(
+          (l) =>
+            l.msg === 'backend marked down: connect failed' && l.backend === 'slow' && l.reason === 'connect timeout',
+        ),
+      );
     } finally {
       await bed.close();
     }
@@ -204,8 +234,9 @@ describe('debug logs', { timeout: 60_000 }, () => {
     const info = await LoopbackProxy.start(fakes.map(spec), checks, { waitUp: ['b1'] });
     for (const f of fakes) debug.own(() => f.kill());
     try {
-      await waitFor('three checks logged', () => debug.logs.filter((l) => l.msg === 'backend checked').length >= 3,
-        { timeoutMs: 5000 });
+      await waitFor('three checks logged', () => debug.logs.filter((l) => l.msg === 'backend checked').length >= 3, {
+        timeoutMs: 5000,
+      });
       const line = debug.logs.find((l) => l.msg === 'backend checked');
       assert.equal(line?.backend, 'b1');
       assert.equal(line?.ok, true);
@@ -231,18 +262,28 @@ describe('passive checks', { timeout: 60_000 }, () => {
       const names: string[] = [];
       for (let i = 0; i < 9; i++) names.push(await bed.who());
       assert.ok(!names.includes('b1'), names.join(' '));
-      assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'b1'), 1,
-        'one refused connect, then never offered again');
+      assert.equal(
+        await bed.metric('vipd_proxy_connect_failures_total', 'b1'),
+        1,
+        'one refused connect, then never offered again',
+      );
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total', 'b1'), 1);
       assert.equal(await bed.metric('vipd_proxy_retries_total'), 1);
-      assert.equal(await bed.metric('vipd_proxy_unanswered_retries_total'), 0,
-        'a refused connect is an ordinary retry');
+      assert.equal(
+        await bed.metric('vipd_proxy_unanswered_retries_total'),
+        0,
+        'a refused connect is an ordinary retry',
+      );
       assert.deepEqual([bed.backend('b1')?.state, bed.backend('b1')?.passiveDown], ['down', true]);
-      const up = (await bed.registry.getSingleMetric('vipd_backend_up')?.get())?.values
-        .find((v) => v.labels.backend === 'b1');
+      const up = (await bed.registry.getSingleMetric('vipd_backend_up')?.get())?.values.find(
+        (v) => v.labels.backend === 'b1',
+      );
       assert.equal(up?.value, 0);
-      assert.ok(bed.logs.some((l) => l.msg === 'backend marked down: connect failed' && l.backend === 'b1'
-        && l.reason === 'ECONNREFUSED'));
+      assert.ok(
+        bed.logs.some(
+          (l) => l.msg === 'backend marked down: connect failed' && l.backend === 'b1' && l.reason === 'ECONNREFUSED',
+        ),
+      );
 
       const again = await FakeApiserver.start({ host: b1.host, port: b1.port, name: 'b1', cert: await loopbackCert() });
       bed.own(() => again.kill());
@@ -259,15 +300,21 @@ describe('passive checks', { timeout: 60_000 }, () => {
 
   it('observe: false leaves the choice to the active checks; turning it off by reload clears a mark', async () => {
     const fakes = await standIns(['b1', 'b2', 'b3']);
-    const bed = await LoopbackProxy.start(fakes.map(spec), { healthCheck: { ...checks.healthCheck, observe: false } },
-      { waitUp: ['b1', 'b2', 'b3'] });
+    const bed = await LoopbackProxy.start(
+      fakes.map(spec),
+      { healthCheck: { ...checks.healthCheck, observe: false } },
+      { waitUp: ['b1', 'b2', 'b3'] },
+    );
     for (const f of fakes) bed.own(() => f.kill());
     try {
       await fakes[0]?.kill();
       for (let i = 0; i < 6; i++) assert.match(await bed.who(), /^b[23]$/);
       // A retry takes the next turn (b1 -> b2, then b3), so b1 is offered every second connection.
-      assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'b1'), 3,
-        'offered thrice in six, retried each time');
+      assert.equal(
+        await bed.metric('vipd_proxy_connect_failures_total', 'b1'),
+        3,
+        'offered thrice in six, retried each time',
+      );
       assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0);
       assert.equal(bed.backend('b1')?.passiveDown, false);
 
@@ -290,8 +337,11 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
     it(`a TLS client whose backend ${does} after its ClientHello is replayed to the next backend`, async () => {
       const dying = await oddServer((s) => s.once('data', () => (how === 'reset' ? s.resetAndDestroy() : s.end())));
       const fakes = await standIns(['b2', 'b3']);
-      const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
-        tcpChecks, { waitUp: ['dying', 'b2', 'b3'] });
+      const bed = await LoopbackProxy.start(
+        [{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+        tcpChecks,
+        { waitUp: ['dying', 'b2', 'b3'] },
+      );
       bed.own(() => dying.close());
       for (const f of fakes) bed.own(() => f.kill());
       try {
@@ -300,10 +350,19 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
         assert.equal(await bed.metric('vipd_proxy_retries_total'), 1);
         assert.equal(await bed.metric('vipd_proxy_unanswered_retries_total'), 1);
         assert.equal(await bed.metric('vipd_proxy_connect_failures_total', 'dying'), 1);
-        assert.equal(await bed.metric('vipd_proxy_passive_markdowns_total'), 0,
-          'a connect that worked marks nothing down');
-        assert.ok(bed.logs.some((l) => l.msg === 'connect to backend failed' && l.backend === 'dying'
-          && /closed before answering/.test(String(l.reason))));
+        assert.equal(
+          await bed.metric('vipd_proxy_passive_markdowns_total'),
+          0,
+          'a connect that worked marks nothing down',
+        );
+        assert.ok(
+          bed.logs.some(
+            (l) =>
+              l.msg === 'connect to backend failed' &&
+              l.backend === 'dying' &&
+              /closed before answering/.test(String(l.reason)),
+          ),
+        );
         await waitFor('relays done', () => bed.active() === 0, { timeoutMs: 2000 });
         assert.equal(bed.backend('dying')?.activeConnections, 0);
       } finally {
@@ -315,13 +374,18 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
   it('a plain-text client whose bytes were forwarded is not replayed: it sees the close', async () => {
     const dying = await oddServer((s) => s.once('data', () => s.resetAndDestroy()));
     const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
-      tcpChecks, { waitUp: ['dying', 'b2'] });
+    const bed = await LoopbackProxy.start(
+      [{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+      tcpChecks,
+      { waitUp: ['dying', 'b2'] },
+    );
     bed.own(() => dying.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
-      const answer = await rawCall(FRONT, bed.port, 'WHO', { timeoutMs: 3000 })
-        .then((b) => b.toString(), (err: Error) => err.message);
+      const answer = await rawCall(FRONT, bed.port, 'WHO', { timeoutMs: 3000 }).then(
+        (b) => b.toString(),
+        (err: Error) => err.message,
+      );
       assert.doesNotMatch(answer, /^b2/);
       assert.equal(await bed.metric('vipd_proxy_retries_total'), 0);
     } finally {
@@ -333,19 +397,25 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
     // A moment after accepting: an immediate reset can beat the check's connect and fail it.
     const dying = await oddServer((s) => setTimeout(() => s.resetAndDestroy(), 30));
     const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start([{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
-      tcpChecks, { waitUp: ['dying', 'b2'] });
+    const bed = await LoopbackProxy.start(
+      [{ name: 'dying', address: ODD, port: dying.port }, ...fakes.map(spec)],
+      tcpChecks,
+      { waitUp: ['dying', 'b2'] },
+    );
     bed.own(() => dying.close());
     for (const f of fakes) bed.own(() => f.kill());
     try {
       const socket = net.connect({ host: FRONT, port: bed.port, allowHalfOpen: true });
       socket.on('error', () => undefined);
       await once(socket, 'connect');
-      await waitFor('the retry', () => bed.logs.some((l) => l.msg === 'connect to backend failed'),
-        { timeoutMs: 2000 });
+      await waitFor('the retry', () => bed.logs.some((l) => l.msg === 'connect to backend failed'), {
+        timeoutMs: 2000,
+      });
       let got = '';
       socket.setEncoding('latin1');
-      socket.on('data', (c: string) => { got += c; });
+      socket.on('data', (c: string) => {
+        got += c;
+      });
       socket.end('WHO\n');
       await once(socket, 'close');
       assert.equal(got, 'b2\n');
@@ -359,10 +429,11 @@ describe('retry before the first answer', { timeout: 60_000 }, () => {
 
 describe('half-close timeout', { timeout: 60_000 }, () => {
   /** A backend that keeps every connection open and never ends it; `onEnd` runs at the client's FIN. */
-  const holder = (onEnd: (s: net.Socket) => void = () => undefined) => oddServer((s) => {
-    s.resume();
-    s.once('end', () => onEnd(s));
-  });
+  const holder = (onEnd: (s: net.Socket) => void = () => undefined) =>
+    oddServer((s) => {
+      s.resume();
+      s.once('end', () => onEnd(s));
+    });
 
   async function clientFin(port: number): Promise<{ socket: net.Socket; chunks: number[]; closed: Promise<number> }> {
     const socket = net.connect({ host: FRONT, port, allowHalfOpen: true });
@@ -380,8 +451,10 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
 
   it('a backend that never closes after the client FIN is cut after finTimeout', async () => {
     const backend = await holder();
-    const bed = await LoopbackProxy.start([{ name: 'holder', address: ODD, port: backend.port }],
-      { finTimeout: '300ms', healthCheck: { type: 'tcp' } });
+    const bed = await LoopbackProxy.start([{ name: 'holder', address: ODD, port: backend.port }], {
+      finTimeout: '300ms',
+      healthCheck: { type: 'tcp' },
+    });
     bed.own(() => backend.close());
     try {
       const t0 = performance.now() + 50;
@@ -403,8 +476,10 @@ describe('half-close timeout', { timeout: 60_000 }, () => {
         s.write('tick');
       }, 100);
     });
-    const bed = await LoopbackProxy.start([{ name: 'holder', address: ODD, port: backend.port }],
-      { finTimeout: '300ms', healthCheck: { type: 'tcp' } });
+    const bed = await LoopbackProxy.start([{ name: 'holder', address: ODD, port: backend.port }], {
+      finTimeout: '300ms',
+      healthCheck: { type: 'tcp' },
+    });
     bed.own(() => backend.close());
     try {
       const { chunks, closed } = await clientFin(bed.port);
@@ -459,13 +534,20 @@ describe('connection observer', { timeout: 60_000 }, () => {
     readonly observer: ConnectionObserver = { opened: (c) => this.opened.push(c), closed: (c) => this.closed.push(c) };
   }
   let fakes: FakeApiserver[] = [];
-  before(async () => { fakes = await standIns(['b1', 'b2']); });
-  after(async () => { for (const f of fakes) await f.kill(); });
+  before(async () => {
+    fakes = await standIns(['b1', 'b2']);
+  });
+  after(async () => {
+    for (const f of fakes) await f.kill();
+  });
 
   it('opened once at accept and closed once when done, with the addresses, in every path', async () => {
     const rec = new Recorder();
-    const bed = await LoopbackProxy.start(fakes.map(spec), {},
-      { waitUp: ['b1', 'b2'], observer: rec.observer, drainTimeout: '5s' });
+    const bed = await LoopbackProxy.start(
+      fakes.map(spec),
+      {},
+      { waitUp: ['b1', 'b2'], observer: rec.observer, drainTimeout: '5s' },
+    );
     const clients: Array<{ localAddress: string; localPort: number }> = [];
     try {
       // Relayed.
@@ -482,9 +564,15 @@ describe('connection observer', { timeout: 60_000 }, () => {
       assert.equal(rec.opened.length, 3);
       for (const [i, c] of rec.opened.entries()) {
         const client = clients[i];
-        assert.deepEqual({ ...c },
-          { localAddress: FRONT, localPort: bed.port, remoteAddress: client?.localAddress,
-            remotePort: client?.localPort });
+        assert.deepEqual(
+          { ...c },
+          {
+            localAddress: FRONT,
+            localPort: bed.port,
+            remoteAddress: client?.localAddress,
+            remotePort: client?.localPort,
+          },
+        );
         assert.ok(rec.closed.includes(c), 'closed() gets the very object opened() got');
       }
       // Drained by a graceful close.
@@ -506,8 +594,11 @@ describe('connection observer', { timeout: 60_000 }, () => {
   it('destroyed, unserved and retried connections are closed once too', async () => {
     const rec = new Recorder();
     const dead = await freePort(ODD);
-    const bed = await LoopbackProxy.start([{ name: 'dead', address: ODD, port: dead }, ...fakes.map(spec)],
-      { retries: 0 }, { waitUp: ['b1', 'b2'], observer: rec.observer });
+    const bed = await LoopbackProxy.start(
+      [{ name: 'dead', address: ODD, port: dead }, ...fakes.map(spec)],
+      { retries: 0 },
+      { waitUp: ['b1', 'b2'], observer: rec.observer },
+    );
     try {
       // Unserved: the dead backend refuses and retries: 0 gives up.
       await rawCall(FRONT, bed.port, 'WHO', { timeoutMs: 2000 }).catch(() => undefined);

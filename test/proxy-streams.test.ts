@@ -25,23 +25,34 @@ describe('long-lived streams', { timeout: 60_000 }, () => {
       const path = '/api/v1/watch/events?watch=1';
       req = https.get({ host: FRONT, port: bed.port, path, rejectUnauthorized: false, agent: false }, (res) => {
         res.setEncoding('utf8');
-        res.on('data', (chunk: string) => { for (const _ of chunk.matchAll(/\n/g)) arrivals.push(performance.now()); });
-        res.on('close', () => { ended = true; });
+        res.on('data', (chunk: string) => {
+          for (const _ of chunk.matchAll(/\n/g)) arrivals.push(performance.now());
+        });
+        res.on('close', () => {
+          ended = true;
+        });
       });
-      req.on('error', () => { ended = true; });
+      req.on('error', () => {
+        ended = true;
+      });
       await waitFor('first event', () => arrivals.length > 0, { timeoutMs: 3000 });
       const watchBackend = bed.proxy.status().frontends[0]?.backends.find((b) => b.activeConnections === 1)?.name;
       assert.ok(watchBackend !== undefined);
       const checksBefore = bed.fakes.find((f) => f.name === watchBackend)?.requestCount ?? 0;
 
       await new Promise((r) => setTimeout(r, 1000));
-      assert.ok((bed.fakes.find((f) => f.name === watchBackend)?.requestCount ?? 0) - checksBefore >= 6,
-        'several check cycles ran meanwhile');
+      assert.ok(
+        (bed.fakes.find((f) => f.name === watchBackend)?.requestCount ?? 0) - checksBefore >= 6,
+        'several check cycles ran meanwhile',
+      );
 
       // Reload 1: new check timings and balance, same backends.
-      await bed.proxy.reload(bed.config({
-        balance: 'leastconn', healthCheck: { interval: '150ms', timeout: '100ms' },
-      }));
+      await bed.proxy.reload(
+        bed.config({
+          balance: 'leastconn',
+          healthCheck: { interval: '150ms', timeout: '100ms' },
+        }),
+      );
       await new Promise((r) => setTimeout(r, 400));
       // Reload 2: the watch's backend removed from the config; it drains, the watch keeps going.
       const others = bed.fakes.filter((f) => f.name !== watchBackend);
@@ -93,7 +104,8 @@ describe('byte integrity', { timeout: 60_000 }, () => {
     const bed = await LoopbackProxy.withStandIns(relaxed);
     try {
       const reply = (await rawCall(FRONT, bed.port, 'SINK', { payload: pattern(SIZE), timeoutMs: 60_000 }))
-        .toString().trim();
+        .toString()
+        .trim();
       assert.equal(reply, `${patternSha256(SIZE)} ${SIZE}`);
     } finally {
       await bed.close();
@@ -106,7 +118,10 @@ describe('byte integrity', { timeout: 60_000 }, () => {
       const socket = net.connect({ host: FRONT, port: bed.port, allowHalfOpen: true });
       const hash = createHash('sha256');
       let bytes = 0;
-      socket.on('data', (c: Buffer) => { hash.update(c); bytes += c.length; });
+      socket.on('data', (c: Buffer) => {
+        hash.update(c);
+        bytes += c.length;
+      });
       socket.write(`SOURCE ${SIZE}\n`);
       const noFin = new Promise((_, rej) => setTimeout(() => rej(new Error('no FIN within 60s')), 60_000).unref());
       await Promise.race([once(socket, 'end'), noFin]);
@@ -138,7 +153,9 @@ describe('half-close', { timeout: 60_000 }, () => {
     try {
       const socket = net.connect({ host: FRONT, port: bed.port, allowHalfOpen: true });
       let got = 0;
-      socket.on('data', (c: Buffer) => { got += c.length; });
+      socket.on('data', (c: Buffer) => {
+        got += c.length;
+      });
       const closed = once(socket, 'close');
       socket.write('SOURCE 1000\n');
       await once(socket, 'end');
@@ -161,25 +178,32 @@ describe('scale', { timeout: 60_000 }, () => {
     try {
       const N = 2000;
       let echoed = 0;
-      const connectOne = () => new Promise<void>((resolve, reject) => {
-        const s = net.connect({ host: FRONT, port: bed.port });
-        sockets.push(s);
-        let buf = '';
-        s.setEncoding('latin1');
-        s.on('data', (c: string) => {
-          buf += c;
-          if (buf.endsWith('ping\n')) { echoed += 1; resolve(); }
+      const connectOne = () =>
+        new Promise<void>((resolve, reject) => {
+          const s = net.connect({ host: FRONT, port: bed.port });
+          sockets.push(s);
+          let buf = '';
+          s.setEncoding('latin1');
+          s.on('data', (c: string) => {
+            buf += c;
+            if (buf.endsWith('ping\n')) {
+              echoed += 1;
+              resolve();
+            }
+          });
+          s.once('error', reject);
+          s.write('ECHO\nping\n');
         });
-        s.once('error', reject);
-        s.write('ECHO\nping\n');
-      });
       for (let i = 0; i < N; i += 250) {
         await Promise.all(Array.from({ length: Math.min(250, N - i) }, connectOne));
       }
       assert.equal(echoed, N);
       const st = bed.proxy.status().frontends[0];
       assert.equal(st?.activeConnections, N);
-      assert.deepEqual(st?.backends.map((b) => b.activeConnections), [667, 667, 666]);
+      assert.deepEqual(
+        st?.backends.map((b) => b.activeConnections),
+        [667, 667, 666],
+      );
       assert.equal(await bed.metric('vipd_proxy_connections_active'), N);
       for (const s of sockets) s.end();
       await waitFor('all closed', () => bed.active() === 0, { timeoutMs: 10_000 });

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseConfigText, type Config, type LoadedConfig } from '../src/config/load';
+import { type Config, type LoadedConfig, parseConfigText } from '../src/config/load';
 import { ConfigError } from '../src/errors';
 import { createLogger } from '../src/log/logger';
-import { reloadConfig, type ReloadTargets } from '../src/reload';
+import { type ReloadTargets, reloadConfig } from '../src/reload';
 
 const loaded = (election = '', extra = ''): LoadedConfig => {
-  const { config, secret } = parseConfigText(`
+  const { config, secret } = parseConfigText(
+    `
 nodeName: cp1
 peers:
   - { name: cp1, address: 10.0.0.11 }
@@ -16,7 +17,10 @@ vip: { address: 10.0.0.100/24, interface: eth0 }
 election:
   secretFile: /etc/vipd/secret
 ${election}
-${extra}`, '/etc/vipd/vipd.yaml', { readSecret: false });
+${extra}`,
+    '/etc/vipd/vipd.yaml',
+    { readSecret: false },
+  );
   return { config: { ...config, vip: { ...config.vip, interface: 'eth0' }, interfaceFrom: 'vip.interface' }, secret };
 };
 
@@ -40,11 +44,16 @@ function targets(proxyRefuses?: Error): { calls: string[]; targets: ReloadTarget
 
 async function reload(running: LoadedConfig, next: LoadedConfig | Error, proxyRefuses?: Error) {
   const lines: Record<string, unknown>[] = [];
-  const destination = { write: (l: string) => { lines.push(JSON.parse(l) as Record<string, unknown>); } };
+  const destination = {
+    write: (l: string) => {
+      lines.push(JSON.parse(l) as Record<string, unknown>);
+    },
+  };
   const log = createLogger({ level: 'info', destination });
   const t = targets(proxyRefuses);
   const result = await reloadConfig(running, t.targets, {
-    log, load: (file, options) => {
+    log,
+    load: (file, options) => {
       assert.equal(file, running.config.file);
       assert.equal(options.hostname, 'cp1');
       if (next instanceof Error) throw next;
@@ -89,8 +98,11 @@ describe('reload', () => {
 
   it('settings the balancer refuses keep the running config, the tracker and the election as they were', async () => {
     const running = loaded();
-    const r = await reload(running, loaded('  priority: 150', 'track: { apiserver: { enabled: false } }'),
-      new Error('cannot bind 0.0.0.0:6443'));
+    const r = await reload(
+      running,
+      loaded('  priority: 150', 'track: { apiserver: { enabled: false } }'),
+      new Error('cannot bind 0.0.0.0:6443'),
+    );
     assert.deepEqual(r.check, { ok: false, reason: 'cannot bind 0.0.0.0:6443' });
     assert.equal(r.loaded, running);
     assert.deepEqual(r.calls, ['proxy 20000']);

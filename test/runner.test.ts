@@ -4,13 +4,13 @@
  * A one-member cluster (quorum: none) is master as soon as it starts.
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createLogger } from '../src/log/logger';
 import { createMetrics } from '../src/metrics/metrics';
 import type { VipOwner } from '../src/vip/owner';
 import { ElectionRunner } from '../src/vrrp/runner';
 import type { ElectionSettings } from '../src/vrrp/types';
-import { Writable } from 'node:stream';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -19,9 +19,16 @@ class ScriptedVip implements VipOwner {
   readonly calls: string[] = [];
   failRelease = 0;
   private holding = false;
-  async prepare(): Promise<void> { this.calls.push('prepare'); }
-  async acquire(): Promise<void> { this.calls.push('acquire'); this.holding = true; }
-  async renew(): Promise<void> { this.calls.push('renew'); }
+  async prepare(): Promise<void> {
+    this.calls.push('prepare');
+  }
+  async acquire(): Promise<void> {
+    this.calls.push('acquire');
+    this.holding = true;
+  }
+  async renew(): Promise<void> {
+    this.calls.push('renew');
+  }
   async release(): Promise<void> {
     this.calls.push('release');
     if (this.failRelease > 0) {
@@ -30,20 +37,46 @@ class ScriptedVip implements VipOwner {
     }
     this.holding = false;
   }
-  quiesce(): void { this.calls.push('quiesce'); }
-  announceUntil(): void { /* the deadline itself is the owner's business */ }
-  held(): boolean { return this.holding; }
-  async close(): Promise<void> { this.calls.push('close'); }
+  quiesce(): void {
+    this.calls.push('quiesce');
+  }
+  announceUntil(): void {
+    /* the deadline itself is the owner's business */
+  }
+  held(): boolean {
+    return this.holding;
+  }
+  async close(): Promise<void> {
+    this.calls.push('close');
+  }
 }
 
 function runner(vip: ScriptedVip, port: number): ElectionRunner {
   const settings: ElectionSettings = {
-    clusterId: 1, self: { name: 'solo', address: '127.0.0.21' }, members: [{ name: 'solo', address: '127.0.0.21' }],
-    intervalMs: 50, deadAfter: 3, maxDeadAfter: 30, priority: 100, preempt: true, preemptDelayMs: 0, quorum: 'none',
-    vipLifetimeMs: 1000, bootstrap: 'solo', formed: false, observer: false,
+    clusterId: 1,
+    self: { name: 'solo', address: '127.0.0.21' },
+    members: [{ name: 'solo', address: '127.0.0.21' }],
+    intervalMs: 50,
+    deadAfter: 3,
+    maxDeadAfter: 30,
+    priority: 100,
+    preempt: true,
+    preemptDelayMs: 0,
+    quorum: 'none',
+    vipLifetimeMs: 1000,
+    bootstrap: 'solo',
+    formed: false,
+    observer: false,
   };
   const log = createLogger({ level: 'fatal', destination: new Writable({ write: (_c, _e, done) => done() }) });
-  return new ElectionRunner({ settings, secret: Buffer.from('runner-test-secret-0123'), port, log, metrics: createMetrics({ defaultMetrics: false }), vip });
+  return new ElectionRunner({
+    settings,
+    secret: Buffer.from('runner-test-secret-0123'),
+    port,
+    log,
+    metrics: createMetrics({ defaultMetrics: false }),
+    vip,
+  });
 }
 
 describe('election runner', () => {
@@ -89,11 +122,16 @@ describe('election runner', () => {
     await r.start();
     await sleep(100);
     let hookRan = 0;
-    const first = r.stop(async () => { hookRan += 1; });
+    const first = r.stop(async () => {
+      hookRan += 1;
+    });
     const second = r.stop();
     await Promise.all([first, second]);
     assert.equal(vip.calls.filter((c) => c === 'release').length, 1, vip.calls.join(','));
-    assert.ok(vip.calls.lastIndexOf('quiesce') < vip.calls.lastIndexOf('release'), 'announcing stopped before the removal');
+    assert.ok(
+      vip.calls.lastIndexOf('quiesce') < vip.calls.lastIndexOf('release'),
+      'announcing stopped before the removal',
+    );
     assert.equal(hookRan, 1, 'the before-release hook ran');
     assert.equal(r.liveness().running, false);
   });

@@ -36,7 +36,12 @@ describe('the heartbeat key', () => {
     const key = heartbeatKey(PASSPHRASE);
     assert.equal(key.length, 32);
     assert.notDeepEqual(key, PASSPHRASE);
-    const expected = scryptSync(PASSPHRASE, 'vipd-election-secret-v1', 32, { N: 1 << 15, r: 8, p: 1, maxmem: 64 << 20 });
+    const expected = scryptSync(PASSPHRASE, 'vipd-election-secret-v1', 32, {
+      N: 1 << 15,
+      r: 8,
+      p: 1,
+      maxmem: 64 << 20,
+    });
     assert.deepEqual(key, expected, 'members of every version derive the same key');
     assert.deepEqual(heartbeatKey(Buffer.from('correct horse battery staple')), key, 'deterministic');
     const [warning] = secretWarnings(PASSPHRASE, '/etc/vipd/secret');
@@ -44,12 +49,34 @@ describe('the heartbeat key', () => {
   });
 
   it('a heartbeat signed with the passphrase itself does not pass a member using the derived key', () => {
-    const members = [{ name: 'a', address: '10.0.0.1' }, { name: 'b', address: '10.0.0.2' }];
+    const members = [
+      { name: 'a', address: '10.0.0.1' },
+      { name: 'b', address: '10.0.0.2' },
+    ];
     const order = wireOrder(members);
     const hb: Heartbeat = {
-      clusterId: 1, sender: 'a', epoch: 1, seq: 1, ts: 0, role: 'BACKUP', priority: 100, intervalMs: 100, term: 0,
-      quorate: true, learning: false, resigning: false, handover: false, formed: true, observer: false, leader: '',
-      leaderTerm: 0, grantMs: 0, vote: '', successor: '', members: 2, echoes: {},
+      clusterId: 1,
+      sender: 'a',
+      epoch: 1,
+      seq: 1,
+      ts: 0,
+      role: 'BACKUP',
+      priority: 100,
+      intervalMs: 100,
+      term: 0,
+      quorate: true,
+      learning: false,
+      resigning: false,
+      handover: false,
+      formed: true,
+      observer: false,
+      leader: '',
+      leaderTerm: 0,
+      grantMs: 0,
+      vote: '',
+      successor: '',
+      members: 2,
+      echoes: {},
       digest: clusterDigest({ clusterId: 1, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30 }),
     };
     const key = heartbeatKey(PASSPHRASE);

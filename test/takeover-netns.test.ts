@@ -16,8 +16,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { before, describe, it } from 'node:test';
-import { formatClientOutcomes, runClientDrill, type ClientOutcome, type StormOutcome, type WatchOutcome }
-  from '../src/lab/client-drill';
+import {
+  type ClientOutcome,
+  formatClientOutcomes,
+  runClientDrill,
+  type StormOutcome,
+  type WatchOutcome,
+} from '../src/lab/client-drill';
 import { vipdManager } from '../src/lab/lab';
 
 const PREFIX = 'vipd-takeover';
@@ -42,9 +47,14 @@ describe('clients notice a failover (vipd on the namespaced bed)', { timeout: 24
     const print = (l: string) => lines.push(l);
     try {
       outcomes = await runClientDrill(vipdManager({ verbose: false }, print), {
-        out: print, prefix: PREFIX, events: ['watch', 'storm'],
+        out: print,
+        prefix: PREFIX,
+        events: ['watch', 'storm'],
         // Past the bounds asserted, so a miss reads as "came back late" or "not at all".
-        watchWaitMs: 20_000, stormClients: STORM_CLIENTS, stormPhaseMs: 25_000, stormSpreadMs: 3000,
+        watchWaitMs: 20_000,
+        stormClients: STORM_CLIENTS,
+        stormPhaseMs: 25_000,
+        stormSpreadMs: 3000,
       });
     } finally {
       console.log([...lines, ...formatClientOutcomes('vipd', outcomes)].map((l) => `# ${l}`).join('\n'));
@@ -52,7 +62,8 @@ describe('clients notice a failover (vipd on the namespaced bed)', { timeout: 24
   });
 
   it('the drill removed its namespaces', () => {
-    const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n')
+    const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
       .filter((l) => l.startsWith(`${PREFIX}-`));
     assert.deepEqual(left, []);
   });
@@ -64,12 +75,16 @@ describe('clients notice a failover (vipd on the namespaced bed)', { timeout: 24
     assert.ok(o.vipMovedMs !== undefined, 'the VIP moved');
     const w = o.watch;
     assert.ok(w !== undefined, 'the watch ran (@kubernetes/client-node is installed)');
-    assert.ok(w.resumeMs !== undefined,
-      `the watch came back within ${w.waitedMs / 1000} s (ended by: ${w.endedBy.join(', ') || 'nothing'})`);
+    assert.ok(
+      w.resumeMs !== undefined,
+      `the watch came back within ${w.waitedMs / 1000} s (ended by: ${w.endedBy.join(', ') || 'nothing'})`,
+    );
     assert.ok(w.restarts >= 1, 'on a new watch');
     const afterMove = w.resumeMs - o.vipMovedMs;
-    assert.ok(afterMove <= WATCH_BACK_MS,
-      `events again ${afterMove} ms after the VIP moved (${w.resumeMs} ms after the fault); want <= ${WATCH_BACK_MS}`);
+    assert.ok(
+      afterMove <= WATCH_BACK_MS,
+      `events again ${afterMove} ms after the VIP moved (${w.resumeMs} ms after the fault); want <= ${WATCH_BACK_MS}`,
+    );
   };
 
   it("a watch through the VIP gets events again soon after the master's link is cut", () => {
@@ -85,11 +100,17 @@ describe('clients notice a failover (vipd on the namespaced bed)', { timeout: 24
     assert.ok(s !== undefined, 'the drill ran the storm');
     assert.equal(s.connected, STORM_CLIENTS, 'every client connected through the master before');
     assert.ok(s.vipMovedMs !== undefined && s.to !== '', 'the VIP moved');
-    assert.ok(s.allBackMs !== undefined,
-      `every client back within ${s.phaseMs / 1000} s (${s.atEnd} of ${s.clients} were)`);
-    assert.ok(s.allBackMs <= STORM_BACK_MS,
-      `all back ${s.allBackMs} ms after the death; want <= ${STORM_BACK_MS} (${s.within5s} within 5 s)`);
-    assert.ok(s.within5s >= STORM_CLIENTS / 2,
-      `${s.within5s} of ${STORM_CLIENTS} back within ${STORM_HALF_MS / 1000} s of the death; want at least half`);
+    assert.ok(
+      s.allBackMs !== undefined,
+      `every client back within ${s.phaseMs / 1000} s (${s.atEnd} of ${s.clients} were)`,
+    );
+    assert.ok(
+      s.allBackMs <= STORM_BACK_MS,
+      `all back ${s.allBackMs} ms after the death; want <= ${STORM_BACK_MS} (${s.within5s} within 5 s)`,
+    );
+    assert.ok(
+      s.within5s >= STORM_CLIENTS / 2,
+      `${s.within5s} of ${STORM_CLIENTS} back within ${STORM_HALF_MS / 1000} s of the death; want at least half`,
+    );
   });
 });

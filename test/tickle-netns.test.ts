@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { VipdError } from '../src/errors';
-import { withLab, type Lab, type LanHost, type NsProcess } from '../src/lab/netns';
+import { type Lab, type LanHost, type NsProcess, withLab } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding, NATIVE_ADDON_PATH } from '../src/native/addon';
 import { openRawIpv4Socket } from '../src/native/raw-socket';
@@ -54,25 +54,36 @@ function host(hosts: Map<string, LanHost>, name: string): LanHost {
  * before it takes the VIP); c opens `groups` of idle connections to VIP:6443, all established on a.
  * `prepareClient` runs before any of them (a firewall on c).
  */
-async function bed(lab: Lab, groups: Record<string, number>,
-  prepareClient: (lab: Lab, c: LanHost) => Promise<void> = async () => undefined): Promise<Bed> {
+async function bed(
+  lab: Lab,
+  groups: Record<string, number>,
+  prepareClient: (lab: Lab, c: LanHost) => Promise<void> = async () => undefined,
+): Promise<Bed> {
   const hosts = await lab.lan(['a', 'b', 'c']);
   const [a, b, c] = ['a', 'b', 'c'].map((name) => host(hosts, name)) as [LanHost, LanHost, LanHost];
   await prepareClient(lab, c);
   await lab.ip(a.ns, 'addr', 'add', `${VIP}/24`, 'dev', a.ifname);
-  const [agentA, agentB, agentC] = [a, b, c].map((h) => lab.spawnNode(h.ns, AGENT)) as
-    [NsProcess, NsProcess, NsProcess];
+  const [agentA, agentB, agentC] = [a, b, c].map((h) => lab.spawnNode(h.ns, AGENT)) as [
+    NsProcess,
+    NsProcess,
+    NsProcess,
+  ];
   await agentA.request('listen', { address: VIP, port: PORT });
   await agentB.request('listen', { address: '0.0.0.0', port: PORT });
   const ports: Record<string, number[]> = {};
   for (const [group, count] of Object.entries(groups)) {
-    ports[group] = await agentC.request<number[]>('connect',
-      { group, address: VIP, port: PORT, count, concurrency: 200 }, 60_000);
+    ports[group] = await agentC.request<number[]>(
+      'connect',
+      { group, address: VIP, port: PORT, count, concurrency: 200 },
+      60_000,
+    );
   }
   const total = Object.values(groups).reduce((sum, n) => sum + n, 0);
   // Established on c is not yet accepted on a: wait for the server's side of every connection.
-  await waitFor(`a to accept ${total} connections`, async () =>
-    (await agentA.request<number>('accepted')) >= total, { timeoutMs: 10_000, everyMs: 100 });
+  await waitFor(`a to accept ${total} connections`, async () => (await agentA.request<number>('accepted')) >= total, {
+    timeoutMs: 10_000,
+    everyMs: 100,
+  });
   return { a, b, c, agentA, agentB, agentC, ports };
 }
 
@@ -89,8 +100,11 @@ async function failOver(lab: Lab, { a, b, agentB }: Bed): Promise<void> {
 const summary = (agent: NsProcess, group: string, since?: number) =>
   agent.request<GroupSummary>('connections', { group, ...(since === undefined ? {} : { since }) });
 
-function tickle(agent: NsProcess, clients: Array<{ ip: string; ports: number[] }>,
-  extra: Record<string, unknown> = {}): Promise<TickleResult> {
+function tickle(
+  agent: NsProcess,
+  clients: Array<{ ip: string; ports: number[] }>,
+  extra: Record<string, unknown> = {},
+): Promise<TickleResult> {
   return agent.request<TickleResult>('tickle', { vip: VIP, vipPort: PORT, clients, ...extra }, 60_000);
 }
 
@@ -139,8 +153,10 @@ describe('RawIpv4Socket', () => {
     socket.close();
     assert.equal(socket.closed, true);
     assert.equal(countFds(), before);
-    assert.throws(() => socket.send(packet, '127.0.0.1'), (err: unknown) =>
-      err instanceof VipdError && err.code === 'VIPD_NATIVE' && /closed/.test(err.message));
+    assert.throws(
+      () => socket.send(packet, '127.0.0.1'),
+      (err: unknown) => err instanceof VipdError && err.code === 'VIPD_NATIVE' && /closed/.test(err.message),
+    );
     assert.throws(() => openRawIpv4Socket({ sendBufferBytes: -1 }), RangeError);
   });
 
@@ -157,13 +173,13 @@ describe('RawIpv4Socket', () => {
       const badIhl = buildTickleAck({ srcIp: '127.0.0.1', srcPort: 1, dstIp: '127.0.0.1', dstPort: 1 });
       badIhl[0] = 0x4f;
       assert.throws(() => send(badIhl, '127.0.0.1'), { code: 'EINVAL' });
-      assert.throws(() => new (addon.RawIpv4Socket as unknown as new (n: unknown) => unknown)('big'),
-        { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => new (addon.RawIpv4Socket as unknown as new (n: unknown) => unknown)('big'), {
+        code: 'ERR_INVALID_ARG_TYPE',
+      });
       // A method of one class called on the other's object (or a plain one): V8 checks the receiver
       // against the class before the addon runs, so no method ever unwraps the wrong struct.
       const packetSend = (addon.PacketSocket.prototype as { send: (frame: Buffer) => number }).send;
-      assert.throws(() => packetSend.call(raw, Buffer.alloc(60)),
-        { name: 'TypeError', message: /Illegal invocation/ });
+      assert.throws(() => packetSend.call(raw, Buffer.alloc(60)), { name: 'TypeError', message: /Illegal invocation/ });
       assert.throws(() => raw.send.call({}, Buffer.alloc(40), '127.0.0.1'), { name: 'TypeError' });
     } finally {
       raw.close();
@@ -196,19 +212,25 @@ describe('RawIpv4Socket', () => {
     assert.deepEqual([opened - before, after], [50, before]);
   });
 
-  it('a packet the kernel refuses is counted by errno: no route, a firewall\'s drop', opts,
-    () => withLab(async (lab) => {
+  it("a packet the kernel refuses is counted by errno: no route, a firewall's drop", opts, () =>
+    withLab(async (lab) => {
       const b = host(await lab.lan(['b']), 'b');
       await lab.exec(b.ns, 'nft', 'add', 'table', 'inet', 'fw');
       await lab.exec(b.ns, 'nft', 'add', 'chain', 'inet', 'fw', 'output', '{ type filter hook output priority 0; }');
       await lab.exec(b.ns, 'nft', 'add', 'rule', 'inet', 'fw', 'output', 'ip', 'daddr', '10.77.0.99', 'drop');
       const agent = lab.spawnNode(b.ns, AGENT);
       // No route to 192.0.2.1 (TEST-NET-1) in b: the lab has only its /24. Both targets get 4 passes.
-      const result = await tickle(agent, [{ ip: '192.0.2.1', ports: [1, 2] }, { ip: '10.77.0.99', ports: [1] }],
-        { roundsAtMs: [0] });
-      assert.deepEqual([result.report.packetsSent, result.report.failuresByCode],
-        [0, { ENETUNREACH: 8, EPERM: 4 }]);
-    }));
+      const result = await tickle(
+        agent,
+        [
+          { ip: '192.0.2.1', ports: [1, 2] },
+          { ip: '10.77.0.99', ports: [1] },
+        ],
+        { roundsAtMs: [0] },
+      );
+      assert.deepEqual([result.report.packetsSent, result.report.failuresByCode], [0, { ENETUNREACH: 8, EPERM: 4 }]);
+    }),
+  );
 });
 
 describe('tickle ACKs on takeover, between namespaces', () => {
@@ -229,13 +251,23 @@ describe('tickle ACKs on takeover, between namespaces', () => {
       assert.ok(lastResetMs < 2000, `the last reset came ${lastResetMs} ms after the start`);
       const { report } = result;
       assert.deepEqual(report, {
-        targets: N, passes: 4, rounds: 3, packetsSent: 3 * 4 * N, sendFailures: 0, failuresByCode: {}, backoffs: 0,
-        firstPassMs: report.firstPassMs, firstRoundMs: report.firstRoundMs, durationMs: report.durationMs,
+        targets: N,
+        passes: 4,
+        rounds: 3,
+        packetsSent: 3 * 4 * N,
+        sendFailures: 0,
+        failuresByCode: {},
+        backoffs: 0,
+        firstPassMs: report.firstPassMs,
+        firstRoundMs: report.firstRoundMs,
+        durationMs: report.durationMs,
         stopped: false,
       });
-      console.log(`tickle ${N}: first pass sent in ${report.firstPassMs?.toFixed(1)} ms; resets after ` +
-        `${tickled.errorDelaysMs[0]}..${tickled.errorDelaysMs[N - 1]} ms; all rounds ` +
-        `${report.durationMs.toFixed(0)} ms`);
+      console.log(
+        `tickle ${N}: first pass sent in ${report.firstPassMs?.toFixed(1)} ms; resets after ` +
+          `${tickled.errorDelaysMs[0]}..${tickled.errorDelaysMs[N - 1]} ms; all rounds ` +
+          `${report.durationMs.toFixed(0)} ms`,
+      );
 
       // The control: the same takeover, the same wait, no tickle: nothing tells these they are dead.
       if (elapsed < 2000) await sleep(2000 - elapsed);
@@ -250,35 +282,63 @@ describe('tickle ACKs on takeover, between namespaces', () => {
       await agentC.request('connect', { group: 'again', address: VIP, port: PORT, count: 5 });
       assert.equal(await agentC.request<number>('echo', { group: 'again' }), 5);
       assert.equal(await agentB.request<number>('accepted'), 5);
-    }));
+    }),
+  );
 
-  it('reach a client whose firewall drops conntrack-INVALID packets: one of the four (seq, ack) pairs passes', opts,
-    () => withLab(async (lab) => {
-      const N = 50;
-      const state = await bed(lab, { four: N, one: N }, async (labIn, c) => {
-        await labIn.exec(c.ns, 'nft', 'add', 'table', 'inet', 'fw');
-        await labIn.exec(c.ns, 'nft', 'add', 'chain', 'inet', 'fw', 'input', '{ type filter hook input priority 0; }');
-        await labIn.exec(c.ns, 'nft', 'add', 'rule', 'inet', 'fw', 'input',
-          'ct', 'state', 'invalid', 'counter', 'drop');
-      });
-      const { c, agentB, agentC, ports } = state;
-      await failOver(lab, state);
-      // One round each, so that no repeat hides what a single pass misses.
-      await tickle(agentB, [{ ip: c.ip, ports: ports.four ?? [] }], { roundsAtMs: [0] });
-      await tickle(agentB, [{ ip: c.ip, ports: ports.one ?? [] }], { roundsAtMs: [0], seqAck: [[0, 0]] });
-      await sleep(200);
-      const four = await summary(agentC, 'four');
-      const one = await summary(agentC, 'one');
-      const dropped = /counter packets (\d+)/.exec((await lab.exec(c.ns, 'nft', 'list', 'ruleset')).stdout)?.[1];
-      console.log(`ct state invalid drop on the client: all four pairs reset ${four.errors.ECONNRESET ?? 0} ` +
-        `of ${N}, (0, 0) alone ${one.errors.ECONNRESET ?? 0} of ${N}; the firewall dropped ${String(dropped)}`);
-      assert.deepEqual([four.errors, four.open], [{ ECONNRESET: N }, 0]);
-      // Each connection lets (0, 0) through with a chance of 1/4: that all 50 do is 2^-100, none (3/4)^50 < 1e-6.
-      assert.ok(one.open > 0 && one.open < N, `(0, 0) alone left ${one.open} of ${N} open`);
-    }));
+  it(
+    'reach a client whose firewall drops conntrack-INVALID packets: one of the four (seq, ack) pairs passes',
+    opts,
+    () =>
+      withLab(async (lab) => {
+        const N = 50;
+        const state = await bed(lab, { four: N, one: N }, async (labIn, c) => {
+          await labIn.exec(c.ns, 'nft', 'add', 'table', 'inet', 'fw');
+          await labIn.exec(
+            c.ns,
+            'nft',
+            'add',
+            'chain',
+            'inet',
+            'fw',
+            'input',
+            '{ type filter hook input priority 0; }',
+          );
+          await labIn.exec(
+            c.ns,
+            'nft',
+            'add',
+            'rule',
+            'inet',
+            'fw',
+            'input',
+            'ct',
+            'state',
+            'invalid',
+            'counter',
+            'drop',
+          );
+        });
+        const { c, agentB, agentC, ports } = state;
+        await failOver(lab, state);
+        // One round each, so that no repeat hides what a single pass misses.
+        await tickle(agentB, [{ ip: c.ip, ports: ports.four ?? [] }], { roundsAtMs: [0] });
+        await tickle(agentB, [{ ip: c.ip, ports: ports.one ?? [] }], { roundsAtMs: [0], seqAck: [[0, 0]] });
+        await sleep(200);
+        const four = await summary(agentC, 'four');
+        const one = await summary(agentC, 'one');
+        const dropped = /counter packets (\d+)/.exec((await lab.exec(c.ns, 'nft', 'list', 'ruleset')).stdout)?.[1];
+        console.log(
+          `ct state invalid drop on the client: all four pairs reset ${four.errors.ECONNRESET ?? 0} ` +
+            `of ${N}, (0, 0) alone ${one.errors.ECONNRESET ?? 0} of ${N}; the firewall dropped ${String(dropped)}`,
+        );
+        assert.deepEqual([four.errors, four.open], [{ ECONNRESET: N }, 0]);
+        // Each connection lets (0, 0) through with a chance of 1/4: that all 50 do is 2^-100, none (3/4)^50 < 1e-6.
+        assert.ok(one.open > 0 && one.open < N, `(0, 0) alone left ${one.open} of ${N} open`);
+      }),
+  );
 
-  it('are not held up by a client that never answers ARP: the raw socket has room for its neighbour queue', opts,
-    () => withLab(async (lab) => {
+  it('are not held up by a client that never answers ARP: the raw socket has room for its neighbour queue', opts, () =>
+    withLab(async (lab) => {
       const N = 50;
       const state = await bed(lab, { control: N, tickled: N });
       const { c, agentB, agentC, ports } = state;
@@ -289,24 +349,29 @@ describe('tickle ACKs on takeover, between namespaces', () => {
       // The control first, while that neighbour is still being resolved: the kernel's default send
       // buffer fills with the queued packets, every later send fails with EAGAIN, and the round is
       // given up (one round, which ends well before the ARP fails).
-      const stalled = await tickle(agentB, [gone, { ip: c.ip, ports: ports.control ?? [] }],
-        { roundsAtMs: [0], sendBufferBytes: 0 });
+      const stalled = await tickle(agentB, [gone, { ip: c.ip, ports: ports.control ?? [] }], {
+        roundsAtMs: [0],
+        sendBufferBytes: 0,
+      });
       const result = await tickle(agentB, [gone, { ip: c.ip, ports: ports.tickled ?? [] }], { roundsAtMs: [0] });
       await sleep(200);
       const control = await summary(agentC, 'control');
       const tickled = await summary(agentC, 'tickled', result.startedAt);
-      console.log('behind 2,000 targets that never resolve: with the default send buffer ' +
-        `${control.errors.ECONNRESET ?? 0} of ${N} reset (${stalled.report.backoffs} pauses, ` +
-        `${stalled.report.sendFailures} packets given up); with 4 MiB ${tickled.errors.ECONNRESET ?? 0} of ${N}, ` +
-        `the last ${tickled.errorDelaysMs[N - 1]} ms after the start`);
+      console.log(
+        'behind 2,000 targets that never resolve: with the default send buffer ' +
+          `${control.errors.ECONNRESET ?? 0} of ${N} reset (${stalled.report.backoffs} pauses, ` +
+          `${stalled.report.sendFailures} packets given up); with 4 MiB ${tickled.errors.ECONNRESET ?? 0} of ${N}, ` +
+          `the last ${tickled.errorDelaysMs[N - 1]} ms after the start`,
+      );
       assert.deepEqual([control.open, control.errors], [N, {}]);
       assert.ok((stalled.report.failuresByCode.EAGAIN ?? 0) > 0);
       assert.deepEqual([tickled.errors, tickled.open], [{ ECONNRESET: N }, 0]);
       assert.deepEqual([result.report.sendFailures, result.report.backoffs], [0, 0]);
-    }));
+    }),
+  );
 
-  it('are harmless to live connections, closed ports and absent hosts, and answered once per 500 ms', opts,
-    () => withLab(async (lab) => {
+  it('are harmless to live connections, closed ports and absent hosts, and answered once per 500 ms', opts, () =>
+    withLab(async (lab) => {
       // No takeover: a, alive and holding the VIP, tickles its own live clients, ports on c where
       // nothing listens, and an address no host has.
       const N = 20;
@@ -314,15 +379,21 @@ describe('tickle ACKs on takeover, between namespaces', () => {
       const [aBefore, cBefore] = await Promise.all([netCounters(lab, a.ns), netCounters(lab, c.ns)]);
       const closed = Array.from({ length: N }, (_, i) => 100 + i);
       // Rounds 100 ms apart fall under c's rate limit; the one 600 ms later does not.
-      const result = await tickle(agentA, [
-        { ip: c.ip, ports: ports.live ?? [] },
-        { ip: c.ip, ports: closed },
-        { ip: '10.77.0.222', ports: [40000, 40001] },
-      ], { roundsAtMs: [0, 100, 700] });
+      const result = await tickle(
+        agentA,
+        [
+          { ip: c.ip, ports: ports.live ?? [] },
+          { ip: c.ip, ports: closed },
+          { ip: '10.77.0.222', ports: [40000, 40001] },
+        ],
+        { roundsAtMs: [0, 100, 700] },
+      );
       const [aAfter, cAfter] = await Promise.all([netCounters(lab, a.ns), netCounters(lab, c.ns)]);
       const sends = 3 * 4 * (2 * N + 2);
-      assert.deepEqual([result.report.packetsSent, result.report.sendFailures, result.report.stopped],
-        [sends, 0, false]);
+      assert.deepEqual(
+        [result.report.packetsSent, result.report.sendFailures, result.report.stopped],
+        [sends, 0, false],
+      );
 
       const live = await summary(agentC, 'live');
       assert.deepEqual([live.open, live.errors], [N, {}]);
@@ -333,12 +404,13 @@ describe('tickle ACKs on takeover, between namespaces', () => {
       // a duplicate, and skipped the other 10 of its 12 (a chance of ~1e-3 per run that (0, 0) or (2^31, 2^31)
       // falls in some socket's window would move one count here). Each closed port drew a RST, which a ignored.
       const d = (ns: 'a' | 'c', name: string) =>
-        (ns === 'a' ? delta(aBefore, aAfter, name) : delta(cBefore, cAfter, name));
+        ns === 'a' ? delta(aBefore, aAfter, name) : delta(cBefore, cAfter, name);
       assert.equal(d('c', 'TcpExt:TCPACKSkippedSeq'), 10 * N);
       assert.equal(d('c', 'Tcp:OutSegs') - d('c', 'Tcp:OutRsts'), 2 * N);
       assert.equal(d('c', 'Tcp:OutRsts'), 3 * 4 * N);
       assert.equal(d('a', 'Tcp:OutRsts'), 0);
-    }));
+    }),
+  );
 
   it('measures 5,000 tickles: send time, loop stall, time until every client socket has failed', opts, () =>
     withLab(async (lab) => {
@@ -358,21 +430,27 @@ describe('tickle ACKs on takeover, between namespaces', () => {
       const { report } = result;
       const delays = watches.errorDelaysMs;
       const at = (q: number) => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))];
-      const byRound = [[-Infinity, 600], [600, 1500], [1500, Infinity]]
-        .map(([from = 0, to = 0]) => delays.filter((ms) => ms >= from && ms < to).length);
-      console.log([
-        `tickle ${N}: first pass sent in ${report.firstPassMs?.toFixed(0)} ms, first round (4 passes) in ` +
-          `${report.firstRoundMs?.toFixed(0)} ms, ${report.packetsSent} packets in ` +
-          `${report.durationMs.toFixed(0)} ms ` +
-          `(3 rounds), ${report.backoffs} backoffs, ${report.sendFailures} failures; ` +
-          `longest event-loop stall ${result.maxLoopLagMs} ms`,
-        `  resets: ${JSON.stringify(watches.errors)}, ${at(0)} / ${at(0.5)} / ${at(0.99)} / ${at(1)} ms after the ` +
-          `start (first / median / p99 / last); in rounds 0 / 1 / 2: ${byRound.join(' / ')}`,
-        `  c: TCPACKSkippedSeq +${delta(cBefore, cAfter, 'TcpExt:TCPACKSkippedSeq')}, ` +
-          `OutRsts +${delta(cBefore, cAfter, 'Tcp:OutRsts')}; b: InSegs +${delta(bBefore, bAfter, 'Tcp:InSegs')}, ` +
-          `OutRsts +${delta(bBefore, bAfter, 'Tcp:OutRsts')}`,
-      ].join('\n'));
+      const byRound = [
+        [-Infinity, 600],
+        [600, 1500],
+        [1500, Infinity],
+      ].map(([from = 0, to = 0]) => delays.filter((ms) => ms >= from && ms < to).length);
+      console.log(
+        [
+          `tickle ${N}: first pass sent in ${report.firstPassMs?.toFixed(0)} ms, first round (4 passes) in ` +
+            `${report.firstRoundMs?.toFixed(0)} ms, ${report.packetsSent} packets in ` +
+            `${report.durationMs.toFixed(0)} ms ` +
+            `(3 rounds), ${report.backoffs} backoffs, ${report.sendFailures} failures; ` +
+            `longest event-loop stall ${result.maxLoopLagMs} ms`,
+          `  resets: ${JSON.stringify(watches.errors)}, ${at(0)} / ${at(0.5)} / ${at(0.99)} / ${at(1)} ms after the ` +
+            `start (first / median / p99 / last); in rounds 0 / 1 / 2: ${byRound.join(' / ')}`,
+          `  c: TCPACKSkippedSeq +${delta(cBefore, cAfter, 'TcpExt:TCPACKSkippedSeq')}, ` +
+            `OutRsts +${delta(cBefore, cAfter, 'Tcp:OutRsts')}; b: InSegs +${delta(bBefore, bAfter, 'Tcp:InSegs')}, ` +
+            `OutRsts +${delta(bBefore, bAfter, 'Tcp:OutRsts')}`,
+        ].join('\n'),
+      );
       assert.deepEqual([watches.errors, watches.open], [{ ECONNRESET: N }, 0]);
       assert.equal(report.packetsSent + report.sendFailures, 3 * 4 * N);
-    }));
+    }),
+  );
 });

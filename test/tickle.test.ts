@@ -8,7 +8,11 @@ import { describe, it } from 'node:test';
 import { VipdError } from '../src/errors';
 import { buildTickleAck, TICKLE_PACKET_BYTES } from '../src/takeover/tickle';
 import {
-  TickleSender, type TickleReport, type TickleScheduler, type TickleSenderOptions, type TickleTarget,
+  type TickleReport,
+  type TickleScheduler,
+  TickleSender,
+  type TickleSenderOptions,
+  type TickleTarget,
 } from '../src/takeover/tickle-sender';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -50,22 +54,38 @@ describe('buildTickleAck', () => {
 
   it('puts seq and ack where they belong, in the TCP checksum only', () => {
     const packet = buildTickleAck({
-      srcIp: '10.77.0.100', srcPort: 6443, dstIp: '10.77.0.3', dstPort: 40000, seq: 0x8000_0000, ack: 0x0102_0304,
+      srcIp: '10.77.0.100',
+      srcPort: 6443,
+      dstIp: '10.77.0.3',
+      dstPort: 40000,
+      seq: 0x8000_0000,
+      ack: 0x0102_0304,
     });
     // The sum above plus the new words: 1a97 + 8000 + 0000 + 0102 + 0304 = 9e9d; ~ = 6162
-    assert.deepEqual(packet, hex(`
+    assert.deepEqual(
+      packet,
+      hex(`
       45 00 0028 0000 4000 40 06 25d0 0a4d0064 0a4d0003
-      192b 9c40 80000000 01020304 50 10 ffff 6162 0000`));
+      192b 9c40 80000000 01020304 50 10 ffff 6162 0000`),
+    );
   });
 
   it('handles the edges: ports 1 and 65535, all-ones and all-zero addresses, seq and ack 2^32 - 1', () => {
     const packet = buildTickleAck({
-      srcIp: '255.255.255.255', srcPort: 65535, dstIp: '0.0.0.0', dstPort: 1, seq: 0xffff_ffff, ack: 0xffff_ffff,
+      srcIp: '255.255.255.255',
+      srcPort: 65535,
+      dstIp: '0.0.0.0',
+      dstPort: 1,
+      seq: 0xffff_ffff,
+      ack: 0xffff_ffff,
     });
     // IP: c52e + ffff + ffff, each carry folded back in = c52e; ~ = 3ad1
-    assert.deepEqual(packet, hex(`
+    assert.deepEqual(
+      packet,
+      hex(`
       45 00 0028 0000 4000 40 06 3ad1 ffffffff 00000000
-      ffff 0001 ffffffff ffffffff 50 10 ffff afd4 0000`));
+      ffff 0001 ffffffff ffffffff 50 10 ffff afd4 0000`),
+    );
     assert.ok(checksumsVerify(packet));
   });
 
@@ -85,8 +105,12 @@ describe('buildTickleAck', () => {
     for (let i = 0; i < 2000; i++) {
       const ip = () => [next(256), next(256), next(256), next(256)].join('.');
       const fields = {
-        srcIp: ip(), srcPort: 1 + next(65535), dstIp: ip(), dstPort: 1 + next(65535),
-        seq: next(2 ** 31) * 2 + next(2), ack: next(2 ** 31) * 2 + next(2),
+        srcIp: ip(),
+        srcPort: 1 + next(65535),
+        dstIp: ip(),
+        dstPort: 1 + next(65535),
+        seq: next(2 ** 31) * 2 + next(2),
+        ack: next(2 ** 31) * 2 + next(2),
       };
       const packet = buildTickleAck(fields);
       assert.ok(checksumsVerify(packet), JSON.stringify(fields));
@@ -104,8 +128,10 @@ describe('buildTickleAck', () => {
     }
     assert.throws(bad({ srcIp: '1.2.3.4.5' }), { name: 'TypeError', message: /^srcIp / });
     for (const port of [0, 65536, -1, 1.5, Number.NaN]) {
-      assert.throws(bad({ srcPort: port }),
-        { name: 'RangeError', message: /^srcPort must be a TCP port from 1 to 65535/ });
+      assert.throws(bad({ srcPort: port }), {
+        name: 'RangeError',
+        message: /^srcPort must be a TCP port from 1 to 65535/,
+      });
     }
     assert.throws(bad({ dstPort: '6443' }), { name: 'TypeError', message: /^dstPort must be a number/ });
     for (const seq of [-1, 2 ** 32, 0.5]) assert.throws(bad({ seq }), { name: 'RangeError', message: /^seq / });
@@ -174,14 +200,21 @@ class FakeSocket {
   readonly sent: Sent[] = [];
   attempts = 0;
 
-  constructor(private readonly clock: { now(): number }, private readonly behave: Behaviour = () => true) {}
+  constructor(
+    private readonly clock: { now(): number },
+    private readonly behave: Behaviour = () => true,
+  ) {}
 
   send(packet: Buffer, dstIp: string): boolean {
     const ok = this.behave(this.attempts++, dstIp);
     if (ok) {
       this.sent.push({
-        dstIp, srcIp: packet.subarray(12, 16).join('.'), vipPort: packet.readUInt16BE(20),
-        clientPort: packet.readUInt16BE(22), seq: packet.readUInt32BE(24), ack: packet.readUInt32BE(28),
+        dstIp,
+        srcIp: packet.subarray(12, 16).join('.'),
+        vipPort: packet.readUInt16BE(20),
+        clientPort: packet.readUInt16BE(22),
+        seq: packet.readUInt32BE(24),
+        ack: packet.readUInt32BE(28),
         at: this.clock.now(),
       });
     }
@@ -205,7 +238,9 @@ function sender(socket: FakeSocket, clock: FakeScheduler, options: Partial<Tickl
 /** The report, which `done` must already hold: only microtasks run in between, no timer. */
 async function settled(s: TickleSender): Promise<TickleReport> {
   let report: TickleReport | undefined;
-  void s.done.then((r) => { report = r; });
+  void s.done.then((r) => {
+    report = r;
+  });
   for (let i = 0; i < 3 && report === undefined; i++) await null;
   assert.ok(report !== undefined, 'done has not resolved');
   return report;
@@ -225,11 +260,23 @@ describe('TickleSender', () => {
     clock.runNext();
     assert.equal(socket.sent.length, 1201);
     assert.equal(clock.pending, 0);
-    assert.deepEqual(socket.sent.map((p) => [p.dstIp, p.clientPort]), list.map((t) => [t.clientIp, t.clientPort]));
+    assert.deepEqual(
+      socket.sent.map((p) => [p.dstIp, p.clientPort]),
+      list.map((t) => [t.clientIp, t.clientPort]),
+    );
     assert.ok(socket.sent.every((p) => p.srcIp === VIP && p.vipPort === 6443 && p.seq === 0 && p.ack === 0));
     assert.deepEqual(await settled(s), {
-      targets: 1201, passes: 1, rounds: 1, packetsSent: 1201, sendFailures: 0, failuresByCode: {}, backoffs: 0,
-      firstPassMs: 0, firstRoundMs: 0, durationMs: 0, stopped: false,
+      targets: 1201,
+      passes: 1,
+      rounds: 1,
+      packetsSent: 1201,
+      sendFailures: 0,
+      failuresByCode: {},
+      backoffs: 0,
+      firstPassMs: 0,
+      firstRoundMs: 0,
+      durationMs: 0,
+      stopped: false,
     });
   });
 
@@ -263,32 +310,57 @@ describe('TickleSender', () => {
     const s = sender(socket, clock, { targets: targets(2) });
     void s.start();
     clock.runAll();
-    const round = (at: number) => [[0, 0], [HALF, HALF], [0, HALF], [HALF, 0]]
-      .flatMap(([seq, ack]) => [[at, 10_000, seq, ack], [at, 10_001, seq, ack]]);
-    assert.deepEqual(socket.sent.map((p) => [p.at, p.clientPort, p.seq, p.ack]),
-      [...round(0), ...round(600), ...round(1500)]);
+    const round = (at: number) =>
+      [
+        [0, 0],
+        [HALF, HALF],
+        [0, HALF],
+        [HALF, 0],
+      ].flatMap(([seq, ack]) => [
+        [at, 10_000, seq, ack],
+        [at, 10_001, seq, ack],
+      ]);
+    assert.deepEqual(
+      socket.sent.map((p) => [p.at, p.clientPort, p.seq, p.ack]),
+      [...round(0), ...round(600), ...round(1500)],
+    );
     assert.deepEqual(await settled(s), {
-      targets: 2, passes: 4, rounds: 3, packetsSent: 24, sendFailures: 0, failuresByCode: {}, backoffs: 0,
-      firstPassMs: 0, firstRoundMs: 0, durationMs: 1500, stopped: false,
+      targets: 2,
+      passes: 4,
+      rounds: 3,
+      packetsSent: 24,
+      sendFailures: 0,
+      failuresByCode: {},
+      backoffs: 0,
+      firstPassMs: 0,
+      firstRoundMs: 0,
+      durationMs: 1500,
+      stopped: false,
     });
   });
 
-  it('a round that overruns its slot delays the next, spaced from the late one\'s start', async () => {
+  it("a round that overruns its slot delays the next, spaced from the late one's start", async () => {
     const clock = new FakeScheduler();
     // Each send takes 200 ms of the virtual clock: a round of 3 targets x 2 passes lasts 1200 ms.
     const socket = new FakeSocket(clock, () => {
       clock.time += 200;
       return true;
     });
-    const s = sender(socket, clock, { seqAck: [[0, 0], [HALF, HALF]], batchSize: 1, roundsAtMs: [0, 600, 2500] });
+    const s = sender(socket, clock, {
+      seqAck: [
+        [0, 0],
+        [HALF, HALF],
+      ],
+      batchSize: 1,
+      roundsAtMs: [0, 600, 2500],
+    });
     void s.start();
     clock.runAll();
     const starts = socket.sent.filter((p) => p.clientPort === 10_000 && p.seq === 0).map((p) => p.at - 200);
     // Round 1 was due at 600 and starts when round 0 ends (1200); round 2 at 1200 + 1900 = 3100.
     assert.deepEqual(starts, [0, 1200, 3100]);
     const report = await settled(s);
-    assert.deepEqual([report.rounds, report.firstPassMs, report.firstRoundMs, report.durationMs],
-      [3, 600, 1200, 4300]);
+    assert.deepEqual([report.rounds, report.firstPassMs, report.firstRoundMs, report.durationMs], [3, 600, 1200, 4300]);
   });
 
   it('a full socket pauses the sender for backoffMs, then the same packet goes again', async () => {
@@ -298,8 +370,17 @@ describe('TickleSender', () => {
     void s.start();
     assert.deepEqual([socket.sent.length, clock.delays], [2, [7]]);
     clock.runAll();
-    assert.deepEqual(socket.sent.map((p) => [p.clientPort, p.at]),
-      [[10_000, 0], [10_001, 0], [10_002, 14], [10_003, 14], [10_004, 14]], 'no packet skipped, none twice');
+    assert.deepEqual(
+      socket.sent.map((p) => [p.clientPort, p.at]),
+      [
+        [10_000, 0],
+        [10_001, 0],
+        [10_002, 14],
+        [10_003, 14],
+        [10_004, 14],
+      ],
+      'no packet skipped, none twice',
+    );
     const report = await settled(s);
     assert.deepEqual([report.packetsSent, report.backoffs, report.sendFailures], [5, 2, 0]);
   });
@@ -309,15 +390,26 @@ describe('TickleSender', () => {
     // Full from the second packet until 100 ms, fine afterwards.
     const socket = new FakeSocket(clock, (attempt) => attempt === 0 || clock.time >= 100);
     const s = sender(socket, clock, {
-      seqAck: [[0, 0], [HALF, HALF]], targets: targets(10), roundsAtMs: [0, 600], maxBackoffsPerRound: 3,
+      seqAck: [
+        [0, 0],
+        [HALF, HALF],
+      ],
+      targets: targets(10),
+      roundsAtMs: [0, 600],
+      maxBackoffsPerRound: 3,
     });
     void s.start();
     clock.runAll();
-    assert.deepEqual(socket.sent.map((p) => p.at), [0, ...Array<number>(20).fill(600)]);
+    assert.deepEqual(
+      socket.sent.map((p) => p.at),
+      [0, ...Array<number>(20).fill(600)],
+    );
     const report = await settled(s);
     assert.deepEqual(
       [report.rounds, report.packetsSent, report.sendFailures, report.failuresByCode, report.backoffs],
-      [2, 21, 19, { EAGAIN: 19 }, 4], 'both passes of the rest of round 0 were given up');
+      [2, 21, 19, { EAGAIN: 19 }, 4],
+      'both passes of the rest of round 0 were given up',
+    );
     assert.equal(report.firstPassMs, undefined, 'the first pass never ended');
   });
 
@@ -351,8 +443,10 @@ describe('TickleSender', () => {
     clock.time += 10_000;
     assert.equal(socket.sent.length, 500);
     const report = await settled(s);
-    assert.deepEqual([report.stopped, report.rounds, report.packetsSent, report.firstPassMs, report.firstRoundMs],
-      [true, 0, 500, undefined, undefined]);
+    assert.deepEqual(
+      [report.stopped, report.rounds, report.packetsSent, report.firstPassMs, report.firstRoundMs],
+      [true, 0, 500, undefined, undefined],
+    );
     assert.equal(await s.start(), report, 'start() after stop() sends nothing and returns the same report');
     assert.equal(socket.sent.length, 500);
   });
@@ -383,8 +477,17 @@ describe('TickleSender', () => {
     const empty = sender(socket, clock, { targets: [] });
     void empty.start();
     assert.deepEqual(await settled(empty), {
-      targets: 0, passes: 4, rounds: 0, packetsSent: 0, sendFailures: 0, failuresByCode: {}, backoffs: 0,
-      firstPassMs: undefined, firstRoundMs: undefined, durationMs: 0, stopped: false,
+      targets: 0,
+      passes: 4,
+      rounds: 0,
+      packetsSent: 0,
+      sendFailures: 0,
+      failuresByCode: {},
+      backoffs: 0,
+      firstPassMs: undefined,
+      firstRoundMs: undefined,
+      durationMs: 0,
+      stopped: false,
     });
     assert.equal(clock.pending, 0);
   });
@@ -394,19 +497,30 @@ describe('TickleSender', () => {
     const socket = new FakeSocket(clock);
     const make = (options: Partial<TickleSenderOptions>) => () => sender(socket, clock, options);
     const withTarget = (t: Record<string, unknown>) =>
-      make({ targets: [...targets(3), { clientIp: '10.77.0.3', clientPort: 1, vipPort: 6443, ...t } as TickleTarget],
-      });
-    assert.throws(withTarget({ clientPort: 0 }),
-      { name: 'RangeError', message: /^targets\[3\]\.clientPort must be a TCP port/ });
+      make({ targets: [...targets(3), { clientIp: '10.77.0.3', clientPort: 1, vipPort: 6443, ...t } as TickleTarget] });
+    assert.throws(withTarget({ clientPort: 0 }), {
+      name: 'RangeError',
+      message: /^targets\[3\]\.clientPort must be a TCP port/,
+    });
     assert.throws(withTarget({ vipPort: 70_000 }), { name: 'RangeError', message: /^targets\[3\]\.vipPort / });
-    assert.throws(withTarget({ clientIp: 'fe80::1' }),
-      { name: 'TypeError', message: /^targets\[3\]\.clientIp must be an IPv4/ });
+    assert.throws(withTarget({ clientIp: 'fe80::1' }), {
+      name: 'TypeError',
+      message: /^targets\[3\]\.clientIp must be an IPv4/,
+    });
     assert.throws(make({ vip: '10.77.0.300' }), { name: 'TypeError', message: /^vip must be an IPv4/ });
     for (const roundsAtMs of [[], [0, 600, 600], [600, 0], [-1], [0, Number.POSITIVE_INFINITY]]) {
       assert.throws(make({ roundsAtMs }), { name: 'RangeError', message: /^roundsAtMs must be increasing/ });
     }
     assert.throws(make({ seqAck: [] }), { name: 'RangeError', message: /^seqAck needs/ });
-    assert.throws(make({ seqAck: [[0, 0], [0, 2 ** 32]] }), { name: 'RangeError', message: /^seqAck\[1\]\.ack / });
+    assert.throws(
+      make({
+        seqAck: [
+          [0, 0],
+          [0, 2 ** 32],
+        ],
+      }),
+      { name: 'RangeError', message: /^seqAck\[1\]\.ack / },
+    );
     assert.throws(make({ batchSize: 0 }), { name: 'RangeError', message: /^batchSize/ });
     assert.throws(make({ batchBudgetMs: 0 }), { name: 'RangeError', message: /^batchBudgetMs/ });
     assert.throws(make({ backoffMs: -1 }), { name: 'RangeError', message: /^backoffMs/ });
@@ -419,7 +533,12 @@ describe('TickleSender', () => {
     const before = timersAndImmediates();
     const socket = new FakeSocket({ now: () => performance.now() });
     const s = new TickleSender({
-      ...ONE_PASS, socket, vip: VIP, targets: targets(20_000), batchSize: 500, roundsAtMs: [0, 50],
+      ...ONE_PASS,
+      socket,
+      vip: VIP,
+      targets: targets(20_000),
+      batchSize: 500,
+      roundsAtMs: [0, 50],
       // Not the subject here: a cold JIT must not end the first batch early.
       batchBudgetMs: 10_000,
     });

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { trackApiserverSchema } from '../src/config/schema';
-import { ApiserverTracker } from '../src/track/apiserver';
-import type { TrackEffect } from '../src/vrrp/types';
 import { FakeApiserver } from '../src/lab/stand-in-apiserver';
 import { waitFor } from '../src/lab/wait';
+import { ApiserverTracker } from '../src/track/apiserver';
+import type { TrackEffect } from '../src/vrrp/types';
 
 const HOST = '127.0.0.22';
 const log = pino({ level: 'silent' });
@@ -29,7 +29,10 @@ describe('apiserver tracker', () => {
   it('lowers the weight after fall failures and clears it after rise successes', async () => {
     fake.setHealthy(true);
     const effects: TrackEffect[] = [];
-    const tracker = new ApiserverTracker({ address: HOST, settings: settings({ mode: 'weight', weight: 40 }), log }, (e) => effects.push(e));
+    const tracker = new ApiserverTracker(
+      { address: HOST, settings: settings({ mode: 'weight', weight: 40 }), log },
+      (e) => effects.push(e),
+    );
     try {
       tracker.start();
       await new Promise((r) => setTimeout(r, 250));
@@ -57,7 +60,10 @@ describe('apiserver tracker', () => {
   it('reports a fault in ineligible mode', async () => {
     fake.setHealthy(false);
     const effects: TrackEffect[] = [];
-    const tracker = new ApiserverTracker({ address: HOST, settings: settings({ mode: 'ineligible', fall: 2 }), log }, (e) => effects.push(e));
+    const tracker = new ApiserverTracker(
+      { address: HOST, settings: settings({ mode: 'ineligible', fall: 2 }), log },
+      (e) => effects.push(e),
+    );
     try {
       tracker.start();
       await waitFor('fault', () => effects.length === 1, { timeoutMs: 3000 });
@@ -71,10 +77,18 @@ describe('apiserver tracker', () => {
   it('does not report an absent apiserver before fall checks (boot: the kubelet starts it after vipd)', async () => {
     const effects: TrackEffect[] = [];
     let checks = 0;
-    const tracker = new ApiserverTracker({
-      address: HOST, settings: settings({ fall: 3 }), log,
-      probe: async () => { checks += 1; return { ok: false, detail: 'ECONNREFUSED', at: Date.now(), durationMs: 0 }; },
-    }, (e) => effects.push(e));
+    const tracker = new ApiserverTracker(
+      {
+        address: HOST,
+        settings: settings({ fall: 3 }),
+        log,
+        probe: async () => {
+          checks += 1;
+          return { ok: false, detail: 'ECONNREFUSED', at: Date.now(), durationMs: 0 };
+        },
+      },
+      (e) => effects.push(e),
+    );
     try {
       tracker.start();
       await waitFor('2 checks', () => checks >= 2, { timeoutMs: 2000 });
@@ -89,10 +103,18 @@ describe('apiserver tracker', () => {
   it('stops checking on close', async () => {
     const effects: TrackEffect[] = [];
     let checks = 0;
-    const tracker = new ApiserverTracker({
-      address: HOST, settings: settings({ fall: 1 }), log,
-      probe: async () => { checks += 1; return { ok: false, detail: 'x', at: Date.now(), durationMs: 0 }; },
-    }, (e) => effects.push(e));
+    const tracker = new ApiserverTracker(
+      {
+        address: HOST,
+        settings: settings({ fall: 1 }),
+        log,
+        probe: async () => {
+          checks += 1;
+          return { ok: false, detail: 'x', at: Date.now(), durationMs: 0 };
+        },
+      },
+      (e) => effects.push(e),
+    );
     tracker.start();
     await waitFor('a check', () => checks >= 1, { timeoutMs: 1000 });
     tracker.close();

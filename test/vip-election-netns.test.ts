@@ -19,7 +19,7 @@ import { HEAL, ISOLATE } from '../src/lab/drill';
 import type { NsProcess } from '../src/lab/netns';
 import { sleep } from '../src/lab/wait';
 import { isTransition } from './helpers/daemon';
-import { NODES, VIP, useCluster, type NodeName } from './helpers/netns-cluster';
+import { NODES, type NodeName, useCluster, VIP } from './helpers/netns-cluster';
 
 const TCP_CLIENT = join(__dirname, 'helpers', 'tcp-client.js');
 
@@ -75,7 +75,10 @@ describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 },
     await c.clientResolves();
     c.nft(old, ISOLATE);
     try {
-      const [next] = await c.until('the majority to take over and the isolated node to release', (h) => h.length === 1 && h[0] !== old);
+      const [next] = await c.until(
+        'the majority to take over and the isolated node to release',
+        (h) => h.length === 1 && h[0] !== old,
+      );
       await c.clientSees(next as NodeName);
       await c.daemons.get(old)!.waitFor((l) => l.reason === 'lease lapsed', 5000, 'the lease-lapsed line');
     } finally {
@@ -92,7 +95,10 @@ describe('the VIP on namespaced hosts (quorum: majority)', { timeout: 180_000 },
     await c.lab.ip(c.host(old).ns, 'link', 'set', 'eth0', 'down');
     await fault;
     const next = await c.until('another node to take over', (h) => h.length === 1 && h[0] !== old);
-    assert.ok(!(await c.lab.addresses(c.host(old).ns, 'eth0')).includes(`${VIP}/24`), 'the faulted node released the VIP');
+    assert.ok(
+      !(await c.lab.addresses(c.host(old).ns, 'eth0')).includes(`${VIP}/24`),
+      'the faulted node released the VIP',
+    );
     const back = d.waitForNext(isTransition('BACKUP'), 10_000, 'BACKUP after link up');
     await c.lab.ip(c.host(old).ns, 'link', 'set', 'eth0', 'up');
     await back;
@@ -119,8 +125,23 @@ describe('the VIP on namespaced hosts (quorum: none, keepalived-like)', { timeou
 
 describe('the local apiserver steers the election (track.apiserver)', { timeout: 120_000 }, () => {
   const c = useCluster({ standIns: true }, 'majority', {
-    track: { apiserver: { enabled: true, port: 9443, interval: '300ms', timeout: '200ms', fall: 2, rise: 2, mode: 'weight', weight: 50 } },
-    proxy: { enabled: true, drainTimeout: '2s', frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }] },
+    track: {
+      apiserver: {
+        enabled: true,
+        port: 9443,
+        interval: '300ms',
+        timeout: '200ms',
+        fall: 2,
+        rise: 2,
+        mode: 'weight',
+        weight: 50,
+      },
+    },
+    proxy: {
+      enabled: true,
+      drainTimeout: '2s',
+      frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }],
+    },
   });
 
   it("the master's apiserver turns unhealthy: its priority drops and the VIP moves; recovery does not pull it back", async () => {
@@ -128,7 +149,11 @@ describe('the local apiserver steers the election (track.apiserver)', { timeout:
     await sleep(1500);
     await c.clientResolves();
     const d = c.daemons.get(old)!;
-    const dropped = d.waitForNext((l) => l.reason === 'priority dropped', 10_000, 'the handover for a dropped priority');
+    const dropped = d.waitForNext(
+      (l) => l.reason === 'priority dropped',
+      10_000,
+      'the handover for a dropped priority',
+    );
     c.standIns.get(old)!.kill('SIGUSR1');
     const line = await dropped;
     assert.equal(line.priority, 50, 'priority 100 less the weight 50');
@@ -143,7 +168,11 @@ describe('the local apiserver steers the election (track.apiserver)', { timeout:
 
 describe('graceful stop end to end, through the balancer', { timeout: 120_000 }, () => {
   const c = useCluster({ standIns: true }, 'majority', {
-    proxy: { enabled: true, drainTimeout: '2s', frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }] },
+    proxy: {
+      enabled: true,
+      drainTimeout: '2s',
+      frontends: [{ name: 'apiserver', bind: '0.0.0.0:6443', healthCheck: { interval: '500ms', timeout: '300ms' } }],
+    },
   });
 
   /** A client in the client namespace: one connection to ip:6443 (tcp-client.ts), its events in order. */
@@ -169,8 +198,10 @@ describe('graceful stop end to end, through the balancer', { timeout: 120_000 },
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.ok(took < 2000, `exited after ${took} ms: no drain wait for connections that came through the VIP`);
     const closed = await event(long, 'closed', 'the long connection to be closed', 5000);
-    assert.ok(closed.at - t0 < 2000,
-      `the client learned of the close ${closed.at - t0} ms after the signal, not at a keepalive timeout`);
+    assert.ok(
+      closed.at - t0 < 2000,
+      `the client learned of the close ${closed.at - t0} ms after the signal, not at a keepalive timeout`,
+    );
     assert.ok(next !== old);
     long.kill();
     fresh.kill();

@@ -9,26 +9,64 @@ import { decodeHeartbeat, encodeHeartbeat } from '../src/vrrp/wire';
 
 const secret = Buffer.from('0123456789abcdef0123456789abcdef');
 const members: Member[] = [
-  { name: 'cp1', address: '10.0.0.1' }, { name: 'cp2', address: '10.0.0.2' }, { name: 'cp3', address: '10.0.0.3' },
+  { name: 'cp1', address: '10.0.0.1' },
+  { name: 'cp2', address: '10.0.0.2' },
+  { name: 'cp3', address: '10.0.0.3' },
 ];
 const names = wireOrder(members);
 const shape = { clusterId: 7, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30 };
 const digest = clusterDigest(shape);
 const hb: Heartbeat = {
-  clusterId: 7, sender: 'cp1', epoch: 1_700_000_000_123, seq: 42, ts: 12345.678, role: 'MASTER', priority: 150,
-  intervalMs: 100, term: 9, quorate: true, learning: false, resigning: false, handover: false, formed: true,
-  observer: false, leader: 'cp1', leaderTerm: 9, grantMs: 0, vote: 'cp1', successor: '', digest, members: 3,
+  clusterId: 7,
+  sender: 'cp1',
+  epoch: 1_700_000_000_123,
+  seq: 42,
+  ts: 12345.678,
+  role: 'MASTER',
+  priority: 150,
+  intervalMs: 100,
+  term: 9,
+  quorate: true,
+  learning: false,
+  resigning: false,
+  handover: false,
+  formed: true,
+  observer: false,
+  leader: 'cp1',
+  leaderTerm: 9,
+  grantMs: 0,
+  vote: 'cp1',
+  successor: '',
+  digest,
+  members: 3,
   echoes: { cp2: { epoch: 1_700_000_000_999, seq: 7, ts: 55.5 }, cp3: { epoch: 3, seq: 0xffffffff, ts: 0 } },
 };
 
 describe('heartbeat wire format', () => {
   it('round-trips every field', () => {
-    assert.deepEqual(decodeHeartbeat(encodeHeartbeat(hb, secret, names), secret, 7, names), { ok: true, heartbeat: hb });
+    assert.deepEqual(decodeHeartbeat(encodeHeartbeat(hb, secret, names), secret, 7, names), {
+      ok: true,
+      heartbeat: hb,
+    });
     const other: Heartbeat = {
-      ...hb, role: 'BACKUP', priority: 0, resigning: true, learning: true, handover: true, quorate: false,
-      leader: 'cp-2.example', leaderTerm: 4_000_000_000, grantMs: 1825, vote: '', successor: 'cp3', echoes: {},
+      ...hb,
+      role: 'BACKUP',
+      priority: 0,
+      resigning: true,
+      learning: true,
+      handover: true,
+      quorate: false,
+      leader: 'cp-2.example',
+      leaderTerm: 4_000_000_000,
+      grantMs: 1825,
+      vote: '',
+      successor: 'cp3',
+      echoes: {},
     };
-    assert.deepEqual(decodeHeartbeat(encodeHeartbeat(other, secret, names), secret, 7, names), { ok: true, heartbeat: other });
+    assert.deepEqual(decodeHeartbeat(encodeHeartbeat(other, secret, names), secret, 7, names), {
+      ok: true,
+      heartbeat: other,
+    });
   });
 
   it('lays out the header as documented', () => {
@@ -46,7 +84,7 @@ describe('heartbeat wire format', () => {
     assert.equal(bytes.readDoubleBE(24), 12345.678);
     assert.equal(bytes.readUInt32BE(32), 9);
     assert.equal(bytes.toString('hex', 44, 52), digest);
-    const namesLen = (1 + 3) + (1 + 3) + (1 + 3) + 1;
+    const namesLen = 1 + 3 + (1 + 3) + (1 + 3) + 1;
     assert.equal(bytes[52 + namesLen], 2, 'two echoes');
     assert.equal(bytes[52 + namesLen + 1], 1, 'the first for member index 1 (cp2)');
     assert.equal(bytes.length, 52 + namesLen + 1 + 2 * 21 + 32);
@@ -68,7 +106,8 @@ describe('heartbeat wire format', () => {
 
   it('rejects truncated messages at every length, without throwing', () => {
     const bytes = encodeHeartbeat(hb, secret, names);
-    for (let len = 0; len < bytes.length; len += 1) assert.equal(decodeHeartbeat(bytes.subarray(0, len), secret, 7, names).ok, false, `length ${len}`);
+    for (let len = 0; len < bytes.length; len += 1)
+      assert.equal(decodeHeartbeat(bytes.subarray(0, len), secret, 7, names).ok, false, `length ${len}`);
   });
 
   it('rejects another cluster id (after authentication), and version 1', () => {
@@ -83,7 +122,11 @@ describe('heartbeat wire format', () => {
   it('never throws on random bytes', () => {
     for (let i = 0; i < 5000; i += 1) {
       const junk = randomBytes(i % 300);
-      if (i % 3 === 0 && junk.length > 3) { junk[0] = 0x56; junk[1] = 0x50; junk[2] = 2; }
+      if (i % 3 === 0 && junk.length > 3) {
+        junk[0] = 0x56;
+        junk[1] = 0x50;
+        junk[2] = 2;
+      }
       assert.equal(decodeHeartbeat(junk, secret, 7, names).ok, false);
     }
   });
@@ -97,7 +140,7 @@ describe('admission (Inbox)', () => {
   const inbox = () => new Inbox({ ...shape, self: members[1]! }, secret);
   const us = { epoch: 1_700_000_000_999, now: 100 };
 
-  it('admits a peer\'s heartbeat from its own address, once', () => {
+  it("admits a peer's heartbeat from its own address, once", () => {
     const box = inbox();
     const bytes = encodeHeartbeat(hb, secret, names);
     assert.equal(box.admit(bytes, '10.0.0.1', us).ok, true);
@@ -105,7 +148,7 @@ describe('admission (Inbox)', () => {
     assert.equal(!again.ok && again.reason, 'replay');
   });
 
-  it('drops a stranger before spending an HMAC on it, and a member speaking from another member\'s address', () => {
+  it("drops a stranger before spending an HMAC on it, and a member speaking from another member's address", () => {
     const box = inbox();
     const junk = randomBytes(120);
     const r = box.admit(junk, '10.9.9.9', us);
@@ -116,22 +159,35 @@ describe('admission (Inbox)', () => {
 
   it('drops a member whose member list differs (config_mismatch), naming the counts', () => {
     const other = [...members, { name: 'cp4', address: '10.0.0.4' }];
-    const bytes = encodeHeartbeat({ ...hb, digest: clusterDigest({ ...shape, members: other }), members: 4 }, secret, wireOrder(other));
+    const bytes = encodeHeartbeat(
+      { ...hb, digest: clusterDigest({ ...shape, members: other }), members: 4 },
+      secret,
+      wireOrder(other),
+    );
     const r = inbox().admit(bytes, '10.0.0.1', us);
-    assert.ok(!r.ok && r.reason === 'config_mismatch' && /4 members and interval 100ms; we have 3 and 100ms/.test(r.detail), !r.ok ? r.detail : '');
+    assert.ok(
+      !r.ok && r.reason === 'config_mismatch' && /4 members and interval 100ms; we have 3 and 100ms/.test(r.detail),
+      !r.ok ? r.detail : '',
+    );
   });
 
   it('a sender whose clock stepped back across a restart (a lower epoch) is accepted once it answers a heartbeat of ours sent since; a replay never is', () => {
     const box = inbox();
     const echoUs = (ts: number) => ({ cp2: { epoch: us.epoch, seq: 1, ts } });
     const old = encodeHeartbeat({ ...hb, seq: 1, echoes: echoUs(50) }, secret, names);
-    assert.equal(box.admit(encodeHeartbeat({ ...hb, seq: 2, echoes: echoUs(90) }, secret, names), '10.0.0.1', us).ok, true);
+    assert.equal(
+      box.admit(encodeHeartbeat({ ...hb, seq: 2, echoes: echoUs(90) }, secret, names), '10.0.0.1', us).ok,
+      true,
+    );
     // The restarted run, epoch lower: first without having heard us, then answering our heartbeat of t=150.
     const later = { ...us, now: 200 };
     const restarted = { ...hb, epoch: 1_600_000_000_000, seq: 1, echoes: {} };
     const r1 = box.admit(encodeHeartbeat(restarted, secret, names), '10.0.0.1', later);
     assert.equal(!r1.ok && r1.reason, 'replay');
-    assert.equal(box.admit(encodeHeartbeat({ ...restarted, seq: 2, echoes: echoUs(150) }, secret, names), '10.0.0.1', later).ok, true);
+    assert.equal(
+      box.admit(encodeHeartbeat({ ...restarted, seq: 2, echoes: echoUs(150) }, secret, names), '10.0.0.1', later).ok,
+      true,
+    );
     // A recording of the earlier run (it echoes an older heartbeat of ours): refused.
     const r2 = box.admit(old, '10.0.0.1', { ...us, now: 300 });
     assert.equal(!r2.ok && r2.reason, 'replay');
@@ -139,7 +195,10 @@ describe('admission (Inbox)', () => {
 
   it('the digest changes with any name, address or timing setting, not with the order', () => {
     assert.equal(clusterDigest({ ...shape, members: [...members].reverse() }), digest);
-    assert.notEqual(clusterDigest({ ...shape, members: [{ ...members[0]!, address: '10.0.0.9' }, members[1]!, members[2]!] }), digest);
+    assert.notEqual(
+      clusterDigest({ ...shape, members: [{ ...members[0]!, address: '10.0.0.9' }, members[1]!, members[2]!] }),
+      digest,
+    );
     assert.notEqual(clusterDigest({ ...shape, clusterId: 8 }), digest);
     assert.notEqual(clusterDigest({ ...shape, intervalMs: 200 }), digest);
     assert.notEqual(clusterDigest({ ...shape, deadAfter: 4 }), digest);

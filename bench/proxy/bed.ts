@@ -9,7 +9,14 @@ import type { Lab, LanHost, NsProcess } from '../../src/lab/netns';
 import { waitFor } from '../../src/lab/wait';
 import { haproxyBackendConfig, haproxyBalancerConfig, haproxyMaxconn } from './haproxy-config';
 import {
-  BACKEND_HOSTS, BALANCER_PORTS, BULK_PORT, HOSTS, HTTP_PORT, type BalancerKind, type Endpoint, type HostName,
+  BACKEND_HOSTS,
+  BALANCER_PORTS,
+  type BalancerKind,
+  BULK_PORT,
+  type Endpoint,
+  HOSTS,
+  type HostName,
+  HTTP_PORT,
 } from './network';
 import { established, listening, type Processes } from './processes';
 import type { Say } from './report';
@@ -27,15 +34,23 @@ export interface Bed {
 }
 
 /** Builds the network in `lab` and starts every process of the bench in it; `dir` holds the configs. */
-export async function startBed(lab: Lab, procs: Processes, dir: string, nofile: number, kinds: readonly BalancerKind[],
-  say: Say): Promise<Bed> {
+export async function startBed(
+  lab: Lab,
+  procs: Processes,
+  dir: string,
+  nofile: number,
+  kinds: readonly BalancerKind[],
+  say: Say,
+): Promise<Bed> {
   const hosts = await lab.lan(HOSTS);
   const host = (h: HostName) => hosts.get(h) as LanHost;
   const backendIps = BACKEND_HOSTS.map((b) => host(b).ip);
   const lb = host('lb');
   const client = host('client');
-  say(`lab ${lab.id}: client ${client.ip}, lb ${lb.ip}, backends ${backendIps.join(', ')} `
-    + `(HAProxy HTTP on :${HTTP_PORT}; bulk sink on ${backendIps[0]}:${BULK_PORT})`);
+  say(
+    `lab ${lab.id}: client ${client.ip}, lb ${lb.ip}, backends ${backendIps.join(', ')} ` +
+      `(HAProxy HTTP on :${HTTP_PORT}; bulk sink on ${backendIps[0]}:${BULK_PORT})`,
+  );
 
   // --- backends, the client agent, and every balancer (idle until its turn) ---
   for (const b of BACKEND_HOSTS) {
@@ -64,12 +79,17 @@ export async function startBed(lab: Lab, procs: Processes, dir: string, nofile: 
   }
 
   /** True once a request to every backend (by roundrobin) through ip:port succeeds. */
-  const serving = (ip: string, port: number) => waitFor(`${ip}:${port} serving`, async () => {
-    for (let i = 0; i < BACKEND_HOSTS.length; i++) {
-      if (await agent.request('probe', { host: ip, port }) !== true) return false;
-    }
-    return true;
-  }, { timeoutMs: 6000, everyMs: 200 });
+  const serving = (ip: string, port: number) =>
+    waitFor(
+      `${ip}:${port} serving`,
+      async () => {
+        for (let i = 0; i < BACKEND_HOSTS.length; i++) {
+          if ((await agent.request('probe', { host: ip, port })) !== true) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 6000, everyMs: 200 },
+    );
   for (const e of endpoints) {
     await serving(e.ip, e.port);
     if (e.pid !== undefined) {

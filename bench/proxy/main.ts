@@ -48,8 +48,8 @@ import { join } from 'node:path';
 import { Lab } from '../../src/lab/netns';
 import { sleep } from '../../src/lab/wait';
 import { startBed } from './bed';
-import { idleMemory, runRound, type Run } from './measure';
-import { FD_MARGIN, LATENCY_CONNECTIONS, type BalancerKind, type Target } from './network';
+import { idleMemory, type Run, runRound } from './measure';
+import { type BalancerKind, FD_MARGIN, LATENCY_CONNECTIONS, type Target } from './network';
 import { options } from './options';
 import { command, descriptorLimit, Processes } from './processes';
 import { report, type Say } from './report';
@@ -58,7 +58,13 @@ import { Samples } from './samples';
 /** Root, and every tool the bench runs; a missing one is named with the package that has it. */
 async function preflight(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces)');
-  const tools = [['haproxy', '-v'], ['wrk', '-v'], ['ss', '-V'], ['setpriv', '--version'], ['prlimit', '--version']];
+  const tools = [
+    ['haproxy', '-v'],
+    ['wrk', '-v'],
+    ['ss', '-V'],
+    ['setpriv', '--version'],
+    ['prlimit', '--version'],
+  ];
   for (const [cmd = '', arg = ''] of tools) {
     const pkg = cmd === 'ss' ? 'iproute2' : cmd === 'setpriv' || cmd === 'prlimit' ? 'util-linux' : cmd;
     // wrk -v prints its version and exits 1, so only a missing binary counts.
@@ -86,7 +92,10 @@ async function main(): Promise<void> {
   const procs = new Processes(nofile);
   const dir = mkdtempSync(join(tmpdir(), 'vipd-bench-proxy-'));
   // On a signal the Lab deletes its namespaces and re-raises it; the finally below never runs.
-  const onSignal = () => { procs.killAll(); rmSync(dir, { recursive: true, force: true }); };
+  const onSignal = () => {
+    procs.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const delayMs = Math.max(1, Math.round((LATENCY_CONNECTIONS * 1000) / o.latencyRate));

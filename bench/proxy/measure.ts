@@ -5,13 +5,13 @@
 import type { AgentMessage } from '../../src/lab/netns';
 import { sleep, waitFor } from '../../src/lab/wait';
 import type { Bed } from './bed';
-import { LATENCY_CONNECTIONS, type Endpoint, type Target } from './network';
+import { type Endpoint, LATENCY_CONNECTIONS, type Target } from './network';
 import type { Options } from './options';
 import { cpuTicks, machineTicks, rssKiB } from './proc-stats';
 import type { Processes } from './processes';
 import { fmtUs, type Say } from './report';
-import { PERCENTILES, push, type IdleFigures, type Samples } from './samples';
-import { wrk, type WrkResult } from './wrk';
+import { type IdleFigures, PERCENTILES, push, type Samples } from './samples';
+import { type WrkResult, wrk } from './wrk';
 
 /** One run of the bench: what every measurement needs, and where its samples go. */
 export interface Run {
@@ -39,25 +39,35 @@ export async function idleMemory(run: Run, e: Endpoint): Promise<IdleFigures> {
   const name = e.comm as string;
   const base = await bed.backendConnections();
   const rssBeforeKiB = rssKiB(pid, name);
-  const opened = await bed.agent.request<{ held: number; failed: number }>('open',
-    { host: e.ip, port: e.port, n: idle }, 120_000);
+  const opened = await bed.agent.request<{ held: number; failed: number }>(
+    'open',
+    { host: e.ip, port: e.port, n: idle },
+    120_000,
+  );
   if (opened.failed > 0) say(`  ${e.name}: ${opened.failed} of ${idle} connects failed`);
   // A connect completes in the balancer's kernel; only the backends' count shows it relayed them.
-  const relayed = await waitFor(`${idle} idle connections at the backends`, async () => {
-    const n = (await bed.backendConnections()) - base;
-    return n >= opened.held ? n : undefined;
-  }, { timeoutMs: 30_000, everyMs: 500 }).catch(async () => (await bed.backendConnections()) - base);
+  const relayed = await waitFor(
+    `${idle} idle connections at the backends`,
+    async () => {
+      const n = (await bed.backendConnections()) - base;
+      return n >= opened.held ? n : undefined;
+    },
+    { timeoutMs: 30_000, everyMs: 500 },
+  ).catch(async () => (await bed.backendConnections()) - base);
   await sleep(2000); // settle: allocations finished, nothing in flight
   const rssAfterKiB = rssKiB(pid, name);
   const connections = Math.min(await bed.agent.request<number>('held'), relayed);
   if (connections < idle) say(`  ${e.name}: only ${connections} of ${idle} connections held end to end`);
   await bed.agent.request('close');
-  await waitFor('idle connections gone from the backends', async () => (await bed.backendConnections()) <= base,
-    { timeoutMs: 20_000, everyMs: 200 })
-    .catch(() => say(`  ${e.name}: backends still hold connections after close`));
+  await waitFor('idle connections gone from the backends', async () => (await bed.backendConnections()) <= base, {
+    timeoutMs: 20_000,
+    everyMs: 200,
+  }).catch(() => say(`  ${e.name}: backends still hold connections after close`));
   const kibPerConn = (rssAfterKiB - rssBeforeKiB) / connections;
-  say(`idle ${e.name}: ${connections} connections end to end, VmRSS ${rssBeforeKiB} -> ${rssAfterKiB} KiB: `
-    + `${kibPerConn.toFixed(2)} KiB each`);
+  say(
+    `idle ${e.name}: ${connections} connections end to end, VmRSS ${rssBeforeKiB} -> ${rssAfterKiB} KiB: ` +
+      `${kibPerConn.toFixed(2)} KiB each`,
+  );
   return { connections, rssBeforeKiB, rssAfterKiB, kibPerConn };
 }
 
@@ -80,8 +90,13 @@ async function saturating(run: Run, e: Endpoint, extra: readonly string[], kind:
 
 /** wrk --latency at the fixed rate the delay script sets, for --latency-duration. */
 function latency(run: Run, e: Endpoint): Promise<WrkResult> {
-  return wrk(run.procs, run.bed.client.ns, url(e), run.o.latencySeconds,
-    ['-c', String(LATENCY_CONNECTIONS), '--latency', '-s', run.delayScript]);
+  return wrk(run.procs, run.bed.client.ns, url(e), run.o.latencySeconds, [
+    '-c',
+    String(LATENCY_CONNECTIONS),
+    '--latency',
+    '-s',
+    run.delayScript,
+  ]);
 }
 
 /** One stream for --bulk-seconds; Gbit/s as the sink timed it. */
@@ -90,16 +105,21 @@ async function bulk(run: Run, e: Endpoint): Promise<number> {
   const seen = bed.sink.events.length;
   const cpu0 = e.pid === undefined ? 0 : cpuTicks(e.pid);
   const start = performance.now();
-  const sent = await bed.agent.request<{ bytes: number }>('send',
-    { host: e.ip, port: e.bulkPort, seconds: o.bulkSeconds }, (o.bulkSeconds + 30) * 1000);
+  const sent = await bed.agent.request<{ bytes: number }>(
+    'send',
+    { host: e.ip, port: e.bulkPort, seconds: o.bulkSeconds },
+    (o.bulkSeconds + 30) * 1000,
+  );
   // Is the balancer the bottleneck? Near 100% of a core means it is (one thread relays).
   if (e.pid !== undefined) {
     samplesOf(run, e.name).bulkCore.push(((cpuTicks(e.pid) - cpu0) * 10) / (performance.now() - start));
   }
   // vipd's TCP health checks of the sink connect and close: streams of 0 bytes, skipped.
-  const got = await waitFor('the sink to report',
+  const got = await waitFor(
+    'the sink to report',
     () => bed.sink.events.slice(seen).find((m: AgentMessage) => m.event === 'bulk' && (m.bytes as number) > 0),
-    { timeoutMs: 10_000, everyMs: 100 });
+    { timeoutMs: 10_000, everyMs: 100 },
+  );
   const bytes = got.bytes as number;
   // The naive pipe proxy destroys its upstream on the client's close and may cut the tail.
   if (bytes !== sent.bytes) run.say(`  ${e.name} bulk: sink got ${bytes} of ${sent.bytes} bytes sent`);
@@ -111,7 +131,11 @@ const row = (values: ReadonlyMap<Target, number>, digits: number) =>
 
 /** Each figure for every target back to back, the first target rotating with `round`. */
 export async function runRound(run: Run, round: number): Promise<void> {
-  const { bed: { endpoints }, o, say } = run;
+  const {
+    bed: { endpoints },
+    o,
+    say,
+  } = run;
   const order = endpoints.map((_, i) => endpoints[(i + round) % endpoints.length] as Endpoint);
   const tag = `round ${round + 1}/${o.rounds}`;
   const ka = new Map<Target, number>();

@@ -5,7 +5,7 @@
  * signal kills it if the driver dies without cleaning up; and every child gets the same descriptor
  * limit.
  */
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { NsProcess } from '../../src/lab/netns';
@@ -25,8 +25,22 @@ export class Processes {
   constructor(private readonly nofile: number) {}
 
   spawn(ns: string, cmd: string, args: readonly string[]): ChildProcessWithoutNullStreams {
-    const child = spawn('ip', ['netns', 'exec', ns, 'setpriv', '--pdeathsig', 'KILL',
-      'prlimit', `--nofile=${this.nofile}:${this.nofile}`, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        'setpriv',
+        '--pdeathsig',
+        'KILL',
+        'prlimit',
+        `--nofile=${this.nofile}:${this.nofile}`,
+        cmd,
+        ...args,
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     this.live.add(child);
     child.once('exit', () => this.live.delete(child));
     return child;
@@ -51,7 +65,9 @@ export class Processes {
     const child = this.spawn(ns, 'haproxy', ['-db', '-f', cfg]);
     let stderr = '';
     child.stdout.resume();
-    child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-2000); });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-2000);
+    });
     child.once('exit', (code, signal) => {
       if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') {
         process.stderr.write(`  (haproxy in ${ns} exited ${code ?? signal}: ${stderr.trim()})\n`);
@@ -106,8 +122,18 @@ export function command(cmd: string, args: readonly string[], timeoutMs = 15_000
 
 /** ESTABLISHED TCP connections in `ns` with local port `port` (the kernel's count, via ss). */
 export async function established(ns: string, port: number): Promise<number> {
-  const out = await command('ip',
-    ['netns', 'exec', ns, 'ss', '-Htn', 'state', 'established', 'sport', '=', `:${port}`]);
+  const out = await command('ip', [
+    'netns',
+    'exec',
+    ns,
+    'ss',
+    '-Htn',
+    'state',
+    'established',
+    'sport',
+    '=',
+    `:${port}`,
+  ]);
   return out.split('\n').filter((l) => l.trim() !== '').length;
 }
 

@@ -12,12 +12,21 @@ export interface WrkResult {
 const UNIT_US: Record<string, number> = { us: 1, ms: 1000, s: 1_000_000 };
 
 /** wrk in the client namespace, killed if it overruns its duration by 15 s. */
-export async function wrk(procs: Processes, ns: string, url: string, seconds: number,
-  extra: readonly string[]): Promise<WrkResult> {
+export async function wrk(
+  procs: Processes,
+  ns: string,
+  url: string,
+  seconds: number,
+  extra: readonly string[],
+): Promise<WrkResult> {
   const child = procs.spawn(ns, 'wrk', ['-t', '1', '-d', `${seconds}s`, ...extra, url]);
   let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 15) * 1000);
   await once(child, 'exit');
   clearTimeout(timer);

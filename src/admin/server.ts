@@ -6,8 +6,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeError, VipdError } from '../errors';
-import type { AdminSource } from './status';
 import { VERSION } from '../version';
+import type { AdminSource } from './status';
 
 /** The Server header: `vipd status` and `vipd reload` check it before they trust an answer. */
 export const SERVER = `vipd/${VERSION}`;
@@ -16,8 +16,13 @@ export class AdminServer {
   private readonly server: http.Server;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly source: AdminSource, private readonly listen: { host: string; port: number }) {
-    this.server = http.createServer((req, res) => { void this.handle(req, res); });
+  constructor(
+    private readonly source: AdminSource,
+    private readonly listen: { host: string; port: number },
+  ) {
+    this.server = http.createServer((req, res) => {
+      void this.handle(req, res);
+    });
     // Probes and scrapes are short; a stuck client must not hold a socket forever.
     this.server.requestTimeout = 10_000;
     this.server.keepAliveTimeout = 5_000;
@@ -26,8 +31,14 @@ export class AdminServer {
   async start(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const where = `${this.listen.host}:${this.listen.port}`;
-      const onError = (err: Error) => reject(new VipdError('VIPD_BIND_FAILED',
-        `cannot listen on ${where} for the health endpoint: ${err.message} (health.listen)`, { cause: err }));
+      const onError = (err: Error) =>
+        reject(
+          new VipdError(
+            'VIPD_BIND_FAILED',
+            `cannot listen on ${where} for the health endpoint: ${err.message} (health.listen)`,
+            { cause: err },
+          ),
+        );
       this.server.once('error', onError);
       this.server.listen(this.listen.port, this.listen.host, () => {
         this.server.off('error', onError);
@@ -55,8 +66,12 @@ export class AdminServer {
       // Prometheus' convention. POST only, so a crawler or a probe can never trigger it.
       if (req.method !== 'POST') return this.send(res, 405, 'text/plain', 'use POST\n');
       const c = await this.source.reload();
-      return this.send(res, c.ok ? 200 : 400, 'text/plain',
-        `${c.ok ? 'reloaded' : 'kept the running config'}: ${c.reason}\n`);
+      return this.send(
+        res,
+        c.ok ? 200 : 400,
+        'text/plain',
+        `${c.ok ? 'reloaded' : 'kept the running config'}: ${c.reason}\n`,
+      );
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return this.send(res, 405, 'text/plain', 'method not allowed\n');
@@ -88,7 +103,10 @@ export class AdminServer {
 
   private send(res: http.ServerResponse, code: number, type: string, body: string): void {
     res.writeHead(code, {
-      'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', server: SERVER,
+      'content-type': type,
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      server: SERVER,
     });
     res.end(res.req.method === 'HEAD' ? undefined : body);
   }

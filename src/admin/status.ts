@@ -70,11 +70,17 @@ export interface DaemonStatus {
   /** A dry run: this member votes and acknowledges, and is never elected. */
   readonly observer: boolean;
   readonly quorum: {
-    readonly mode: 'majority' | 'none'; readonly alive: number; readonly needed: number; readonly quorate: boolean;
+    readonly mode: 'majority' | 'none';
+    readonly alive: number;
+    readonly needed: number;
+    readonly quorate: boolean;
   };
   readonly faults: readonly string[];
   readonly vip: {
-    readonly address: string; readonly interface: string; readonly held: boolean; readonly since: string | null;
+    readonly address: string;
+    readonly interface: string;
+    readonly held: boolean;
+    readonly since: string | null;
   };
   /** Null when track.apiserver is not enabled. */
   readonly apiserver: ApiserverStatus | null;
@@ -82,7 +88,10 @@ export interface DaemonStatus {
   readonly backends: readonly BackendStatus[];
 }
 
-export interface Check { readonly ok: boolean; readonly reason: string }
+export interface Check {
+  readonly ok: boolean;
+  readonly reason: string;
+}
 
 /** One backend as the balancer reports it (proxy/frontend.ts), as far as /status shows it. */
 interface BackendReport {
@@ -108,12 +117,14 @@ export interface StatusInput {
   /** Wall-clock ms since the VIP has been on the interface; undefined when not held. */
   readonly vipHeldSince: number | undefined;
   /** The apiserver tracker's status(); undefined when nothing is tracked. */
-  readonly apiserver: {
-    readonly url: string;
-    readonly state: ApiserverStatus['state'];
-    readonly effect: TrackEffect;
-    readonly lastCheck: { readonly at: string; readonly ok: boolean; readonly detail: string } | null;
-  } | undefined;
+  readonly apiserver:
+    | {
+        readonly url: string;
+        readonly state: ApiserverStatus['state'];
+        readonly effect: TrackEffect;
+        readonly lastCheck: { readonly at: string; readonly ok: boolean; readonly detail: string } | null;
+      }
+    | undefined;
   /** The balancer's frontends; undefined when the balancer is off. */
   readonly frontends: readonly { readonly name: string; readonly backends: readonly BackendReport[] }[] | undefined;
   /** Now on the monotonic clock (the snapshot's times) and the wall clock (what /status shows). */
@@ -138,8 +149,8 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
     term: snap.term,
     epoch: snap.epoch,
     leaseRemainingMs: lease === null || !Number.isFinite(lease) ? null : Math.round(lease),
-    following: snap.following === null ? null
-      : { ...snap.following, remainingMs: Math.round(snap.following.remainingMs) },
+    following:
+      snap.following === null ? null : { ...snap.following, remainingMs: Math.round(snap.following.remainingMs) },
     handoverTo: snap.handoverTo,
     learning: snap.learning,
     formed: snap.formed,
@@ -148,27 +159,49 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
     quorum: { mode: config.election.quorum, ...snap.quorum },
     faults: snap.faults,
     vip: {
-      address: config.vip.address, interface: config.vip.interface,
-      held: since !== undefined, since: since === undefined ? null : new Date(since).toISOString(),
+      address: config.vip.address,
+      interface: config.vip.interface,
+      held: since !== undefined,
+      since: since === undefined ? null : new Date(since).toISOString(),
     },
-    apiserver: apiserver === undefined ? null : {
-      url: apiserver.url, state: apiserver.state, effect: apiserver.effect, lastCheck: lastCheck(apiserver.lastCheck),
-    },
+    apiserver:
+      apiserver === undefined
+        ? null
+        : {
+            url: apiserver.url,
+            state: apiserver.state,
+            effect: apiserver.effect,
+            lastCheck: lastCheck(apiserver.lastCheck),
+          },
     peers: snap.peers.map((p) => ({
-      name: p.name, address: p.address, alive: p.alive,
+      name: p.name,
+      address: p.address,
+      alive: p.alive,
       lastHeardMsAgo: p.lastHeard === undefined ? null : Math.round(mono - p.lastHeard),
-      state: p.role, priority: p.priority, term: p.term, leader: p.leader, vote: p.vote,
-      loss: Math.round(p.loss * 1000) / 1000, deadAfterMs: Math.round(p.deadMs),
+      state: p.role,
+      priority: p.priority,
+      term: p.term,
+      leader: p.leader,
+      vote: p.vote,
+      loss: Math.round(p.loss * 1000) / 1000,
+      deadAfterMs: Math.round(p.deadMs),
     })),
-    backends: (input.frontends ?? []).flatMap((f) => f.backends.map((b) => ({
-      frontend: f.name, name: b.name, address: `${b.address}:${b.port}`, up: b.state !== 'down',
-      activeConnections: b.activeConnections, lastCheck: lastCheck(b.lastCheck),
-    }))),
+    backends: (input.frontends ?? []).flatMap((f) =>
+      f.backends.map((b) => ({
+        frontend: f.name,
+        name: b.name,
+        address: `${b.address}:${b.port}`,
+        up: b.state !== 'down',
+        activeConnections: b.activeConnections,
+        lastCheck: lastCheck(b.lastCheck),
+      })),
+    ),
   };
 }
 
 /** A check's time and result, and what it found unless that is nothing. */
-function lastCheck(c: { readonly at: string; readonly ok: boolean; readonly detail: string } | null,
+function lastCheck(
+  c: { readonly at: string; readonly ok: boolean; readonly detail: string } | null,
 ): { readonly at: string; readonly ok: boolean; readonly detail?: string } | null {
   return c === null ? null : { at: c.at, ok: c.ok, ...(c.detail ? { detail: c.detail } : {}) };
 }
@@ -188,41 +221,58 @@ export interface AdminSource {
 /** `vipd status` as a table: this member (election, quorum, VIP, apiserver), then a line per peer and per backend. */
 export function formatStatus(s: DaemonStatus): string {
   const lines: string[] = [];
-  lines.push(`node ${s.node} (${s.address})  state ${s.state}${s.learning ? ' (learning)' : ''}`
-    + ` since ${s.stateSince}  priority ${s.priority}/${s.basePriority}  term ${s.term}  master ${s.master || '-'}`);
+  lines.push(
+    `node ${s.node} (${s.address})  state ${s.state}${s.learning ? ' (learning)' : ''}` +
+      ` since ${s.stateSince}  priority ${s.priority}/${s.basePriority}  term ${s.term}  master ${s.master || '-'}`,
+  );
   const lease = s.leaseRemainingMs === null ? '' : `  lease ${s.leaseRemainingMs}ms`;
-  const follows = s.following === null ? '  follows nobody'
-    : `  follows ${s.following.leader} (term ${s.following.term}, ${s.following.remainingMs}ms)`;
+  const follows =
+    s.following === null
+      ? '  follows nobody'
+      : `  follows ${s.following.leader} (term ${s.following.term}, ${s.following.remainingMs}ms)`;
   const handover = s.handoverTo === null ? '' : `  handing over to ${s.handoverTo}`;
   lines.push(`election${s.state === 'MASTER' ? lease : follows}${handover}`);
-  const cluster = s.bootstrapping ? '  cluster not formed yet: bootstrap member, may hold the VIP alone'
-    : s.formed ? '' : '  cluster not formed yet: waiting for the bootstrap member';
+  const cluster = s.bootstrapping
+    ? '  cluster not formed yet: bootstrap member, may hold the VIP alone'
+    : s.formed
+      ? ''
+      : '  cluster not formed yet: waiting for the bootstrap member';
   const q = s.quorum;
-  lines.push(`quorum ${q.mode}: ${q.alive} of ${q.needed} needed ${q.quorate ? '(quorate)' : '(NOT quorate)'}`
-    + `${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}${cluster}`
-    + `${s.observer ? '  observer (dry run): never elected' : ''}`);
+  lines.push(
+    `quorum ${q.mode}: ${q.alive} of ${q.needed} needed ${q.quorate ? '(quorate)' : '(NOT quorate)'}` +
+      `${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}${cluster}` +
+      `${s.observer ? '  observer (dry run): never elected' : ''}`,
+  );
   const held = s.vip.held ? `held since ${s.vip.since}` : 'not held here';
   lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${held}${s.dryRun ? ' (dry run)' : ''}`);
   // An older vipd's /status has no `apiserver` (`vipd status --url` may ask another node's, mid-upgrade).
   if (s.apiserver !== undefined) lines.push(formatApiserver(s.apiserver));
   lines.push('');
-  lines.push(`${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(10)}${'PRIO'.padEnd(6)}`
-    + `${'TERM'.padEnd(6)}${'LAST HEARD'.padEnd(12)}${'LOSS'.padEnd(6)}${'DEAD AFTER'.padEnd(11)}LEADER/VOTE`);
+  lines.push(
+    `${'PEER'.padEnd(20)}${'ADDRESS'.padEnd(17)}${'ALIVE'.padEnd(7)}${'STATE'.padEnd(10)}${'PRIO'.padEnd(6)}` +
+      `${'TERM'.padEnd(6)}${'LAST HEARD'.padEnd(12)}${'LOSS'.padEnd(6)}${'DEAD AFTER'.padEnd(11)}LEADER/VOTE`,
+  );
   for (const p of s.peers) {
-    lines.push(`${p.name.padEnd(20)}${p.address.padEnd(17)}${(p.alive ? 'yes' : 'no').padEnd(7)}${p.state.padEnd(10)}`
-      + `${String(p.priority).padEnd(6)}${String(p.term).padEnd(6)}`
-      + `${(p.lastHeardMsAgo === null ? 'never' : `${p.lastHeardMsAgo}ms ago`).padEnd(12)}`
-      + `${`${Math.round(p.loss * 100)}%`.padEnd(6)}${`${p.deadAfterMs}ms`.padEnd(11)}`
-      + `${p.leader || '-'}/${p.vote || '-'}`);
+    lines.push(
+      `${p.name.padEnd(20)}${p.address.padEnd(17)}${(p.alive ? 'yes' : 'no').padEnd(7)}${p.state.padEnd(10)}` +
+        `${String(p.priority).padEnd(6)}${String(p.term).padEnd(6)}` +
+        `${(p.lastHeardMsAgo === null ? 'never' : `${p.lastHeardMsAgo}ms ago`).padEnd(12)}` +
+        `${`${Math.round(p.loss * 100)}%`.padEnd(6)}${`${p.deadAfterMs}ms`.padEnd(11)}` +
+        `${p.leader || '-'}/${p.vote || '-'}`,
+    );
   }
   if (s.backends.length > 0) {
     lines.push('');
-    lines.push(`${'FRONTEND'.padEnd(14)}${'BACKEND'.padEnd(20)}${'ADDRESS'.padEnd(22)}${'UP'.padEnd(5)}`
-      + `${'CONNS'.padEnd(7)}LAST CHECK`);
+    lines.push(
+      `${'FRONTEND'.padEnd(14)}${'BACKEND'.padEnd(20)}${'ADDRESS'.padEnd(22)}${'UP'.padEnd(5)}` +
+        `${'CONNS'.padEnd(7)}LAST CHECK`,
+    );
     for (const b of s.backends) {
-      lines.push(`${b.frontend.padEnd(14)}${b.name.padEnd(20)}${b.address.padEnd(22)}`
-        + `${(b.up ? 'yes' : 'no').padEnd(5)}${String(b.activeConnections).padEnd(7)}`
-        + `${b.lastCheck === null ? '-' : checkText(b.lastCheck)}`);
+      lines.push(
+        `${b.frontend.padEnd(14)}${b.name.padEnd(20)}${b.address.padEnd(22)}` +
+          `${(b.up ? 'yes' : 'no').padEnd(5)}${String(b.activeConnections).padEnd(7)}` +
+          `${b.lastCheck === null ? '-' : checkText(b.lastCheck)}`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;
@@ -231,8 +281,12 @@ export function formatStatus(s: DaemonStatus): string {
 /** The tracked apiserver's line: its verdict, what that does to the election, and the last check. */
 function formatApiserver(a: ApiserverStatus | null): string {
   if (a === null) return 'apiserver not tracked';
-  const effect = a.effect.kind === 'weight' ? `, priority lowered by ${a.effect.weight}`
-    : a.effect.kind === 'fault' ? ', FAULT (ineligible)' : '';
+  const effect =
+    a.effect.kind === 'weight'
+      ? `, priority lowered by ${a.effect.weight}`
+      : a.effect.kind === 'fault'
+        ? ', FAULT (ineligible)'
+        : '';
   const last = a.lastCheck === null ? 'not checked yet' : `last check ${checkText(a.lastCheck)}`;
   return `apiserver ${a.url}: ${a.state}${effect}  ${last}`;
 }

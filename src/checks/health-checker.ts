@@ -7,10 +7,11 @@
  * period), and never overlap. The first check runs at once so a dead backend leaves rotation
  * within one timeout of start instead of after an interval.
  */
-import { probe, type CheckRecord, type ProbeTarget } from './probe';
-import { RiseFall, type HealthState } from './rise-fall';
-import type { CheckSettings } from './settings';
+
 import { describeError } from '../errors';
+import { type CheckRecord, type ProbeTarget, probe } from './probe';
+import { type HealthState, RiseFall } from './rise-fall';
+import type { CheckSettings } from './settings';
 
 /** Called after every check; `change` is the new state when this result changed it. */
 export type CheckListener = (record: CheckRecord, change: HealthState | undefined) => void;
@@ -92,7 +93,12 @@ export class HealthChecker {
     try {
       record = await this.run(this.target, this.check, controller.signal);
     } catch (err) {
-      record = { ok: false, detail: describeError(err), at: Date.now(), durationMs: Math.round(performance.now() - this.lastStart) };
+      record = {
+        ok: false,
+        detail: describeError(err),
+        at: Date.now(),
+        durationMs: Math.round(performance.now() - this.lastStart),
+      };
     }
     if (this.closed || controller.signal.aborted) return;
     this.inFlight = undefined;

@@ -16,7 +16,11 @@ export class RiseFall {
   /** Consecutive results that disagree with the current state. */
   private streak = 0;
 
-  constructor(private rise: number, private fall: number, initial: HealthState = 'unknown') {
+  constructor(
+    private rise: number,
+    private fall: number,
+    initial: HealthState = 'unknown',
+  ) {
     this.current = initial;
   }
 

@@ -5,17 +5,15 @@
  * lives here.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { type DaemonStatus, formatStatus } from '../admin/status';
 import { echo, effectiveConfigYaml, loadConfigFile, readConfigFile } from '../config/load';
 import type { NodeNameSource } from '../config/node-name';
 import { configWarnings, secretWarnings } from '../config/warnings';
 import { Daemon } from '../daemon';
-import { formatStatus, type DaemonStatus } from '../admin/status';
-import { runLab } from '../lab/lab';
-import { registerManifestCommands } from '../manifest/cli';
 import { ConfigError, describeError, ExitCode, UsageError, VipdError } from '../errors';
-import {
-  createLogger, LOG_FORMATS, LOG_LEVELS, resolveLogFormat, type LogFormat, type LogLevel,
-} from '../log/logger';
+import { runLab } from '../lab/lab';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, resolveLogFormat } from '../log/logger';
+import { registerManifestCommands } from '../manifest/cli';
 import { VERSION } from '../version';
 
 const DEFAULT_CONFIG = '/etc/vipd/vipd.yaml';
@@ -25,7 +23,9 @@ function configOption(): Option {
 }
 
 function logLevelOption(): Option {
-  return new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).argParser(oneOf('--log-level', LOG_LEVELS))
+  return new Option('--log-level <level>', 'log level')
+    .choices(LOG_LEVELS)
+    .argParser(oneOf('--log-level', LOG_LEVELS))
     .default('info');
 }
 
@@ -49,14 +49,23 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
-  program.command('run')
+  program
+    .command('run')
     .description('run the daemon: join the election, hold the VIP when elected, balance the apiservers')
     .addOption(configOption())
     .addOption(logLevelOption())
-    .addOption(new Option('--log-format <format>', 'json (one object per line), text (for people), or auto: text on a terminal')
-      .choices(LOG_FORMATS).argParser(oneOf('--log-format', LOG_FORMATS)).default('auto'))
-    .option('--dry-run', 'an observer: votes in the election but is never elected, only logs what it would do with the VIP, '
-      + "and checks the backends without binding the balancer's ports (so it runs beside HAProxy)", false)
+    .addOption(
+      new Option('--log-format <format>', 'json (one object per line), text (for people), or auto: text on a terminal')
+        .choices(LOG_FORMATS)
+        .argParser(oneOf('--log-format', LOG_FORMATS))
+        .default('auto'),
+    )
+    .option(
+      '--dry-run',
+      'an observer: votes in the election but is never elected, only logs what it would do with the VIP, ' +
+        "and checks the backends without binding the balancer's ports (so it runs beside HAProxy)",
+      false,
+    )
     .action(async (opts: { config: string; logLevel: LogLevel; logFormat: LogFormat; dryRun: boolean }) => {
       // The same host-side checks as `vipd check`: a wrong address or interface is exit 2 naming the field.
       const loaded = loadConfigFile(opts.config);
@@ -64,7 +73,7 @@ export function buildProgram(): Command {
       const log = createLogger({ level: opts.logLevel, node: loaded.config.nodeName, format: logFormat });
       // The daemon logs the config's own warnings as it starts; these need the host and the secret.
       const { secretFile } = loaded.config.election;
-      const warnings = [...loaded.hostWarnings ?? [], ...secretWarnings(loaded.secret, secretFile)];
+      const warnings = [...(loaded.hostWarnings ?? []), ...secretWarnings(loaded.secret, secretFile)];
       for (const warning of warnings) log.warn({ component: 'config', warning }, 'config warning');
       const daemon = new Daemon(loaded, { log, logFormat, dryRun: opts.dryRun });
       // Best effort on a crash: the VIP must not outlive the process that claimed it
@@ -76,20 +85,28 @@ export function buildProgram(): Command {
       process.once('uncaughtException', crash);
       process.once('unhandledRejection', crash);
       await daemon.start();
-      const onHangup = () => { void daemon.reload(); };
+      const onHangup = () => {
+        void daemon.reload();
+      };
       process.on('SIGHUP', onHangup);
       await waitForStopSignal(log);
       process.off('SIGHUP', onHangup);
       await daemon.stop();
     });
 
-  program.command('check')
-    .description('validate a config file against this host and print the effective config (secrets redacted); '
-      + 'exit 0 or 2')
+  program
+    .command('check')
+    .description(
+      'validate a config file against this host and print the effective config (secrets redacted); exit 0 or 2',
+    )
     .addOption(configOption())
     .option('--hostname <name>', 'resolve nodeName as if on this host')
-    .option('--offline', "the file alone, for one prepared on another machine: skip this host's interfaces and "
-      + 'addresses, the secret and the CA files', false)
+    .option(
+      '--offline',
+      "the file alone, for one prepared on another machine: skip this host's interfaces and " +
+        'addresses, the secret and the CA files',
+      false,
+    )
     .action((opts: { config: string; hostname?: string; offline: boolean }) => {
       const options = opts.hostname !== undefined ? { hostname: opts.hostname } : {};
       const warn = (w: string) => process.stderr.write(`vipd: warning: ${w}\n`);
@@ -97,24 +114,34 @@ export function buildProgram(): Command {
         const { config } = readConfigFile(opts.config, { ...options, readSecret: false });
         configWarnings(config, { checkSecretFile: false }).forEach(warn);
         const iface = config.vip.interface ?? `not set: on the node, the interface that carries ${config.self.address}`;
-        process.stdout.write(`# ${config.file}: valid (offline: host, secret and CA files not checked); this node is `
-          + `${config.nodeName} (${config.self.address}, name from ${nameSource(config.nodeNameFrom)}); `
-          + `vip.interface: ${iface}\n`);
+        process.stdout.write(
+          `# ${config.file}: valid (offline: host, secret and CA files not checked); this node is ` +
+            `${config.nodeName} (${config.self.address}, name from ${nameSource(config.nodeNameFrom)}); ` +
+            `vip.interface: ${iface}\n`,
+        );
         process.stdout.write(effectiveConfigYaml(config));
         return;
       }
       const { config, secret, hostWarnings } = loadConfigFile(opts.config, options);
-      [...configWarnings(config), ...hostWarnings ?? [], ...secretWarnings(secret, config.election.secretFile)]
-        .forEach(warn);
-      const iface = config.interfaceFrom === 'vip.interface' ? config.vip.interface
-        : `${config.vip.interface} (it carries ${config.self.address})`;
-      process.stdout.write(`# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}, `
-        + `name from ${nameSource(config.nodeNameFrom)}); vip.interface: ${iface}; secret: ${secret.length} bytes `
-        + `from ${config.election.secretFile}\n`);
+      [
+        ...configWarnings(config),
+        ...(hostWarnings ?? []),
+        ...secretWarnings(secret, config.election.secretFile),
+      ].forEach(warn);
+      const iface =
+        config.interfaceFrom === 'vip.interface'
+          ? config.vip.interface
+          : `${config.vip.interface} (it carries ${config.self.address})`;
+      process.stdout.write(
+        `# ${config.file}: valid; this node is ${config.nodeName} (${config.self.address}, ` +
+          `name from ${nameSource(config.nodeNameFrom)}); vip.interface: ${iface}; secret: ${secret.length} bytes ` +
+          `from ${config.election.secretFile}\n`,
+      );
       process.stdout.write(effectiveConfigYaml(config));
     });
 
-  program.command('status')
+  program
+    .command('status')
     .description("print this node's election, VIP, peers and backends, from the health endpoint")
     .addOption(configOption())
     .option('--url <url>', 'the health endpoint (default: health.listen from the config)')
@@ -123,7 +150,7 @@ export function buildProgram(): Command {
       const res = await callHealth(opts, '/status', { signal: AbortSignal.timeout(5000) });
       let status: DaemonStatus;
       try {
-        status = await res.json() as DaemonStatus;
+        status = (await res.json()) as DaemonStatus;
       } catch {
         throw notVipd(res, 'its /status is not JSON');
       }
@@ -133,12 +160,15 @@ export function buildProgram(): Command {
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
       // Scripts and monitoring: 3 when this node cannot act (no quorum) or nobody serves the VIP.
       if (!status.quorum.quorate || status.master === '') {
-        process.stderr.write(`vipd: ${!status.quorum.quorate ? 'this node has no quorum' : 'no member holds the VIP'}\n`);
+        process.stderr.write(
+          `vipd: ${!status.quorum.quorate ? 'this node has no quorum' : 'no member holds the VIP'}\n`,
+        );
         process.exitCode = ExitCode.degraded;
       }
     });
 
-  program.command('reload')
+  program
+    .command('reload')
     .description('make the running daemon re-read its config (as SIGHUP does); exit 2 if it refused the new one')
     .addOption(configOption())
     .option('--url <url>', 'the health endpoint (default: health.listen from the config)')
@@ -149,14 +179,16 @@ export function buildProgram(): Command {
       process.stdout.write(text);
     });
 
-  program.command('lab')
+  program
+    .command('lab')
     .description('the demo: three nodes and a client in network namespaces, a failover drill with timings (root)')
     .option('--verbose', "also print the daemons' log lines", false)
     .action(async (opts: { verbose: boolean }) => {
       await runLab({ verbose: opts.verbose });
     });
 
-  program.command('version')
+  program
+    .command('version')
     .description('print the version')
     .action(() => {
       process.stdout.write(`vipd ${VERSION} (node ${process.version})\n`);
@@ -198,8 +230,11 @@ async function callHealth(opts: { config: string; url?: string }, path: string, 
 /** The server that answered is not vipd's health endpoint (a wrong --url or health.listen). */
 function notVipd(res: Response, what: string): VipdError {
   const server = res.headers.get('server');
-  return new VipdError('VIPD_NOT_VIPD', `${res.url} is not a vipd health endpoint (${what}`
-    + `${server === null ? '' : `, server ${echo(server)}`}): check --url or health.listen`);
+  return new VipdError(
+    'VIPD_NOT_VIPD',
+    `${res.url} is not a vipd health endpoint (${what}` +
+      `${server === null ? '' : `, server ${echo(server)}`}): check --url or health.listen`,
+  );
 }
 
 /** A server's text for a message: one line, bounded. */
@@ -226,8 +261,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     // a usage error whatever follows it.
     const first = argv.slice(2).find((a) => !a.startsWith('-'));
     const program = buildProgram();
-    if (first !== undefined && !program.commands.some((c) => c.name() === first || c.aliases().includes(first))
-      && first !== 'help') {
+    if (
+      first !== undefined &&
+      !program.commands.some((c) => c.name() === first || c.aliases().includes(first)) &&
+      first !== 'help'
+    ) {
       throw new UsageError(`unknown command ${echo(first)}; see vipd --help`);
     }
     await program.parseAsync(argv as string[]);

@@ -32,11 +32,13 @@ function accepts(listen: HostPort, address: string, port: number, self: Peer): b
  */
 function vipBindProblem(field: string, listen: HostPort, vip: string): string | undefined {
   if (listen.host !== vip) return undefined;
-  return `${field}: got ${show(listen)}, the VIP, which is on a node only while it is master, and vipd listens `
-    + 'before it joins the election: the bind fails (EADDRNOTAVAIL) on every node, unless '
-    + 'net.ipv4.ip_nonlocal_bind is set, which vipd does not need; '
-    + `bind "0.0.0.0:${listen.port}" (or this node's own address) instead: that listener takes the VIP's `
-    + 'connections as soon as the VIP arrives, with nothing to rebind on a failover';
+  return (
+    `${field}: got ${show(listen)}, the VIP, which is on a node only while it is master, and vipd listens ` +
+    'before it joins the election: the bind fails (EADDRNOTAVAIL) on every node, unless ' +
+    'net.ipv4.ip_nonlocal_bind is set, which vipd does not need; ' +
+    `bind "0.0.0.0:${listen.port}" (or this node's own address) instead: that listener takes the VIP's ` +
+    'connections as soon as the VIP arrives, with nothing to rebind on a failover'
+  );
 }
 
 export function addressProblems(data: ParsedConfig, self: Peer | undefined): string[] {
@@ -46,29 +48,39 @@ export function addressProblems(data: ParsedConfig, self: Peer | undefined): str
 
   const vipSpecial = specialAddress(vip);
   if (vipSpecial !== undefined) {
-    problems.push(`vip.address: got "${data.vip.address}", ${article(vipSpecial)} ${vipSpecial} address; `
-      + 'the VIP must be an unused address on the peers\' segment');
+    problems.push(
+      `vip.address: got "${data.vip.address}", ${article(vipSpecial)} ${vipSpecial} address; ` +
+        "the VIP must be an unused address on the peers' segment",
+    );
   }
   const vipEdge = subnetEdge(vip, vip, prefixLength);
   if (vipEdge !== undefined) {
-    problems.push(`vip.address: got "${data.vip.address}", the ${vipEdge} address of its own subnet, which no host `
-      + 'can answer as its own; pick a host address of the subnet');
+    problems.push(
+      `vip.address: got "${data.vip.address}", the ${vipEdge} address of its own subnet, which no host ` +
+        'can answer as its own; pick a host address of the subnet',
+    );
   }
 
   const loopbackPeers = data.peers.filter((p) => specialAddress(p.address) === 'loopback');
   data.peers.forEach((p, i) => {
     const special = specialAddress(p.address);
     if (special === 'unspecified' || special === 'multicast' || special === 'broadcast') {
-      problems.push(`peers[${i}].address: got "${p.address}", ${article(special)} ${special} `
-        + 'address; each member needs the unicast address its heartbeats come from');
+      problems.push(
+        `peers[${i}].address: got "${p.address}", ${article(special)} ${special} ` +
+          'address; each member needs the unicast address its heartbeats come from',
+      );
     } else if (special === 'loopback' && loopbackPeers.length < data.peers.length) {
-      problems.push(`peers[${i}].address: got "${p.address}", a loopback address, beside members on other addresses: `
-        + 'the others cannot reach it; use the address the other members reach this one on');
+      problems.push(
+        `peers[${i}].address: got "${p.address}", a loopback address, beside members on other addresses: ` +
+          'the others cannot reach it; use the address the other members reach this one on',
+      );
     } else {
       const edge = subnetEdge(p.address, vip, prefixLength);
       if (edge !== undefined) {
-        problems.push(`peers[${i}].address: got "${p.address}", the ${edge} address of the VIP's subnet `
-          + `(${data.vip.address}), which no host can have as its own`);
+        problems.push(
+          `peers[${i}].address: got "${p.address}", the ${edge} address of the VIP's subnet ` +
+            `(${data.vip.address}), which no host can have as its own`,
+        );
       }
     }
   });
@@ -81,25 +93,31 @@ export function addressProblems(data: ParsedConfig, self: Peer | undefined): str
   if (!data.proxy.enabled) return problems;
   const frontends = data.proxy.frontends;
   if (frontends.length === 0) {
-    problems.push('proxy.frontends: empty, while proxy.enabled is true: there is nothing to balance; '
-      + 'list a frontend, or set proxy.enabled: false to hold the VIP only');
+    problems.push(
+      'proxy.frontends: empty, while proxy.enabled is true: there is nothing to balance; ' +
+        'list a frontend, or set proxy.enabled: false to hold the VIP only',
+    );
   }
   frontends.forEach((f, i) => {
     const field = `proxy.frontends[${i}]`;
     const onVip = vipBindProblem(`${field}.bind`, f.bind, vip);
     if (onVip !== undefined) problems.push(onVip);
     if (overlaps(listen, f.bind)) {
-      problems.push(`health.listen: got ${show(listen)}, the port ${field}.bind (${show(f.bind)}) listens on; `
-        + 'the second listener would fail to bind: give the health endpoint another port');
+      problems.push(
+        `health.listen: got ${show(listen)}, the port ${field}.bind (${show(f.bind)}) listens on; ` +
+          'the second listener would fail to bind: give the health endpoint another port',
+      );
     }
     if (self === undefined) return;
     if (f.backends === undefined) {
       const loop = frontends.findIndex((g) => accepts(g.bind, self.address, f.backendPort, self));
       const into = frontends[loop];
       if (into !== undefined) {
-        problems.push(`${field}.backendPort: got ${f.backendPort}, the port proxy.frontends[${loop}] binds `
-          + `(${show(into.bind)}): the backends are every peer on backendPort, this node included, so vipd would `
-          + 'relay to itself; set backendPort to the port the apiservers listen on (kubeadm --apiserver-bind-port)');
+        problems.push(
+          `${field}.backendPort: got ${f.backendPort}, the port proxy.frontends[${loop}] binds ` +
+            `(${show(into.bind)}): the backends are every peer on backendPort, this node included, so vipd would ` +
+            'relay to itself; set backendPort to the port the apiservers listen on (kubeadm --apiserver-bind-port)',
+        );
       }
       return;
     }
@@ -107,8 +125,10 @@ export function addressProblems(data: ParsedConfig, self: Peer | undefined): str
       const loop = frontends.findIndex((g) => accepts(g.bind, b.address, b.port, self));
       const into = frontends[loop];
       if (into !== undefined) {
-        problems.push(`${field}.backends[${k}]: got "${b.address}:${b.port}", which is this node's own `
-          + `proxy.frontends[${loop}] (${show(into.bind)}): vipd would relay to itself`);
+        problems.push(
+          `${field}.backends[${k}]: got "${b.address}:${b.port}", which is this node's own ` +
+            `proxy.frontends[${loop}] (${show(into.bind)}): vipd would relay to itself`,
+        );
       }
     });
   });

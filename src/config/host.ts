@@ -51,7 +51,8 @@ export function readHost(): HostView {
   try {
     // Interfaces are links (symlinks into /sys/devices); bonding_masters and the like are files.
     listed = readdirSync('/sys/class/net', { withFileTypes: true })
-      .filter((d) => d.isSymbolicLink() || d.isDirectory()).map((d) => d.name);
+      .filter((d) => d.isSymbolicLink() || d.isDirectory())
+      .map((d) => d.name);
   } catch {
     // No sysfs (a container without /sys): the interfaces that are up are all we can know.
   }
@@ -63,7 +64,8 @@ export function readHost(): HostView {
       return {
         name,
         loopback: entries.some((e) => e.internal),
-        addresses: entries.filter((e) => e.family === 'IPv4')
+        addresses: entries
+          .filter((e) => e.family === 'IPv4')
           .map((e) => ({ address: e.address, prefixLength: prefixOf(e.netmask) })),
       };
     }),
@@ -72,15 +74,19 @@ export function readHost(): HostView {
 
 /** The interface `ip` is local on: one of its addresses, or inside a loopback interface's subnet. */
 function localOn(host: HostView, ip: string): HostInterface | undefined {
-  return host.interfaces.find((i) => i.addresses?.some((a) => a.address === ip))
-    ?? host.interfaces.find((i) => i.loopback && i.addresses?.some((a) => inSubnet(ip, a.address, a.prefixLength)));
+  return (
+    host.interfaces.find((i) => i.addresses?.some((a) => a.address === ip)) ??
+    host.interfaces.find((i) => i.loopback && i.addresses?.some((a) => inSubnet(ip, a.address, a.prefixLength)))
+  );
 }
 
 function listAddresses(host: HostView): string {
   const all = host.interfaces.flatMap((i) => (i.addresses ?? []).map((a) => `${a.address} on ${i.name}`));
   const down = host.interfaces.filter((i) => i.addresses === undefined).map((i) => i.name);
-  return `its addresses: ${all.length > 0 ? all.join(', ') : 'none'}`
-    + (down.length > 0 ? `; ${down.join(', ')} show${down.length === 1 ? 's' : ''} none, not being up` : '');
+  return (
+    `its addresses: ${all.length > 0 ? all.join(', ') : 'none'}` +
+    (down.length > 0 ? `; ${down.join(', ')} show${down.length === 1 ? 's' : ''} none, not being up` : '')
+  );
 }
 
 export function hostChecks(config: FileConfig, host: HostView): HostFindings {
@@ -93,15 +99,19 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
   if (config.vip.interface !== undefined) {
     iface = host.interfaces.find((i) => i.name === config.vip.interface);
     if (iface === undefined) {
-      problems.push(`vip.interface: got "${config.vip.interface}", which is not an interface of this host `
-        + `(it has: ${host.interfaces.map((i) => i.name).join(', ') || 'none'})`);
+      problems.push(
+        `vip.interface: got "${config.vip.interface}", which is not an interface of this host ` +
+          `(it has: ${host.interfaces.map((i) => i.name).join(', ') || 'none'})`,
+      );
     }
   } else {
     iface = localOn(host, self.address);
     if (iface === undefined) {
-      problems.push(`vip.interface: not set, and no interface of this host carries this node's address `
-        + `"${self.address}" (${selfField}, ${config.nodeName}) to take it from (${listAddresses(host)}); `
-        + 'set vip.interface, or correct the address');
+      problems.push(
+        `vip.interface: not set, and no interface of this host carries this node's address ` +
+          `"${self.address}" (${selfField}, ${config.nodeName}) to take it from (${listAddresses(host)}); ` +
+          'set vip.interface, or correct the address',
+      );
     }
   }
   // With the VIP's interface down its addresses cannot be read: an address that should be there is
@@ -110,8 +120,10 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
   const foreign = (field: string, ip: string, value: string, note = '') => {
     if (localOn(host, ip) !== undefined) return;
     if (blind) {
-      warnings.push(`${field}: cannot confirm that "${ip}" is an address of this host: ${iface?.name} is down `
-        + 'and shows no address');
+      warnings.push(
+        `${field}: cannot confirm that "${ip}" is an address of this host: ${iface?.name} is down ` +
+          'and shows no address',
+      );
     } else {
       problems.push(`${field}: got "${value}"${note}, which is not an address of this host (${listAddresses(host)})`);
     }
@@ -137,9 +149,11 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
     const { ip } = config.vipAddress;
     if (!iface.addresses.some((a) => inSubnet(ip, a.address, a.prefixLength))) {
       const subnets = iface.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(', ') || 'no IPv4 address';
-      warnings.push(`vip.address: "${config.vip.address}" is outside the subnets of ${iface.name} (${subnets}): `
-        + `hosts on ${iface.name}'s segment reach it only through a route to it, not by ARP; `
-        + `use a free address of ${iface.name}'s subnet, or check vip.interface`);
+      warnings.push(
+        `vip.address: "${config.vip.address}" is outside the subnets of ${iface.name} (${subnets}): ` +
+          `hosts on ${iface.name}'s segment reach it only through a route to it, not by ARP; ` +
+          `use a free address of ${iface.name}'s subnet, or check vip.interface`,
+      );
     }
   }
 
@@ -175,8 +189,10 @@ function fileProblems(config: FileConfig): string[] {
       parsed = false;
     }
     if (!parsed) {
-      problems.push(`${field}: "${caFile}" holds no PEM certificate; the checks verify against it `
-        + '(such as /etc/kubernetes/pki/ca.crt)');
+      problems.push(
+        `${field}: "${caFile}" holds no PEM certificate; the checks verify against it ` +
+          '(such as /etc/kubernetes/pki/ca.crt)',
+      );
     }
   });
   return problems;

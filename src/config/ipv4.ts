@@ -20,7 +20,7 @@ function mask(prefixLength: number): number {
 
 export function inSubnet(ip: string, subnet: string, prefixLength: number): boolean {
   const m = mask(prefixLength);
-  return ((ipv4Number(ip) & m) >>> 0) === ((ipv4Number(subnet) & m) >>> 0);
+  return (ipv4Number(ip) & m) >>> 0 === (ipv4Number(subnet) & m) >>> 0;
 }
 
 export function networkAddress(ip: string, prefixLength: number): string {

@@ -11,8 +11,8 @@ import type { z } from 'zod';
 import { ConfigError, describeError } from '../errors';
 import { addressProblems } from './address-rules';
 import { formatDuration } from './duration';
-import { hostChecks, readHost, type HostView } from './host';
-import { NODE_NAME_ENV, resolveNodeName, type NodeNameSource } from './node-name';
+import { type HostView, hostChecks, readHost } from './host';
+import { NODE_NAME_ENV, type NodeNameSource, resolveNodeName } from './node-name';
 import { configSchema, type ParsedConfig, type Peer, type VipConfig } from './schema';
 
 export type QuorumMode = 'majority' | 'none';
@@ -86,8 +86,10 @@ export function readConfigFile(file: string, options: LoadOptions = {}): Loaded<
   try {
     const size = statSync(file).size;
     if (size > MAX_CONFIG_BYTES) {
-      throw new ConfigError([`${file}: ${size} bytes; a config file is at most ${MAX_CONFIG_BYTES} bytes`],
-        'VIPD_CONFIG_UNREADABLE');
+      throw new ConfigError(
+        [`${file}: ${size} bytes; a config file is at most ${MAX_CONFIG_BYTES} bytes`],
+        'VIPD_CONFIG_UNREADABLE',
+      );
     }
     text = readFileSync(file, 'utf8');
   } catch (err) {
@@ -116,10 +118,12 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`;
-    }));
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        return `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${e.message.split('\n')[0]}`;
+      }),
+    );
   }
   let raw: unknown;
   try {
@@ -170,32 +174,50 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
   const named = resolveNodeName(data.peers, data.nodeName, envName, host, echo);
   if (!named.ok) problems.push(named.problem);
   const self = named.ok ? named.self : undefined;
-  duplicates(data.peers.map((p) => p.name)).forEach((n) => { problems.push(`peers: the name "${n}" appears twice; each member needs its own`); });
-  duplicates(data.peers.map((p) => p.address)).forEach((a) => { problems.push(`peers: the address "${a}" appears twice; each member needs its own`); });
+  duplicates(data.peers.map((p) => p.name)).forEach((n) => {
+    problems.push(`peers: the name "${n}" appears twice; each member needs its own`);
+  });
+  duplicates(data.peers.map((p) => p.address)).forEach((a) => {
+    problems.push(`peers: the address "${a}" appears twice; each member needs its own`);
+  });
 
   const [ip = '', prefix = '32'] = data.vip.address.split('/');
   const prefixLength = Number(prefix);
   if (data.peers.some((p) => p.address === ip)) {
-    problems.push(`vip.address: got "${data.vip.address}", which is a peer's own address; the VIP must be an unused address`);
+    problems.push(
+      `vip.address: got "${data.vip.address}", which is a peer's own address; the VIP must be an unused address`,
+    );
   }
 
-  duplicates(data.proxy.frontends.map((f) => f.name)).forEach((n) => { problems.push(`proxy.frontends: the name "${n}" appears twice`); });
-  duplicates(data.proxy.frontends.map((f) => String(f.bind.port))).forEach((p) => { problems.push(`proxy.frontends: two frontends bind port ${p}`); });
+  duplicates(data.proxy.frontends.map((f) => f.name)).forEach((n) => {
+    problems.push(`proxy.frontends: the name "${n}" appears twice`);
+  });
+  duplicates(data.proxy.frontends.map((f) => String(f.bind.port))).forEach((p) => {
+    problems.push(`proxy.frontends: two frontends bind port ${p}`);
+  });
   data.proxy.frontends.forEach((f, i) => {
     if (f.healthCheck.timeout >= f.healthCheck.interval) {
-      problems.push(`proxy.frontends[${i}].healthCheck.timeout: got "${formatDuration(f.healthCheck.timeout)}", expected less than interval (${formatDuration(f.healthCheck.interval)})`);
+      problems.push(
+        `proxy.frontends[${i}].healthCheck.timeout: got "${formatDuration(f.healthCheck.timeout)}", expected less than interval (${formatDuration(f.healthCheck.interval)})`,
+      );
     }
     if (f.hedgeDelay !== 'auto' && f.hedgeDelay >= f.connectTimeout) {
-      problems.push(`proxy.frontends[${i}].hedgeDelay: got "${formatDuration(f.hedgeDelay)}", expected less than `
-        + `connectTimeout (${formatDuration(f.connectTimeout)}), "0s" (no hedging) or "auto"`);
+      problems.push(
+        `proxy.frontends[${i}].hedgeDelay: got "${formatDuration(f.hedgeDelay)}", expected less than ` +
+          `connectTimeout (${formatDuration(f.connectTimeout)}), "0s" (no hedging) or "auto"`,
+      );
     }
   });
   const track = data.track.apiserver;
   if (track.timeout >= track.interval) {
-    problems.push(`track.apiserver.timeout: got "${formatDuration(track.timeout)}", expected less than interval (${formatDuration(track.interval)})`);
+    problems.push(
+      `track.apiserver.timeout: got "${formatDuration(track.timeout)}", expected less than interval (${formatDuration(track.interval)})`,
+    );
   }
   if (data.election.maxDeadAfter < data.election.deadAfter) {
-    problems.push(`election.maxDeadAfter: got ${data.election.maxDeadAfter}, expected at least deadAfter (${data.election.deadAfter})`);
+    problems.push(
+      `election.maxDeadAfter: got ${data.election.maxDeadAfter}, expected at least deadAfter (${data.election.deadAfter})`,
+    );
   }
   if (data.health.listen.port === data.election.port) {
     problems.push(`health.listen: port ${data.health.listen.port} is also election.port`);
@@ -203,9 +225,8 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
   problems.push(...addressProblems(data, self));
   if (problems.length > 0 || !named.ok) throw new ConfigError(problems);
 
-  const quorum: QuorumMode = data.election.quorum === 'auto'
-    ? (data.peers.length >= 3 ? 'majority' : 'none')
-    : data.election.quorum;
+  const quorum: QuorumMode =
+    data.election.quorum === 'auto' ? (data.peers.length >= 3 ? 'majority' : 'none') : data.election.quorum;
   return {
     ...data,
     file,
@@ -222,13 +243,21 @@ function readSecret(file: string): Buffer {
   try {
     bytes = readFileSync(file);
   } catch (err) {
-    throw new ConfigError([`election.secretFile: cannot read "${file}": ${describeError(err)}; create it on every `
-      + `member with the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${file}\`)`], 'VIPD_SECRET_INVALID');
+    throw new ConfigError(
+      [
+        `election.secretFile: cannot read "${file}": ${describeError(err)}; create it on every ` +
+          `member with the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${file}\`)`,
+      ],
+      'VIPD_SECRET_INVALID',
+    );
   }
   // A trailing newline from `echo` or an editor must not make two members' keys differ.
   const secret = Buffer.from(bytes.toString('utf8').replace(/\s+$/, ''), 'utf8');
   if (secret.length < MIN_SECRET_BYTES) {
-    throw new ConfigError([`election.secretFile: "${file}" holds ${secret.length} bytes, expected at least ${MIN_SECRET_BYTES}`], 'VIPD_SECRET_INVALID');
+    throw new ConfigError(
+      [`election.secretFile: "${file}" holds ${secret.length} bytes, expected at least ${MIN_SECRET_BYTES}`],
+      'VIPD_SECRET_INVALID',
+    );
   }
   return secret;
 }
@@ -246,7 +275,12 @@ function describeIssue(issue: Issue, lineOf: (path: readonly PropertyKey[]) => s
   const path = formatPath(issue.path);
   const where = lineOf(issue.path);
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${formatPath([...issue.path, k])}${lineOf([...issue.path, k])}: unknown key (a typo? see docs/configuration.md)`).join('\n  - ');
+    return issue.keys
+      .map(
+        (k) =>
+          `${formatPath([...issue.path, k])}${lineOf([...issue.path, k])}: unknown key (a typo? see docs/configuration.md)`,
+      )
+      .join('\n  - ');
   }
   const input = 'input' in issue ? issue.input : undefined;
   if (input === undefined) return `${path}${where}: missing; ${issue.message}`;
@@ -255,7 +289,10 @@ function describeIssue(issue: Issue, lineOf: (path: readonly PropertyKey[]) => s
 
 function formatPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return '(top level)';
-  return path.reduce<string>((acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc === '' ? String(key) : `${acc}.${String(key)}`), '');
+  return path.reduce<string>(
+    (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc === '' ? String(key) : `${acc}.${String(key)}`),
+    '',
+  );
 }
 
 function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, path: readonly PropertyKey[]): string {
@@ -280,16 +317,29 @@ function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, pat
 
 /** The effective config as YAML with durations as strings, for `vipd check`. Holds no secret. */
 export function effectiveConfigYaml(config: FileConfig): string {
-  const durationKeys = new Set(['interval', 'lifetime', 'preemptDelay', 'burstInterval', 'refresh', 'timeout',
-    'connectTimeout', 'idleTimeout', 'drainTimeout', 'hedgeDelay', 'finTimeout']);
-  const plain = JSON.parse(JSON.stringify(config, (key, value: unknown) => {
-    if (['file', 'self', 'vipAddress', 'nodeNameFrom', 'interfaceFrom'].includes(key)) return undefined;
-    if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);
-    if ((key === 'bind' || key === 'listen') && value !== null && typeof value === 'object') {
-      const hp = value as { host: string; port: number };
-      return `${hp.host}:${hp.port}`;
-    }
-    return value;
-  })) as Record<string, unknown>;
+  const durationKeys = new Set([
+    'interval',
+    'lifetime',
+    'preemptDelay',
+    'burstInterval',
+    'refresh',
+    'timeout',
+    'connectTimeout',
+    'idleTimeout',
+    'drainTimeout',
+    'hedgeDelay',
+    'finTimeout',
+  ]);
+  const plain = JSON.parse(
+    JSON.stringify(config, (key, value: unknown) => {
+      if (['file', 'self', 'vipAddress', 'nodeNameFrom', 'interfaceFrom'].includes(key)) return undefined;
+      if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);
+      if ((key === 'bind' || key === 'listen') && value !== null && typeof value === 'object') {
+        const hp = value as { host: string; port: number };
+        return `${hp.host}:${hp.port}`;
+      }
+      return value;
+    }),
+  ) as Record<string, unknown>;
   return stringify(plain);
 }

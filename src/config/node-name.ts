@@ -26,8 +26,13 @@ export function matchPeer(peers: readonly Peer[], raw: string): Peer | undefined
   return peers.find((p) => p.name === full) ?? peers.find((p) => p.name === short);
 }
 
-export function resolveNodeName(peers: readonly Peer[], configured: string | undefined, env: string | undefined,
-  hostname: string, echo: (value: unknown) => string): NodeNameResult {
+export function resolveNodeName(
+  peers: readonly Peer[],
+  configured: string | undefined,
+  env: string | undefined,
+  hostname: string,
+  echo: (value: unknown) => string,
+): NodeNameResult {
   const names = peers.map((p) => p.name).join(', ');
   if (configured !== undefined) {
     const self = peers.find((p) => p.name === configured);
@@ -39,12 +44,20 @@ export function resolveNodeName(peers: readonly Peer[], configured: string | und
     const self = matchPeer(peers, env);
     return self !== undefined
       ? { ok: true, self, from: NODE_NAME_ENV }
-      : { ok: false, problem: `nodeName: not set, and ${NODE_NAME_ENV}=${echo(env)} is not one of peers[].name `
-        + `(${names}), in full or before its first dot: correct the variable or set nodeName` };
+      : {
+          ok: false,
+          problem:
+            `nodeName: not set, and ${NODE_NAME_ENV}=${echo(env)} is not one of peers[].name ` +
+            `(${names}), in full or before its first dot: correct the variable or set nodeName`,
+        };
   }
   const self = matchPeer(peers, hostname);
   return self !== undefined
     ? { ok: true, self, from: 'host name' }
-    : { ok: false, problem: `nodeName: not set, and this host's name ${echo(hostname)} is not one of peers[].name `
-      + `(${names}), in full or before its first dot: set nodeName or ${NODE_NAME_ENV}` };
+    : {
+        ok: false,
+        problem:
+          `nodeName: not set, and this host's name ${echo(hostname)} is not one of peers[].name ` +
+          `(${names}), in full or before its first dot: set nodeName or ${NODE_NAME_ENV}`,
+      };
 }

@@ -29,8 +29,9 @@ export const RESTART_ONLY_KEYS: readonly string[] = RESTART_ONLY.map(([key]) => 
 
 /** The restart-only keys that differ between two configs, and "the secret" if the secret does. */
 export function restartOnlyChanges(a: Loaded<FileConfig>, b: Loaded<FileConfig>): string[] {
-  const changed = RESTART_ONLY.filter(([, read]) => !isDeepStrictEqual(read(a.config), read(b.config)))
-    .map(([key]) => key);
+  const changed = RESTART_ONLY.filter(([, read]) => !isDeepStrictEqual(read(a.config), read(b.config))).map(
+    ([key]) => key,
+  );
   if (!a.secret.equals(b.secret)) changed.push('the secret');
   return changed;
 }

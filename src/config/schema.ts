@@ -13,57 +13,58 @@ const expect = (what: string) => ({ error: `expected ${what}` });
 /** A duration string ("200ms", "2s") parsed to milliseconds, within [minMs, maxMs]. */
 export function duration(minMs: number, maxMs: number) {
   const range = `a duration from ${minMs}ms to ${maxMs}ms, such as "200ms" or "2s"`;
-  return z
-    .string(expect(range))
-    .transform((text, ctx) => {
-      const ms = parseDuration(text);
-      if (ms === undefined || ms < minMs || ms > maxMs) {
-        ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
-        return z.NEVER;
-      }
-      return ms;
-    });
+  return z.string(expect(range)).transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
+      return z.NEVER;
+    }
+    return ms;
+  });
 }
 
 /** "auto", or a duration as duration() takes it. */
 function durationOrAuto(minMs: number, maxMs: number) {
   const range = `"auto" or a duration from ${minMs}ms to ${maxMs}ms, such as "50ms"`;
-  return z
-    .string(expect(range))
-    .transform((text, ctx): number | 'auto' => {
-      if (text === 'auto') return 'auto';
-      const ms = parseDuration(text);
-      if (ms === undefined || ms < minMs || ms > maxMs) {
-        ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
-        return z.NEVER;
-      }
-      return ms;
-    });
+  return z.string(expect(range)).transform((text, ctx): number | 'auto' => {
+    if (text === 'auto') return 'auto';
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
+      return z.NEVER;
+    }
+    return ms;
+  });
 }
 
 /** A duration of whole seconds, such as "2s", within [minS, maxS]; in milliseconds. */
 function wholeSeconds(minS: number, maxS: number) {
   const range = `a whole number of seconds from ${minS}s to ${maxS}s, such as "1s"`;
-  return z
-    .string(expect(range))
-    .transform((text, ctx) => {
-      const ms = parseDuration(text);
-      if (ms === undefined || ms % 1000 !== 0 || ms < minS * 1000 || ms > maxS * 1000) {
-        ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
-        return z.NEVER;
-      }
-      return ms;
-    });
+  return z.string(expect(range)).transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms % 1000 !== 0 || ms < minS * 1000 || ms > maxS * 1000) {
+      ctx.addIssue({ code: 'custom', message: `expected ${range}`, input: text });
+      return z.NEVER;
+    }
+    return ms;
+  });
 }
 
 const int = (min: number, max: number) =>
-  z.number(expect(`an integer from ${min} to ${max}`)).int(expect(`an integer from ${min} to ${max}`))
-    .min(min, expect(`an integer from ${min} to ${max}`)).max(max, expect(`an integer from ${min} to ${max}`));
+  z
+    .number(expect(`an integer from ${min} to ${max}`))
+    .int(expect(`an integer from ${min} to ${max}`))
+    .min(min, expect(`an integer from ${min} to ${max}`))
+    .max(max, expect(`an integer from ${min} to ${max}`));
 const port = () => int(1, 65535);
 const ipv4 = () => z.ipv4(expect('an IPv4 address such as "192.168.10.11"'));
 const name = () =>
-  z.string(expect('a name')).regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/,
-    expect('a lowercase DNS-1123 name of at most 63 characters, such as a Kubernetes node name'));
+  z
+    .string(expect('a name'))
+    .regex(
+      /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/,
+      expect('a lowercase DNS-1123 name of at most 63 characters, such as a Kubernetes node name'),
+    );
 const bool = () => z.boolean(expect('true or false'));
 const hostPort = () =>
   z.string(expect('"ADDRESS:PORT", such as "0.0.0.0:6443"')).transform((text, ctx) => {
@@ -71,7 +72,11 @@ const hostPort = () =>
     const host = m?.[1];
     const portNumber = Number(m?.[2]);
     if (host === undefined || !z.ipv4().safeParse(host).success || !(portNumber >= 1 && portNumber <= 65535)) {
-      ctx.addIssue({ code: 'custom', message: 'expected "ADDRESS:PORT" with an IPv4 address, such as "0.0.0.0:6443"', input: text });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expected "ADDRESS:PORT" with an IPv4 address, such as "0.0.0.0:6443"',
+        input: text,
+      });
       return z.NEVER;
     }
     return { host, port: portNumber };
@@ -98,8 +103,10 @@ export const vipSchema = z
   .object({
     address: z.cidrv4(expect('an IPv4 address with a prefix length, such as "192.168.10.100/24"')),
     /** Unset: the interface that carries this node's own peer address (config/host.ts). */
-    interface: z.string(expect('an interface name such as "eth0"')).regex(/^[^\s/]{1,15}$/,
-      expect('an interface name of 1 to 15 characters, such as "eth0"')).optional(),
+    interface: z
+      .string(expect('an interface name such as "eth0"'))
+      .regex(/^[^\s/]{1,15}$/, expect('an interface name of 1 to 15 characters, such as "eth0"'))
+      .optional(),
     garp: garpSchema.prefault({}),
     /** Link down on `interface` makes this member FAULT (it releases the VIP and stops claiming). */
     trackInterface: bool().default(true),
@@ -136,7 +143,9 @@ export const electionSchema = z
      * Where this member records that the cluster has formed (docs/election.md, "Bootstrap"): it must
      * survive restarts of the pod (a hostPath in the static pod).
      */
-    stateDir: z.string(expect('an absolute path to a directory')).regex(/^\//, expect('an absolute path to a directory'))
+    stateDir: z
+      .string(expect('an absolute path to a directory'))
+      .regex(/^\//, expect('an absolute path to a directory'))
       .default('/var/lib/vipd'),
   })
   .strict();
@@ -149,8 +158,10 @@ export const healthCheckTypes = ['https', 'http', 'tcp'] as const;
  * Only its shape is used, spread into each check's own strict object.
  */
 const checkFieldsSchema = z.object({
-  path: z.string(expect('a URL path such as "/readyz"'))
-    .regex(/^\//, expect('a URL path starting with "/"')).default('/readyz'),
+  path: z
+    .string(expect('a URL path such as "/readyz"'))
+    .regex(/^\//, expect('a URL path starting with "/"'))
+    .default('/readyz'),
   interval: duration(100, 3_600_000).default(2000),
   timeout: duration(10, 60_000).default(1000),
   rise: int(1, 100).default(2),
@@ -254,12 +265,16 @@ export const configSchema = z
   .object({
     /** This member's name in `peers`; unset: VIPD_NODE_NAME, else the host name (config/node-name.ts). */
     nodeName: name().optional(),
-    peers: z.array(peerSchema, expect('a list of every control-plane member, this node included'))
+    peers: z
+      .array(peerSchema, expect('a list of every control-plane member, this node included'))
       .min(1, expect('at least one peer (this node)')),
     vip: vipSchema,
     election: electionSchema,
     proxy: proxySchema.prefault({}),
-    track: z.object({ apiserver: trackApiserverSchema.prefault({}) }).strict().prefault({}),
+    track: z
+      .object({ apiserver: trackApiserverSchema.prefault({}) })
+      .strict()
+      .prefault({}),
     health: healthSchema.prefault({}),
   })
   .strict();

@@ -17,28 +17,38 @@ export function configWarnings(config: FileConfig, options: { readonly checkSecr
   const e = config.election;
   const members = config.peers.length;
   if (members === 2 && e.quorum === 'majority') {
-    out.push('election.quorum: majority with 2 peers survives no failure: either member down leaves nobody '
-      + 'holding the VIP (a majority of 2 is 2); add a third member');
+    out.push(
+      'election.quorum: majority with 2 peers survives no failure: either member down leaves nobody ' +
+        'holding the VIP (a majority of 2 is 2); add a third member',
+    );
   }
   if (members === 2 && e.quorum === 'none') {
-    out.push('election.quorum: none with 2 peers (what auto picks for 2): a partition between them gives two '
-      + 'holders of the VIP; add a third member to have a majority');
+    out.push(
+      'election.quorum: none with 2 peers (what auto picks for 2): a partition between them gives two ' +
+        'holders of the VIP; add a third member to have a majority',
+    );
   }
   const failoverMs = e.interval * e.deadAfter;
   if (failoverMs > SLOW_FAILOVER_MS) {
-    out.push(`election.interval × deadAfter: a dead master is replaced only after ${failoverMs / 1000} s `
-      + `(${formatDuration(e.interval)} × ${e.deadAfter}); the defaults (100ms × 3) take 0.3 s`);
+    out.push(
+      `election.interval × deadAfter: a dead master is replaced only after ${failoverMs / 1000} s ` +
+        `(${formatDuration(e.interval)} × ${e.deadAfter}); the defaults (100ms × 3) take 0.3 s`,
+    );
   }
   if (!isAbsolute(e.secretFile)) {
-    out.push(`election.secretFile: "${e.secretFile}" is relative: it is looked up from the working directory, `
-      + 'which differs between a shell, systemd and the pod; use an absolute path');
+    out.push(
+      `election.secretFile: "${e.secretFile}" is relative: it is looked up from the working directory, ` +
+        'which differs between a shell, systemd and the pod; use an absolute path',
+    );
   }
   if (options.checkSecretFile !== false) {
     try {
       const mode = statSync(e.secretFile).mode & 0o777;
       if ((mode & 0o077) !== 0) {
-        out.push(`election.secretFile: "${e.secretFile}" is readable by others (mode ${mode.toString(8).padStart(4, '0')}): `
-          + `anyone who reads it can forge heartbeats; chmod 600 ${e.secretFile}`);
+        out.push(
+          `election.secretFile: "${e.secretFile}" is readable by others (mode ${mode.toString(8).padStart(4, '0')}): ` +
+            `anyone who reads it can forge heartbeats; chmod 600 ${e.secretFile}`,
+        );
       }
     } catch {
       // Unreadable or missing: loading the secret reports that as an error.
@@ -49,8 +59,10 @@ export function configWarnings(config: FileConfig, options: { readonly checkSecr
       const { type, tls } = f.healthCheck;
       const field = `proxy.frontends[${i}].healthCheck.tls`;
       if (type === 'https' && tls.verify && tls.caFile === undefined) {
-        out.push(`${field}.verify: true without caFile verifies the apiservers against Node's public CAs, which `
-          + 'did not sign them: every check would fail; set caFile (such as /etc/kubernetes/pki/ca.crt)');
+        out.push(
+          `${field}.verify: true without caFile verifies the apiservers against Node's public CAs, which ` +
+            'did not sign them: every check would fail; set caFile (such as /etc/kubernetes/pki/ca.crt)',
+        );
       }
       if (tls.caFile !== undefined && (type !== 'https' || !tls.verify)) {
         const why = type === 'https' ? 'verify is false' : `the check is ${type}`;
@@ -71,12 +83,16 @@ export function secretWarnings(secret: Buffer, file: string): string[] {
   const m = secretMaterial(secret);
   const advice = `replace it on every member with random bytes: head -c 32 /dev/urandom | base64 > ${file}`;
   if (m.kind === 'letters') {
-    return [`election.secretFile: "${file}" holds letters only, like a word or a passphrase: vipd derives the key `
-      + `with scrypt, but a dictionary attack on one captured heartbeat can still find it, and then forge heartbeats; ${advice}`];
+    return [
+      `election.secretFile: "${file}" holds letters only, like a word or a passphrase: vipd derives the key ` +
+        `with scrypt, but a dictionary attack on one captured heartbeat can still find it, and then forge heartbeats; ${advice}`,
+    ];
   }
   if (m.rawBytes < MIN_RANDOM_BYTES) {
-    return [`election.secretFile: "${file}" holds ${text.length} ${m.kind === 'text' ? 'text' : m.kind} characters: at most `
-      + `${m.rawBytes} bytes of random material, fewer than ${MIN_RANDOM_BYTES} (vipd derives the key with scrypt); ${advice}`];
+    return [
+      `election.secretFile: "${file}" holds ${text.length} ${m.kind === 'text' ? 'text' : m.kind} characters: at most ` +
+        `${m.rawBytes} bytes of random material, fewer than ${MIN_RANDOM_BYTES} (vipd derives the key with scrypt); ${advice}`,
+    ];
   }
   return [];
 }

@@ -13,16 +13,23 @@
  * Built for the benchmark and for tests (`runClientDrill`); everything is removed at the end.
  */
 import { readFileSync } from 'node:fs';
-import { DrillBed, NODES, PHASE_TIMEOUT_MS, VIP, type BedOptions, type NodeName, type VipManager } from './drill-bed';
 import {
-  currentMaster, flowingWatch, nodeDeath, nodeRevival, settle, watchAcross, watchText, type WatchFigure,
+  currentMaster,
+  flowingWatch,
+  nodeDeath,
+  nodeRevival,
+  settle,
+  type WatchFigure,
+  watchAcross,
+  watchText,
 } from './drill';
+import { type BedOptions, DrillBed, NODES, type NodeName, PHASE_TIMEOUT_MS, VIP, type VipManager } from './drill-bed';
 import { watchCell } from './drill-tables';
 import { firstHeldByOther } from './holder-log';
 import type { LoadResult } from './load-client';
-import { sleep } from './wait';
-import { ProcessSampler, type ProcessCost } from './process-sampler';
+import { type ProcessCost, ProcessSampler } from './process-sampler';
 import { StormLog } from './storm-client';
+import { sleep } from './wait';
 
 export const CLIENT_EVENTS = ['watch', 'blackhole', 'backend-kill', 'storm'] as const;
 export type ClientEvent = (typeof CLIENT_EVENTS)[number];
@@ -99,7 +106,9 @@ export type ClientOutcome = WatchOutcome | LoadOutcome | StormOutcome;
 const BLACKHOLE = [
   'table inet vipd_lab_blackhole {',
   '  chain in { type filter hook input priority 0; iifname "eth0" tcp dport 9443 drop; }',
-  '}', ''].join('\n');
+  '}',
+  '',
+].join('\n');
 const UNBLACKHOLE = 'delete table inet vipd_lab_blackhole\n';
 
 export async function runClientDrill(manager: VipManager, options: ClientDrillOptions): Promise<ClientOutcome[]> {
@@ -109,19 +118,28 @@ export async function runClientDrill(manager: VipManager, options: ClientDrillOp
     let baseline = false;
     for (const event of options.events ?? CLIENT_EVENTS) {
       if (event === 'watch') {
-        outcomes.push(await watchEvent(bed, options, "watch: the master's node dies",
-          'link cut, then every process killed', true));
-        outcomes.push(await watchEvent(bed, options, "watch: the master's link is cut",
-          'its switch port goes down', false));
+        outcomes.push(
+          await watchEvent(bed, options, "watch: the master's node dies", 'link cut, then every process killed', true),
+        );
+        outcomes.push(
+          await watchEvent(bed, options, "watch: the master's link is cut", 'its switch port goes down', false),
+        );
       } else if (event === 'storm') {
         outcomes.push(await storm(bed, manager, options));
       } else {
         if (!baseline) outcomes.push(await load(bed, manager, options, 'load: no fault (the baseline)', 'none'));
         baseline = true;
-        outcomes.push(event === 'blackhole'
-          ? await load(bed, manager, options, 'load: an apiserver blackholed (SYNs dropped) from the start',
-            'blackhole')
-          : await load(bed, manager, options, 'load: an apiserver SIGKILLed halfway', 'kill'));
+        outcomes.push(
+          event === 'blackhole'
+            ? await load(
+                bed,
+                manager,
+                options,
+                'load: an apiserver blackholed (SYNs dropped) from the start',
+                'blackhole',
+              )
+            : await load(bed, manager, options, 'load: an apiserver SIGKILLed halfway', 'kill'),
+        );
       }
     }
     return outcomes;
@@ -140,8 +158,13 @@ async function moved(bed: DrillBed, master: NodeName, start: number): Promise<{ 
 }
 
 /** A watch across the node death (`death`) or the link cut, waited for well past the phase timeout. */
-async function watchEvent(bed: DrillBed, o: ClientDrillOptions, event: string, what: string,
-  death: boolean): Promise<WatchOutcome> {
+async function watchEvent(
+  bed: DrillBed,
+  o: ClientDrillOptions,
+  event: string,
+  what: string,
+  death: boolean,
+): Promise<WatchOutcome> {
   const master = await currentMaster(bed, event);
   const w = await flowingWatch(bed);
   bed.say(`${event}: ${what} (master ${master})`);
@@ -164,13 +187,29 @@ async function watchEvent(bed: DrillBed, o: ClientDrillOptions, event: string, w
  * A client program run to its end in the client's namespace: resolves with its output lines once
  * it exits, or after `timeoutMs` (then it is stopped).
  */
-async function runToEnd(bed: DrillBed, script: string, args: readonly string[], timeoutMs: number,
-  onLine: (line: string) => void = () => undefined): Promise<string[]> {
+async function runToEnd(
+  bed: DrillBed,
+  script: string,
+  args: readonly string[],
+  timeoutMs: number,
+  onLine: (line: string) => void = () => undefined,
+): Promise<string[]> {
   const lines: string[] = [];
-  const child = bed.startClientProgram(script, args, (line) => { lines.push(line); onLine(line); });
-  const exited = new Promise<void>((r) => { if (child.exitCode !== null) r(); else child.once('exit', () => r()); });
+  const child = bed.startClientProgram(script, args, (line) => {
+    lines.push(line);
+    onLine(line);
+  });
+  const exited = new Promise<void>((r) => {
+    if (child.exitCode !== null) r();
+    else child.once('exit', () => r());
+  });
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([exited, new Promise<void>((r) => { timer = setTimeout(r, timeoutMs); })]);
+  await Promise.race([
+    exited,
+    new Promise<void>((r) => {
+      timer = setTimeout(r, timeoutMs);
+    }),
+  ]);
   clearTimeout(timer);
   await bed.stopProgram(child);
   return lines;
@@ -181,21 +220,32 @@ function parsed<T>(lines: readonly string[], kind: string): T | undefined {
     try {
       const v = JSON.parse(line) as { kind?: string };
       if (v.kind === kind) return v as T;
-    } catch { /* not a result */ }
+    } catch {
+      /* not a result */
+    }
   }
   return undefined;
 }
 
 /** Every apiserver answers /whoami through the VIP again, within 30 s. */
 async function backendsBack(bed: DrillBed, manager: VipManager): Promise<boolean> {
-  const lines = await runToEnd(bed, 'load-client.js',
-    [VIP, String(manager.probePort), '--backends', String(NODES.length), '--timeout', '30000'], 40_000);
+  const lines = await runToEnd(
+    bed,
+    'load-client.js',
+    [VIP, String(manager.probePort), '--backends', String(NODES.length), '--timeout', '30000'],
+    40_000,
+  );
   return (parsed<{ names: string[] }>(lines, 'backends')?.names.length ?? 0) === NODES.length;
 }
 
 /** The load, with a fault on an apiserver that is not on the master (`none`: the baseline). */
-async function load(bed: DrillBed, manager: VipManager, o: ClientDrillOptions, event: string,
-  fault: 'none' | 'blackhole' | 'kill'): Promise<LoadOutcome> {
+async function load(
+  bed: DrillBed,
+  manager: VipManager,
+  o: ClientDrillOptions,
+  event: string,
+  fault: 'none' | 'blackhole' | 'kill',
+): Promise<LoadOutcome> {
   const master = await currentMaster(bed, event);
   const backend = fault === 'none' ? undefined : NODES.find((n) => n !== master);
   const seconds = o.loadSeconds ?? 6;
@@ -204,13 +254,17 @@ async function load(bed: DrillBed, manager: VipManager, o: ClientDrillOptions, e
   let kill: NodeJS.Timeout | undefined;
   let result: LoadResult | undefined;
   try {
-    const lines = await runToEnd(bed, 'load-client.js',
+    const lines = await runToEnd(
+      bed,
+      'load-client.js',
       [VIP, String(manager.probePort), '--clients', String(o.loadClients ?? 4), '--seconds', String(seconds)],
-      seconds * 1000 + 60_000, (line) => {
+      seconds * 1000 + 60_000,
+      (line) => {
         if (fault === 'kill' && backend !== undefined && line.includes('"started"')) {
           kill = setTimeout(() => void bed.killStandIn(backend), seconds * 500);
         }
-      });
+      },
+    );
     result = parsed<LoadResult & { kind: string }>(lines, 'result');
   } finally {
     clearTimeout(kill);
@@ -219,7 +273,7 @@ async function load(bed: DrillBed, manager: VipManager, o: ClientDrillOptions, e
   }
   if (result === undefined) bed.say('  the load gave no result');
   else bed.say(`  ${loadText(result)}`);
-  const recovered = fault === 'none' || await backendsBack(bed, manager);
+  const recovered = fault === 'none' || (await backendsBack(bed, manager));
   if (!recovered) bed.say('  not every apiserver answered through the VIP within 30 s after');
   if (result !== undefined) {
     const { kind: _kind, ...plain } = result as LoadResult & { kind?: string };
@@ -228,9 +282,16 @@ async function load(bed: DrillBed, manager: VipManager, o: ClientDrillOptions, e
   return { kind: 'load', event, backend: backend ?? '', result, recovered };
 }
 
-const loadText = (r: LoadResult) => `${r.done} requests done, ${r.failed} failed`
-  + `${r.failed > 0 ? ` (${Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; `
-  + `latency p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms`;
+const loadText = (r: LoadResult) =>
+  `${r.done} requests done, ${r.failed} failed` +
+  `${
+    r.failed > 0
+      ? ` (${Object.entries(r.errors)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')})`
+      : ''
+  }; ` +
+  `latency p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms`;
 
 /** This process's hard limit on open files: no child can be given more. */
 function fileLimit(): number {
@@ -265,10 +326,23 @@ async function storm(bed: DrillBed, manager: VipManager, o: ClientDrillOptions):
     const connectStart = Date.now();
     for (let first = 0; first < clients; first += perProcess) {
       const count = Math.min(perProcess, clients - first);
-      programs.push(bed.startClientProgram('storm-client.js',
-        [VIP, String(manager.probePort), '--clients', String(count), '--first', String(first),
-          '--spread-ms', String(o.stormSpreadMs ?? 30_000)],
-        (line) => log.add(line), Math.min(fileLimit(), count + 1024)));
+      programs.push(
+        bed.startClientProgram(
+          'storm-client.js',
+          [
+            VIP,
+            String(manager.probePort),
+            '--clients',
+            String(count),
+            '--first',
+            String(first),
+            '--spread-ms',
+            String(o.stormSpreadMs ?? 30_000),
+          ],
+          (line) => log.add(line),
+          Math.min(fileLimit(), count + 1024),
+        ),
+      );
     }
     // Connecting is not the figure, but it is bounded: the spread, a minute, more for many clients.
     const connectLimit = Date.now() + (o.stormSpreadMs ?? 30_000) + 60_000 + clients * 10;
@@ -278,17 +352,19 @@ async function storm(bed: DrillBed, manager: VipManager, o: ClientDrillOptions):
     bed.say(`  ${connected} of ${clients} connected through ${master} in ${connectMs} ms`);
     await sleep(1000);
     // The managers that may take over, sampled from the death on; their processes do not change.
-    const samplers = new Map(NODES.filter((n) => n !== master).map((n) => {
-      const pids = bed.managerPids(n);
-      return [n, { sampler: new ProcessSampler(() => pids), processes: pids.length }] as const;
-    }));
+    const samplers = new Map(
+      NODES.filter((n) => n !== master).map((n) => {
+        const pids = bed.managerPids(n);
+        return [n, { sampler: new ProcessSampler(() => pids), processes: pids.length }] as const;
+      }),
+    );
     const start = Date.now();
     await nodeDeath(bed, master);
     const { ms, to } = await moved(bed, master, start);
     bed.say(`  VIP on ${bed.holders.list()}${ms === undefined ? ' (no takeover)' : ` (taken over after ${ms} ms)`}`);
     const back = () => log.reconnects(start, clients).filter((r) => r !== undefined).length;
     // A progress line every 10 s; the phase's end bounds the loop.
-    for (let next = start + 10_000; back() < clients && Date.now() < start + phaseMs;) {
+    for (let next = start + 10_000; back() < clients && Date.now() < start + phaseMs; ) {
       await sleep(100);
       if (Date.now() < next) continue;
       bed.say(`  ${back()} of ${clients} back after ${Math.round((Date.now() - start) / 1000)} s`);
@@ -303,8 +379,22 @@ async function storm(bed: DrillBed, manager: VipManager, o: ClientDrillOptions):
     const allFailedMs = failed.length === clients ? Math.max(...failed) : undefined;
     const cost = costs.get(to as NodeName);
     const outcome: StormOutcome = {
-      kind: 'storm', event, from: master, to, clients, connected, connectMs, vipMovedMs: ms, allFailedMs, allBackMs,
-      within2s: within(2000), within5s: within(5000), within10s: within(10_000), atEnd: done.length, phaseMs, cost,
+      kind: 'storm',
+      event,
+      from: master,
+      to,
+      clients,
+      connected,
+      connectMs,
+      vipMovedMs: ms,
+      allFailedMs,
+      allBackMs,
+      within2s: within(2000),
+      within5s: within(5000),
+      within10s: within(10_000),
+      atEnd: done.length,
+      phaseMs,
+      cost,
       processes: samplers.get(to as NodeName)?.processes ?? 0,
     };
     bed.say(`  ${stormText(outcome)}`);
@@ -317,14 +407,19 @@ async function storm(bed: DrillBed, manager: VipManager, o: ClientDrillOptions):
   }
 }
 
-const stormText = (s: StormOutcome) => `${s.allFailedMs === undefined ? ''
-  : `every old connection failed after ${s.allFailedMs} ms; `}${s.allBackMs === undefined
-  ? `${s.atEnd} of ${s.clients} back within ${s.phaseMs / 1000} s` : `all ${s.clients} back after ${s.allBackMs} ms`} `
-  + `(${s.within2s} within 2 s, ${s.within5s} within 5 s, ${s.within10s} within 10 s); `
-  + `new master ${s.to}: ${costText(s.cost)}`;
+const stormText = (s: StormOutcome) =>
+  `${s.allFailedMs === undefined ? '' : `every old connection failed after ${s.allFailedMs} ms; `}${
+    s.allBackMs === undefined
+      ? `${s.atEnd} of ${s.clients} back within ${s.phaseMs / 1000} s`
+      : `all ${s.clients} back after ${s.allBackMs} ms`
+  } ` +
+  `(${s.within2s} within 2 s, ${s.within5s} within 5 s, ${s.within10s} within 10 s); ` +
+  `new master ${s.to}: ${costText(s.cost)}`;
 
-const costText = (c: ProcessCost | undefined) => (c === undefined ? 'not sampled'
-  : `peak CPU ${c.peakCpuPercent}%, ${c.cpuSeconds} CPU s, peak RSS ${c.peakRssMiB} MiB`);
+const costText = (c: ProcessCost | undefined) =>
+  c === undefined
+    ? 'not sampled'
+    : `peak CPU ${c.peakCpuPercent}%, ${c.cpuSeconds} CPU s, peak RSS ${c.peakRssMiB} MiB`;
 
 const ms = (v: number | undefined, none: string) => (v === undefined ? none : String(v));
 
@@ -334,17 +429,30 @@ export function clientFigures(o: ClientOutcome): [string, string][] {
     case 'watch':
       return [
         ['VIP moved (ms)', ms(o.vipMovedMs, 'never')],
-        ['the old watch failed after (ms)', o.watch === undefined ? 'not measured'
-          : ms(o.watch.brokeMs, `not in ${o.watch.waitedMs / 1000} s`)],
+        [
+          'the old watch failed after (ms)',
+          o.watch === undefined ? 'not measured' : ms(o.watch.brokeMs, `not in ${o.watch.waitedMs / 1000} s`),
+        ],
         ['watch resumed after (ms)', o.watch === undefined ? 'not measured' : watchCell(o.watch)],
-        [`watch back within ${PHASE_TIMEOUT_MS / 1000} s`, o.watch === undefined ? '-'
-          : o.watch.resumeMs !== undefined && o.watch.resumeMs <= PHASE_TIMEOUT_MS ? 'yes' : 'no'],
+        [
+          `watch back within ${PHASE_TIMEOUT_MS / 1000} s`,
+          o.watch === undefined
+            ? '-'
+            : o.watch.resumeMs !== undefined && o.watch.resumeMs <= PHASE_TIMEOUT_MS
+              ? 'yes'
+              : 'no',
+        ],
         ['watches started after the fault', o.watch === undefined ? '-' : String(o.watch.restarts)],
-        ['the old watch ended by', o.watch === undefined ? '-' : o.watch.endedBy[0] ?? 'still open'],
+        ['the old watch ended by', o.watch === undefined ? '-' : (o.watch.endedBy[0] ?? 'still open')],
       ];
     case 'load': {
       const r = o.result;
-      const errors = r === undefined ? '-' : Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+      const errors =
+        r === undefined
+          ? '-'
+          : Object.entries(r.errors)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ') || 'none';
       return [
         ['requests done', ms(r?.done, '-')],
         ['requests failed', ms(r?.failed, '-')],
@@ -374,6 +482,11 @@ export function clientFigures(o: ClientOutcome): [string, string][] {
 
 /** One manager's client outcomes, an event and its figures at a time. */
 export function formatClientOutcomes(label: string, outcomes: readonly ClientOutcome[]): string[] {
-  return [`${label}:`, ...outcomes.flatMap((o) => [
-    `  ${o.event}`, ...clientFigures(o).map(([name, value]) => `    ${name.padEnd(44)} ${value}`)])];
+  return [
+    `${label}:`,
+    ...outcomes.flatMap((o) => [
+      `  ${o.event}`,
+      ...clientFigures(o).map(([name, value]) => `    ${name.padEnd(44)} ${value}`),
+    ]),
+  ];
 }

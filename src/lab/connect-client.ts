@@ -17,15 +17,22 @@ export interface ConnectClientOptions {
 function connectOnce(o: ConnectClientOptions): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: o.host, port: o.port });
-    const done = (ok: boolean) => { clearTimeout(timer); sock.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
     const timer = setTimeout(() => done(false), o.timeoutMs);
     sock.once('connect', () => done(true));
     sock.once('error', () => done(false));
   });
 }
 
-export async function runConnectClient(o: ConnectClientOptions, report: (line: string) => void,
-  stopped: () => boolean): Promise<void> {
+export async function runConnectClient(
+  o: ConnectClientOptions,
+  report: (line: string) => void,
+  stopped: () => boolean,
+): Promise<void> {
   const until = Date.now() + o.maxSeconds * 1000;
   while (!stopped() && Date.now() < until) {
     const started = Date.now();
@@ -39,12 +46,23 @@ export async function runConnectClient(o: ConnectClientOptions, report: (line: s
 if (require.main === module) {
   const [host = '', port = '6443', interval = '10', maxSeconds = '600'] = process.argv.slice(2);
   let stop = false;
-  process.stdin.on('close', () => { stop = true; });
-  process.stdin.on('end', () => { stop = true; });
+  process.stdin.on('close', () => {
+    stop = true;
+  });
+  process.stdin.on('end', () => {
+    stop = true;
+  });
   process.stdin.resume();
   const options = {
-    host, port: Number(port), intervalMs: Number(interval), timeoutMs: 100, maxSeconds: Number(maxSeconds),
+    host,
+    port: Number(port),
+    intervalMs: Number(interval),
+    timeoutMs: 100,
+    maxSeconds: Number(maxSeconds),
   };
-  void runConnectClient(options,
-    (line) => process.stdout.write(`${line}\n`), () => stop).then(() => process.exit(0));
+  void runConnectClient(
+    options,
+    (line) => process.stdout.write(`${line}\n`),
+    () => stop,
+  ).then(() => process.exit(0));
 }

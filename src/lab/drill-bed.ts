@@ -8,7 +8,7 @@
  * builds, operates and removes it. Everything it creates is removed by `close()`, and on Ctrl-C by a handler that runs
  * before the Lab's own sweep, so no process outlives its namespace.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,16 +66,22 @@ export interface BedOptions {
 
 export function checkDrillPrerequisites(): void {
   if (process.getuid?.() !== 0) {
-    throw new VipdError('VIPD_NOT_ROOT',
+    throw new VipdError(
+      'VIPD_NOT_ROOT',
       'the lab builds network namespaces and needs root: run `sudo npm run lab` (or `sudo vipd lab`)',
-      { exitCode: ExitCode.usage });
+      { exitCode: ExitCode.usage },
+    );
   }
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['nft', 'nftables']] as const) {
+  for (const [tool, pkg] of [
+    ['ip', 'iproute2'],
+    ['nft', 'nftables'],
+  ] as const) {
     try {
       execFileSync(tool, ['-V'], { stdio: 'ignore' });
     } catch {
-      throw new VipdError('VIPD_MISSING_TOOL', `the lab needs \`${tool}\`: install ${pkg} (apt-get install ${pkg})`,
-        { exitCode: ExitCode.usage });
+      throw new VipdError('VIPD_MISSING_TOOL', `the lab needs \`${tool}\`: install ${pkg} (apt-get install ${pkg})`, {
+        exitCode: ExitCode.usage,
+      });
     }
   }
 }
@@ -99,7 +105,10 @@ export class DrillBed implements DrillNetwork {
     rmSync(this.dir, { recursive: true, force: true });
   };
 
-  private constructor(private readonly manager: VipManager, private readonly options: BedOptions) {
+  private constructor(
+    private readonly manager: VipManager,
+    private readonly options: BedOptions,
+  ) {
     checkDrillPrerequisites();
     this.lab = new Lab(options.prefix);
     this.dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
@@ -133,8 +142,10 @@ export class DrillBed implements DrillNetwork {
 
   private async build(): Promise<void> {
     this.hosts = await this.lab.lan([...NODES, 'client']);
-    this.say(`network: ${NODES.map((n) => `${n} ${this.host(n).ip}`).join(', ')}, client ${this.host('client').ip}, `
-      + `VIP ${VIP}/24 (namespaces ${this.lab.id}-*)`);
+    this.say(
+      `network: ${NODES.map((n) => `${n} ${this.host(n).ip}`).join(', ')}, client ${this.host('client').ip}, ` +
+        `VIP ${VIP}/24 (namespaces ${this.lab.id}-*)`,
+    );
     this.manager.prepare(this, this.dir);
     for (const n of NODES) {
       const mon = this.spawnIn(this.host(n).ns, 'ip', ['-o', 'monitor', 'address', 'dev', 'eth0']);
@@ -145,7 +156,7 @@ export class DrillBed implements DrillNetwork {
     }
     for (const n of NODES) this.startStandIn(n);
     for (const n of NODES) this.startManager(n);
-    if (await this.holders.waitFor((h) => h.size === 1, PHASE_TIMEOUT_MS) === undefined) {
+    if ((await this.holders.waitFor((h) => h.size === 1, PHASE_TIMEOUT_MS)) === undefined) {
       throw new Error(`no single VIP holder within ${PHASE_TIMEOUT_MS / 1000}s (holders: ${this.holders.list()})`);
     }
     await sleep(1000);
@@ -157,15 +168,26 @@ export class DrillBed implements DrillNetwork {
 
   /** The client: a connect to VIP:probePort every `intervalMs`, for at most `maxSeconds`. */
   startClient(intervalMs: number, maxSeconds: number): void {
-    const probe = this.spawnIn(this.host('client').ns, process.execPath,
-      [join(__dirname, 'connect-client.js'), VIP, String(this.manager.probePort), String(intervalMs),
-        String(maxSeconds)]);
+    const probe = this.spawnIn(this.host('client').ns, process.execPath, [
+      join(__dirname, 'connect-client.js'),
+      VIP,
+      String(this.manager.probePort),
+      String(intervalMs),
+      String(maxSeconds),
+    ]);
     lines(probe.stdout).on('line', (line) => this.client.add(line));
   }
 
   startStandIn(n: NodeName): void {
-    this.standIns.set(n, this.spawnIn(this.host(n).ns, process.execPath,
-      [join(__dirname, 'stand-in-apiserver.js'), '--host', '0.0.0.0', '--port', '9443', '--name', n], 'ignore'));
+    this.standIns.set(
+      n,
+      this.spawnIn(
+        this.host(n).ns,
+        process.execPath,
+        [join(__dirname, 'stand-in-apiserver.js'), '--host', '0.0.0.0', '--port', '9443', '--name', n],
+        'ignore',
+      ),
+    );
   }
 
   /** SIGKILLs `n`'s stand-in apiserver (its kernel resets its connections) and waits for it to exit. */
@@ -183,8 +205,12 @@ export class DrillBed implements DrillNetwork {
    * descriptor limit (prlimit, which execs the program in place) for programs holding thousands
    * of connections.
    */
-  startClientProgram(script: string, args: readonly string[], onLine: (line: string) => void,
-    nofile?: number): ChildProcess {
+  startClientProgram(
+    script: string,
+    args: readonly string[],
+    onLine: (line: string) => void,
+    nofile?: number,
+  ): ChildProcess {
     const node = [process.execPath, join(__dirname, script), ...args];
     const [cmd, ...rest] = nofile === undefined ? node : ['prlimit', `--nofile=${nofile}:${nofile}`, ...node];
     const child = this.spawnIn(this.host('client').ns, cmd ?? process.execPath, rest);
@@ -209,9 +235,10 @@ export class DrillBed implements DrillNetwork {
   async startWatch(): Promise<{ log: WatchLog; child: ChildProcess }> {
     const log = new WatchLog();
     const since = Date.now();
-    const child = this.startClientProgram('watch-client.js', [`https://${VIP}:${this.manager.probePort}`],
-      (line) => log.add(line));
-    if (!await log.waitFor(() => log.flowingAfter(since), 10_000) && log.unavailable === undefined) {
+    const child = this.startClientProgram('watch-client.js', [`https://${VIP}:${this.manager.probePort}`], (line) =>
+      log.add(line),
+    );
+    if (!(await log.waitFor(() => log.flowingAfter(since), 10_000)) && log.unavailable === undefined) {
       log.unavailable = 'no watch event came in within 10 s';
     }
     return { log, child };
@@ -238,21 +265,27 @@ export class DrillBed implements DrillNetwork {
   }
 
   startManager(n: NodeName): void {
-    this.managers.set(n, this.manager.commands(n, this.dir).map(({ cmd, args, election }) => {
-      const child = this.spawnIn(this.host(n).ns, cmd, args);
-      const onLine = (line: string) => this.manager.onLine?.(n, line);
-      lines(child.stdout).on('line', onLine);
-      lines(child.stderr).on('line', onLine);
-      return { child, election: election === true };
-    }));
+    this.managers.set(
+      n,
+      this.manager.commands(n, this.dir).map(({ cmd, args, election }) => {
+        const child = this.spawnIn(this.host(n).ns, cmd, args);
+        const onLine = (line: string) => this.manager.onLine?.(n, line);
+        lines(child.stdout).on('line', onLine);
+        lines(child.stderr).on('line', onLine);
+        return { child, election: election === true };
+      }),
+    );
   }
 
   /** Sends `signal` to the manager's processes on `n` and waits for them to exit. */
   async stopManager(n: NodeName, signal: NodeJS.Signals): Promise<void> {
     const procs = (this.managers.get(n) ?? []).map((m) => m.child);
     for (const p of procs) p.kill(signal);
-    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null
-      ? undefined : new Promise((r) => p.once('exit', r)))));
+    await Promise.all(
+      procs.map((p) =>
+        p.exitCode !== null || p.signalCode !== null ? undefined : new Promise((r) => p.once('exit', r)),
+      ),
+    );
   }
 
   /** Every process in `n`'s namespace except the drill's own address monitor. */
@@ -266,7 +299,10 @@ export class DrillBed implements DrillNetwork {
    * the command's own.
    */
   electionPids(n: NodeName): number[] {
-    return this.treeOf(n, (this.managers.get(n) ?? []).filter((m) => m.election));
+    return this.treeOf(
+      n,
+      (this.managers.get(n) ?? []).filter((m) => m.election),
+    );
   }
 
   /** Every process of the manager on `n` (keepalived, its children and HAProxy; vipd), parents first. */
@@ -327,7 +363,11 @@ export class DrillBed implements DrillNetwork {
     for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     for (const h of this.hosts.values()) {
       for (const pid of namespacePids(h.ns)) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }
     }
   }
@@ -337,7 +377,9 @@ export class DrillBed implements DrillNetwork {
 function namespacePids(ns: string): number[] {
   try {
     return execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-      .split('\n').map(Number).filter((pid) => pid > 0);
+      .split('\n')
+      .map(Number)
+      .filter((pid) => pid > 0);
   } catch {
     return [];
   }

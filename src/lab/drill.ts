@@ -13,9 +13,9 @@
  * is removed at the end, on error and on Ctrl-C.
  */
 import type { ChildProcess } from 'node:child_process';
-import { DrillBed, NODES, PHASE_TIMEOUT_MS, type BedOptions, type NodeName, type VipManager } from './drill-bed';
 import type { ProbeResult } from './client-log';
-import { firstHeldByOther, holdersAt, holderStats, type HolderChange, type HolderStats } from './holder-log';
+import { type BedOptions, DrillBed, NODES, type NodeName, PHASE_TIMEOUT_MS, type VipManager } from './drill-bed';
+import { firstHeldByOther, type HolderChange, type HolderStats, holderStats, holdersAt } from './holder-log';
 import { sleep } from './wait';
 import type { WatchLog } from './watch-client';
 
@@ -96,7 +96,9 @@ export const ISOLATE = [
   'table inet vipd_lab {',
   '  chain in { type filter hook input priority 0; iifname "eth0" drop; }',
   '  chain out { type filter hook output priority 0; oifname "eth0" drop; }',
-  '}', ''].join('\n');
+  '}',
+  '',
+].join('\n');
 export const HEAL = 'delete table inet vipd_lab\n';
 
 /**
@@ -111,7 +113,9 @@ export function dropHeartbeats(match: string, direction: 'in' | 'out', percent =
   return [
     'table inet vipd_lab_loss {',
     `  chain ${direction} { type filter hook ${hook} priority 0; ${dev} "eth0" ${match}${random} drop; }`,
-    '}', ''].join('\n');
+    '}',
+    '',
+  ].join('\n');
 }
 export const UNDROP = 'delete table inet vipd_lab_loss\n';
 
@@ -136,14 +140,38 @@ type EventRun = (bed: DrillBed, manager: VipManager, options: DrillOptions) => P
 const EVENTS: Record<DrillEvent, EventRun> = {
   // A node death: see nodeDeath. The VIP stays on the interface, as on a hung node; the restarted
   // manager has to clean it up.
-  crash: (bed, _m, o) => takeover(bed, CRASH_EVENT, (m) => nodeDeath(bed, m), (m) => nodeRevival(bed, m),
-    o.watch ?? true),
-  link: (bed, _m, o) => takeover(bed, LINK_EVENT, (m) => bed.switchPort(m, false), (m) => bed.switchPort(m, true),
-    o.watch ?? true),
-  graceful: (bed) => takeover(bed, 'graceful: SIGTERM the master',
-    (m) => bed.stopManager(m, 'SIGTERM'), (m) => { bed.startManager(m); }),
-  partition: (bed) => takeover(bed, 'partition: nftables cuts the master off from the rest',
-    (m) => bed.nft(m, ISOLATE), (m) => bed.nft(m, HEAL)),
+  crash: (bed, _m, o) =>
+    takeover(
+      bed,
+      CRASH_EVENT,
+      (m) => nodeDeath(bed, m),
+      (m) => nodeRevival(bed, m),
+      o.watch ?? true,
+    ),
+  link: (bed, _m, o) =>
+    takeover(
+      bed,
+      LINK_EVENT,
+      (m) => bed.switchPort(m, false),
+      (m) => bed.switchPort(m, true),
+      o.watch ?? true,
+    ),
+  graceful: (bed) =>
+    takeover(
+      bed,
+      'graceful: SIGTERM the master',
+      (m) => bed.stopManager(m, 'SIGTERM'),
+      (m) => {
+        bed.startManager(m);
+      },
+    ),
+  partition: (bed) =>
+    takeover(
+      bed,
+      'partition: nftables cuts the master off from the rest',
+      (m) => bed.nft(m, ISOLATE),
+      (m) => bed.nft(m, HEAL),
+    ),
   // A VM pause, a long GC, a hung disk: the manager stops without a word and resumes later with
   // its old view of the world. Only the election's processes stop (keepalived's parent and its
   // VRRP child, not HAProxy beside it; vipd's one process, its balancer included); a connect to
@@ -153,7 +181,9 @@ const EVENTS: Record<DrillEvent, EventRun> = {
     return held(bed, `stall: SIGSTOP the master's manager for ${ms / 1000} s`, ms, AFTER_STALL_MS, (m) => {
       const pids = bed.electionPids(m);
       for (const pid of pids) signal(pid, 'SIGSTOP');
-      return () => { for (const pid of [...pids].reverse()) signal(pid, 'SIGCONT'); };
+      return () => {
+        for (const pid of [...pids].reverse()) signal(pid, 'SIGCONT');
+      };
     }).then((r) => r.outcome);
   },
   // A firewall or a broken NIC queue dropping one direction only: the classic cause of two
@@ -187,16 +217,25 @@ export async function nodeRevival(bed: DrillBed, n: NodeName): Promise<void> {
  * A watch started before a fault at `start`: waits until it resumed (a watch started after the
  * fault delivered an event) or `start + waitMs`, then stops it. undefined when no watch could run.
  */
-export async function watchAcross(bed: DrillBed, w: { log: WatchLog; child: ChildProcess } | undefined, start: number,
-  waitMs: number): Promise<WatchFigure | undefined> {
+export async function watchAcross(
+  bed: DrillBed,
+  w: { log: WatchLog; child: ChildProcess } | undefined,
+  start: number,
+  waitMs: number,
+): Promise<WatchFigure | undefined> {
   if (w === undefined) return undefined;
   try {
     if (w.log.unavailable !== undefined) return undefined;
     await w.log.waitFor(() => w.log.resumedAfter(start) !== undefined, Math.max(0, start + waitMs - Date.now()));
     const resumed = w.log.resumedAfter(start);
     const broke = w.log.firstEndAfter(start);
-    return { brokeMs: broke === undefined ? undefined : broke - start, resumeMs: resumed === undefined ? undefined : resumed - start, waitedMs: waitMs,
-      restarts: w.log.restartsAfter(start), endedBy: w.log.endsAfter(start) };
+    return {
+      brokeMs: broke === undefined ? undefined : broke - start,
+      resumeMs: resumed === undefined ? undefined : resumed - start,
+      waitedMs: waitMs,
+      restarts: w.log.restartsAfter(start),
+      endedBy: w.log.endsAfter(start),
+    };
   } finally {
     await bed.stopProgram(w.child);
   }
@@ -219,14 +258,19 @@ export async function flowingWatch(bed: DrillBed): Promise<{ log: WatchLog; chil
   }
   await bed.stopProgram(w.child);
   const missing = /Cannot find|ERR_MODULE_NOT_FOUND/.test(w.log.unavailable);
-  bed.say(`  no watch figures: ${w.log.unavailable.split('\n')[0]}`
-    + `${missing ? ' (@kubernetes/client-node is a devDependency: npm ci installs it)' : ''}`);
+  bed.say(
+    `  no watch figures: ${w.log.unavailable.split('\n')[0]}` +
+      `${missing ? ' (@kubernetes/client-node is a devDependency: npm ci installs it)' : ''}`,
+  );
   return undefined;
 }
 
-export const watchText = (w: WatchFigure | undefined) => (w === undefined ? 'not measured'
-  : `${w.brokeMs === undefined ? 'never failed, ' : `failed after ${w.brokeMs} ms, `}${w.resumeMs === undefined
-    ? `not resumed within ${w.waitedMs / 1000} s` : `resumed after ${w.resumeMs} ms`}`);
+export const watchText = (w: WatchFigure | undefined) =>
+  w === undefined
+    ? 'not measured'
+    : `${w.brokeMs === undefined ? 'never failed, ' : `failed after ${w.brokeMs} ms, `}${
+        w.resumeMs === undefined ? `not resumed within ${w.waitedMs / 1000} s` : `resumed after ${w.resumeMs} ms`
+      }`;
 
 /** Waits for one VIP holder (the drill's starting point) and returns it. */
 export async function currentMaster(bed: DrillBed, event: string): Promise<NodeName> {
@@ -239,8 +283,13 @@ export async function currentMaster(bed: DrillBed, event: string): Promise<NodeN
 }
 
 /** An event after which the VIP must move: measured once another node holds it, then undone. */
-async function takeover(bed: DrillBed, event: string, act: (m: NodeName) => void | Promise<void>,
-  recover: (m: NodeName) => void | Promise<void>, watch = false): Promise<Outcome> {
+async function takeover(
+  bed: DrillBed,
+  event: string,
+  act: (m: NodeName) => void | Promise<void>,
+  recover: (m: NodeName) => void | Promise<void>,
+  watch = false,
+): Promise<Outcome> {
   const master = await currentMaster(bed, event);
   const w = watch ? await flowingWatch(bed) : undefined;
   bed.say(`${event} (master ${master})`);
@@ -260,8 +309,16 @@ async function takeover(bed: DrillBed, event: string, act: (m: NodeName) => void
   }
   await recover(master);
   const settled = await settle(bed, master);
-  return { event, at: start, from: master, to, vipMovedMs: movedMs, outageMs: outage, settled,
-    ...(watched === undefined ? {} : { watch: watched }) };
+  return {
+    event,
+    at: start,
+    from: master,
+    to,
+    vipMovedMs: movedMs,
+    outageMs: outage,
+    settled,
+    ...(watched === undefined ? {} : { watch: watched }),
+  };
 }
 
 /**
@@ -269,8 +326,13 @@ async function takeover(bed: DrillBed, event: string, act: (m: NodeName) => void
  * that whole window, the client outage everything from the fault to a steady client. `inject`
  * starts the fault and returns what clears it.
  */
-async function held(bed: DrillBed, event: string, holdMs: number, afterMs: number,
-  inject: (m: NodeName) => (() => void)): Promise<{ outcome: Outcome; clearedAt: number }> {
+async function held(
+  bed: DrillBed,
+  event: string,
+  holdMs: number,
+  afterMs: number,
+  inject: (m: NodeName) => () => void,
+): Promise<{ outcome: Outcome; clearedAt: number }> {
   const master = await currentMaster(bed, event);
   bed.say(`${event} (master ${master})`);
   const start = Date.now();
@@ -288,19 +350,31 @@ async function held(bed: DrillBed, event: string, holdMs: number, afterMs: numbe
   const moved = firstHeldByOther(log, master, start, end);
   const stats = holderStats(log, start, end);
   // Back: once another node held the VIP, the old master alone held it again.
-  const back = moved !== undefined
-    && log.some((c) => c.t > moved.t && c.t <= end && c.holders.length === 1 && c.holders[0] === master);
+  const back =
+    moved !== undefined &&
+    log.some((c) => c.t > moved.t && c.t <= end && c.holders.length === 1 && c.holders[0] === master);
   await bed.client.steady(PHASE_TIMEOUT_MS);
   const outage = bed.client.longestOutage(start);
-  bed.say(`  ${moved === undefined ? 'the VIP stayed' : `VIP moved after ${moved.t - start} ms`}; `
-    + `${stats.changes} holder change${stats.changes === 1 ? '' : 's'}, two held it for ${stats.multiMs} ms `
-    + `(longest ${stats.longestMultiMs} ms)`
-    + `${back ? `, back on ${master}` : ''}; client outage ${outageText(outage)}`);
+  bed.say(
+    `  ${moved === undefined ? 'the VIP stayed' : `VIP moved after ${moved.t - start} ms`}; ` +
+      `${stats.changes} holder change${stats.changes === 1 ? '' : 's'}, two held it for ${stats.multiMs} ms ` +
+      `(longest ${stats.longestMultiMs} ms)` +
+      `${back ? `, back on ${master}` : ''}; client outage ${outageText(outage)}`,
+  );
   const settled = await settle(bed, master);
   const outcome: Outcome = {
-    event, at: start, heldUntil: clearedAt, from: master, to: moved?.holders.find((n) => n !== master) ?? '',
-    vipMovedMs: elapsed(moved, start), outageMs: outage, settled, multiMs: stats.multiMs,
-    longestMultiMs: stats.longestMultiMs, holderChanges: stats.changes, backToOrigin: back,
+    event,
+    at: start,
+    heldUntil: clearedAt,
+    from: master,
+    to: moved?.holders.find((n) => n !== master) ?? '',
+    vipMovedMs: elapsed(moved, start),
+    outageMs: outage,
+    settled,
+    multiMs: stats.multiMs,
+    longestMultiMs: stats.longestMultiMs,
+    holderChanges: stats.changes,
+    backToOrigin: back,
   };
   return { outcome, clearedAt };
 }
@@ -325,7 +399,11 @@ const elapsed = (c: { readonly t: number } | undefined, start: number) => (c ===
 
 /** A signal to a process that may have exited meanwhile. */
 export function signal(pid: number, sig: NodeJS.Signals): void {
-  try { process.kill(pid, sig); } catch { /* already gone */ }
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* already gone */
+  }
 }
 
 /**
@@ -380,8 +458,10 @@ export async function runLossTrial(manager: VipManager, options: LossTrialOption
     for (let i = 0; i < Math.ceil(options.seconds / 60) && Date.now() < end; i++) {
       await sleep(Math.min(60_000, end - Date.now()));
       const { takeovers } = holderStats(bed.holders.log, start, Date.now());
-      bed.say(`  ${Math.round((Date.now() - start) / 1000)} s: ${takeovers} takeover${takeovers === 1 ? '' : 's'}, `
-        + `VIP on ${bed.holders.list()}`);
+      bed.say(
+        `  ${Math.round((Date.now() - start) / 1000)} s: ${takeovers} takeover${takeovers === 1 ? '' : 's'}, ` +
+          `VIP on ${bed.holders.list()}`,
+      );
     }
     const stop = Date.now();
     for (const n of NODES) bed.nft(n, UNDROP);
@@ -392,7 +472,6 @@ export async function runLossTrial(manager: VipManager, options: LossTrialOption
     await bed.close();
   }
 }
-
 
 export interface DetectionOptions extends BedOptions {
   /** The share of each node's outgoing heartbeats dropped, 0-100. */
@@ -419,8 +498,11 @@ export async function runCrashUnderLoss(manager: VipManager, options: DetectionO
   const bed = await DrillBed.open(manager, options);
   const movedMs: (number | undefined)[] = [];
   try {
-    if (options.percent > 0) for (const n of NODES) bed.nft(n, dropHeartbeats(manager.heartbeatMatch, 'out', options.percent));
-    bed.say(`${options.percent}% of every node's outgoing heartbeats dropped; first crash in ${options.warmupSeconds} s`);
+    if (options.percent > 0)
+      for (const n of NODES) bed.nft(n, dropHeartbeats(manager.heartbeatMatch, 'out', options.percent));
+    bed.say(
+      `${options.percent}% of every node's outgoing heartbeats dropped; first crash in ${options.warmupSeconds} s`,
+    );
     await sleep(options.warmupSeconds * 1000);
     for (let i = 0; i < options.crashes; i += 1) {
       const event = `crash under ${options.percent}% loss (${i + 1} of ${options.crashes})`;
@@ -443,7 +525,14 @@ export async function runCrashUnderLoss(manager: VipManager, options: DetectionO
     }
     return { label: manager.label, percent: options.percent, movedMs };
   } finally {
-    if (options.percent > 0) for (const n of NODES) { try { bed.nft(n, UNDROP); } catch { /* torn down below */ } }
+    if (options.percent > 0)
+      for (const n of NODES) {
+        try {
+          bed.nft(n, UNDROP);
+        } catch {
+          /* torn down below */
+        }
+      }
     await bed.close();
   }
 }

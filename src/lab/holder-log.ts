@@ -42,8 +42,12 @@ export function holdersAt(log: readonly HolderChange[], t: number): readonly str
 }
 
 /** The first change in [from, to] after which some node other than `node` holds the VIP. */
-export function firstHeldByOther(log: readonly HolderChange[], node: string, from: number,
-  to = Infinity): HolderChange | undefined {
+export function firstHeldByOther(
+  log: readonly HolderChange[],
+  node: string,
+  from: number,
+  to = Infinity,
+): HolderChange | undefined {
   return log.find((c) => c.t >= from && c.t <= to && c.holders.some((n) => n !== node));
 }
 
@@ -60,7 +64,10 @@ export function holderStats(log: readonly HolderChange[], from: number, to: numb
   // A stretch of one holder set ends at the next change or at `to`; its length goes to the totals.
   const close = (until: number) => {
     const ms = until - since;
-    if (holders.length >= 2) { multiMs += ms; longestMultiMs = Math.max(longestMultiMs, ms); }
+    if (holders.length >= 2) {
+      multiMs += ms;
+      longestMultiMs = Math.max(longestMultiMs, ms);
+    }
     if (holders.length === 0) noneMs += ms;
   };
   for (const c of log) {
@@ -114,10 +121,16 @@ export class HolderLog {
     const start = Date.now();
     return new Promise((resolve) => {
       let done = false;
-      const timer = setTimeout(() => { done = true; resolve(undefined); }, timeoutMs);
+      const timer = setTimeout(() => {
+        done = true;
+        resolve(undefined);
+      }, timeoutMs);
       const check = () => {
         if (done) return; // timed out: drop out of the waiters for good
-        if (!pred(this.current)) { this.waiters.push(check); return; }
+        if (!pred(this.current)) {
+          this.waiters.push(check);
+          return;
+        }
         done = true;
         clearTimeout(timer);
         resolve(Date.now() - start);

@@ -10,9 +10,9 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { runDrill, type DrillRecord, type Outcome } from './drill';
-import { formatOutcomes } from './drill-tables';
+import { type DrillRecord, type Outcome, runDrill } from './drill';
 import { NODES, VIP, type VipManager } from './drill-bed';
+import { formatOutcomes } from './drill-tables';
 import { renderTimeline, timelineEvent } from './timeline';
 
 const CLI = join(__dirname, '..', 'cli', 'main.js');
@@ -34,14 +34,17 @@ export function vipdManager(options: LabOptions, print: (line: string) => void):
       const secretFile = join(dir, 'secret');
       writeFileSync(secretFile, `${Math.random().toString(36).slice(2)}-lab-secret-0123456789\n`);
       for (const n of NODES) {
-        writeFileSync(join(dir, `${n}.yaml`), stringify({
-          nodeName: n,
-          peers: NODES.map((p) => ({ name: p, address: net.host(p).ip })),
-          vip: { address: `${VIP}/24`, interface: 'eth0' },
-          election: { secretFile, stateDir: join(dir, `state-${n}`), ...options.election },
-          // The defaults: a balancer on :6443 over every node's :9443 (checked with GET /readyz),
-          // and this node's own apiserver tracked, as on a real control plane.
-        }));
+        writeFileSync(
+          join(dir, `${n}.yaml`),
+          stringify({
+            nodeName: n,
+            peers: NODES.map((p) => ({ name: p, address: net.host(p).ip })),
+            vip: { address: `${VIP}/24`, interface: 'eth0' },
+            election: { secretFile, stateDir: join(dir, `state-${n}`), ...options.election },
+            // The defaults: a balancer on :6443 over every node's :9443 (checked with GET /readyz),
+            // and this node's own apiserver tracked, as on a real control plane.
+          }),
+        );
       }
     },
     // One process: the election, the VIP and the balancer.
@@ -59,15 +62,20 @@ export async function runLab(options: LabOptions): Promise<Outcome[]> {
   const print = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const manager = vipdManager(options, print);
   let timeline: string | undefined;
-  const onRecord = (record: DrillRecord) => { timeline = writeTimeline(manager.label, record, print); };
-  const outcomes = await runDrill(manager, { out: print, prefix: 'vipd-lab', lossHoldMs: 5000, onRecord })
-    .catch((err: unknown) => {
+  const onRecord = (record: DrillRecord) => {
+    timeline = writeTimeline(manager.label, record, print);
+  };
+  const outcomes = await runDrill(manager, { out: print, prefix: 'vipd-lab', lossHoldMs: 5000, onRecord }).catch(
+    (err: unknown) => {
       if (timeline !== undefined) print(`The run up to the failure, drawn: ${timeline}`);
       throw err;
-    });
+    },
+  );
   print('');
   for (const line of formatOutcomes(manager.label, outcomes)) print(line);
-  print('The client connects to VIP:6443 (vipd\'s balancer) every 10 ms; "VIP moved" is read from each node\'s kernel.');
+  print(
+    'The client connects to VIP:6443 (vipd\'s balancer) every 10 ms; "VIP moved" is read from each node\'s kernel.',
+  );
   print('The held faults: "2 holders" is the total (and longest) time two nodes held the VIP during the fault');
   print('(a stall: until 3 s after SIGCONT), "changes" how often the holder set changed, "back" whether the VIP');
   print('went back to the stalled node, "1 at heal" whether one node held it when the loss ended.');
@@ -84,10 +92,18 @@ export async function runLab(options: LabOptions): Promise<Outcome[]> {
 function writeTimeline(label: string, record: DrillRecord, print: (line: string) => void): string | undefined {
   const path = join(tmpdir(), `vipd-lab-timeline-${new Date(record.start).toISOString().replace(/[:.]/g, '-')}.html`);
   try {
-    writeFileSync(path, renderTimeline({
-      title: `vipd lab: ${label}`, nodes: NODES, start: record.start, end: record.end,
-      holders: record.holders, probes: record.probes, events: record.outcomes.map(timelineEvent),
-    }));
+    writeFileSync(
+      path,
+      renderTimeline({
+        title: `vipd lab: ${label}`,
+        nodes: NODES,
+        start: record.start,
+        end: record.end,
+        holders: record.holders,
+        probes: record.probes,
+        events: record.outcomes.map(timelineEvent),
+      }),
+    );
     return path;
   } catch (err) {
     print(`could not write the timeline to ${path}: ${err instanceof Error ? err.message : String(err)}`);

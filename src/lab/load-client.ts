@@ -61,22 +61,36 @@ export function requestOnce(o: LoadOptions, path = o.path ?? '/readyz'): Promise
       const ms = Math.round(performance.now() - start);
       resolve({ t, ms, ...(error === undefined ? {} : { error }), ...(body === undefined ? {} : { body }) });
     };
-    const req = https.request({
-      host: o.host, port: o.port, path, method: 'GET', agent: false, rejectUnauthorized: false,
-      headers: { Connection: 'close' },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.once('end', () => finish(res.statusCode === 200 ? undefined : `HTTP ${res.statusCode ?? 0}`,
-        Buffer.concat(chunks).toString('utf8')));
-      res.once('error', (err: NodeJS.ErrnoException) => finish(err.code ?? err.message));
-    });
+    const req = https.request(
+      {
+        host: o.host,
+        port: o.port,
+        path,
+        method: 'GET',
+        agent: false,
+        rejectUnauthorized: false,
+        headers: { Connection: 'close' },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('end', () =>
+          finish(
+            res.statusCode === 200 ? undefined : `HTTP ${res.statusCode ?? 0}`,
+            Buffer.concat(chunks).toString('utf8'),
+          ),
+        );
+        res.once('error', (err: NodeJS.ErrnoException) => finish(err.code ?? err.message));
+      },
+    );
     req.once('error', (err: NodeJS.ErrnoException) => finish(err.code ?? err.message));
     timer = setTimeout(() => finish('tls-handshake-timeout'), o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
-    req.once('socket', (socket) => socket.once('secureConnect', () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => finish('response-timeout'), o.responseTimeoutMs ?? RESPONSE_TIMEOUT_MS);
-    }));
+    req.once('socket', (socket) =>
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => finish('response-timeout'), o.responseTimeoutMs ?? RESPONSE_TIMEOUT_MS);
+      }),
+    );
     req.end();
   });
 }
@@ -91,9 +105,11 @@ export async function runLoad(o: LoadOptions, onStart?: (t: number) => void): Pr
   const results: RequestResult[] = [];
   onStart?.(started);
   // Each loop ends at `until`; a request takes at least a round trip, so the count is bounded too.
-  await Promise.all(Array.from({ length: o.clients ?? 4 }, async () => {
-    while (Date.now() < until) results.push(await requestOnce(o));
-  }));
+  await Promise.all(
+    Array.from({ length: o.clients ?? 4 }, async () => {
+      while (Date.now() < until) results.push(await requestOnce(o));
+    }),
+  );
   return summarize(started, results);
 }
 
@@ -104,7 +120,13 @@ export function summarize(started: number, results: readonly RequestResult[]): L
   for (const r of results) if (r.error !== undefined) errors[r.error] = (errors[r.error] ?? 0) + 1;
   const failed = results.filter((r) => r.error !== undefined).length;
   return {
-    started, done: results.length - failed, failed, errors, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: ms.at(-1) ?? 0,
+    started,
+    done: results.length - failed,
+    failed,
+    errors,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    maxMs: ms.at(-1) ?? 0,
   };
 }
 
@@ -112,8 +134,12 @@ export function summarize(started: number, results: readonly RequestResult[]): L
  * Asks /whoami through the balancer until `want` different apiservers answered, or `timeoutMs`
  * passed: after a fault is cleared, every backend serves again. Resolves with the names seen.
  */
-export async function waitForBackends(o: { host: string; port: number; want: number; timeoutMs: number }):
-  Promise<string[]> {
+export async function waitForBackends(o: {
+  host: string;
+  port: number;
+  want: number;
+  timeoutMs: number;
+}): Promise<string[]> {
   const seen = new Set<string>();
   const until = Date.now() + o.timeoutMs;
   while (seen.size < o.want && Date.now() < until) {
@@ -130,13 +156,25 @@ if (require.main === module) {
   const [host = '', port = '6443'] = args;
   const say = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
   const want = numberFlag(args, '--backends', 0);
-  const job = want > 0
-    ? waitForBackends({ host, port: Number(port), want, timeoutMs: numberFlag(args, '--timeout', 20_000) })
-      .then((names) => say({ kind: 'backends', names }))
-    : runLoad({ host, port: Number(port), clients: numberFlag(args, '--clients', 4), seconds: numberFlag(args, '--seconds', 6) },
-      (t) => say({ kind: 'started', t })).then((r) => say({ kind: 'result', ...r }));
-  void job.then(() => process.exit(0), (err: unknown) => {
-    say({ kind: 'error', error: String(err) });
-    process.exit(1);
-  });
+  const job =
+    want > 0
+      ? waitForBackends({ host, port: Number(port), want, timeoutMs: numberFlag(args, '--timeout', 20_000) }).then(
+          (names) => say({ kind: 'backends', names }),
+        )
+      : runLoad(
+          {
+            host,
+            port: Number(port),
+            clients: numberFlag(args, '--clients', 4),
+            seconds: numberFlag(args, '--seconds', 6),
+          },
+          (t) => say({ kind: 'started', t }),
+        ).then((r) => say({ kind: 'result', ...r }));
+  void job.then(
+    () => process.exit(0),
+    (err: unknown) => {
+      say({ kind: 'error', error: String(err) });
+      process.exit(1);
+    },
+  );
 }

@@ -8,7 +8,7 @@
  * command in place, so the child's pid is node's and killing it is enough). Children speak JSON lines
  * on stdout; see NsProcess.
  */
-import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { waitFor } from './wait';
@@ -118,7 +118,9 @@ export class Lab {
   }
 
   async mac(ns: string, ifname: string): Promise<string> {
-    const [link] = JSON.parse((await this.ip(ns, '-j', 'link', 'show', 'dev', ifname)).stdout) as Array<{ address: string }>;
+    const [link] = JSON.parse((await this.ip(ns, '-j', 'link', 'show', 'dev', ifname)).stdout) as Array<{
+      address: string;
+    }>;
     if (link === undefined) throw new Error(`no link ${ifname} in ${ns}`);
     return link.address;
   }
@@ -128,16 +130,23 @@ export class Lab {
     const links = JSON.parse((await this.ip(ns, '-j', 'addr', 'show', 'dev', ifname)).stdout) as Array<{
       addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
     }>;
-    return links.flatMap((l) => l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+    return links
+      .flatMap((l) => l.addr_info ?? [])
+      .filter((a) => a.family === 'inet')
+      .map((a) => `${a.local}/${a.prefixlen}`);
   }
 
   /** The neighbour entry for `ip` on `ifname`: its MAC (lladdr) and states, or undefined. */
   async neighbour(ns: string, ifname: string, ip: string): Promise<{ lladdr?: string; state: string[] } | undefined> {
     const entries = JSON.parse((await this.ip(ns, '-j', 'neigh', 'show', ip, 'dev', ifname)).stdout) as Array<{
-      dst: string; lladdr?: string; state?: string[];
+      dst: string;
+      lladdr?: string;
+      state?: string[];
     }>;
     const entry = entries.find((e) => e.dst === ip);
-    return entry === undefined ? undefined : { ...(entry.lladdr === undefined ? {} : { lladdr: entry.lladdr }), state: entry.state ?? [] };
+    return entry === undefined
+      ? undefined
+      : { ...(entry.lladdr === undefined ? {} : { lladdr: entry.lladdr }), state: entry.state ?? [] };
   }
 
   /** Starts `node <script> ...args` inside `ns`; the lab kills it on destroy. */
@@ -202,11 +211,17 @@ export class NsProcess {
   readonly events: AgentMessage[] = [];
   readonly logs: Array<Record<string, unknown>> = [];
   readonly stderrText: string[] = [];
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   private nextId = 1;
   private exited: Promise<number | null>;
 
-  constructor(private readonly child: ChildProcessWithoutNullStreams, readonly ns: string) {
+  constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    readonly ns: string,
+  ) {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     createInterface({ input: child.stdout }).on('line', (line) => this.onLine(line));
     createInterface({ input: child.stderr }).on('line', (line) => {
@@ -220,7 +235,9 @@ export class NsProcess {
     void this.exited.then((code) => {
       for (const [, p] of this.pending) {
         clearTimeout(p.timer);
-        p.reject(new Error(`agent in ${ns} exited (${String(code)}) before replying; stderr:\n${this.stderrText.join('\n')}`));
+        p.reject(
+          new Error(`agent in ${ns} exited (${String(code)}) before replying; stderr:\n${this.stderrText.join('\n')}`),
+        );
       }
       this.pending.clear();
     });
@@ -231,7 +248,11 @@ export class NsProcess {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`agent in ${this.ns}: no reply to ${cmd} in ${timeoutMs}ms; stderr:\n${this.stderrText.join('\n')}`));
+        reject(
+          new Error(
+            `agent in ${this.ns}: no reply to ${cmd} in ${timeoutMs}ms; stderr:\n${this.stderrText.join('\n')}`,
+          ),
+        );
       }, timeoutMs);
       this.pending.set(id, { resolve: (v) => resolve(v as T), reject, timer });
       this.child.stdin.write(`${JSON.stringify({ id, cmd, ...args })}\n`);

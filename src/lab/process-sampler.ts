@@ -59,7 +59,10 @@ export class ProcessSampler {
   private stopped = false;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly pids: () => readonly number[], everyMs = 100) {
+  constructor(
+    private readonly pids: () => readonly number[],
+    everyMs = 100,
+  ) {
     this.sample();
     this.timer = setInterval(() => this.sample(), everyMs);
   }

@@ -64,7 +64,10 @@ export function generateCert(ips: readonly string[]): Promise<CertPair> {
         { name: 'basicConstraints', cA: true },
         { name: 'keyUsage', digitalSignature: true, keyCertSign: true },
         { name: 'extKeyUsage', serverAuth: true },
-        { name: 'subjectAltName', altNames: [{ type: 2, value: 'fake-apiserver' }, ...ips.map((ip) => ({ type: 7 as const, ip }))] },
+        {
+          name: 'subjectAltName',
+          altNames: [{ type: 2, value: 'fake-apiserver' }, ...ips.map((ip) => ({ type: 7 as const, ip }))],
+        },
       ],
     }).then((pems) => ({ key: pems.private, cert: pems.cert }));
     certCache.set(key, pending);
@@ -103,13 +106,15 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
     this.healthy = opts.healthy ?? true;
     this.watchIntervalMs = opts.watchIntervalMs ?? 5;
     this.https = http.createServer((req, res) => this.route(req, res));
-    this.tlsServer = tls.createServer({ key: cert.key, cert: cert.cert }, (socket) => this.https.emit('connection', socket));
+    this.tlsServer = tls.createServer({ key: cert.key, cert: cert.cert }, (socket) =>
+      this.https.emit('connection', socket),
+    );
     this.tlsServer.on('tlsClientError', () => undefined);
     this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   static async start(opts: FakeApiserverOptions): Promise<FakeApiserver> {
-    const cert = opts.cert ?? await generateCert([opts.host]);
+    const cert = opts.cert ?? (await generateCert([opts.host]));
     const fake = new FakeApiserver(opts, cert);
     await listen(fake.server, opts.host, opts.port ?? 0);
     fake.port = (fake.server.address() as net.AddressInfo).port;
@@ -235,12 +240,17 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
       }
       case 'SOURCE': {
         let received = rest.length;
-        socket.on('data', (chunk: Buffer) => { received += chunk.length; });
+        socket.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+        });
         socket.once('end', () => {
           this.emit('sourceDone', received);
           socket.end();
         });
-        void writePattern(socket, Number(arg ?? 0)).then(() => socket.end(), () => socket.destroy());
+        void writePattern(socket, Number(arg ?? 0)).then(
+          () => socket.end(),
+          () => socket.destroy(),
+        );
         return;
       }
       default:
@@ -259,7 +269,15 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
     }
     if (path === '/version') {
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ major: '1', minor: '31', gitVersion: 'v1.31.0-vipd-fixture', platform: 'linux/amd64', server: this.name }));
+      res.end(
+        JSON.stringify({
+          major: '1',
+          minor: '31',
+          gitVersion: 'v1.31.0-vipd-fixture',
+          platform: 'linux/amd64',
+          server: this.name,
+        }),
+      );
       return;
     }
     if (path === '/whoami') {
@@ -279,7 +297,11 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
       });
       return;
     }
-    if (path.startsWith('/api/v1/watch') || url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true') {
+    if (
+      path.startsWith('/api/v1/watch') ||
+      url.searchParams.get('watch') === '1' ||
+      url.searchParams.get('watch') === 'true'
+    ) {
       this.watch(res, /(^|,)metadata\.name=/.test(url.searchParams.get('fieldSelector') ?? ''));
       return;
     }
@@ -292,13 +314,18 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
     // A quiet watch has nothing to send until the client or the server goes away.
     res.flushHeaders();
     let seq = 0;
-    const timer = quiet ? undefined : setInterval(() => {
-      seq += 1;
-      const metadata = { name: `vipd-lab.${this.name}.${seq}`, namespace: 'default',
-        resourceVersion: nextResourceVersion() };
-      const object = { apiVersion: 'v1', kind: 'Event', metadata, seq, server: this.name };
-      res.write(`${JSON.stringify({ type: 'ADDED', object })}\n`);
-    }, this.watchIntervalMs);
+    const timer = quiet
+      ? undefined
+      : setInterval(() => {
+          seq += 1;
+          const metadata = {
+            name: `vipd-lab.${this.name}.${seq}`,
+            namespace: 'default',
+            resourceVersion: nextResourceVersion(),
+          };
+          const object = { apiVersion: 'v1', kind: 'Event', metadata, seq, server: this.name };
+          res.write(`${JSON.stringify({ type: 'ADDED', object })}\n`);
+        }, this.watchIntervalMs);
     if (timer !== undefined) watchTimers.set(res, timer);
     this.watches.add(res);
     res.once('close', () => {
@@ -340,7 +367,8 @@ let baseBlock: Buffer | undefined;
 function patternBlock(index: number): Buffer {
   if (baseBlock === undefined) {
     baseBlock = Buffer.allocUnsafe(BLOCK);
-    for (let off = 0, n = 0; off < BLOCK; off += 32, n++) createHash('sha256').update(`vipd-${n}`).digest().copy(baseBlock, off);
+    for (let off = 0, n = 0; off < BLOCK; off += 32, n++)
+      createHash('sha256').update(`vipd-${n}`).digest().copy(baseBlock, off);
   }
   const block = Buffer.allocUnsafe(BLOCK);
   baseBlock.copy(block);
@@ -388,7 +416,9 @@ async function main(args: readonly string[]): Promise<void> {
   const host = argValue(args, '--host');
   const port = Number(argValue(args, '--port'));
   if (host === undefined || !(port >= 0 && port <= 65535)) {
-    process.stderr.write('usage: node dist/src/lab/stand-in-apiserver.js --host ADDRESS --port PORT [--name NAME] [--http-port PORT] [--unhealthy]\n');
+    process.stderr.write(
+      'usage: node dist/src/lab/stand-in-apiserver.js --host ADDRESS --port PORT [--name NAME] [--http-port PORT] [--unhealthy]\n',
+    );
     process.exit(2);
   }
   const httpPortArg = argValue(args, '--http-port');
@@ -399,11 +429,28 @@ async function main(args: readonly string[]): Promise<void> {
     ...(argValue(args, '--name') === undefined ? {} : { name: argValue(args, '--name') as string }),
     ...(httpPortArg === undefined ? {} : { httpPort: Number(httpPortArg) }),
   });
-  const say = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ ...event, name: fake.name, pid: process.pid })}\n`);
-  say({ event: 'listening', host: fake.host, port: fake.port, ...(fake.httpPort === undefined ? {} : { httpPort: fake.httpPort }), healthy: fake.isHealthy });
-  process.on('SIGUSR1', () => { fake.setHealthy(false); say({ event: 'health', healthy: false }); });
-  process.on('SIGUSR2', () => { fake.setHealthy(true); say({ event: 'health', healthy: true }); });
-  const stop = () => void fake.close().then(() => { say({ event: 'closed' }); process.exit(0); });
+  const say = (event: Record<string, unknown>) =>
+    process.stdout.write(`${JSON.stringify({ ...event, name: fake.name, pid: process.pid })}\n`);
+  say({
+    event: 'listening',
+    host: fake.host,
+    port: fake.port,
+    ...(fake.httpPort === undefined ? {} : { httpPort: fake.httpPort }),
+    healthy: fake.isHealthy,
+  });
+  process.on('SIGUSR1', () => {
+    fake.setHealthy(false);
+    say({ event: 'health', healthy: false });
+  });
+  process.on('SIGUSR2', () => {
+    fake.setHealthy(true);
+    say({ event: 'health', healthy: true });
+  });
+  const stop = () =>
+    void fake.close().then(() => {
+      say({ event: 'closed' });
+      process.exit(0);
+    });
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }

@@ -64,7 +64,10 @@ export class StormClient {
   private readonly slots: Slot[];
   private closed = false;
 
-  constructor(private readonly o: StormOptions, private readonly report: (r: StormReport) => void) {
+  constructor(
+    private readonly o: StormOptions,
+    private readonly report: (r: StormReport) => void,
+  ) {
     const first = o.first ?? 0;
     this.slots = Array.from({ length: o.clients }, (_, i) => ({ n: first + i, up: false, failures: 0 }));
   }
@@ -82,16 +85,18 @@ export class StormClient {
     let next = 0;
     const begin = Date.now();
     const step = (this.o.spreadMs ?? 0) / this.slots.length;
-    await Promise.all(Array.from({ length: Math.min(this.o.rampConcurrency ?? 100, this.slots.length) }, async () => {
-      while (next < this.slots.length && !this.closed) {
-        const i = next++;
-        const slot = this.slots[i];
-        if (slot === undefined) break;
-        const wait = begin + i * step - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        await new Promise<void>((resolve) => this.connect(slot, resolve));
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: Math.min(this.o.rampConcurrency ?? 100, this.slots.length) }, async () => {
+        while (next < this.slots.length && !this.closed) {
+          const i = next++;
+          const slot = this.slots[i];
+          if (slot === undefined) break;
+          const wait = begin + i * step - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          await new Promise<void>((resolve) => this.connect(slot, resolve));
+        }
+      }),
+    );
   }
 
   /** Closes every connection; no client reconnects afterwards. Idempotent. */
@@ -105,7 +110,10 @@ export class StormClient {
 
   /** One connection for `slot`; `settled` runs once it is up or has failed. */
   private connect(slot: Slot, settled: () => void = () => undefined): void {
-    if (this.closed) { settled(); return; }
+    if (this.closed) {
+      settled();
+      return;
+    }
     const socket = tls.connect({ host: this.o.host, port: this.o.port, rejectUnauthorized: false });
     slot.socket = socket;
     socket.setKeepAlive(true, this.o.keepAliveMs ?? 30_000);
@@ -133,12 +141,16 @@ export class StormClient {
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       timer = setTimeout(() => socket.destroy(new Error('response-head-timeout')), this.o.headTimeoutMs ?? 30_000);
-      socket.write(`GET /api/v1/nodes?fieldSelector=metadata.name%3Dstorm-${slot.n}&watch=true HTTP/1.1\r\n`
-        + `Host: ${this.o.host}:${this.o.port}\r\nAccept: application/json\r\nUser-Agent: vipd-lab-storm\r\n\r\n`);
+      socket.write(
+        `GET /api/v1/nodes?fieldSelector=metadata.name%3Dstorm-${slot.n}&watch=true HTTP/1.1\r\n` +
+          `Host: ${this.o.host}:${this.o.port}\r\nAccept: application/json\r\nUser-Agent: vipd-lab-storm\r\n\r\n`,
+      );
     });
     socket.on('data', onData);
     let error: string | undefined;
-    socket.once('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message; });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      error = err.code ?? err.message;
+    });
     socket.once('close', () => {
       clearTimeout(timer);
       if (slot.socket !== socket) return;
@@ -209,11 +221,21 @@ export class StormLog {
 if (require.main === module) {
   const args = process.argv.slice(2);
   const [host = '', port = '6443'] = args;
-  const client = new StormClient({
-    host, port: Number(port), clients: numberFlag(args, '--clients', 100), first: numberFlag(args, '--first', 0),
-    keepAliveMs: numberFlag(args, '--keepalive-ms', 30_000), spreadMs: numberFlag(args, '--spread-ms', 0),
-  }, (r) => process.stdout.write(`${JSON.stringify(r)}\n`));
-  const stop = () => { client.close(); process.exit(0); };
+  const client = new StormClient(
+    {
+      host,
+      port: Number(port),
+      clients: numberFlag(args, '--clients', 100),
+      first: numberFlag(args, '--first', 0),
+      keepAliveMs: numberFlag(args, '--keepalive-ms', 30_000),
+      spreadMs: numberFlag(args, '--spread-ms', 0),
+    },
+    (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+  );
+  const stop = () => {
+    client.close();
+    process.exit(0);
+  };
   process.stdin.on('end', stop);
   process.stdin.on('close', stop);
   process.stdin.resume();

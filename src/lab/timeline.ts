@@ -8,7 +8,7 @@
  */
 import type { ProbeResult } from './client-log';
 import type { Outcome } from './drill';
-import { holdersAt, type HolderChange } from './holder-log';
+import { type HolderChange, holdersAt } from './holder-log';
 
 /** One event of the drill. */
 export interface TimelineEvent {
@@ -55,8 +55,12 @@ export interface FailureSpan extends Span {
 }
 
 /** Where each node held the VIP within [from, to]. */
-export function holderSpans(log: readonly HolderChange[], nodes: readonly string[], from: number,
-  to: number): Map<string, Span[]> {
+export function holderSpans(
+  log: readonly HolderChange[],
+  nodes: readonly string[],
+  from: number,
+  to: number,
+): Map<string, Span[]> {
   const spans = new Map<string, Span[]>(nodes.map((n) => [n, []]));
   const since = new Map<string, number>(holdersAt(log, from).map((n) => [n, from]));
   const close = (node: string, at: number) => {
@@ -126,23 +130,40 @@ export function renderTimeline(input: TimelineInput): string {
   };
   const events = [...input.events].sort((a, b) => a.at - b.at);
   const overview = chart(input.nodes, figures, {
-    from: start, to: end, width: WIDTH, origin: start, axis: seconds, tip: (ms) => `${(ms / 1000).toFixed(2)} s`,
+    from: start,
+    to: end,
+    width: WIDTH,
+    origin: start,
+    axis: seconds,
+    tip: (ms) => `${(ms / 1000).toFixed(2)} s`,
     markers: events.map((e, i) => ({ t: e.at, label: String(i + 1) })),
     bands: events.flatMap((e) => (e.until === undefined ? [] : [{ from: e.at, to: e.until }])),
   });
   const closeUps = events.map((e, i) => {
     const [from, to] = closeUpWindow(e, events[i + 1]?.at ?? end, input.holders, figures.failures, end);
     const svg = chart(input.nodes, figures, {
-      from, to, width: WIDTH, origin: e.at, axis: offset, tip: (ms) => `${ms < 0 ? '−' : '+'}${Math.abs(ms)} ms`,
+      from,
+      to,
+      width: WIDTH,
+      origin: e.at,
+      axis: offset,
+      tip: (ms) => `${ms < 0 ? '−' : '+'}${Math.abs(ms)} ms`,
       markers: [{ t: e.at, label: String(i + 1) }, ...(e.until === undefined ? [] : [{ t: e.until, label: 'end' }])],
       bands: e.until === undefined ? [] : [{ from: e.at, to: e.until }],
     });
-    return `<section id="event-${i + 1}"><h3>${i + 1}. ${esc(e.label)}</h3>\n<p>${esc(e.summary)}</p>\n`
-      + `${svg}</section>`;
+    return (
+      `<section id="event-${i + 1}"><h3>${i + 1}. ${esc(e.label)}</h3>\n<p>${esc(e.summary)}</p>\n` + `${svg}</section>`
+    );
   });
-  const rows = events.map((e, i) => `<tr><td><a href="#event-${i + 1}">${i + 1}</a></td>`
-    + `<td class="num">${seconds(e.at - start)}</td><td>${esc(e.label)}</td><td>${esc(e.summary)}</td></tr>`);
-  const begun = new Date(start).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const rows = events.map(
+    (e, i) =>
+      `<tr><td><a href="#event-${i + 1}">${i + 1}</a></td>` +
+      `<td class="num">${seconds(e.at - start)}</td><td>${esc(e.label)}</td><td>${esc(e.summary)}</td></tr>`,
+  );
+  const begun = new Date(start)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
   return [
     '<!doctype html>',
     '<html lang="en">',
@@ -153,9 +174,9 @@ export function renderTimeline(input: TimelineInput): string {
     '</head>',
     '<body>',
     `<h1>${esc(input.title)}</h1>`,
-    `<p>Started ${begun}, ${seconds(end - start)} long. Who held the VIP, read from each node's kernel, and `
-      + 'each connect of the client to the VIP (every 10 ms). The numbered lines are the drill\'s events; a '
-      + 'shaded band is a fault held for a while. Hover over a bar for its times.</p>',
+    `<p>Started ${begun}, ${seconds(end - start)} long. Who held the VIP, read from each node's kernel, and ` +
+      "each connect of the client to the VIP (every 10 ms). The numbered lines are the drill's events; a " +
+      'shaded band is a fault held for a while. Hover over a bar for its times.</p>',
     LEGEND,
     overview,
     '<table>',
@@ -163,9 +184,9 @@ export function renderTimeline(input: TimelineInput): string {
     ...rows,
     '</table>',
     '<h2>Each event, close up</h2>',
-    '<p>From half a second before the event until the VIP and the client have settled. After a node death or '
-      + 'a link cut, the node cut off may keep its copy of the VIP until its kernel lifetime ends (1 s): a second '
-      + 'holder there is one no client can reach.</p>',
+    '<p>From half a second before the event until the VIP and the client have settled. After a node death or ' +
+      'a link cut, the node cut off may keep its copy of the VIP until its kernel lifetime ends (1 s): a second ' +
+      'holder there is one no client can reach.</p>',
     ...closeUps,
     '</body>',
     '</html>',
@@ -196,12 +217,13 @@ const STYLE = [
   '.legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 14px; vertical-align: -1px; }',
 ].join('\n');
 
-const LEGEND = '<p class="legend">'
-  + '<span class="swatch" style="background:#2e9e44"></span>holds the VIP'
-  + '<span class="swatch" style="background:#d62728"></span>two holders / the client\'s connects fail'
-  + '<span class="swatch" style="background:#f0a500"></span>nobody holds the VIP'
-  + '<span class="swatch" style="background:#cde9cf"></span>the client connects'
-  + '<span class="swatch" style="background:rgba(90,123,214,0.25)"></span>a fault held</p>';
+const LEGEND =
+  '<p class="legend">' +
+  '<span class="swatch" style="background:#2e9e44"></span>holds the VIP' +
+  '<span class="swatch" style="background:#d62728"></span>two holders / the client\'s connects fail' +
+  '<span class="swatch" style="background:#f0a500"></span>nobody holds the VIP' +
+  '<span class="swatch" style="background:#cde9cf"></span>the client connects' +
+  '<span class="swatch" style="background:rgba(90,123,214,0.25)"></span>a fault held</p>';
 
 interface Figures {
   readonly holders: Map<string, Span[]>;
@@ -234,55 +256,94 @@ function chart(nodes: readonly string[], f: Figures, o: ChartOptions): string {
     if (s.to < o.from || s.from > o.to) return undefined;
     const x0 = x(s.from);
     const w = Math.max(1, x(s.to) - x0); // a 10 ms blip stays visible on a two-minute line
-    return `<rect class="${cls}" x="${px(x0)}" y="${y}" width="${px(w)}" height="${LANE_HEIGHT}">`
-      + `<title>${esc(tip)}</title></rect>`;
+    return (
+      `<rect class="${cls}" x="${px(x0)}" y="${y}" width="${px(w)}" height="${LANE_HEIGHT}">` +
+      `<title>${esc(tip)}</title></rect>`
+    );
   };
   const laneY = (i: number) => TOP + i * (LANE_HEIGHT + LANE_GAP);
   const defined = (r: string | undefined): r is string => r !== undefined;
   nodes.forEach((n, i) => {
     lanes.push({
       label: n,
-      rects: (f.holders.get(n) ?? []).map((s) => rect(s, laneY(i), 'held',
-        `${n} held the VIP from ${rel(s.from)} to ${rel(s.to)} (${duration(s.to - s.from)})`)).filter(defined),
+      rects: (f.holders.get(n) ?? [])
+        .map((s) =>
+          rect(
+            s,
+            laneY(i),
+            'held',
+            `${n} held the VIP from ${rel(s.from)} to ${rel(s.to)} (${duration(s.to - s.from)})`,
+          ),
+        )
+        .filter(defined),
     });
   });
   lanes.push({
     label: 'holders',
-    rects: f.counts.map((s) => rect(s, laneY(nodes.length), s.holders.length === 0 ? 'none' : 'multi',
-      `${s.holders.length === 0 ? 'nobody' : s.holders.join('+')} held the VIP from ${rel(s.from)} to ${rel(s.to)}`
-      + ` (${duration(s.to - s.from)})`)).filter(defined),
+    rects: f.counts
+      .map((s) =>
+        rect(
+          s,
+          laneY(nodes.length),
+          s.holders.length === 0 ? 'none' : 'multi',
+          `${s.holders.length === 0 ? 'nobody' : s.holders.join('+')} held the VIP from ${rel(s.from)} to ${rel(s.to)}` +
+            ` (${duration(s.to - s.from)})`,
+        ),
+      )
+      .filter(defined),
   });
   const clientY = laneY(nodes.length + 1);
   lanes.push({
     label: 'client',
     rects: [
       ...(f.probed === undefined ? [] : [rect(f.probed, clientY, 'ok', 'the client connects to the VIP')]),
-      ...f.failures.map((s) => rect(s, clientY, 'fail', `the client's connects failed from ${rel(s.from)} to `
-        + `${rel(s.to)}: ${s.open ? 'still failing at the end, ' : ''}${duration(s.to - s.from)}, `
-        + `${s.failed} failed connect${s.failed === 1 ? '' : 's'}`)),
+      ...f.failures.map((s) =>
+        rect(
+          s,
+          clientY,
+          'fail',
+          `the client's connects failed from ${rel(s.from)} to ` +
+            `${rel(s.to)}: ${s.open ? 'still failing at the end, ' : ''}${duration(s.to - s.from)}, ` +
+            `${s.failed} failed connect${s.failed === 1 ? '' : 's'}`,
+        ),
+      ),
     ].filter(defined),
   });
   const height = laneY(lanes.length) - LANE_GAP + BOTTOM;
   const bottom = laneY(lanes.length) - LANE_GAP;
   const ticks = tickTimes(o.from - o.origin, o.to - o.origin).map((t) => {
     const tx = px(x(t + o.origin));
-    return `<line class="grid" x1="${tx}" y1="${TOP - 4}" x2="${tx}" y2="${bottom}"/>`
-      + `<text x="${tx}" y="${bottom + 14}" text-anchor="middle">${esc(o.axis(t))}</text>`;
+    return (
+      `<line class="grid" x1="${tx}" y1="${TOP - 4}" x2="${tx}" y2="${bottom}"/>` +
+      `<text x="${tx}" y="${bottom + 14}" text-anchor="middle">${esc(o.axis(t))}</text>`
+    );
   });
-  const bands = o.bands.filter((b) => b.to >= o.from && b.from <= o.to).map((b) => `<rect class="band" `
-    + `x="${px(x(b.from))}" y="${TOP - 4}" width="${px(Math.max(1, x(b.to) - x(b.from)))}" `
-    + `height="${bottom - TOP + 4}"/>`);
-  const markers = o.markers.filter((m) => m.t >= o.from && m.t <= o.to).map((m) => {
-    const mx = px(x(m.t));
-    return `<line class="marker" x1="${mx}" y1="${TOP - 6}" x2="${mx}" y2="${bottom}"/>`
-      + `<text x="${mx}" y="${TOP - 9}" text-anchor="middle">${esc(m.label)}</text>`;
-  });
+  const bands = o.bands
+    .filter((b) => b.to >= o.from && b.from <= o.to)
+    .map(
+      (b) =>
+        `<rect class="band" ` +
+        `x="${px(x(b.from))}" y="${TOP - 4}" width="${px(Math.max(1, x(b.to) - x(b.from)))}" ` +
+        `height="${bottom - TOP + 4}"/>`,
+    );
+  const markers = o.markers
+    .filter((m) => m.t >= o.from && m.t <= o.to)
+    .map((m) => {
+      const mx = px(x(m.t));
+      return (
+        `<line class="marker" x1="${mx}" y1="${TOP - 6}" x2="${mx}" y2="${bottom}"/>` +
+        `<text x="${mx}" y="${TOP - 9}" text-anchor="middle">${esc(m.label)}</text>`
+      );
+    });
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${o.width}" height="${height}" `
-      + `viewBox="0 0 ${o.width} ${height}">`,
-    ...lanes.map((l, i) => `<rect class="lane" x="${LABEL_WIDTH}" y="${laneY(i)}" width="${px(plot)}" `
-      + `height="${LANE_HEIGHT}"/><text x="${LABEL_WIDTH - 8}" y="${laneY(i) + 13}" text-anchor="end">`
-      + `${esc(l.label)}</text>`),
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${o.width}" height="${height}" ` +
+      `viewBox="0 0 ${o.width} ${height}">`,
+    ...lanes.map(
+      (l, i) =>
+        `<rect class="lane" x="${LABEL_WIDTH}" y="${laneY(i)}" width="${px(plot)}" ` +
+        `height="${LANE_HEIGHT}"/><text x="${LABEL_WIDTH - 8}" y="${laneY(i) + 13}" text-anchor="end">` +
+        `${esc(l.label)}</text>`,
+    ),
     ...ticks,
     ...bands,
     ...lanes.flatMap((l) => l.rects),
@@ -304,8 +365,13 @@ function probedSpan(probes: readonly ProbeResult[], from: number, to: number): S
  * last holder change or client recovery within 5 s of the fault's end (a stall's second thoughts
  * come within 3 s of SIGCONT), at least 2 s, never past the next event.
  */
-function closeUpWindow(e: TimelineEvent, next: number, log: readonly HolderChange[],
-  failures: readonly FailureSpan[], end: number): [number, number] {
+function closeUpWindow(
+  e: TimelineEvent,
+  next: number,
+  log: readonly HolderChange[],
+  failures: readonly FailureSpan[],
+  end: number,
+): [number, number] {
   const limit = Math.min(next, end, (e.until ?? e.at) + 5000);
   const moments = [
     ...log.filter((c) => c.t >= e.at && c.t <= limit).map((c) => c.t),
@@ -325,8 +391,8 @@ function tickTimes(from: number, to: number): number[] {
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s`;
-const offset = (ms: number) => (ms === 0 ? '0'
-  : `${ms > 0 ? '+' : '−'}${Math.abs(ms) < 1000 ? `${Math.abs(ms)} ms` : `${Math.abs(ms) / 1000} s`}`);
+const offset = (ms: number) =>
+  ms === 0 ? '0' : `${ms > 0 ? '+' : '−'}${Math.abs(ms) < 1000 ? `${Math.abs(ms)} ms` : `${Math.abs(ms) / 1000} s`}`;
 const duration = (ms: number) => (ms < 10_000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 const px = (v: number) => String(Math.round(v * 10) / 10);
 
@@ -340,22 +406,39 @@ export function timelineEvent(o: Outcome): TimelineEvent {
   const ms = (v: number | undefined, none: string) => (v === undefined ? none : `${v} ms`);
   const parts: string[] = [];
   if (o.heldUntil === undefined) {
-    parts.push(o.vipMovedMs === undefined || o.to === '' ? `${o.from}: the VIP did not move`
-      : `${o.from} → ${o.to}: VIP moved after ${o.vipMovedMs} ms`);
+    parts.push(
+      o.vipMovedMs === undefined || o.to === ''
+        ? `${o.from}: the VIP did not move`
+        : `${o.from} → ${o.to}: VIP moved after ${o.vipMovedMs} ms`,
+    );
   } else {
-    parts.push(`master ${o.from}: ${o.vipMovedMs === undefined ? 'the VIP stayed'
-      : `the VIP moved to ${o.to} after ${o.vipMovedMs} ms`}`);
-    parts.push(`two holders for ${o.multiMs ?? 0} ms (longest ${o.longestMultiMs ?? 0} ms), `
-      + `${o.holderChanges ?? 0} holder change${o.holderChanges === 1 ? '' : 's'}`);
+    parts.push(
+      `master ${o.from}: ${
+        o.vipMovedMs === undefined ? 'the VIP stayed' : `the VIP moved to ${o.to} after ${o.vipMovedMs} ms`
+      }`,
+    );
+    parts.push(
+      `two holders for ${o.multiMs ?? 0} ms (longest ${o.longestMultiMs ?? 0} ms), ` +
+        `${o.holderChanges ?? 0} holder change${o.holderChanges === 1 ? '' : 's'}`,
+    );
     if (o.backToOrigin === true) parts.push(`back on ${o.from}`);
     if (o.oneHolderAtHeal !== undefined) parts.push(`${o.oneHolderAtHeal ? '' : 'not '}one holder at heal`);
   }
   parts.push(`client outage ${ms(o.outageMs, 'unrecovered')}`);
   if (o.watch !== undefined) {
-    parts.push(`the watch ${o.watch.resumeMs === undefined ? `did not resume within ${o.watch.waitedMs / 1000} s`
-      : `resumed after ${o.watch.resumeMs} ms`}`);
+    parts.push(
+      `the watch ${
+        o.watch.resumeMs === undefined
+          ? `did not resume within ${o.watch.waitedMs / 1000} s`
+          : `resumed after ${o.watch.resumeMs} ms`
+      }`,
+    );
   }
   if (!o.settled) parts.push('did not settle on one holder within 15 s');
-  return { label: o.event, at: o.at, ...(o.heldUntil === undefined ? {} : { until: o.heldUntil }),
-    summary: parts.join('; ') };
+  return {
+    label: o.event,
+    at: o.at,
+    ...(o.heldUntil === undefined ? {} : { until: o.heldUntil }),
+    summary: parts.join('; '),
+  };
 }

@@ -19,8 +19,11 @@ export interface WaitOptions {
  * own, and a loaded machine must not turn slow probes into a failed wait. A probe that throws
  * counts as "not yet"; the last error is in the timeout's message.
  */
-export async function waitFor<T>(what: string, probe: () => T | Promise<T>,
-  { timeoutMs = 5000, everyMs = 10 }: WaitOptions = {}): Promise<Exclude<T, undefined | false>> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | Promise<T>,
+  { timeoutMs = 5000, everyMs = 10 }: WaitOptions = {},
+): Promise<Exclude<T, undefined | false>> {
   const pauses = Math.ceil(timeoutMs / everyMs);
   let last: unknown;
   for (let i = 0; ; i++) {

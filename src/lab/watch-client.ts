@@ -51,7 +51,10 @@ export class WatchClient {
   private abort: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: WatchClientOptions, private readonly report: (r: WatchReport) => void) {}
+  constructor(
+    private readonly options: WatchClientOptions,
+    private readonly report: (r: WatchReport) => void,
+  ) {}
 
   /** Starts watching; resolves once the first watch is under way (or the library is missing). */
   async start(): Promise<void> {
@@ -101,12 +104,22 @@ export class WatchClient {
       this.timer = setTimeout(() => void this.watchOnce(watch), base * (1 + Math.random()));
     };
     const query = this.resourceVersion === undefined ? {} : { resourceVersion: this.resourceVersion };
-    const controller = await watch.watch(this.options.path ?? EVENTS_PATH, query, (_type, object: unknown) => {
-      const rv = (object as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? '';
-      if (rv !== '') this.resourceVersion = rv;
-      delivered = true;
-      this.report({ kind: 'event', t: Date.now(), watch: n, rv });
-    }, done).catch((err: unknown) => { done(err); return undefined; });
+    const controller = await watch
+      .watch(
+        this.options.path ?? EVENTS_PATH,
+        query,
+        (_type, object: unknown) => {
+          const rv = (object as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? '';
+          if (rv !== '') this.resourceVersion = rv;
+          delivered = true;
+          this.report({ kind: 'event', t: Date.now(), watch: n, rv });
+        },
+        done,
+      )
+      .catch((err: unknown) => {
+        done(err);
+        return undefined;
+      });
     if (controller !== undefined && !ended) this.abort = () => controller.abort();
     if (this.closed) this.abort?.();
   }
@@ -149,7 +162,10 @@ export class WatchLog {
     else if (r.kind === 'event') this.lives.get(r.watch)?.events.push(r.t);
     else if (r.kind === 'end') {
       const life = this.lives.get(r.watch);
-      if (life !== undefined) { life.end = r.t; if (r.error !== undefined) life.error = r.error; }
+      if (life !== undefined) {
+        life.end = r.t;
+        if (r.error !== undefined) life.error = r.error;
+      }
     } else return;
     const waiters = this.waiters;
     this.waiters = [];
@@ -191,10 +207,16 @@ export class WatchLog {
   waitFor(pred: () => boolean, timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
       let done = false;
-      const timer = setTimeout(() => { done = true; resolve(pred()); }, timeoutMs);
+      const timer = setTimeout(() => {
+        done = true;
+        resolve(pred());
+      }, timeoutMs);
       const check = () => {
         if (done) return;
-        if (!pred() && this.unavailable === undefined) { this.waiters.push(check); return; }
+        if (!pred() && this.unavailable === undefined) {
+          this.waiters.push(check);
+          return;
+        }
         done = true;
         clearTimeout(timer);
         resolve(pred());
@@ -212,7 +234,10 @@ export class WatchLog {
 if (require.main === module) {
   const [server = '', maxSeconds = '600'] = process.argv.slice(2);
   const client = new WatchClient({ server }, (r) => process.stdout.write(`${JSON.stringify(r)}\n`));
-  const stop = () => { client.close(); process.exit(0); };
+  const stop = () => {
+    client.close();
+    process.exit(0);
+  };
   process.stdin.on('end', stop);
   process.stdin.on('close', stop);
   process.stdin.resume();

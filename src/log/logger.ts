@@ -19,19 +19,31 @@ export function resolveLogFormat(format: LogFormat): 'json' | 'text' {
 }
 
 export function createLogger(options: {
-  level: LogLevel; node?: string; format?: 'json' | 'text'; destination?: pino.DestinationStream;
+  level: LogLevel;
+  node?: string;
+  format?: 'json' | 'text';
+  destination?: pino.DestinationStream;
 }): Logger {
   const base = options.node === undefined ? { pid: process.pid } : { pid: process.pid, node: options.node };
-  const destination = options.format === 'text'
-    // pino-pretty in the process, synchronously (no transport thread): the same lines, for a person.
-    ? pinoPretty({
-      sync: true, colorize: options.destination === undefined && process.stdout.isTTY === true,
-      translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid', singleLine: true,
-      ...(options.destination === undefined ? { destination: 1 } : { destination: options.destination }),
-    })
-    : options.destination ?? pino.destination({ dest: 1, sync: true });
+  const destination =
+    options.format === 'text'
+      ? // pino-pretty in the process, synchronously (no transport thread): the same lines, for a person.
+        pinoPretty({
+          sync: true,
+          colorize: options.destination === undefined && process.stdout.isTTY === true,
+          translateTime: 'SYS:HH:MM:ss.l',
+          ignore: 'pid',
+          singleLine: true,
+          ...(options.destination === undefined ? { destination: 1 } : { destination: options.destination }),
+        })
+      : (options.destination ?? pino.destination({ dest: 1, sync: true }));
   return pino(
-    { level: options.level, base, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
+    {
+      level: options.level,
+      base,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
     destination,
   );
 }
@@ -47,7 +59,9 @@ export function createLogger(options: {
 export class RateLimitedLog {
   private readonly seen = new Map<string, { at: number; suppressed: number }>();
   constructor(
-    private readonly log: Logger, private readonly windowMs = 10_000, private readonly now = () => performance.now(),
+    private readonly log: Logger,
+    private readonly windowMs = 10_000,
+    private readonly now = () => performance.now(),
     private readonly maxKeys = 256,
   ) {}
 
@@ -76,7 +90,10 @@ export class RateLimitedLog {
       entry.suppressed += 1;
       return;
     }
-    const extra = { ...(entry !== undefined && entry.suppressed > 0 ? { suppressed: entry.suppressed } : {}), ...(k === OVERFLOW ? { overflow: true } : {}) };
+    const extra = {
+      ...(entry !== undefined && entry.suppressed > 0 ? { suppressed: entry.suppressed } : {}),
+      ...(k === OVERFLOW ? { overflow: true } : {}),
+    };
     this.log[level]({ ...fields, ...extra }, message);
     this.seen.set(k, { at: t, suppressed: 0 });
   }

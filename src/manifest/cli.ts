@@ -11,8 +11,15 @@ import { peerSchema, quorumModes, vipSchema } from '../config/schema';
 import { UsageError } from '../errors';
 import { LOG_LEVELS, type LogLevel } from '../log/logger';
 import {
-  CONFIG_DEFAULTS, configFile, type ConfigFileOptions, DEFAULT_IMAGE, GRACE_MARGIN_SECONDS, podManifest,
-  type PodOptions, POD_DEFAULTS, quantityBytes,
+  CONFIG_DEFAULTS,
+  type ConfigFileOptions,
+  configFile,
+  DEFAULT_IMAGE,
+  GRACE_MARGIN_SECONDS,
+  POD_DEFAULTS,
+  type PodOptions,
+  podManifest,
+  quantityBytes,
 } from './pod';
 
 /** A value every check has vouched for (Problems.throwIfAny() has passed): undefined here is a bug. */
@@ -28,20 +35,44 @@ const MEMORY_REQUEST_BYTES = 64 * 2 ** 20;
 
 // An image reference: [registry[:port]/]path[:tag][@sha256:digest], path components lowercase.
 const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const IMAGE_REF = new RegExp(`^(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::\\w[\\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`);
+const IMAGE_REF = new RegExp(
+  `^(?:[a-zA-Z0-9.-]+(?::\\d+)?/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::\\w[\\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`,
+);
 
-interface SharedFlags { healthPort: string; healthHost: string; drainTimeout: string }
-interface PodFlags extends SharedFlags { image: string; configDir: string; logLevel: string; memoryLimit: string }
+interface SharedFlags {
+  healthPort: string;
+  healthHost: string;
+  drainTimeout: string;
+}
+interface PodFlags extends SharedFlags {
+  image: string;
+  configDir: string;
+  logLevel: string;
+  memoryLimit: string;
+}
 interface ConfigFlags extends SharedFlags {
-  vip?: string; interface?: string; peers?: string; quorum: string; secretFile: string;
-  nodeName?: string; bindPort: string; backendPort: string; electionPort: string; clusterId: string; priority?: string;
+  vip?: string;
+  interface?: string;
+  peers?: string;
+  quorum: string;
+  secretFile: string;
+  nodeName?: string;
+  bindPort: string;
+  backendPort: string;
+  electionPort: string;
+  clusterId: string;
+  priority?: string;
 }
 
 /** Collects one problem per bad flag, so the operator fixes a command line in one pass. */
 class Problems {
   readonly list: string[] = [];
   bad(flag: string, value: string | undefined, expected: string): undefined {
-    this.list.push(value === undefined ? `${flag}: missing; expected ${expected}` : `${flag}: got ${JSON.stringify(value)}, expected ${expected}`);
+    this.list.push(
+      value === undefined
+        ? `${flag}: missing; expected ${expected}`
+        : `${flag}: got ${JSON.stringify(value)}, expected ${expected}`,
+    );
     return undefined;
   }
   throwIfAny(): void {
@@ -60,24 +91,33 @@ function port(problems: Problems, flag: string, value: string): number | undefin
 }
 
 function healthHost(problems: Problems, value: string): string | undefined {
-  return isIPv4(value) ? value : problems.bad('--health-host', value, 'an IPv4 address: 127.0.0.1, 0.0.0.0 or the node\'s own');
+  return isIPv4(value)
+    ? value
+    : problems.bad('--health-host', value, "an IPv4 address: 127.0.0.1, 0.0.0.0 or the node's own");
 }
 
 function drainTimeout(problems: Problems, value: string): number | undefined {
   // A unit is required, as in the config file: "20" could be seconds or milliseconds.
   const ms = parseDuration(value);
-  return ms !== undefined && ms <= MAX_DRAIN_MS ? ms : problems.bad('--drain-timeout', value, 'a duration from 0s to 10m, such as "20s"');
+  return ms !== undefined && ms <= MAX_DRAIN_MS
+    ? ms
+    : problems.bad('--drain-timeout', value, 'a duration from 0s to 10m, such as "20s"');
 }
 
 /** Parses `name=ip,name=ip`, checking each entry against the config schema's peer rules. */
 function peers(problems: Problems, value: string | undefined): ConfigFileOptions['peers'] | undefined {
-  const expected = 'name=IPv4 pairs separated by commas, this node included, such as "cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13"';
+  const expected =
+    'name=IPv4 pairs separated by commas, this node included, such as "cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13"';
   if (value === undefined || value.trim() === '') return problems.bad('--peers', value, expected);
   const list: { name: string; address: string }[] = [];
   for (const entry of value.split(',').map((e) => e.trim())) {
     const [name = '', address = '', extra] = entry.split('=').map((s) => s.trim());
     if (extra !== undefined || !peerSchema.safeParse({ name, address }).success) {
-      return problems.bad('--peers', entry, `${expected}; each name a lowercase DNS-1123 name (a Kubernetes node name)`);
+      return problems.bad(
+        '--peers',
+        entry,
+        `${expected}; each name a lowercase DNS-1123 name (a Kubernetes node name)`,
+      );
     }
     list.push({ name, address });
   }
@@ -85,49 +125,78 @@ function peers(problems: Problems, value: string | undefined): ConfigFileOptions
   const dupName = twice('name');
   const dupAddress = twice('address');
   if (dupName !== undefined) return problems.bad('--peers', value, `each name once; "${dupName}" appears twice`);
-  if (dupAddress !== undefined) return problems.bad('--peers', value, `each address once; "${dupAddress}" appears twice`);
+  if (dupAddress !== undefined)
+    return problems.bad('--peers', value, `each address once; "${dupAddress}" appears twice`);
   return list;
 }
 
 export function parsePodFlags(flags: PodFlags): PodOptions {
   const problems = new Problems();
-  const image = IMAGE_REF.test(flags.image) ? flags.image : problems.bad('--image', flags.image, 'an image reference such as "ghcr.io/vipd/vipd:0.2.0"');
-  const configDir = posix.isAbsolute(flags.configDir) && !/[\s]/.test(flags.configDir)
-    ? posix.normalize(flags.configDir).replace(/(.)\/$/, '$1')
-    : problems.bad('--config-dir', flags.configDir, 'an absolute directory path without spaces, such as "/etc/vipd"');
+  const image = IMAGE_REF.test(flags.image)
+    ? flags.image
+    : problems.bad('--image', flags.image, 'an image reference such as "ghcr.io/vipd/vipd:0.2.0"');
+  const configDir =
+    posix.isAbsolute(flags.configDir) && !/[\s]/.test(flags.configDir)
+      ? posix.normalize(flags.configDir).replace(/(.)\/$/, '$1')
+      : problems.bad('--config-dir', flags.configDir, 'an absolute directory path without spaces, such as "/etc/vipd"');
   const healthPort = port(problems, '--health-port', flags.healthPort);
   const host = healthHost(problems, flags.healthHost);
   const logLevel = (LOG_LEVELS as readonly string[]).includes(flags.logLevel)
-    ? flags.logLevel as LogLevel
+    ? (flags.logLevel as LogLevel)
     : problems.bad('--log-level', flags.logLevel, `one of ${LOG_LEVELS.join(', ')}`);
   const drainTimeoutMs = drainTimeout(problems, flags.drainTimeout);
   const limit = quantityBytes(flags.memoryLimit);
-  const memoryLimit = limit !== undefined && limit >= MEMORY_REQUEST_BYTES
-    ? flags.memoryLimit
-    : problems.bad('--memory-limit', flags.memoryLimit, 'a Kubernetes quantity of at least the 64Mi request, such as "256Mi"');
+  const memoryLimit =
+    limit !== undefined && limit >= MEMORY_REQUEST_BYTES
+      ? flags.memoryLimit
+      : problems.bad(
+          '--memory-limit',
+          flags.memoryLimit,
+          'a Kubernetes quantity of at least the 64Mi request, such as "256Mi"',
+        );
   problems.throwIfAny();
-  return { image: set(image), configDir: set(configDir), healthPort: set(healthPort), healthHost: set(host), logLevel: set(logLevel), drainTimeoutMs: set(drainTimeoutMs), memoryLimit: set(memoryLimit) };
+  return {
+    image: set(image),
+    configDir: set(configDir),
+    healthPort: set(healthPort),
+    healthHost: set(host),
+    logLevel: set(logLevel),
+    drainTimeoutMs: set(drainTimeoutMs),
+    memoryLimit: set(memoryLimit),
+  };
 }
 
 export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const problems = new Problems();
   const vipOk = flags.vip !== undefined && vipSchema.shape.address.safeParse(flags.vip).success;
-  const vip = vipOk ? flags.vip : problems.bad('--vip', flags.vip, 'the VIP with its prefix length, such as "192.168.10.100/24"');
+  const vip = vipOk
+    ? flags.vip
+    : problems.bad('--vip', flags.vip, 'the VIP with its prefix length, such as "192.168.10.100/24"');
   // Absent: each node takes the interface that carries its own address.
-  const iface = flags.interface === undefined || vipSchema.shape.interface.safeParse(flags.interface).success
-    ? flags.interface
-    : problems.bad('--interface', flags.interface, 'an interface name of 1 to 15 characters, such as "eth0"');
+  const iface =
+    flags.interface === undefined || vipSchema.shape.interface.safeParse(flags.interface).success
+      ? flags.interface
+      : problems.bad('--interface', flags.interface, 'an interface name of 1 to 15 characters, such as "eth0"');
   const peerList = peers(problems, flags.peers);
-  const nodeName = flags.nodeName === undefined || peerList?.some((p) => p.name === flags.nodeName)
-    ? flags.nodeName
-    : problems.bad('--node-name', flags.nodeName, peerList === undefined ? 'one of the names in --peers'
-      : `one of the names in --peers (${peerList.map((p) => p.name).join(', ')})`);
+  const nodeName =
+    flags.nodeName === undefined || peerList?.some((p) => p.name === flags.nodeName)
+      ? flags.nodeName
+      : problems.bad(
+          '--node-name',
+          flags.nodeName,
+          peerList === undefined
+            ? 'one of the names in --peers'
+            : `one of the names in --peers (${peerList.map((p) => p.name).join(', ')})`,
+        );
   const bindPort = port(problems, '--bind-port', flags.bindPort);
   let backendPort = port(problems, '--backend-port', flags.backendPort);
   // The backends are every peer on backendPort, this node included: the same port would relay to itself.
   if (backendPort !== undefined && backendPort === bindPort) {
-    backendPort = problems.bad('--backend-port', flags.backendPort,
-      `the apiservers' port, not --bind-port (${bindPort}): vipd would relay to itself`);
+    backendPort = problems.bad(
+      '--backend-port',
+      flags.backendPort,
+      `the apiservers' port, not --bind-port (${bindPort}): vipd would relay to itself`,
+    );
   }
   const electionPort = port(problems, '--election-port', flags.electionPort);
   const clusterId = integer(problems, '--cluster-id', flags.clusterId, 1, 65535);
@@ -136,9 +205,15 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const clash = peerList?.find((p) => p.address === vipIp);
   if (clash !== undefined) problems.bad('--vip', vip, `an unused address, not ${clash.name}'s own address`);
   const quorum = (quorumModes as readonly string[]).includes(flags.quorum)
-    ? flags.quorum as ConfigFileOptions['quorum']
+    ? (flags.quorum as ConfigFileOptions['quorum'])
     : problems.bad('--quorum', flags.quorum, `one of ${quorumModes.join(', ')}`);
-  const secretFile = posix.isAbsolute(flags.secretFile) ? flags.secretFile : problems.bad('--secret-file', flags.secretFile, 'an absolute path as seen inside the pod, such as "/etc/vipd/secret"');
+  const secretFile = posix.isAbsolute(flags.secretFile)
+    ? flags.secretFile
+    : problems.bad(
+        '--secret-file',
+        flags.secretFile,
+        'an absolute path as seen inside the pod, such as "/etc/vipd/secret"',
+      );
   let healthPort = port(problems, '--health-port', flags.healthPort);
   // The loader refuses health.listen on election.port, and on the port the frontend (0.0.0.0) binds.
   if (healthPort !== undefined && healthPort === electionPort) {
@@ -150,10 +225,20 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const drainTimeoutMs = drainTimeout(problems, flags.drainTimeout);
   problems.throwIfAny();
   return {
-    vip: set(vip), ...(iface === undefined ? {} : { interface: iface }), peers: set(peerList),
-    ...(nodeName === undefined ? {} : { nodeName }), quorum: set(quorum), secretFile: set(secretFile), healthPort: set(healthPort),
-    healthHost: set(host), drainTimeoutMs: set(drainTimeoutMs), bindPort: set(bindPort), backendPort: set(backendPort),
-    electionPort: set(electionPort), clusterId: set(clusterId), ...(priority === undefined ? {} : { priority }),
+    vip: set(vip),
+    ...(iface === undefined ? {} : { interface: iface }),
+    peers: set(peerList),
+    ...(nodeName === undefined ? {} : { nodeName }),
+    quorum: set(quorum),
+    secretFile: set(secretFile),
+    healthPort: set(healthPort),
+    healthHost: set(host),
+    drainTimeoutMs: set(drainTimeoutMs),
+    bindPort: set(bindPort),
+    backendPort: set(backendPort),
+    electionPort: set(electionPort),
+    clusterId: set(clusterId),
+    ...(priority === undefined ? {} : { priority }),
   };
 }
 
@@ -161,48 +246,93 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
  * Adds `manifest pod` and `manifest config` to the program. `write` receives what they print
  * (stdout by default; tests pass their own).
  */
-export function registerManifestCommands(program: Command, write: (text: string) => void = (text) => { process.stdout.write(text); }): Command {
-  const manifest = program.command('manifest')
+export function registerManifestCommands(
+  program: Command,
+  write: (text: string) => void = (text) => {
+    process.stdout.write(text);
+  },
+): Command {
+  const manifest = program
+    .command('manifest')
     .description('print a static pod manifest (manifest pod) or a matching config file (manifest config)');
 
-  const shared = (cmd: Command) => cmd
-    .option('--health-port <port>', 'port of the health endpoint (config health.listen)', String(POD_DEFAULTS.healthPort))
-    .option('--health-host <address>', 'address of the health endpoint (config health.listen): 127.0.0.1, 0.0.0.0 or '
-      + "the node's own; the pod's probes follow it", POD_DEFAULTS.healthHost)
-    .option('--drain-timeout <duration>', `config proxy.drainTimeout; the pod's grace period is this + ${GRACE_MARGIN_SECONDS}s`, formatDuration(POD_DEFAULTS.drainTimeoutMs));
+  const shared = (cmd: Command) =>
+    cmd
+      .option(
+        '--health-port <port>',
+        'port of the health endpoint (config health.listen)',
+        String(POD_DEFAULTS.healthPort),
+      )
+      .option(
+        '--health-host <address>',
+        'address of the health endpoint (config health.listen): 127.0.0.1, 0.0.0.0 or ' +
+          "the node's own; the pod's probes follow it",
+        POD_DEFAULTS.healthHost,
+      )
+      .option(
+        '--drain-timeout <duration>',
+        `config proxy.drainTimeout; the pod's grace period is this + ${GRACE_MARGIN_SECONDS}s`,
+        formatDuration(POD_DEFAULTS.drainTimeoutMs),
+      );
 
-  shared(manifest.command('pod')
-    .description('print the static pod for /etc/kubernetes/manifests/vipd.yaml')
-    .option('--image <ref>', 'container image', DEFAULT_IMAGE)
-    .option('--config-dir <dir>', 'host directory with vipd.yaml and the secret, mounted read-only at /etc/vipd', POD_DEFAULTS.configDir)
-    .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, POD_DEFAULTS.logLevel)
-    .option('--memory-limit <quantity>', 'container memory limit', POD_DEFAULTS.memoryLimit))
-    .action((flags: PodFlags) => {
-      write(podManifest(parsePodFlags(flags)));
-    });
+  shared(
+    manifest
+      .command('pod')
+      .description('print the static pod for /etc/kubernetes/manifests/vipd.yaml')
+      .option('--image <ref>', 'container image', DEFAULT_IMAGE)
+      .option(
+        '--config-dir <dir>',
+        'host directory with vipd.yaml and the secret, mounted read-only at /etc/vipd',
+        POD_DEFAULTS.configDir,
+      )
+      .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, POD_DEFAULTS.logLevel)
+      .option('--memory-limit <quantity>', 'container memory limit', POD_DEFAULTS.memoryLimit),
+  ).action((flags: PodFlags) => {
+    write(podManifest(parsePodFlags(flags)));
+  });
 
-  shared(manifest.command('config')
-    .description('print a vipd.yaml for the given VIP and peers (the same file on every node)')
-    .option('--vip <cidr>', 'the VIP with its prefix, e.g. 192.168.10.100/24 (required)')
-    .option('--interface <name>', 'the interface to hold it on, e.g. eth0 (default: on each node, the one that '
-      + 'carries its address in --peers)')
-    .option('--peers <list>', 'every control-plane member as name=ip, comma-separated (required)')
-    .option('--node-name <name>', 'write nodeName: a file for that one node (default: each node finds itself by '
-      + 'VIPD_NODE_NAME or its host name)')
-    .option('--bind-port <port>', 'the port clients use on the VIP (the frontend binds 0.0.0.0 on it)',
-      String(CONFIG_DEFAULTS.bindPort))
-    .option('--backend-port <port>', "the apiservers' port on every peer (kubeadm --apiserver-bind-port); also "
-      + 'track.apiserver.port', String(CONFIG_DEFAULTS.backendPort))
-    .option('--election-port <port>', 'election.port: UDP between the peers', String(CONFIG_DEFAULTS.electionPort))
-    .option('--cluster-id <id>', 'election.clusterId: unique per cluster on a segment, 1-65535',
-      String(CONFIG_DEFAULTS.clusterId))
-    .option('--priority <n>', 'election.priority, 1-254 (default: not written, 100)')
-    .option('--quorum <mode>', `election.quorum: ${quorumModes.join(', ')} (none: keepalived-like, a partition gives two `
-      + 'holders)', 'auto')
-    .option('--secret-file <path>', 'election.secretFile, as seen inside the pod', '/etc/vipd/secret'))
-    .action((flags: ConfigFlags) => {
-      write(configFile(parseConfigFlags(flags)));
-    });
+  shared(
+    manifest
+      .command('config')
+      .description('print a vipd.yaml for the given VIP and peers (the same file on every node)')
+      .option('--vip <cidr>', 'the VIP with its prefix, e.g. 192.168.10.100/24 (required)')
+      .option(
+        '--interface <name>',
+        'the interface to hold it on, e.g. eth0 (default: on each node, the one that ' +
+          'carries its address in --peers)',
+      )
+      .option('--peers <list>', 'every control-plane member as name=ip, comma-separated (required)')
+      .option(
+        '--node-name <name>',
+        'write nodeName: a file for that one node (default: each node finds itself by ' +
+          'VIPD_NODE_NAME or its host name)',
+      )
+      .option(
+        '--bind-port <port>',
+        'the port clients use on the VIP (the frontend binds 0.0.0.0 on it)',
+        String(CONFIG_DEFAULTS.bindPort),
+      )
+      .option(
+        '--backend-port <port>',
+        "the apiservers' port on every peer (kubeadm --apiserver-bind-port); also " + 'track.apiserver.port',
+        String(CONFIG_DEFAULTS.backendPort),
+      )
+      .option('--election-port <port>', 'election.port: UDP between the peers', String(CONFIG_DEFAULTS.electionPort))
+      .option(
+        '--cluster-id <id>',
+        'election.clusterId: unique per cluster on a segment, 1-65535',
+        String(CONFIG_DEFAULTS.clusterId),
+      )
+      .option('--priority <n>', 'election.priority, 1-254 (default: not written, 100)')
+      .option(
+        '--quorum <mode>',
+        `election.quorum: ${quorumModes.join(', ')} (none: keepalived-like, a partition gives two holders)`,
+        'auto',
+      )
+      .option('--secret-file <path>', 'election.secretFile, as seen inside the pod', '/etc/vipd/secret'),
+  ).action((flags: ConfigFlags) => {
+    write(configFile(parseConfigFlags(flags)));
+  });
 
   return manifest;
 }

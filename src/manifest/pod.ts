@@ -8,13 +8,13 @@
  * drain timeout (the grace period must outlast it). Both functions take the same options for them.
  */
 import { posix } from 'node:path';
-import { stringify } from 'yaml';
 // Types only (erased at compile time): kubernetes-models is a devDependency. Typing the object as
 // a Pod makes tsc reject a misspelt field ("readOnlyRootFileSystem") that the API server would
 // silently drop.
 import type { IPod } from 'kubernetes-models/v1/Pod';
-import { parseConfigText } from '../config/load';
+import { stringify } from 'yaml';
 import { formatDuration } from '../config/duration';
+import { parseConfigText } from '../config/load';
 import { electionSchema, proxySchema } from '../config/schema';
 import { ConfigError } from '../errors';
 import type { LogLevel } from '../log/logger';
@@ -85,7 +85,17 @@ export function terminationGracePeriodSeconds(drainTimeoutMs: number): number {
 export function quantityBytes(quantity: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(quantity);
   if (m === null) return undefined;
-  const unit: Record<string, number> = { '': 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  const unit: Record<string, number> = {
+    '': 1,
+    Ki: 2 ** 10,
+    Mi: 2 ** 20,
+    Gi: 2 ** 30,
+    Ti: 2 ** 40,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+  };
   return Math.floor(Number(m[1]) * (unit[m[2] ?? ''] as number));
 }
 
@@ -93,8 +103,12 @@ export function quantityBytes(quantity: string): number | undefined {
 export function podObject(options: Partial<PodOptions> = {}): IPod {
   const o: PodOptions = { ...POD_DEFAULTS, ...options };
   const limitBytes = quantityBytes(o.memoryLimit);
-  if (limitBytes === undefined) throw new ConfigError([`memoryLimit: got ${JSON.stringify(o.memoryLimit)}, expected a Kubernetes quantity such as "256Mi"`]);
-  if (!posix.isAbsolute(o.configDir)) throw new ConfigError([`configDir: got ${JSON.stringify(o.configDir)}, expected an absolute path`]);
+  if (limitBytes === undefined)
+    throw new ConfigError([
+      `memoryLimit: got ${JSON.stringify(o.memoryLimit)}, expected a Kubernetes quantity such as "256Mi"`,
+    ]);
+  if (!posix.isAbsolute(o.configDir))
+    throw new ConfigError([`configDir: got ${JSON.stringify(o.configDir)}, expected an absolute path`]);
   const host = probeHost(o.healthHost);
   const probe = (path: string) => ({
     httpGet: { ...(host === undefined ? {} : { host }), port: o.healthPort, path, scheme: 'HTTP' as const },
@@ -132,63 +146,77 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
         // As kubeadm's own static pods. The default profile allows netlink and AF_PACKET sockets.
         seccompProfile: { type: 'RuntimeDefault' },
       },
-      containers: [{
-        name: 'vipd',
-        image: o.image,
-        // A static pod starts before any registry may be reachable (and the VIP, which a pull
-        // through a cluster mirror might need, is what this pod provides): never pull a present image.
-        imagePullPolicy: 'IfNotPresent',
-        command: ['vipd', 'run', '--config', CONTAINER_CONFIG_FILE, '--log-level', o.logLevel],
-        env: [{
-          // V8 sizes its heap from the host's memory, not the container limit; without a cap it
-          // may grow past the limit and be OOM-killed (SIGKILL: no handover, VIP left behind until
-          // the next start). Three quarters of the limit leaves room for buffers and the addon.
-          name: 'NODE_OPTIONS',
-          value: `--max-old-space-size=${Math.max(32, Math.floor((limitBytes * 0.75) / 2 ** 20))}`,
-        }, {
-          // The node's Kubernetes name (--hostname-override included), from the downward API: the
-          // kubelet fills spec.nodeName of a static pod itself and resolves the field locally, so
-          // it is there before any apiserver exists. The file's nodeName, if set, still wins.
-          name: 'VIPD_NODE_NAME',
-          valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } },
-        }],
-        resources: {
-          requests: { cpu: '50m', memory: '64Mi' },
-          // A memory limit, but no CPU limit: CFS throttling would stall heartbeats for whole
-          // periods and look like a dead master to the peers (a needless failover).
-          limits: { memory: o.memoryLimit },
+      containers: [
+        {
+          name: 'vipd',
+          image: o.image,
+          // A static pod starts before any registry may be reachable (and the VIP, which a pull
+          // through a cluster mirror might need, is what this pod provides): never pull a present image.
+          imagePullPolicy: 'IfNotPresent',
+          command: ['vipd', 'run', '--config', CONTAINER_CONFIG_FILE, '--log-level', o.logLevel],
+          env: [
+            {
+              // V8 sizes its heap from the host's memory, not the container limit; without a cap it
+              // may grow past the limit and be OOM-killed (SIGKILL: no handover, VIP left behind until
+              // the next start). Three quarters of the limit leaves room for buffers and the addon.
+              name: 'NODE_OPTIONS',
+              value: `--max-old-space-size=${Math.max(32, Math.floor((limitBytes * 0.75) / 2 ** 20))}`,
+            },
+            {
+              // The node's Kubernetes name (--hostname-override included), from the downward API: the
+              // kubelet fills spec.nodeName of a static pod itself and resolves the field locally, so
+              // it is there before any apiserver exists. The file's nodeName, if set, still wins.
+              name: 'VIPD_NODE_NAME',
+              valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } },
+            },
+          ],
+          resources: {
+            requests: { cpu: '50m', memory: '64Mi' },
+            // A memory limit, but no CPU limit: CFS throttling would stall heartbeats for whole
+            // periods and look like a dead master to the peers (a needless failover).
+            limits: { memory: o.memoryLimit },
+          },
+          securityContext: {
+            // Root for the capabilities (the secret file is root's 0600), but only these two:
+            // NET_ADMIN to add/remove the VIP through netlink, NET_RAW for the packet socket that
+            // sends gratuitous ARP and watches for conflicts, and for the raw IPv4 socket that sends the
+            // takeover's tickle ACKs. Ports are all above 1024.
+            runAsUser: 0,
+            runAsGroup: 0,
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+          },
+          // /healthz: the daemon's loops run. A few missed periods before a restart, because
+          // restarting a master is a failover.
+          livenessProbe: {
+            ...probe('/healthz'),
+            initialDelaySeconds: 10,
+            periodSeconds: 10,
+            timeoutSeconds: 5,
+            failureThreshold: 3,
+          },
+          // /readyz: config loaded, election running, the balancer listening.
+          readinessProbe: { ...probe('/readyz'), periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
+          volumeMounts: [
+            { name: 'config', mountPath: CONTAINER_CONFIG_DIR, readOnly: true },
+            // election.stateDir: the record that the cluster has formed must outlive the pod.
+            { name: 'state', mountPath: STATE_DIR },
+          ],
         },
-        securityContext: {
-          // Root for the capabilities (the secret file is root's 0600), but only these two:
-          // NET_ADMIN to add/remove the VIP through netlink, NET_RAW for the packet socket that
-          // sends gratuitous ARP and watches for conflicts, and for the raw IPv4 socket that sends the
-          // takeover's tickle ACKs. Ports are all above 1024.
-          runAsUser: 0,
-          runAsGroup: 0,
-          allowPrivilegeEscalation: false,
-          readOnlyRootFilesystem: true,
-          capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+      ],
+      volumes: [
+        {
+          name: 'config',
+          // Directory, not DirectoryOrCreate: a missing /etc/vipd should stop the pod with a clear
+          // event, not start vipd on an empty directory.
+          hostPath: { path: posix.normalize(o.configDir), type: 'Directory' },
         },
-        // /healthz: the daemon's loops run. A few missed periods before a restart, because
-        // restarting a master is a failover.
-        livenessProbe: { ...probe('/healthz'), initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
-        // /readyz: config loaded, election running, the balancer listening.
-        readinessProbe: { ...probe('/readyz'), periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
-        volumeMounts: [
-          { name: 'config', mountPath: CONTAINER_CONFIG_DIR, readOnly: true },
-          // election.stateDir: the record that the cluster has formed must outlive the pod.
-          { name: 'state', mountPath: STATE_DIR },
-        ],
-      }],
-      volumes: [{
-        name: 'config',
-        // Directory, not DirectoryOrCreate: a missing /etc/vipd should stop the pod with a clear
-        // event, not start vipd on an empty directory.
-        hostPath: { path: posix.normalize(o.configDir), type: 'Directory' },
-      }, {
-        name: 'state',
-        hostPath: { path: STATE_DIR, type: 'DirectoryOrCreate' },
-      }],
+        {
+          name: 'state',
+          hostPath: { path: STATE_DIR, type: 'DirectoryOrCreate' },
+        },
+      ],
     },
   };
 }
@@ -259,21 +287,24 @@ export function configFile(options: ConfigFileOptions): string {
   const drainTimeoutMs = options.drainTimeoutMs ?? POD_DEFAULTS.drainTimeoutMs;
   const bindPort = options.bindPort ?? CONFIG_DEFAULTS.bindPort;
   const backendPort = options.backendPort ?? CONFIG_DEFAULTS.backendPort;
-  const quorumNote = quorum === 'none'
-    ? '# any member alone may hold the VIP, as with keepalived (a partition gives two holders)'
-    : quorum === 'auto'
-      ? '# majority with 3+ members: once the cluster has formed, an isolated node never holds the VIP'
-      : '# once the cluster has formed, only a member that hears a majority of peers may hold the VIP';
+  const quorumNote =
+    quorum === 'none'
+      ? '# any member alone may hold the VIP, as with keepalived (a partition gives two holders)'
+      : quorum === 'auto'
+        ? '# majority with 3+ members: once the cluster has formed, an isolated node never holds the VIP'
+        : '# once the cluster has formed, only a member that hears a majority of peers may hold the VIP';
   const lines = [
     `# vipd config, generated by \`vipd manifest config\` (vipd ${VERSION}).`,
-    ...(options.nodeName === undefined ? [
-      '# The same file goes on every control-plane node as /etc/vipd/vipd.yaml: each member finds itself',
-      '# in `peers` by the VIPD_NODE_NAME environment variable, else by its host name (in full or before',
-      '# the first dot). Keys not written here have their defaults (docs/configuration.md).',
-    ] : [
-      `# For ${options.nodeName} only, as /etc/vipd/vipd.yaml. Keys not written here have their defaults`,
-      '# (docs/configuration.md).',
-    ]),
+    ...(options.nodeName === undefined
+      ? [
+          '# The same file goes on every control-plane node as /etc/vipd/vipd.yaml: each member finds itself',
+          '# in `peers` by the VIPD_NODE_NAME environment variable, else by its host name (in full or before',
+          '# the first dot). Keys not written here have their defaults (docs/configuration.md).',
+        ]
+      : [
+          `# For ${options.nodeName} only, as /etc/vipd/vipd.yaml. Keys not written here have their defaults`,
+          '# (docs/configuration.md).',
+        ]),
     '# Check it on each node with `vipd check --config FILE`.',
     '',
     ...(options.nodeName === undefined ? [] : [`nodeName: ${scalar(options.nodeName)}`, '']),
@@ -286,13 +317,14 @@ export function configFile(options: ConfigFileOptions): string {
     'vip:',
     `  address: ${scalar(options.vip)}  # clients use VIP:${bindPort} (kubeadm --control-plane-endpoint)`,
     options.interface === undefined
-      ? "  # interface: not set: each node takes the interface that carries its own address in peers"
+      ? '  # interface: not set: each node takes the interface that carries its own address in peers'
       : `  interface: ${scalar(options.interface)}  # the interface that carries the peers' addresses`,
     '',
     'election:',
     `  clusterId: ${options.clusterId ?? CONFIG_DEFAULTS.clusterId}  # unique per cluster on a segment`,
     `  port: ${options.electionPort ?? CONFIG_DEFAULTS.electionPort}  # UDP, between the peers' addresses`,
-    ...(options.priority === undefined ? []
+    ...(options.priority === undefined
+      ? []
       : [`  priority: ${options.priority}  # higher wins; ties go to the higher address`]),
     `  quorum: ${scalar(quorum)}  ${quorumNote}`,
     `  secretFile: ${scalar(secretFile)}  # same content on every member: head -c 32 /dev/urandom | base64`,
@@ -318,7 +350,8 @@ export function configFile(options: ConfigFileOptions): string {
   try {
     parseConfigText(text, 'generated config', { readSecret: false, hostname: options.peers[0]?.name ?? '', env: {} });
   } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(err.problems.map((p) => `the generated config would be invalid: ${p}`));
+    if (err instanceof ConfigError)
+      throw new ConfigError(err.problems.map((p) => `the generated config would be invalid: ${p}`));
     throw err;
   }
   return text;

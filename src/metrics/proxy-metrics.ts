@@ -16,20 +16,37 @@ export function registerProxyMetrics(registry: Registry) {
   const registers = [registry];
   let bytesSource: (() => Iterable<ByteTotals>) | undefined;
   return {
-    backendUp: new Gauge({ name: 'vipd_backend_up', help: 'Health of each backend: 1 up (or not yet checked), 0 down.', labelNames: ['frontend', 'backend'] as const, registers }),
-    connectionsActive: new Gauge({ name: 'vipd_proxy_connections_active', help: 'Client connections currently relayed to each backend.', labelNames: ['frontend', 'backend'] as const, registers }),
-    connectionsTotal: new Counter({ name: 'vipd_proxy_connections_total', help: 'Client connections relayed to each backend (counted once the backend connection is up).', labelNames: ['frontend', 'backend'] as const, registers }),
+    backendUp: new Gauge({
+      name: 'vipd_backend_up',
+      help: 'Health of each backend: 1 up (or not yet checked), 0 down.',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
+    connectionsActive: new Gauge({
+      name: 'vipd_proxy_connections_active',
+      help: 'Client connections currently relayed to each backend.',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
+    connectionsTotal: new Counter({
+      name: 'vipd_proxy_connections_total',
+      help: 'Client connections relayed to each backend (counted once the backend connection is up).',
+      labelNames: ['frontend', 'backend'] as const,
+      registers,
+    }),
     connectFailures: new Counter({
       name: 'vipd_proxy_connect_failures_total',
-      help: 'Failed or timed-out connects to each backend, and connections it closed before answering'
-        + ' (each may have been retried on another).',
+      help:
+        'Failed or timed-out connects to each backend, and connections it closed before answering' +
+        ' (each may have been retried on another).',
       labelNames: ['frontend', 'backend'] as const,
       registers,
     }),
     passiveMarkdowns: new Counter({
       name: 'vipd_proxy_passive_markdowns_total',
-      help: 'Times each backend was marked down by a failed connect (refused, unreachable, timed out)'
-        + ' rather than by the active checks.',
+      help:
+        'Times each backend was marked down by a failed connect (refused, unreachable, timed out)' +
+        ' rather than by the active checks.',
       labelNames: ['frontend', 'backend'] as const,
       registers,
     }),
@@ -45,11 +62,17 @@ export function registerProxyMetrics(registry: Registry) {
       labelNames: ['frontend', 'backend'] as const,
       registers,
     }),
-    retries: new Counter({ name: 'vipd_proxy_retries_total', help: 'Connects retried on another backend after a failure.', labelNames: ['frontend'] as const, registers }),
+    retries: new Counter({
+      name: 'vipd_proxy_retries_total',
+      help: 'Connects retried on another backend after a failure.',
+      labelNames: ['frontend'] as const,
+      registers,
+    }),
     retriesUnanswered: new Counter({
       name: 'vipd_proxy_unanswered_retries_total',
-      help: 'Client connections moved to another backend because theirs closed or reset before its first byte'
-        + ' (also counted in vipd_proxy_retries_total).',
+      help:
+        'Client connections moved to another backend because theirs closed or reset before its first byte' +
+        ' (also counted in vipd_proxy_retries_total).',
       labelNames: ['frontend'] as const,
       registers,
     }),
@@ -59,7 +82,12 @@ export function registerProxyMetrics(registry: Registry) {
       labelNames: ['frontend'] as const,
       registers,
     }),
-    unserved: new Counter({ name: 'vipd_proxy_unserved_connections_total', help: 'Client connections closed because no backend could be reached.', labelNames: ['frontend'] as const, registers }),
+    unserved: new Counter({
+      name: 'vipd_proxy_unserved_connections_total',
+      help: 'Client connections closed because no backend could be reached.',
+      labelNames: ['frontend'] as const,
+      registers,
+    }),
     bytes: new Counter({
       name: 'vipd_proxy_bytes_total',
       help: 'Bytes relayed: direction="in" from clients to backends, "out" from backends to clients.',
@@ -76,7 +104,12 @@ export function registerProxyMetrics(registry: Registry) {
         }
       },
     }),
-    healthChecks: new Counter({ name: 'vipd_health_checks_total', help: 'Active health checks of each backend, by result.', labelNames: ['frontend', 'backend', 'result'] as const, registers }),
+    healthChecks: new Counter({
+      name: 'vipd_health_checks_total',
+      help: 'Active health checks of each backend, by result.',
+      labelNames: ['frontend', 'backend', 'result'] as const,
+      registers,
+    }),
     /** The proxy registers where byte totals come from; they must only ever grow. */
     setBytesSource(source: (() => Iterable<ByteTotals>) | undefined): void {
       bytesSource = source;

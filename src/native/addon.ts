@@ -35,13 +35,19 @@ export interface NativeBinding {
    * An AF_PACKET socket bound to ETH_P_ARP on `ifindex`; `filter` (a classic BPF program, see
    * src/native/bpf.ts) is attached before the bind, so no frame it drops is ever queued.
    */
-  PacketSocket: new (ifindex: number, onFrame: (frame: Buffer) => void, filter?: Buffer | null) => NativePacketSocket;
+  PacketSocket: new (
+    ifindex: number,
+    onFrame: (frame: Buffer) => void,
+    filter?: Buffer | null,
+  ) => NativePacketSocket;
   /**
    * A send-only raw IPv4 socket (IPPROTO_RAW, so IP_HDRINCL): the caller writes the whole IP header,
    * source address included. Needs CAP_NET_RAW. `sendBufferBytes` sets SO_SNDBUF, best effort (past
    * net.core.wmem_max with CAP_NET_ADMIN); 0 or absent keeps the default.
    */
-  RawIpv4Socket: new (sendBufferBytes?: number) => NativeRawIpv4Socket;
+  RawIpv4Socket: new (
+    sendBufferBytes?: number,
+  ) => NativeRawIpv4Socket;
   ifNameToIndex(name: string): number;
   /**
    * A non-blocking AF_INET UDP socket with `filter` attached, SO_RCVBUF set (best effort; 0 keeps the
@@ -67,9 +73,12 @@ export function loadPacketBinding(): NativeBinding {
   try {
     binding = require(NATIVE_ADDON_PATH) as NativeBinding;
   } catch (err) {
-    throw new VipdError('VIPD_NATIVE',
+    throw new VipdError(
+      'VIPD_NATIVE',
       `the native addon could not be loaded from ${NATIVE_ADDON_PATH}: ${describeError(err)}; ` +
-      'build it with `npm run build:native` (needs a C++ compiler, make and python3)', { cause: err });
+        'build it with `npm run build:native` (needs a C++ compiler, make and python3)',
+      { cause: err },
+    );
   }
   return binding;
 }

@@ -110,7 +110,9 @@ export function udpSourceFilter(addresses: readonly string[]): Buffer {
   if (words.length === 0) return encodeProgram([insn(RET_K, 0, 0, DROP)]);
   const program: Insn[] = [insn(LD_W_ABS, 0, 0, (SKF_NET_OFF + 12) >>> 0)];
   // The compare at position i (0-based) is followed by n - 1 - i compares and the drop.
-  words.forEach((word, i) => { program.push(insn(JEQ_K, words.length - i, 0, word)); });
+  words.forEach((word, i) => {
+    program.push(insn(JEQ_K, words.length - i, 0, word));
+  });
   program.push(insn(RET_K, 0, 0, DROP), insn(RET_K, 0, 0, ACCEPT));
   return encodeProgram(program);
 }

@@ -81,9 +81,10 @@ export function openRawIpv4Socket(options: RawIpv4SocketOptions = {}): RawIpv4So
     return new RawIpv4Socket(new addon.RawIpv4Socket(sendBufferBytes));
   } catch (err) {
     const errno = errnoName(err);
-    const hint = errno === 'EPERM' || errno === 'EACCES'
-      ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
-      : '';
+    const hint =
+      errno === 'EPERM' || errno === 'EACCES'
+        ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
+        : '';
     throw new VipdError('VIPD_NATIVE', `cannot open a raw IPv4 socket: ${describeError(err)}${hint}`, { cause: err });
   }
 }

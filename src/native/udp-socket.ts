@@ -52,9 +52,11 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
   try {
     fd = addon.openUdp4Socket(address, port, filter, recvBufferBytes);
   } catch (err) {
-    throw new VipdError('VIPD_BIND_FAILED',
+    throw new VipdError(
+      'VIPD_BIND_FAILED',
       `cannot bind a UDP socket to ${address}:${port}: ${describeError(err)}${bindHint(err, address)}`,
-      { cause: err });
+      { cause: err },
+    );
   }
   const socket = dgram.createSocket('udp4');
   try {
@@ -70,8 +72,11 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
     // Adoption failed, so the handle does not own the fd: close both.
     socket.close();
     closeSync(fd);
-    throw new VipdError('VIPD_BIND_FAILED', `cannot adopt the UDP socket for ${address}:${port}: ${describeError(err)}`,
-      { cause: err });
+    throw new VipdError(
+      'VIPD_BIND_FAILED',
+      `cannot adopt the UDP socket for ${address}:${port}: ${describeError(err)}`,
+      { cause: err },
+    );
   }
   try {
     // libuv's uv_udp_open() has just turned SO_REUSEADDR on; see clearReuseAddr in native/packet.cc.
@@ -79,8 +84,9 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
     addon.clearReuseAddr(fd);
   } catch (err) {
     socket.close();
-    throw new VipdError('VIPD_BIND_FAILED', `cannot make ${address}:${port} exclusive: ${describeError(err)}`,
-      { cause: err });
+    throw new VipdError('VIPD_BIND_FAILED', `cannot make ${address}:${port} exclusive: ${describeError(err)}`, {
+      cause: err,
+    });
   }
   fds.set(socket, fd);
   socket.once('close', () => fds.delete(socket));
@@ -102,8 +108,9 @@ export function setAllowedSources(target: dgram.Socket | number, addresses: read
   try {
     loadPacketBinding().attachFilter(fd, program);
   } catch (err) {
-    throw new VipdError('VIPD_NATIVE', `cannot replace the UDP source filter on fd ${fd}: ${describeError(err)}`,
-      { cause: err });
+    throw new VipdError('VIPD_NATIVE', `cannot replace the UDP source filter on fd ${fd}: ${describeError(err)}`, {
+      cause: err,
+    });
   }
 }
 

@@ -61,7 +61,10 @@ export class Backend {
   connectFailures = 0;
   lastCheck: CheckRecord | undefined;
 
-  constructor(settings: BackendSettings, readonly meters: BackendMeters = NO_METERS) {
+  constructor(
+    settings: BackendSettings,
+    readonly meters: BackendMeters = NO_METERS,
+  ) {
     this.name = settings.name;
     this.address = settings.address;
     this.port = settings.port;

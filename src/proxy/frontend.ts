@@ -17,13 +17,13 @@ import { HealthChecker } from '../checks/health-checker';
 import type { CheckRecord } from '../checks/probe';
 import type { HealthState } from '../checks/rise-fall';
 import { VipdError } from '../errors';
-import { RateLimitedLog, type Logger } from '../log/logger';
+import { type Logger, RateLimitedLog } from '../log/logger';
 import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
 import { Backend, type BackendMeters } from './backend';
 import { BackendPool } from './backend-pool';
 import { ConnectTimes, derivedHedgeDelay } from './hedge-delay';
 import { ClientRelay, KEEPALIVE_SWEEP_MS, type NextStep, type RelayHost } from './relay';
-import { sameBackend, type BackendSettings, type BalanceMode, type FrontendSettings } from './settings';
+import { type BackendSettings, type BalanceMode, type FrontendSettings, sameBackend } from './settings';
 
 /**
  * The kernel's accept queue. A burst of reconnects (every kubelet after a VIP move) arrives at
@@ -46,7 +46,13 @@ const LISTEN_BACKLOG = 4096;
 export const OVERTAKEN_LIMIT = 3;
 
 const MARK_DOWN_REASONS: ReadonlySet<string> = new Set([
-  'connect timeout', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ETIMEDOUT',
+  'connect timeout',
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'ETIMEDOUT',
 ]);
 
 /** A client connection on a frontend, as accepted (IPv4 addresses, read once at accept). */
@@ -94,7 +100,12 @@ export interface ProxyBackendStatus {
   readonly activeConnections: number;
   readonly totalConnections: number;
   readonly connectFailures: number;
-  readonly lastCheck: { readonly ok: boolean; readonly detail: string; readonly at: string; readonly durationMs: number } | null;
+  readonly lastCheck: {
+    readonly ok: boolean;
+    readonly detail: string;
+    readonly at: string;
+    readonly durationMs: number;
+  } | null;
 }
 
 export interface FrontendStatus {
@@ -131,7 +142,10 @@ export class Frontend implements RelayHost {
   private cutDrain: (() => void) | undefined;
   private onDrained: (() => void) | undefined;
 
-  constructor(settings: FrontendSettings, private readonly deps: FrontendDeps) {
+  constructor(
+    settings: FrontendSettings,
+    private readonly deps: FrontendDeps,
+  ) {
     this.name = settings.name;
     this.settings = settings;
     this.log = deps.log.child({ component: 'proxy', frontend: settings.name });
@@ -188,13 +202,21 @@ export class Frontend implements RelayHost {
     for (const checker of this.checkers.values()) checker.start();
     const { host, port } = this.settings.bind;
     if (this.deps.listen === false) {
-      this.log.info({ bind: `${host}:${port}`, backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`) },
-        'dry run: proxy frontend not listening (checking its backends only)');
+      this.log.info(
+        { bind: `${host}:${port}`, backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`) },
+        'dry run: proxy frontend not listening (checking its backends only)',
+      );
       return;
     }
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(new VipdError('VIPD_BIND_FAILED',
-        `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${err.code ?? err.message} (is another balancer, such as HAProxy, still running?)`, { cause: err }));
+      const onError = (err: NodeJS.ErrnoException) =>
+        reject(
+          new VipdError(
+            'VIPD_BIND_FAILED',
+            `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${err.code ?? err.message} (is another balancer, such as HAProxy, still running?)`,
+            { cause: err },
+          ),
+        );
       this.server.once('error', onError);
       this.server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
         this.server.off('error', onError);
@@ -206,8 +228,17 @@ export class Frontend implements RelayHost {
       for (const relay of this.relays) relay.enableKeepAlive();
     }, KEEPALIVE_SWEEP_MS).unref();
     // Accept errors (EMFILE under a connection flood) must not crash the daemon.
-    this.server.on('error', (err: NodeJS.ErrnoException) => this.limited.warn('accept', { err: err.code ?? err.message }, 'proxy listener error'));
-    this.log.info({ bind: `${host}:${this.address()?.port ?? port}`, backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`), balance: this.settings.balance }, 'proxy frontend listening');
+    this.server.on('error', (err: NodeJS.ErrnoException) =>
+      this.limited.warn('accept', { err: err.code ?? err.message }, 'proxy listener error'),
+    );
+    this.log.info(
+      {
+        bind: `${host}:${this.address()?.port ?? port}`,
+        backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`),
+        balance: this.settings.balance,
+      },
+      'proxy frontend listening',
+    );
   }
 
   /** The bound address (the real port when bind.port was 0), once listening. */
@@ -260,9 +291,15 @@ export class Frontend implements RelayHost {
         activeConnections: b.active,
         totalConnections: b.total,
         connectFailures: b.connectFailures,
-        lastCheck: b.lastCheck === undefined ? null : {
-          ok: b.lastCheck.ok, detail: b.lastCheck.detail, at: new Date(b.lastCheck.at).toISOString(), durationMs: b.lastCheck.durationMs,
-        },
+        lastCheck:
+          b.lastCheck === undefined
+            ? null
+            : {
+                ok: b.lastCheck.ok,
+                detail: b.lastCheck.detail,
+                at: new Date(b.lastCheck.at).toISOString(),
+                durationMs: b.lastCheck.durationMs,
+              },
       })),
     };
   }
@@ -316,10 +353,16 @@ export class Frontend implements RelayHost {
   connectFailed(backend: Backend, reason: string, next: NextStep, connecting: boolean): void {
     if (next === 'retry') this.retryMeter.inc();
     if (next === 'retry' && !connecting) this.unansweredRetryMeter.inc();
-    this.limited.warn(`connect:${backend.name}`, {
-      backend: backend.name, address: `${backend.address}:${backend.port}`,
-      reason: connecting ? reason : `${reason} (connected, closed before answering)`, retry: next !== 'none',
-    }, 'connect to backend failed');
+    this.limited.warn(
+      `connect:${backend.name}`,
+      {
+        backend: backend.name,
+        address: `${backend.address}:${backend.port}`,
+        reason: connecting ? reason : `${reason} (connected, closed before answering)`,
+        retry: next !== 'none',
+      },
+      'connect to backend failed',
+    );
     if (connecting && this.settings.observe && MARK_DOWN_REASONS.has(reason)) this.markDownPassively(backend, reason);
   }
 
@@ -374,8 +417,10 @@ export class Frontend implements RelayHost {
     backend.setPassiveDown(true, Date.now());
     backend.meters.passiveMarkdowns.inc();
     const address = `${backend.address}:${backend.port}`;
-    this.log.warn({ backend: backend.name, address, reason, rise: this.settings.check.rise },
-      'backend marked down: connect failed');
+    this.log.warn(
+      { backend: backend.name, address, reason, rise: this.settings.check.rise },
+      'backend marked down: connect failed',
+    );
   }
 
   /** Counts an active check toward the end of a passive mark-down; true when it ended it. */
@@ -421,8 +466,9 @@ export class Frontend implements RelayHost {
   private addBackend(settings: BackendSettings): Backend {
     const backend = new Backend(settings, this.meters(settings.name));
     this.pool.add(backend);
-    const checker = new HealthChecker(backend, this.settings.check,
-      (record, change) => this.onCheck(backend, record, change));
+    const checker = new HealthChecker(backend, this.settings.check, (record, change) =>
+      this.onCheck(backend, record, change),
+    );
     this.checkers.set(backend, checker);
     return backend;
   }
@@ -455,7 +501,10 @@ export class Frontend implements RelayHost {
     backend.draining = true;
     this.checkers.get(backend)?.close();
     this.checkers.delete(backend);
-    this.log.info({ backend: backend.name, activeConnections: backend.active }, 'backend removed; draining its connections');
+    this.log.info(
+      { backend: backend.name, activeConnections: backend.active },
+      'backend removed; draining its connections',
+    );
     if (backend.active === 0) this.retireBackend(backend);
   }
 

@@ -52,9 +52,8 @@ export class ConnectTimes {
 
   /** One successful connect that took `ms`. */
   record(ms: number): void {
-    const i = ms <= SMALLEST_MS
-      ? 0
-      : Math.min(BUCKETS - 1, Math.ceil(Math.log2(ms / SMALLEST_MS) * BUCKETS_PER_OCTAVE));
+    const i =
+      ms <= SMALLEST_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log2(ms / SMALLEST_MS) * BUCKETS_PER_OCTAVE));
     this.counts[i] = (this.counts[i] as number) + 1;
     this.weight += 1;
     if (++this.inRound >= SAMPLES_PER_ROUND) this.round();

@@ -4,9 +4,9 @@
  */
 import { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
-import { registerProxyMetrics, type ByteTotals, type ProxyMetrics } from '../metrics/proxy-metrics';
-import { Frontend, type ConnectionObserver, type FrontendStatus } from './frontend';
-import { proxySettings, type FrontendSettings, type ProxyConfigSource, type ProxySettings } from './settings';
+import { type ByteTotals, type ProxyMetrics, registerProxyMetrics } from '../metrics/proxy-metrics';
+import { type ConnectionObserver, Frontend, type FrontendStatus } from './frontend';
+import { type FrontendSettings, type ProxyConfigSource, type ProxySettings, proxySettings } from './settings';
 
 export interface ProxyDeps {
   readonly log: Logger;
@@ -34,7 +34,10 @@ export class TcpProxy {
   private closing: Promise<void> | undefined;
 
   /** Throws a ConfigError when the config's CA files cannot be read. */
-  constructor(config: ProxyConfigSource, private readonly deps: ProxyDeps) {
+  constructor(
+    config: ProxyConfigSource,
+    private readonly deps: ProxyDeps,
+  ) {
     this.settings = proxySettings(config);
     this.metrics = deps.metrics ?? registerProxyMetrics(new Registry());
     this.frontends = this.settings.frontends.map((f) => this.newFrontend(f));
@@ -112,7 +115,10 @@ export class TcpProxy {
 
   private newFrontend(settings: FrontendSettings): Frontend {
     return new Frontend(settings, {
-      log: this.deps.log, metrics: this.metrics, connections: this.deps.connections, listen: this.deps.listen,
+      log: this.deps.log,
+      metrics: this.metrics,
+      connections: this.deps.connections,
+      listen: this.deps.listen,
     });
   }
 

@@ -123,7 +123,11 @@ interface Attempt extends Linked {
 }
 
 // biome-ignore lint/suspicious/noConstEnum: inlined by tsc (numbers on the per-connection path); never exported.
-const enum Phase { Connecting, Relaying, Done }
+const enum Phase {
+  Connecting,
+  Relaying,
+  Done,
+}
 
 /** Connect options per backend, built once: net.connect copies them, so sharing is safe. */
 const connectOptionsCache = new WeakMap<Backend, net.NetConnectOpts>();
@@ -166,7 +170,10 @@ export class ClientRelay implements Relay {
   /** The sides whose inactivity timeout is the FIN timeout: 1 the client, 2 the backend. */
   private finArmed = 0;
 
-  constructor(client: net.Socket, private readonly host: RelayHost) {
+  constructor(
+    client: net.Socket,
+    private readonly host: RelayHost,
+  ) {
     this.client = client as Linked;
     this.client[RELAY] = this;
     this.client.on('error', ignoreError);

@@ -3,7 +3,7 @@
  * (by default every peer on `backendPort`, this node included) and its health check with the CA
  * bundle already read. Resolving everything up front lets a reload fail before it changes anything.
  */
-import { checkSettings, checkTls, type CheckSettings } from '../checks/settings';
+import { type CheckSettings, checkSettings, checkTls } from '../checks/settings';
 import type { Config } from '../config/load';
 import { ConfigError } from '../errors';
 
@@ -46,22 +46,30 @@ export type ProxyConfigSource = Pick<Config, 'proxy' | 'peers'>;
 export function proxySettings(config: ProxyConfigSource): ProxySettings {
   const { proxy, peers } = config;
   const problems: string[] = [];
-  const frontends = !proxy.enabled ? [] : proxy.frontends.map((f, i): FrontendSettings => ({
-    name: f.name,
-    bind: { host: f.bind.host, port: f.bind.port },
-    balance: f.balance,
-    connectTimeoutMs: f.connectTimeout,
-    hedgeDelayMs: f.hedgeDelay,
-    retries: f.retries,
-    idleTimeoutMs: f.idleTimeout,
-    finTimeoutMs: f.finTimeout,
-    shutdownOnMarkedDown: f.shutdownOnMarkedDown,
-    observe: f.healthCheck.observe,
-    backends: (f.backends ?? peers.map((p) => ({ name: p.name, address: p.address, port: f.backendPort })))
-      .map((b) => ({ name: b.name, address: b.address, port: b.port })),
-    check: checkSettings(f.healthCheck, f.healthCheck.type,
-      checkTls(f.healthCheck.tls, `proxy.frontends[${i}].healthCheck`, problems)),
-  }));
+  const frontends = !proxy.enabled
+    ? []
+    : proxy.frontends.map(
+        (f, i): FrontendSettings => ({
+          name: f.name,
+          bind: { host: f.bind.host, port: f.bind.port },
+          balance: f.balance,
+          connectTimeoutMs: f.connectTimeout,
+          hedgeDelayMs: f.hedgeDelay,
+          retries: f.retries,
+          idleTimeoutMs: f.idleTimeout,
+          finTimeoutMs: f.finTimeout,
+          shutdownOnMarkedDown: f.shutdownOnMarkedDown,
+          observe: f.healthCheck.observe,
+          backends: (f.backends ?? peers.map((p) => ({ name: p.name, address: p.address, port: f.backendPort }))).map(
+            (b) => ({ name: b.name, address: b.address, port: b.port }),
+          ),
+          check: checkSettings(
+            f.healthCheck,
+            f.healthCheck.type,
+            checkTls(f.healthCheck.tls, `proxy.frontends[${i}].healthCheck`, problems),
+          ),
+        }),
+      );
   if (problems.length > 0) throw new ConfigError(problems);
   return { drainTimeoutMs: proxy.drainTimeout, frontends };
 }

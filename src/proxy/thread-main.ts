@@ -10,7 +10,12 @@ import { createLogger } from '../log/logger';
 import { registerProxyMetrics } from '../metrics/proxy-metrics';
 import { TcpProxy } from './proxy';
 import {
-  serializeError, toEvent, type ConnectionEvent, type ThreadData, type ThreadMessage, type ThreadRequest,
+  type ConnectionEvent,
+  serializeError,
+  type ThreadData,
+  type ThreadMessage,
+  type ThreadRequest,
+  toEvent,
 } from './thread-protocol';
 
 const STATUS_EVERY_MS = 1000;
@@ -46,22 +51,34 @@ function main(): void {
 
   const run = async (req: ThreadRequest): Promise<string | undefined> => {
     switch (req.op) {
-      case 'start': await proxy.start(); return undefined;
-      case 'reload': await proxy.reload(req.config as ThreadData['config']); return undefined;
-      case 'close': await proxy.close(); return undefined;
-      case 'destroy': await proxy.destroy(); return undefined;
-      case 'metrics': return registry.metrics();
+      case 'start':
+        await proxy.start();
+        return undefined;
+      case 'reload':
+        await proxy.reload(req.config as ThreadData['config']);
+        return undefined;
+      case 'close':
+        await proxy.close();
+        return undefined;
+      case 'destroy':
+        await proxy.destroy();
+        return undefined;
+      case 'metrics':
+        return registry.metrics();
     }
   };
   port.on('message', (req: ThreadRequest) => {
-    run(req).then((value) => {
-      if (events.length > 0) flush();
-      pushStatus();
-      post({ kind: 'reply', id: req.id, ok: true, value });
-    }, (err: unknown) => {
-      pushStatus();
-      post({ kind: 'reply', id: req.id, ok: false, error: serializeError(err) });
-    });
+    run(req).then(
+      (value) => {
+        if (events.length > 0) flush();
+        pushStatus();
+        post({ kind: 'reply', id: req.id, ok: true, value });
+      },
+      (err: unknown) => {
+        pushStatus();
+        post({ kind: 'reply', id: req.id, ok: false, error: serializeError(err) });
+      },
+    );
   });
   pushStatus();
 }

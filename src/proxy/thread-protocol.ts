@@ -47,7 +47,10 @@ export function toEvent(opened: boolean, c: ClientConnection): ConnectionEvent {
 }
 
 export function fromEvent(e: ConnectionEvent): { opened: boolean; connection: ClientConnection } {
-  return { opened: e[0] === 1, connection: { localAddress: e[1], localPort: e[2], remoteAddress: e[3], remotePort: e[4] } };
+  return {
+    opened: e[0] === 1,
+    connection: { localAddress: e[1], localPort: e[2], remoteAddress: e[3], remotePort: e[4] },
+  };
 }
 
 export function serializeError(err: unknown): SerializedError {

@@ -12,13 +12,17 @@
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { VipdError, type ErrorCode, type ExitCode } from '../errors';
+import { type ErrorCode, type ExitCode, VipdError } from '../errors';
 import type { LogLevel } from '../log/logger';
 import type { ConnectionObserver } from './frontend';
 import type { ProxyStatus } from './proxy';
-import { proxySettings, type ProxyConfigSource } from './settings';
+import { type ProxyConfigSource, proxySettings } from './settings';
 import {
-  fromEvent, type RequestOp, type SerializedError, type ThreadData, type ThreadMessage,
+  fromEvent,
+  type RequestOp,
+  type SerializedError,
+  type ThreadData,
+  type ThreadMessage,
 } from './thread-protocol';
 
 export interface ProxyThreadOptions {
@@ -33,18 +37,28 @@ export interface ProxyThreadOptions {
 export class ProxyThread {
   private readonly worker: Worker;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: string | undefined) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: string | undefined) => void; reject: (e: Error) => void }
+  >();
   private last: ProxyStatus = { frontends: [] };
   private ending: Promise<void> | undefined;
   private exited = false;
   private crashed = false;
 
   /** Throws a ConfigError when the config's CA files cannot be read (checked here, before the thread). */
-  constructor(config: ProxyConfigSource, private readonly options: ProxyThreadOptions) {
+  constructor(
+    config: ProxyConfigSource,
+    private readonly options: ProxyThreadOptions,
+  ) {
     proxySettings(config);
     const data: ThreadData = {
-      config, logLevel: options.logLevel, logFormat: options.logFormat, node: options.node,
-      observe: options.connections !== undefined, listen: options.listen ?? true,
+      config,
+      logLevel: options.logLevel,
+      logFormat: options.logFormat,
+      node: options.node,
+      observe: options.connections !== undefined,
+      listen: options.listen ?? true,
     };
     this.worker = new Worker(join(__dirname, 'thread-main.js'), { workerData: data });
     this.worker.on('message', (m: ThreadMessage) => this.onMessage(m));
@@ -89,7 +103,11 @@ export class ProxyThread {
   }
 
   private end(op: 'close' | 'destroy'): Promise<void> {
-    this.ending ??= this.request(op).then(() => undefined, () => undefined)
+    this.ending ??= this.request(op)
+      .then(
+        () => undefined,
+        () => undefined,
+      )
       .finally(() => this.worker.terminate().then(() => undefined));
     return this.ending;
   }
@@ -132,7 +150,9 @@ export class ProxyThread {
   private failed(err: Error): void {
     if (this.crashed) return;
     this.crashed = true;
-    setImmediate(() => { throw err; });
+    setImmediate(() => {
+      throw err;
+    });
   }
 }
 

@@ -16,8 +16,8 @@
  */
 import type { Member } from '../vrrp/types';
 import type { DropReason } from '../vrrp/wire';
-import { ConnTable, endpointKey, type ClientEndpoint } from './conn-table';
-import { decodeConnMessage, encodeConnMessage, isConnMessage, MAX_ENTRIES, type ConnMessage } from './conn-wire';
+import { type ClientEndpoint, ConnTable, endpointKey } from './conn-table';
+import { type ConnMessage, decodeConnMessage, encodeConnMessage, isConnMessage, MAX_ENTRIES } from './conn-wire';
 
 export interface ConnSyncOptions {
   readonly clusterId: number;
@@ -115,7 +115,7 @@ export class ConnSync {
   /** Sends what changed since the last delta (and what a previous tick could not send). */
   flushDelta(): void {
     const { adds, removes } = this.table.takeDelta();
-    for (let a = 0, r = 0; a < adds.length || r < removes.length;) {
+    for (let a = 0, r = 0; a < adds.length || r < removes.length; ) {
       const addPart = adds.slice(a, a + MAX_ENTRIES);
       const removePart = removes.slice(r, r + MAX_ENTRIES - addPart.length);
       a += addPart.length;
@@ -143,7 +143,13 @@ export class ConnSync {
     const chunks = Math.max(1, Math.ceil(entries.length / MAX_ENTRIES));
     for (let i = 0; i < chunks; i += 1) {
       this.emit({
-        kind: 'snapshot', ...this.common(), seq: this.nextSeq(), dseq: this.dseq, snapshotId: this.snapshotId, chunk: i, chunks,
+        kind: 'snapshot',
+        ...this.common(),
+        seq: this.nextSeq(),
+        dseq: this.dseq,
+        snapshotId: this.snapshotId,
+        chunk: i,
+        chunks,
         entries: entries.slice(i * MAX_ENTRIES, (i + 1) * MAX_ENTRIES),
       });
     }
@@ -199,7 +205,8 @@ export class ConnSync {
       return;
     }
     if (m.chunks > MAX_CHUNKS) return;
-    if (t.snapshot?.id !== m.snapshotId) t.snapshot = { id: m.snapshotId, chunks: new Map(), total: m.chunks, dseq: m.dseq };
+    if (t.snapshot?.id !== m.snapshotId)
+      t.snapshot = { id: m.snapshotId, chunks: new Map(), total: m.chunks, dseq: m.dseq };
     t.snapshot.chunks.set(m.chunk, m.entries);
     if (t.snapshot.chunks.size < t.snapshot.total) return;
     // Complete: the table is the snapshot, plus the deltas it did not include yet.

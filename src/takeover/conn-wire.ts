@@ -28,14 +28,27 @@ const MAX_NAME_BYTES = 63;
 
 export type ConnMessage =
   | {
-    readonly kind: 'delta'; readonly clusterId: number; readonly sender: string; readonly epoch: number;
-    readonly seq: number; readonly dseq: number; readonly adds: readonly ClientEndpoint[]; readonly removes: readonly ClientEndpoint[];
-  }
+      readonly kind: 'delta';
+      readonly clusterId: number;
+      readonly sender: string;
+      readonly epoch: number;
+      readonly seq: number;
+      readonly dseq: number;
+      readonly adds: readonly ClientEndpoint[];
+      readonly removes: readonly ClientEndpoint[];
+    }
   | {
-    readonly kind: 'snapshot'; readonly clusterId: number; readonly sender: string; readonly epoch: number;
-    readonly seq: number; readonly dseq: number; readonly snapshotId: number; readonly chunk: number; readonly chunks: number;
-    readonly entries: readonly ClientEndpoint[];
-  };
+      readonly kind: 'snapshot';
+      readonly clusterId: number;
+      readonly sender: string;
+      readonly epoch: number;
+      readonly seq: number;
+      readonly dseq: number;
+      readonly snapshotId: number;
+      readonly chunk: number;
+      readonly chunks: number;
+      readonly entries: readonly ClientEndpoint[];
+    };
 
 export type DecodedConns =
   | { readonly ok: true; readonly message: ConnMessage }
@@ -51,7 +64,8 @@ export function encodeConnMessage(m: ConnMessage, secret: Buffer): Buffer {
   if (name.length > MAX_NAME_BYTES) throw new RangeError('member name too long');
   const first = m.kind === 'delta' ? m.adds : m.entries;
   const second = m.kind === 'delta' ? m.removes : [];
-  if (first.length + second.length > MAX_ENTRIES) throw new RangeError(`more than ${MAX_ENTRIES} entries in one message`);
+  if (first.length + second.length > MAX_ENTRIES)
+    throw new RangeError(`more than ${MAX_ENTRIES} entries in one message`);
   const body = Buffer.alloc(FIXED + 1 + name.length + (first.length + second.length) * ENTRY);
   body[0] = MAGIC0;
   body[1] = MAGIC1;
@@ -104,14 +118,27 @@ export function decodeConnMessage(msg: Buffer, secret: Buffer, clusterId: number
   const read = (from: number, count: number): ClientEndpoint[] => {
     const out: ClientEndpoint[] = [];
     for (let i = 0, at = from; i < count; i += 1, at += ENTRY) {
-      out.push({ clientIp: uintToIpv4(body.readUInt32BE(at)), clientPort: body.readUInt16BE(at + 4), vipPort: body.readUInt16BE(at + 6) });
+      out.push({
+        clientIp: uintToIpv4(body.readUInt32BE(at)),
+        clientPort: body.readUInt16BE(at + 4),
+        vipPort: body.readUInt16BE(at + 6),
+      });
     }
     return out;
   };
   const start = FIXED + 1 + nameLen;
-  const common = { clusterId: received, sender, epoch: Number(epoch), seq: body.readUInt32BE(16), dseq: body.readUInt32BE(20) };
+  const common = {
+    clusterId: received,
+    sender,
+    epoch: Number(epoch),
+    seq: body.readUInt32BE(16),
+    dseq: body.readUInt32BE(20),
+  };
   if (kind === 'delta') {
-    return { ok: true, message: { kind, ...common, adds: read(start, adds), removes: read(start + adds * ENTRY, removes) } };
+    return {
+      ok: true,
+      message: { kind, ...common, adds: read(start, adds), removes: read(start + adds * ENTRY, removes) },
+    };
   }
   const chunks = body.readUInt16BE(30);
   const chunk = body.readUInt16BE(28);

@@ -40,20 +40,30 @@ export class Takeover {
   /** For the balancer: every client connection accepted and closed (only those on the VIP count). */
   readonly observer: { opened(c: ObservedConnection): void; closed(c: ObservedConnection): void };
 
-  constructor(private readonly opts: {
-    readonly sync: ConnSync;
-    readonly tickler: Tickler;
-    /** The VIP's address (no prefix). */
-    readonly vip: string;
-    readonly log: Logger;
-    readonly meters: TakeoverMeters;
-  }) {
+  constructor(
+    private readonly opts: {
+      readonly sync: ConnSync;
+      readonly tickler: Tickler;
+      /** The VIP's address (no prefix). */
+      readonly vip: string;
+      readonly log: Logger;
+      readonly meters: TakeoverMeters;
+    },
+  ) {
     const { table } = opts.sync;
-    const endpoint = (c: ObservedConnection): ClientEndpoint | undefined => (c.localAddress === opts.vip
-      ? { clientIp: stripV4Mapped(c.remoteAddress), clientPort: c.remotePort, vipPort: c.localPort } : undefined);
+    const endpoint = (c: ObservedConnection): ClientEndpoint | undefined =>
+      c.localAddress === opts.vip
+        ? { clientIp: stripV4Mapped(c.remoteAddress), clientPort: c.remotePort, vipPort: c.localPort }
+        : undefined;
     this.observer = {
-      opened: (c) => { const e = endpoint(c); if (e !== undefined) opts.sync.opened(e); },
-      closed: (c) => { const e = endpoint(c); if (e !== undefined) table.closed(e); },
+      opened: (c) => {
+        const e = endpoint(c);
+        if (e !== undefined) opts.sync.opened(e);
+      },
+      closed: (c) => {
+        const e = endpoint(c);
+        if (e !== undefined) table.closed(e);
+      },
     };
   }
 
@@ -76,9 +86,14 @@ export class Takeover {
     const targets = lists.flatMap((l) => l.entries);
     if (targets.length === 0) return;
     this.opts.meters.clientsReset.inc(targets.length);
-    this.opts.log.info({
-      component: 'takeover', clients: targets.length, previous: lists.map((l) => `${l.peer} (${l.entries.length})`),
-    }, `resetting ${targets.length} client connection(s) of the previous master (tickle ACKs), so they reconnect here now`);
+    this.opts.log.info(
+      {
+        component: 'takeover',
+        clients: targets.length,
+        previous: lists.map((l) => `${l.peer} (${l.entries.length})`),
+      },
+      `resetting ${targets.length} client connection(s) of the previous master (tickle ACKs), so they reconnect here now`,
+    );
     this.opts.tickler.start(targets);
   }
 }
@@ -91,13 +106,15 @@ export class Takeover {
 export class RawTickler implements Tickler {
   private current: { sender: TickleSender; socket: RawIpv4Socket } | undefined;
 
-  constructor(private readonly opts: {
-    readonly vip: string;
-    readonly log: Logger;
-    readonly ticklesSent: { inc(n: number): void };
-    /** For tests: another socket than a raw one. */
-    readonly openSocket?: () => RawIpv4Socket;
-  }) {}
+  constructor(
+    private readonly opts: {
+      readonly vip: string;
+      readonly log: Logger;
+      readonly ticklesSent: { inc(n: number): void };
+      /** For tests: another socket than a raw one. */
+      readonly openSocket?: () => RawIpv4Socket;
+    },
+  ) {}
 
   start(targets: readonly ClientEndpoint[]): void {
     this.stop();
@@ -113,9 +130,12 @@ export class RawTickler implements Tickler {
     this.current = current;
     void sender.start().then((report) => {
       this.opts.ticklesSent.inc(report.packetsSent);
-      this.opts.log.info({ component: 'takeover', ...report }, report.stopped
-        ? 'stopped resetting clients (this member lost the VIP)'
-        : `reset the previous master's clients: ${report.targets} connection(s), first pass in ${Math.round(report.firstPassMs ?? 0)} ms`);
+      this.opts.log.info(
+        { component: 'takeover', ...report },
+        report.stopped
+          ? 'stopped resetting clients (this member lost the VIP)'
+          : `reset the previous master's clients: ${report.targets} connection(s), first pass in ${Math.round(report.firstPassMs ?? 0)} ms`,
+      );
       if (this.current === current) this.current = undefined;
       socket.close();
     });
@@ -132,7 +152,10 @@ export class RawTickler implements Tickler {
 export class LogTickler implements Tickler {
   constructor(private readonly log: Logger) {}
   start(targets: readonly ClientEndpoint[]): void {
-    this.log.info({ component: 'takeover', clients: targets.length, dryRun: true }, 'would reset the previous master\'s clients');
+    this.log.info(
+      { component: 'takeover', clients: targets.length, dryRun: true },
+      "would reset the previous master's clients",
+    );
   }
   stop(): void {
     // nothing was sent

@@ -109,7 +109,12 @@ export const TICKLE_DEFAULTS = {
   roundsAtMs: [0, 600, 1500],
   // (0, 0) first: it is the one that works on a client without connection tracking (unless 0 is in
   // its window); then the rest, in the order that covers the most of the other cases soonest.
-  seqAck: [[0, 0], [0x8000_0000, 0x8000_0000], [0, 0x8000_0000], [0x8000_0000, 0]],
+  seqAck: [
+    [0, 0],
+    [0x8000_0000, 0x8000_0000],
+    [0, 0x8000_0000],
+    [0x8000_0000, 0],
+  ],
   batchSize: 500,
   // A tenth of the election's default heartbeat interval (100 ms).
   batchBudgetMs: 10,
@@ -182,15 +187,21 @@ export class TickleSender {
       checkPort(`targets[${i}].clientPort`, target.clientPort);
       checkPort(`targets[${i}].vipPort`, target.vipPort);
     });
-    if (roundsAtMs.length === 0 || roundsAtMs.some((at, i) => !Number.isFinite(at) || at < 0 ||
-        (i > 0 && at <= (roundsAtMs[i - 1] ?? 0)))) {
+    if (
+      roundsAtMs.length === 0 ||
+      roundsAtMs.some((at, i) => !Number.isFinite(at) || at < 0 || (i > 0 && at <= (roundsAtMs[i - 1] ?? 0)))
+    ) {
       throw new RangeError(
-        `roundsAtMs must be increasing non-negative ms, at least one, not [${roundsAtMs.join(', ')}]`);
+        `roundsAtMs must be increasing non-negative ms, at least one, not [${roundsAtMs.join(', ')}]`,
+      );
     }
     if (seqAck.length === 0) throw new RangeError('seqAck needs at least one (seq, ack) pair');
     seqAck.forEach(([seq, ack], i) => {
       // buildTickleAck checks them again for every packet; here the error names the option.
-      for (const [name, value] of [['seq', seq], ['ack', ack]] as const) {
+      for (const [name, value] of [
+        ['seq', seq],
+        ['ack', ack],
+      ] as const) {
         if (!Number.isInteger(value) || value < 0 || value > 0xffff_ffff) {
           throw new RangeError(`seqAck[${i}].${name} must be an integer from 0 to 2^32 - 1, not ${value}`);
         }
@@ -215,7 +226,9 @@ export class TickleSender {
     this.backoffMs = backoffMs;
     this.maxBackoffsPerRound = maxBackoffsPerRound;
     this.scheduler = options.scheduler ?? realScheduler;
-    this.done = new Promise((resolve) => { this.resolveDone = resolve; });
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
   }
 
   /**
@@ -266,8 +279,12 @@ export class TickleSender {
       const pair = this.seqAck[Math.floor(this.next / count)];
       if (target === undefined || pair === undefined) break;
       const packet = buildTickleAck({
-        srcIp: this.vip, srcPort: target.vipPort, dstIp: target.clientIp, dstPort: target.clientPort,
-        seq: pair[0], ack: pair[1],
+        srcIp: this.vip,
+        srcPort: target.vipPort,
+        dstIp: target.clientIp,
+        dstPort: target.clientPort,
+        seq: pair[0],
+        ack: pair[1],
       });
       let sent: boolean;
       try {
@@ -316,8 +333,10 @@ export class TickleSender {
     }
     const spacing = at - (this.roundsAtMs[this.round] ?? 0);
     this.round = following;
-    this.cancelPending = this.scheduler.schedule(() => this.beginRound(),
-      Math.max(0, this.roundStartedAt + spacing - now));
+    this.cancelPending = this.scheduler.schedule(
+      () => this.beginRound(),
+      Math.max(0, this.roundStartedAt + spacing - now),
+    );
   }
 
   private countFailures(code: string, count: number): void {

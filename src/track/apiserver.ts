@@ -31,7 +31,12 @@ export interface ApiserverTrackerStatus {
   readonly url: string;
   readonly state: HealthState;
   readonly effect: TrackEffect;
-  readonly lastCheck: { readonly ok: boolean; readonly detail: string; readonly at: string; readonly durationMs: number } | null;
+  readonly lastCheck: {
+    readonly ok: boolean;
+    readonly detail: string;
+    readonly at: string;
+    readonly durationMs: number;
+  } | null;
 }
 
 const OK: TrackEffect = { kind: 'ok' };
@@ -42,20 +47,34 @@ export class ApiserverTracker {
   private readonly url: string;
   private current: TrackEffect = OK;
 
-  constructor(private readonly opts: ApiserverTrackerOptions, private readonly onChange: (effect: TrackEffect) => void) {
+  constructor(
+    private readonly opts: ApiserverTrackerOptions,
+    private readonly onChange: (effect: TrackEffect) => void,
+  ) {
     const s = opts.settings;
     this.url = `https://${opts.address}:${s.port}${s.path}`;
     this.log = opts.log.child({ component: 'track', track: 'apiserver' });
     // The local apiserver's certificate is kubeadm's; the question is only whether it serves.
     const check = checkSettings(s, 'https', { verify: false });
-    this.checker = new HealthChecker({ address: opts.address, port: s.port }, check,
+    this.checker = new HealthChecker(
+      { address: opts.address, port: s.port },
+      check,
       (record, change) => this.onCheck(record, change),
-      { initial: 'up', ...(opts.probe === undefined ? {} : { probe: opts.probe }) });
+      { initial: 'up', ...(opts.probe === undefined ? {} : { probe: opts.probe }) },
+    );
   }
 
   start(): void {
-    this.log.info({ url: this.url, interval: this.opts.settings.interval, fall: this.opts.settings.fall, rise: this.opts.settings.rise, mode: this.opts.settings.mode },
-      'tracking the local apiserver');
+    this.log.info(
+      {
+        url: this.url,
+        interval: this.opts.settings.interval,
+        fall: this.opts.settings.fall,
+        rise: this.opts.settings.rise,
+        mode: this.opts.settings.mode,
+      },
+      'tracking the local apiserver',
+    );
     this.checker.start();
   }
 
@@ -70,15 +89,18 @@ export class ApiserverTracker {
       url: this.url,
       state: this.checker.state,
       effect: this.current,
-      lastCheck: last === undefined ? null : { ok: last.ok, detail: last.detail, at: new Date(last.at).toISOString(), durationMs: last.durationMs },
+      lastCheck:
+        last === undefined
+          ? null
+          : { ok: last.ok, detail: last.detail, at: new Date(last.at).toISOString(), durationMs: last.durationMs },
     };
   }
 
   private onCheck(record: CheckRecord, change: HealthState | undefined): void {
     if (change === undefined) return;
     const s = this.opts.settings;
-    const effect: TrackEffect = change === 'up' ? OK
-      : s.mode === 'weight' ? { kind: 'weight', weight: s.weight } : { kind: 'fault' };
+    const effect: TrackEffect =
+      change === 'up' ? OK : s.mode === 'weight' ? { kind: 'weight', weight: s.weight } : { kind: 'fault' };
     this.current = effect;
     if (change === 'up') this.log.info({ url: this.url, check: record.detail }, 'local apiserver healthy again');
     else this.log.warn({ url: this.url, check: record.detail, fall: s.fall, effect }, 'local apiserver unhealthy');

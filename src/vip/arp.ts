@@ -98,7 +98,8 @@ export function parseArpFrame(frame: Uint8Array): ArpPacket | undefined {
 
 /** "02:00:00:00:00:01" (either case) to 6 bytes; throws on anything else (it is our own input). */
 export function macToBytes(mac: string): Buffer {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) throw new TypeError(`not a MAC address: ${JSON.stringify(mac)}`);
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
+    throw new TypeError(`not a MAC address: ${JSON.stringify(mac)}`);
   return Buffer.from(mac.split(':').map((part) => parseInt(part, 16)));
 }
 
@@ -110,7 +111,8 @@ export function formatMac(bytes: Uint8Array): string {
 export function ipv4ToBytes(ip: string): Buffer {
   const parts = ip.split('.');
   const bytes = parts.map((p) => (/^\d{1,3}$/.test(p) ? Number(p) : NaN));
-  if (bytes.length !== 4 || bytes.some((b) => !(b >= 0 && b <= 255))) throw new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
+  if (bytes.length !== 4 || bytes.some((b) => !(b >= 0 && b <= 255)))
+    throw new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
   return Buffer.from(bytes);
 }
 

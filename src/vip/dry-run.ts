@@ -7,7 +7,11 @@ import type { VipOwner } from './owner';
  */
 export class DryRunVipOwner implements VipOwner {
   private holding = false;
-  constructor(private readonly log: Logger, private readonly vip: string, private readonly iface: string) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly vip: string,
+    private readonly iface: string,
+  ) {}
 
   async prepare(): Promise<void> {
     this.log.info({ vip: this.vip, interface: this.iface, dryRun: true }, 'would remove a leftover VIP');
@@ -15,7 +19,10 @@ export class DryRunVipOwner implements VipOwner {
   async acquire(): Promise<void> {
     if (this.holding) return;
     this.holding = true;
-    this.log.info({ vip: this.vip, interface: this.iface, dryRun: true, held: true }, 'would add the VIP and send gratuitous ARP');
+    this.log.info(
+      { vip: this.vip, interface: this.iface, dryRun: true, held: true },
+      'would add the VIP and send gratuitous ARP',
+    );
   }
   async renew(): Promise<void> {
     // Renewals come several times a second: not worth a log line each.

@@ -36,7 +36,10 @@ export class LinkWatch extends EventEmitter<LinkWatchEvents> {
     if (this.rtnl === undefined) {
       const rtnl = openRtnl((err) => {
         // ENOBUFS: events overflowed the socket buffer and some are lost; re-read the truth.
-        this.opts.log.warn({ err: describeError(err), interface: this.opts.interface }, 'link events lost; re-reading the link');
+        this.opts.log.warn(
+          { err: describeError(err), interface: this.opts.interface },
+          'link events lost; re-reading the link',
+        );
         this.resync();
       });
       this.rtnl = rtnl;
@@ -53,7 +56,8 @@ export class LinkWatch extends EventEmitter<LinkWatchEvents> {
     }
     this.resync();
     while (this.reading !== undefined) await this.reading;
-    if (this.current === undefined) throw new VipdError('VIPD_NETLINK', `cannot read the link state of ${this.opts.interface}`);
+    if (this.current === undefined)
+      throw new VipdError('VIPD_NETLINK', `cannot read the link state of ${this.opts.interface}`);
     return this.current;
   }
 
@@ -91,7 +95,11 @@ export class LinkWatch extends EventEmitter<LinkWatchEvents> {
             this.index = link?.index;
             this.apply(link?.up === true ? 'up' : 'down');
           } catch (err) {
-            if (!this.closed) this.opts.log.warn({ err: describeError(err), interface: this.opts.interface }, 'cannot read the link state');
+            if (!this.closed)
+              this.opts.log.warn(
+                { err: describeError(err), interface: this.opts.interface },
+                'cannot read the link state',
+              );
           }
         } while (this.stale && !this.closed);
       } finally {

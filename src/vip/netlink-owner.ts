@@ -9,14 +9,21 @@
  */
 import type { VipConfig } from '../config/schema';
 import { describeError, VipdError } from '../errors';
-import { RateLimitedLog, type Logger } from '../log/logger';
+import { type Logger, RateLimitedLog } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import { buildGratuitousArp, ipv4ToBytes, parseArpFrame } from './arp';
 import type { VipOwner } from './owner';
 import { createPacketSocket, type PacketSocket } from './packet-socket';
 import {
-  AF_INET, NETLINK_TIMEOUT_MS, closeRtnl, getIpv4Addresses, getLinkByName, netlinkErrno, openRtnl,
-  type LinkInfo, type RtNetlinkSocket,
+  AF_INET,
+  closeRtnl,
+  getIpv4Addresses,
+  getLinkByName,
+  type LinkInfo,
+  NETLINK_TIMEOUT_MS,
+  netlinkErrno,
+  openRtnl,
+  type RtNetlinkSocket,
 } from './rtnl';
 
 const NLM_F_REPLACE = 0x100;
@@ -85,7 +92,10 @@ export class NetlinkVipOwner implements VipOwner {
       if (addr.address !== this.ip) continue;
       // A crashed earlier run (kill -9, OOM, `docker rm`) leaves the VIP behind; keepalived #2361.
       await this.deleteAddress(link.index, addr.prefix);
-      this.opts.log.warn({ vip: `${addr.address}/${addr.prefix}`, interface: this.iface }, 'removed a leftover copy of the VIP');
+      this.opts.log.warn(
+        { vip: `${addr.address}/${addr.prefix}`, interface: this.iface },
+        'removed a leftover copy of the VIP',
+      );
     }
   }
 
@@ -98,8 +108,15 @@ export class NetlinkVipOwner implements VipOwner {
     this.mayHold = true;
     await this.putAddress(link.index);
     this.holding = true;
-    this.opts.log.info({ vip: this.opts.vip.address, interface: this.iface, mac: link.mac, lifetime: this.lifetimeSeconds() ?? 'forever' },
-      'VIP added');
+    this.opts.log.info(
+      {
+        vip: this.opts.vip.address,
+        interface: this.iface,
+        mac: link.mac,
+        lifetime: this.lifetimeSeconds() ?? 'forever',
+      },
+      'VIP added',
+    );
     try {
       this.ensurePacketSocket(link);
     } catch (err) {
@@ -140,14 +157,18 @@ export class NetlinkVipOwner implements VipOwner {
       await this.netlink().newAddress(
         { family: AF_INET, prefixlen: this.prefix, index, scope: 0 },
         {
-          local: ipv4ToBytes(this.ip), address: ipv4ToBytes(this.ip),
+          local: ipv4ToBytes(this.ip),
+          address: ipv4ToBytes(this.ip),
           ...(seconds === undefined ? {} : { cacheInfo: { ifaPrefered: seconds, ifaValid: seconds } }),
         },
         { flags: NLM_F_CREATE | NLM_F_REPLACE, timeout: NETLINK_TIMEOUT_MS },
       );
     } catch (err) {
-      throw new VipdError('VIPD_NETLINK', `cannot add ${this.opts.vip.address} to ${this.iface}: ${describeError(err)}`,
-        { cause: err });
+      throw new VipdError(
+        'VIPD_NETLINK',
+        `cannot add ${this.opts.vip.address} to ${this.iface}: ${describeError(err)}`,
+        { cause: err },
+      );
     }
   }
 
@@ -197,7 +218,8 @@ export class NetlinkVipOwner implements VipOwner {
 
   private netlink(): RtNetlinkSocket {
     this.rtnl ??= openRtnl((err) =>
-      this.limited.warn('netlink-error', { err: describeError(err) }, 'rtnetlink socket error'));
+      this.limited.warn('netlink-error', { err: describeError(err) }, 'rtnetlink socket error'),
+    );
     return this.rtnl;
   }
 
@@ -208,7 +230,10 @@ export class NetlinkVipOwner implements VipOwner {
       throw new VipdError('VIPD_NETLINK', `interface "${this.iface}" (vip.interface) does not exist on this node`);
     }
     if (link.mac === '') {
-      throw new VipdError('VIPD_NETLINK', `interface "${this.iface}" has no Ethernet address; gratuitous ARP needs an Ethernet interface`);
+      throw new VipdError(
+        'VIPD_NETLINK',
+        `interface "${this.iface}" has no Ethernet address; gratuitous ARP needs an Ethernet interface`,
+      );
     }
     if (this.link?.mac !== link.mac) {
       this.frames = [buildGratuitousArp('request', link.mac, this.ip), buildGratuitousArp('reply', link.mac, this.ip)];
@@ -240,8 +265,9 @@ export class NetlinkVipOwner implements VipOwner {
       const code = netlinkErrno(err);
       // Already gone, or the whole interface is gone (and the address with it).
       if (code === 'EADDRNOTAVAIL' || code === 'ENOENT' || code === 'ENODEV') return;
-      throw new VipdError('VIPD_NETLINK', `cannot remove ${this.ip} from ${this.iface}: ${describeError(err)}`,
-        { cause: err });
+      throw new VipdError('VIPD_NETLINK', `cannot remove ${this.ip} from ${this.iface}: ${describeError(err)}`, {
+        cause: err,
+      });
     }
   }
 
@@ -284,9 +310,17 @@ export class NetlinkVipOwner implements VipOwner {
     if (arp === undefined || arp.senderIp !== this.ip || arp.senderMac === this.link.mac) return;
     this.opts.metrics.vipConflicts.inc();
     const t = this.now();
-    this.limited.error('conflict', {
-      vip: this.ip, interface: this.iface, ourMac: this.link.mac, theirMac: arp.senderMac, op: arp.op,
-    }, 'VIP conflict: another host claims the VIP; re-announcing it');
+    this.limited.error(
+      'conflict',
+      {
+        vip: this.ip,
+        interface: this.iface,
+        ourMac: this.link.mac,
+        theirMac: arp.senderMac,
+        op: arp.op,
+      },
+      'VIP conflict: another host claims the VIP; re-announcing it',
+    );
     if (t - this.lastConflictBurst >= CONFLICT_BURST_MIN_GAP_MS) {
       this.lastConflictBurst = t;
       this.startBurst();

@@ -41,25 +41,31 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
    */
   open(ifname: string, options: PacketSocketOpenOptions = {}): this {
     if (this.closed) throw new VipdError('VIPD_NATIVE', 'this packet socket is closed; create a new one');
-    if (this.native !== undefined) throw new VipdError('VIPD_NATIVE', `this packet socket is already open on ${this.boundName ?? '?'}`);
+    if (this.native !== undefined)
+      throw new VipdError('VIPD_NATIVE', `this packet socket is already open on ${this.boundName ?? '?'}`);
     const filter = options.arpSender === undefined ? null : arpSenderFilter(options.arpSender);
     const addon = loadPacketBinding();
     let index: number;
     try {
       index = addon.ifNameToIndex(ifname);
     } catch (err) {
-      throw new VipdError('VIPD_NATIVE', `interface "${ifname}" not found (${describeError(err)}); check vip.interface`,
-        { cause: err });
+      throw new VipdError(
+        'VIPD_NATIVE',
+        `interface "${ifname}" not found (${describeError(err)}); check vip.interface`,
+        { cause: err },
+      );
     }
     try {
       this.native = new addon.PacketSocket(index, (frame) => this.emit('frame', frame), filter);
     } catch (err) {
       const errno = errnoName(err);
-      const hint = errno === 'EPERM' || errno === 'EACCES'
-        ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
-        : '';
-      throw new VipdError('VIPD_NATIVE', `cannot open a packet socket on ${ifname}: ${describeError(err)}${hint}`,
-        { cause: err });
+      const hint =
+        errno === 'EPERM' || errno === 'EACCES'
+          ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
+          : '';
+      throw new VipdError('VIPD_NATIVE', `cannot open a packet socket on ${ifname}: ${describeError(err)}${hint}`, {
+        cause: err,
+      });
     }
     this.boundName = ifname;
     this.boundIndex = index;
@@ -83,8 +89,9 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
     try {
       this.native.send(frame);
     } catch (err) {
-      throw new VipdError('VIPD_NATIVE', `send on ${this.boundName ?? '?'} failed: ${describeError(err)}`,
-        { cause: err });
+      throw new VipdError('VIPD_NATIVE', `send on ${this.boundName ?? '?'} failed: ${describeError(err)}`, {
+        cause: err,
+      });
     }
   }
 
@@ -101,8 +108,9 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
     try {
       this.native.setFilter(filter);
     } catch (err) {
-      throw new VipdError('VIPD_NATIVE', `cannot filter ARP on ${this.boundName ?? '?'}: ${describeError(err)}`,
-        { cause: err });
+      throw new VipdError('VIPD_NATIVE', `cannot filter ARP on ${this.boundName ?? '?'}: ${describeError(err)}`, {
+        cause: err,
+      });
     }
   }
 

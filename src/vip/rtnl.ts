@@ -83,8 +83,9 @@ export async function getIpv4Addresses(sock: RtNetlinkSocket, index: number): Pr
   try {
     replies = await sock.getAddresses({ family: AF_INET, index }, {}, { timeout: NETLINK_TIMEOUT_MS });
   } catch (err) {
-    throw new VipdError('VIPD_NETLINK', `cannot list the addresses of link ${index}: ${describeError(err)}`,
-      { cause: err });
+    throw new VipdError('VIPD_NETLINK', `cannot list the addresses of link ${index}: ${describeError(err)}`, {
+      cause: err,
+    });
   }
   const out: Ipv4Address[] = [];
   // Without strict checking the kernel ignores the dump filter, so filter here.

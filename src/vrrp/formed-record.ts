@@ -5,14 +5,28 @@
  * and a restart must not forget it. One small file per cluster id in `election.stateDir`, written
  * and synced before the heartbeat that says it leaves (the runner calls `record` synchronously).
  */
-import { closeSync, constants, fsyncSync, mkdirSync, openSync, accessSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describeError, VipdError } from '../errors';
 
 export class FormedRecord {
   readonly file: string;
 
-  constructor(private readonly dir: string, private readonly clusterId: number, private readonly node: string) {
+  constructor(
+    private readonly dir: string,
+    private readonly clusterId: number,
+    private readonly node: string,
+  ) {
     this.file = join(dir, `cluster-${clusterId}.formed`);
   }
 
@@ -22,9 +36,13 @@ export class FormedRecord {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       accessSync(this.dir, constants.W_OK);
     } catch (err) {
-      throw new VipdError('VIPD_STATE_DIR', `election.stateDir ${this.dir} is not a writable directory `
-        + `(${describeError(err)}): vipd records there that the cluster has `
-        + 'formed (in the static pod, a hostPath volume)', { cause: err });
+      throw new VipdError(
+        'VIPD_STATE_DIR',
+        `election.stateDir ${this.dir} is not a writable directory ` +
+          `(${describeError(err)}): vipd records there that the cluster has ` +
+          'formed (in the static pod, a hostPath volume)',
+        { cause: err },
+      );
     }
   }
 
@@ -52,6 +70,10 @@ export class FormedRecord {
     }
     renameSync(tmp, this.file);
     const dirFd = openSync(this.dir, 'r');
-    try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
   }
 }

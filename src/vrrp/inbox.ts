@@ -6,10 +6,11 @@
  * (epoch, seq) is newer than the last accepted (replay-guard.ts). Shared by the runner and the
  * simulator, so both admit exactly the same messages.
  */
+
+import { type ClusterShape, clusterDigest, wireOrder } from './membership';
 import { ReplayGuard } from './replay-guard';
 import type { ElectionSettings, Heartbeat } from './types';
-import { clusterDigest, wireOrder, type ClusterShape } from './membership';
-import { decodeHeartbeat, type DropReason } from './wire';
+import { type DropReason, decodeHeartbeat } from './wire';
 
 export type Admission =
   | { readonly ok: true; readonly heartbeat: Heartbeat }
@@ -29,10 +30,15 @@ export class Inbox {
   /** When a message of each sender was last accepted (the receiver's clock). */
   private readonly lastAt = new Map<string, number>();
 
-  constructor(private readonly settings: ClusterShape & Pick<ElectionSettings, 'self'>, private readonly secret: Buffer) {
+  constructor(
+    private readonly settings: ClusterShape & Pick<ElectionSettings, 'self'>,
+    private readonly secret: Buffer,
+  ) {
     this.names = wireOrder(settings.members);
     this.digest = clusterDigest(settings);
-    this.byAddress = new Map(settings.members.filter((m) => m.name !== settings.self.name).map((m) => [m.address, m.name]));
+    this.byAddress = new Map(
+      settings.members.filter((m) => m.name !== settings.self.name).map((m) => [m.address, m.name]),
+    );
   }
 
   /** A datagram as it arrived from `from` (the source IPv4 address). */
@@ -50,14 +56,18 @@ export class Inbox {
       return refuse('unknown_sender', `sender "${hb.sender}" from ${from} is not the configured peer at that address`);
     }
     if (hb.digest !== this.digest) {
-      return refuse('config_mismatch', `${hb.sender} has another member list or timing (${hb.members} members and `
-        + `interval ${hb.intervalMs}ms; we have ${this.settings.members.length} and ${this.settings.intervalMs}ms; or other names, `
-        + 'addresses, deadAfter or maxDeadAfter): it is not counted until every member has the same peers and election timing');
+      return refuse(
+        'config_mismatch',
+        `${hb.sender} has another member list or timing (${hb.members} members and ` +
+          `interval ${hb.intervalMs}ms; we have ${this.settings.members.length} and ${this.settings.intervalMs}ms; or other names, ` +
+          'addresses, deadAfter or maxDeadAfter): it is not counted until every member has the same peers and election timing',
+      );
     }
     // A lower epoch is a later run (the sender's clock stepped back across a restart) only if the
     // message answers one of our heartbeats sent after we last heard the sender.
     const echo = hb.echoes[this.settings.self.name];
-    const newerRun = echo !== undefined && echo.epoch === us.epoch && echo.ts > (this.lastAt.get(hb.sender) ?? Infinity);
+    const newerRun =
+      echo !== undefined && echo.epoch === us.epoch && echo.ts > (this.lastAt.get(hb.sender) ?? Infinity);
     if (!this.replay.accept(hb.sender, hb.epoch, hb.seq, newerRun)) {
       return refuse('replay', `epoch ${hb.epoch} seq ${hb.seq} is not newer than the last accepted`);
     }

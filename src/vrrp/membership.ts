@@ -11,7 +11,10 @@
 import { createHash } from 'node:crypto';
 import type { ElectionSettings, Member } from './types';
 
-export type ClusterShape = Pick<ElectionSettings, 'clusterId' | 'members' | 'intervalMs' | 'deadAfter' | 'maxDeadAfter'>;
+export type ClusterShape = Pick<
+  ElectionSettings,
+  'clusterId' | 'members' | 'intervalMs' | 'deadAfter' | 'maxDeadAfter'
+>;
 
 /** 16 hex digits over the cluster id, the timing and the sorted (name, address) pairs. */
 export function clusterDigest(c: ClusterShape): string {

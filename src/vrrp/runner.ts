@@ -15,12 +15,29 @@ import type { Metrics } from '../metrics/metrics';
 import { openFilteredUdp4 } from '../native/udp-socket';
 import type { VipOwner } from '../vip/owner';
 import { Inbox } from './inbox';
-import { effectivePriority, initialState, isBootstrapping, leaseUntil, quorumOf, snapshot, step, type ElectionSnapshot, type ElectionState } from './state-machine';
-import { handoverTimeoutMs } from './timing';
-import { ROLES, type ElectionAction, type ElectionEvent, type ElectionSettings, type Heartbeat, type Reconfigurable,
-  type TrackEffect } from './types';
 import { NO_SILENCE, nextSilence, type SilenceState } from './silence-report';
-import { DROP_REASONS, encodeHeartbeat, type DropReason } from './wire';
+import {
+  type ElectionSnapshot,
+  type ElectionState,
+  effectivePriority,
+  initialState,
+  isBootstrapping,
+  leaseUntil,
+  quorumOf,
+  snapshot,
+  step,
+} from './state-machine';
+import { handoverTimeoutMs } from './timing';
+import {
+  type ElectionAction,
+  type ElectionEvent,
+  type ElectionSettings,
+  type Heartbeat,
+  type Reconfigurable,
+  ROLES,
+  type TrackEffect,
+} from './types';
+import { DROP_REASONS, type DropReason, encodeHeartbeat } from './wire';
 
 export interface RunnerOptions {
   readonly settings: ElectionSettings;
@@ -104,17 +121,29 @@ export class ElectionRunner {
     // Only the peers' addresses get past the kernel (a classic BPF filter): a flood from anywhere
     // else costs no JavaScript at all, and cannot crowd the peers' heartbeats out of the buffer.
     const socket = await openFilteredUdp4({
-      address: self.address, port: this.opts.port, recvBufferBytes: RECV_BUFFER_BYTES,
+      address: self.address,
+      port: this.opts.port,
+      recvBufferBytes: RECV_BUFFER_BYTES,
       allowedSources: members.filter((m) => m.name !== self.name).map((m) => m.address),
     }).catch((err: unknown) => {
-      throw err instanceof VipdError ? new VipdError(err.code, `the election socket: ${err.message}`, { cause: err })
-        : new VipdError('VIPD_BIND_FAILED', `cannot bind the election socket to ${self.address}:${this.opts.port}: `
-          + `${describeError(err)}`, { cause: err });
+      throw err instanceof VipdError
+        ? new VipdError(err.code, `the election socket: ${err.message}`, { cause: err })
+        : new VipdError(
+            'VIPD_BIND_FAILED',
+            `cannot bind the election socket to ${self.address}:${this.opts.port}: ` + `${describeError(err)}`,
+            { cause: err },
+          );
     });
     this.socket = socket;
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address));
     // ECONNREFUSED after a peer's port was closed (it is down) and the like: nothing to act on.
-    socket.on('error', (err) => this.limited.warn(`socket:${(err as NodeJS.ErrnoException).code ?? ''}`, { err: err.message }, 'election socket error'));
+    socket.on('error', (err) =>
+      this.limited.warn(
+        `socket:${(err as NodeJS.ErrnoException).code ?? ''}`,
+        { err: err.message },
+        'election socket error',
+      ),
+    );
     await this.opts.vip.prepare();
     this.started = true;
     this.feed({ type: 'start', now: this.now(), epoch: Date.now() });
@@ -127,10 +156,18 @@ export class ElectionRunner {
     const { state, lines } = nextSilence(this.silence, this.snapshot().peers, this.now());
     this.silence = state;
     if (lines.silent.length > 0) {
-      const names = lines.silent.map((p) => `${p.name} (${p.address}, ${p.everHeard
-        ? `silent for ${Math.round(p.silentForMs / 1000)} s` : 'never heard since this start'})`).join(', ');
-      this.log.warn({ peers: lines.silent, port: this.opts.port },
-        `not hearing from ${names}: is UDP ${this.opts.port} open both ways between the peers, and are they running?`);
+      const names = lines.silent
+        .map(
+          (p) =>
+            `${p.name} (${p.address}, ${
+              p.everHeard ? `silent for ${Math.round(p.silentForMs / 1000)} s` : 'never heard since this start'
+            })`,
+        )
+        .join(', ');
+      this.log.warn(
+        { peers: lines.silent, port: this.opts.port },
+        `not hearing from ${names}: is UDP ${this.opts.port} open both ways between the peers, and are they running?`,
+      );
     }
     if (lines.back.length > 0) this.log.info({ peers: lines.back }, `hearing from ${lines.back.join(', ')} again`);
   }
@@ -174,11 +211,15 @@ export class ElectionRunner {
   private async stopOnce(beforeRelease?: () => Promise<void>): Promise<void> {
     if (this.closed) return;
     if (this.started && this.stopping === undefined) {
-      const done = new Promise<void>((resolve) => { this.stopping = { beforeRelease, done: resolve }; });
+      const done = new Promise<void>((resolve) => {
+        this.stopping = { beforeRelease, done: resolve };
+      });
       // The state machine finishes the stop within a handover timeout; this bounds it if it cannot.
       const limit = handoverTimeoutMs(this.opts.settings) + 2_000;
       let guard: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<void>((resolve) => { guard = setTimeout(resolve, limit); });
+      const timedOut = new Promise<void>((resolve) => {
+        guard = setTimeout(resolve, limit);
+      });
       this.feed({ type: 'stop', now: this.now() });
       await Promise.race([done, timedOut]);
       clearTimeout(guard);
@@ -224,7 +265,8 @@ export class ElectionRunner {
     switch (action.type) {
       case 'send':
         // The resign frees the followers: it leaves only once the VIP is off the interface.
-        if (action.heartbeat.resigning) this.copies = this.vipQueue.then(() => this.sendToPeers(action.heartbeat, action.copies));
+        if (action.heartbeat.resigning)
+          this.copies = this.vipQueue.then(() => this.sendToPeers(action.heartbeat, action.copies));
         else void this.sendToPeers(action.heartbeat, action.copies);
         break;
       case 'acquireVip':
@@ -245,17 +287,27 @@ export class ElectionRunner {
         this.opts.vip.quiesce();
         const hook = this.stopping?.beforeRelease;
         if (hook !== undefined) {
-          this.log.info({}, 'closing relayed connections before releasing the VIP: clients reconnect through the successor');
-          this.vipQueue = this.vipQueue.then(hook).catch((err: unknown) => this.log.error({ err }, 'closing connections before the release failed'));
+          this.log.info(
+            {},
+            'closing relayed connections before releasing the VIP: clients reconnect through the successor',
+          );
+          this.vipQueue = this.vipQueue
+            .then(hook)
+            .catch((err: unknown) => this.log.error({ err }, 'closing connections before the release failed'));
         }
         this.release(0, this.vipGeneration);
         break;
       }
       case 'transition': {
         const { from, to, reason, master, term, priority } = action;
-        this.log.info({ from, to, reason, master, term, priority, ...(action.peer !== undefined ? { peer: action.peer } : {}) },
-          from === to ? (to === 'MASTER' ? `election: handing the VIP over to ${master}` : `election ${to.toLowerCase()}`)
-            : `election state ${from} -> ${to}`);
+        this.log.info(
+          { from, to, reason, master, term, priority, ...(action.peer !== undefined ? { peer: action.peer } : {}) },
+          from === to
+            ? to === 'MASTER'
+              ? `election: handing the VIP over to ${master}`
+              : `election ${to.toLowerCase()}`
+            : `election state ${from} -> ${to}`,
+        );
         metrics.electionState.labels(from).set(0);
         metrics.electionState.labels(to).set(1);
         if (from !== to) metrics.electionTransitions.labels(to, reason).inc();
@@ -265,18 +317,26 @@ export class ElectionRunner {
         const self = this.opts.settings.self.name;
         try {
           this.opts.onFormed?.(action.via);
-          this.log.info({ via: action.via }, action.via === self
-            ? 'the cluster has formed: a majority of the members answered; from now on no member holds the VIP without one'
-            : `the cluster has formed (${action.via} says so): this member may now be elected`);
+          this.log.info(
+            { via: action.via },
+            action.via === self
+              ? 'the cluster has formed: a majority of the members answered; from now on no member holds the VIP without one'
+              : `the cluster has formed (${action.via} says so): this member may now be elected`,
+          );
         } catch (err) {
-          this.log.error({ err, via: action.via, dir: 'election.stateDir' }, 'cannot record that the cluster has formed');
+          this.log.error(
+            { err, via: action.via, dir: 'election.stateDir' },
+            'cannot record that the cluster has formed',
+          );
         }
         break;
       }
       case 'stalled':
         metrics.electionStalls.inc();
-        this.log.warn({ ms: Math.round(action.ms), epoch: action.epoch },
-          'this process did not run for a while (a stall): re-learning the cluster before acting; messages queued meanwhile count for nothing');
+        this.log.warn(
+          { ms: Math.round(action.ms), epoch: action.epoch },
+          'this process did not run for a while (a stall): re-learning the cluster before acting; messages queued meanwhile count for nothing',
+        );
         break;
       case 'stopped': {
         const waiter = this.stopping;
@@ -303,7 +363,8 @@ export class ElectionRunner {
     metrics.priority.set(effectivePriority(this.state));
     metrics.term.set(this.state.term);
     metrics.master.set(this.state.role === 'MASTER' ? 1 : 0);
-    const leaseEnd = this.state.role === 'MASTER' && this.state.handover === undefined ? leaseUntil(this.state) : -Infinity;
+    const leaseEnd =
+      this.state.role === 'MASTER' && this.state.handover === undefined ? leaseUntil(this.state) : -Infinity;
     this.opts.vip.announceUntil(leaseEnd);
     const lease = leaseEnd - now;
     metrics.leaseRemaining.set(Number.isFinite(lease) ? Math.max(0, lease) / 1000 : leaseEnd > 0 ? 1e9 : 0);
@@ -325,13 +386,19 @@ export class ElectionRunner {
 
   /** One VIP operation at a time, in order; a failed add or renew is fed back (the member goes FAULT). */
   private withVip(op: 'acquire' | 'renew', run: () => Promise<void>): void {
-    this.vipQueue = this.vipQueue.then(run).then(() => this.settle(), (err: unknown) => {
-      this.settle();
-      this.opts.metrics.vipOperationFailures.labels(op).inc();
-      const error = describeError(err);
-      this.log.error({ err, op }, `failed to ${op === 'acquire' ? 'add' : 'renew'} the VIP: this member cannot hold it now (FAULT, retried later)`);
-      this.feed({ type: 'vipFailed', now: this.now(), op, error });
-    });
+    this.vipQueue = this.vipQueue.then(run).then(
+      () => this.settle(),
+      (err: unknown) => {
+        this.settle();
+        this.opts.metrics.vipOperationFailures.labels(op).inc();
+        const error = describeError(err);
+        this.log.error(
+          { err, op },
+          `failed to ${op === 'acquire' ? 'add' : 'renew'} the VIP: this member cannot hold it now (FAULT, retried later)`,
+        );
+        this.feed({ type: 'vipFailed', now: this.now(), op, error });
+      },
+    );
   }
 
   /**
@@ -339,18 +406,30 @@ export class ElectionRunner {
    * as long as no acquisition came after it: a retry must never remove a VIP taken again since.
    */
   private release(attempt: number, generation: number): void {
-    this.vipQueue = this.vipQueue.then(() => {
-      if (generation !== this.vipGeneration) return undefined;
-      return this.opts.vip.release();
-    }).then(() => this.settle(), (err: unknown) => {
-      this.settle();
-      this.opts.metrics.vipOperationFailures.labels('release').inc();
-      const delay = Math.min(RELEASE_RETRY_MAX_MS, RELEASE_RETRY_MS * 2 ** attempt);
-      this.limited.error('vip-release', { err, retryInMs: delay }, 'failed to remove the VIP; retrying (its kernel lifetime also ends it)');
-      if (this.closed || generation !== this.vipGeneration) return;
-      this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.release(attempt + 1, generation); }, delay);
-      this.retryTimer.unref();
-    });
+    this.vipQueue = this.vipQueue
+      .then(() => {
+        if (generation !== this.vipGeneration) return undefined;
+        return this.opts.vip.release();
+      })
+      .then(
+        () => this.settle(),
+        (err: unknown) => {
+          this.settle();
+          this.opts.metrics.vipOperationFailures.labels('release').inc();
+          const delay = Math.min(RELEASE_RETRY_MAX_MS, RELEASE_RETRY_MS * 2 ** attempt);
+          this.limited.error(
+            'vip-release',
+            { err, retryInMs: delay },
+            'failed to remove the VIP; retrying (its kernel lifetime also ends it)',
+          );
+          if (this.closed || generation !== this.vipGeneration) return;
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.release(attempt + 1, generation);
+          }, delay);
+          this.retryTimer.unref();
+        },
+      );
   }
 
   private cancelReleaseRetry(): void {
@@ -373,11 +452,13 @@ export class ElectionRunner {
     const { settings, secret, port, metrics } = this.opts;
     const sendOne = (copy: Heartbeat) => {
       const bytes = encodeHeartbeat(copy, secret, this.inbox.names);
-      if (this.traced) this.log.trace({ role: copy.role, term: copy.term, epoch: copy.epoch, seq: copy.seq }, 'heartbeat sent');
+      if (this.traced)
+        this.log.trace({ role: copy.role, term: copy.term, epoch: copy.epoch, seq: copy.seq }, 'heartbeat sent');
       for (const member of settings.members) {
         if (member.name === settings.self.name) continue;
         socket.send(bytes, port, member.address, (err) => {
-          if (err) this.limited.warn(`send:${member.name}`, { peer: member.name, err: err.message }, 'cannot send heartbeat');
+          if (err)
+            this.limited.warn(`send:${member.name}`, { peer: member.name, err: err.message }, 'cannot send heartbeat');
         });
         metrics.heartbeatsSent.inc();
       }
@@ -397,7 +478,12 @@ export class ElectionRunner {
     for (const member of settings.members) {
       if (member.name === settings.self.name) continue;
       socket.send(bytes, port, member.address, (err) => {
-        if (err) this.limited.warn(`broadcast:${member.name}`, { peer: member.name, err: err.message }, 'cannot send the connection list');
+        if (err)
+          this.limited.warn(
+            `broadcast:${member.name}`,
+            { peer: member.name, err: err.message },
+            'cannot send the connection list',
+          );
       });
     }
   }
@@ -418,8 +504,10 @@ export class ElectionRunner {
     const hb = admitted.heartbeat;
     // The heartbeat loop: build the fields only when trace is on.
     if (this.traced) {
-      this.log.trace({ peer: hb.sender, role: hb.role, term: hb.term, epoch: hb.epoch, seq: hb.seq, priority: hb.priority },
-        'heartbeat received');
+      this.log.trace(
+        { peer: hb.sender, role: hb.role, term: hb.term, epoch: hb.epoch, seq: hb.seq, priority: hb.priority },
+        'heartbeat received',
+      );
     }
     this.feed({ type: 'heartbeat', now: this.now(), heartbeat: hb });
   }
@@ -429,4 +517,3 @@ export class ElectionRunner {
     this.limited.warn(`drop:${reason}:${from}`, { reason, from, detail }, 'dropped a heartbeat');
   }
 }
-

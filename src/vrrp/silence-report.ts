@@ -35,8 +35,11 @@ export interface SilenceLines {
   readonly back: readonly string[];
 }
 
-export function nextSilence(state: SilenceState, peers: readonly PeerHearing[], now: number):
-  { state: SilenceState; lines: SilenceLines } {
+export function nextSilence(
+  state: SilenceState,
+  peers: readonly PeerHearing[],
+  now: number,
+): { state: SilenceState; lines: SilenceLines } {
   const silentSince = new Map<string, number>();
   for (const p of peers) {
     if (p.alive) continue;
@@ -51,10 +54,14 @@ export function nextSilence(state: SilenceState, peers: readonly PeerHearing[], 
   return {
     state: { silentSince, reported, lastReportAt: report ? now : state.lastReportAt },
     lines: {
-      silent: report ? due.map((p) => ({
-        name: p.name, address: p.address, silentForMs: Math.round(now - (silentSince.get(p.name) as number)),
-        everHeard: p.lastHeard !== undefined,
-      })) : [],
+      silent: report
+        ? due.map((p) => ({
+            name: p.name,
+            address: p.address,
+            silentForMs: Math.round(now - (silentSince.get(p.name) as number)),
+            everHeard: p.lastHeard !== undefined,
+          }))
+        : [],
       back,
     },
   };

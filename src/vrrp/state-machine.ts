@@ -36,14 +36,28 @@
  *   stop) stops announcing, frees its followers and keeps the address until its successor
  *   announces MASTER (or a dead interval passes).
  */
-import { NO_LOSS, observe, pessimisticLoss, type LossEstimate } from './loss-estimate';
+import { type LossEstimate, NO_LOSS, observe, pessimisticLoss } from './loss-estimate';
 import { clusterDigest } from './membership';
 import {
-  CLOCK_DRIFT, VIP_RETRY_MS, adaptiveDeadMs, baseDeadMs, claimTimeoutMs, handoverTimeoutMs, renewEveryMs,
-  restartQuietMs, stallMs,
+  adaptiveDeadMs,
+  baseDeadMs,
+  CLOCK_DRIFT,
+  claimTimeoutMs,
+  handoverTimeoutMs,
+  renewEveryMs,
+  restartQuietMs,
+  stallMs,
+  VIP_RETRY_MS,
 } from './timing';
 import type {
-  ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, Member, Role, TrackEffect, TransitionReason,
+  ElectionAction,
+  ElectionEvent,
+  ElectionSettings,
+  Heartbeat,
+  Member,
+  Role,
+  TrackEffect,
+  TransitionReason,
 } from './types';
 
 export interface PeerView {
@@ -126,12 +140,38 @@ export function initialState(settings: ElectionSettings): ElectionState {
     peers.set(m.name, { name: m.name, address: m.address, last: undefined, heardAt: undefined, loss: NO_LOSS });
   }
   return {
-    settings, digest: clusterDigest(settings), role: 'INIT', roleSince: 0,
-    started: false, startedAt: 0, stopping: false, stopped: false, firstEpoch: 0, epoch: 0, seq: 0, term: 0,
-    granted: { term: 0, leader: '' }, grant: undefined, claim: undefined, handover: undefined, hint: undefined,
-    preemptBy: undefined, tracks: new Map(), vipFaultUntil: -Infinity, restricted: true, learningUntil: -Infinity,
-    wakeAt: undefined, nextHeartbeatAt: 0, lastSentAt: -Infinity, leaseAtLastSend: -Infinity, rttMs: 0, announced: '',
-    holding: false, lastRenewAt: -Infinity, formed: settings.formed || settings.quorum === 'none', peers,
+    settings,
+    digest: clusterDigest(settings),
+    role: 'INIT',
+    roleSince: 0,
+    started: false,
+    startedAt: 0,
+    stopping: false,
+    stopped: false,
+    firstEpoch: 0,
+    epoch: 0,
+    seq: 0,
+    term: 0,
+    granted: { term: 0, leader: '' },
+    grant: undefined,
+    claim: undefined,
+    handover: undefined,
+    hint: undefined,
+    preemptBy: undefined,
+    tracks: new Map(),
+    vipFaultUntil: -Infinity,
+    restricted: true,
+    learningUntil: -Infinity,
+    wakeAt: undefined,
+    nextHeartbeatAt: 0,
+    lastSentAt: -Infinity,
+    leaseAtLastSend: -Infinity,
+    rttMs: 0,
+    announced: '',
+    holding: false,
+    lastRenewAt: -Infinity,
+    formed: settings.formed || settings.quorum === 'none',
+    peers,
   };
 }
 
@@ -146,8 +186,14 @@ export function step(state: ElectionState, event: ElectionEvent): StepResult {
   if (event.type === 'start') {
     if (s.started) return { state: s, actions: [] };
     s = {
-      ...s, started: true, startedAt: now, roleSince: now, nextHeartbeatAt: now, firstEpoch: event.epoch,
-      epoch: event.epoch, restricted: s.peers.size > 0,
+      ...s,
+      started: true,
+      startedAt: now,
+      roleSince: now,
+      nextHeartbeatAt: now,
+      firstEpoch: event.epoch,
+      epoch: event.epoch,
+      restricted: s.peers.size > 0,
     };
     out.push(transition(s, 'INIT', 'INIT', 'started'));
   } else {
@@ -305,12 +351,16 @@ export function masterOf(s: ElectionState, now: number): string {
   let top: PeerView | undefined;
   for (const p of counted(s, now)) {
     if (p.last?.role !== 'MASTER') continue;
-    if (top === undefined || (p.last.term > (top.last?.term ?? -1))) top = p;
+    if (top === undefined || p.last.term > (top.last?.term ?? -1)) top = p;
   }
   return top?.name ?? '';
 }
 
-interface Candidate { readonly name: string; readonly address: string; readonly priority: number }
+interface Candidate {
+  readonly name: string;
+  readonly address: string;
+  readonly priority: number;
+}
 
 /** Higher priority wins; equal priority goes to the higher address (as in VRRP). */
 export function isBetter(a: Candidate, b: Candidate): boolean {
@@ -366,8 +416,14 @@ function mayLead(s: ElectionState): boolean {
 }
 
 function selfEligible(s: ElectionState, now: number): boolean {
-  return s.role === 'BACKUP' && mayLead(s) && !s.stopping && !isFaulted(s, now) && !isLearning(s, now)
-    && quorumOf(s, now).quorate;
+  return (
+    s.role === 'BACKUP' &&
+    mayLead(s) &&
+    !s.stopping &&
+    !isFaulted(s, now) &&
+    !isLearning(s, now) &&
+    quorumOf(s, now).quorate
+  );
 }
 
 function nominees(s: ElectionState, now: number): Candidate[] {
@@ -392,7 +448,8 @@ function claimant(s: ElectionState, now: number): PeerView | undefined {
     const hb = p.last as Heartbeat;
     if ((hb.role !== 'CANDIDATE' && hb.role !== 'MASTER') || hb.handover || hb.term < s.term) continue;
     if (!grantable(s, p.name, hb.term)) continue;
-    if (top === undefined || isBetter({ ...p, priority: hb.priority }, { ...top, priority: top.last?.priority ?? 0 })) top = p;
+    if (top === undefined || isBetter({ ...p, priority: hb.priority }, { ...top, priority: top.last?.priority ?? 0 }))
+      top = p;
   }
   return top;
 }
@@ -431,7 +488,10 @@ function form(s: ElectionState, now: number, out: ElectionAction[]): ElectionSta
   if (s.formed) return s;
   let via: string | undefined;
   for (const p of s.peers.values()) {
-    if (p.last?.formed === true) { via = p.name; break; }
+    if (p.last?.formed === true) {
+      via = p.name;
+      break;
+    }
   }
   if (via === undefined && selfName(s) === s.settings.bootstrap) {
     const formed = s.claim !== undefined ? now < leaseOf(s, majority(s)) : 1 + counted(s, now).length >= majority(s);
@@ -496,7 +556,8 @@ function evaluate(s: ElectionState, now: number, out: ElectionAction[], faultRea
   const self = selfName(s);
   if (s.grant !== undefined && s.grant.leader !== self && now >= s.grant.until) s = { ...s, grant: undefined };
   if (s.hint !== undefined && now >= s.hint.until) s = { ...s, hint: undefined };
-  if (s.restricted && (now - s.startedAt >= restartQuietMs(s.settings) || everyPeerEchoes(s))) s = { ...s, restricted: false };
+  if (s.restricted && (now - s.startedAt >= restartQuietMs(s.settings) || everyPeerEchoes(s)))
+    s = { ...s, restricted: false };
 
   if (s.handover !== undefined) return handingOver(s, now, out);
   if (s.stopping) return s.role === 'MASTER' ? stopMaster(s, now, out) : finishStop(s, now, out, '');
@@ -541,15 +602,24 @@ function grantIfFree(s: ElectionState, now: number): ElectionState {
   const c = claimant(s, now);
   if (c === undefined || c.last === undefined || c.heardAt === undefined) return s;
   const term = c.last.term;
-  return { ...s, grant: { leader: c.name, term, until: c.heardAt + peerDeadMs(s, c) }, granted: { term, leader: c.name }, hint: undefined };
+  return {
+    ...s,
+    grant: { leader: c.name, term, until: c.heardAt + peerDeadMs(s, c) },
+    granted: { term, leader: c.name },
+    hint: undefined,
+  };
 }
 
 function claim(s: ElectionState, reason: TransitionReason, now: number, out: ElectionAction[]): ElectionState {
   const self = selfName(s);
   const term = Math.max(s.term, s.granted.term) + 1;
   s = {
-    ...s, term, granted: { term, leader: self }, grant: { leader: self, term, until: Infinity },
-    claim: { term, since: now, priority: effectivePriority(s) }, hint: undefined,
+    ...s,
+    term,
+    granted: { term, leader: self },
+    grant: { leader: self, term, until: Infinity },
+    claim: { term, since: now, priority: effectivePriority(s) },
+    hint: undefined,
   };
   s = moveTo(s, 'CANDIDATE', reason, now, out);
   // With quorum: none (or a lease already in hand) the claim completes in the same step.
@@ -577,8 +647,13 @@ function master(s: ElectionState, now: number, out: ElectionAction[]): ElectionS
   if (s.term > c.term) return moveTo(endClaim(s, out), 'BACKUP', 'higher term', now, out);
   if (now >= leaseUntil(s)) return moveTo(endClaim(s, out), 'BACKUP', 'lease lapsed', now, out);
   // Two masters of one term only happen without quorum (a partition healed): the better one stays.
-  const rival = counted(s, now).find((p) => p.last?.role === 'MASTER' && p.last.term === c.term && !p.last.handover
-    && isBetter({ ...p, priority: p.last.priority }, selfCandidate(s)));
+  const rival = counted(s, now).find(
+    (p) =>
+      p.last?.role === 'MASTER' &&
+      p.last.term === c.term &&
+      !p.last.handover &&
+      isBetter({ ...p, priority: p.last.priority }, selfCandidate(s)),
+  );
   if (rival !== undefined) return moveTo(endClaim(s, out), 'BACKUP', 'better master', now, out, rival.name);
   if (!isLearning(s, now)) {
     const next = maybeHandOver(s, now, out);
@@ -613,7 +688,8 @@ function probeIfLeaseLow(s: ElectionState, now: number): ElectionState {
 function maybeHandOver(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
   const me = selfCandidate(s);
   const top = best(readyForHandover(s, now));
-  if (top === undefined || top.priority <= me.priority) return s.preemptBy === undefined ? s : { ...s, preemptBy: undefined };
+  if (top === undefined || top.priority <= me.priority)
+    return s.preemptBy === undefined ? s : { ...s, preemptBy: undefined };
   // Our own priority dropped (a tracked check failed, a reload lowered it): move now, whatever preempt says.
   if (me.priority < (s.claim?.priority ?? me.priority)) return startHandover(s, top.name, 'priority dropped', now, out);
   if (!s.settings.preempt) return s;
@@ -625,13 +701,24 @@ function maybeHandOver(s: ElectionState, now: number, out: ElectionAction[]): El
 }
 
 /** The master stops announcing, frees its followers naming `to`, and keeps the address until `to` is MASTER. */
-function startHandover(s: ElectionState, to: string, reason: TransitionReason, now: number, out: ElectionAction[]): ElectionState {
+function startHandover(
+  s: ElectionState,
+  to: string,
+  reason: TransitionReason,
+  now: number,
+  out: ElectionAction[],
+): ElectionState {
   out.push({ type: 'quiesceVip' });
   out.push(transition(s, 'MASTER', 'MASTER', reason, { peer: to, master: to }));
   const term = s.claim?.term ?? s.term;
   return {
-    ...s, handover: { to, since: now, term }, claim: undefined, grant: undefined, preemptBy: undefined,
-    hint: { name: to, until: now + handoverTimeoutMs(s.settings) }, nextHeartbeatAt: now,
+    ...s,
+    handover: { to, since: now, term },
+    claim: undefined,
+    grant: undefined,
+    preemptBy: undefined,
+    hint: { name: to, until: now + handoverTimeoutMs(s.settings) },
+    nextHeartbeatAt: now,
   };
 }
 
@@ -647,7 +734,10 @@ function handingOver(s: ElectionState, now: number, out: ElectionAction[]): Elec
   s = { ...s, handover: undefined, holding: false };
   if (s.stopping) return finishStop(s, now, out, took ?? h.to);
   if (isFaulted(s, now)) return moveTo(s, 'FAULT', 'fault', now, out);
-  return grantIfFree(moveTo(s, 'BACKUP', took !== undefined ? 'handed over' : 'handover timed out', now, out, took ?? h.to), now);
+  return grantIfFree(
+    moveTo(s, 'BACKUP', took !== undefined ? 'handed over' : 'handover timed out', now, out, took ?? h.to),
+    now,
+  );
 }
 
 /**
@@ -670,8 +760,19 @@ function finishStop(s: ElectionState, now: number, out: ElectionAction[], succes
   s = withSeq({ ...s, role: 'BACKUP', roleSince: now, grant: undefined, stopped: true }, 3);
   const beat = heartbeat(s, now);
   out.push({
-    type: 'send', copies: 3,
-    heartbeat: { ...beat, seq: s.seq - 2, priority: 0, resigning: true, leader: '', leaderTerm: 0, grantMs: 0, vote: '', successor },
+    type: 'send',
+    copies: 3,
+    heartbeat: {
+      ...beat,
+      seq: s.seq - 2,
+      priority: 0,
+      resigning: true,
+      leader: '',
+      leaderTerm: 0,
+      grantMs: 0,
+      vote: '',
+      successor,
+    },
   });
   out.push({ type: 'stopped' });
   return s;
@@ -680,7 +781,13 @@ function finishStop(s: ElectionState, now: number, out: ElectionAction[], succes
 /** Gives up this member's claim: the VIP goes if held, the self-grant ends (followers are freed by the next heartbeat). */
 function endClaim(s: ElectionState, out: ElectionAction[]): ElectionState {
   if (s.holding) out.push({ type: 'releaseVip' });
-  return { ...s, claim: undefined, grant: s.grant?.leader === selfName(s) ? undefined : s.grant, holding: false, preemptBy: undefined };
+  return {
+    ...s,
+    claim: undefined,
+    grant: s.grant?.leader === selfName(s) ? undefined : s.grant,
+    holding: false,
+    preemptBy: undefined,
+  };
 }
 
 // ---- heartbeats --------------------------------------------------------------------------------
@@ -694,14 +801,32 @@ function heartbeat(s: ElectionState, now: number): Heartbeat {
     grantMs = heardAt === undefined ? 0 : Math.max(0, Math.floor(grant.until - heardAt));
   }
   const echoes: Record<string, { epoch: number; seq: number; ts: number }> = {};
-  for (const p of s.peers.values()) if (p.last !== undefined) echoes[p.name] = { epoch: p.last.epoch, seq: p.last.seq, ts: p.last.ts };
+  for (const p of s.peers.values())
+    if (p.last !== undefined) echoes[p.name] = { epoch: p.last.epoch, seq: p.last.seq, ts: p.last.ts };
   return {
-    clusterId: s.settings.clusterId, sender: self, epoch: s.epoch, seq: s.seq, ts: now, role: s.role,
-    priority: s.role === 'FAULT' || s.settings.observer ? 0 : effectivePriority(s), intervalMs: s.settings.intervalMs,
-    term: s.term, quorate: quorumOf(s, now).quorate, learning: isLearning(s, now), resigning: false,
-    handover: s.handover !== undefined, formed: s.formed, observer: s.settings.observer,
-    leader: grant?.leader ?? '', leaderTerm: grant?.term ?? 0, grantMs, vote: voteOf(s, now),
-    successor: s.handover?.to ?? '', digest: s.digest, members: s.settings.members.length, echoes,
+    clusterId: s.settings.clusterId,
+    sender: self,
+    epoch: s.epoch,
+    seq: s.seq,
+    ts: now,
+    role: s.role,
+    priority: s.role === 'FAULT' || s.settings.observer ? 0 : effectivePriority(s),
+    intervalMs: s.settings.intervalMs,
+    term: s.term,
+    quorate: quorumOf(s, now).quorate,
+    learning: isLearning(s, now),
+    resigning: false,
+    handover: s.handover !== undefined,
+    formed: s.formed,
+    observer: s.settings.observer,
+    leader: grant?.leader ?? '',
+    leaderTerm: grant?.term ?? 0,
+    grantMs,
+    vote: voteOf(s, now),
+    successor: s.handover?.to ?? '',
+    digest: s.digest,
+    members: s.settings.members.length,
+    echoes,
   };
 }
 
@@ -714,30 +839,52 @@ function withSeq(s: ElectionState, copies: number): ElectionState {
 /** Sends a heartbeat when one is due or when what it would say changed. */
 function announce(s: ElectionState, now: number, out: ElectionAction[]): ElectionState {
   const g = s.grant;
-  const view = `${s.role}|${s.term}|${g?.leader ?? ''}|${g?.term ?? 0}|${voteOf(s, now)}|${s.handover?.to ?? ''}|`
-    + `${isLearning(s, now)}|${quorumOf(s, now).quorate}|${s.formed}`;
+  const view =
+    `${s.role}|${s.term}|${g?.leader ?? ''}|${g?.term ?? 0}|${voteOf(s, now)}|${s.handover?.to ?? ''}|` +
+    `${isLearning(s, now)}|${quorumOf(s, now).quorate}|${s.formed}`;
   if (now < s.nextHeartbeatAt && view === s.announced) return s;
   const wraps = s.seq + 1 > MAX_SEQ;
   s = {
-    ...s, epoch: wraps ? s.epoch + 1 : s.epoch, seq: wraps ? 1 : s.seq + 1, nextHeartbeatAt: now + s.settings.intervalMs,
-    lastSentAt: now, leaseAtLastSend: leaseUntil(s), announced: view,
+    ...s,
+    epoch: wraps ? s.epoch + 1 : s.epoch,
+    seq: wraps ? 1 : s.seq + 1,
+    nextHeartbeatAt: now + s.settings.intervalMs,
+    lastSentAt: now,
+    leaseAtLastSend: leaseUntil(s),
+    announced: view,
   };
   out.push({ type: 'send', copies: 1, heartbeat: heartbeat(s, now) });
   return s;
 }
 
-function moveTo(s: ElectionState, to: Role, reason: TransitionReason, now: number, out: ElectionAction[], peer?: string): ElectionState {
+function moveTo(
+  s: ElectionState,
+  to: Role,
+  reason: TransitionReason,
+  now: number,
+  out: ElectionAction[],
+  peer?: string,
+): ElectionState {
   const next = { ...s, role: to, roleSince: now, nextHeartbeatAt: now };
   out.push(transition(next, s.role, to, reason, { peer, master: masterOf(next, now) }));
   return next;
 }
 
 function transition(
-  s: ElectionState, from: Role, to: Role, reason: TransitionReason,
+  s: ElectionState,
+  from: Role,
+  to: Role,
+  reason: TransitionReason,
   extra: { master?: string; peer?: string | undefined } = {},
 ): ElectionAction {
   return {
-    type: 'transition', from, to, reason, master: extra.master ?? '', term: s.term, priority: effectivePriority(s),
+    type: 'transition',
+    from,
+    to,
+    reason,
+    master: extra.master ?? '',
+    term: s.term,
+    priority: effectivePriority(s),
     ...(extra.peer !== undefined ? { peer: extra.peer } : {}),
   };
 }
@@ -745,7 +892,9 @@ function transition(
 /** The earliest moment a rule could fire without a new message. */
 function nextWakeup(s: ElectionState, now: number): number {
   let at = s.nextHeartbeatAt;
-  const consider = (t: number) => { if (t > now && t < at) at = t; };
+  const consider = (t: number) => {
+    if (t > now && t < at) at = t;
+  };
   for (const p of s.peers.values()) {
     if (p.heardAt !== undefined && p.last !== undefined && !p.last.resigning) consider(p.heardAt + peerDeadMs(s, p));
   }
@@ -823,7 +972,10 @@ export function snapshot(s: ElectionState, now: number): ElectionSnapshot {
     priority: effectivePriority(s),
     basePriority: s.settings.priority,
     master: masterOf(s, now),
-    following: grant === undefined ? null : { leader: grant.leader, term: grant.term, remainingMs: Math.max(0, grant.until - now) },
+    following:
+      grant === undefined
+        ? null
+        : { leader: grant.leader, term: grant.term, remainingMs: Math.max(0, grant.until - now) },
     leaseRemainingMs: s.role === 'MASTER' && s.claim !== undefined ? Math.max(0, leaseUntil(s) - now) : null,
     handoverTo: s.handover?.to ?? null,
     learning: isLearning(s, now),
@@ -833,9 +985,17 @@ export function snapshot(s: ElectionState, now: number): ElectionSnapshot {
     quorum: quorumOf(s, now),
     faults,
     peers: [...s.peers.values()].map((p) => ({
-      name: p.name, address: p.address, alive: isCounted(s, p, now), lastHeard: p.heardAt,
-      role: p.last?.role ?? 'INIT', priority: p.last?.priority ?? 0, term: p.last?.term ?? 0,
-      leader: p.last?.leader ?? '', vote: p.last?.vote ?? '', loss: pessimisticLoss(p.loss), deadMs: peerDeadMs(s, p),
+      name: p.name,
+      address: p.address,
+      alive: isCounted(s, p, now),
+      lastHeard: p.heardAt,
+      role: p.last?.role ?? 'INIT',
+      priority: p.last?.priority ?? 0,
+      term: p.last?.term ?? 0,
+      leader: p.last?.leader ?? '',
+      vote: p.last?.vote ?? '',
+      loss: pessimisticLoss(p.loss),
+      deadMs: peerDeadMs(s, p),
     })),
   };
 }

@@ -74,7 +74,9 @@ export const VIP_RETRY_MS = 5_000;
  * lossy link neither fails a live master over nor lapses its lease.
  */
 export function adaptiveDeadMs(
-  s: Pick<ElectionSettings, 'deadAfter' | 'maxDeadAfter'>, intervalMs: number, loss: number,
+  s: Pick<ElectionSettings, 'deadAfter' | 'maxDeadAfter'>,
+  intervalMs: number,
+  loss: number,
 ): number {
   return deadMs(heartbeatsForLoss(s, loss), intervalMs);
 }

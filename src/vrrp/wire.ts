@@ -16,7 +16,7 @@
  * Pure functions: the tests check bytes without a socket.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ROLES, type Echo, type Heartbeat } from './types';
+import { type Echo, type Heartbeat, ROLES } from './types';
 
 const MAGIC0 = 0x56; // 'V'
 const MAGIC1 = 0x50; // 'P'
@@ -36,7 +36,12 @@ const MAX_U32 = 0xffffffff;
 
 export type DropReason = 'malformed' | 'bad_mac' | 'wrong_cluster' | 'unknown_sender' | 'config_mismatch' | 'replay';
 export const DROP_REASONS: readonly DropReason[] = [
-  'malformed', 'bad_mac', 'wrong_cluster', 'unknown_sender', 'config_mismatch', 'replay',
+  'malformed',
+  'bad_mac',
+  'wrong_cluster',
+  'unknown_sender',
+  'config_mismatch',
+  'replay',
 ];
 
 export type Decoded =
@@ -58,9 +63,13 @@ export function encodeHeartbeat(hb: Heartbeat, secret: Buffer, names: readonly s
   body[2] = WIRE_VERSION;
   body[3] = TYPE_HEARTBEAT;
   body.writeUInt16BE(hb.clusterId, 4);
-  body[6] = (hb.quorate ? FLAG_QUORATE : 0) | (hb.resigning ? FLAG_RESIGNING : 0)
-    | (hb.learning ? FLAG_LEARNING : 0) | (hb.handover ? FLAG_HANDOVER : 0)
-    | (hb.formed ? FLAG_FORMED : 0) | (hb.observer ? FLAG_OBSERVER : 0);
+  body[6] =
+    (hb.quorate ? FLAG_QUORATE : 0) |
+    (hb.resigning ? FLAG_RESIGNING : 0) |
+    (hb.learning ? FLAG_LEARNING : 0) |
+    (hb.handover ? FLAG_HANDOVER : 0) |
+    (hb.formed ? FLAG_FORMED : 0) |
+    (hb.observer ? FLAG_OBSERVER : 0);
   body[7] = ROLES.indexOf(hb.role);
   body[8] = hb.priority;
   body[9] = Math.min(255, hb.members);
@@ -94,7 +103,8 @@ export function encodeHeartbeat(hb: Heartbeat, secret: Buffer, names: readonly s
 export function decodeHeartbeat(msg: Buffer, secret: Buffer, clusterId: number, names: readonly string[]): Decoded {
   if (msg.length < FIXED + 5 + MAC_BYTES) return drop('malformed', `${msg.length} bytes is too short`);
   if (msg[0] !== MAGIC0 || msg[1] !== MAGIC1) return drop('malformed', 'bad magic');
-  if (msg[2] !== WIRE_VERSION) return drop('malformed', `unsupported version ${msg[2]} (this vipd speaks ${WIRE_VERSION})`);
+  if (msg[2] !== WIRE_VERSION)
+    return drop('malformed', `unsupported version ${msg[2]} (this vipd speaks ${WIRE_VERSION})`);
   const body = msg.subarray(0, msg.length - MAC_BYTES);
   if (!timingSafeEqual(mac(body, secret), msg.subarray(msg.length - MAC_BYTES))) {
     return drop('bad_mac', 'HMAC does not match: another secret, or a forged or damaged message');
@@ -111,7 +121,8 @@ export function decodeHeartbeat(msg: Buffer, secret: Buffer, clusterId: number, 
     at += 1 + len;
   }
   const count = body[at];
-  if (count === undefined || at + 1 + count * ECHO_BYTES !== body.length) return drop('malformed', 'echoes do not match the message length');
+  if (count === undefined || at + 1 + count * ECHO_BYTES !== body.length)
+    return drop('malformed', 'echoes do not match the message length');
   at += 1;
   const echoes: Record<string, Echo> = {};
   for (let i = 0; i < count; i += 1, at += ECHO_BYTES) {
@@ -134,13 +145,29 @@ export function decodeHeartbeat(msg: Buffer, secret: Buffer, clusterId: number, 
   return {
     ok: true,
     heartbeat: {
-      clusterId: received, sender, epoch: Number(epoch), seq: body.readUInt32BE(20), ts, role,
-      priority: body[8] as number, intervalMs: body.readUInt16BE(10), term: body.readUInt32BE(32),
-      quorate: (flags & FLAG_QUORATE) !== 0, resigning: (flags & FLAG_RESIGNING) !== 0,
-      learning: (flags & FLAG_LEARNING) !== 0, handover: (flags & FLAG_HANDOVER) !== 0,
-      formed: (flags & FLAG_FORMED) !== 0, observer: (flags & FLAG_OBSERVER) !== 0,
-      leader, leaderTerm: body.readUInt32BE(36), grantMs: body.readUInt32BE(40), vote, successor,
-      digest: body.toString('hex', 44, 52), members: body[9] as number, echoes,
+      clusterId: received,
+      sender,
+      epoch: Number(epoch),
+      seq: body.readUInt32BE(20),
+      ts,
+      role,
+      priority: body[8] as number,
+      intervalMs: body.readUInt16BE(10),
+      term: body.readUInt32BE(32),
+      quorate: (flags & FLAG_QUORATE) !== 0,
+      resigning: (flags & FLAG_RESIGNING) !== 0,
+      learning: (flags & FLAG_LEARNING) !== 0,
+      handover: (flags & FLAG_HANDOVER) !== 0,
+      formed: (flags & FLAG_FORMED) !== 0,
+      observer: (flags & FLAG_OBSERVER) !== 0,
+      leader,
+      leaderTerm: body.readUInt32BE(36),
+      grantMs: body.readUInt32BE(40),
+      vote,
+      successor,
+      digest: body.toString('hex', 44, 52),
+      members: body[9] as number,
+      echoes,
     },
   };
 }

@@ -44,10 +44,12 @@ export function serveCommands(handlers: Handlers, onClose: () => Promise<void> |
  */
 export function runAgent(main: () => void | Promise<void>): void {
   if (process.env.VIPD_TEST_AGENT !== '1') return;
-  Promise.resolve().then(main).catch((err: unknown) => {
-    process.stderr.write(`agent failed: ${String(err)}\n`);
-    process.exit(1);
-  });
+  Promise.resolve()
+    .then(main)
+    .catch((err: unknown) => {
+      process.stderr.write(`agent failed: ${String(err)}\n`);
+      process.exit(1);
+    });
 }
 
 /**

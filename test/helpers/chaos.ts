@@ -3,9 +3,10 @@
  * survive, with the safety invariants checked after every event (SimCluster.checkSafety) and
  * liveness checked whenever a majority has been up and connected long enough.
  */
-import { maxDeadMs, claimTimeoutMs, restartQuietMs, VIP_RETRY_MS } from '../../src/vrrp/timing';
+
 import { isFaulted, isLearning } from '../../src/vrrp/state-machine';
-import { SimCluster, mulberry32, type SimOptions } from './sim-cluster';
+import { claimTimeoutMs, maxDeadMs, restartQuietMs, VIP_RETRY_MS } from '../../src/vrrp/timing';
+import { mulberry32, SimCluster, type SimOptions } from './sim-cluster';
 
 export interface ChaosOptions {
   readonly members: number;
@@ -31,21 +32,33 @@ export interface ChaosResult {
 /** How long a majority must have been up, running and connected without loss before a holder must exist. */
 export function livenessBoundMs(sim: SimCluster): number {
   const s = { intervalMs: sim.interval, deadAfter: sim.opts.deadAfter ?? 3, maxDeadAfter: sim.opts.maxDeadAfter ?? 30 };
-  return restartQuietMs(s) + 2 * maxDeadMs(s) + claimTimeoutMs(s) + (sim.opts.netlinkFailRate ? VIP_RETRY_MS : 0) + 1000;
+  return (
+    restartQuietMs(s) + 2 * maxDeadMs(s) + claimTimeoutMs(s) + (sim.opts.netlinkFailRate ? VIP_RETRY_MS : 0) + 1000
+  );
 }
 
 export function chaos(o: ChaosOptions): ChaosResult {
   const sim = new SimCluster({
-    members: o.members, seed: o.seed, delayMs: 0.5, jitterMs: 4, drift: 0.0005, timerLatenessMs: 5,
-    duplicateRate: 0.02, preempt: o.preempt ?? true, preemptDelayMs: o.preemptDelayMs ?? 0,
-    priorities: Array.from({ length: o.members }, (_, i) => 100 + ((i * 37) % 3) * 10), bootstrap: o.bootstrap,
+    members: o.members,
+    seed: o.seed,
+    delayMs: 0.5,
+    jitterMs: 4,
+    drift: 0.0005,
+    timerLatenessMs: 5,
+    duplicateRate: 0.02,
+    preempt: o.preempt ?? true,
+    preemptDelayMs: o.preemptDelayMs ?? 0,
+    priorities: Array.from({ length: o.members }, (_, i) => 100 + ((i * 37) % 3) * 10),
+    bootstrap: o.bootstrap,
     ...o.sim,
   });
   const rnd = mulberry32(o.seed * 7919 + 13);
   const names = sim.names();
   const pick = <T>(list: readonly T[]): T => list[Math.floor(rnd() * list.length)] as T;
   const faults: Record<string, number> = {};
-  const did = (f: string) => { faults[f] = (faults[f] ?? 0) + 1; };
+  const did = (f: string) => {
+    faults[f] = (faults[f] ?? 0) + 1;
+  };
   const bound = livenessBoundMs(sim);
 
   if (o.bootstrap === true) bootstrap(sim, rnd, did, bound);
@@ -58,19 +71,26 @@ export function chaos(o: ChaosOptions): ChaosResult {
     const up = names.filter((n) => sim.node(n).proc === 'up');
     const down = names.filter((n) => sim.node(n).proc === 'down');
     const r = rnd();
-    if (r < 0.08 && up.length > 0) { sim.crash(pick(up), rnd() < 0.3); did('crash'); }
-    else if (r < 0.14 && up.length > 0) { sim.stop(pick(up)); did('stop'); }
-    else if (r < 0.22 && down.length > 0) { sim.start(pick(down)); did('start'); }
-    else if (r < 0.26 && up.length > 0) {
+    if (r < 0.08 && up.length > 0) {
+      sim.crash(pick(up), rnd() < 0.3);
+      did('crash');
+    } else if (r < 0.14 && up.length > 0) {
+      sim.stop(pick(up));
+      did('stop');
+    } else if (r < 0.22 && down.length > 0) {
+      sim.start(pick(down));
+      did('start');
+    } else if (r < 0.26 && up.length > 0) {
       // A crash-looping or restarted daemon: back within a grant's lifetime, with no memory of it.
       const victim = pick(up);
       sim.crash(victim);
       sim.run(20 + Math.floor(rnd() * 400));
       sim.start(victim);
       did('restart');
-    }
-    else if (r < 0.36 && up.length > 0) { sim.stall(pick(masterFirst(sim, up, rnd)), 50 + Math.floor(rnd() * 4000)); did('stall'); }
-    else if (r < 0.46) {
+    } else if (r < 0.36 && up.length > 0) {
+      sim.stall(pick(masterFirst(sim, up, rnd)), 50 + Math.floor(rnd() * 4000));
+      did('stall');
+    } else if (r < 0.46) {
       const shuffled = [...names].sort(() => rnd() - 0.5);
       const cut = 1 + Math.floor(rnd() * (names.length - 1));
       sim.heal();
@@ -93,10 +113,18 @@ export function chaos(o: ChaosOptions): ChaosResult {
       sim.replay(pick(names), 20);
       did('replay');
     } else if (r < 0.82 && up.length > 0) {
-      sim.reconfigure(pick(up), { priority: 90 + Math.floor(rnd() * 30), preempt: rnd() < 0.7, preemptDelayMs: rnd() < 0.5 ? 0 : 300 });
+      sim.reconfigure(pick(up), {
+        priority: 90 + Math.floor(rnd() * 30),
+        preempt: rnd() < 0.7,
+        preemptDelayMs: rnd() < 0.5 ? 0 : 300,
+      });
       did('reconfigure');
     } else if (r < 0.88 && up.length > 0) {
-      sim.track(pick(up), 'apiserver', rnd() < 0.5 ? { kind: 'ok' } : rnd() < 0.5 ? { kind: 'weight', weight: 30 } : { kind: 'fault' });
+      sim.track(
+        pick(up),
+        'apiserver',
+        rnd() < 0.5 ? { kind: 'ok' } : rnd() < 0.5 ? { kind: 'weight', weight: 30 } : { kind: 'fault' },
+      );
       did('track');
     } else if (r < 0.92) {
       sim.netlinkFailRate = rnd() < 0.5 ? 0 : rnd() * 0.3;
@@ -104,7 +132,10 @@ export function chaos(o: ChaosOptions): ChaosResult {
     } else if (r < 0.95) {
       sim.reorder = !sim.reorder;
       did('reorder');
-    } else { sim.heal(); did('heal'); }
+    } else {
+      sim.heal();
+      did('heal');
+    }
     sim.run(100 + Math.floor(rnd() * 3000));
   }
 
@@ -118,11 +149,15 @@ export function chaos(o: ChaosOptions): ChaosResult {
   // Stalls end, faults clear, restarted members finish their quiet time, a preferred member may take
   // over (by handover): once every member runs settled (not FAULT, not learning) and the VIP has not moved for
   // 2 s (at most the liveness bound), nothing moves any more.
-  const calm = () => sim.activeHolders().length === 1 && names.every((n) => {
-    const node = sim.node(n);
-    const now = sim.localTime(node);
-    return node.proc === 'up' && !isFaulted(node.state, now) && !isLearning(node.state, now) && node.state.role !== 'INIT';
-  });
+  const calm = () =>
+    sim.activeHolders().length === 1 &&
+    names.every((n) => {
+      const node = sim.node(n);
+      const now = sim.localTime(node);
+      return (
+        node.proc === 'up' && !isFaulted(node.state, now) && !isLearning(node.state, now) && node.state.role !== 'INIT'
+      );
+    });
   for (let waited = 0, still = 0, before = sim.acquisitions(); waited < bound && still < 2000; waited += 500) {
     sim.run(500);
     still = sim.acquisitions() === before && calm() ? still + 500 : 0;
@@ -131,8 +166,10 @@ export function chaos(o: ChaosOptions): ChaosResult {
   const settledAt = sim.now;
   const acquisitions = sim.acquisitions();
   sim.run(3000);
-  if (sim.activeHolders().length !== 1) throw sim.failure(`no single holder 3 s after settling (holders ${sim.holders().join(',') || 'none'})`);
-  if (sim.acquisitions() !== acquisitions) throw sim.failure(`the VIP moved after settling at t=${settledAt.toFixed(0)}`);
+  if (sim.activeHolders().length !== 1)
+    throw sim.failure(`no single holder 3 s after settling (holders ${sim.holders().join(',') || 'none'})`);
+  if (sim.acquisitions() !== acquisitions)
+    throw sim.failure(`the VIP moved after settling at t=${settledAt.toFixed(0)}`);
   return { sim, faults };
 }
 
@@ -176,7 +213,13 @@ function bootstrap(sim: SimCluster, rnd: () => number, did: (f: string) => void,
 
 function expectHolder(sim: SimCluster, bound: number, when: string): void {
   const took = sim.runUntil(() => sim.activeHolders().length === 1, bound);
-  if (took === undefined) throw sim.failure(`no holder within ${bound} ms ${when} (roles ${sim.names().map((n) => `${n}:${sim.role(n)}`).join(' ')})`);
+  if (took === undefined)
+    throw sim.failure(
+      `no holder within ${bound} ms ${when} (roles ${sim
+        .names()
+        .map((n) => `${n}:${sim.role(n)}`)
+        .join(' ')})`,
+    );
 }
 
 /** Stalls hit the master half the time: that is the case that matters. */

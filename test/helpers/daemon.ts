@@ -2,7 +2,7 @@
  * Real vipd processes for tests: spawn `vipd run`, read its JSON log lines, wait for one that
  * matches, and always kill it afterwards (an owner for every child).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,11 @@ import { duplicateKeys } from './strict-json';
 
 export const CLI = join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
-export interface LogLine { readonly [key: string]: unknown; readonly msg?: string; readonly at: number }
+export interface LogLine {
+  readonly [key: string]: unknown;
+  readonly msg?: string;
+  readonly at: number;
+}
 
 export class DaemonProcess {
   readonly lines: LogLine[] = [];
@@ -22,9 +26,15 @@ export class DaemonProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
-  constructor(readonly name: string, args: readonly string[], options: { prefix?: readonly string[] } = {}) {
-    const cmd = options.prefix?.length ? options.prefix[0] as string : process.execPath;
-    const cmdArgs = options.prefix?.length ? [...options.prefix.slice(1), process.execPath, CLI, ...args] : [CLI, ...args];
+  constructor(
+    readonly name: string,
+    args: readonly string[],
+    options: { prefix?: readonly string[] } = {},
+  ) {
+    const cmd = options.prefix?.length ? (options.prefix[0] as string) : process.execPath;
+    const cmdArgs = options.prefix?.length
+      ? [...options.prefix.slice(1), process.execPath, CLI, ...args]
+      : [CLI, ...args];
     this.child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     createInterface({ input: this.child.stdout! }).on('line', (text) => {
       let parsed: Record<string, unknown>;
@@ -59,9 +69,19 @@ export class DaemonProcess {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms; last lines:\n${this.lines.slice(-8).map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr.join('\n')}`));
+        reject(
+          new Error(
+            `${this.name}: no ${what} within ${timeoutMs} ms; last lines:\n${this.lines
+              .slice(-8)
+              .map((l) => JSON.stringify(l))
+              .join('\n')}\nstderr: ${this.stderr.join('\n')}`,
+          ),
+        );
       }, timeoutMs);
-      const done = (l: LogLine) => { clearTimeout(timer); resolve(l); };
+      const done = (l: LogLine) => {
+        clearTimeout(timer);
+        resolve(l);
+      };
       this.waiters.push({ pred, resolve: done });
     });
   }

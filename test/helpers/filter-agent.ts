@@ -12,7 +12,7 @@ import * as dgram from 'node:dgram';
 import { openFilteredUdp4, setAllowedSources } from '../../src/native/udp-socket';
 import { createPacketSocket, type PacketSocket } from '../../src/vip/packet-socket';
 
-import { runAgent, serveCommands, type Command } from './agent-loop';
+import { type Command, runAgent, serveCommands } from './agent-loop';
 
 function main(): void {
   const udp = new Map<string, { socket: dgram.Socket; received: Array<{ from: string; text: string }> }>();
@@ -30,7 +30,10 @@ function main(): void {
       let socket: dgram.Socket;
       if (Array.isArray(cmd.allowedSources)) {
         socket = await openFilteredUdp4({
-          address, port: Number(cmd.port), allowedSources: cmd.allowedSources.map(String), recvBufferBytes: 1 << 20,
+          address,
+          port: Number(cmd.port),
+          allowedSources: cmd.allowedSources.map(String),
+          recvBufferBytes: 1 << 20,
         });
       } else {
         socket = dgram.createSocket('udp4');
@@ -55,7 +58,8 @@ function main(): void {
         for (let i = 0; i < Number(cmd.count); i++) {
           const text = `${String(cmd.text)} ${i}`;
           await new Promise<void>((resolve, reject) =>
-            socket.send(text, Number(cmd.port), String(cmd.address), (err) => (err ? reject(err) : resolve())));
+            socket.send(text, Number(cmd.port), String(cmd.address), (err) => (err ? reject(err) : resolve())),
+          );
         }
       } finally {
         socket.close();

@@ -8,10 +8,10 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { proxySchema } from '../../src/config/schema';
-import { FakeApiserver, generateCert, type CertPair } from '../../src/lab/stand-in-apiserver';
+import { type CertPair, FakeApiserver, generateCert } from '../../src/lab/stand-in-apiserver';
 import { waitFor } from '../../src/lab/wait';
 import { createLogger } from '../../src/log/logger';
-import { registerProxyMetrics, type ProxyMetrics } from '../../src/metrics/proxy-metrics';
+import { type ProxyMetrics, registerProxyMetrics } from '../../src/metrics/proxy-metrics';
 import type { ConnectionObserver } from '../../src/proxy/frontend';
 import { TcpProxy } from '../../src/proxy/proxy';
 import { rawCall } from './raw-client';
@@ -19,10 +19,17 @@ import { rawCall } from './raw-client';
 export const FRONT = '127.0.0.20';
 export const HOSTS = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;
 
-export interface BackendSpec { readonly name: string; readonly address: string; readonly port: number }
+export interface BackendSpec {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+}
 
-export const spec = (f: { name: string; host: string; port: number }): BackendSpec =>
-  ({ name: f.name, address: f.host, port: f.port });
+export const spec = (f: { name: string; host: string; port: number }): BackendSpec => ({
+  name: f.name,
+  address: f.host,
+  port: f.port,
+});
 
 /** One certificate for every stand-in on HOSTS (made once per process). */
 export const loopbackCert = (): Promise<CertPair> => generateCert([...HOSTS]);
@@ -80,10 +87,16 @@ export class LoopbackProxy {
   private readonly closers: Array<() => unknown> = [];
   private readonly opened = new Set<net.Socket>();
 
-  private constructor(private readonly backends: readonly BackendSpec[], private readonly base: FrontendBase) {}
+  private constructor(
+    private readonly backends: readonly BackendSpec[],
+    private readonly base: FrontendBase,
+  ) {}
 
-  static async start(backends: readonly BackendSpec[], frontend: Record<string, unknown> = {},
-    options: LoopbackOptions = {}): Promise<LoopbackProxy> {
+  static async start(
+    backends: readonly BackendSpec[],
+    frontend: Record<string, unknown> = {},
+    options: LoopbackOptions = {},
+  ): Promise<LoopbackProxy> {
     const bed = new LoopbackProxy(backends, options.base ?? QUIET_BASE);
     try {
       await bed.listen(frontend, options);
@@ -95,8 +108,10 @@ export class LoopbackProxy {
   }
 
   /** Stand-ins b1-b3 on HOSTS behind a proxy with FAST_BASE checks, once all three are up. */
-  static async withStandIns(frontend: Record<string, unknown> = {},
-    options: { drainTimeout?: string } = {}): Promise<LoopbackProxy> {
+  static async withStandIns(
+    frontend: Record<string, unknown> = {},
+    options: { drainTimeout?: string } = {},
+  ): Promise<LoopbackProxy> {
     const fakes = await standIns(['b1', 'b2', 'b3']);
     const bed = new LoopbackProxy(fakes.map(spec), FAST_BASE);
     bed.fakes = fakes;
@@ -116,14 +131,16 @@ export class LoopbackProxy {
     const backends = options.backends ?? this.backends;
     const parsed = proxySchema.parse({
       drainTimeout: options.drainTimeout ?? '2s',
-      frontends: [{
-        name: 'api',
-        bind: `${FRONT}:6443`,
-        backends,
-        connectTimeout: this.base.connectTimeout,
-        ...frontend,
-        healthCheck: { ...this.base.healthCheck, ...(frontend.healthCheck as object | undefined) },
-      }],
+      frontends: [
+        {
+          name: 'api',
+          bind: `${FRONT}:6443`,
+          backends,
+          connectTimeout: this.base.connectTimeout,
+          ...frontend,
+          healthCheck: { ...this.base.healthCheck, ...(frontend.healthCheck as object | undefined) },
+        },
+      ],
     });
     // Port 0 (ephemeral) is not valid in a config file but is what the tests need; every reload
     // passes 0 again, so the bind address counts as unchanged.
@@ -151,7 +168,8 @@ export class LoopbackProxy {
   /** A metric's value summed over its series (of one backend, if named). */
   async metric(name: string, backend?: string): Promise<number> {
     const values = (await this.registry.getSingleMetric(name)?.get())?.values ?? [];
-    return values.filter((v) => backend === undefined || v.labels.backend === backend)
+    return values
+      .filter((v) => backend === undefined || v.labels.backend === backend)
       .reduce((sum, v) => sum + v.value, 0);
   }
 
@@ -180,9 +198,14 @@ export class LoopbackProxy {
 
   private async listen(frontend: Record<string, unknown>, options: LoopbackOptions): Promise<void> {
     this.proxy = new TcpProxy(this.config(frontend, { drainTimeout: options.drainTimeout }), {
-      log: createLogger({ level: options.level ?? 'info', destination: { write: (line: string) => {
-        this.logs.push(JSON.parse(line) as Record<string, unknown>);
-      } } }),
+      log: createLogger({
+        level: options.level ?? 'info',
+        destination: {
+          write: (line: string) => {
+            this.logs.push(JSON.parse(line) as Record<string, unknown>);
+          },
+        },
+      }),
       metrics: this.metrics,
       connections: options.observer,
     });
@@ -203,15 +226,21 @@ export class HeldConnection {
 
   constructor(readonly socket: net.Socket) {
     socket.setEncoding('latin1');
-    socket.on('data', (c: string) => { this.data += c; });
+    socket.on('data', (c: string) => {
+      this.data += c;
+    });
     socket.on('error', () => undefined);
-    this.closedPromise = once(socket, 'close').then(() => { this.closed = true; });
+    this.closedPromise = once(socket, 'close').then(() => {
+      this.closed = true;
+    });
   }
 
   /** Waits for `lines` more newline-terminated lines; returns them. */
   async read(lines: number, timeoutMs = 3000): Promise<string> {
-    await waitFor('echo', () => (this.data.match(/\n/g)?.length ?? 0) >= lines || this.closed,
-      { timeoutMs, everyMs: 2 });
+    await waitFor('echo', () => (this.data.match(/\n/g)?.length ?? 0) >= lines || this.closed, {
+      timeoutMs,
+      everyMs: 2,
+    });
     const parts = this.data.split('\n');
     const out = parts.slice(0, lines).join('\n');
     this.data = parts.slice(lines).join('\n');

@@ -3,10 +3,10 @@
  * `vipd run` in its namespace, for the namespace suites. Who holds the VIP is read from each
  * namespace's addresses, and the client's neighbour table, never from the daemons' own word.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before } from 'node:test';
 import { stringify } from 'yaml';
 import { Lab, type LanHost } from '../../src/lab/netns';
@@ -31,30 +31,42 @@ export class Cluster {
   /** Every change of a node's hold on the VIP, as the kernel reports it (`ip monitor address`), once watch() ran. */
   readonly holderEvents: { at: number; node: NodeName; held: boolean }[] = [];
 
-  constructor(private readonly quorum: 'majority' | 'none', private readonly extra: Record<string, unknown> = {}) {}
+  constructor(
+    private readonly quorum: 'majority' | 'none',
+    private readonly extra: Record<string, unknown> = {},
+  ) {}
 
-  host(n: string): LanHost { return this.hosts.get(n) as LanHost; }
+  host(n: string): LanHost {
+    return this.hosts.get(n) as LanHost;
+  }
 
   /** Where the node records that the cluster has formed (its election.stateDir). */
-  stateDir(n: NodeName): string { return join(this.tmp.dir, `state-${n}`); }
+  stateDir(n: NodeName): string {
+    return join(this.tmp.dir, `state-${n}`);
+  }
 
   async build(): Promise<void> {
     this.hosts = await this.lab.lan([...NODES, 'client']);
     for (const n of NODES) {
-      writeFileSync(join(this.tmp.dir, `${n}.yaml`), stringify({
-        nodeName: n,
-        peers: NODES.map((p) => ({ name: p, address: this.host(p).ip })),
-        vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
-        election: { secretFile: this.tmp.secretFile, quorum: this.quorum, stateDir: this.stateDir(n) },
-        proxy: { enabled: false },
-        track: { apiserver: { enabled: false } },
-        ...this.extra,
-      }));
+      writeFileSync(
+        join(this.tmp.dir, `${n}.yaml`),
+        stringify({
+          nodeName: n,
+          peers: NODES.map((p) => ({ name: p, address: this.host(p).ip })),
+          vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
+          election: { secretFile: this.tmp.secretFile, quorum: this.quorum, stateDir: this.stateDir(n) },
+          proxy: { enabled: false },
+          track: { apiserver: { enabled: false } },
+          ...this.extra,
+        }),
+      );
     }
   }
 
   start(n: NodeName): DaemonProcess {
-    const d = new DaemonProcess(n, ['run', '--config', join(this.tmp.dir, `${n}.yaml`)], { prefix: ['ip', 'netns', 'exec', this.host(n).ns] });
+    const d = new DaemonProcess(n, ['run', '--config', join(this.tmp.dir, `${n}.yaml`)], {
+      prefix: ['ip', 'netns', 'exec', this.host(n).ns],
+    });
     this.daemons.set(n, d);
     return d;
   }
@@ -62,7 +74,9 @@ export class Cluster {
   /** Starts following each node's kernel: adds (and lifetime renewals) and deletions of the VIP. */
   watch(): void {
     for (const n of NODES) {
-      const mon = spawn('ip', ['-n', this.host(n).ns, '-o', 'monitor', 'address', 'dev', 'eth0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const mon = spawn('ip', ['-n', this.host(n).ns, '-o', 'monitor', 'address', 'dev', 'eth0'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       this.monitors.push(mon);
       createInterface({ input: mon.stdout! }).on('line', (line) => {
         if (!line.includes(` ${VIP}/`)) return;
@@ -81,7 +95,8 @@ export class Cluster {
     let overlapMs = 0;
     let overlapSince: number | undefined;
     for (const e of this.holderEvents) {
-      if (e.held) holding.add(e.node); else holding.delete(e.node);
+      if (e.held) holding.add(e.node);
+      else holding.delete(e.node);
       if (e.at < since) continue;
       if (e.held) gains += 1;
       if (holding.size > 1 && overlapSince === undefined) overlapSince = e.at;
@@ -109,8 +124,14 @@ export class Cluster {
 
   /** Waits until exactly the holders `pred` accepts, and returns them. */
   async until(what: string, pred: (h: NodeName[]) => boolean, seconds = 10): Promise<NodeName[]> {
-    return waitFor(what, async () => { const h = await this.holders(); return pred(h) ? h : undefined; },
-      { timeoutMs: seconds * 1000, everyMs: 100 });
+    return waitFor(
+      what,
+      async () => {
+        const h = await this.holders();
+        return pred(h) ? h : undefined;
+      },
+      { timeoutMs: seconds * 1000, everyMs: 100 },
+    );
   }
 
   async one(seconds = 10): Promise<NodeName> {
@@ -126,10 +147,14 @@ export class Cluster {
 
   async clientSees(n: NodeName): Promise<void> {
     const mac = this.host(n).mac;
-    await waitFor(`the client's neighbour entry for the VIP to show ${n}'s MAC ${mac}`, async () => {
-      const e = await this.lab.neighbour(this.host('client').ns, 'eth0', VIP);
-      return e?.lladdr === mac ? e : undefined;
-    }, { timeoutMs: 5000, everyMs: 100 });
+    await waitFor(
+      `the client's neighbour entry for the VIP to show ${n}'s MAC ${mac}`,
+      async () => {
+        const e = await this.lab.neighbour(this.host('client').ns, 'eth0', VIP);
+        return e?.lladdr === mac ? e : undefined;
+      },
+      { timeoutMs: 5000, everyMs: 100 },
+    );
   }
 
   nft(n: NodeName, rules: string): void {
@@ -138,11 +163,30 @@ export class Cluster {
 
   /** The stand-in apiserver on the node's :9443 (HTTPS /readyz; SIGUSR1 makes it answer 503). */
   async startStandIn(n: NodeName): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', this.host(n).ns, process.execPath, STAND_IN, '--host', '0.0.0.0', '--port', '9443', '--name', n], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.host(n).ns,
+        process.execPath,
+        STAND_IN,
+        '--host',
+        '0.0.0.0',
+        '--port',
+        '9443',
+        '--name',
+        n,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     this.standIns.set(n, child);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${n}: the stand-in apiserver did not start`)), 15_000);
-      child.stdout!.once('data', () => { clearTimeout(timer); resolve(); });
+      child.stdout!.once('data', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 
@@ -155,7 +199,6 @@ export class Cluster {
   }
 }
 
-
 /** The cluster of one describe block: built (stand-in apiservers first, if asked) before its tests, destroyed after. */
 export function useCluster(opts: { standIns: boolean }, ...args: ConstructorParameters<typeof Cluster>): Cluster {
   const c = new Cluster(...args);
@@ -167,4 +210,3 @@ export function useCluster(opts: { standIns: boolean }, ...args: ConstructorPara
   after(() => c.destroy());
   return c;
 }
-

@@ -25,8 +25,9 @@ export const API_PORT = 9443;
 export const FRONT_PORT = 6443;
 
 /** An nftables table in a backend's namespace that drops every SYN (every packet) to its apiserver port. */
-const BLACKHOLE = 'table inet vipd_blackhole {\n'
-  + `  chain input { type filter hook input priority 0; tcp dport ${API_PORT} drop; }\n}\n`;
+const BLACKHOLE =
+  'table inet vipd_blackhole {\n' +
+  `  chain input { type filter hook input priority 0; tcp dport ${API_PORT} drop; }\n}\n`;
 
 export class ProxyBed {
   readonly lab = new Lab('vipd-pf');
@@ -47,23 +48,27 @@ export class ProxyBed {
     for (const b of BACKENDS) await this.startStandIn(b);
     const lb = this.host('lb');
     const config = join(this.tmp.dir, 'lb.yaml');
-    writeFileSync(config, stringify({
-      nodeName: 'lb',
-      peers: [{ name: 'lb', address: lb.ip }],
-      vip: { address: '10.77.0.100/24', interface: 'eth0', garp: { refresh: '0s' } },
-      election: { secretFile: this.tmp.secretFile, quorum: 'none', stateDir: join(this.tmp.dir, 'state') },
-      proxy: {
-        frontends: [{
-          name: 'apiserver',
-          bind: `0.0.0.0:${FRONT_PORT}`,
-          backends: BACKENDS.map((b) => ({ name: b, address: this.host(b).ip, port: API_PORT })),
-          ...frontend,
-        }],
-      },
-      track: { apiserver: { enabled: false } },
-    }));
-    this.daemon = new DaemonProcess('lb', ['run', '--config', config],
-      { prefix: ['ip', 'netns', 'exec', lb.ns] });
+    writeFileSync(
+      config,
+      stringify({
+        nodeName: 'lb',
+        peers: [{ name: 'lb', address: lb.ip }],
+        vip: { address: '10.77.0.100/24', interface: 'eth0', garp: { refresh: '0s' } },
+        election: { secretFile: this.tmp.secretFile, quorum: 'none', stateDir: join(this.tmp.dir, 'state') },
+        proxy: {
+          frontends: [
+            {
+              name: 'apiserver',
+              bind: `0.0.0.0:${FRONT_PORT}`,
+              backends: BACKENDS.map((b) => ({ name: b, address: this.host(b).ip, port: API_PORT })),
+              ...frontend,
+            },
+          ],
+        },
+        track: { apiserver: { enabled: false } },
+      }),
+    );
+    this.daemon = new DaemonProcess('lb', ['run', '--config', config], { prefix: ['ip', 'netns', 'exec', lb.ns] });
     await this.allUp();
   }
 
@@ -84,14 +89,23 @@ export class ProxyBed {
     const last = d.lines.filter((l) => l.backend === b && typeof l.msg === 'string' && stateLine.test(l.msg)).pop();
     if (says(last?.msg)) return;
     const from = d.lines.length;
-    await d.waitFor((l) => l.backend === b && says(l.msg) && d.lines.indexOf(l) >= from, timeoutMs,
-      `backend ${b} ${state}`);
+    await d.waitFor(
+      (l) => l.backend === b && says(l.msg) && d.lines.indexOf(l) >= from,
+      timeoutMs,
+      `backend ${b} ${state}`,
+    );
   }
 
   /** Starts (or restarts) the stand-in apiserver on a backend's :9443. */
   async startStandIn(b: BackendHost): Promise<void> {
-    const proc = this.lab.spawnNode(this.host(b).ns, STAND_IN,
-      ['--host', '0.0.0.0', '--port', String(API_PORT), '--name', b]);
+    const proc = this.lab.spawnNode(this.host(b).ns, STAND_IN, [
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(API_PORT),
+      '--name',
+      b,
+    ]);
     this.standIns.set(b, proc);
     await proc.event((e) => e.event === 'listening', `${b}'s stand-in apiserver listening`);
   }
@@ -110,12 +124,23 @@ export class ProxyBed {
   }
 
   /** Runs tls-load.ts in the client namespace; `atStart` runs once its first requests are out. */
-  async load(opts: { clients: number; seconds: number; timeoutMs: number },
-    atStart?: () => Promise<void>): Promise<LoadSummary> {
-    const proc = this.lab.spawnNode(this.host('client').ns, TLS_LOAD,
-      ['--host', this.host('lb').ip, '--port', String(FRONT_PORT),
-      '--clients', String(opts.clients), '--seconds', String(opts.seconds), '--timeout-ms', String(opts.timeoutMs)]);
-    const limit = (opts.seconds * 1000) + opts.timeoutMs + 10_000;
+  async load(
+    opts: { clients: number; seconds: number; timeoutMs: number },
+    atStart?: () => Promise<void>,
+  ): Promise<LoadSummary> {
+    const proc = this.lab.spawnNode(this.host('client').ns, TLS_LOAD, [
+      '--host',
+      this.host('lb').ip,
+      '--port',
+      String(FRONT_PORT),
+      '--clients',
+      String(opts.clients),
+      '--seconds',
+      String(opts.seconds),
+      '--timeout-ms',
+      String(opts.timeoutMs),
+    ]);
+    const limit = opts.seconds * 1000 + opts.timeoutMs + 10_000;
     await proc.event((e) => e.event === 'started', 'the load to start', 10_000);
     await atStart?.();
     return (await proc.event((e) => e.event === 'done', 'the load to finish', limit)) as unknown as LoadSummary;
@@ -123,9 +148,13 @@ export class ProxyBed {
 
   /** One series of the daemon's /metrics, summed over the series matching `labels` (a substring). */
   async metric(name: string, labels = ''): Promise<number> {
-    const { stdout } = await this.lab.exec(this.host('lb').ns,
-      ...programCommand(HTTP_GET, ['http://127.0.0.1:7581/metrics']));
-    return stdout.split('\n').filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
+    const { stdout } = await this.lab.exec(
+      this.host('lb').ns,
+      ...programCommand(HTTP_GET, ['http://127.0.0.1:7581/metrics']),
+    );
+    return stdout
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
       .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
   }
 
@@ -141,7 +170,9 @@ function nft(ns: string, rules: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
-    child.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`nft in ${ns} failed: ${err.trim()}`))));
     child.stdin.end(rules);
   });

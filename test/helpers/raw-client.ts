@@ -23,7 +23,10 @@ export function rawCall(host: string, port: number, command: string, options: Ra
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => socket.destroy(new Error(`${command}: no answer within ${timeoutMs}ms`)), timeoutMs);
     socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.once('error', (err) => { clearTimeout(timer); reject(err); });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     socket.once('close', (hadError) => {
       clearTimeout(timer);
       if (!hadError) resolve(Buffer.concat(chunks));

@@ -21,9 +21,17 @@
  * release being retried). A failure throws with the seed and the recent trace.
  */
 import { Inbox } from '../../src/vrrp/inbox';
-import { initialState, leaseUntil, step, type ElectionState } from '../../src/vrrp/state-machine';
+import { type ElectionState, initialState, leaseUntil, step } from '../../src/vrrp/state-machine';
 import { handoverTimeoutMs } from '../../src/vrrp/timing';
-import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat, Member, Reconfigurable, TrackEffect } from '../../src/vrrp/types';
+import type {
+  ElectionAction,
+  ElectionEvent,
+  ElectionSettings,
+  Heartbeat,
+  Member,
+  Reconfigurable,
+  TrackEffect,
+} from '../../src/vrrp/types';
 
 export interface SimOptions {
   readonly members: number;
@@ -136,14 +144,24 @@ export class SimCluster {
     this.netlinkFailRate = opts.netlinkFailRate ?? 0;
     this.reorder = opts.reorder ?? false;
     this.checking = opts.check ?? true;
-    const members: Member[] = Array.from({ length: opts.members }, (_, i) => ({ name: `n${i + 1}`, address: `10.0.0.${i + 1}` }));
+    const members: Member[] = Array.from({ length: opts.members }, (_, i) => ({
+      name: `n${i + 1}`,
+      address: `10.0.0.${i + 1}`,
+    }));
     members.forEach((member, i) => {
       const settings = this.settingsFor(member, members, opts.priorities?.[i] ?? 100);
       const drift = opts.drift ?? 0;
       this.nodes.set(member.name, {
-        member, settings, state: initialState(settings), proc: 'down', stalledUntil: 0, tickAt: undefined,
-        clockOffset: 1_000_000 * (i + 1) + Math.floor(this.rng() * 1000), clockRate: 1 + drift * (2 * this.rng() - 1),
-        epochs: 0, inbox: new Inbox(settings, SECRET),
+        member,
+        settings,
+        state: initialState(settings),
+        proc: 'down',
+        stalledUntil: 0,
+        tickAt: undefined,
+        clockOffset: 1_000_000 * (i + 1) + Math.floor(this.rng() * 1000),
+        clockRate: 1 + drift * (2 * this.rng() - 1),
+        epochs: 0,
+        inbox: new Inbox(settings, SECRET),
         kernel: { present: false, expiresAt: 0, holding: false, quietSince: undefined, releasePending: false },
         formedOnDisk: !(opts.bootstrap ?? false),
       });
@@ -153,9 +171,19 @@ export class SimCluster {
   settingsFor(self: Member, members: readonly Member[], priority: number): ElectionSettings {
     const o = this.opts;
     return {
-      clusterId: 1, self, members, intervalMs: this.interval, deadAfter: o.deadAfter ?? 3, maxDeadAfter: o.maxDeadAfter ?? 30,
-      priority, preempt: o.preempt ?? true, preemptDelayMs: o.preemptDelayMs ?? 0, quorum: o.quorum ?? 'majority',
-      vipLifetimeMs: o.vipLifetimeMs ?? 1000, bootstrap: members[0]?.name ?? self.name, formed: !(o.bootstrap ?? false),
+      clusterId: 1,
+      self,
+      members,
+      intervalMs: this.interval,
+      deadAfter: o.deadAfter ?? 3,
+      maxDeadAfter: o.maxDeadAfter ?? 30,
+      priority,
+      preempt: o.preempt ?? true,
+      preemptDelayMs: o.preemptDelayMs ?? 0,
+      quorum: o.quorum ?? 'majority',
+      vipLifetimeMs: o.vipLifetimeMs ?? 1000,
+      bootstrap: members[0]?.name ?? self.name,
+      formed: !(o.bootstrap ?? false),
       observer: o.observers?.includes(self.name) ?? false,
     };
   }
@@ -166,11 +194,17 @@ export class SimCluster {
     return n;
   }
 
-  names(): string[] { return [...this.nodes.keys()]; }
+  names(): string[] {
+    return [...this.nodes.keys()];
+  }
 
   /** A host's monotonic clock at real time `t`. */
-  localTime(n: SimNode, t = this.now): number { return n.clockOffset + n.clockRate * t; }
-  private realTime(n: SimNode, local: number): number { return (local - n.clockOffset) / n.clockRate; }
+  localTime(n: SimNode, t = this.now): number {
+    return n.clockOffset + n.clockRate * t;
+  }
+  private realTime(n: SimNode, local: number): number {
+    return (local - n.clockOffset) / n.clockRate;
+  }
 
   // ---- faults and operations ---------------------------------------------------------------------
 
@@ -252,15 +286,30 @@ export class SimCluster {
   }
 
   /** Drop everything from `from` to `to` (one way). */
-  block(from: string, to: string): void { this.blocked.add(`${from}>${to}`); }
-  unblock(from: string, to: string): void { this.blocked.delete(`${from}>${to}`); }
+  block(from: string, to: string): void {
+    this.blocked.add(`${from}>${to}`);
+  }
+  unblock(from: string, to: string): void {
+    this.blocked.delete(`${from}>${to}`);
+  }
   /** Loss on one link, one way (overrides the cluster-wide rate). */
-  setLoss(from: string, to: string, rate: number): void { this.linkLoss.set(`${from}>${to}`, rate); }
+  setLoss(from: string, to: string, rate: number): void {
+    this.linkLoss.set(`${from}>${to}`, rate);
+  }
   /** Two-way partition between two groups. */
   partition(a: readonly string[], b: readonly string[]): void {
-    for (const x of a) for (const y of b) { this.block(x, y); this.block(y, x); }
+    for (const x of a)
+      for (const y of b) {
+        this.block(x, y);
+        this.block(y, x);
+      }
   }
-  heal(): void { this.blocked.clear(); this.linkLoss.clear(); this.dropRate = 0; this.reorder = false; }
+  heal(): void {
+    this.blocked.clear();
+    this.linkLoss.clear();
+    this.dropRate = 0;
+    this.reorder = false;
+  }
 
   /** An attacker on the LAN sends `to` copies of heartbeats it recorded earlier (authentic, old). */
   replay(to: string, count: number): void {
@@ -279,17 +328,25 @@ export class SimCluster {
   }
   /** Hosts whose process runs, holds the VIP and announces it. */
   activeHolders(): string[] {
-    return [...this.nodes.values()].filter((n) => n.proc === 'up' && this.present(n) && n.kernel.holding).map((n) => n.member.name);
+    return [...this.nodes.values()]
+      .filter((n) => n.proc === 'up' && this.present(n) && n.kernel.holding)
+      .map((n) => n.member.name);
   }
   masters(): string[] {
-    return [...this.nodes.values()].filter((n) => n.proc === 'up' && n.state.role === 'MASTER').map((n) => n.member.name);
+    return [...this.nodes.values()]
+      .filter((n) => n.proc === 'up' && n.state.role === 'MASTER')
+      .map((n) => n.member.name);
   }
-  role(name: string): string { return this.node(name).state.role; }
+  role(name: string): string {
+    return this.node(name).state.role;
+  }
   leaseHolders(): string[] {
     return [...this.nodes.values()].filter((n) => n.proc !== 'down' && this.leaseValid(n)).map((n) => n.member.name);
   }
 
-  private present(n: SimNode): boolean { return n.kernel.present && this.now < n.kernel.expiresAt; }
+  private present(n: SimNode): boolean {
+    return n.kernel.present && this.now < n.kernel.expiresAt;
+  }
   private leaseValid(n: SimNode): boolean {
     return n.state.role === 'MASTER' && this.localTime(n) < leaseUntil(n.state);
   }
@@ -300,7 +357,9 @@ export class SimCluster {
   }
 
   /** Takeovers: how many times the VIP appeared on a host that did not have it. */
-  acquisitions(): number { return this.stats.acquisitions; }
+  acquisitions(): number {
+    return this.stats.acquisitions;
+  }
 
   // ---- running -----------------------------------------------------------------------------------
 
@@ -375,9 +434,14 @@ export class SimCluster {
       this.log.push({ at: this.now, node: n.member.name, action });
       if (action.type !== 'schedule' && action.type !== 'send') this.traceLine(`${n.member.name} ${describe(action)}`);
       switch (action.type) {
-        case 'send': this.send(n, action.heartbeat, action.copies); break;
+        case 'send':
+          this.send(n, action.heartbeat, action.copies);
+          break;
         case 'acquireVip':
-          if (this.netlinkFails(n)) { this.feedLater(n, 'acquire'); break; }
+          if (this.netlinkFails(n)) {
+            this.feedLater(n, 'acquire');
+            break;
+          }
           if (!this.present(n)) this.stats.acquisitions += 1;
           n.kernel.present = true;
           n.kernel.expiresAt = this.now + this.lifetimeMs();
@@ -387,7 +451,10 @@ export class SimCluster {
           break;
         case 'renewVip':
           if (!n.kernel.holding) break;
-          if (this.netlinkFails(n)) { this.feedLater(n, 'renew'); break; }
+          if (this.netlinkFails(n)) {
+            this.feedLater(n, 'renew');
+            break;
+          }
           if (!this.present(n)) this.stats.acquisitions += 1;
           n.kernel.present = true;
           n.kernel.expiresAt = this.now + this.lifetimeMs();
@@ -414,7 +481,9 @@ export class SimCluster {
           this.push({ at: n.tickAt, order: 0, node: n.member.name, kind: 'tick' });
           break;
         }
-        case 'transition': case 'stalled': break;
+        case 'transition':
+        case 'stalled':
+          break;
       }
     }
   }
@@ -495,7 +564,8 @@ export class SimCluster {
     if (leases.length > 1) throw this.failure(`two leases at once: ${leases.join(', ')}`);
     const active = this.activeHolders();
     if (active.length > 1) throw this.failure(`two members announce the VIP at once: ${active.join(', ')}`);
-    const handoverLimit = handoverTimeoutMs({ deadAfter: this.opts.deadAfter ?? 3, intervalMs: this.interval }) * 1.01 + 50;
+    const handoverLimit =
+      handoverTimeoutMs({ deadAfter: this.opts.deadAfter ?? 3, intervalMs: this.interval }) * 1.01 + 50;
     for (const n of this.nodes.values()) {
       if (!this.present(n) || (n.proc === 'up' && n.kernel.holding)) continue;
       // A copy of the VIP that is not announced must be excused, and each excuse is bounded: a stalled
@@ -503,7 +573,8 @@ export class SimCluster {
       // expiresAt only at an add or a renewal, lifetime + slack ahead); a quiet one by the handover.
       if (n.proc !== 'up' || n.kernel.releasePending) continue;
       if (n.kernel.quietSince !== undefined) {
-        if (this.now - n.kernel.quietSince > handoverLimit) throw this.failure(`${n.member.name} kept a quiet VIP beyond the handover timeout`);
+        if (this.now - n.kernel.quietSince > handoverLimit)
+          throw this.failure(`${n.member.name} kept a quiet VIP beyond the handover timeout`);
         continue;
       }
       throw this.failure(`${n.member.name} has the VIP in the kernel without holding it (role ${n.state.role})`);
@@ -561,9 +632,12 @@ function before(a: Item, b: Item): boolean {
 
 function describe(a: ElectionAction): string {
   switch (a.type) {
-    case 'transition': return `${a.from} -> ${a.to} (${a.reason}${a.peer ? `, ${a.peer}` : ''}) term ${a.term}`;
-    case 'stalled': return `stalled ${a.ms.toFixed(0)} ms, epoch ${a.epoch}`;
-    default: return a.type;
+    case 'transition':
+      return `${a.from} -> ${a.to} (${a.reason}${a.peer ? `, ${a.peer}` : ''}) term ${a.term}`;
+    case 'stalled':
+      return `stalled ${a.ms.toFixed(0)} ms, epoch ${a.epoch}`;
+    default:
+      return a.type;
   }
 }
 

@@ -8,7 +8,7 @@
  * Once accepting, the child answers every connection with "<name>\n" and closes it. close() kills
  * the child and closes our queue fillers; it is idempotent.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
 import { programCommand } from './agent-loop';
@@ -27,7 +27,10 @@ export class StalledListener {
   private readonly fillers: net.Socket[] = [];
   private closed = false;
 
-  private constructor(readonly host: string, readonly name: string) {
+  private constructor(
+    readonly host: string,
+    readonly name: string,
+  ) {
     const [cmd, ...args] = programCommand(CHILD, [host, name]);
     this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   }
@@ -37,11 +40,14 @@ export class StalledListener {
     try {
       stalled.port = await new Promise<number>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('the stalled listener did not start')), 10_000);
-        stalled.child.stdout?.once('data', (d: Buffer) => { clearTimeout(timer); resolve(Number(String(d).trim())); });
+        stalled.child.stdout?.once('data', (d: Buffer) => {
+          clearTimeout(timer);
+          resolve(Number(String(d).trim()));
+        });
       });
       stalled.child.kill('SIGSTOP');
       for (let i = 0; i < MAX_FILLERS; i++) {
-        if (!await stalled.fill()) return stalled;
+        if (!(await stalled.fill())) return stalled;
       }
       throw new Error(`the accept queue of ${host}:${stalled.port} did not fill up`);
     } catch (err) {
@@ -69,7 +75,10 @@ export class StalledListener {
     this.fillers.push(socket);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), FULL_AFTER_MS);
-      socket.once('connect', () => { clearTimeout(timer); resolve(true); });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
     });
   }
 }

@@ -8,7 +8,9 @@
 export function duplicateKeys(text: string): string[] {
   const out: string[] = [];
   let i = 0;
-  const ws = () => { while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i += 1; };
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i += 1;
+  };
   const str = (): string => {
     const start = i;
     i += 1; // the opening quote
@@ -23,7 +25,10 @@ export function duplicateKeys(text: string): string[] {
       i += 1;
       const seen = new Set<string>();
       ws();
-      if (text[i] === '}') { i += 1; return; }
+      if (text[i] === '}') {
+        i += 1;
+        return;
+      }
       for (let guard = 0; guard < text.length; guard += 1) {
         ws();
         const key = str();
@@ -38,7 +43,10 @@ export function duplicateKeys(text: string): string[] {
     } else if (c === '[') {
       i += 1;
       ws();
-      if (text[i] === ']') { i += 1; return; }
+      if (text[i] === ']') {
+        i += 1;
+        return;
+      }
       for (let guard = 0; guard < text.length; guard += 1) {
         value(`${path}[]`);
         ws();

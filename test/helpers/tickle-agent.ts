@@ -15,7 +15,7 @@ import { TickleSender, type TickleSenderOptions } from '../../src/takeover/tickl
 import { buildGratuitousArp } from '../../src/vip/arp';
 import { createPacketSocket } from '../../src/vip/packet-socket';
 
-import { runAgent, serveCommands, type Command } from './agent-loop';
+import { type Command, runAgent, serveCommands } from './agent-loop';
 
 interface Connection {
   readonly socket: net.Socket;
@@ -54,20 +54,23 @@ function main(): void {
   };
 
   /** One connection, tracked until it ends; resolves once established. */
-  const connect = (host: string, port: number): Promise<Connection> => new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    socket.once('error', reject);
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      const conn: Connection = { socket, localPort: socket.localPort ?? 0, closed: false };
-      socket.on('error', (err: NodeJS.ErrnoException) => {
-        conn.error = err.code ?? err.message;
-        conn.errorAt = Date.now();
+  const connect = (host: string, port: number): Promise<Connection> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port });
+      socket.once('error', reject);
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        const conn: Connection = { socket, localPort: socket.localPort ?? 0, closed: false };
+        socket.on('error', (err: NodeJS.ErrnoException) => {
+          conn.error = err.code ?? err.message;
+          conn.errorAt = Date.now();
+        });
+        socket.on('close', () => {
+          conn.closed = true;
+        });
+        resolve(conn);
       });
-      socket.on('close', () => { conn.closed = true; });
-      resolve(conn);
     });
-  });
 
   const handlers: Record<string, (cmd: Command) => Promise<unknown>> = {
     /** An echo server on address:port; the backlog is the namespace's somaxconn (4096). */
@@ -126,17 +129,22 @@ function main(): void {
     /** Writes to every open connection of a group and counts the ones whose echo comes back. */
     echo: async (cmd) => {
       const open = group(cmd.group).filter((c) => !c.closed && c.error === undefined);
-      const answered = await Promise.all(open.map((c) => new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => done(false), ECHO_TIMEOUT_MS);
-        const done = (ok: boolean) => {
-          clearTimeout(timer);
-          c.socket.off('data', onData);
-          resolve(ok);
-        };
-        const onData = () => done(true);
-        c.socket.on('data', onData);
-        c.socket.write('ping');
-      })));
+      const answered = await Promise.all(
+        open.map(
+          (c) =>
+            new Promise<boolean>((resolve) => {
+              const timer = setTimeout(() => done(false), ECHO_TIMEOUT_MS);
+              const done = (ok: boolean) => {
+                clearTimeout(timer);
+                c.socket.off('data', onData);
+                resolve(ok);
+              };
+              const onData = () => done(true);
+              c.socket.on('data', onData);
+              c.socket.write('ping');
+            }),
+        ),
+      );
       return answered.filter(Boolean).length;
     },
     /** Announces `ip` at `mac` on `interface`: one gratuitous ARP of each form, as the VIP owner does. */
@@ -157,15 +165,17 @@ function main(): void {
      */
     tickle: async (cmd) => {
       const vipPort = Number(cmd.vipPort);
-      const targets = (cmd.clients as Array<{ ip: string; ports: number[] }>)
-        .flatMap(({ ip, ports }) => ports.map((clientPort) => ({ clientIp: ip, clientPort, vipPort })));
+      const targets = (cmd.clients as Array<{ ip: string; ports: number[] }>).flatMap(({ ip, ports }) =>
+        ports.map((clientPort) => ({ clientIp: ip, clientPort, vipPort })),
+      );
       const options: Partial<TickleSenderOptions> = {};
       if (Array.isArray(cmd.roundsAtMs)) Object.assign(options, { roundsAtMs: cmd.roundsAtMs.map(Number) });
       if (typeof cmd.batchSize === 'number') Object.assign(options, { batchSize: cmd.batchSize });
       if (Array.isArray(cmd.seqAck)) Object.assign(options, { seqAck: cmd.seqAck });
       // Without `sendBufferBytes` the product's default; 0 is the kernel's.
       const socket = openRawIpv4Socket(
-        typeof cmd.sendBufferBytes === 'number' ? { sendBufferBytes: cmd.sendBufferBytes } : {});
+        typeof cmd.sendBufferBytes === 'number' ? { sendBufferBytes: cmd.sendBufferBytes } : {},
+      );
       let maxLoopLagMs = 0;
       let last = performance.now();
       const lag = setInterval(() => {

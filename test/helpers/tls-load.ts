@@ -69,9 +69,15 @@ function once(options: Options): Promise<{ ok: boolean; error: string; answered:
     raw.on('error', onError);
     socket.on('error', onError);
     socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => { if (head.length < 64) head += chunk; });
-    socket.once('end', () => finish(head.startsWith('HTTP/1.1 200 '),
-      head === '' ? 'closed without an answer' : head.split('\r\n')[0] ?? ''));
+    socket.on('data', (chunk: string) => {
+      if (head.length < 64) head += chunk;
+    });
+    socket.once('end', () =>
+      finish(
+        head.startsWith('HTTP/1.1 200 '),
+        head === '' ? 'closed without an answer' : (head.split('\r\n')[0] ?? ''),
+      ),
+    );
     socket.once('close', () => finish(false, 'closed'));
     socket.once('secureConnect', () => {
       socket.write(`GET ${options.path} HTTP/1.1\r\nHost: ${options.host}\r\nConnection: close\r\n\r\n`);
@@ -103,8 +109,8 @@ export async function runLoad(options: Options, onStarted: () => void = () => un
   await Promise.all(clients);
   took.sort((a, b) => a - b);
   const tenth = (ms: number) => Math.round(ms * 10) / 10;
-  const at = (q: number) => (took.length === 0 ? 0
-    : tenth(took[Math.min(took.length - 1, Math.floor(q * took.length))] ?? 0));
+  const at = (q: number) =>
+    took.length === 0 ? 0 : tenth(took[Math.min(took.length - 1, Math.floor(q * took.length))] ?? 0);
   return {
     event: 'done',
     ok: took.length,
@@ -134,12 +140,14 @@ if (require.main === module) {
     timeoutMs: Number(arg(args, '--timeout-ms', '2000')),
     path: arg(args, '--path', '/readyz'),
   };
-  runLoad(options, () => process.stdout.write(`${JSON.stringify({ event: 'started' })}\n`))
-    .then((summary) => {
+  runLoad(options, () => process.stdout.write(`${JSON.stringify({ event: 'started' })}\n`)).then(
+    (summary) => {
       process.stdout.write(`${JSON.stringify(summary)}\n`);
       process.exit(0);
-    }, (err: unknown) => {
+    },
+    (err: unknown) => {
       process.stderr.write(`${String(err)}\n`);
       process.exit(1);
-    });
+    },
+  );
 }

@@ -5,8 +5,9 @@
  *
  * `node --test dist/test/` does not load this file (it is not a *.test.js).
  */
-import { createSocket } from 'node:dgram';
+
 import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 
 const [host = '', portText = '', secondsText = ''] = process.argv.slice(2);
 const port = Number(portText);
@@ -30,5 +31,7 @@ function burst(): void {
   setImmediate(burst);
 }
 
-socket.on('error', () => { /* ICMP errors and a full queue: the flood goes on */ });
+socket.on('error', () => {
+  /* ICMP errors and a full queue: the flood goes on */
+});
 burst();

@@ -10,12 +10,12 @@
 import pino from 'pino';
 import { createLogger } from '../../src/log/logger';
 import { createMetrics } from '../../src/metrics/metrics';
+import { loadPacketBinding } from '../../src/native/addon';
 import { LinkWatch } from '../../src/vip/link-watch';
 import { NetlinkVipOwner, type NetlinkVipOwnerOptions } from '../../src/vip/netlink-owner';
-import { loadPacketBinding } from '../../src/native/addon';
 import { createPacketSocket } from '../../src/vip/packet-socket';
 
-import { runAgent, send, serveCommands, type Command } from './agent-loop';
+import { type Command, runAgent, send, serveCommands } from './agent-loop';
 
 async function main(): Promise<void> {
   const vip = JSON.parse(process.argv[2] ?? '{}') as NetlinkVipOwnerOptions['vip'];
@@ -31,7 +31,10 @@ async function main(): Promise<void> {
     release: () => owner.release(),
     close: () => owner.close(),
     held: async () => owner.held(),
-    metrics: async () => ({ garpSent: await counter(metrics.garpSent), vipConflicts: await counter(metrics.vipConflicts) }),
+    metrics: async () => ({
+      garpSent: await counter(metrics.garpSent),
+      vipConflicts: await counter(metrics.vipConflicts),
+    }),
     watch: async (cmd) => {
       watch = new LinkWatch({ interface: String(cmd.interface), log });
       watch.on('change', (state) => send({ event: 'link', state }));

@@ -19,11 +19,15 @@ export function serveRequests(handlers: Record<string, Handler>, onStdinClosed: 
         if (handler === undefined) throw new Error(`unknown command ${req.cmd}`);
         return handler(req);
       })
-      .then((result) => emit({ id: req.id, ok: true, result }),
-        (err: unknown) => emit({ id: req.id, ok: false, error: String(err) }));
+      .then(
+        (result) => emit({ id: req.id, ok: true, result }),
+        (err: unknown) => emit({ id: req.id, ok: false, error: String(err) }),
+      );
   });
   lines.on('close', () => {
-    void Promise.resolve().then(onStdinClosed).finally(() => process.exit(0));
+    void Promise.resolve()
+      .then(onStdinClosed)
+      .finally(() => process.exit(0));
   });
 }
 

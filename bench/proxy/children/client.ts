@@ -15,7 +15,10 @@ function probe(host: string, port: number): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     const s = net.connect({ host, port });
     let reply = '';
-    const done = (ok: boolean) => { s.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
     s.setTimeout(1000, () => done(false));
     s.on('error', () => done(false));
     s.on('close', () => done(false));
@@ -86,13 +89,18 @@ class IdleConnections {
 
 function main(): void {
   const idle = new IdleConnections();
-  serveRequests({
-    probe: (r) => probe(r.host as string, r.port as number),
-    send: (r) => send(r.host as string, r.port as number, r.seconds as number),
-    open: (r) => idle.open(r.host as string, r.port as number, r.n as number),
-    held: () => idle.held.size,
-    close: () => idle.close(),
-  }, () => { for (const s of idle.held) s.destroy(); });
+  serveRequests(
+    {
+      probe: (r) => probe(r.host as string, r.port as number),
+      send: (r) => send(r.host as string, r.port as number, r.seconds as number),
+      open: (r) => idle.open(r.host as string, r.port as number, r.n as number),
+      held: () => idle.held.size,
+      close: () => idle.close(),
+    },
+    () => {
+      for (const s of idle.held) s.destroy();
+    },
+  );
   emit({ event: 'ready' });
 }
 

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { BULK_PORT, HTTP_PORT } from '../network';
-import { emit, runChild, serveRequests, type BalancerChildOptions } from './child-loop';
+import { type BalancerChildOptions, emit, runChild, serveRequests } from './child-loop';
 
 function main(o: BalancerChildOptions): void {
   let next = 0;
@@ -13,7 +13,10 @@ function main(o: BalancerChildOptions): void {
     const server = net.createServer((client) => {
       const upstream = net.connect({ host: targets[next++ % targets.length] as string, port: targetPort });
       client.pipe(upstream).pipe(client);
-      const kill = () => { client.destroy(); upstream.destroy(); };
+      const kill = () => {
+        client.destroy();
+        upstream.destroy();
+      };
       client.on('error', kill).on('close', kill);
       upstream.on('error', kill).on('close', kill);
     });
@@ -22,7 +25,9 @@ function main(o: BalancerChildOptions): void {
   };
   serve(o.port, o.backends, HTTP_PORT);
   serve(o.port + 1, o.backends.slice(0, 1), BULK_PORT);
-  serveRequests({}, () => { for (const s of servers) s.close(); });
+  serveRequests({}, () => {
+    for (const s of servers) s.close();
+  });
   emit({ event: 'ready' });
 }
 

@@ -7,7 +7,7 @@ import { proxySchema } from '../../../src/config/schema';
 import { createLogger } from '../../../src/log/logger';
 import { TcpProxy } from '../../../src/proxy/proxy';
 import { BULK_PORT, HTTP_PORT } from '../network';
-import { emit, runChild, serveRequests, type BalancerChildOptions } from './child-loop';
+import { type BalancerChildOptions, emit, runChild, serveRequests } from './child-loop';
 
 async function main(o: BalancerChildOptions): Promise<void> {
   const backends = o.backends.map((a, i) => ({ name: `b${i + 1}`, address: a, port: HTTP_PORT }));
