@@ -17,9 +17,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { clusterDigest, wireOrder } from '../src/vrrp/membership';
-import type { Heartbeat } from '../src/vrrp/types';
 import { encodeHeartbeat } from '../src/vrrp/wire';
 import { CLI, DaemonProcess, isTransition, tempDir } from './helpers/daemon';
+import { sampleHeartbeat } from './helpers/heartbeat';
 
 const INSIDE = process.env.VIPD_LOOPBACK_NS;
 const PORT = 17580 + (process.pid % 1000);
@@ -244,31 +244,18 @@ if (INSIDE === undefined) {
       await new Promise<void>((r) => sock.bind(0, address(peerIdx), r));
       const send = (b: Buffer) => new Promise<void>((r) => sock.send(b, PORT, address(idx), () => r()));
       const members = names.map((name, i) => ({ name, address: address(i) }));
-      const forgedBeat = (sender: string): Heartbeat => ({
-        clusterId: 1,
-        sender,
-        epoch: Date.now(),
-        seq: 1,
-        ts: 0,
-        role: 'MASTER',
-        priority: 254,
-        intervalMs: 100,
-        term: 99,
-        quorate: true,
-        learning: false,
-        resigning: false,
-        handover: false,
-        formed: true,
-        observer: false,
-        leader: sender,
-        leaderTerm: 99,
-        grantMs: 0,
-        vote: sender,
-        successor: '',
-        digest: clusterDigest({ clusterId: 1, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30 }),
-        members: 3,
-        echoes: {},
-      });
+      const forgedBeat = (sender: string) =>
+        sampleHeartbeat({
+          sender,
+          epoch: Date.now(),
+          role: 'MASTER',
+          priority: 254,
+          term: 99,
+          leader: sender,
+          leaderTerm: 99,
+          vote: sender,
+          digest: clusterDigest({ clusterId: 1, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30 }),
+        });
       try {
         const forged = encodeHeartbeat(
           forgedBeat(names[peerIdx]!),

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { type ElectionState, initialState, leaseUntil, snapshot, step } from '../src/vrrp/state-machine';
 import { adaptiveDeadMs, baseDeadMs, restartQuietMs, stallMs, VIP_RETRY_MS } from '../src/vrrp/timing';
 import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat } from '../src/vrrp/types';
+import { sampleHeartbeat } from './helpers/heartbeat';
 import { SimCluster } from './helpers/sim-cluster';
 
 const members = [
@@ -82,32 +83,14 @@ class One {
 let seqs = 0;
 function hb(sender: string, us: ElectionState, over: Partial<Heartbeat> = {}): Heartbeat {
   seqs += 1;
-  return {
-    clusterId: 1,
+  return sampleHeartbeat({
     sender,
     epoch: 7,
     seq: seqs,
-    ts: 0,
-    role: 'BACKUP',
-    priority: 100,
-    intervalMs: 100,
-    term: 0,
-    quorate: true,
-    learning: false,
-    resigning: false,
-    handover: false,
-    formed: true,
-    observer: false,
-    leader: '',
-    leaderTerm: 0,
-    grantMs: 0,
-    vote: '',
-    successor: '',
     digest: us.digest,
-    members: 3,
     echoes: { [us.settings.self.name]: { epoch: us.epoch, seq: us.seq, ts: 0 } },
     ...over,
-  };
+  });
 }
 
 /** A started 3-member simulation with one master, settled. */

@@ -10,8 +10,8 @@ import { describe, it } from 'node:test';
 import { heartbeatKey, isPassphraseLike, secretMaterial } from '../src/config/secret-key';
 import { secretWarnings } from '../src/config/warnings';
 import { clusterDigest, wireOrder } from '../src/vrrp/membership';
-import type { Heartbeat } from '../src/vrrp/types';
 import { decodeHeartbeat, encodeHeartbeat } from '../src/vrrp/wire';
+import { sampleHeartbeat } from './helpers/heartbeat';
 
 const RANDOM = Buffer.from('Zm9vYmFyYmF6cXV1eGNvcmdlZ3JhdWx0Z2FycGx5Cg==');
 const PASSPHRASE = Buffer.from('correct horse battery staple');
@@ -54,31 +54,11 @@ describe('the heartbeat key', () => {
       { name: 'b', address: '10.0.0.2' },
     ];
     const order = wireOrder(members);
-    const hb: Heartbeat = {
-      clusterId: 1,
+    const hb = sampleHeartbeat({
       sender: 'a',
-      epoch: 1,
-      seq: 1,
-      ts: 0,
-      role: 'BACKUP',
-      priority: 100,
-      intervalMs: 100,
-      term: 0,
-      quorate: true,
-      learning: false,
-      resigning: false,
-      handover: false,
-      formed: true,
-      observer: false,
-      leader: '',
-      leaderTerm: 0,
-      grantMs: 0,
-      vote: '',
-      successor: '',
       members: 2,
-      echoes: {},
       digest: clusterDigest({ clusterId: 1, members, intervalMs: 100, deadAfter: 3, maxDeadAfter: 30 }),
-    };
+    });
     const key = heartbeatKey(PASSPHRASE);
     assert.equal(decodeHeartbeat(encodeHeartbeat(hb, key, order), key, 1, order).ok, true);
     const raw = decodeHeartbeat(encodeHeartbeat(hb, PASSPHRASE, order), key, 1, order);

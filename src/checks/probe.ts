@@ -19,6 +19,20 @@ export interface CheckRecord {
   readonly durationMs: number;
 }
 
+/** A check's record as /status shows it: the time as ISO 8601. */
+export interface CheckReport {
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly at: string;
+  readonly durationMs: number;
+}
+
+/** The report of the last check, or null before the first. */
+export function checkReport(record: CheckRecord | undefined): CheckReport | null {
+  if (record === undefined) return null;
+  return { ok: record.ok, detail: record.detail, at: new Date(record.at).toISOString(), durationMs: record.durationMs };
+}
+
 export interface ProbeTarget {
   readonly address: string;
   readonly port: number;

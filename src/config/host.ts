@@ -13,8 +13,8 @@ import { X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { describeError } from '../errors';
+import type { FileConfig } from './config';
 import { inSubnet } from './ipv4';
-import type { FileConfig } from './load';
 
 export interface HostAddress {
   readonly address: string;

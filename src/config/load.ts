@@ -10,32 +10,13 @@ import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, describeError } from '../errors';
 import { addressProblems } from './address-rules';
+import type { Config, FileConfig, QuorumMode } from './config';
 import { formatDuration } from './duration';
 import { type HostView, hostChecks, readHost } from './host';
-import { NODE_NAME_ENV, type NodeNameSource, resolveNodeName } from './node-name';
-import { configSchema, type ParsedConfig, type Peer, type VipConfig } from './schema';
+import { NODE_NAME_ENV, resolveNodeName } from './node-name';
+import { configSchema, type ParsedConfig } from './schema';
 
-export type QuorumMode = 'majority' | 'none';
-
-/** The config as the file decides it, on any machine: `vip.interface` may still be left to the host. */
-export interface FileConfig extends Omit<ParsedConfig, 'nodeName' | 'election'> {
-  /** The file this came from, for logs and reloads. */
-  readonly file: string;
-  readonly nodeName: string;
-  /** Where nodeName came from (node-name.ts has the order). */
-  readonly nodeNameFrom: NodeNameSource;
-  /** This node's entry in `peers`. */
-  readonly self: Peer;
-  readonly election: Omit<ParsedConfig['election'], 'quorum'> & { readonly quorum: QuorumMode };
-  readonly vipAddress: { readonly ip: string; readonly prefixLength: number };
-}
-
-/** The config resolved on this host and checked against it: what the daemon runs. */
-export interface Config extends Omit<FileConfig, 'vip'> {
-  readonly vip: VipConfig;
-  /** Where vip.interface came from: the file, or the interface that carries this node's address. */
-  readonly interfaceFrom: 'vip.interface' | 'peer address';
-}
+export type { Config, FileConfig, QuorumMode } from './config';
 
 export interface Loaded<C extends FileConfig> {
   readonly config: C;

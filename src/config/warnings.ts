@@ -5,8 +5,8 @@
  */
 import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import type { FileConfig } from './config';
 import { formatDuration } from './duration';
-import type { FileConfig } from './load';
 import { MIN_RANDOM_BYTES, secretMaterial } from './secret-key';
 
 /** A failover slower than this is worth a word: apiserver clients time out long before. */

@@ -1,4 +1,15 @@
 /**
+ * A lab program runs until its stdin closes (its parent, the drill, is gone or done) or for at most
+ * `maxSeconds`; `stop` closes its clients and exits.
+ */
+export function runUntilStdinCloses(stop: () => void, maxSeconds: number): void {
+  process.stdin.on('end', stop);
+  process.stdin.on('close', stop);
+  process.stdin.resume();
+  setTimeout(stop, maxSeconds * 1000).unref();
+}
+
+/**
  * The lab's client programs (load-client.ts, storm-client.ts) take `HOST PORT --name N ...`: a
  * numeric flag, or its fallback when absent or not a number.
  */

@@ -20,7 +20,7 @@
  *   answer's head.
  */
 import tls from 'node:tls';
-import { numberFlag } from './program-args';
+import { numberFlag, runUntilStdinCloses } from './program-args';
 
 export interface StormOptions {
   readonly host: string;
@@ -236,9 +236,6 @@ if (require.main === module) {
     client.close();
     process.exit(0);
   };
-  process.stdin.on('end', stop);
-  process.stdin.on('close', stop);
-  process.stdin.resume();
-  setTimeout(stop, numberFlag(args, '--max-seconds', 900) * 1000).unref();
+  runUntilStdinCloses(stop, numberFlag(args, '--max-seconds', 900));
   void client.start();
 }

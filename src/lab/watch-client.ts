@@ -13,6 +13,7 @@
  * @kubernetes/client-node is a devDependency (see bench/README.md): without it the program says
  * so in one `unavailable` line and exits, and the drill goes on without the watch figures.
  */
+import { runUntilStdinCloses } from './program-args';
 
 /** A line of the program's output. `watch` numbers the watches started, from 1. */
 export type WatchReport =
@@ -238,10 +239,7 @@ if (require.main === module) {
     client.close();
     process.exit(0);
   };
-  process.stdin.on('end', stop);
-  process.stdin.on('close', stop);
-  process.stdin.resume();
-  setTimeout(stop, Number(maxSeconds) * 1000).unref();
+  runUntilStdinCloses(stop, Number(maxSeconds));
   void client.start().catch((err: unknown) => {
     process.stdout.write(`${JSON.stringify({ kind: 'unavailable', t: Date.now(), error: String(err) })}\n`);
     process.exit(1);

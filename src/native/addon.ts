@@ -68,6 +68,13 @@ export const NATIVE_ADDON_PATH = path.resolve(__dirname, '../../../native/build/
 
 let binding: NativeBinding | undefined;
 
+/** What to add to an error from opening a raw or packet socket: the capability it lacks, if that is why. */
+export function netRawHint(errno: string | undefined): string {
+  return errno === 'EPERM' || errno === 'EACCES'
+    ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
+    : '';
+}
+
 export function loadPacketBinding(): NativeBinding {
   if (binding !== undefined) return binding;
   try {

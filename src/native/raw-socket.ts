@@ -9,7 +9,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { describeError, errnoName, VipdError } from '../errors';
-import { loadPacketBinding, type NativeRawIpv4Socket } from './addon';
+import { loadPacketBinding, type NativeRawIpv4Socket, netRawHint } from './addon';
 
 export class RawIpv4Socket {
   private native: NativeRawIpv4Socket | undefined;
@@ -80,11 +80,7 @@ export function openRawIpv4Socket(options: RawIpv4SocketOptions = {}): RawIpv4So
   try {
     return new RawIpv4Socket(new addon.RawIpv4Socket(sendBufferBytes));
   } catch (err) {
-    const errno = errnoName(err);
-    const hint =
-      errno === 'EPERM' || errno === 'EACCES'
-        ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
-        : '';
+    const hint = netRawHint(errnoName(err));
     throw new VipdError('VIPD_NATIVE', `cannot open a raw IPv4 socket: ${describeError(err)}${hint}`, { cause: err });
   }
 }

@@ -14,7 +14,7 @@
  */
 import net from 'node:net';
 import { HealthChecker } from '../checks/health-checker';
-import type { CheckRecord } from '../checks/probe';
+import { type CheckRecord, type CheckReport, checkReport } from '../checks/probe';
 import type { HealthState } from '../checks/rise-fall';
 import { VipdError } from '../errors';
 import { type Logger, RateLimitedLog } from '../log/logger';
@@ -22,7 +22,7 @@ import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
 import { Backend, type BackendMeters } from './backend';
 import { BackendPool } from './backend-pool';
 import { ConnectTimes, derivedHedgeDelay } from './hedge-delay';
-import { ClientRelay, KEEPALIVE_SWEEP_MS, type NextStep, type RelayHost } from './relay';
+import { type ClientConnection, ClientRelay, KEEPALIVE_SWEEP_MS, type NextStep, type RelayHost } from './relay';
 import { type BackendSettings, type BalanceMode, type FrontendSettings, sameBackend } from './settings';
 
 /**
@@ -54,14 +54,6 @@ const MARK_DOWN_REASONS: ReadonlySet<string> = new Set([
   'ENETDOWN',
   'ETIMEDOUT',
 ]);
-
-/** A client connection on a frontend, as accepted (IPv4 addresses, read once at accept). */
-export interface ClientConnection {
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-}
 
 /**
  * Told of every client connection: opened() once when accepted, closed() once when its relay is
@@ -100,12 +92,7 @@ export interface ProxyBackendStatus {
   readonly activeConnections: number;
   readonly totalConnections: number;
   readonly connectFailures: number;
-  readonly lastCheck: {
-    readonly ok: boolean;
-    readonly detail: string;
-    readonly at: string;
-    readonly durationMs: number;
-  } | null;
+  readonly lastCheck: CheckReport | null;
 }
 
 export interface FrontendStatus {
@@ -291,15 +278,7 @@ export class Frontend implements RelayHost {
         activeConnections: b.active,
         totalConnections: b.total,
         connectFailures: b.connectFailures,
-        lastCheck:
-          b.lastCheck === undefined
-            ? null
-            : {
-                ok: b.lastCheck.ok,
-                detail: b.lastCheck.detail,
-                at: new Date(b.lastCheck.at).toISOString(),
-                durationMs: b.lastCheck.durationMs,
-              },
+        lastCheck: checkReport(b.lastCheck),
       })),
     };
   }

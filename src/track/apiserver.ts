@@ -11,7 +11,7 @@
  * on the apiserver.)
  */
 import { HealthChecker, type HealthCheckerOptions } from '../checks/health-checker';
-import type { CheckRecord } from '../checks/probe';
+import { type CheckRecord, type CheckReport, checkReport } from '../checks/probe';
 import type { HealthState } from '../checks/rise-fall';
 import { checkSettings } from '../checks/settings';
 import type { TrackApiserverConfig } from '../config/schema';
@@ -31,12 +31,7 @@ export interface ApiserverTrackerStatus {
   readonly url: string;
   readonly state: HealthState;
   readonly effect: TrackEffect;
-  readonly lastCheck: {
-    readonly ok: boolean;
-    readonly detail: string;
-    readonly at: string;
-    readonly durationMs: number;
-  } | null;
+  readonly lastCheck: CheckReport | null;
 }
 
 const OK: TrackEffect = { kind: 'ok' };
@@ -89,10 +84,7 @@ export class ApiserverTracker {
       url: this.url,
       state: this.checker.state,
       effect: this.current,
-      lastCheck:
-        last === undefined
-          ? null
-          : { ok: last.ok, detail: last.detail, at: new Date(last.at).toISOString(), durationMs: last.durationMs },
+      lastCheck: checkReport(last),
     };
   }
 

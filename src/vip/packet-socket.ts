@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { describeError, errnoName, VipdError } from '../errors';
-import { loadPacketBinding, type NativePacketSocket } from '../native/addon';
+import { loadPacketBinding, type NativePacketSocket, netRawHint } from '../native/addon';
 import { arpSenderFilter } from '../native/bpf';
 
 export interface PacketSocketOpenOptions {
@@ -58,11 +58,7 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
     try {
       this.native = new addon.PacketSocket(index, (frame) => this.emit('frame', frame), filter);
     } catch (err) {
-      const errno = errnoName(err);
-      const hint =
-        errno === 'EPERM' || errno === 'EACCES'
-          ? '; vipd needs CAP_NET_RAW (root, or the NET_RAW capability in the static pod)'
-          : '';
+      const hint = netRawHint(errnoName(err));
       throw new VipdError('VIPD_NATIVE', `cannot open a packet socket on ${ifname}: ${describeError(err)}${hint}`, {
         cause: err,
       });
