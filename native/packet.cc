@@ -216,15 +216,37 @@ void OnReadable(uv_poll_t* handle, int /*status*/, int /*events*/) {
   if (s->finalized) delete s;
 }
 
-PacketSocket* Unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+// A constructor's arguments and `this`; false (with an error pending) unless called with `new`.
+bool ConstructCall(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, napi_value* self,
+                   const char* must_new) {
+  napi_value new_target;
+  if (napi_get_cb_info(env, info, argc, argv, self, nullptr) != napi_ok ||
+      napi_get_new_target(env, info, &new_target) != napi_ok) {
+    napi_throw_error(env, "ERR_NAPI", "cannot read the constructor call");
+    return false;
+  }
+  if (new_target == nullptr) {
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", must_new);
+    return false;
+  }
+  return true;
+}
+
+// The native object behind `this` (and the call's arguments), or nullptr with a TypeError thrown.
+template <typename T>
+T* UnwrapAs(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, const char* what) {
   napi_value self;
   void* data = nullptr;
   if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok) return nullptr;
   if (napi_unwrap(env, self, &data) != napi_ok || data == nullptr) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS", "not a PacketSocket");
+    napi_throw_type_error(env, "ERR_INVALID_THIS", what);
     return nullptr;
   }
-  return static_cast<PacketSocket*>(data);
+  return static_cast<T*>(data);
+}
+
+PacketSocket* Unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  return UnwrapAs<PacketSocket>(env, info, argc, argv, "not a PacketSocket");
 }
 
 // new PacketSocket(ifindex, onFrame, filter?)
@@ -232,13 +254,7 @@ napi_value New(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   napi_value self;
-  napi_value new_target;
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  CHECK_NAPI(env, napi_get_new_target(env, info, &new_target));
-  if (new_target == nullptr) {
-    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "PacketSocket must be called with new");
-    return nullptr;
-  }
+  if (!ConstructCall(env, info, &argc, argv, &self, "PacketSocket must be called with new")) return nullptr;
   napi_valuetype t0, t1;
   CHECK_NAPI(env, napi_typeof(env, argv[0], &t0));
   CHECK_NAPI(env, napi_typeof(env, argv[1], &t1));
@@ -418,14 +434,7 @@ void RawFinalize(napi_env /*env*/, void* data, void* /*hint*/) {
 // napi_define_class gives the methods a receiver signature: V8 itself refuses a call on anything but
 // a RawIpv4Socket ("Illegal invocation"), so an unwrapped pointer is always this struct.
 RawIpv4Socket* RawUnwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  napi_value self;
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, argc, argv, &self, nullptr) != napi_ok) return nullptr;
-  if (napi_unwrap(env, self, &data) != napi_ok || data == nullptr) {
-    napi_throw_type_error(env, "ERR_INVALID_THIS", "not a RawIpv4Socket");
-    return nullptr;
-  }
-  return static_cast<RawIpv4Socket*>(data);
+  return UnwrapAs<RawIpv4Socket>(env, info, argc, argv, "not a RawIpv4Socket");
 }
 
 // new RawIpv4Socket(sendBufferBytes?)
@@ -433,13 +442,7 @@ napi_value RawNew(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_value self;
-  napi_value new_target;
-  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, &self, nullptr));
-  CHECK_NAPI(env, napi_get_new_target(env, info, &new_target));
-  if (new_target == nullptr) {
-    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "RawIpv4Socket must be called with new");
-    return nullptr;
-  }
+  if (!ConstructCall(env, info, &argc, argv, &self, "RawIpv4Socket must be called with new")) return nullptr;
   napi_valuetype t0 = napi_undefined;
   if (argc >= 1) CHECK_NAPI(env, napi_typeof(env, argv[0], &t0));
   int64_t sndbuf = 0;

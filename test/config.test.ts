@@ -10,19 +10,11 @@ import { formatDuration, parseDuration } from '../src/config/duration';
 import { parseConfigText } from '../src/config/load';
 import { configWarnings, secretWarnings } from '../src/config/warnings';
 import { ConfigError } from '../src/errors';
+import { minimalConfig } from './helpers/config-text';
 import { CLI, tempDir } from './helpers/daemon';
 
 const CONFIGS = join(__dirname, '..', '..', 'configs');
-const minimal = (secretFile: string, extra = '') => `
-nodeName: cp1
-peers:
-  - { name: cp1, address: 10.0.0.11 }
-  - { name: cp2, address: 10.0.0.12 }
-  - { name: cp3, address: 10.0.0.13 }
-vip: { address: 10.0.0.100/24, interface: eth0 }
-election:
-  secretFile: ${secretFile}
-${extra}`;
+const minimal = minimalConfig;
 
 /**
  * A config whose host-side checks pass on any Linux machine: the peers on loopback addresses (lo's

@@ -4,22 +4,15 @@ import { type Config, type LoadedConfig, parseConfigText } from '../src/config/l
 import { ConfigError } from '../src/errors';
 import { createLogger } from '../src/log/logger';
 import { type ReloadTargets, reloadConfig } from '../src/reload';
+import { minimalConfig } from './helpers/config-text';
 
 const loaded = (election = '', extra = ''): LoadedConfig => {
   const { config, secret } = parseConfigText(
-    `
-nodeName: cp1
-peers:
-  - { name: cp1, address: 10.0.0.11 }
-  - { name: cp2, address: 10.0.0.12 }
-  - { name: cp3, address: 10.0.0.13 }
-vip: { address: 10.0.0.100/24, interface: eth0 }
-election:
-  secretFile: /etc/vipd/secret
-${election}
-${extra}`,
+    minimalConfig('/etc/vipd/secret', `${election}\n${extra}`),
     '/etc/vipd/vipd.yaml',
-    { readSecret: false },
+    {
+      readSecret: false,
+    },
   );
   return { config: { ...config, vip: { ...config.vip, interface: 'eth0' }, interfaceFrom: 'vip.interface' }, secret };
 };
