@@ -78,7 +78,7 @@ export interface FrontendDeps {
 
 /**
  * One backend as the balancer sees it, in its frontend's status. /status shows a shorter line for
- * each backend: `BackendStatus` in health/status.ts.
+ * each backend: `BackendStatus` in admin/status.ts.
  */
 export interface ProxyBackendStatus {
   readonly name: string;
