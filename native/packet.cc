@@ -216,6 +216,12 @@ void OnReadable(uv_poll_t* handle, int /*status*/, int /*events*/) {
   if (s->finalized) delete s;
 }
 
+napi_value Undefined(napi_env env) {
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
 // A constructor's arguments and `this`; false (with an error pending) unless called with `new`.
 bool ConstructCall(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, napi_value* self,
                    const char* must_new) {
@@ -377,9 +383,7 @@ napi_value SetFilter(napi_env env, napi_callback_info info) {
   if (s->fd < 0) return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", EBADF);
   int err = AttachFilter(s->fd, &filter);
   if (err != 0) return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return Undefined(env);
 }
 
 // close(): idempotent. Drops the listener too, so nothing keeps the JS object alive.
@@ -389,9 +393,7 @@ napi_value Close(napi_env env, napi_callback_info info) {
   if (s == nullptr) return nullptr;
   StopAndClose(s);
   ReleaseJs(env, s);
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return Undefined(env);
 }
 
 napi_value Ref(napi_env env, napi_callback_info info) {
@@ -399,9 +401,7 @@ napi_value Ref(napi_env env, napi_callback_info info) {
   PacketSocket* s = Unwrap(env, info, &argc, nullptr);
   if (s == nullptr) return nullptr;
   if (s->poll != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(s->poll));
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return Undefined(env);
 }
 
 napi_value Unref(napi_env env, napi_callback_info info) {
@@ -409,9 +409,7 @@ napi_value Unref(napi_env env, napi_callback_info info) {
   PacketSocket* s = Unwrap(env, info, &argc, nullptr);
   if (s == nullptr) return nullptr;
   if (s->poll != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(s->poll));
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return Undefined(env);
 }
 
 // ---- RawIpv4Socket ------------------------------------------------------------------------------
@@ -527,9 +525,7 @@ napi_value RawClose(napi_env env, napi_callback_info info) {
     close(s->fd);
     s->fd = -1;
   }
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return Undefined(env);
 }
 
 // ifNameToIndex(name): resolved in the caller's network namespace (what /sys may not show).
@@ -631,9 +627,7 @@ napi_value AttachFilterFn(napi_env env, napi_callback_info info) {
   if (!GetFd(env, argv[0], &fd) || !GetFilter(env, argv[1], &filter)) return nullptr;
   int err = AttachFilter(fd, &filter);
   if (err != 0) return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return Undefined(env);
 }
 
 // clearReuseAddr(fd): turns SO_REUSEADDR off again. Node adopts an fd with libuv's uv_udp_open(),
@@ -655,9 +649,7 @@ napi_value ClearReuseAddr(napi_env env, napi_callback_info info) {
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof off) < 0) {
     return ThrowErrno(env, "setsockopt(SO_REUSEADDR)", errno);
   }
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  return undefined;
+  return Undefined(env);
 }
 
 napi_value Init(napi_env env, napi_value exports) {

@@ -65,17 +65,23 @@ function httpsWho(port: number): Promise<string> {
   });
 }
 
+/** A balancer over `slow` (connects hang: SYNs swallowed) and two answering stand-ins, hedging after 50 ms. */
+async function slowBed(): Promise<LoopbackProxy> {
+  const slow = await StalledListener.start(STALLED[0], 'slow');
+  const fakes = await standIns(['b2', 'b3']);
+  const bed = await LoopbackProxy.start(
+    [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
+    { hedgeDelay: '50ms' },
+    { waitUp: ['b2', 'b3'] },
+  );
+  bed.own(() => slow.close());
+  for (const f of fakes) bed.own(() => f.kill());
+  return bed;
+}
+
 describe('hedged connects', { timeout: 60_000 }, () => {
   it('a connect still pending after hedgeDelay gets a second one to the next backend; the first to connect wins', async () => {
-    const slow = await StalledListener.start(STALLED[0], 'slow');
-    const fakes = await standIns(['b2', 'b3']);
-    const bed = await LoopbackProxy.start(
-      [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-      { hedgeDelay: '50ms' },
-      { waitUp: ['b2', 'b3'] },
-    );
-    bed.own(() => slow.close());
-    for (const f of fakes) bed.own(() => f.kill());
+    const bed = await slowBed();
     try {
       const took: number[] = [];
       for (let i = 0; i < 6; i++) {
@@ -101,15 +107,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   });
 
   it('a backend whose connects are overtaken three times in a row is marked down (it swallows SYNs)', async () => {
-    const slow = await StalledListener.start(STALLED[0], 'slow');
-    const fakes = await standIns(['b2', 'b3']);
-    const bed = await LoopbackProxy.start(
-      [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-      { hedgeDelay: '50ms' },
-      { waitUp: ['b2', 'b3'] },
-    );
-    bed.own(() => slow.close());
-    for (const f of fakes) bed.own(() => f.kill());
+    const bed = await slowBed();
     try {
       // Roundrobin offers "slow" to every third connection: the third overtaken connect marks it down.
       for (let i = 0; i < 9; i++) assert.match(await bed.who(), /^b[23]$/);
