@@ -183,9 +183,11 @@ describe('hedged connects', { timeout: 60_000 }, () => {
       assert.ok(took >= 18 && took < 500, `answered after ${took.toFixed(0)} ms`);
       assert.equal(await bed.metric('vipd_proxy_hedges_total', 'slow'), 1);
       assert.equal(await bed.metric('vipd_proxy_hedge_wins_total', 'b2'), 1);
-      // A few hundred fast connects later the p99 is known; on loopback the floor still rules.
+      // A few hundred connects later the p99 is known: 2 x p99, within its floor (20 ms) and ceiling
+      // (connectTimeout / 4). On an idle loopback that is the floor; a busy machine may measure more.
       for (let i = 0; i < 140; i++) await bed.who();
-      assert.equal(bed.proxy.status().frontends[0]?.hedgeDelayMs, 20);
+      const derived = bed.proxy.status().frontends[0]?.hedgeDelayMs ?? -1;
+      assert.ok(derived >= 20 && derived <= 1250, `hedge delay ${derived} ms`);
     } finally {
       await bed.close();
     }
