@@ -108,9 +108,12 @@ if (INSIDE === undefined) {
   describe('three daemons on loopback', () => {
     const tmp = tempDir();
     const daemons = new Map<string, DaemonProcess>();
+    /** Every process started, a restarted node's earlier one too: after() kills them all. */
+    const started: DaemonProcess[] = [];
     const start = (node: string, args: readonly string[] = [], config = writeConfig(tmp.dir, tmp.secretFile, node)) => {
       const d = new DaemonProcess(node, ['run', ...args, '--config', config]);
       daemons.set(node, d);
+      started.push(d);
       return d;
     };
     /** Who has the VIP, read from the kernel: the dummy interfaces that carry it. */
@@ -129,7 +132,7 @@ if (INSIDE === undefined) {
       for (const n of names) start(n);
     });
     after(async () => {
-      await Promise.all([...daemons.values()].map((d) => d.kill()));
+      await Promise.all(started.map((d) => d.kill()));
       tmp.cleanup();
     });
 

@@ -25,6 +25,8 @@ export class Cluster {
   readonly tmp = tempDir();
   hosts = new Map<string, LanHost>();
   readonly daemons = new Map<NodeName, DaemonProcess>();
+  /** Every daemon started, a restarted node's earlier process too: destroy() kills them all. */
+  private readonly started: DaemonProcess[] = [];
 
   readonly standIns = new Map<NodeName, ChildProcess>();
   private readonly monitors: ChildProcess[] = [];
@@ -68,6 +70,7 @@ export class Cluster {
       prefix: ['ip', 'netns', 'exec', this.host(n).ns],
     });
     this.daemons.set(n, d);
+    this.started.push(d);
     return d;
   }
 
@@ -193,7 +196,7 @@ export class Cluster {
   async destroy(): Promise<void> {
     for (const m of this.monitors) m.kill('SIGKILL');
     for (const c of this.standIns.values()) c.kill('SIGKILL');
-    await Promise.all([...this.daemons.values()].map((d) => d.kill()));
+    await Promise.all(this.started.map((d) => d.kill()));
     await this.lab.destroy();
     this.tmp.cleanup();
   }
