@@ -75,7 +75,7 @@ export class Daemon implements AdminSource {
     // cluster formed ends that for good (vrrp/formed-record.ts).
     this.formed = new FormedRecord(config.election.stateDir, config.election.clusterId, config.self.name);
     this.formed.prepare();
-    const settings = electionSettings(config, { formed: this.formed.read(), observer: options.dryRun });
+    const settings = electionSettings(config, { formed: this.formed.exists(), observer: options.dryRun });
     this.livenessLimitMs = livenessLimitMs(settings);
     // The connection lists travel on the election's socket, authenticated with its secret; the
     // epoch (this start) tells peers to drop what an earlier run of this member told them.

@@ -12,8 +12,8 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
-  readFileSync,
   renameSync,
+  statSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -47,9 +47,9 @@ export class FormedRecord {
   }
 
   /** Whether the record exists. Any file at the path counts (a damaged record is still a record: never bootstrap twice). */
-  read(): boolean {
+  exists(): boolean {
     try {
-      readFileSync(this.file);
+      statSync(this.file);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;

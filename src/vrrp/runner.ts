@@ -324,10 +324,7 @@ export class ElectionRunner {
               : `the cluster has formed (${action.via} says so): this member may now be elected`,
           );
         } catch (err) {
-          this.log.error(
-            { err, via: action.via, dir: 'election.stateDir' },
-            'cannot record that the cluster has formed',
-          );
+          this.log.error({ err, via: action.via }, 'cannot record that the cluster has formed');
         }
         break;
       }

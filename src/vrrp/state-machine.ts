@@ -388,7 +388,7 @@ function selfCandidate(s: ElectionState): Candidate {
  * claim ahead of a better member that is just starting would only be handed over again. So does a
  * peer of a cluster not formed yet (it claims only once it knows the cluster formed; votes for it
  * meanwhile keep a worse member that already knows from claiming first, where equal priorities
- * would never hand over); it is not ready for a handover (readyFor) until it knows.
+ * would never hand over); it is not ready for a handover (readyForHandover) until it knows.
  */
 function asNominee(p: PeerView): Candidate | undefined {
   const hb = p.last;
@@ -404,15 +404,20 @@ function readyForHandover(s: ElectionState, now: number): Candidate[] {
   for (const p of counted(s, now)) {
     const c = asNominee(p);
     const hb = p.last;
-    if (c === undefined || hb?.role !== 'BACKUP' || (!hb.formed && p.name !== s.settings.bootstrap)) continue;
+    if (c === undefined || hb?.role !== 'BACKUP' || !mayClaim(s, p.name, hb.formed)) continue;
     out.push(c);
   }
   return out;
 }
 
-/** This member could ever be elected: not an observer, and the cluster formed (or it is the bootstrap member). */
+/** A member may claim once it knows the cluster formed; the bootstrap member may before, too. */
+function mayClaim(s: ElectionState, name: string, formed: boolean): boolean {
+  return formed || name === s.settings.bootstrap;
+}
+
+/** This member could ever be elected: not an observer, and it may claim. */
 function mayLead(s: ElectionState): boolean {
-  return !s.settings.observer && (s.formed || selfName(s) === s.settings.bootstrap);
+  return !s.settings.observer && mayClaim(s, selfName(s), s.formed);
 }
 
 function selfEligible(s: ElectionState, now: number): boolean {
