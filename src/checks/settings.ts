@@ -3,9 +3,9 @@
  * read, so a reload that names an unreadable file fails before it changes anything. The one way
  * from config to a check, for the balancer's backends and the local apiserver tracker alike.
  */
-import { readFileSync } from 'node:fs';
+
+import { readCaFile } from '../config/ca-file';
 import type { CheckFieldsConfig, HealthCheckConfig } from '../config/schema';
-import { describeError } from '../errors';
 
 export type CheckType = HealthCheckConfig['type'];
 
@@ -41,18 +41,21 @@ export function checkSettings(fields: CheckFieldsConfig, type: CheckType, tls: C
 }
 
 /**
- * A check's TLS with its CA bundle read. A file that cannot be read is added to `problems`, named
- * by `field` (the check's path in the config), and the check goes on without it.
+ * A check's TLS with its CA bundle read (config/ca-file.ts). A file that cannot be read, or that
+ * holds no certificate while https checks verify against it, is added to `problems`, named by
+ * `field` (the check's path in the config), and the check goes on without it.
  */
-export function checkTls(tls: HealthCheckConfig['tls'], field: string, problems: string[]): CheckTls {
+export function checkTls(
+  tls: HealthCheckConfig['tls'],
+  type: HealthCheckConfig['type'],
+  field: string,
+  problems: string[],
+): CheckTls {
   let ca: Buffer | undefined;
   if (tls.caFile !== undefined) {
-    try {
-      ca = readFileSync(tls.caFile);
-    } catch (err) {
-      const why = describeError(err);
-      problems.push(`${field}.tls.caFile: cannot read "${tls.caFile}": ${why}`);
-    }
+    const read = readCaFile(tls.caFile, `${field}.tls.caFile`, tls.verify && type === 'https');
+    if (read.problem !== undefined) problems.push(read.problem);
+    ca = read.ca;
   }
   return {
     verify: tls.verify,

@@ -9,10 +9,10 @@
  * lists only interfaces that are up and running, so an interface whose link is down exists but
  * shows no address. The address checks say so rather than call such an address foreign.
  */
-import { X509Certificate } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { describeError } from '../errors';
+import { readCaFile } from './ca-file';
 import type { FileConfig } from './config';
 import { inSubnet } from './ipv4';
 
@@ -173,27 +173,8 @@ function fileProblems(config: FileConfig): string[] {
     const { caFile, verify } = f.healthCheck.tls;
     if (caFile === undefined) return;
     const field = `proxy.frontends[${i}].healthCheck.tls.caFile`;
-    let pem: string;
-    try {
-      pem = readFileSync(caFile, 'utf8');
-    } catch (err) {
-      problems.push(`${field}: cannot read "${caFile}": ${describeError(err)}`);
-      return;
-    }
-    if (!verify || f.healthCheck.type !== 'https') return;
-    const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
-    let parsed = false;
-    try {
-      parsed = block !== undefined && new X509Certificate(block).subject !== undefined;
-    } catch {
-      parsed = false;
-    }
-    if (!parsed) {
-      problems.push(
-        `${field}: "${caFile}" holds no PEM certificate; the checks verify against it ` +
-          '(such as /etc/kubernetes/pki/ca.crt)',
-      );
-    }
+    const { problem } = readCaFile(caFile, field, verify && f.healthCheck.type === 'https');
+    if (problem !== undefined) problems.push(problem);
   });
   return problems;
 }

@@ -66,7 +66,7 @@ export function proxySettings(config: ProxyConfigSource): ProxySettings {
           check: checkSettings(
             f.healthCheck,
             f.healthCheck.type,
-            checkTls(f.healthCheck.tls, `proxy.frontends[${i}].healthCheck`, problems),
+            checkTls(f.healthCheck.tls, f.healthCheck.type, `proxy.frontends[${i}].healthCheck`, problems),
           ),
         }),
       );
