@@ -11,6 +11,7 @@ import { type AdminSource, type Check, type DaemonStatus, daemonStatus } from '.
 import type { Config, LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
+import { describeError } from './errors';
 import { closeInReverse, type Part, startInOrder } from './lifecycle';
 import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
@@ -55,6 +56,8 @@ export class Daemon implements AdminSource {
   /** /healthz fails after this long without an election step (admin/liveness.ts). */
   private readonly livenessLimitMs: number;
   private stopping: Promise<void> | undefined;
+  /** The reload in progress (or the last one): the next waits for it. */
+  private reloading: Promise<Check> = Promise.resolve({ ok: true, reason: '' });
   private readonly formed: FormedRecord;
   /** Every part, in the order it starts; they close in reverse. */
   private readonly parts: readonly Part[];
@@ -215,18 +218,34 @@ export class Daemon implements AdminSource {
   }
 
   /** SIGHUP or POST /-/reload: reload.ts applies the file in place or refuses it whole. */
-  async reload(): Promise<Check> {
-    const { check, loaded } = await reloadConfig(
-      this.loaded,
-      {
-        proxy: this.proxy,
-        election: this.election,
-        retrack: (config) => this.retrack(config),
-      },
-      { log: this.options.log },
-    );
-    this.loaded = loaded;
-    return check;
+  /**
+   * One reload at a time (a SIGHUP and a POST /-/reload at once would both compare against the
+   * same running config), and never a rejection: an unexpected error refuses the reload, it does not
+   * reach the crash handler, which would drop the VIP.
+   */
+  reload(): Promise<Check> {
+    const next = this.reloading.then(() => this.reloadNow());
+    this.reloading = next;
+    return next;
+  }
+
+  private async reloadNow(): Promise<Check> {
+    try {
+      const { check, loaded } = await reloadConfig(
+        this.loaded,
+        {
+          proxy: this.proxy,
+          election: this.election,
+          retrack: (config) => this.retrack(config),
+        },
+        { log: this.options.log },
+      );
+      this.loaded = loaded;
+      return check;
+    } catch (err) {
+      this.options.log.error({ component: 'reload', err }, 'reload failed: the running config stays');
+      return { ok: false, reason: `reload failed: ${describeError(err)}` };
+    }
   }
 
   /** New `track` settings: the tracker restarts with them, and its verdict starts over from healthy. */

@@ -10,7 +10,17 @@ import pino from 'pino';
 import { FakeApiserver } from '../src/lab/stand-in-apiserver';
 import { waitFor } from '../src/lab/wait';
 import { TcpProxy } from '../src/proxy/proxy';
-import { count, FRONT, freePort, HOSTS, LoopbackProxy, loopbackCert, spec } from './helpers/loopback-proxy';
+import {
+  count,
+  FAST_BASE,
+  FRONT,
+  freePort,
+  HOSTS,
+  LoopbackProxy,
+  loopbackCert,
+  spec,
+  standIns,
+} from './helpers/loopback-proxy';
 import { rawCall } from './helpers/raw-client';
 
 describe('shutdown', { timeout: 60_000 }, () => {
@@ -25,7 +35,7 @@ describe('shutdown', { timeout: 60_000 }, () => {
       held.socket.end();
       await closing;
       assert.ok(performance.now() - t0 < 2000, 'close returned when the last connection ended, not at drainTimeout');
-      assert.equal(held.closed || (await held.closedPromise.then(() => true)), true);
+      await held.closedPromise;
       await bed.proxy.close();
     } finally {
       await bed.close();
@@ -79,6 +89,23 @@ describe('reload', { timeout: 60_000 }, () => {
       assert.equal(bed.proxy.address('api')?.port, bed.port);
     } finally {
       await extra.kill();
+      await bed.close();
+    }
+  });
+
+  it('a dry run (no listener) checks the backends a reload adds', async () => {
+    const [b1, b2] = await standIns(['b1', 'b2']);
+    const bed = await LoopbackProxy.start(
+      [spec(b1 as FakeApiserver)],
+      {},
+      { base: FAST_BASE, listen: false, waitUp: ['b1'] },
+    );
+    for (const f of [b1, b2]) bed.own(() => f?.kill());
+    try {
+      assert.equal(bed.proxy.status().frontends[0]?.listening, false, 'nothing bound');
+      await bed.proxy.reload(bed.config({}, { backends: [b1, b2].map((f) => spec(f as FakeApiserver)) }));
+      await waitFor('b2 checked up', () => bed.backend('b2')?.state === 'up', { timeoutMs: 3000 });
+    } finally {
       await bed.close();
     }
   });

@@ -35,7 +35,6 @@ describe('the heartbeat key', () => {
     assert.equal(isPassphraseLike(PASSPHRASE), true);
     const key = heartbeatKey(PASSPHRASE);
     assert.equal(key.length, 32);
-    assert.notDeepEqual(key, PASSPHRASE);
     const expected = scryptSync(PASSPHRASE, 'vipd-election-secret-v1', 32, {
       N: 1 << 15,
       r: 8,
@@ -43,7 +42,6 @@ describe('the heartbeat key', () => {
       maxmem: 64 << 20,
     });
     assert.deepEqual(key, expected, 'members of every version derive the same key');
-    assert.deepEqual(heartbeatKey(Buffer.from('correct horse battery staple')), key, 'deterministic');
     const [warning] = secretWarnings(PASSPHRASE, '/etc/vipd/secret');
     assert.match(warning ?? '', /letters only.*scrypt/);
   });

@@ -124,6 +124,8 @@ export class Frontend implements RelayHost {
   private closedBytesIn = 0;
   private closedBytesOut = 0;
   private listening = false;
+  /** start() ran: checkers of backends a reload adds start at once (listening or not: a dry run binds nothing). */
+  private started = false;
   private keepAliveSweep: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private cutDrain: (() => void) | undefined;
@@ -186,6 +188,7 @@ export class Frontend implements RelayHost {
 
   /** Starts the health checks and listens. Rejects with VIPD_BIND_FAILED. */
   async start(): Promise<void> {
+    this.started = true;
     for (const checker of this.checkers.values()) checker.start();
     const { host, port } = this.settings.bind;
     if (this.deps.listen === false) {
@@ -253,7 +256,7 @@ export class Frontend implements RelayHost {
       const existing = current.find((b) => sameBackend(s, b));
       if (existing === undefined) {
         const checker = this.checkers.get(this.addBackend(s));
-        if (this.listening && this.closing === undefined) checker?.start();
+        if (this.started && this.closing === undefined) checker?.start();
       } else {
         this.checkers.get(existing)?.update(settings.check);
       }

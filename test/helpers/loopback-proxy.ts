@@ -73,6 +73,8 @@ export interface LoopbackOptions {
   readonly observer?: ConnectionObserver;
   readonly drainTimeout?: string;
   readonly level?: 'info' | 'debug';
+  /** Bind the listener (default); false checks the backends only, as a dry run does. */
+  readonly listen?: boolean;
 }
 
 /** A proxy in front of `backends`; close() closes it and everything registered with own(). */
@@ -208,6 +210,7 @@ export class LoopbackProxy {
       }),
       metrics: this.metrics,
       connections: options.observer,
+      listen: options.listen,
     });
     await this.proxy.start();
     this.port = this.proxy.address('api')?.port ?? 0;
