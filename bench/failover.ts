@@ -46,6 +46,7 @@ import {
 import { NODES, PHASE_TIMEOUT_MS, VIP, type VipManager } from '../src/lab/drill-bed';
 import { formatDetections, formatLossTrials, formatOutcomes, watchCell } from '../src/lab/drill-tables';
 import { vipdManager } from '../src/lab/lab';
+import { machineTicks } from './proxy/proc-stats';
 
 /** HAProxy as the kubeadm HA guide configures it: TCP on :6443, HTTPS /readyz checks, roundrobin. */
 function haproxyConfig(ips: readonly string[]): string {
@@ -236,13 +237,6 @@ function options(argv: readonly string[]): BenchOptions {
     parallel,
     verbose: values.verbose === true,
   };
-}
-
-/** Busy and total jiffies of the whole machine (every core), from /proc/stat. */
-function machineTicks(): { busy: number; total: number } {
-  const cpu = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = cpu.reduce((a, b) => a + b, 0);
-  return { busy: total - (cpu[3] ?? 0) - (cpu[4] ?? 0), total }; // idle and iowait are not busy
 }
 
 /**

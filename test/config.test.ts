@@ -681,7 +681,7 @@ describe('weak secrets and unused TLS settings are warnings', () => {
   };
 
   it('vipd check warns of a letters-only passphrase and of a short base64 secret, and still exits 0', () => {
-    withSecret('correct horse battery staple\n', (file, secretFile) => {
+    withSecret('correct horse battery staple\n', (file, _secretFile) => {
       const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /vipd: warning: election\.secretFile: .* holds letters only, like a word or a passphrase/);

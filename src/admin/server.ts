@@ -10,7 +10,7 @@ import { VERSION } from '../version';
 import type { AdminSource } from './status';
 
 /** The Server header: `vipd status` and `vipd reload` check it before they trust an answer. */
-export const SERVER = `vipd/${VERSION}`;
+const SERVER = `vipd/${VERSION}`;
 
 export class AdminServer {
   private readonly server: http.Server;

@@ -11,7 +11,6 @@
  */
 import { readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { describeError } from '../errors';
 import { readCaFile } from './ca-file';
 import type { FileConfig } from './config';
 import { inSubnet } from './ipv4';

@@ -5,7 +5,7 @@
  */
 
 /** The address as an unsigned 32-bit number. */
-export function ipv4Number(ip: string): number {
+function ipv4Number(ip: string): number {
   return ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
 }
 
@@ -23,11 +23,11 @@ export function inSubnet(ip: string, subnet: string, prefixLength: number): bool
   return (ipv4Number(ip) & m) >>> 0 === (ipv4Number(subnet) & m) >>> 0;
 }
 
-export function networkAddress(ip: string, prefixLength: number): string {
+function networkAddress(ip: string, prefixLength: number): string {
   return ipv4Text((ipv4Number(ip) & mask(prefixLength)) >>> 0);
 }
 
-export function broadcastAddress(ip: string, prefixLength: number): string {
+function broadcastAddress(ip: string, prefixLength: number): string {
   return ipv4Text((ipv4Number(ip) | ~mask(prefixLength)) >>> 0);
 }
 

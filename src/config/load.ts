@@ -29,7 +29,7 @@ export interface LoadedConfig extends Loaded<Config> {
   readonly hostWarnings?: readonly string[];
 }
 
-export const MIN_SECRET_BYTES = 16;
+const MIN_SECRET_BYTES = 16;
 
 export interface LoadOptions {
   /** Overrides the host name used when `nodeName` and VIPD_NODE_NAME are absent (tests, the lab). */
@@ -46,7 +46,7 @@ export interface HostLoadOptions extends Omit<LoadOptions, 'readSecret'> {
 }
 
 /** A config is a few kilobytes; anything past this is not one (and would be read whole into memory). */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+const MAX_CONFIG_BYTES = 1024 * 1024;
 /** YAML aliases a config may use: a few anchors are handy, an alias bomb expands exponentially. */
 const MAX_ALIASES = 100;
 /** How much of a wrong value an error echoes (a 50 MB scalar must not go to stderr whole). */

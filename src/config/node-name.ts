@@ -15,12 +15,12 @@ export const NODE_NAME_ENV = 'VIPD_NODE_NAME';
 
 export type NodeNameSource = 'nodeName' | typeof NODE_NAME_ENV | 'host name';
 
-export type NodeNameResult =
+type NodeNameResult =
   | { readonly ok: true; readonly self: Peer; readonly from: NodeNameSource }
   | { readonly ok: false; readonly problem: string };
 
 /** The peer a name from the environment or the host stands for: full name first, then short. */
-export function matchPeer(peers: readonly Peer[], raw: string): Peer | undefined {
+function matchPeer(peers: readonly Peer[], raw: string): Peer | undefined {
   const full = raw.trim().toLowerCase();
   const short = full.split('.')[0] ?? '';
   return peers.find((p) => p.name === full) ?? peers.find((p) => p.name === short);

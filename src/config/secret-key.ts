@@ -14,7 +14,7 @@ export const MIN_RANDOM_BYTES = 16;
 /** scrypt's parameters: part of the wire protocol (members must agree), never to be changed lightly. */
 const KDF = { salt: 'vipd-election-secret-v1', N: 1 << 15, r: 8, p: 1, keyLength: 32 } as const;
 
-export interface SecretMaterial {
+interface SecretMaterial {
   /** How the text reads: a letters-only word or phrase, hex, base64 (or alphanumeric), or other text. */
   readonly kind: 'letters' | 'hex' | 'base64' | 'text';
   /** The random material it carries at most, in bytes, counted as written. */

@@ -10,7 +10,7 @@ import { formatDuration } from './duration';
 import { MIN_RANDOM_BYTES, secretMaterial } from './secret-key';
 
 /** A failover slower than this is worth a word: apiserver clients time out long before. */
-export const SLOW_FAILOVER_MS = 60_000;
+const SLOW_FAILOVER_MS = 60_000;
 
 export function configWarnings(config: FileConfig, options: { readonly checkSecretFile?: boolean } = {}): string[] {
   const out: string[] = [];
@@ -90,7 +90,7 @@ export function secretWarnings(secret: Buffer, file: string): string[] {
   }
   if (m.rawBytes < MIN_RANDOM_BYTES) {
     return [
-      `election.secretFile: "${file}" holds ${text.length} ${m.kind === 'text' ? 'text' : m.kind} characters: at most ` +
+      `election.secretFile: "${file}" holds ${text.length} ${m.kind} characters: at most ` +
         `${m.rawBytes} bytes of random material, fewer than ${MIN_RANDOM_BYTES} (vipd derives the key with scrypt); ${advice}`,
     ];
   }

@@ -5,13 +5,13 @@
  * after `maxSeconds`.
  */
 import net from 'node:net';
+import { runUntilStdinCloses } from './program-args';
 
-export interface ConnectClientOptions {
+interface ConnectClientOptions {
   host: string;
   port: number;
   intervalMs: number;
   timeoutMs: number;
-  maxSeconds: number;
 }
 
 function connectOnce(o: ConnectClientOptions): Promise<boolean> {
@@ -28,13 +28,12 @@ function connectOnce(o: ConnectClientOptions): Promise<boolean> {
   });
 }
 
-export async function runConnectClient(
+async function runConnectClient(
   o: ConnectClientOptions,
   report: (line: string) => void,
   stopped: () => boolean,
 ): Promise<void> {
-  const until = Date.now() + o.maxSeconds * 1000;
-  while (!stopped() && Date.now() < until) {
+  while (!stopped()) {
     const started = Date.now();
     const ok = await connectOnce(o);
     report(JSON.stringify({ t: started, ok }));
@@ -46,20 +45,10 @@ export async function runConnectClient(
 if (require.main === module) {
   const [host = '', port = '6443', interval = '10', maxSeconds = '600'] = process.argv.slice(2);
   let stop = false;
-  process.stdin.on('close', () => {
+  runUntilStdinCloses(() => {
     stop = true;
-  });
-  process.stdin.on('end', () => {
-    stop = true;
-  });
-  process.stdin.resume();
-  const options = {
-    host,
-    port: Number(port),
-    intervalMs: Number(interval),
-    timeoutMs: 100,
-    maxSeconds: Number(maxSeconds),
-  };
+  }, Number(maxSeconds));
+  const options = { host, port: Number(port), intervalMs: Number(interval), timeoutMs: 100 };
   void runConnectClient(
     options,
     (line) => process.stdout.write(`${line}\n`),

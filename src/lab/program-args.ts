@@ -1,6 +1,6 @@
 /**
  * A lab program runs until its stdin closes (its parent, the drill, is gone or done) or for at most
- * `maxSeconds`; `stop` closes its clients and exits.
+ * `maxSeconds`; then `stop` is called (it closes the program's clients, or ends its loop).
  */
 export function runUntilStdinCloses(stop: () => void, maxSeconds: number): void {
   process.stdin.on('end', stop);

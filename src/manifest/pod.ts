@@ -71,7 +71,7 @@ export const POD_DEFAULTS: PodOptions = {
  * every node although each binds its own address. A probe hard-wired to 127.0.0.1 against a
  * node-address listener would fail, and the kubelet restart vipd (a failover) again and again.
  */
-export function probeHost(listen: string): string | undefined {
+function probeHost(listen: string): string | undefined {
   if (listen === '0.0.0.0' || listen.startsWith('127.')) return listen === '0.0.0.0' ? '127.0.0.1' : listen;
   return undefined;
 }

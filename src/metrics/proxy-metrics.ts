@@ -1,7 +1,7 @@
 /**
- * The balancer's Prometheus metrics (docs/logging-and-metrics.md lists them for operators). Registered on the
- * daemon's own registry by createMetrics; the proxy holds labelled children per backend so the
- * per-connection path never hashes label sets.
+ * The balancer's Prometheus metrics (docs/logging-and-metrics.md lists them for operators). Registered on
+ * the balancer thread's own registry (proxy/thread-main.ts), whose text the daemon's /metrics appends;
+ * the proxy holds labelled children per backend so the per-connection path never hashes label sets.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 

@@ -10,7 +10,7 @@ import { type FrontendSettings, type ProxyConfigSource, type ProxySettings, prox
 
 export interface ProxyDeps {
   readonly log: Logger;
-  /** From registerProxyMetrics on the daemon's registry; a private registry when absent. */
+  /** From registerProxyMetrics on the thread's registry (thread-main.ts); a private registry when absent. */
   readonly metrics?: ProxyMetrics;
   /** Told of every client connection of every frontend (see ConnectionObserver). */
   readonly connections?: ConnectionObserver;

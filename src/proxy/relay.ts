@@ -51,8 +51,6 @@ import net from 'node:net';
 import type { Backend, Relay } from './backend';
 import type { BackendPool } from './backend-pool';
 
-/** The first keepalive probe after this long idle: dead peers found in minutes, not two hours. */
-
 /** A client connection on a frontend, as accepted (IPv4 addresses, read once at accept). */
 export interface ClientConnection {
   readonly localAddress: string;
@@ -61,6 +59,7 @@ export interface ClientConnection {
   readonly remotePort: number;
 }
 
+/** The first keepalive probe after this long idle: dead peers found in minutes, not two hours. */
 export const KEEPALIVE_DELAY_MS = 30_000;
 /**
  * Keepalive is switched on by a sweep this often (see Frontend), not at connect: it costs four
