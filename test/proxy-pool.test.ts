@@ -251,12 +251,17 @@ describe('proxy settings from config', () => {
     writeFileSync(ca, 'PEM');
     const ok = proxySchema.parse({
       frontends: [
-        { name: 'x', bind: '127.0.0.1:7000', healthCheck: { tls: { verify: true, caFile: ca, serverName: 'cp1' } } },
+        { name: 'x', bind: '127.0.0.1:7000', healthCheck: { tls: { verify: false, caFile: ca, serverName: 'cp1' } } },
       ],
     });
     const tls = proxySettings({ proxy: ok, peers }).frontends[0]?.check.tls;
     assert.equal(tls?.ca?.toString(), 'PEM');
     assert.equal(tls?.serverName, 'cp1');
+    // Verified against, a bundle without a certificate is refused (Node would ignore it, and fail every check).
+    const verified = proxySchema.parse({
+      frontends: [{ name: 'x', bind: '127.0.0.1:7000', healthCheck: { tls: { verify: true, caFile: ca } } }],
+    });
+    assert.throws(() => proxySettings({ proxy: verified, peers }), /tls\.caFile: ".*" holds no PEM certificate/);
     const bad = proxySchema.parse({
       frontends: [{ name: 'x', bind: '127.0.0.1:7000', healthCheck: { tls: { caFile: join(dir, 'missing.pem') } } }],
     });
