@@ -87,6 +87,8 @@ export interface StormOutcome {
   readonly vipMovedMs: number | undefined;
   /** From the death until every client's old connection had failed; undefined: not within the phase. */
   readonly allFailedMs: number | undefined;
+  /** Clients whose old connection had failed within 5 s of the death (the reset's work, not the reconnects'). */
+  readonly failedWithin5s: number;
   /** From the death until every client had a new connection up; undefined: not within the phase. */
   readonly allBackMs: number | undefined;
   /** Clients with a new connection up within 2 s, 5 s and 10 s of the death, and by the phase's end. */
@@ -388,6 +390,7 @@ async function storm(bed: DrillBed, manager: VipManager, o: ClientDrillOptions):
       connectMs,
       vipMovedMs: ms,
       allFailedMs,
+      failedWithin5s: failed.filter((r) => r <= 5000).length,
       allBackMs,
       within2s: within(2000),
       within5s: within(5000),
