@@ -9,7 +9,7 @@ import { type ElectionState, initialState, leaseUntil, snapshot, step } from '..
 import { adaptiveDeadMs, baseDeadMs, restartQuietMs, stallMs, VIP_RETRY_MS } from '../src/vrrp/timing';
 import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat } from '../src/vrrp/types';
 import { sampleHeartbeat } from './helpers/heartbeat';
-import { SimCluster } from './helpers/sim-cluster';
+import { mulberry32 as mulberry, SimCluster } from './helpers/sim-cluster';
 
 const members = [
   { name: 'n1', address: '10.0.0.1' },
@@ -821,6 +821,178 @@ describe('bootstrap: a new cluster, built one node at a time (docs/election.md, 
     sim.run(5000);
     assert.equal(sim.activeHolders().length, 1, 'n2 (formed) and n3 (told by n2) make a majority');
     assert.ok(sim.node('n3').state.formed);
+  });
+});
+
+describe('bootstrap: members whose configs name different bootstrap members (peers listed in another order)', () => {
+  const formedAll = (sim: SimCluster) => sim.names().every((n) => sim.node(n).state.formed);
+  const views = (sim: SimCluster, node: string) =>
+    sim.log.flatMap((l) => (l.node === node && l.action.type === 'bootstrapView' ? [l.action] : []));
+  const disputedBy = (sim: SimCluster, node: string) => snapshot(sim.node(node).state, 0).bootstrapDisputedBy;
+
+  it('a member that names itself joins the first member: never two holders, the cluster forms, one holder', () => {
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const sim = new SimCluster({ members: 3, seed, bootstrap: true, bootstrapOf: { n2: 'n2' }, jitterMs: 2 });
+      sim.start('n1');
+      assert.ok(sim.runUntil(() => sim.activeHolders().length === 1, 10_000) !== undefined, `seed ${seed}`);
+      sim.start('n2'); // the simulator checks the invariants at every event from here on
+      const formed = sim.runUntil(() => sim.node('n1').state.formed && sim.node('n2').state.formed, 5000);
+      assert.ok(formed !== undefined, `seed ${seed}: formed`);
+      // n1 gives the VIP up at n2's first heartbeat (n2 might hold it alone too, for all n1 knows),
+      // and takes it back with a majority once n2 grants: after n2's restart quiet period.
+      const back = sim.runUntil(() => sim.activeHolders().length === 1, restartQuietMs(sim.node('n2').settings) + 2000);
+      assert.ok(back !== undefined, `seed ${seed}: one holder again`);
+      sim.run(3000);
+      assert.equal(sim.activeHolders().length, 1, `seed ${seed}: one holder`);
+      assert.deepEqual(disputedBy(sim, 'n1'), ['n2']);
+      assert.deepEqual(disputedBy(sim, 'n2'), ['n1']);
+      assert.deepEqual(
+        views(sim, 'n1').map((v) => [v.peer, v.says, v.agrees, v.bootstrap]),
+        [['n2', 'self', false, 'n1']],
+        'n1 reports it once',
+      );
+      assert.deepEqual(
+        views(sim, 'n2').map((v) => [v.peer, v.says, v.agrees, v.bootstrap]),
+        [['n1', 'self', false, 'n2']],
+      );
+      sim.start('n3');
+      sim.run(3000);
+      assert.ok(formedAll(sim), `seed ${seed}: the third learns it formed`);
+      assert.equal(sim.activeHolders().length, 1);
+    }
+  });
+
+  it('two that both name themselves and start apart each hold it alone (the limit), and stop once they hear each other', () => {
+    // Not safe, and cannot be: two members that never heard each other cannot know their configs
+    // differ (docs/election.md, "Bootstrap", limits). The simulator's invariants are off until they meet.
+    const sim = new SimCluster({ members: 3, bootstrap: true, bootstrapOf: { n2: 'n2' }, check: false });
+    sim.partition(['n1'], ['n2']);
+    sim.start('n1', 'n2');
+    sim.run(5000);
+    assert.deepEqual(sim.activeHolders().sort(), ['n1', 'n2']);
+    sim.heal();
+    const apart = sim.runUntil(() => sim.activeHolders().length <= 1, 5000);
+    assert.ok(apart !== undefined && apart < 500, `both stop holding it alone at once (${apart} ms)`);
+    sim.run(3000);
+    assert.ok(sim.node('n1').state.formed && sim.node('n2').state.formed, 'then the cluster forms');
+    assert.equal(sim.activeHolders().length, 1);
+    sim.checkSafety();
+  });
+
+  it('a bootstrap member that names another, and the others that name it: nobody holds it alone, each says why', () => {
+    const sim = new SimCluster({ members: 3, bootstrap: true, bootstrapOf: { n1: 'n2' } });
+    sim.start();
+    sim.run(10_000);
+    assert.deepEqual(sim.holders(), [], 'nobody is the bootstrap member in its own config and agreed on');
+    assert.ok(!sim.names().some((n) => sim.node(n).state.formed));
+    assert.deepEqual(disputedBy(sim, 'n2'), ['n1']);
+    assert.deepEqual(disputedBy(sim, 'n3'), ['n1']);
+    assert.deepEqual(
+      views(sim, 'n3').map((v) => [v.peer, v.says, v.agrees]),
+      [['n1', 'other', false]],
+    );
+    // Its config fixed, n1 restarts: the others agree again, and it bootstraps the cluster.
+    sim.stop('n1');
+    sim.run(500);
+    sim.node('n1').settings = { ...sim.node('n1').settings, bootstrap: 'n1' };
+    sim.start('n1');
+    sim.run(5000);
+    assert.ok(formedAll(sim));
+    assert.equal(sim.activeHolders().length, 1);
+    assert.deepEqual(disputedBy(sim, 'n3'), []);
+    assert.deepEqual(
+      views(sim, 'n3').map((v) => [v.peer, v.agrees]),
+      [
+        ['n1', false],
+        ['n1', true],
+      ],
+    );
+  });
+
+  it('of five, two that named themselves and heard each other never hold it alone again, apart or not', () => {
+    const sim = new SimCluster({ members: 5, bootstrap: true, bootstrapOf: { n2: 'n2' } });
+    sim.start('n1');
+    assert.ok(sim.runUntil(() => sim.activeHolders().length === 1, 10_000) !== undefined);
+    sim.start('n2');
+    sim.run(1000); // two of five: not a majority, the cluster does not form
+    assert.deepEqual(sim.holders(), [], 'n1 gave it up when n2 said it is the bootstrap member');
+    sim.partition(['n1'], ['n2']);
+    sim.run(10_000); // without the rule each would hold it alone now
+    assert.deepEqual(sim.holders(), []);
+    sim.heal();
+    sim.start('n3');
+    sim.run(5000);
+    assert.ok(
+      ['n1', 'n2', 'n3'].every((n) => sim.node(n).state.formed),
+      'three of five: formed',
+    );
+    assert.equal(sim.activeHolders().length, 1);
+  });
+
+  it('swept: one member naming itself, any start order and timing, crashes, restarts and stops on clean links', () => {
+    for (let seed = 1; seed <= 300; seed += 1) {
+      const members = seed % 4 === 0 ? 5 : 3;
+      const wrong = `n${2 + (seed % (members - 1))}`;
+      const sim = new SimCluster({
+        members,
+        seed,
+        bootstrap: true,
+        bootstrapOf: { [wrong]: wrong },
+        jitterMs: 3,
+        drift: 0.0005,
+        timerLatenessMs: 5,
+      });
+      const rng = mulberry(seed);
+      const order = sim.names().sort(() => rng() - 0.5);
+      for (const n of order) {
+        sim.start(n);
+        sim.run(Math.floor(rng() * 3000));
+      }
+      for (let i = 0; i < 6; i += 1) {
+        const n = order[Math.floor(rng() * order.length)] as string;
+        const r = rng();
+        if (r < 0.4) sim.crash(n, rng() < 0.5);
+        else if (r < 0.7) sim.stop(n);
+        sim.run(Math.floor(rng() * 2000));
+        sim.start(n);
+        sim.run(Math.floor(rng() * 2000));
+      }
+      sim.run(5000);
+      assert.ok(formedAll(sim), `seed ${seed}: formed`);
+      assert.equal(sim.activeHolders().length, 1, `seed ${seed}: one holder`);
+    }
+  });
+
+  it('swept: five members, two naming themselves; once they heard each other, partitions, loss and stalls', () => {
+    for (let seed = 1; seed <= 200; seed += 1) {
+      const sim = new SimCluster({ members: 5, seed, bootstrap: true, bootstrapOf: { n3: 'n3' }, jitterMs: 3 });
+      const rng = mulberry(seed);
+      sim.start(rng() < 0.5 ? 'n1' : 'n3');
+      sim.run(Math.floor(rng() * 3000));
+      sim.start('n1', 'n3');
+      const met = sim.runUntil(() => disputedBy(sim, 'n1').length > 0 && disputedBy(sim, 'n3').length > 0, 10_000);
+      assert.ok(met !== undefined, `seed ${seed}: they heard each other`);
+      const others = ['n2', 'n4', 'n5'].filter(() => rng() < 0.6);
+      for (let i = 0; i < 8; i += 1) {
+        const r = rng();
+        const [a, b] = rng() < 0.5 ? ['n1', 'n3'] : ['n3', 'n1'];
+        if (r < 0.3) sim.partition([a, ...others.slice(0, 1)], [b, ...others.slice(1)]);
+        else if (r < 0.5) sim.block(a, b);
+        else if (r < 0.7) sim.dropRate = rng() * 0.5;
+        else if (r < 0.85) sim.stall(a, Math.floor(rng() * 2000));
+        else {
+          const o = others[Math.floor(rng() * others.length)];
+          if (o !== undefined) sim.start(o);
+        }
+        sim.run(Math.floor(rng() * 3000));
+        sim.heal();
+        sim.dropRate = 0;
+      }
+      sim.start('n2', 'n4', 'n5');
+      sim.run(8000);
+      assert.ok(formedAll(sim), `seed ${seed}: formed`);
+      assert.equal(sim.activeHolders().length, 1, `seed ${seed}: one holder`);
+    }
   });
 });
 

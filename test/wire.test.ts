@@ -32,6 +32,7 @@ const hb: Heartbeat = {
   handover: false,
   formed: true,
   observer: false,
+  bootstrap: 'self',
   leader: 'cp1',
   leaderTerm: 9,
   grantMs: 0,
@@ -61,6 +62,7 @@ describe('heartbeat wire format', () => {
       grantMs: 1825,
       vote: '',
       successor: 'cp3',
+      bootstrap: 'other',
       echoes: {},
     };
     assert.deepEqual(decodeHeartbeat(encodeHeartbeat(other, secret, names), secret, 7, names), {
@@ -69,12 +71,24 @@ describe('heartbeat wire format', () => {
     });
   });
 
+  it('says whether the sender is its bootstrap member in two flag bits a vipd 0.2 sender leaves clear', () => {
+    const flags = (bootstrap: Heartbeat['bootstrap']) =>
+      (encodeHeartbeat({ ...hb, bootstrap, formed: false, quorate: false }, secret, names)[6] as number) & 0xc0;
+    assert.equal(flags('self'), 64 | 128);
+    assert.equal(flags('other'), 128);
+    assert.equal(flags('unstated'), 0, 'as vipd 0.2 sends it');
+    for (const bootstrap of ['self', 'other', 'unstated'] as const) {
+      const r = decodeHeartbeat(encodeHeartbeat({ ...hb, bootstrap }, secret, names), secret, 7, names);
+      assert.equal(r.ok && r.heartbeat.bootstrap, bootstrap);
+    }
+  });
+
   it('lays out the header as documented', () => {
     const bytes = encodeHeartbeat({ ...hb, handover: true, learning: true }, secret, names);
     assert.equal(bytes.toString('latin1', 0, 2), 'VP');
     assert.equal(bytes[2], 2, 'version 2');
     assert.equal(bytes.readUInt16BE(4), 7);
-    assert.equal(bytes[6], 1 | 4 | 8 | 16, 'quorate, learning, handover, formed');
+    assert.equal(bytes[6], 1 | 4 | 8 | 16 | 64 | 128, 'quorate, learning, handover, formed, bootstrap self');
     assert.equal(bytes[7], 3, 'MASTER');
     assert.equal(bytes[8], 150);
     assert.equal(bytes[9], 3, 'members');

@@ -31,6 +31,8 @@
  *   majority once, or was acknowledged by one), the bootstrap member may hold the VIP alone and no
  *   other member is a candidate; the others learn that it formed from a flag in its heartbeats and
  *   every member records it on disk (the 'formed' action), so a restart never bootstraps again.
+ *   Each heartbeat says whether its sender's config names the sender the bootstrap member; while a
+ *   peer disagrees with this member's config, nobody here holds the VIP alone.
  * - Observers (a dry run) vote and acknowledge like any member and are never candidates.
  * - Planned moves are make-before-break: a master that hands over (preemption, a priority drop, a
  *   stop) stops announcing, frees its followers and keeps the address until its successor
@@ -202,9 +204,12 @@ export function step(state: ElectionState, event: ElectionEvent): StepResult {
     switch (event.type) {
       case 'tick':
         break;
-      case 'heartbeat':
+      case 'heartbeat': {
+        const before = s.peers.get(event.heartbeat.sender);
         s = receive(s, event.heartbeat, now);
+        noteBootstrapView(s, before, out);
         break;
+      }
       case 'track': {
         const tracks = new Map(s.tracks);
         if (event.effect.kind === 'ok') tracks.delete(event.name);
@@ -243,9 +248,44 @@ function majority(s: ElectionState): number {
   return Math.floor(s.settings.members.length / 2) + 1;
 }
 
-/** This member is the bootstrap member of a cluster that has not formed: it may hold the VIP alone. */
+/**
+ * This member is the bootstrap member of a cluster that has not formed, and no peer disagrees: it
+ * may hold the VIP alone.
+ */
 export function isBootstrapping(s: ElectionState): boolean {
-  return !s.formed && selfName(s) === s.settings.bootstrap;
+  return !s.formed && selfName(s) === s.settings.bootstrap && bootstrapDisputedBy(s).length === 0;
+}
+
+/**
+ * The peers whose latest heartbeat disagrees with this member's config on who the bootstrap member
+ * is: one that says it is the bootstrap member though ours names another, or ours that says it is
+ * not. Their configs list the peers in another order; two members that both hold the VIP alone are
+ * what it could lead to, so while any disagrees neither holds it without a majority. A peer's latest
+ * heartbeat is kept until it sends another, so a disagreement once heard lasts until that peer
+ * agrees (its config is fixed and it restarted), however long it is silent.
+ */
+export function bootstrapDisputedBy(s: ElectionState): string[] {
+  const out: string[] = [];
+  for (const p of s.peers.values()) if (disagreesOnBootstrap(s, p)) out.push(p.name);
+  return out;
+}
+
+function disagreesOnBootstrap(s: ElectionState, p: PeerView): boolean {
+  const says = p.last?.bootstrap ?? 'unstated';
+  if (says === 'unstated') return false;
+  return (says === 'self') !== (p.name === s.settings.bootstrap);
+}
+
+/** Reports a peer that starts (or stops) disagreeing on the bootstrap member. */
+function noteBootstrapView(s: ElectionState, before: PeerView | undefined, out: ElectionAction[]): void {
+  if (before === undefined) return;
+  const after = s.peers.get(before.name);
+  const says = after?.last?.bootstrap;
+  if (after === undefined || says === undefined || says === 'unstated') return;
+  const was = before.last !== undefined && disagreesOnBootstrap(s, before);
+  const is = disagreesOnBootstrap(s, after);
+  if (was === is) return;
+  out.push({ type: 'bootstrapView', peer: after.name, says, agrees: !is, bootstrap: s.settings.bootstrap });
 }
 
 /** Members needed for a majority (1 with quorum: none, and for the bootstrap member until the cluster forms). */
@@ -415,9 +455,12 @@ function mayClaim(s: ElectionState, name: string, formed: boolean): boolean {
   return formed || name === s.settings.bootstrap;
 }
 
-/** This member could ever be elected: not an observer, and it may claim. */
+/**
+ * This member could ever be elected: not an observer, and it knows the cluster formed or it is
+ * bootstrapping (the bootstrap member that a peer disagrees with waits for the cluster to form).
+ */
 function mayLead(s: ElectionState): boolean {
-  return !s.settings.observer && mayClaim(s, selfName(s), s.formed);
+  return !s.settings.observer && (s.formed || isBootstrapping(s));
 }
 
 function selfEligible(s: ElectionState, now: number): boolean {
@@ -824,6 +867,7 @@ function heartbeat(s: ElectionState, now: number): Heartbeat {
     handover: s.handover !== undefined,
     formed: s.formed,
     observer: s.settings.observer,
+    bootstrap: s.settings.bootstrap === self ? 'self' : 'other',
     leader: grant?.leader ?? '',
     leaderTerm: grant?.term ?? 0,
     grantMs,
@@ -956,6 +1000,10 @@ export interface ElectionSnapshot {
   readonly formed: boolean;
   /** This member is the bootstrap member of a cluster not formed yet: it holds the VIP alone if need be. */
   readonly bootstrapping: boolean;
+  /** The bootstrap member this member's config names (the first listed). */
+  readonly bootstrapMember: string;
+  /** Peers whose config names another bootstrap member (docs/election.md, "Bootstrap"). */
+  readonly bootstrapDisputedBy: readonly string[];
   /** This member only watches (a dry run). */
   readonly observer: boolean;
   readonly quorum: { readonly alive: number; readonly needed: number; readonly quorate: boolean };
@@ -986,6 +1034,8 @@ export function snapshot(s: ElectionState, now: number): ElectionSnapshot {
     learning: isLearning(s, now),
     formed: s.formed,
     bootstrapping: isBootstrapping(s),
+    bootstrapMember: s.settings.bootstrap,
+    bootstrapDisputedBy: bootstrapDisputedBy(s),
     observer: s.settings.observer,
     quorum: quorumOf(s, now),
     faults,

@@ -20,6 +20,9 @@ export interface Echo {
   readonly ts: number;
 }
 
+/** What a heartbeat says of the sender's bootstrap member (docs/election.md, "Bootstrap"). */
+export type BootstrapView = 'self' | 'other' | 'unstated';
+
 /** What one heartbeat says (the wire format adds the MAC; see wire.ts). */
 export interface Heartbeat {
   readonly clusterId: number;
@@ -51,6 +54,12 @@ export interface Heartbeat {
   readonly formed: boolean;
   /** The sender only watches (`vipd run --dry-run`): it votes and acknowledges, and is never a candidate. */
   readonly observer: boolean;
+  /**
+   * Whether the sender's config names the sender the bootstrap member ('self') or another member
+   * ('other'); 'unstated' from a sender that does not say (vipd 0.2). Members whose configs list the
+   * peers in different orders find out from it, and neither of two that both say 'self' bootstraps.
+   */
+  readonly bootstrap: BootstrapView;
   /** Whom the sender follows (acknowledges), itself when claiming, '' for none. */
   readonly leader: string;
   readonly leaderTerm: number;
@@ -172,6 +181,18 @@ export type ElectionAction =
    * heartbeat goes out) so that a restart does not bootstrap again.
    */
   | { readonly type: 'formed'; readonly via: string }
+  /**
+   * A peer's heartbeats now disagree (or agree again) with this member's config on who the
+   * bootstrap member is: `says` is what the peer states of itself. Logged; while any disagrees, this
+   * member does not hold the VIP alone (docs/election.md, "Bootstrap").
+   */
+  | {
+      readonly type: 'bootstrapView';
+      readonly peer: string;
+      readonly says: 'self' | 'other';
+      readonly agrees: boolean;
+      readonly bootstrap: string;
+    }
   /** A graceful stop is complete: the VIP is released (or handed over), the resign is sent. */
   | { readonly type: 'stopped' }
   /** Call `tick` at this time (absolute, on the injected clock). Replaces any earlier request. */

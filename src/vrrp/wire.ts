@@ -5,7 +5,8 @@
  *   0  'V' 'P'            magic
  *   2  u8  version (2)    3  u8 type (1 = heartbeat)
  *   4  u16 clusterId      6  u8 flags (1 quorate, 2 resigning, 4 learning, 8 handover, 16 formed,
- *                                     32 observer)
+ *                                     32 observer, 64 the sender is its config's bootstrap member,
+ *                                     128 the sender states bit 64: 0.2 senders leave both clear)
  *   7  u8  role           8  u8 priority   9 u8 members (the sender's member count)
  *  10  u16 intervalMs    12  u64 epoch    20 u32 seq     24 f64 ts (sender's monotonic ms)
  *  32  u32 term          36  u32 leaderTerm   40 u32 grantMs   44 8 bytes member-list digest
@@ -31,6 +32,8 @@ const FLAG_LEARNING = 4;
 const FLAG_HANDOVER = 8;
 const FLAG_FORMED = 16;
 const FLAG_OBSERVER = 32;
+const FLAG_BOOTSTRAP_SELF = 64;
+const FLAG_BOOTSTRAP_STATED = 128;
 export const MAX_NAME_BYTES = 63;
 const MAX_U32 = 0xffffffff;
 
@@ -69,7 +72,9 @@ export function encodeHeartbeat(hb: Heartbeat, secret: Buffer, names: readonly s
     (hb.learning ? FLAG_LEARNING : 0) |
     (hb.handover ? FLAG_HANDOVER : 0) |
     (hb.formed ? FLAG_FORMED : 0) |
-    (hb.observer ? FLAG_OBSERVER : 0);
+    (hb.observer ? FLAG_OBSERVER : 0) |
+    (hb.bootstrap === 'unstated' ? 0 : FLAG_BOOTSTRAP_STATED) |
+    (hb.bootstrap === 'self' ? FLAG_BOOTSTRAP_SELF : 0);
   body[7] = ROLES.indexOf(hb.role);
   body[8] = hb.priority;
   body[9] = Math.min(255, hb.members);
@@ -160,6 +165,8 @@ export function decodeHeartbeat(msg: Buffer, secret: Buffer, clusterId: number, 
       handover: (flags & FLAG_HANDOVER) !== 0,
       formed: (flags & FLAG_FORMED) !== 0,
       observer: (flags & FLAG_OBSERVER) !== 0,
+      bootstrap:
+        (flags & FLAG_BOOTSTRAP_STATED) === 0 ? 'unstated' : (flags & FLAG_BOOTSTRAP_SELF) !== 0 ? 'self' : 'other',
       leader,
       leaderTerm: body.readUInt32BE(36),
       grantMs: body.readUInt32BE(40),

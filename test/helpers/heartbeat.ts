@@ -22,6 +22,7 @@ export function sampleHeartbeat(over: Partial<Heartbeat> = {}): Heartbeat {
     handover: false,
     formed: true,
     observer: false,
+    bootstrap: 'other',
     leader: '',
     leaderTerm: 0,
     grantMs: 0,

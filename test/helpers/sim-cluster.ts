@@ -47,6 +47,11 @@ export interface SimOptions {
   readonly bootstrap?: boolean;
   /** Members that run as observers (a dry run): they vote and acknowledge, never lead. */
   readonly observers?: readonly string[];
+  /**
+   * A member whose config names another bootstrap member (its peers listed in another order), by
+   * member name; the others name the first member.
+   */
+  readonly bootstrapOf?: Readonly<Record<string, string>>;
   readonly preempt?: boolean;
   readonly preemptDelayMs?: number;
   readonly priorities?: readonly number[];
@@ -182,7 +187,7 @@ export class SimCluster {
       preemptDelayMs: o.preemptDelayMs ?? 0,
       quorum: o.quorum ?? 'majority',
       vipLifetimeMs: o.vipLifetimeMs ?? 1000,
-      bootstrap: members[0]?.name ?? self.name,
+      bootstrap: o.bootstrapOf?.[self.name] ?? members[0]?.name ?? self.name,
       formed: !(o.bootstrap ?? false),
       observer: o.observers?.includes(self.name) ?? false,
     };
