@@ -21,6 +21,8 @@ const election: ElectionSnapshot = {
   learning: false,
   formed: true,
   bootstrapping: false,
+  bootstrapMember: 'cp1',
+  bootstrapDisputedBy: [],
   observer: false,
   quorum: { alive: 2, needed: 2, quorate: true },
   faults: ['apiserver'],
@@ -118,6 +120,8 @@ describe('/status: the projection', () => {
       learning: false,
       formed: true,
       bootstrapping: false,
+      bootstrapMember: 'cp1',
+      bootstrapDisputedBy: [],
       observer: false,
       quorum: { mode: 'majority', alive: 2, needed: 2, quorate: true },
       faults: ['apiserver'],
@@ -260,5 +264,22 @@ describe('/status: the projection', () => {
       lines.some((l) => /^apiserver +cp2 +10\.0\.0\.12:9443 +no +0 +failed at .* \(connect ECONNREFUSED\)$/.test(l)),
       lines.join('\n'),
     );
+  });
+  it('vipd status says why a cluster has not formed: whom it waits for, or who names another bootstrap member', () => {
+    const unformed = (over: Partial<ElectionSnapshot>) =>
+      formatStatus(daemonStatus({ ...input, election: { ...election, formed: false, ...over } }));
+    assert.match(
+      unformed({ bootstrapMember: 'cp3' }),
+      /quorum .*cluster not formed yet: waiting for the bootstrap member cp3$/m,
+    );
+    assert.match(
+      unformed({ bootstrapping: true }),
+      /cluster not formed yet: bootstrap member, may hold the VIP alone$/m,
+    );
+    assert.match(
+      unformed({ bootstrapDisputedBy: ['cp2'] }),
+      /cluster not formed yet: cp2 names another bootstrap member than cp1 \(list the peers in the same order/m,
+    );
+    assert.doesNotMatch(formatStatus(daemonStatus(input)), /not formed/, 'a formed cluster says nothing of it');
   });
 });

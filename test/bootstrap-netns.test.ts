@@ -8,7 +8,10 @@
  *   VIP does not move;
  * - the first node cut off from the others releases the VIP, one of the others takes it; restarted
  *   while still cut off it remembers the cluster formed and never holds it alone;
- * - newcomers that hear each other but not the first node never take it.
+ * - newcomers that hear each other but not the first node never take it;
+ * - a node whose config lists the peers in another order (itself first): both it and the first
+ *   node say so in their logs, /status and metrics, never hold the VIP at once, and the cluster
+ *   forms with one holder.
  * Holders are read from each namespace's addresses, never from the daemons' word.
  */
 import assert from 'node:assert/strict';
@@ -16,7 +19,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sleep } from '../src/lab/wait';
+import { programCommand } from './helpers/agent-loop';
+import type { LogLine } from './helpers/daemon';
 import { Cluster, type NodeName } from './helpers/netns-cluster';
+
+const HTTP_GET = join(__dirname, 'helpers', 'http-get.js');
 
 /** Drops every election datagram to and from this node (both directions): it is cut off from its peers. */
 const ISOLATE = [
@@ -133,5 +140,41 @@ describe('bootstrap: newcomers cut off from the first node never take the VIP', 
       );
     await sleep(2000);
     assert.equal((await c.holders()).length, 1);
+  });
+});
+
+describe('bootstrap: a node whose config lists the peers in another order', { timeout: 300_000 }, () => {
+  const c = new Cluster('majority');
+  before(() => c.build());
+  after(() => c.destroy());
+  const disagreement = (peer: string) => (l: LogLine) =>
+    l.peer === peer && typeof l.msg === 'string' && l.msg.startsWith('bootstrap member disputed');
+
+  it('cp2 names itself first: both say so, never hold the VIP at once, and the cluster forms with one holder', async () => {
+    c.writeConfig('cp2', ['cp2', 'cp1', 'cp3']);
+    c.watch();
+    const d1 = c.start('cp1');
+    await c.until('cp1 to hold the VIP', (x) => x.length === 1 && x[0] === 'cp1', 15);
+    const since = performance.now();
+    const d2 = c.start('cp2');
+    const [on1, on2] = await Promise.all([
+      d1.waitFor(disagreement('cp2'), 10_000, "cp1's error naming cp2"),
+      d2.waitFor(disagreement('cp1'), 10_000, "cp2's error naming cp1"),
+    ]);
+    assert.equal(on1.level, 'error');
+    assert.equal(on1.says, 'self');
+    assert.equal(on2.bootstrap, 'cp2');
+    await d1.waitFor(formedLine, 15_000, 'the formed line on cp1');
+    await c.until('one holder again', (x) => x.length === 1, 15);
+    const { stdout } = await c.lab.exec(
+      c.host('cp2').ns,
+      ...programCommand(HTTP_GET, ['http://127.0.0.1:7581/status']),
+    );
+    const status = JSON.parse(stdout) as { bootstrapMember: string; bootstrapDisputedBy: string[] };
+    assert.equal(status.bootstrapMember, 'cp2');
+    assert.deepEqual(status.bootstrapDisputedBy, ['cp1']);
+    const metrics = await c.lab.exec(c.host('cp1').ns, ...programCommand(HTTP_GET, ['http://127.0.0.1:7581/metrics']));
+    assert.match(metrics.stdout, /^vipd_election_bootstrap_disagreements 1$/m);
+    assert.equal(c.holderStats(since).maxOverlapMs, 0, 'never two holders');
   });
 });

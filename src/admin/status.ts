@@ -67,6 +67,10 @@ export interface DaemonStatus {
   readonly formed: boolean;
   /** This is the bootstrap member of a cluster not formed yet: it may hold the VIP alone. */
   readonly bootstrapping: boolean;
+  /** The bootstrap member this config names (the first peer listed). */
+  readonly bootstrapMember: string;
+  /** Peers whose config names another bootstrap member: the peers are listed in another order there. */
+  readonly bootstrapDisputedBy: readonly string[];
   /** A dry run: this member votes and acknowledges, and is never elected. */
   readonly observer: boolean;
   readonly quorum: {
@@ -155,6 +159,8 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
     learning: snap.learning,
     formed: snap.formed,
     bootstrapping: snap.bootstrapping,
+    bootstrapMember: snap.bootstrapMember,
+    bootstrapDisputedBy: snap.bootstrapDisputedBy,
     observer: snap.observer,
     quorum: { mode: config.election.quorum, ...snap.quorum },
     faults: snap.faults,
@@ -232,11 +238,16 @@ export function formatStatus(s: DaemonStatus): string {
       : `  follows ${s.following.leader} (term ${s.following.term}, ${s.following.remainingMs}ms)`;
   const handover = s.handoverTo === null ? '' : `  handing over to ${s.handoverTo}`;
   lines.push(`election${s.state === 'MASTER' ? lease : follows}${handover}`);
-  const cluster = s.bootstrapping
-    ? '  cluster not formed yet: bootstrap member, may hold the VIP alone'
-    : s.formed
-      ? ''
-      : '  cluster not formed yet: waiting for the bootstrap member';
+  // An older vipd's /status has no bootstrapDisputedBy (`vipd status --url` may ask another node's).
+  const disputed = s.bootstrapDisputedBy ?? [];
+  const cluster = s.formed
+    ? ''
+    : disputed.length > 0
+      ? `  cluster not formed yet: ${disputed.join(', ')} name${disputed.length === 1 ? 's' : ''} another bootstrap ` +
+        `member than ${s.bootstrapMember} (list the peers in the same order on every member)`
+      : s.bootstrapping
+        ? '  cluster not formed yet: bootstrap member, may hold the VIP alone'
+        : `  cluster not formed yet: waiting for the bootstrap member${s.bootstrapMember ? ` ${s.bootstrapMember}` : ''}`;
   const q = s.quorum;
   lines.push(
     `quorum ${q.mode}: ${q.alive} of ${q.needed} needed ${q.quorate ? '(quorate)' : '(NOT quorate)'}` +

@@ -128,6 +128,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: '1 while this member is the bootstrap member of a cluster not formed yet (it may hold the VIP alone).',
       registers,
     }),
+    bootstrapDisagreements: new Gauge({
+      name: 'vipd_election_bootstrap_disagreements',
+      help:
+        'Peers whose config names another bootstrap member than this one (the peers listed in another order); ' +
+        'while above 0 no member of a cluster not formed yet holds the VIP alone.',
+      registers,
+    }),
     quorum: new Gauge({
       name: 'vipd_quorum',
       help: '1 while this member hears a quorum of the configured members (always 1 with quorum: none).',

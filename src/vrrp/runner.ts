@@ -17,6 +17,7 @@ import type { VipOwner } from '../vip/owner';
 import { Inbox } from './inbox';
 import { NO_SILENCE, nextSilence, type SilenceState } from './silence-report';
 import {
+  bootstrapDisputedBy,
   type ElectionSnapshot,
   type ElectionState,
   effectivePriority,
@@ -328,6 +329,23 @@ export class ElectionRunner {
         }
         break;
       }
+      case 'bootstrapView': {
+        // Whoever is wrong, the two configs differ: the first member listed must be the same everywhere.
+        const { peer, says, bootstrap } = action;
+        const fields = { peer, says, bootstrap };
+        if (action.agrees) this.log.info(fields, `bootstrap member agreed: ${peer} now names ${bootstrap} too`);
+        else if (says === 'self')
+          this.log.error(
+            fields,
+            `bootstrap member disputed: ${peer}'s config names ${peer}, this member's names ${bootstrap}; list the peers in the same order on every member (no member holds the VIP alone while they disagree)`,
+          );
+        else
+          this.log.error(
+            fields,
+            `bootstrap member disputed: ${peer}'s config names another member, this member's names ${peer}; list the peers in the same order on every member (no member holds the VIP alone while they disagree)`,
+          );
+        break;
+      }
       case 'stalled':
         metrics.electionStalls.inc();
         this.log.warn(
@@ -357,6 +375,7 @@ export class ElectionRunner {
     metrics.quorum.set(quorum.quorate ? 1 : 0);
     metrics.clusterFormed.set(this.state.formed ? 1 : 0);
     metrics.bootstrapping.set(isBootstrapping(this.state) ? 1 : 0);
+    metrics.bootstrapDisagreements.set(bootstrapDisputedBy(this.state).length);
     metrics.priority.set(effectivePriority(this.state));
     metrics.term.set(this.state.term);
     metrics.master.set(this.state.role === 'MASTER' ? 1 : 0);

@@ -49,20 +49,23 @@ export class Cluster {
 
   async build(): Promise<void> {
     this.hosts = await this.lab.lan([...NODES, 'client']);
-    for (const n of NODES) {
-      writeFileSync(
-        join(this.tmp.dir, `${n}.yaml`),
-        stringify({
-          nodeName: n,
-          peers: NODES.map((p) => ({ name: p, address: this.host(p).ip })),
-          vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
-          election: { secretFile: this.tmp.secretFile, quorum: this.quorum, stateDir: this.stateDir(n) },
-          proxy: { enabled: false },
-          track: { apiserver: { enabled: false } },
-          ...this.extra,
-        }),
-      );
-    }
+    for (const n of NODES) this.writeConfig(n, NODES);
+  }
+
+  /** The node's config, its peers listed in `order` (the same order everywhere unless a test says otherwise). */
+  writeConfig(n: NodeName, order: readonly NodeName[]): void {
+    writeFileSync(
+      join(this.tmp.dir, `${n}.yaml`),
+      stringify({
+        nodeName: n,
+        peers: order.map((p) => ({ name: p, address: this.host(p).ip })),
+        vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
+        election: { secretFile: this.tmp.secretFile, quorum: this.quorum, stateDir: this.stateDir(n) },
+        proxy: { enabled: false },
+        track: { apiserver: { enabled: false } },
+        ...this.extra,
+      }),
+    );
   }
 
   start(n: NodeName): DaemonProcess {
