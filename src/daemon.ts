@@ -8,7 +8,7 @@
 import { type DaemonPhase, liveness, livenessLimitMs, readiness } from './admin/liveness';
 import { AdminServer } from './admin/server';
 import { type AdminSource, type Check, type DaemonStatus, daemonStatus } from './admin/status';
-import type { Config, LoadedConfig } from './config/load';
+import type { LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
 import { describeError } from './errors';
@@ -19,7 +19,7 @@ import { ProxyThread } from './proxy/thread';
 import { reloadConfig } from './reload';
 import { ConnSync } from './takeover/conn-sync';
 import { LogTickler, RawTickler, Takeover } from './takeover/takeover';
-import { ApiserverTracker } from './track/apiserver';
+import { TrackedApiserver } from './track/apiserver';
 import { VERSION } from './version';
 import { DryRunVipOwner } from './vip/dry-run';
 import { LinkWatch } from './vip/link-watch';
@@ -29,9 +29,6 @@ import { FormedRecord } from './vrrp/formed-record';
 import { linkEffect } from './vrrp/link-effect';
 import { ElectionRunner } from './vrrp/runner';
 import { electionSettings } from './vrrp/settings';
-
-/** The tracked condition name for this node's own apiserver. */
-const APISERVER_TRACK = 'apiserver';
 
 export interface DaemonOptions {
   readonly log: Logger;
@@ -51,7 +48,8 @@ export class Daemon implements AdminSource {
   /** The client connections on the VIP, shared with the peers; and their reset on a takeover. */
   private readonly connSync: ConnSync;
   private readonly takeover: Takeover;
-  private tracker: ApiserverTracker | undefined;
+  /** This node's own apiserver, tracked; a reload may replace its tracker. */
+  private readonly apiserver: TrackedApiserver;
   private state: DaemonPhase = 'starting';
   /** /healthz fails after this long without an election step (admin/liveness.ts). */
   private readonly livenessLimitMs: number;
@@ -123,7 +121,7 @@ export class Daemon implements AdminSource {
           listen: !options.dryRun,
         })
       : undefined;
-    this.tracker = this.newTracker(config);
+    this.apiserver = new TrackedApiserver(config, { log, election: this.election });
     const linkWatch =
       options.dryRun || !config.vip.trackInterface
         ? undefined
@@ -151,7 +149,7 @@ export class Daemon implements AdminSource {
       { start: () => this.connSync.start(), close: () => this.connSync.close() },
       { close: () => this.takeover.close() },
       // The tracker in force: a reload may replace it.
-      { start: () => this.tracker?.start(), close: () => this.tracker?.close() },
+      { start: () => this.apiserver.start(), close: () => this.apiserver.close() },
       { start: () => this.admin.start(), close: () => this.admin.close() },
     ];
   }
@@ -186,7 +184,7 @@ export class Daemon implements AdminSource {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.state = 'stopping';
-      this.tracker?.close();
+      this.apiserver.close();
       // Hand the VIP over first, so new clients go to the successor. A master then closes the
       // connections it relays while the VIP is still on its interface: once the successor's GARP
       // lands, every packet a client sends on them reaches the successor and is reset, and once
@@ -236,7 +234,7 @@ export class Daemon implements AdminSource {
         {
           proxy: this.proxy,
           election: this.election,
-          retrack: (config) => this.retrack(config),
+          retrack: (config) => this.apiserver.retrack(config),
         },
         { log: this.options.log },
       );
@@ -246,28 +244,6 @@ export class Daemon implements AdminSource {
       this.options.log.error({ component: 'reload', err }, 'reload failed: the running config stays');
       return { ok: false, reason: `reload failed: ${describeError(err)}` };
     }
-  }
-
-  /** New `track` settings: the tracker restarts with them, and its verdict starts over from healthy. */
-  private retrack(config: Config): void {
-    this.tracker?.close();
-    this.election.track(APISERVER_TRACK, { kind: 'ok' });
-    this.tracker = this.newTracker(config);
-    this.tracker?.start();
-  }
-
-  private newTracker(config: Config): ApiserverTracker | undefined {
-    if (!config.track.apiserver.enabled) return undefined;
-    return new ApiserverTracker(
-      { address: config.self.address, settings: config.track.apiserver, log: this.options.log },
-      (effect) => {
-        this.options.log.info(
-          { component: 'track', track: APISERVER_TRACK, effect: effect.kind },
-          `apiserver check: ${effect.kind}`,
-        );
-        this.election.track(APISERVER_TRACK, effect);
-      },
-    );
   }
 
   // ---- AdminSource ---------------------------------------------------------------------------
@@ -298,7 +274,7 @@ export class Daemon implements AdminSource {
       dryRun: this.options.dryRun,
       election: this.election.snapshot(),
       vipHeldSince: this.election.vipHeldSince(),
-      apiserver: this.tracker?.status(),
+      apiserver: this.apiserver.status(),
       frontends: this.proxy?.status().frontends,
       now: { mono: performance.now(), wall: Date.now() },
     });
