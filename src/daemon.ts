@@ -11,12 +11,11 @@ import { type AdminSource, type Check, type DaemonStatus, daemonStatus } from '.
 import type { LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
-import { describeError } from './errors';
 import { closeInReverse, type Part, startInOrder } from './lifecycle';
 import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { ProxyThread } from './proxy/thread';
-import { reloadConfig } from './reload';
+import { Reloader } from './reload';
 import { ConnSync } from './takeover/conn-sync';
 import { LogTickler, RawTickler, Takeover } from './takeover/takeover';
 import { TrackedApiserver } from './track/apiserver';
@@ -54,14 +53,14 @@ export class Daemon implements AdminSource {
   /** /healthz fails after this long without an election step (admin/liveness.ts). */
   private readonly livenessLimitMs: number;
   private stopping: Promise<void> | undefined;
-  /** The reload in progress (or the last one): the next waits for it. */
-  private reloading: Promise<Check> = Promise.resolve({ ok: true, reason: '' });
+  /** The config in force; SIGHUP and POST /-/reload replace it, one at a time. */
+  private readonly reloader: Reloader;
   private readonly formed: FormedRecord;
   /** Every part, in the order it starts; they close in reverse. */
   private readonly parts: readonly Part[];
 
   constructor(
-    private loaded: LoadedConfig,
+    loaded: LoadedConfig,
     private readonly options: DaemonOptions,
   ) {
     const { config } = loaded;
@@ -122,6 +121,11 @@ export class Daemon implements AdminSource {
         })
       : undefined;
     this.apiserver = new TrackedApiserver(config, { log, election: this.election });
+    this.reloader = new Reloader(
+      loaded,
+      { proxy: this.proxy, election: this.election, retrack: (next) => this.apiserver.retrack(next) },
+      { log },
+    );
     const linkWatch =
       options.dryRun || !config.vip.trackInterface
         ? undefined
@@ -155,7 +159,7 @@ export class Daemon implements AdminSource {
   }
 
   async start(): Promise<void> {
-    const { config } = this.loaded;
+    const { config } = this.reloader.loaded;
     this.options.log.info(
       {
         config: config.file,
@@ -216,34 +220,8 @@ export class Daemon implements AdminSource {
   }
 
   /** SIGHUP or POST /-/reload: reload.ts applies the file in place or refuses it whole. */
-  /**
-   * One reload at a time (a SIGHUP and a POST /-/reload at once would both compare against the
-   * same running config), and never a rejection: an unexpected error refuses the reload, it does not
-   * reach the crash handler, which would drop the VIP.
-   */
   reload(): Promise<Check> {
-    const next = this.reloading.then(() => this.reloadNow());
-    this.reloading = next;
-    return next;
-  }
-
-  private async reloadNow(): Promise<Check> {
-    try {
-      const { check, loaded } = await reloadConfig(
-        this.loaded,
-        {
-          proxy: this.proxy,
-          election: this.election,
-          retrack: (config) => this.apiserver.retrack(config),
-        },
-        { log: this.options.log },
-      );
-      this.loaded = loaded;
-      return check;
-    } catch (err) {
-      this.options.log.error({ component: 'reload', err }, 'reload failed: the running config stays');
-      return { ok: false, reason: `reload failed: ${describeError(err)}` };
-    }
+    return this.reloader.reload();
   }
 
   // ---- AdminSource ---------------------------------------------------------------------------
@@ -269,7 +247,7 @@ export class Daemon implements AdminSource {
 
   status(): DaemonStatus {
     return daemonStatus({
-      config: this.loaded.config,
+      config: this.reloader.loaded.config,
       version: VERSION,
       dryRun: this.options.dryRun,
       election: this.election.snapshot(),
