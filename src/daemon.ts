@@ -11,7 +11,7 @@ import { type AdminSource, type Check, type DaemonStatus, daemonStatus } from '.
 import type { LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
-import { closeInReverse, type Part, startInOrder } from './lifecycle';
+import { closeInReverse, type Part, startInOrder, stopGracefully } from './lifecycle';
 import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { ProxyThread } from './proxy/thread';
@@ -184,29 +184,18 @@ export class Daemon implements AdminSource {
     }
   }
 
-  /** Graceful: hand the VIP over, release it, close everything. Idempotent; safe to await twice. */
+  /** Graceful: hand the VIP over, release it, close everything (lifecycle.ts). Idempotent; safe to await twice. */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
+    if (this.stopping === undefined) {
       this.state = 'stopping';
-      this.apiserver.close();
-      // Hand the VIP over first, so new clients go to the successor. A master then closes the
-      // connections it relays while the VIP is still on its interface: once the successor's GARP
-      // lands, every packet a client sends on them reaches the successor and is reset, and once
-      // the address is gone our FIN could not leave, leaving clients hanging until keepalive.
-      // Closing now, with a FIN from a live address, makes them reconnect to the successor at once.
-      // A backup (whose connections came to its own address) drains for proxy.drainTimeout.
-      await this.election.stop(async () => {
-        if (this.proxy === undefined) return;
-        this.options.log.info(
-          { component: 'proxy' },
-          'closing relayed connections before releasing the VIP: clients reconnect through the successor',
-        );
-        await this.proxy.destroy();
+      this.stopping = stopGracefully({
+        tracker: this.apiserver,
+        election: this.election,
+        proxy: this.proxy,
+        parts: this.parts,
+        log: this.options.log,
       });
-      await this.proxy?.close();
-      await this.close();
-      this.options.log.info('vipd stopped');
-    })();
+    }
     return this.stopping;
   }
 
