@@ -1,8 +1,9 @@
 /**
  * The composition root: builds vipd's parts from a config, starts them in order and stops them in
  * reverse (one list, lifecycle.ts), and answers the admin endpoint by asking the parts' owners. It
- * decides nothing itself: what a reload may change is config/restart-only.ts, the reload is
- * reload.ts, liveness and readiness are admin/liveness.ts, /status is admin/status.ts.
+ * decides nothing itself: what a reload may change is config/restart-only.ts, the reload and the
+ * config in force are reload.ts, the graceful stop's order is lifecycle.ts, the apiserver tracker in
+ * force is track/apiserver.ts, liveness and readiness are admin/liveness.ts, /status is admin/status.ts.
  */
 
 import { type DaemonPhase, liveness, livenessLimitMs, readiness } from './admin/liveness';
