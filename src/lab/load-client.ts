@@ -10,6 +10,7 @@
  * balancer waits for the balancer's connect to a backend), then 30 s for the answer.
  */
 import https from 'node:https';
+import { describeError } from '../errors';
 import { numberFlag } from './program-args';
 
 export interface LoadOptions {
@@ -173,7 +174,7 @@ if (require.main === module) {
   void job.then(
     () => process.exit(0),
     (err: unknown) => {
-      say({ kind: 'error', error: String(err) });
+      say({ kind: 'error', error: describeError(err) });
       process.exit(1);
     },
   );

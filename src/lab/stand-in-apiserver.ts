@@ -31,6 +31,7 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
+import { describeError } from '../errors';
 
 export interface CertPair {
   readonly key: string;
@@ -457,7 +458,7 @@ async function main(args: readonly string[]): Promise<void> {
 
 if (require.main === module) {
   main(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`${JSON.stringify({ event: 'error', message: (err as Error).message })}\n`);
+    process.stderr.write(`${JSON.stringify({ event: 'error', message: describeError(err) })}\n`);
     process.exit(1);
   });
 }
