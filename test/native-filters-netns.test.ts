@@ -10,12 +10,13 @@ import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { VipdError } from '../src/errors';
-import { type Lab, type LanHost, type NsProcess, withLab } from '../src/lab/netns';
+import type { Lab, LanHost, NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding } from '../src/native/addon';
 import { encodeProgram, insn, JEQ_K, udpSourceFilter } from '../src/native/bpf';
 import { openFilteredUdp4, setAllowedSources } from '../src/native/udp-socket';
 import { buildGratuitousArp } from '../src/vip/arp';
+import { withLab } from './helpers/with-lab';
 
 const AGENT = path.join(__dirname, 'helpers', 'filter-agent.js');
 const PORT = 7580;

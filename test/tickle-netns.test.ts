@@ -12,13 +12,14 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { VipdError } from '../src/errors';
-import { type Lab, type LanHost, type NsProcess, withLab } from '../src/lab/netns';
+import type { Lab, LanHost, NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding, NATIVE_ADDON_PATH } from '../src/native/addon';
 import { openRawIpv4Socket } from '../src/native/raw-socket';
 import { buildTickleAck } from '../src/takeover/tickle';
 import type { TickleReport } from '../src/takeover/tickle-sender';
 import type { GroupSummary } from './helpers/tickle-agent';
+import { withLab } from './helpers/with-lab';
 
 const AGENT = path.join(__dirname, 'helpers', 'tickle-agent.js');
 const VIP = '10.77.0.100';

@@ -386,7 +386,7 @@ export function* pattern(bytes: number): Generator<Buffer> {
 }
 
 /** Resolves on 'drain' or 'close', whichever comes first, leaving no listener behind. */
-export function drained(socket: net.Socket): Promise<void> {
+function drained(socket: net.Socket): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       socket.off('drain', done);
