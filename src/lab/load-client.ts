@@ -134,6 +134,8 @@ export function summarize(started: number, results: readonly RequestResult[]): L
 /**
  * Asks /whoami through the balancer until `want` different apiservers answered, or `timeoutMs`
  * passed: after a fault is cleared, every backend serves again. Resolves with the names seen.
+ * Not waitFor (wait.ts): this deadline counts the requests too (each up to 4 s while a backend
+ * hangs), and a timeout is an answer here (the names seen so far), not a failure.
  */
 export async function waitForBackends(o: {
   host: string;

@@ -32,6 +32,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
 import { describeError } from '../errors';
+import { waitFor } from './wait';
 
 export interface CertPair {
   readonly key: string;
@@ -146,8 +147,8 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
       this.stopListening();
       for (const res of this.watches) res.end();
       this.watches.clear();
-      const deadline = Date.now() + 1000;
-      while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      // A second for the connections to close on their own; whatever is still open then is destroyed.
+      await waitFor('connections to close', () => this.sockets.size === 0, { timeoutMs: 1000 }).catch(() => undefined);
       this.destroySockets();
     })();
     return this.closing;
