@@ -107,6 +107,27 @@ int AttachFilter(int fd, const struct sock_fprog* prog) {
   return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, prog, sizeof *prog) < 0 ? errno : 0;
 }
 
+// A non-blocking, close-on-exec socket with `filter` (if not null) attached before the caller binds
+// it: a packet arriving in between would otherwise be queued unfiltered. Returns the fd, or -1 with
+// an error thrown naming the failed call (`what` for socket()); a socket that cannot take the
+// filter is closed.
+int OpenFiltered(napi_env env, int domain, int type, int protocol, const char* what, const struct sock_fprog* filter) {
+  int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) {
+    ThrowErrno(env, what, errno);
+    return -1;
+  }
+  if (filter != nullptr) {
+    int err = AttachFilter(fd, filter);
+    if (err != 0) {
+      close(fd);
+      ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
+      return -1;
+    }
+  }
+  return fd;
+}
+
 // Reads an fd argument: a non-negative int32.
 bool GetFd(napi_env env, napi_value value, int* fd) {
   napi_valuetype type = napi_undefined;
@@ -278,16 +299,8 @@ napi_value New(napi_env env, napi_callback_info info) {
 
   // Protocol 0 receives nothing until bind() names ETH_P_ARP together with the interface (packet(7)).
   // Opening with ETH_P_ARP directly would queue ARP from every interface in the gap before bind().
-  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ThrowErrno(env, "socket(AF_PACKET)", errno);
-  // The filter goes on before bind() too: no frame it would drop is ever queued.
-  if (filtered) {
-    int err = AttachFilter(fd, &filter);
-    if (err != 0) {
-      close(fd);
-      return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
-    }
-  }
+  int fd = OpenFiltered(env, AF_PACKET, SOCK_RAW, 0, "socket(AF_PACKET)", filtered ? &filter : nullptr);
+  if (fd < 0) return nullptr;
   struct sockaddr_ll addr;
   memset(&addr, 0, sizeof addr);
   addr.sll_family = AF_PACKET;
@@ -580,16 +593,8 @@ napi_value OpenUdp4Socket(napi_env env, napi_callback_info info) {
   bool filtered = types[2] != napi_undefined && types[2] != napi_null;
   if (filtered && !GetFilter(env, argv[2], &filter)) return nullptr;
 
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ThrowErrno(env, "socket(AF_INET)", errno);
-  // Before bind(): a datagram arriving in between would otherwise be queued unfiltered.
-  if (filtered) {
-    int err = AttachFilter(fd, &filter);
-    if (err != 0) {
-      close(fd);
-      return ThrowErrno(env, "setsockopt(SO_ATTACH_FILTER)", err);
-    }
-  }
+  int fd = OpenFiltered(env, AF_INET, SOCK_DGRAM, 0, "socket(AF_INET)", filtered ? &filter : nullptr);
+  if (fd < 0) return nullptr;
   if (rcvbuf > 0) {
     // Best effort: SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is
     // capped there silently. Either way the kernel doubles the value for its bookkeeping.

@@ -1,25 +1,25 @@
 /**
  * The composition root: builds vipd's parts from a config, starts them in order and stops them in
  * reverse (one list, lifecycle.ts), and answers the admin endpoint by asking the parts' owners. It
- * decides nothing itself: what a reload may change is config/restart-only.ts, the reload is
- * reload.ts, liveness and readiness are admin/liveness.ts, /status is admin/status.ts.
+ * decides nothing itself: what a reload may change is config/restart-only.ts, the reload and the
+ * config in force are reload.ts, the graceful stop's order is lifecycle.ts, the apiserver tracker in
+ * force is track/apiserver.ts, liveness and readiness are admin/liveness.ts, /status is admin/status.ts.
  */
 
 import { type DaemonPhase, liveness, livenessLimitMs, readiness } from './admin/liveness';
 import { AdminServer } from './admin/server';
 import { type AdminSource, type Check, type DaemonStatus, daemonStatus } from './admin/status';
-import type { Config, LoadedConfig } from './config/load';
+import type { LoadedConfig } from './config/load';
 import { heartbeatKey } from './config/secret-key';
 import { configWarnings } from './config/warnings';
-import { describeError } from './errors';
-import { closeInReverse, type Part, startInOrder } from './lifecycle';
+import { closeInReverse, type Part, startInOrder, stopGracefully } from './lifecycle';
 import type { Logger, LogLevel } from './log/logger';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { ProxyThread } from './proxy/thread';
-import { reloadConfig } from './reload';
+import { Reloader } from './reload';
 import { ConnSync } from './takeover/conn-sync';
 import { LogTickler, RawTickler, Takeover } from './takeover/takeover';
-import { ApiserverTracker } from './track/apiserver';
+import { TrackedApiserver } from './track/apiserver';
 import { VERSION } from './version';
 import { DryRunVipOwner } from './vip/dry-run';
 import { LinkWatch } from './vip/link-watch';
@@ -29,9 +29,6 @@ import { FormedRecord } from './vrrp/formed-record';
 import { linkEffect } from './vrrp/link-effect';
 import { ElectionRunner } from './vrrp/runner';
 import { electionSettings } from './vrrp/settings';
-
-/** The tracked condition name for this node's own apiserver. */
-const APISERVER_TRACK = 'apiserver';
 
 export interface DaemonOptions {
   readonly log: Logger;
@@ -51,19 +48,20 @@ export class Daemon implements AdminSource {
   /** The client connections on the VIP, shared with the peers; and their reset on a takeover. */
   private readonly connSync: ConnSync;
   private readonly takeover: Takeover;
-  private tracker: ApiserverTracker | undefined;
+  /** This node's own apiserver, tracked; a reload may replace its tracker. */
+  private readonly apiserver: TrackedApiserver;
   private state: DaemonPhase = 'starting';
   /** /healthz fails after this long without an election step (admin/liveness.ts). */
   private readonly livenessLimitMs: number;
   private stopping: Promise<void> | undefined;
-  /** The reload in progress (or the last one): the next waits for it. */
-  private reloading: Promise<Check> = Promise.resolve({ ok: true, reason: '' });
+  /** The config in force; SIGHUP and POST /-/reload replace it, one at a time. */
+  private readonly reloader: Reloader;
   private readonly formed: FormedRecord;
   /** Every part, in the order it starts; they close in reverse. */
   private readonly parts: readonly Part[];
 
   constructor(
-    private loaded: LoadedConfig,
+    loaded: LoadedConfig,
     private readonly options: DaemonOptions,
   ) {
     const { config } = loaded;
@@ -123,7 +121,12 @@ export class Daemon implements AdminSource {
           listen: !options.dryRun,
         })
       : undefined;
-    this.tracker = this.newTracker(config);
+    this.apiserver = new TrackedApiserver(config, { log, election: this.election });
+    this.reloader = new Reloader(
+      loaded,
+      { proxy: this.proxy, election: this.election, retrack: (next) => this.apiserver.retrack(next) },
+      { log },
+    );
     const linkWatch =
       options.dryRun || !config.vip.trackInterface
         ? undefined
@@ -151,13 +154,13 @@ export class Daemon implements AdminSource {
       { start: () => this.connSync.start(), close: () => this.connSync.close() },
       { close: () => this.takeover.close() },
       // The tracker in force: a reload may replace it.
-      { start: () => this.tracker?.start(), close: () => this.tracker?.close() },
+      { start: () => this.apiserver.start(), close: () => this.apiserver.close() },
       { start: () => this.admin.start(), close: () => this.admin.close() },
     ];
   }
 
   async start(): Promise<void> {
-    const { config } = this.loaded;
+    const { config } = this.reloader.loaded;
     this.options.log.info(
       {
         config: config.file,
@@ -182,29 +185,18 @@ export class Daemon implements AdminSource {
     }
   }
 
-  /** Graceful: hand the VIP over, release it, close everything. Idempotent; safe to await twice. */
+  /** Graceful: hand the VIP over, release it, close everything (lifecycle.ts). Idempotent; safe to await twice. */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
+    if (this.stopping === undefined) {
       this.state = 'stopping';
-      this.tracker?.close();
-      // Hand the VIP over first, so new clients go to the successor. A master then closes the
-      // connections it relays while the VIP is still on its interface: once the successor's GARP
-      // lands, every packet a client sends on them reaches the successor and is reset, and once
-      // the address is gone our FIN could not leave, leaving clients hanging until keepalive.
-      // Closing now, with a FIN from a live address, makes them reconnect to the successor at once.
-      // A backup (whose connections came to its own address) drains for proxy.drainTimeout.
-      await this.election.stop(async () => {
-        if (this.proxy === undefined) return;
-        this.options.log.info(
-          { component: 'proxy' },
-          'closing relayed connections before releasing the VIP: clients reconnect through the successor',
-        );
-        await this.proxy.destroy();
+      this.stopping = stopGracefully({
+        tracker: this.apiserver,
+        election: this.election,
+        proxy: this.proxy,
+        parts: this.parts,
+        log: this.options.log,
       });
-      await this.proxy?.close();
-      await this.close();
-      this.options.log.info('vipd stopped');
-    })();
+    }
     return this.stopping;
   }
 
@@ -218,56 +210,8 @@ export class Daemon implements AdminSource {
   }
 
   /** SIGHUP or POST /-/reload: reload.ts applies the file in place or refuses it whole. */
-  /**
-   * One reload at a time (a SIGHUP and a POST /-/reload at once would both compare against the
-   * same running config), and never a rejection: an unexpected error refuses the reload, it does not
-   * reach the crash handler, which would drop the VIP.
-   */
   reload(): Promise<Check> {
-    const next = this.reloading.then(() => this.reloadNow());
-    this.reloading = next;
-    return next;
-  }
-
-  private async reloadNow(): Promise<Check> {
-    try {
-      const { check, loaded } = await reloadConfig(
-        this.loaded,
-        {
-          proxy: this.proxy,
-          election: this.election,
-          retrack: (config) => this.retrack(config),
-        },
-        { log: this.options.log },
-      );
-      this.loaded = loaded;
-      return check;
-    } catch (err) {
-      this.options.log.error({ component: 'reload', err }, 'reload failed: the running config stays');
-      return { ok: false, reason: `reload failed: ${describeError(err)}` };
-    }
-  }
-
-  /** New `track` settings: the tracker restarts with them, and its verdict starts over from healthy. */
-  private retrack(config: Config): void {
-    this.tracker?.close();
-    this.election.track(APISERVER_TRACK, { kind: 'ok' });
-    this.tracker = this.newTracker(config);
-    this.tracker?.start();
-  }
-
-  private newTracker(config: Config): ApiserverTracker | undefined {
-    if (!config.track.apiserver.enabled) return undefined;
-    return new ApiserverTracker(
-      { address: config.self.address, settings: config.track.apiserver, log: this.options.log },
-      (effect) => {
-        this.options.log.info(
-          { component: 'track', track: APISERVER_TRACK, effect: effect.kind },
-          `apiserver check: ${effect.kind}`,
-        );
-        this.election.track(APISERVER_TRACK, effect);
-      },
-    );
+    return this.reloader.reload();
   }
 
   // ---- AdminSource ---------------------------------------------------------------------------
@@ -293,12 +237,12 @@ export class Daemon implements AdminSource {
 
   status(): DaemonStatus {
     return daemonStatus({
-      config: this.loaded.config,
+      config: this.reloader.loaded.config,
       version: VERSION,
       dryRun: this.options.dryRun,
       election: this.election.snapshot(),
       vipHeldSince: this.election.vipHeldSince(),
-      apiserver: this.tracker?.status(),
+      apiserver: this.apiserver.status(),
       frontends: this.proxy?.status().frontends,
       now: { mono: performance.now(), wall: Date.now() },
     });

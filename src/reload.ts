@@ -4,7 +4,8 @@
  * key only a restart changes (config/restart-only.ts), balancer settings the balancer rejects.
  * Applied, in this order: the balancer's frontends, backends and checks; the tracked apiserver,
  * restarted when its settings changed; the election's priority and preemption (a lower priority may
- * hand the VIP over, so it goes last, once nothing can refuse any more).
+ * hand the VIP over, so it goes last, once nothing can refuse any more). `Reloader` holds the config
+ * in force and runs the reloads one at a time.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Check } from './admin/status';
@@ -67,6 +68,44 @@ export async function reloadConfig(
     'config reloaded',
   );
   return { check: { ok: true, reason: 'applied' }, loaded: next };
+}
+
+/**
+ * The config in force, and the reloads that replace it: one at a time (a SIGHUP and a POST
+ * /-/reload at once would both compare against the same running config), and never a rejection: an
+ * unexpected error refuses the reload, it does not reach the crash handler, which would drop the VIP.
+ */
+export class Reloader {
+  /** The reload in progress (or the last one): the next waits for it. */
+  private last: Promise<Check> = Promise.resolve({ ok: true, reason: '' });
+
+  constructor(
+    private running: LoadedConfig,
+    private readonly targets: ReloadTargets,
+    private readonly options: ReloadOptions,
+  ) {}
+
+  /** The config in force: the one started with, or the last reload applied. */
+  get loaded(): LoadedConfig {
+    return this.running;
+  }
+
+  reload(): Promise<Check> {
+    const next = this.last.then(() => this.reloadNow());
+    this.last = next;
+    return next;
+  }
+
+  private async reloadNow(): Promise<Check> {
+    try {
+      const { check, loaded } = await reloadConfig(this.running, this.targets, this.options);
+      this.running = loaded;
+      return check;
+    } catch (err) {
+      this.options.log.error({ component: 'reload', err }, 'reload failed: the running config stays');
+      return { ok: false, reason: `reload failed: ${describeError(err)}` };
+    }
+  }
 }
 
 /** Why a reload was refused: a ConfigError's problems (each names its field), else the error's message. */

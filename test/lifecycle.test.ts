@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closeInReverse, type Part, startInOrder } from '../src/lifecycle';
+import { closeInReverse, type Part, startInOrder, stopGracefully } from '../src/lifecycle';
+import { createLogger } from '../src/log/logger';
 
 /** Parts that record their starts and closes; `slow` ones take a few ms; `failing` actions ("start b") throw. */
 function fakeParts(names: readonly string[], opts: { slow?: readonly string[]; failing?: readonly string[] } = {}) {
@@ -54,5 +55,57 @@ describe('lifecycle: one list, started in order, closed in reverse', () => {
     const { log, parts } = fakeParts(['-vip', 'proxy', 'election', 'admin'], { failing });
     await assert.rejects(closeInReverse(parts), /close election failed/);
     assert.deepEqual(log, ['close admin', 'close election', 'close proxy', 'close -vip']);
+  });
+});
+
+describe('stopGracefully: the handover, then the parts in reverse', () => {
+  /** A stop whose election hands over (running the hook only as a master would) and whose parts record it all. */
+  async function stop(opts: { master: boolean; proxy: boolean }) {
+    const { log, parts } = fakeParts(['-vip', 'election', 'admin']);
+    const lines: string[] = [];
+    const destination = { write: (l: string) => void lines.push((JSON.parse(l) as { msg: string }).msg) };
+    await stopGracefully({
+      tracker: { close: () => void log.push('close tracker') },
+      election: {
+        stop: async (beforeRelease) => {
+          log.push('handover');
+          if (opts.master) await beforeRelease();
+          log.push('resign');
+        },
+      },
+      proxy: opts.proxy
+        ? {
+            destroy: async () => void log.push('destroy proxy'),
+            close: async () => void log.push('drain proxy'),
+          }
+        : undefined,
+      parts,
+      log: createLogger({ level: 'info', destination }),
+    });
+    return { log, lines };
+  }
+
+  it('a master: tracker stopped, relayed connections closed before the release, then the parts', async () => {
+    const { log, lines } = await stop({ master: true, proxy: true });
+    assert.deepEqual(log, [
+      'close tracker',
+      'handover',
+      'destroy proxy',
+      'resign',
+      'drain proxy',
+      'close admin',
+      'close election',
+      'close -vip',
+    ]);
+    assert.match(lines[0] ?? '', /^closing relayed connections before releasing the VIP/);
+    assert.equal(lines.at(-1), 'vipd stopped');
+  });
+
+  it('a backup drains its connections after the handover; without a balancer nothing is logged for it', async () => {
+    const backup = await stop({ master: false, proxy: true });
+    assert.deepEqual(backup.log.slice(0, 4), ['close tracker', 'handover', 'resign', 'drain proxy']);
+    const bare = await stop({ master: true, proxy: false });
+    assert.deepEqual(bare.log, ['close tracker', 'handover', 'resign', 'close admin', 'close election', 'close -vip']);
+    assert.deepEqual(bare.lines, ['vipd stopped']);
   });
 });

@@ -10,12 +10,13 @@ import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { VipdError } from '../src/errors';
-import { type Lab, type LanHost, type NsProcess, withLab } from '../src/lab/netns';
+import type { Lab, LanHost, NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding } from '../src/native/addon';
 import { encodeProgram, insn, JEQ_K, udpSourceFilter } from '../src/native/bpf';
 import { openFilteredUdp4, setAllowedSources } from '../src/native/udp-socket';
 import { buildGratuitousArp } from '../src/vip/arp';
+import { withLab } from './helpers/with-lab';
 
 const AGENT = path.join(__dirname, 'helpers', 'filter-agent.js');
 const PORT = 7580;
@@ -190,6 +191,11 @@ describe('openFilteredUdp4 on loopback', () => {
     // The kernel's checker wants a return as the last instruction.
     const noReturn = encodeProgram([insn(JEQ_K, 0, 0, 1)]);
     assert.throws(() => addon.openUdp4Socket('127.0.0.1', 0, noReturn, 0), { code: 'EINVAL' });
+    // The packet socket opens its socket the same way (ifindex 1: loopback).
+    assert.throws(() => new addon.PacketSocket(1, () => undefined, noReturn), {
+      code: 'EINVAL',
+      message: /SO_ATTACH_FILTER/,
+    });
     assert.throws(() => addon.openUdp4Socket('127.0.0.1', 0, Buffer.alloc(12), 0), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => addon.attachFilter(-1, udpSourceFilter([])), { code: 'ERR_INVALID_ARG_TYPE' });
     assert.equal(countFds(), before);

@@ -66,14 +66,20 @@ function httpsWho(port: number): Promise<string> {
   });
 }
 
-/** A balancer over `slow` (connects hang: SYNs swallowed) and two answering stand-ins, hedging after 50 ms. */
-async function slowBed(): Promise<LoopbackProxy> {
+/**
+ * A balancer with `frontend`'s settings over `slow` (connects hang: SYNs swallowed), then the
+ * answering stand-ins `answering` (b2 and b3 by default), once those are up.
+ */
+async function slowBed(
+  frontend: Record<string, unknown> = { hedgeDelay: '50ms' },
+  answering: readonly string[] = ['b2', 'b3'],
+): Promise<LoopbackProxy> {
   const slow = await StalledListener.start(STALLED[0], 'slow');
-  const fakes = await standIns(['b2', 'b3']);
+  const fakes = await standIns(answering);
   const bed = await LoopbackProxy.start(
     [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-    { hedgeDelay: '50ms' },
-    { waitUp: ['b2', 'b3'] },
+    frontend,
+    { waitUp: answering },
   );
   bed.own(() => slow.close());
   for (const f of fakes) bed.own(() => f.kill());
@@ -167,15 +173,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   });
 
   it('auto: a hanging connect is hedged after the derived delay (20 ms before any connect time is known)', async () => {
-    const slow = await StalledListener.start(STALLED[0], 'slow');
-    const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start(
-      [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-      {},
-      { waitUp: ['b2'] },
-    );
-    bed.own(() => slow.close());
-    for (const f of fakes) bed.own(() => f.kill());
+    const bed = await slowBed({}, ['b2']);
     try {
       assert.equal(bed.proxy.status().frontends[0]?.hedgeDelayMs, 20);
       const t0 = performance.now();
@@ -190,15 +188,7 @@ describe('hedged connects', { timeout: 60_000 }, () => {
   });
 
   it('hedgeDelay "0s": no hedge; the connect times out, is retried, and the timeout marks the backend down', async () => {
-    const slow = await StalledListener.start(STALLED[0], 'slow');
-    const fakes = await standIns(['b2']);
-    const bed = await LoopbackProxy.start(
-      [{ name: 'slow', address: slow.host, port: slow.port }, ...fakes.map(spec)],
-      { hedgeDelay: '0s', connectTimeout: '300ms' },
-      { waitUp: ['b2'] },
-    );
-    bed.own(() => slow.close());
-    for (const f of fakes) bed.own(() => f.kill());
+    const bed = await slowBed({ hedgeDelay: '0s', connectTimeout: '300ms' }, ['b2']);
     try {
       const t0 = performance.now();
       assert.equal(await bed.who(), 'b2');

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type Config, type LoadedConfig, parseConfigText } from '../src/config/load';
 import { ConfigError } from '../src/errors';
+import { sleep, waitFor } from '../src/lab/wait';
 import { createLogger } from '../src/log/logger';
-import { type ReloadTargets, reloadConfig } from '../src/reload';
+import { Reloader, type ReloadTargets, reloadConfig } from '../src/reload';
 import { minimalConfig } from './helpers/config-text';
 
 const loaded = (election = '', extra = ''): LoadedConfig => {
@@ -99,5 +100,91 @@ describe('reload', () => {
     assert.deepEqual(r.check, { ok: false, reason: 'cannot bind 0.0.0.0:6443' });
     assert.equal(r.loaded, running);
     assert.deepEqual(r.calls, ['proxy 20000']);
+  });
+});
+
+describe('Reloader: the config in force, reloads one at a time', () => {
+  /**
+   * A Reloader whose loads hand out `files` in turn; with `hold`, the balancer's reload finishes
+   * only when `finish` is called.
+   */
+  function reloader(
+    running: LoadedConfig,
+    files: LoadedConfig[],
+    { hold = true, retrack = () => {} }: { hold?: boolean; retrack?: ReloadTargets['retrack'] } = {},
+  ) {
+    const calls: string[] = [];
+    const lines: Record<string, unknown>[] = [];
+    const finishers: Array<() => void> = [];
+    const destination = { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) };
+    const r = new Reloader(
+      running,
+      {
+        proxy: {
+          reload: async (config) => {
+            calls.push(`proxy ${config.election.priority} start`);
+            if (hold) await new Promise<void>((resolve) => finishers.push(resolve));
+            calls.push(`proxy ${config.election.priority} done`);
+          },
+        },
+        retrack,
+        election: { reconfigure: (s) => calls.push(`election ${s.priority}`) },
+      },
+      {
+        log: createLogger({ level: 'info', destination }),
+        load: () => {
+          const next = files.shift();
+          assert.ok(next !== undefined, 'a load too many');
+          calls.push(`load ${next.config.election.priority}`);
+          return next;
+        },
+      },
+    );
+    return { r, calls, lines, finish: () => finishers.shift()?.() };
+  }
+
+  it('a second reload waits for the first, and compares against what the first applied', async () => {
+    const first = loaded('  priority: 150');
+    const second = loaded('  priority: 160');
+    const { r, calls, finish } = reloader(loaded(), [first, second]);
+    const a = r.reload();
+    const b = r.reload();
+    await waitFor('the first reload at the balancer', () => calls.length === 2);
+    await sleep(20);
+    assert.deepEqual(calls, ['load 150', 'proxy 150 start'], 'the second has not started');
+    finish();
+    assert.deepEqual(await a, { ok: true, reason: 'applied' });
+    assert.equal(r.loaded, first);
+    await waitFor('the second reload at the balancer', () => calls.length === 6);
+    finish();
+    assert.deepEqual(await b, { ok: true, reason: 'applied' });
+    assert.equal(r.loaded, second);
+    assert.deepEqual(calls, [
+      'load 150',
+      'proxy 150 start',
+      'proxy 150 done',
+      'election 150',
+      'load 160',
+      'proxy 160 start',
+      'proxy 160 done',
+      'election 160',
+    ]);
+  });
+
+  it('an unexpected error refuses the reload instead of rejecting; the next reload still runs', async () => {
+    const running = loaded();
+    let explode = true;
+    const retrack = () => {
+      if (explode) throw new Error('tracker exploded');
+    };
+    const untracked = 'track: { apiserver: { enabled: false } }';
+    const next = loaded('  priority: 160', untracked);
+    const { r, lines } = reloader(running, [loaded('  priority: 150', untracked), next], { hold: false, retrack });
+    assert.deepEqual(await r.reload(), { ok: false, reason: 'reload failed: tracker exploded' });
+    assert.equal(r.loaded, running, 'the running config stays');
+    assert.equal(lines.at(-1)?.msg, 'reload failed: the running config stays');
+    explode = false;
+    assert.deepEqual(await r.reload(), { ok: true, reason: 'applied' });
+    assert.equal(r.loaded, next);
   });
 });

@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { sleep } from '../src/lab/wait';
 import { createLogger } from '../src/log/logger';
 import { createMetrics } from '../src/metrics/metrics';
 import type { VipOwner } from '../src/vip/owner';
 import { ElectionRunner } from '../src/vrrp/runner';
 import type { ElectionSettings } from '../src/vrrp/types';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Records every call; `failRelease` makes the next releases throw. */
 class ScriptedVip implements VipOwner {

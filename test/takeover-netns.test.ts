@@ -16,14 +16,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { before, describe, it } from 'node:test';
-import {
-  type ClientOutcome,
-  formatClientOutcomes,
-  runClientDrill,
-  type StormOutcome,
-  type WatchOutcome,
-} from '../src/lab/client-drill';
+import { type ClientOutcome, runClientDrill, type StormOutcome, type WatchOutcome } from '../src/lab/client-drill';
 import { vipdManager } from '../src/lab/lab';
+import { formatClientOutcomes } from './helpers/client-outcomes';
 
 const PREFIX = 'vipd-takeover';
 const WATCH_BACK_MS = 5000;

@@ -12,15 +12,19 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { VipdError } from '../src/errors';
-import { type Lab, type LanHost, type NsProcess, withLab } from '../src/lab/netns';
+import type { Lab, LanHost, NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
-import { loadPacketBinding, NATIVE_ADDON_PATH } from '../src/native/addon';
+import { loadPacketBinding } from '../src/native/addon';
 import { openRawIpv4Socket } from '../src/native/raw-socket';
 import { buildTickleAck } from '../src/takeover/tickle';
 import type { TickleReport } from '../src/takeover/tickle-sender';
+import { programCommand } from './helpers/agent-loop';
 import type { GroupSummary } from './helpers/tickle-agent';
+import { withLab } from './helpers/with-lab';
 
 const AGENT = path.join(__dirname, 'helpers', 'tickle-agent.js');
+const RAW_OPEN = path.join(__dirname, 'helpers', 'raw-open.js');
+const RAW_FINALIZER = path.join(__dirname, 'helpers', 'raw-finalizer.js');
 const VIP = '10.77.0.100';
 const PORT = 6443;
 // No skip when not root: these tests must run (CI runs as root); without root they fail loudly.
@@ -187,26 +191,15 @@ describe('RawIpv4Socket', () => {
   });
 
   it('without CAP_NET_RAW the open fails with EPERM and says which capability is missing', () => {
-    const script = `
-      const { openRawIpv4Socket } = require(${JSON.stringify(path.resolve(__dirname, '../src/native/raw-socket.js'))});
-      try { openRawIpv4Socket(); console.log('opened'); } catch (e) { console.log(e.code + ' ' + e.message); }`;
     const drop = ['--inh-caps=-net_raw', '--bounding-set=-net_raw'];
-    const run = spawnSync('setpriv', [...drop, process.execPath, '-e', script], { encoding: 'utf8', timeout: 15_000 });
+    const run = spawnSync('setpriv', [...drop, ...programCommand(RAW_OPEN)], { encoding: 'utf8', timeout: 15_000 });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /^VIPD_NATIVE cannot open a raw IPv4 socket: EPERM; vipd needs CAP_NET_RAW/);
   });
 
   it('the finalizer closes the fd of a socket dropped without close()', () => {
-    const script = `
-      const addon = require(${JSON.stringify(NATIVE_ADDON_PATH)});
-      const fds = () => require('fs').readdirSync('/proc/self/fd').length;
-      const before = fds();
-      (() => { for (let i = 0; i < 50; i++) new addon.RawIpv4Socket(); })();
-      const opened = fds();
-      const poll = (n) => { gc(); if (fds() > before && n > 0) return setTimeout(poll, 20, n - 1);
-        console.log(JSON.stringify({ before, opened, after: fds() })); };
-      poll(50);`;
-    const run = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+    const [cmd, ...args] = programCommand(RAW_FINALIZER, [], ['--expose-gc']);
+    const run = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
     assert.equal(run.status, 0, run.stderr);
     const { before, opened, after } = JSON.parse(run.stdout) as { before: number; opened: number; after: number };
     assert.deepEqual([opened - before, after], [50, before]);

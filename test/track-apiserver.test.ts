@@ -7,8 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { trackApiserverSchema } from '../src/config/schema';
 import { FakeApiserver } from '../src/lab/stand-in-apiserver';
-import { waitFor } from '../src/lab/wait';
-import { ApiserverTracker } from '../src/track/apiserver';
+import { sleep, waitFor } from '../src/lab/wait';
+import { createLogger } from '../src/log/logger';
+import { ApiserverTracker, TrackedApiserver } from '../src/track/apiserver';
 import type { TrackEffect } from '../src/vrrp/types';
 
 const HOST = '127.0.0.22';
@@ -122,5 +123,53 @@ describe('apiserver tracker', () => {
     const n = checks;
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(checks, n);
+  });
+});
+
+describe('the tracked apiserver in force (what the daemon runs; a reload replaces it)', () => {
+  it('logs each verdict and hands it to the election; retrack clears it and restarts with new settings', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const destination = { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) };
+    const verdicts: string[] = [];
+    const election = { track: (name: string, effect: TrackEffect) => verdicts.push(`${name} ${effect.kind}`) };
+    let checks = 0;
+    const probe = async () => {
+      checks += 1;
+      return { ok: false, detail: 'ECONNREFUSED', at: Date.now(), durationMs: 0 };
+    };
+    const config = (over: Record<string, unknown>) => ({
+      self: { name: 'cp1', address: HOST },
+      track: { apiserver: settings(over) },
+    });
+    const tracked = new TrackedApiserver(config({ mode: 'weight', weight: 40, fall: 1 }), {
+      log: createLogger({ level: 'info', destination }),
+      election,
+      probe,
+    });
+    try {
+      tracked.start();
+      await waitFor('a verdict', () => verdicts.length === 1, { timeoutMs: 2000 });
+      assert.deepEqual(verdicts, ['apiserver weight']);
+      assert.ok(
+        lines.some((l) => l.msg === 'apiserver check: weight' && l.track === 'apiserver' && l.effect === 'weight'),
+        'the verdict is logged',
+      );
+
+      tracked.retrack(config({ mode: 'ineligible', fall: 1 }));
+      // The new tracker reports nothing before `fall` failures: the old verdict must not outlive it.
+      assert.deepEqual(verdicts, ['apiserver weight', 'apiserver ok']);
+      await waitFor("the new tracker's verdict", () => verdicts.length === 3, { timeoutMs: 2000 });
+      assert.equal(verdicts[2], 'apiserver fault');
+      assert.deepEqual(tracked.status()?.effect, { kind: 'fault' });
+
+      tracked.retrack(config({ enabled: false }));
+      assert.deepEqual(verdicts.slice(3), ['apiserver ok']);
+      assert.equal(tracked.status(), undefined);
+      const n = checks;
+      await sleep(300);
+      assert.equal(checks, n, 'the replaced tracker stopped checking');
+    } finally {
+      tracked.close();
+    }
   });
 });

@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { type Lab, type LanHost, type NsProcess, withLab } from '../src/lab/netns';
+import type { Lab, LanHost, NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { buildGratuitousArp } from '../src/vip/arp';
 import { programCommand } from './helpers/agent-loop';
+import { withLab } from './helpers/with-lab';
 
 const AGENT = path.join(__dirname, 'helpers', 'vip-agent.js');
 const UDP_SEND = path.join(__dirname, 'helpers', 'udp-send.js');

@@ -482,14 +482,3 @@ export function clientFigures(o: ClientOutcome): [string, string][] {
       ];
   }
 }
-
-/** One manager's client outcomes, an event and its figures at a time. */
-export function formatClientOutcomes(label: string, outcomes: readonly ClientOutcome[]): string[] {
-  return [
-    `${label}:`,
-    ...outcomes.flatMap((o) => [
-      `  ${o.event}`,
-      ...clientFigures(o).map(([name, value]) => `    ${name.padEnd(44)} ${value}`),
-    ]),
-  ];
-}

@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { describeError } from '../errors';
 import { type DrillRecord, type Outcome, runDrill } from './drill';
 import { NODES, VIP, type VipManager } from './drill-bed';
 import { formatOutcomes } from './drill-tables';
@@ -106,7 +107,7 @@ function writeTimeline(label: string, record: DrillRecord, print: (line: string)
     );
     return path;
   } catch (err) {
-    print(`could not write the timeline to ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    print(`could not write the timeline to ${path}: ${describeError(err)}`);
     return undefined;
   }
 }

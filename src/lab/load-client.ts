@@ -10,6 +10,7 @@
  * balancer waits for the balancer's connect to a backend), then 30 s for the answer.
  */
 import https from 'node:https';
+import { describeError } from '../errors';
 import { numberFlag } from './program-args';
 
 export interface LoadOptions {
@@ -133,6 +134,8 @@ export function summarize(started: number, results: readonly RequestResult[]): L
 /**
  * Asks /whoami through the balancer until `want` different apiservers answered, or `timeoutMs`
  * passed: after a fault is cleared, every backend serves again. Resolves with the names seen.
+ * Not waitFor (wait.ts): this deadline counts the requests too (each up to 4 s while a backend
+ * hangs), and a timeout is an answer here (the names seen so far), not a failure.
  */
 export async function waitForBackends(o: {
   host: string;
@@ -173,7 +176,7 @@ if (require.main === module) {
   void job.then(
     () => process.exit(0),
     (err: unknown) => {
-      say({ kind: 'error', error: String(err) });
+      say({ kind: 'error', error: describeError(err) });
       process.exit(1);
     },
   );

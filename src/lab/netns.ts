@@ -1,8 +1,9 @@
 /**
- * Network-namespace plumbing for the lab and the integration tests: a Lab owns every namespace and child process it
- * creates and deletes them all in `withLab`'s finally, and on process exit or SIGINT/SIGTERM as a
- * last resort. Names are unique per process and run (vipd-t-<pid>-<random>-<suffix>), so parallel
- * test files and a crashed earlier run never collide. Traffic stays inside the lab's namespaces.
+ * Network-namespace plumbing for the lab and the integration tests: a Lab owns every namespace and
+ * child process it creates and deletes them all in destroy() (its owner's finally), and on process
+ * exit or SIGINT/SIGTERM as a last resort. Names are unique per process and run
+ * (vipd-t-<pid>-<random>-<suffix>), so parallel test files and a crashed earlier run never collide.
+ * Traffic stays inside the lab's namespaces.
  *
  * Code runs inside a namespace as a child process: `ip netns exec NS node <script>` (ip execs the
  * command in place, so the child's pid is node's and killing it is enough). Children speak JSON lines
@@ -180,16 +181,6 @@ export class Lab {
       }
     }
     liveLabs.delete(this);
-  }
-}
-
-/** Runs `fn` with a fresh lab and always destroys it. */
-export async function withLab<T>(fn: (lab: Lab) => Promise<T>): Promise<T> {
-  const lab = new Lab();
-  try {
-    return await fn(lab);
-  } finally {
-    await lab.destroy();
   }
 }
 

@@ -31,6 +31,8 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
+import { describeError } from '../errors';
+import { waitFor } from './wait';
 
 export interface CertPair {
   readonly key: string;
@@ -145,8 +147,8 @@ export class FakeApiserver extends EventEmitter<FakeApiserverEvents> {
       this.stopListening();
       for (const res of this.watches) res.end();
       this.watches.clear();
-      const deadline = Date.now() + 1000;
-      while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      // A second for the connections to close on their own; whatever is still open then is destroyed.
+      await waitFor('connections to close', () => this.sockets.size === 0, { timeoutMs: 1000 }).catch(() => undefined);
       this.destroySockets();
     })();
     return this.closing;
@@ -385,7 +387,7 @@ export function* pattern(bytes: number): Generator<Buffer> {
 }
 
 /** Resolves on 'drain' or 'close', whichever comes first, leaving no listener behind. */
-export function drained(socket: net.Socket): Promise<void> {
+function drained(socket: net.Socket): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       socket.off('drain', done);
@@ -457,7 +459,7 @@ async function main(args: readonly string[]): Promise<void> {
 
 if (require.main === module) {
   main(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`${JSON.stringify({ event: 'error', message: (err as Error).message })}\n`);
+    process.stderr.write(`${JSON.stringify({ event: 'error', message: describeError(err) })}\n`);
     process.exit(1);
   });
 }

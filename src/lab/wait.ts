@@ -3,6 +3,7 @@
  * from outside (a namespace's addresses, a child's last line, a balancer's status), with no event
  * to wait on.
  */
+import { describeError } from '../errors';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -36,6 +37,6 @@ export async function waitFor<T>(
     if (i >= pauses) break;
     await sleep(everyMs);
   }
-  const cause = last === undefined ? '' : `: ${String(last)}`;
+  const cause = last === undefined ? '' : `: ${describeError(last)}`;
   throw new Error(`timed out after ${timeoutMs} ms (${everyMs} ms apart) waiting for ${what}${cause}`);
 }

@@ -13,6 +13,7 @@
  * @kubernetes/client-node is a devDependency (see bench/README.md): without it the program says
  * so in one `unavailable` line and exits, and the drill goes on without the watch figures.
  */
+import { describeError } from '../errors';
 import { runUntilStdinCloses } from './program-args';
 
 /** A line of the program's output. `watch` numbers the watches started, from 1. */
@@ -64,7 +65,7 @@ export class WatchClient {
       k8s = await loadClientNode();
     } catch (err) {
       this.closed = true;
-      this.report({ kind: 'unavailable', t: Date.now(), error: (err as Error).message });
+      this.report({ kind: 'unavailable', t: Date.now(), error: describeError(err) });
       return;
     }
     const kc = new k8s.KubeConfig();
@@ -241,7 +242,7 @@ if (require.main === module) {
   };
   runUntilStdinCloses(stop, Number(maxSeconds));
   void client.start().catch((err: unknown) => {
-    process.stdout.write(`${JSON.stringify({ kind: 'unavailable', t: Date.now(), error: String(err) })}\n`);
+    process.stdout.write(`${JSON.stringify({ kind: 'unavailable', t: Date.now(), error: describeError(err) })}\n`);
     process.exit(1);
   });
 }

@@ -16,7 +16,7 @@ import net from 'node:net';
 import { HealthChecker } from '../checks/health-checker';
 import { type CheckRecord, type CheckReport, checkReport } from '../checks/probe';
 import type { HealthState } from '../checks/rise-fall';
-import { VipdError } from '../errors';
+import { describeError, VipdError } from '../errors';
 import { type Logger, RateLimitedLog } from '../log/logger';
 import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
 import { Backend, type BackendMeters } from './backend';
@@ -203,7 +203,7 @@ export class Frontend implements RelayHost {
         reject(
           new VipdError(
             'VIPD_BIND_FAILED',
-            `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${err.code ?? err.message} (is another balancer, such as HAProxy, still running?)`,
+            `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${describeError(err)} (is another balancer, such as HAProxy, still running?)`,
             { cause: err },
           ),
         );
@@ -219,7 +219,7 @@ export class Frontend implements RelayHost {
     }, KEEPALIVE_SWEEP_MS).unref();
     // Accept errors (EMFILE under a connection flood) must not crash the daemon.
     this.server.on('error', (err: NodeJS.ErrnoException) =>
-      this.limited.warn('accept', { err: err.code ?? err.message }, 'proxy listener error'),
+      this.limited.warn('accept', { err: describeError(err) }, 'proxy listener error'),
     );
     this.log.info(
       {
@@ -389,7 +389,7 @@ export class Frontend implements RelayHost {
     try {
       this.deps.connections?.[event](connection);
     } catch (err) {
-      this.limited.warn('observer', { err: (err as Error).message, event }, 'connection observer failed');
+      this.limited.warn('observer', { err: describeError(err), event }, 'connection observer failed');
     }
   }
 

@@ -55,7 +55,12 @@ export function runAgent(main: () => void | Promise<void>): void {
 /**
  * The command that runs the program `file` (a compiled file of this folder) with `args` as that
  * program: for `ip netns exec NS ...`, or a spawn. `env` execs node in place, so the pid is node's.
+ * `nodeFlags` are node's own (`--expose-gc`).
  */
-export function programCommand(file: string, args: readonly string[] = []): [string, ...string[]] {
-  return ['env', 'VIPD_TEST_AGENT=1', process.execPath, file, ...args];
+export function programCommand(
+  file: string,
+  args: readonly string[] = [],
+  nodeFlags: readonly string[] = [],
+): [string, ...string[]] {
+  return ['env', 'VIPD_TEST_AGENT=1', process.execPath, ...nodeFlags, file, ...args];
 }

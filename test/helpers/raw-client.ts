@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import { drained, pattern } from '../../src/lab/stand-in-apiserver';
+import { Readable } from 'node:stream';
+import { pattern } from '../../src/lab/stand-in-apiserver';
 
 export interface RawCallOptions {
   /** Sent after the command line, before the FIN. */
@@ -32,13 +33,8 @@ export function rawCall(host: string, port: number, command: string, options: Ra
       if (!hadError) resolve(Buffer.concat(chunks));
     });
     socket.write(`${command}\n`);
-    void (async () => {
-      for (const chunk of options.payload ?? []) {
-        if (socket.destroyed) return;
-        if (!socket.write(chunk)) await drained(socket);
-      }
-      socket.end();
-    })();
+    // pipe() waits for 'drain' between chunks, ends the socket after the last, and stops if it closes.
+    Readable.from(options.payload ?? []).pipe(socket);
   });
 }
 
