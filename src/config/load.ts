@@ -8,7 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError, describeError } from '../errors';
+import { ConfigError, describeError, echo } from '../errors';
 import { addressProblems } from './address-rules';
 import type { Config, FileConfig, QuorumMode } from './config';
 import { formatDuration } from './duration';
@@ -49,8 +49,6 @@ export interface HostLoadOptions extends Omit<LoadOptions, 'readSecret'> {
 const MAX_CONFIG_BYTES = 1024 * 1024;
 /** YAML aliases a config may use: a few anchors are handy, an alias bomb expands exponentially. */
 const MAX_ALIASES = 100;
-/** How much of a wrong value an error echoes (a 50 MB scalar must not go to stderr whole). */
-const ECHO_CHARS = 80;
 
 /**
  * The config file checked against this host, with its secret: what `vipd run`, a reload and
@@ -78,20 +76,6 @@ export function readConfigFile(file: string, options: LoadOptions = {}): Loaded<
     throw new ConfigError([`${file}: cannot read the config file: ${describeError(err)}`], 'VIPD_CONFIG_UNREADABLE');
   }
   return parseConfigText(text, file, options);
-}
-
-/** A value for an error message: JSON, control characters escaped, cut to ECHO_CHARS. */
-export function echo(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  // JSON.stringify escapes control characters in strings; String() of other values may not.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (to escape them).
-  text = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return text.length <= ECHO_CHARS ? text : `${text.slice(0, ECHO_CHARS)}... (${text.length} characters)`;
 }
 
 /** A config's text, as far as the text alone decides; the secret too unless readSecret is false. */
