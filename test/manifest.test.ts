@@ -302,6 +302,7 @@ describe('manifest config', () => {
         { name: 'ens192', loopback: false, addresses: [{ address: '192.168.10.12', prefixLength: 24 }] },
         { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
       ],
+      stateDirError: () => undefined,
     };
     const { dir, secretFile, cleanup } = tempDir();
     try {

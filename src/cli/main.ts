@@ -104,7 +104,7 @@ export function buildProgram(): Command {
     .option(
       '--offline',
       "the file alone, for one prepared on another machine: skip this host's interfaces and " +
-        'addresses, the secret and the CA files',
+        'addresses, the secret, the CA files and the state directory',
       false,
     )
     .action((opts: { config: string; hostname?: string; offline: boolean }) => {
