@@ -100,3 +100,20 @@ export function describeError(err: unknown): string {
     return Object.prototype.toString.call(err);
   }
 }
+
+/** How much of a wrong value an error echoes (a 50 MB scalar must not go to stderr whole). */
+const ECHO_CHARS = 80;
+
+/** A value for an error message: JSON, control characters escaped, cut to ECHO_CHARS. */
+export function echo(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  // JSON.stringify escapes control characters in strings; String() of other values may not.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (to escape them).
+  text = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length <= ECHO_CHARS ? text : `${text.slice(0, ECHO_CHARS)}... (${text.length} characters)`;
+}

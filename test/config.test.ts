@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { readBounded } from '../src/config/bounded-read';
 import { formatDuration, parseDuration } from '../src/config/duration';
 import { parseConfigText } from '../src/config/load';
 import { configWarnings, secretWarnings } from '../src/config/warnings';
@@ -287,6 +288,82 @@ describe('bad input never crashes and is never echoed whole', () => {
       const r = spawnSync(process.execPath, [CLI, 'check', '--config', big], { encoding: 'utf8' });
       assert.equal(r.status, 2);
       assert.match(r.stderr, /at most 1048576 bytes/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('files that are not regular or do not end are refused at once, naming the file or field (exit 2)', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+    try {
+      // /dev/zero reports size 0 and never ends: a read by its stat size hung check and run.
+      for (const command of [['check'], ['run', '--dry-run']]) {
+        const r = cli(...command, '--config', '/dev/zero');
+        assert.equal(r.status, 2, `${command[0]}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /- \/dev\/zero: cannot read the config file: a character device, not a regular file/);
+      }
+      const fifo = join(dir, 'fifo');
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'precondition: mkfifo');
+      const fromFifo = cli('check', '--config', fifo);
+      assert.equal(fromFifo.status, 2, fromFifo.stderr);
+      assert.match(fromFifo.stderr, /cannot read the config file: a FIFO, not a regular file/);
+
+      const big = join(dir, 'big-secret');
+      writeFileSync(big, '');
+      truncateSync(big, 80 * 1024 * 1024);
+      const file = join(dir, 'v.yaml');
+      const secrets: [string, RegExp][] = [
+        ['/dev/zero', /a character device, not a regular file/],
+        [fifo, /a FIFO, not a regular file/],
+        [big, /it holds 83886080 bytes; a secret file is at most 4096 bytes/],
+      ];
+      for (const [secret, why] of secrets) {
+        writeFileSync(file, onLoopback(secret));
+        const r = cli('check', '--config', file);
+        assert.equal(r.status, 2, `${secret}: ${r.stdout}${r.stderr}`);
+        assert.ok(r.stderr.includes(`  - election.secretFile: cannot read "${secret}": `), r.stderr);
+        assert.match(r.stderr, why);
+      }
+
+      writeFileSync(
+        file,
+        onLoopback(
+          secretFile,
+          'proxy:\n  frontends:\n    - name: api\n      bind: "0.0.0.0:6443"\n' +
+            '      healthCheck: { tls: { verify: true, caFile: /dev/zero } }\n',
+        ),
+      );
+      const ca = cli('check', '--config', file);
+      assert.equal(ca.status, 2, `${ca.stdout}${ca.stderr}`);
+      assert.ok(
+        ca.stderr.includes(
+          '  - proxy.frontends[0].healthCheck.tls.caFile: cannot read "/dev/zero": a character device, not a regular file',
+        ),
+        ca.stderr,
+      );
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('readBounded: a regular file up to the limit, one byte over is refused, whatever its stat size says', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = join(dir, 'f');
+      writeFileSync(file, 'x'.repeat(10));
+      assert.equal(readBounded(file, 10, 'a test file').bytes?.toString(), 'x'.repeat(10));
+      assert.deepEqual(readBounded(file, 9, 'a test file'), {
+        why: 'it holds 10 bytes; a test file is at most 9 bytes',
+      });
+      // procfs: a regular file whose stat size is 0 and whose content is not.
+      assert.ok((readBounded('/proc/self/status', 64 * 1024, 'x').bytes?.length ?? 0) > 0);
+      assert.deepEqual(readBounded('/proc/self/status', 8, 'a test file'), {
+        why: 'it holds more than 8 bytes; a test file is at most 8 bytes',
+      });
+      assert.deepEqual(readBounded(dir, 10, 'x'), { why: 'a directory, not a regular file' });
+      assert.deepEqual(readBounded(join(dir, 'none'), 10, 'x'), { why: 'ENOENT' });
     } finally {
       cleanup();
     }

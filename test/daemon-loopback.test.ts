@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -343,7 +343,8 @@ if (INSIDE === undefined) {
             tmp.dir,
             tmp.secretFile,
             gone,
-            { priority: 254 },
+            // A state directory of its own, empty: what the dry run writes there is its own doing.
+            { priority: 254, stateDir: join(tmp.dir, 'state-observer') },
             {
               proxy: {
                 frontends: [
@@ -373,6 +374,10 @@ if (INSIDE === undefined) {
         const status = JSON.parse((await get(gone, '/status')).text) as { observer: boolean; formed: boolean };
         assert.equal(status.observer, true);
         assert.equal(status.formed, true);
+        assert.ok(
+          existsSync(join(tmp.dir, 'state-observer', 'cluster-1.formed')),
+          'a dry run records that the cluster has formed, as a real run does (README.md)',
+        );
         const cli = spawnSync(process.execPath, [CLI, 'status', '--url', `http://127.0.0.1:${healthPort(gone)}`], {
           encoding: 'utf8',
         });

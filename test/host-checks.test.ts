@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type HostView, hostChecks, readHost } from '../src/config/host';
 import { loadConfigFile, parseConfigText, resolveOnHost } from '../src/config/load';
+import { probeStateDir } from '../src/config/state-dir';
 import { ConfigError } from '../src/errors';
 import { generateCert } from '../src/lab/stand-in-apiserver';
 import { CLI, tempDir } from './helpers/daemon';
@@ -33,9 +34,11 @@ const HOST: HostView = {
     { name: 'eth1', loopback: false, addresses: undefined },
     { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
   ],
+  stateDirError: () => undefined,
 };
 
 const withAddress = (address: string, prefixLength = 24): HostView => ({
+  ...HOST,
   interfaces: HOST.interfaces.map((i) => (i.name === 'eth0' ? { ...i, addresses: [{ address, prefixLength }] } : i)),
 });
 
@@ -139,6 +142,44 @@ describe('host checks against an injected interface table', () => {
       assert.deepEqual(ca(join(dir, 'der.crt'), false).problems, [], 'not verified: not used (a warning says so)');
       writeFileSync(join(dir, 'ca.crt'), (await generateCert(['127.0.0.1'])).cert);
       assert.deepEqual(ca(join(dir, 'ca.crt')).problems, []);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('election.stateDir that cannot be created and written is an error naming it, with the reason', () => {
+    const asked: string[] = [];
+    const notADir = Object.assign(new Error('x'), { code: 'ENOTDIR' });
+    const f = findings(config('  stateDir: /etc/vipd.yaml/state\n'), {
+      ...HOST,
+      stateDirError: (dir) => {
+        asked.push(dir);
+        return notADir;
+      },
+    });
+    assert.deepEqual(asked, ['/etc/vipd.yaml/state']);
+    assert.deepEqual(f.problems, [
+      'election.stateDir: "/etc/vipd.yaml/state" is not a writable directory (ENOTDIR): vipd records there ' +
+        'that the cluster has formed (in the static pod, a hostPath volume)',
+    ]);
+  });
+
+  it('probeStateDir: what the daemon would meet creating the directory, leaving nothing behind', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const code = (path: string) => (probeStateDir(path) as NodeJS.ErrnoException | undefined)?.code;
+      const file = join(dir, 'x.yaml');
+      writeFileSync(file, '');
+      assert.equal(code(join(file, 'sub')), 'ENOTDIR', 'under a regular file');
+      assert.equal(code(file), 'ENOTDIR', 'a regular file');
+      // procfs refuses new entries with ENOENT (Node's recursive mkdir would retry for ever).
+      assert.equal(code('/proc/vipd-test/state'), 'ENOENT', 'where nothing can be created');
+      const fresh = join(dir, 'a', 'b', 'state');
+      assert.equal(probeStateDir(fresh), undefined);
+      assert.ok(!existsSync(join(dir, 'a')), 'the directories it made are gone again');
+      mkdirSync(fresh, { recursive: true });
+      assert.equal(probeStateDir(fresh), undefined, 'an existing writable directory');
+      assert.ok(existsSync(fresh), 'and it stays');
     } finally {
       cleanup();
     }
@@ -249,6 +290,45 @@ ${extra}`,
       assert.equal(r.status, 2, `${r.stdout}${r.stderr}`);
       assert.match(r.stderr, /- vip\.interface: got "nosuch0", which is not an interface of this host/);
       assert.match(r.stderr, /- peers\[0\]\.address: got "203\.0\.113\.11" for this node/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('an election.stateDir vipd run cannot create: vipd check and run refuse it alike (exit 2), --offline not', () => {
+    const { dir, secretFile, cleanup } = tempDir();
+    try {
+      const notADir = join(dir, 'x.yaml');
+      writeFileSync(notADir, '');
+      for (const stateDir of [join(notADir, 'sub'), '/proc/vipd-test/state']) {
+        const file = join(dir, 'state.yaml');
+        writeFileSync(
+          file,
+          `nodeName: cp1
+peers:
+  - { name: cp1, address: 127.0.0.11 }
+  - { name: cp2, address: 127.0.0.12 }
+vip: { address: 10.0.0.100/24, interface: lo }
+election: { secretFile: ${secretFile}, stateDir: ${stateDir} }
+proxy: { enabled: false }
+track: { apiserver: { enabled: false } }
+`,
+        );
+        const line = `  - election.stateDir: "${stateDir}" is not a writable directory (`;
+        const check = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+        assert.equal(check.status, 2, `${check.stdout}${check.stderr}`);
+        assert.ok(check.stderr.includes(line), check.stderr);
+        const run = spawnSync(process.execPath, [CLI, 'run', '--dry-run', '--config', file], {
+          encoding: 'utf8',
+          timeout: 20_000,
+        });
+        assert.equal(run.status, 2, `${run.stdout}${run.stderr}`);
+        assert.ok(run.stderr.includes(line), run.stderr);
+        const offline = spawnSync(process.execPath, [CLI, 'check', '--offline', '--config', file], {
+          encoding: 'utf8',
+        });
+        assert.equal(offline.status, 0, offline.stderr);
+      }
     } finally {
       cleanup();
     }

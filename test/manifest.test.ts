@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { Pod } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
 import type { HostView } from '../src/config/host';
-import { loadConfigFile, parseConfigText } from '../src/config/load';
+import { effectiveConfigYaml, loadConfigFile, parseConfigText } from '../src/config/load';
 import { UsageError } from '../src/errors';
 import { registerManifestCommands } from '../src/manifest/cli';
 import { configFile, POD_DEFAULTS, type PodOptions, podManifest } from '../src/manifest/pod';
@@ -302,6 +302,7 @@ describe('manifest config', () => {
         { name: 'ens192', loopback: false, addresses: [{ address: '192.168.10.12', prefixLength: 24 }] },
         { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
       ],
+      stateDirError: () => undefined,
     };
     const { dir, secretFile, cleanup } = tempDir();
     try {
@@ -373,6 +374,19 @@ describe('manifest config', () => {
         argv.join(' '),
       );
     }
+  });
+
+  it("docs/migration.md: its `manifest config` command writes the config the guide shows (HAProxy's ports)", async () => {
+    const guide = readFileSync(join(__dirname, '..', '..', 'docs', 'migration.md'), 'utf8');
+    const command = /^vipd manifest config ((?:.*\\\n)*.*?) \| sudo tee \/etc\/vipd\/vipd\.yaml$/m.exec(guide)?.[1];
+    assert.ok(command !== undefined, 'the guide gives the `vipd manifest config` command');
+    const shown = /```yaml\n(# vipd for a kubeadm control plane set up with keepalived[\s\S]*?)```/.exec(guide)?.[1];
+    assert.ok(shown !== undefined, 'the guide shows the config');
+    const written = await run('config', ...command.replace(/\\\n/g, ' ').split(/\s+/));
+    const effective = (text: string) =>
+      effectiveConfigYaml(parseConfigText(text, 'g', { readSecret: false, hostname: 'cp1', env: {} }).config);
+    assert.equal(effective(written), effective(shown));
+    assert.match(written, /bind: 0\.0\.0\.0:8443/);
   });
 
   it('missing and bad flags are a UsageError naming each flag', async () => {

@@ -6,11 +6,11 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { type DaemonStatus, formatStatus } from '../admin/status';
-import { echo, effectiveConfigYaml, loadConfigFile, readConfigFile } from '../config/load';
+import { effectiveConfigYaml, loadConfigFile, readConfigFile } from '../config/load';
 import type { NodeNameSource } from '../config/node-name';
 import { configWarnings, secretWarnings } from '../config/warnings';
 import { Daemon } from '../daemon';
-import { ConfigError, describeError, ExitCode, UsageError, VipdError } from '../errors';
+import { ConfigError, describeError, ExitCode, echo, UsageError, VipdError } from '../errors';
 import { runLab } from '../lab/lab';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, resolveLogFormat } from '../log/logger';
 import { registerManifestCommands } from '../manifest/cli';
@@ -104,7 +104,7 @@ export function buildProgram(): Command {
     .option(
       '--offline',
       "the file alone, for one prepared on another machine: skip this host's interfaces and " +
-        'addresses, the secret and the CA files',
+        'addresses, the secret, the CA files and the state directory',
       false,
     )
     .action((opts: { config: string; hostname?: string; offline: boolean }) => {

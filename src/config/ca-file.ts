@@ -3,8 +3,11 @@
  * (host.ts) and the balancer (checks/settings.ts) say the same about the same file.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { describeError } from '../errors';
+import { echo } from '../errors';
+import { readBounded } from './bounded-read';
+
+/** A bundle of every public CA is about 200 KiB; the cluster's own CA is one certificate. */
+const MAX_CA_BYTES = 1024 * 1024;
 
 /**
  * The bundle's bytes, or the problem with it (named by `field`, the key's path). When the checks
@@ -12,15 +15,12 @@ import { describeError } from '../errors';
  * check would then fail verification.
  */
 export function readCaFile(file: string, field: string, verifies: boolean): { ca?: Buffer; problem?: string } {
-  let ca: Buffer;
-  try {
-    ca = readFileSync(file);
-  } catch (err) {
-    return { problem: `${field}: cannot read "${file}": ${describeError(err)}` };
-  }
+  const read = readBounded(file, MAX_CA_BYTES, 'a CA bundle');
+  if (read.why !== undefined) return { problem: `${field}: cannot read ${echo(file)}: ${read.why}` };
+  const ca = read.bytes;
   if (!verifies || holdsCertificate(ca.toString('utf8'))) return { ca };
   return {
-    problem: `${field}: "${file}" holds no PEM certificate; the checks verify against it (such as /etc/kubernetes/pki/ca.crt)`,
+    problem: `${field}: ${echo(file)} holds no PEM certificate; the checks verify against it (such as /etc/kubernetes/pki/ca.crt)`,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * The checks that need the host a config runs on: its interfaces and addresses, and the files the
- * config names. `vipd run` and `vipd check` both go through hostChecks(), so a file `vipd check`
+ * The checks that need the host a config runs on: its interfaces and addresses, the files the
+ * config names, and the state directory the daemon creates. `vipd run` and `vipd check` both go through hostChecks(), so a file `vipd check`
  * passes on a node does not fail `vipd run` there; `vipd check --offline` (a file prepared on
  * another machine) skips them.
  *
@@ -14,6 +14,7 @@ import { networkInterfaces } from 'node:os';
 import { readCaFile } from './ca-file';
 import type { FileConfig } from './config';
 import { inSubnet } from './ipv4';
+import { probeStateDir, stateDirProblem } from './state-dir';
 
 export interface HostAddress {
   readonly address: string;
@@ -30,6 +31,11 @@ export interface HostInterface {
 
 export interface HostView {
   readonly interfaces: readonly HostInterface[];
+  /**
+   * Why `election.stateDir` could not be created and written here (the error the daemon's start
+   * would throw), or undefined: probeStateDir on a real host.
+   */
+  readonly stateDirError: (dir: string) => unknown;
 }
 
 export interface HostFindings {
@@ -43,7 +49,7 @@ function prefixOf(netmask: string): number {
   return netmask.split('.').reduce((bits, octet) => bits + Number(octet).toString(2).replace(/0/g, '').length, 0);
 }
 
-/** This host's interfaces and IPv4 addresses. */
+/** This host's interfaces and IPv4 addresses, and its file system for the state directory. */
 export function readHost(): HostView {
   const table = networkInterfaces();
   let listed: string[] = [];
@@ -57,6 +63,7 @@ export function readHost(): HostView {
   }
   const names = [...new Set([...Object.keys(table), ...listed])].sort();
   return {
+    stateDirError: probeStateDir,
     interfaces: names.map((name): HostInterface => {
       const entries = table[name];
       if (entries === undefined) return { name, loopback: false, addresses: undefined };
@@ -157,6 +164,9 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
   }
 
   problems.push(...fileProblems(config));
+  const { stateDir } = config.election;
+  const stateDirError = host.stateDirError(stateDir);
+  if (stateDirError !== undefined) problems.push(stateDirProblem(stateDir, stateDirError));
   return { interface: iface?.name, problems, warnings };
 }
 

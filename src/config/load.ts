@@ -4,12 +4,12 @@
  * problem of a stage is reported at once, each naming its field path, the value and what was
  * expected, so an operator fixes a file in one pass rather than one error per restart.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError, describeError } from '../errors';
+import { ConfigError, describeError, echo } from '../errors';
 import { addressProblems } from './address-rules';
+import { readBounded } from './bounded-read';
 import type { Config, FileConfig, QuorumMode } from './config';
 import { formatDuration } from './duration';
 import { type HostView, hostChecks, readHost } from './host';
@@ -30,6 +30,8 @@ export interface LoadedConfig extends Loaded<Config> {
 }
 
 const MIN_SECRET_BYTES = 16;
+/** 32 random bytes in base64 are 45 with the newline: a secret file larger than this is some other file. */
+const MAX_SECRET_BYTES = 4096;
 
 export interface LoadOptions {
   /** Overrides the host name used when `nodeName` and VIPD_NODE_NAME are absent (tests, the lab). */
@@ -49,8 +51,6 @@ export interface HostLoadOptions extends Omit<LoadOptions, 'readSecret'> {
 const MAX_CONFIG_BYTES = 1024 * 1024;
 /** YAML aliases a config may use: a few anchors are handy, an alias bomb expands exponentially. */
 const MAX_ALIASES = 100;
-/** How much of a wrong value an error echoes (a 50 MB scalar must not go to stderr whole). */
-const ECHO_CHARS = 80;
 
 /**
  * The config file checked against this host, with its secret: what `vipd run`, a reload and
@@ -63,35 +63,11 @@ export function loadConfigFile(file: string, options: HostLoadOptions = {}): Loa
 
 /** The config file alone, on any machine (`vipd check --offline`, the CLI's health URL). */
 export function readConfigFile(file: string, options: LoadOptions = {}): Loaded<FileConfig> {
-  let text: string;
-  try {
-    const size = statSync(file).size;
-    if (size > MAX_CONFIG_BYTES) {
-      throw new ConfigError(
-        [`${file}: ${size} bytes; a config file is at most ${MAX_CONFIG_BYTES} bytes`],
-        'VIPD_CONFIG_UNREADABLE',
-      );
-    }
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError([`${file}: cannot read the config file: ${describeError(err)}`], 'VIPD_CONFIG_UNREADABLE');
+  const read = readBounded(file, MAX_CONFIG_BYTES, 'a config file');
+  if (read.why !== undefined) {
+    throw new ConfigError([`${file}: cannot read the config file: ${read.why}`], 'VIPD_CONFIG_UNREADABLE');
   }
-  return parseConfigText(text, file, options);
-}
-
-/** A value for an error message: JSON, control characters escaped, cut to ECHO_CHARS. */
-export function echo(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  // JSON.stringify escapes control characters in strings; String() of other values may not.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (to escape them).
-  text = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return text.length <= ECHO_CHARS ? text : `${text.slice(0, ECHO_CHARS)}... (${text.length} characters)`;
+  return parseConfigText(read.bytes.toString('utf8'), file, options);
 }
 
 /** A config's text, as far as the text alone decides; the secret too unless readSecret is false. */
@@ -220,23 +196,21 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
 }
 
 function readSecret(file: string): Buffer {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
+  const read = readBounded(file, MAX_SECRET_BYTES, 'a secret file');
+  if (read.why !== undefined) {
     throw new ConfigError(
       [
-        `election.secretFile: cannot read "${file}": ${describeError(err)}; create it on every ` +
-          `member with the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${file}\`)`,
+        `election.secretFile: cannot read ${echo(file)}: ${read.why}; create it on every member with ` +
+          `the same content (e.g. \`head -c 32 /dev/urandom | base64 > ${echo(file)}\`)`,
       ],
       'VIPD_SECRET_INVALID',
     );
   }
   // A trailing newline from `echo` or an editor must not make two members' keys differ.
-  const secret = Buffer.from(bytes.toString('utf8').replace(/\s+$/, ''), 'utf8');
+  const secret = Buffer.from(read.bytes.toString('utf8').replace(/\s+$/, ''), 'utf8');
   if (secret.length < MIN_SECRET_BYTES) {
     throw new ConfigError(
-      [`election.secretFile: "${file}" holds ${secret.length} bytes, expected at least ${MIN_SECRET_BYTES}`],
+      [`election.secretFile: ${echo(file)} holds ${secret.length} bytes, expected at least ${MIN_SECRET_BYTES}`],
       'VIPD_SECRET_INVALID',
     );
   }

@@ -2,12 +2,13 @@
  * Which member of `peers` this node is, so one file serves every node: `nodeName` when the file
  * sets it, else the VIPD_NODE_NAME environment variable, else the host name.
  *
- * The static pod cannot use the downward API for its node name (there is no apiserver yet when it
- * starts), so the name comes from the host. A kubelet without --hostname-override names its node
- * after the host name, trimmed and lowercased; many hosts carry a fully qualified name
- * ("cp1.example.com") where the node and the peer are "cp1". So a name from the environment or the
- * host is compared as the kubelet does, lowercased, and matches a peer by the full name first,
- * then by the short name before the first dot.
+ * The static pod sets VIPD_NODE_NAME from the downward API (`spec.nodeName`): the kubelet fills a
+ * static pod's node name itself, --hostname-override included, before any apiserver exists. The
+ * host name serves vipd outside the pod (`vipd check` on the node, a systemd unit). A kubelet
+ * without --hostname-override names its node after the host name, trimmed and lowercased; many
+ * hosts carry a fully qualified name ("cp1.example.com") where the node and the peer are "cp1".
+ * So a name from the environment or the host is compared as the kubelet does, lowercased, and
+ * matches a peer by the full name first, then by the short name before the first dot.
  */
 import type { Peer } from './schema';
 

@@ -1,6 +1,7 @@
 /**
  * The configuration file's shape: every key, its default and what a valid value looks like.
- * docs/configuration.md documents the same keys for people; this file is the source of truth.
+ * docs/configuration.md documents the same keys for people; this file is the source of truth
+ * (test/config-docs.test.ts holds the docs to it: every key named, every number's range given).
  *
  * Objects are strict: an unknown key is an error, because a typo ("preemt: false") that is
  * silently ignored is worse than a daemon that refuses to start.

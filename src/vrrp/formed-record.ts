@@ -5,18 +5,9 @@
  * and a restart must not forget it. One small file per cluster id in `election.stateDir`, written
  * and synced before the heartbeat that says it leaves (the runner calls `record` synchronously).
  */
-import {
-  accessSync,
-  closeSync,
-  constants,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { prepareStateDir, stateDirProblem } from '../config/state-dir';
 import { describeError, VipdError } from '../errors';
 
 export class FormedRecord {
@@ -33,16 +24,11 @@ export class FormedRecord {
   /** Creates the directory if needed and proves it writable: a record that cannot be written is found at start, not later. */
   prepare(): void {
     try {
-      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      accessSync(this.dir, constants.W_OK);
+      prepareStateDir(this.dir);
     } catch (err) {
-      throw new VipdError(
-        'VIPD_STATE_DIR',
-        `election.stateDir ${this.dir} is not a writable directory ` +
-          `(${describeError(err)}): vipd records there that the cluster has ` +
-          'formed (in the static pod, a hostPath volume)',
-        { cause: err },
-      );
+      // The host checks refuse such a directory before the daemon is built (exit 2); this is for
+      // one that changed in between.
+      throw new VipdError('VIPD_STATE_DIR', stateDirProblem(this.dir, err), { cause: err });
     }
   }
 
