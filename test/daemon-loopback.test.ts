@@ -210,11 +210,17 @@ if (INSIDE === undefined) {
     });
 
     it('the killed daemon restarts and joins as BACKUP without taking the VIP back', async () => {
-      const d = start('lb3');
+      const d = start('lb3', ['--log-level', 'trace']);
       await d.waitFor(isTransition('BACKUP'), 10_000, 'BACKUP');
       await new Promise((r) => setTimeout(r, 1000));
       assert.equal(masters().length, 1);
       assert.notEqual(masters()[0]!.name, 'lb3');
+      // Restarted with --log-level trace: every heartbeat in and out is a line; at info, none is.
+      const traced = (x: DaemonProcess, msg: string) => x.lines.filter((l) => l.msg === msg).length;
+      assert.ok(traced(d, 'heartbeat sent') >= 5, `${traced(d, 'heartbeat sent')} "heartbeat sent" lines`);
+      assert.ok(traced(d, 'heartbeat received') >= 5, `${traced(d, 'heartbeat received')} "heartbeat received" lines`);
+      const other = daemons.get('lb1')!;
+      assert.equal(traced(other, 'heartbeat sent') + traced(other, 'heartbeat received'), 0, 'none at info');
     });
 
     it('SIGTERM of the master: the named successor takes over at once and the daemon exits 0', async () => {
