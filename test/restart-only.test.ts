@@ -2,10 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type FileConfig, type Loaded, parseConfigText } from '../src/config/load';
 import { RESTART_ONLY_KEYS, restartOnlyChanges } from '../src/config/restart-only';
-import { configSchema, electionSchema, healthSchema } from '../src/config/schema';
+import { configSchema, electionSchema, healthSchema, proxySchema } from '../src/config/schema';
 
 /** What src/reload.ts applies in place. Every other key of the config is restart-only. */
-const RELOADED_KEYS = ['election.priority', 'election.preempt', 'election.preemptDelay', 'proxy', 'track'];
+const RELOADED_KEYS = [
+  'election.priority',
+  'election.preempt',
+  'election.preemptDelay',
+  'proxy.enabled',
+  'proxy.drainTimeout',
+  'proxy.frontends',
+  'track',
+];
 
 const config = (election = '', extra = '', vip = '10.0.0.100/24'): Loaded<FileConfig> =>
   parseConfigText(
@@ -42,6 +50,7 @@ track: { apiserver: { enabled: false } }`,
       'election.interval',
     ]);
     assert.deepEqual(restartOnlyChanges(running, config('', 'health: { listen: 127.0.0.1:7600 }')), ['health.listen']);
+    assert.deepEqual(restartOnlyChanges(running, config('', 'proxy: { threads: 2 }')), ['proxy.threads']);
     assert.deepEqual(restartOnlyChanges(running, config('  clusterId: 7', '', '10.0.0.101/24')), [
       'vip',
       'election.clusterId',
@@ -55,6 +64,7 @@ track: { apiserver: { enabled: false } }`,
     const nested: Record<string, readonly string[]> = {
       election: Object.keys(electionSchema.shape),
       health: Object.keys(healthSchema.shape),
+      proxy: Object.keys(proxySchema.shape),
     };
     const keys = Object.keys(configSchema.shape).flatMap((k) => nested[k]?.map((s) => `${k}.${s}`) ?? [k]);
     for (const key of keys) {

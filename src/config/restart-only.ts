@@ -1,7 +1,8 @@
 /**
  * What a reload may change, decided here once: every key but these. They define the cluster (its
  * members and names, the secret, the timing and quorum every member must agree on, the record that
- * it formed), a socket bound at start (election.port, health.listen) or the VIP, so a reload that
+ * it formed), a socket bound at start (election.port, health.listen), the VIP or the balancer's
+ * threads (proxy.threads: each frontend's engine starts them with its listener), so a reload that
  * changes one is refused whole and the running config stays (src/reload.ts). Priority, preemption,
  * the balancer and the tracked apiserver change in place.
  */
@@ -22,6 +23,7 @@ const RESTART_ONLY: readonly (readonly [key: string, read: (c: FileConfig) => un
   ['election.quorum', (c) => c.election.quorum],
   ['election.secretFile', (c) => c.election.secretFile],
   ['election.stateDir', (c) => c.election.stateDir],
+  ['proxy.threads', (c) => c.proxy.threads],
 ];
 
 /** The keys a reload cannot change in place, in the order a refusal names them. */

@@ -235,6 +235,8 @@ export const proxySchema = z
     enabled: bool().default(true),
     /** On a graceful stop, connections may drain this long before they are closed. */
     drainTimeout: duration(0, 600_000).default(20_000),
+    /** Threads relaying each frontend's connections (each its own epoll; the kernel spreads accepts over them). */
+    threads: int(1, 64).default(1),
     frontends: z
       .array(frontendSchema, expect('a list of frontends'))
       .prefault([{ name: 'apiserver', bind: '0.0.0.0:6443', backendPort: 9443 }]),

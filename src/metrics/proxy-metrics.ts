@@ -15,6 +15,10 @@ export interface ByteTotals {
 export function registerProxyMetrics(registry: Registry) {
   const registers = [registry];
   let bytesSource: (() => Iterable<ByteTotals>) | undefined;
+  let sync: (() => void) | undefined;
+  // The counters the native relay keeps (connections, failures, hedges, retries, timeouts) are read
+  // into these at scrape time: nothing is counted in JavaScript per connection.
+  const collect = () => sync?.();
   return {
     backendUp: new Gauge({
       name: 'vipd_backend_up',
@@ -27,12 +31,14 @@ export function registerProxyMetrics(registry: Registry) {
       help: 'Client connections currently relayed to each backend.',
       labelNames: ['frontend', 'backend'] as const,
       registers,
+      collect,
     }),
     connectionsTotal: new Counter({
       name: 'vipd_proxy_connections_total',
       help: 'Client connections relayed to each backend (counted once the backend connection is up).',
       labelNames: ['frontend', 'backend'] as const,
       registers,
+      collect,
     }),
     connectFailures: new Counter({
       name: 'vipd_proxy_connect_failures_total',
@@ -41,6 +47,7 @@ export function registerProxyMetrics(registry: Registry) {
         ' (each may have been retried on another).',
       labelNames: ['frontend', 'backend'] as const,
       registers,
+      collect,
     }),
     passiveMarkdowns: new Counter({
       name: 'vipd_proxy_passive_markdowns_total',
@@ -55,18 +62,21 @@ export function registerProxyMetrics(registry: Registry) {
       help: 'Connects to each backend slow enough that a second one was started to another backend (hedged).',
       labelNames: ['frontend', 'backend'] as const,
       registers,
+      collect,
     }),
     hedgeWins: new Counter({
       name: 'vipd_proxy_hedge_wins_total',
       help: 'Hedged connects won by the second connect, to each backend (the slow one was closed).',
       labelNames: ['frontend', 'backend'] as const,
       registers,
+      collect,
     }),
     retries: new Counter({
       name: 'vipd_proxy_retries_total',
       help: 'Connects retried on another backend after a failure.',
       labelNames: ['frontend'] as const,
       registers,
+      collect,
     }),
     retriesUnanswered: new Counter({
       name: 'vipd_proxy_unanswered_retries_total',
@@ -75,18 +85,21 @@ export function registerProxyMetrics(registry: Registry) {
         ' (also counted in vipd_proxy_retries_total).',
       labelNames: ['frontend'] as const,
       registers,
+      collect,
     }),
     finTimeouts: new Counter({
       name: 'vipd_proxy_fin_timeouts_total',
       help: 'Half-closed connections closed after finTimeout without traffic from the side that sent its FIN.',
       labelNames: ['frontend'] as const,
       registers,
+      collect,
     }),
     unserved: new Counter({
       name: 'vipd_proxy_unserved_connections_total',
       help: 'Client connections closed because no backend could be reached.',
       labelNames: ['frontend'] as const,
       registers,
+      collect,
     }),
     bytes: new Counter({
       name: 'vipd_proxy_bytes_total',
@@ -113,6 +126,10 @@ export function registerProxyMetrics(registry: Registry) {
     /** The proxy registers where byte totals come from; they must only ever grow. */
     setBytesSource(source: (() => Iterable<ByteTotals>) | undefined): void {
       bytesSource = source;
+    },
+    /** The proxy registers how to read the native counters into the metrics before a scrape. */
+    setSync(fn: (() => void) | undefined): void {
+      sync = fn;
     },
   };
 }

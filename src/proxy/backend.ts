@@ -1,34 +1,29 @@
 /**
- * One backend of one frontend: where it is, what the checks last said, and the connections it
- * carries. It holds its own labelled metric children so counting a connection is a field update
- * and an increment, never a label lookup.
+ * One backend of one frontend: where it is, what the checks say of it, and the engine's counters
+ * for it as last read. The native engine (src/native/relay-engine.ts) carries its connections and
+ * picks among the backends by the state pushed to it (`onChange`); this object is the policy's view.
+ * It holds its own labelled metric children, so a scrape never hashes label sets.
  */
 import type { CheckRecord } from '../checks/probe';
 import type { HealthState } from '../checks/rise-fall';
 import type { BackendSettings } from './settings';
 
-/** What a relayed connection exposes to the backend that carries it. */
-export interface Relay {
-  /** Abort both sides at once. */
-  destroy(): void;
-}
-
 export interface BackendMeters {
   readonly up: { set(value: number): void };
-  readonly active: { inc(): void; dec(): void };
-  readonly total: { inc(): void };
-  readonly connectFailures: { inc(): void };
+  readonly active: { set(value: number): void };
+  readonly total: { inc(by?: number): void };
+  readonly connectFailures: { inc(by?: number): void };
   readonly checkSuccess: { inc(): void };
   readonly checkFailure: { inc(): void };
   readonly passiveMarkdowns: { inc(): void };
-  readonly hedges: { inc(): void };
-  readonly hedgeWins: { inc(): void };
+  readonly hedges: { inc(by?: number): void };
+  readonly hedgeWins: { inc(by?: number): void };
 }
 
 const noop = () => undefined;
 export const NO_METERS: BackendMeters = {
   up: { set: noop },
-  active: { inc: noop, dec: noop },
+  active: { set: noop },
   total: { inc: noop },
   connectFailures: { inc: noop },
   checkSuccess: { inc: noop },
@@ -38,7 +33,11 @@ export const NO_METERS: BackendMeters = {
   hedgeWins: { inc: noop },
 };
 
+/** Unique in the process: the engine knows backends by id. */
+let nextId = 1;
+
 export class Backend {
+  readonly id = nextId++;
   readonly name: string;
   readonly address: string;
   readonly port: number;
@@ -55,11 +54,15 @@ export class Backend {
   overtaken = 0;
   /** Removed by a reload: carries its connections to their end but gets no new ones. */
   draining = false;
-  /** Connected relays (connects in progress are not counted: leastconn weighs real load). */
-  readonly relays = new Set<Relay>();
+  lastCheck: CheckRecord | undefined;
+  /** The engine's counters as last read: connections relayed now and in all, failures, hedges. */
+  active = 0;
   total = 0;
   connectFailures = 0;
-  lastCheck: CheckRecord | undefined;
+  hedges = 0;
+  hedgeWins = 0;
+  /** Told when `routable` or `draining` changes (the frontend pushes it to the engine). */
+  onChange: (() => void) | undefined;
 
   constructor(
     settings: BackendSettings,
@@ -71,12 +74,8 @@ export class Backend {
     meters.up.set(1);
   }
 
-  get active(): number {
-    return this.relays.size;
-  }
-
   /**
-   * Up for the pool: neither the active checks nor a passive check hold it down. `unknown` counts
+   * Up for the choice: neither the active checks nor a passive check hold it down. `unknown` counts
    * as up: like HAProxy's start, traffic flows before the first check, and the connect retry
    * covers a backend that turns out to be dead.
    */
@@ -84,14 +83,10 @@ export class Backend {
     return this.health !== 'down' && !this.passiveDown;
   }
 
-  /** Gets new connections. */
-  get eligible(): boolean {
-    return !this.draining && this.routable;
-  }
-
   setHealth(state: HealthState): void {
     this.health = state;
     this.meters.up.set(this.routable ? 1 : 0);
+    this.onChange?.();
   }
 
   /** A passive mark-down (`at`: wall-clock ms) or its end. */
@@ -100,28 +95,26 @@ export class Backend {
     this.passiveSince = at;
     this.passiveSuccesses = 0;
     this.meters.up.set(this.routable ? 1 : 0);
+    this.onChange?.();
   }
 
-  attach(relay: Relay): void {
-    this.relays.add(relay);
-    this.total += 1;
-    this.meters.active.inc();
-    this.meters.total.inc();
+  drain(): void {
+    this.draining = true;
+    this.onChange?.();
   }
 
-  detach(relay: Relay): void {
-    if (this.relays.delete(relay)) this.meters.active.dec();
-  }
-
-  connectFailed(): void {
-    this.connectFailures += 1;
-    this.meters.connectFailures.inc();
-  }
-
-  /** Destroys every connection this backend carries (on-marked-down shutdown-sessions). */
-  destroyRelays(): number {
-    const n = this.relays.size;
-    for (const relay of [...this.relays]) relay.destroy();
-    return n;
+  /** The engine's counters for it (`[active, total, connectFailures, hedges, hedgeWins]`): metrics by delta. */
+  observe(stats: readonly number[]): void {
+    const [active = 0, total = 0, failures = 0, hedges = 0, hedgeWins = 0] = stats;
+    this.meters.active.set(active);
+    if (total > this.total) this.meters.total.inc(total - this.total);
+    if (failures > this.connectFailures) this.meters.connectFailures.inc(failures - this.connectFailures);
+    if (hedges > this.hedges) this.meters.hedges.inc(hedges - this.hedges);
+    if (hedgeWins > this.hedgeWins) this.meters.hedgeWins.inc(hedgeWins - this.hedgeWins);
+    this.active = active;
+    this.total = Math.max(this.total, total);
+    this.connectFailures = Math.max(this.connectFailures, failures);
+    this.hedges = Math.max(this.hedges, hedges);
+    this.hedgeWins = Math.max(this.hedgeWins, hedgeWins);
   }
 }

@@ -1,7 +1,9 @@
 /**
- * One listening address and its backends: the listener, the pool, one health checker per backend,
- * and every client relay it accepted. It owns all of them: close() stops accepting, lets relays
- * drain, then destroys what is left; destroy() does the last step at once.
+ * One listening address and its backends: the native relay engine that accepts and relays its
+ * client connections (src/native/relay-engine.ts, native/relay.cc), the backends and one health
+ * checker per backend, and the policy the engine reports to: passive checks, the auto hedge delay,
+ * the connection observer, logs and metrics. It owns all of them: close() stops accepting, lets
+ * connections drain, then destroys what is left; destroy() does the last step at once.
  *
  * Passive checks (HAProxy's `observe layer4` with `on-error mark-down`): a backend whose connect is
  * refused, unreachable or timed out is marked down for the pool at once, instead of after `fall`
@@ -12,17 +14,22 @@
  * closes its listener and still finishes its requests), and a timed-out connect can be a full
  * accept queue on an apiserver that still serves its watches.
  */
-import net from 'node:net';
 import { HealthChecker } from '../checks/health-checker';
 import { type CheckRecord, type CheckReport, checkReport } from '../checks/probe';
 import type { HealthState } from '../checks/rise-fall';
 import { describeError, VipdError } from '../errors';
 import { type Logger, RateLimitedLog } from '../log/logger';
 import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
+import {
+  type ClientConnection,
+  dispatchRelayEvents,
+  loadRelayBinding,
+  type NativeRelayEngine,
+  type NextStep,
+  type RelayEvents,
+} from '../native/relay-engine';
 import { Backend, type BackendMeters } from './backend';
-import { BackendPool } from './backend-pool';
 import { ConnectTimes, derivedHedgeDelay } from './hedge-delay';
-import { type ClientConnection, ClientRelay, KEEPALIVE_SWEEP_MS, type NextStep, type RelayHost } from './relay';
 import { type BackendSettings, type BalanceMode, type FrontendSettings, sameBackend } from './settings';
 
 /**
@@ -33,10 +40,12 @@ import { type BackendSettings, type BalanceMode, type FrontendSettings, sameBack
 const LISTEN_BACKLOG = 4096;
 
 /**
- * Connect failures that say the backend is not accepting: nothing listens (refused), no route to it,
- * or no answer within connectTimeout. Local shortages (EMFILE, EADDRNOTAVAIL, ENOBUFS) are not
- * the backend's fault and mark nothing down.
+ * The engine turns TCP keepalive on (first probe after 30 s idle) for connections older than this,
+ * in a sweep this often: it costs system calls per socket, and only connections that outlive the
+ * keepalive delay ever send a probe, so short ones never pay for it.
  */
+export const KEEPALIVE_SWEEP_MS = 5_000;
+
 /**
  * Connects to one backend overtaken by hedges in a row (none completing in between) that mark it
  * down passively: a backend that swallows SYNs never fails a connect that a hedge overtook, so
@@ -45,6 +54,11 @@ const LISTEN_BACKLOG = 4096;
  */
 export const OVERTAKEN_LIMIT = 3;
 
+/**
+ * Connect failures that say the backend is not accepting: nothing listens (refused), no route to it,
+ * or no answer within connectTimeout. Local shortages (EMFILE, EADDRNOTAVAIL, ENOBUFS) are not
+ * the backend's fault and mark nothing down.
+ */
 const MARK_DOWN_REASONS: ReadonlySet<string> = new Set([
   'connect timeout',
   'ECONNREFUSED',
@@ -74,6 +88,8 @@ export interface FrontendDeps {
    * balancer it would replace (HAProxy on :6443), which holds the port.
    */
   readonly listen?: boolean;
+  /** Threads relaying this frontend's connections (proxy.threads). */
+  readonly threads?: number;
 }
 
 /**
@@ -107,26 +123,29 @@ export interface FrontendStatus {
   readonly backends: readonly ProxyBackendStatus[];
 }
 
-export class Frontend implements RelayHost {
+export class Frontend implements RelayEvents {
   readonly name: string;
-  readonly pool: BackendPool;
   private settings: FrontendSettings;
-  private readonly server: net.Server;
+  private engine: NativeRelayEngine | undefined;
+  /** Every backend, in rotation order, draining ones included until their connections are done. */
+  private readonly backends: Backend[] = [];
+  private readonly byId = new Map<number, Backend>();
   private readonly log: Logger;
   private readonly limited: RateLimitedLog;
   private readonly checkers = new Map<Backend, HealthChecker>();
-  private readonly relays = new Set<ClientRelay>();
-  private readonly retryMeter: { inc(): void };
-  private readonly unservedMeter: { inc(): void };
-  private readonly unansweredRetryMeter: { inc(): void };
-  private readonly finTimeoutMeter: { inc(): void };
+  private readonly retryMeter: { inc(by?: number): void };
+  private readonly unservedMeter: { inc(by?: number): void };
+  private readonly unansweredRetryMeter: { inc(by?: number): void };
+  private readonly finTimeoutMeter: { inc(by?: number): void };
+  /** The engine's frontend counters as last read (see syncCounters). */
+  private counted = { connections: 0, bytesIn: 0, bytesOut: 0, retries: 0, unanswered: 0, unserved: 0, fin: 0 };
   private readonly connectTimes = new ConnectTimes();
-  private closedBytesIn = 0;
-  private closedBytesOut = 0;
+  /** The hedge delay last given to the engine (ms). */
+  private hedgeInForce = -1;
+  private boundPort: number | undefined;
   private listening = false;
   /** start() ran: checkers of backends a reload adds start at once (listening or not: a dry run binds nothing). */
   private started = false;
-  private keepAliveSweep: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private cutDrain: (() => void) | undefined;
   private onDrained: (() => void) | undefined;
@@ -139,7 +158,6 @@ export class Frontend implements RelayHost {
     this.settings = settings;
     this.log = deps.log.child({ component: 'proxy', frontend: settings.name });
     this.limited = new RateLimitedLog(this.log);
-    this.pool = new BackendPool(settings.balance);
     const retries = deps.metrics.retries.labels({ frontend: this.name });
     const unserved = deps.metrics.unserved.labels({ frontend: this.name });
     retries.inc(0);
@@ -153,37 +171,16 @@ export class Frontend implements RelayHost {
     this.unansweredRetryMeter = unansweredRetries;
     this.finTimeoutMeter = finTimeouts;
     for (const b of settings.backends) this.addBackend(b);
-    this.server = net.createServer({
-      allowHalfOpen: true,
-      pauseOnConnect: true,
-      noDelay: true,
-    });
-    this.server.on('connection', (socket: net.Socket) => this.accept(socket));
   }
 
   get bind(): FrontendSettings['bind'] {
     return this.settings.bind;
   }
 
-  get connectTimeoutMs(): number {
-    return this.settings.connectTimeoutMs;
-  }
-
-  get retries(): number {
-    return this.settings.retries;
-  }
-
-  get idleTimeoutMs(): number {
-    return this.settings.idleTimeoutMs;
-  }
-
+  /** The hedge delay in force (ms): derived from recent connect times with hedgeDelay: auto; 0: no hedging. */
   get hedgeDelayMs(): number {
     const fixed = this.settings.hedgeDelayMs;
     return fixed === 'auto' ? derivedHedgeDelay(this.connectTimes.p99Ms, this.settings.connectTimeoutMs) : fixed;
-  }
-
-  get finTimeoutMs(): number {
-    return this.settings.finTimeoutMs;
   }
 
   /** Starts the health checks and listens. Rejects with VIPD_BIND_FAILED. */
@@ -198,34 +195,33 @@ export class Frontend implements RelayHost {
       );
       return;
     }
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) =>
-        reject(
-          new VipdError(
-            'VIPD_BIND_FAILED',
-            `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${describeError(err)} (is another balancer, such as HAProxy, still running?)`,
-            { cause: err },
-          ),
-        );
-      this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: LISTEN_BACKLOG }, () => {
-        this.server.off('error', onError);
-        resolve();
-      });
-    });
-    this.listening = true;
-    this.keepAliveSweep = setInterval(() => {
-      for (const relay of this.relays) relay.enableKeepAlive();
-    }, KEEPALIVE_SWEEP_MS).unref();
-    // Accept errors (EMFILE under a connection flood) must not crash the daemon.
-    this.server.on('error', (err: NodeJS.ErrnoException) =>
-      this.limited.warn('accept', { err: describeError(err) }, 'proxy listener error'),
+    const { RelayEngine } = loadRelayBinding();
+    const engine = new RelayEngine(
+      (batch) => dispatchRelayEvents(batch, this),
+      this.deps.threads ?? 1,
+      this.deps.connections !== undefined,
     );
+    this.engine = engine;
+    this.configureEngine();
+    this.pushBackends();
+    try {
+      this.boundPort = engine.listen(host, port, LISTEN_BACKLOG);
+    } catch (err) {
+      engine.close();
+      this.engine = undefined;
+      throw new VipdError(
+        'VIPD_BIND_FAILED',
+        `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${describeError(err)} (is another balancer, such as HAProxy, still running?)`,
+        { cause: err },
+      );
+    }
+    this.listening = true;
     this.log.info(
       {
-        bind: `${host}:${this.address()?.port ?? port}`,
+        bind: `${host}:${this.boundPort}`,
         backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`),
         balance: this.settings.balance,
+        threads: this.deps.threads ?? 1,
       },
       'proxy frontend listening',
     );
@@ -233,8 +229,7 @@ export class Frontend implements RelayHost {
 
   /** The bound address (the real port when bind.port was 0), once listening. */
   address(): { host: string; port: number } | undefined {
-    const a = this.server.address();
-    return a !== null && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+    return this.boundPort === undefined ? undefined : { host: this.settings.bind.host, port: this.boundPort };
   }
 
   /**
@@ -244,11 +239,10 @@ export class Frontend implements RelayHost {
    */
   update(settings: FrontendSettings): void {
     this.settings = settings;
-    this.pool.balance = settings.balance;
     if (!settings.observe) {
-      for (const b of this.pool.backends) if (b.passiveDown) b.setPassiveDown(false);
+      for (const b of this.backends) if (b.passiveDown) b.setPassiveDown(false);
     }
-    const current = this.pool.backends.filter((b) => !b.draining);
+    const current = this.backends.filter((b) => !b.draining);
     for (const b of current) {
       if (!settings.backends.some((s) => sameBackend(s, b))) this.drainBackend(b);
     }
@@ -261,17 +255,20 @@ export class Frontend implements RelayHost {
         this.checkers.get(existing)?.update(settings.check);
       }
     }
+    this.configureEngine();
+    this.pushBackends();
   }
 
   status(): FrontendStatus {
+    this.syncCounters();
     return {
       name: this.name,
       bind: this.address() ?? this.settings.bind,
       listening: this.listening && this.closing === undefined,
-      balance: this.pool.balance,
+      balance: this.settings.balance,
       hedgeDelayMs: this.hedgeDelayMs,
-      activeConnections: this.relays.size,
-      backends: this.pool.backends.map((b) => ({
+      activeConnections: this.counted.connections,
+      backends: this.backends.map((b) => ({
         name: b.name,
         address: b.address,
         port: b.port,
@@ -287,13 +284,34 @@ export class Frontend implements RelayHost {
   }
 
   byteTotals(): ByteTotals {
-    let bytesIn = this.closedBytesIn;
-    let bytesOut = this.closedBytesOut;
-    for (const r of this.relays) {
-      bytesIn += r.bytesIn;
-      bytesOut += r.bytesOut;
-    }
-    return { frontend: this.name, in: bytesIn, out: bytesOut };
+    this.syncCounters();
+    return { frontend: this.name, in: this.counted.bytesIn, out: this.counted.bytesOut };
+  }
+
+  /**
+   * Reads the engine's counters into the metrics (by delta: the counters only grow) and the
+   * backends' figures. Cheap: a few atomics per backend; called at every scrape and status.
+   */
+  syncCounters(): void {
+    const engine = this.engine;
+    if (engine === undefined) return;
+    const [connections = 0, bytesIn = 0, bytesOut = 0, retries = 0, unanswered = 0, unserved = 0, fin = 0] =
+      engine.stats();
+    const c = this.counted;
+    if (retries > c.retries) this.retryMeter.inc(retries - c.retries);
+    if (unanswered > c.unanswered) this.unansweredRetryMeter.inc(unanswered - c.unanswered);
+    if (unserved > c.unserved) this.unservedMeter.inc(unserved - c.unserved);
+    if (fin > c.fin) this.finTimeoutMeter.inc(fin - c.fin);
+    this.counted = {
+      connections,
+      bytesIn: Math.max(c.bytesIn, bytesIn),
+      bytesOut: Math.max(c.bytesOut, bytesOut),
+      retries: Math.max(c.retries, retries),
+      unanswered: Math.max(c.unanswered, unanswered),
+      unserved: Math.max(c.unserved, unserved),
+      fin: Math.max(c.fin, fin),
+    };
+    for (const b of this.backends) b.observe(engine.backendStats(b.id));
   }
 
   /** Graceful: stop accepting, let connections finish for up to `drainTimeoutMs`, then destroy. Idempotent. */
@@ -308,19 +326,26 @@ export class Frontend implements RelayHost {
     return this.close(0);
   }
 
-  // --- RelayHost: called by relays -------------------------------------------------------------
+  // --- RelayEvents: what the engine reports ----------------------------------------------------
 
-  connected(backend: Backend, ms: number): void {
+  opened(connection: ClientConnection): void {
+    this.tell('opened', connection);
+  }
+
+  closed(connection: ClientConnection): void {
+    this.tell('closed', connection);
+  }
+
+  connected(id: number, ms: number): void {
+    const backend = this.byId.get(id);
+    if (backend !== undefined) backend.overtaken = 0;
     this.connectTimes.record(ms);
-    backend.overtaken = 0;
+    if (this.settings.hedgeDelayMs === 'auto' && this.hedgeDelayMs !== this.hedgeInForce) this.configureEngine();
   }
 
-  hedged(backend: Backend): void {
-    backend.meters.hedges.inc();
-  }
-
-  hedgeWon(backend: Backend, slow: Backend): void {
-    backend.meters.hedgeWins.inc();
+  hedgeWon(_id: number, slowId: number): void {
+    const slow = this.byId.get(slowId);
+    if (slow === undefined) return;
     slow.overtaken += 1;
     if (slow.overtaken >= OVERTAKEN_LIMIT && this.settings.observe) {
       slow.overtaken = 0;
@@ -328,13 +353,9 @@ export class Frontend implements RelayHost {
     }
   }
 
-  finTimedOut(): void {
-    this.finTimeoutMeter.inc();
-  }
-
-  connectFailed(backend: Backend, reason: string, next: NextStep, connecting: boolean): void {
-    if (next === 'retry') this.retryMeter.inc();
-    if (next === 'retry' && !connecting) this.unansweredRetryMeter.inc();
+  connectFailed(id: number, reason: string, next: NextStep, connecting: boolean): void {
+    const backend = this.byId.get(id);
+    if (backend === undefined) return;
     this.limited.warn(
       `connect:${backend.name}`,
       {
@@ -349,40 +370,51 @@ export class Frontend implements RelayHost {
   }
 
   unserved(reason: string): void {
-    this.unservedMeter.inc();
     this.limited.warn('unserved', { reason }, 'client connection closed: no backend reachable');
   }
 
-  relayDone(relay: ClientRelay): void {
-    this.relays.delete(relay);
-    if (relay.connection !== undefined) this.tell('closed', relay.connection);
-    this.closedBytesIn += relay.bytesIn;
-    this.closedBytesOut += relay.bytesOut;
-    const backend = relay.backend;
-    if (backend?.draining && backend.active === 0) this.retireBackend(backend);
-    if (this.relays.size === 0) this.onDrained?.();
+  backendIdle(id: number): void {
+    const backend = this.byId.get(id);
+    if (backend?.draining) this.retireBackend(backend);
+  }
+
+  drained(): void {
+    this.onDrained?.();
+  }
+
+  acceptError(code: string): void {
+    // EMFILE under a connection flood must not crash the daemon: the engine goes on accepting.
+    this.limited.warn('accept', { err: code }, 'proxy listener error');
   }
 
   // --- internals -------------------------------------------------------------------------------
 
-  private accept(socket: net.Socket): void {
-    const observer = this.deps.connections;
-    if (observer === undefined) {
-      this.relays.add(new ClientRelay(socket, this));
-      return;
-    }
-    // Read before the relay starts: a client it closes at once (no backend) has no addresses left.
-    const connection: ClientConnection = {
-      localAddress: socket.localAddress ?? '',
-      localPort: socket.localPort ?? 0,
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
-    };
-    const relay = new ClientRelay(socket, this);
-    relay.connection = connection;
-    this.relays.add(relay);
-    // The relay ends in a later event ('close'), so opened() always comes before closed().
-    this.tell('opened', connection);
+  private configureEngine(): void {
+    const engine = this.engine;
+    if (engine === undefined) return;
+    const s = this.settings;
+    this.hedgeInForce = this.hedgeDelayMs;
+    engine.configure(
+      s.connectTimeoutMs,
+      s.retries,
+      s.idleTimeoutMs,
+      this.hedgeInForce,
+      s.finTimeoutMs,
+      s.balance === 'leastconn',
+      KEEPALIVE_SWEEP_MS,
+    );
+  }
+
+  private pushBackends(): void {
+    this.engine?.setBackends(
+      this.backends.map((b) => ({
+        id: b.id,
+        address: b.address,
+        port: b.port,
+        routable: b.routable,
+        draining: b.draining,
+      })),
+    );
   }
 
   private tell(event: 'opened' | 'closed', connection: ClientConnection): void {
@@ -420,15 +452,12 @@ export class Frontend implements RelayHost {
   }
 
   private async shutdown(drainTimeoutMs: number): Promise<void> {
-    const serverClosed = new Promise<void>((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
-    });
+    const engine = this.engine;
     for (const checker of this.checkers.values()) checker.close();
-    clearInterval(this.keepAliveSweep);
-    if (this.relays.size > 0 && drainTimeoutMs > 0) {
-      const active = this.relays.size;
-      this.log.info({ activeConnections: active, drainTimeoutMs }, 'proxy frontend draining');
+    engine?.stopAccepting();
+    this.syncCounters();
+    if (engine !== undefined && this.counted.connections > 0 && drainTimeoutMs > 0) {
+      this.log.info({ activeConnections: this.counted.connections, drainTimeoutMs }, 'proxy frontend draining');
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.onDrained = resolve;
@@ -437,17 +466,26 @@ export class Frontend implements RelayHost {
       });
       clearTimeout(timer);
     }
-    const left = this.relays.size;
-    for (const relay of [...this.relays]) relay.destroy();
-    await serverClosed;
-    for (const b of [...this.pool.backends]) this.retireBackend(b);
+    this.syncCounters();
+    const left = this.counted.connections;
+    if (engine !== undefined) {
+      engine.destroyAll();
+      this.syncCounters();
+      engine.close();
+      // What the threads reported last (the connections just closed, for the observer).
+      const last = engine.takeEvents();
+      if (last !== undefined) dispatchRelayEvents(last, this);
+    }
+    for (const b of [...this.backends]) this.retireBackend(b);
     this.listening = false;
     this.log.info({ closedConnections: left }, 'proxy frontend closed');
   }
 
   private addBackend(settings: BackendSettings): Backend {
     const backend = new Backend(settings, this.meters(settings.name));
-    this.pool.add(backend);
+    backend.onChange = () => this.engine?.setBackendState(backend.id, backend.routable, backend.draining);
+    this.backends.push(backend);
+    this.byId.set(backend.id, backend);
     const checker = new HealthChecker(backend, this.settings.check, (record, change) =>
       this.onCheck(backend, record, change),
     );
@@ -475,14 +513,16 @@ export class Frontend implements RelayHost {
       return;
     }
     let closed = 0;
-    if (this.settings.shutdownOnMarkedDown) closed = backend.destroyRelays();
+    if (this.settings.shutdownOnMarkedDown && this.engine !== undefined)
+      closed = this.engine.destroyBackend(backend.id);
     this.log.warn({ ...fields, closedConnections: closed }, 'backend down');
   }
 
   private drainBackend(backend: Backend): void {
-    backend.draining = true;
+    backend.drain();
     this.checkers.get(backend)?.close();
     this.checkers.delete(backend);
+    if (this.engine !== undefined) backend.observe(this.engine.backendStats(backend.id));
     this.log.info(
       { backend: backend.name, activeConnections: backend.active },
       'backend removed; draining its connections',
@@ -491,11 +531,15 @@ export class Frontend implements RelayHost {
   }
 
   private retireBackend(backend: Backend): void {
+    if (!this.byId.has(backend.id)) return;
     this.checkers.get(backend)?.close();
     this.checkers.delete(backend);
-    this.pool.remove(backend);
+    this.byId.delete(backend.id);
+    this.backends.splice(this.backends.indexOf(backend), 1);
+    backend.onChange = undefined;
+    if (this.closing === undefined) this.pushBackends();
     // A reload may have replaced it by a backend of the same name, which owns those series now.
-    if (this.pool.backends.some((b) => b.name === backend.name)) return;
+    if (this.backends.some((b) => b.name === backend.name)) return;
     const labels = { frontend: this.name, backend: backend.name };
     const m = this.deps.metrics;
     m.backendUp.remove(labels);
@@ -523,6 +567,7 @@ export class Frontend implements RelayHost {
       hedges: m.hedges.labels(labels),
       hedgeWins: m.hedgeWins.labels(labels),
     };
+    m.connectionsActive.labels(labels).set(0);
     m.connectionsTotal.labels(labels).inc(0);
     m.connectFailures.labels(labels).inc(0);
     m.passiveMarkdowns.labels(labels).inc(0);

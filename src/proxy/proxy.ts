@@ -1,6 +1,7 @@
 /**
  * The balancer: every frontend of the config, started together, reloaded in place, closed in
- * reverse. It only composes frontends; what happens to a connection is in relay.ts.
+ * reverse. It only composes frontends; what happens to a connection is native/relay.cc's, driven
+ * by frontend.ts.
  */
 import { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
@@ -42,6 +43,9 @@ export class TcpProxy {
     this.metrics = deps.metrics ?? registerProxyMetrics(new Registry());
     this.frontends = this.settings.frontends.map((f) => this.newFrontend(f));
     this.metrics.setBytesSource(() => this.byteTotals());
+    this.metrics.setSync(() => {
+      for (const f of [...this.frontends, ...this.retiring.keys()]) f.syncCounters();
+    });
   }
 
   /** Starts every frontend; on a bind failure closes those started and rejects (VIPD_BIND_FAILED). */
@@ -119,6 +123,7 @@ export class TcpProxy {
       metrics: this.metrics,
       connections: this.deps.connections,
       listen: this.deps.listen,
+      threads: this.settings.threads,
     });
   }
 

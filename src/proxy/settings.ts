@@ -36,6 +36,8 @@ export interface FrontendSettings {
 
 export interface ProxySettings {
   readonly drainTimeoutMs: number;
+  /** Threads relaying each frontend's connections. */
+  readonly threads: number;
   readonly frontends: readonly FrontendSettings[];
 }
 
@@ -71,7 +73,7 @@ export function proxySettings(config: ProxyConfigSource): ProxySettings {
         }),
       );
   if (problems.length > 0) throw new ConfigError(problems);
-  return { drainTimeoutMs: proxy.drainTimeout, frontends };
+  return { drainTimeoutMs: proxy.drainTimeout, threads: proxy.threads, frontends };
 }
 
 export function sameBackend(a: BackendSettings, b: BackendSettings): boolean {

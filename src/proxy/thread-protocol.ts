@@ -3,8 +3,8 @@
  * with numbered replies, and what the thread pushes by itself (its status, its connections).
  */
 import type { LogLevel } from '../log/logger';
+import type { ClientConnection } from '../native/relay-engine';
 import type { ProxyStatus } from './proxy';
-import type { ClientConnection } from './relay';
 import type { ProxyConfigSource } from './settings';
 
 export interface ThreadData {
