@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# vipd's image: the daemon, its production dependencies and the native addon, nothing else.
+# vipd's image: the daemon, its production dependencies and the native addons, nothing else.
 # test/package.test.ts checks the same thing without a Docker engine: the package installed with
 # --omit=dev (addon compiled there) runs `vipd --help`, `vipd version` and `vipd check`.
 #
@@ -17,7 +17,7 @@ WORKDIR /src
 # Dependencies first, so editing src/ does not re-run the install. `npm ci` runs the package's
 # install script, which builds native/ (node-gyp with --nodedir: Node's headers, no download).
 COPY package.json package-lock.json ./
-COPY native/binding.gyp native/packet.cc native/
+COPY native/binding.gyp native/packet.cc native/relay.cc native/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src/ src/
@@ -28,7 +28,7 @@ WORKDIR /opt/vipd
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/dist/src/ dist/src/
-COPY --from=build /src/native/build/Release/vipd_packet.node native/build/Release/
+COPY --from=build /src/native/build/Release/vipd_packet.node /src/native/build/Release/vipd_relay.node native/build/Release/
 COPY configs/ configs/
 # dist/src/cli/main.js has a `#!/usr/bin/env node` line; tsc does not set the executable bit.
 RUN chmod 0755 dist/src/cli/main.js && ln -s /opt/vipd/dist/src/cli/main.js /usr/local/bin/vipd \

@@ -101,6 +101,7 @@ describe('the npm package, installed with --omit=dev', { timeout: 180_000 }, () 
       'dist/src/cli/main.js',
       'dist/src/version.js',
       'native/packet.cc',
+      'native/relay.cc',
       'native/binding.gyp',
       'configs/kubeadm-3-node.yaml',
     ]) {
@@ -119,11 +120,13 @@ describe('the npm package, installed with --omit=dev', { timeout: 180_000 }, () 
     }
   });
 
-  it('compiled the native addon at install, and it loads', () => {
-    const addon = join(installed(), 'native', 'build', 'Release', 'vipd_packet.node');
-    assert.ok(existsSync(addon), 'the install script did not build native/build/Release/vipd_packet.node');
-    const r = sh(process.execPath, ['-e', `require(${JSON.stringify(addon)})`], app);
-    assert.equal(r.status, 0, r.stderr);
+  it('compiled the native addons at install, and they load', () => {
+    for (const name of ['vipd_packet', 'vipd_relay']) {
+      const addon = join(installed(), 'native', 'build', 'Release', `${name}.node`);
+      assert.ok(existsSync(addon), `the install script did not build native/build/Release/${name}.node`);
+      const r = sh(process.execPath, ['-e', `require(${JSON.stringify(addon)})`], app);
+      assert.equal(r.status, 0, r.stderr);
+    }
   });
 
   it('requires only dependencies and Node built-ins at run time (no devDependency)', () => {
