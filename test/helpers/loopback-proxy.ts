@@ -63,6 +63,8 @@ export interface ConfigOptions {
   readonly backends?: readonly BackendSpec[];
   /** 2 s unless given. */
   readonly drainTimeout?: string;
+  /** proxy.threads: 1 unless given. */
+  readonly threads?: number;
 }
 
 export interface LoopbackOptions {
@@ -72,6 +74,7 @@ export interface LoopbackOptions {
   readonly waitUp?: readonly string[];
   readonly observer?: ConnectionObserver;
   readonly drainTimeout?: string;
+  readonly threads?: number;
   readonly level?: 'info' | 'debug';
   /** Bind the listener (default); false checks the backends only, as a dry run does. */
   readonly listen?: boolean;
@@ -112,14 +115,14 @@ export class LoopbackProxy {
   /** Stand-ins b1-b3 on HOSTS behind a proxy with FAST_BASE checks, once all three are up. */
   static async withStandIns(
     frontend: Record<string, unknown> = {},
-    options: { drainTimeout?: string } = {},
+    options: { drainTimeout?: string; threads?: number } = {},
   ): Promise<LoopbackProxy> {
     const fakes = await standIns(['b1', 'b2', 'b3']);
     const bed = new LoopbackProxy(fakes.map(spec), FAST_BASE);
     bed.fakes = fakes;
     for (const f of fakes) bed.own(() => f.kill());
     try {
-      await bed.listen(frontend, { drainTimeout: options.drainTimeout });
+      await bed.listen(frontend, { drainTimeout: options.drainTimeout, threads: options.threads });
       await waitFor('all backends up', () => bed.states().every((s) => s === 'up'), { timeoutMs: 3000 });
       return bed;
     } catch (err) {
@@ -133,6 +136,7 @@ export class LoopbackProxy {
     const backends = options.backends ?? this.backends;
     const parsed = proxySchema.parse({
       drainTimeout: options.drainTimeout ?? '2s',
+      threads: options.threads ?? 1,
       frontends: [
         {
           name: 'api',
@@ -199,7 +203,7 @@ export class LoopbackProxy {
   }
 
   private async listen(frontend: Record<string, unknown>, options: LoopbackOptions): Promise<void> {
-    this.proxy = new TcpProxy(this.config(frontend, { drainTimeout: options.drainTimeout }), {
+    this.proxy = new TcpProxy(this.config(frontend, { drainTimeout: options.drainTimeout, threads: options.threads }), {
       log: createLogger({
         level: options.level ?? 'info',
         destination: {
