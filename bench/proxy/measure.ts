@@ -29,16 +29,43 @@ export interface Run {
 const samplesOf = (run: Run, target: Target) => run.results.get(target) as Samples;
 const url = (e: Endpoint) => `http://${e.ip}:${e.port}/`;
 
+/** Polls of VmRSS while waiting for it to settle: every 500 ms, until two differ by less than 64 KiB. */
+const SETTLE_EVERY_MS = 500;
+const SETTLE_KIB = 64;
+const SETTLE_MAX_MS = 20_000;
+
+/**
+ * The balancer's VmRSS once it has settled (V8 may still be growing or shrinking its heap): polled
+ * every 500 ms until two consecutive reads differ by less than 64 KiB, for at most 20 s; the last
+ * read either way, saying so when it never settled. No garbage collection is forced: the figure is
+ * what an operator sees.
+ */
+async function settledRssKiB(run: Run, e: Endpoint, what: string): Promise<number> {
+  const pid = e.pid as number;
+  const name = e.comm as string;
+  const start = performance.now();
+  let last = rssKiB(pid, name);
+  for (;;) {
+    await sleep(SETTLE_EVERY_MS);
+    const now = rssKiB(pid, name);
+    if (Math.abs(now - last) < SETTLE_KIB) return now;
+    if (performance.now() - start >= SETTLE_MAX_MS) {
+      run.say(`  ${e.name}: VmRSS ${what} never settled in ${SETTLE_MAX_MS / 1000} s (last reads ${last}, ${now} KiB)`);
+      return now;
+    }
+    last = now;
+  }
+}
+
 /**
  * `run.idle` connections opened through a balancer and left silent; once the backends count them
- * ESTABLISHED (end to end), the balancer's VmRSS growth divided by their number.
+ * ESTABLISHED (end to end), the balancer's VmRSS growth divided by their number, each VmRSS read
+ * once it has settled.
  */
 export async function idleMemory(run: Run, e: Endpoint): Promise<IdleFigures> {
   const { bed, idle, say } = run;
-  const pid = e.pid as number;
-  const name = e.comm as string;
   const base = await bed.backendConnections();
-  const rssBeforeKiB = rssKiB(pid, name);
+  const rssBeforeKiB = await settledRssKiB(run, e, 'before');
   const opened = await bed.agent.request<{ held: number; failed: number }>(
     'open',
     { host: e.ip, port: e.port, n: idle },
@@ -54,8 +81,7 @@ export async function idleMemory(run: Run, e: Endpoint): Promise<IdleFigures> {
     },
     { timeoutMs: 30_000, everyMs: 500 },
   ).catch(async () => (await bed.backendConnections()) - base);
-  await sleep(2000); // settle: allocations finished, nothing in flight
-  const rssAfterKiB = rssKiB(pid, name);
+  const rssAfterKiB = await settledRssKiB(run, e, `with ${opened.held} idle`);
   const connections = Math.min(await bed.agent.request<number>('held'), relayed);
   if (connections < idle) say(`  ${e.name}: only ${connections} of ${idle} connections held end to end`);
   await bed.agent.request('close');
