@@ -10,13 +10,15 @@ import { waitFor } from '../../src/lab/wait';
 import { haproxyBackendConfig, haproxyBalancerConfig, haproxyMaxconn } from './haproxy-config';
 import {
   BACKEND_HOSTS,
-  BALANCER_PORTS,
-  type BalancerKind,
+  type Balancer,
   BULK_PORT,
+  balancerPort,
+  cpuList,
   type Endpoint,
   HOSTS,
   type HostName,
   HTTP_PORT,
+  targetName,
 } from './network';
 import { established, listening, type Processes } from './processes';
 import type { Say } from './report';
@@ -33,13 +35,16 @@ export interface Bed {
   backendConnections(): Promise<number>;
 }
 
-/** Builds the network in `lab` and starts every process of the bench in it; `dir` holds the configs. */
+/**
+ * Builds the network in `lab` and starts every process of the bench in it; `dir` holds the configs.
+ * Each balancer is pinned to its cores' CPUs (cpuList); the backends and the client side are not.
+ */
 export async function startBed(
   lab: Lab,
   procs: Processes,
   dir: string,
   nofile: number,
-  kinds: readonly BalancerKind[],
+  balancers: readonly Balancer[],
   say: Say,
 ): Promise<Bed> {
   const hosts = await lab.lan(HOSTS);
@@ -65,16 +70,20 @@ export async function startBed(
   }
 
   const endpoints: Endpoint[] = [{ name: 'direct', ip: backendIps[0] as string, port: HTTP_PORT, bulkPort: BULK_PORT }];
-  for (const kind of kinds) {
-    const port = BALANCER_PORTS[kind];
+  for (const balancer of balancers) {
+    const { kind, cores } = balancer;
+    const port = balancerPort(balancer);
+    const name = targetName(balancer);
+    const cpus = cpuList(cores);
     if (kind === 'haproxy') {
-      const cfg = join(dir, 'balancer.cfg');
-      writeFileSync(cfg, haproxyBalancerConfig(lb.ip, backendIps, haproxyMaxconn(nofile)));
-      const pid = procs.haproxy(lb.ns, cfg).pid as number;
-      endpoints.push({ name: kind, ip: lb.ip, port, bulkPort: port + 1, pid, comm: 'haproxy' });
+      const cfg = join(dir, `balancer-${cores}.cfg`);
+      writeFileSync(cfg, haproxyBalancerConfig(lb.ip, port, backendIps, haproxyMaxconn(nofile), cores));
+      const pid = procs.haproxy(lb.ns, cfg, cpus).pid as number;
+      endpoints.push({ name, balancer, ip: lb.ip, port, bulkPort: port + 1, pid, comm: 'haproxy' });
     } else {
-      const { pid } = await procs.node(lb.ns, kind, { bind: lb.ip, port, backends: backendIps });
-      endpoints.push({ name: kind, ip: lb.ip, port, bulkPort: port + 1, pid, comm: 'node' });
+      const o = { bind: lb.ip, port, backends: backendIps, threads: cores };
+      const { pid } = await procs.node(lb.ns, kind, o, cpus);
+      endpoints.push({ name, balancer, ip: lb.ip, port, bulkPort: port + 1, pid, comm: 'node' });
     }
   }
 
@@ -92,8 +101,12 @@ export async function startBed(
     );
   for (const e of endpoints) {
     await serving(e.ip, e.port);
-    if (e.pid !== undefined) {
-      say(`${e.name} on ${e.ip}:${e.port}, pid ${e.pid} (${readlinkSync(`/proc/${e.pid}/exe`)})`);
+    if (e.pid !== undefined && e.balancer !== undefined) {
+      const { cores } = e.balancer;
+      say(
+        `${e.name} on ${e.ip}:${e.port}, pid ${e.pid} (${readlinkSync(`/proc/${e.pid}/exe`)}), ` +
+          `${cores} thread${cores === 1 ? '' : 's'} pinned to CPU${cores === 1 ? '' : 's'} ${cpuList(cores)}`,
+      );
     }
   }
 

@@ -1,5 +1,5 @@
 /** HAProxy's configurations: the backends (answering HTTP themselves) and the balancer measured. */
-import { BALANCER_PORTS, BULK_PORT, FD_MARGIN, HTTP_PORT } from './network';
+import { BULK_PORT, FD_MARGIN, HTTP_PORT } from './network';
 
 /**
  * HAProxy's maxconn: 20,000, or less when the descriptor limit is lower, since HAProxy refuses to start
@@ -26,11 +26,19 @@ frontend be
 `;
 }
 
-/** HAProxy as the kubeadm HA guide runs it in front of apiservers, on one thread, plus a bulk frontend. */
-export function haproxyBalancerConfig(bind: string, backends: readonly string[], maxconn: number): string {
-  const port = BALANCER_PORTS.haproxy;
+/**
+ * HAProxy as the kubeadm HA guide runs it in front of apiservers, on `threads` threads, plus a bulk
+ * frontend; listening on `port` and the next.
+ */
+export function haproxyBalancerConfig(
+  bind: string,
+  port: number,
+  backends: readonly string[],
+  maxconn: number,
+  threads: number,
+): string {
   return `global
-  nbthread 1
+  nbthread ${threads}
   maxconn ${maxconn}
 defaults
   mode tcp

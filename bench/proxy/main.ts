@@ -49,7 +49,7 @@ import { Lab } from '../../src/lab/netns';
 import { sleep } from '../../src/lab/wait';
 import { startBed } from './bed';
 import { idleMemory, type Run, runRound } from './measure';
-import { type BalancerKind, FD_MARGIN, LATENCY_CONNECTIONS, type Target } from './network';
+import { type Balancer, FD_MARGIN, LATENCY_CONNECTIONS, type Target } from './network';
 import { options } from './options';
 import { command, descriptorLimit, Processes } from './processes';
 import { report, type Say } from './report';
@@ -64,9 +64,10 @@ async function preflight(): Promise<void> {
     ['ss', '-V'],
     ['setpriv', '--version'],
     ['prlimit', '--version'],
+    ['taskset', '--version'],
   ];
   for (const [cmd = '', arg = ''] of tools) {
-    const pkg = cmd === 'ss' ? 'iproute2' : cmd === 'setpriv' || cmd === 'prlimit' ? 'util-linux' : cmd;
+    const pkg = cmd === 'ss' ? 'iproute2' : ['setpriv', 'prlimit', 'taskset'].includes(cmd) ? 'util-linux' : cmd;
     // wrk -v prints its version and exits 1, so only a missing binary counts.
     await command(cmd, [arg]).catch((err: Error) => {
       if (/ENOENT/.test(err.message)) throw new Error(`${cmd} not found: apt-get install ${pkg}`);
@@ -80,6 +81,10 @@ async function main(): Promise<void> {
   const out: Say = (line) => process.stdout.write(`${line}\n`);
   const say: Say = (line) => out(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${line}`);
   await preflight();
+  // Each balancer of c cores is pinned to CPUs 0 to c - 1: there must be that many.
+  const cpus = Number((await command('nproc', [])).trim());
+  const tooMany = o.cores.filter((c) => c > cpus);
+  if (tooMany.length > 0) throw new Error(`--cores ${tooMany.join(',')}: this machine has ${cpus} CPUs (nproc)`);
 
   const nofile = await descriptorLimit();
   // A balancer holds two sockets per relayed connection, plus its listeners, checks and Node's own.
@@ -102,10 +107,15 @@ async function main(): Promise<void> {
   const delayScript = join(dir, 'delay.lua');
   // wrk waits delay() ms before each next request on a connection: a fixed, unsaturated rate.
   writeFileSync(delayScript, `function delay()\n  return ${delayMs}\nend\n`);
-  const kinds: BalancerKind[] = o.pipe ? ['haproxy', 'vipd', 'pipe'] : ['haproxy', 'vipd'];
+  // HAProxy and vipd at every core count; the naive pipe at one core only.
+  const balancers: Balancer[] = o.cores.flatMap((cores): Balancer[] => [
+    { kind: 'haproxy', cores },
+    { kind: 'vipd', cores },
+  ]);
+  if (o.pipe) balancers.push({ kind: 'pipe', cores: 1 });
   const results = new Map<Target, Samples>();
   try {
-    const bed = await startBed(lab, procs, dir, nofile, kinds, say);
+    const bed = await startBed(lab, procs, dir, nofile, balancers, say);
     for (const e of bed.endpoints) results.set(e.name, new Samples());
     const run: Run = { o, procs, bed, results, idle, delayScript, say };
 

@@ -1,6 +1,7 @@
 /**
- * vipd's TcpProxy as the daemon builds it (same schema defaults, the daemon's logger, to stderr):
- * `node vipd.js '{"bind":…,"port":…,"backends":[…]}'` inside the lb namespace.
+ * vipd's TcpProxy as the daemon builds it (same schema defaults, the daemon's logger, to stderr),
+ * with `threads` as proxy.threads: `node vipd.js '{"bind":…,"port":…,"backends":[…],"threads":N}'`
+ * inside the lb namespace.
  */
 import pino from 'pino';
 import { proxySchema } from '../../../src/config/schema';
@@ -13,6 +14,7 @@ async function main(o: BalancerChildOptions): Promise<void> {
   const backends = o.backends.map((a, i) => ({ name: `b${i + 1}`, address: a, port: HTTP_PORT }));
   const sink = [{ name: 'sink', address: o.backends[0] as string, port: BULK_PORT }];
   const proxy = proxySchema.parse({
+    threads: o.threads ?? 1,
     frontends: [
       { name: 'http', bind: `${o.bind}:${o.port}`, backends, healthCheck: { type: 'tcp' } },
       { name: 'bulk', bind: `${o.bind}:${o.port + 1}`, backends: sink, healthCheck: { type: 'tcp' } },
