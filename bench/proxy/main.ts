@@ -45,6 +45,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generate } from 'selfsigned';
 import { Lab } from '../../src/lab/netns';
 import { sleep } from '../../src/lab/wait';
 import { startBed } from './bed';
@@ -75,6 +76,24 @@ async function preflight(): Promise<void> {
   }
 }
 
+/**
+ * A self-signed certificate (EC P-256, as src/lab/stand-in-apiserver.ts makes) and its key in one
+ * PEM, for the backends' TLS frontends; its path.
+ */
+async function stormPem(dir: string): Promise<string> {
+  const pems = await generate([{ name: 'commonName', value: 'kube-apiserver' }], {
+    keyType: 'ec',
+    algorithm: 'sha256',
+    extensions: [
+      { name: 'keyUsage', digitalSignature: true },
+      { name: 'extKeyUsage', serverAuth: true },
+    ],
+  });
+  const path = join(dir, 'storm.pem');
+  writeFileSync(path, `${pems.cert.trim()}\n${pems.private.trim()}\n`, { mode: 0o600 });
+  return path;
+}
+
 async function main(): Promise<void> {
   const o = options();
   const t0 = Date.now();
@@ -91,6 +110,11 @@ async function main(): Promise<void> {
   const idle = Math.min(o.idle, Math.floor((nofile - FD_MARGIN) / 2));
   if (idle < o.idle) {
     say(`descriptor limit ${nofile} (no CAP_SYS_RESOURCE to raise it): ${idle} idle connections instead of ${o.idle}`);
+  }
+  // The same for the storm's connections, relayed at once.
+  const storm = Math.min(o.storm, Math.floor((nofile - FD_MARGIN) / 2));
+  if (storm < o.storm) {
+    say(`descriptor limit ${nofile} (no CAP_SYS_RESOURCE to raise it): a storm of ${storm} instead of ${o.storm}`);
   }
 
   const lab = new Lab('vipd-bench');
@@ -115,9 +139,10 @@ async function main(): Promise<void> {
   if (o.pipe) balancers.push({ kind: 'pipe', cores: 1 });
   const results = new Map<Target, Samples>();
   try {
-    const bed = await startBed(lab, procs, dir, nofile, balancers, say);
+    const pem = storm > 0 ? await stormPem(dir) : undefined;
+    const bed = await startBed(lab, procs, dir, nofile, balancers, pem, say);
     for (const e of bed.endpoints) results.set(e.name, new Samples());
-    const run: Run = { o, procs, bed, results, idle, delayScript, say };
+    const run: Run = { o, procs, bed, results, idle, storm, delayScript, say };
 
     // Idle memory first, while every balancer is fresh (no traffic has grown its heap).
     await sleep(1000); // let the balancers finish starting (first health checks, lazy initialisation)
@@ -135,7 +160,7 @@ async function main(): Promise<void> {
     await lab.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
-  report(out, o, results, delayMs, idle);
+  report(out, o, results, delayMs, idle, storm);
   say('done');
 }
 

@@ -9,9 +9,12 @@ export const BACKEND_HOSTS = ['b1', 'b2', 'b3'] as const;
 export type HostName = (typeof HOSTS)[number];
 export const HTTP_PORT = 18080;
 export const BULK_PORT = 18081;
+/** Each backend's TLS frontend (HAProxy, self-signed), for the reconnect storm. */
+export const TLS_PORT = 18443;
 /**
- * Each balancer's HTTP frontend at one core; its bulk frontend is the next port. At c cores the
- * ports are 10 x (c - 1) higher. All bound in `lb`.
+ * Each balancer's HTTP frontend at one core; its bulk frontend is the next port, its storm frontend
+ * (TCP passthrough to the backends' TLS_PORT) the one after. At c cores the ports are 10 x (c - 1)
+ * higher. All bound in `lb`.
  */
 export const BALANCER_PORTS = { haproxy: 6443, vipd: 7443, pipe: 8443 } as const;
 export type BalancerKind = keyof typeof BALANCER_PORTS;
@@ -46,6 +49,8 @@ export interface Endpoint {
   readonly ip: string;
   readonly port: number;
   readonly bulkPort: number;
+  /** TLS (passed through by a balancer): the reconnect storm's. */
+  readonly stormPort: number;
   readonly pid?: number;
   /** The balancer's process name (/proc/PID/comm), to check the pid is the one measured. */
   readonly comm?: string;

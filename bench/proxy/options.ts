@@ -1,4 +1,4 @@
-/** The bench's command line: `--rounds 3 --duration 2 ... --cores 1,2 --no-pipe` (README.md lists them). */
+/** The bench's command line: `--rounds 3 ... --cores 1,2 --storm 1000 --no-pipe` (README.md lists them). */
 
 export interface Options {
   readonly rounds: number;
@@ -11,6 +11,8 @@ export interface Options {
   readonly pipe: boolean;
   /** Core counts, ascending: for each, a HAProxy and a vipd balancer with that many threads and CPUs. */
   readonly cores: readonly number[];
+  /** TLS clients connecting at once in the reconnect storm; 0: no storm. */
+  readonly storm: number;
 }
 
 function numberArg(name: string, fallback: number, min: number, max: number): number {
@@ -43,5 +45,6 @@ export function options(): Options {
     idle: numberArg('idle', 10_000, 1, 25_000),
     pipe: !process.argv.includes('--no-pipe'),
     cores: coresArg([1, 2]),
+    storm: numberArg('storm', 1000, 0, 25_000),
   };
 }

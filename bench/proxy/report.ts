@@ -30,6 +30,9 @@ const TARGET_WIDTH = 11;
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : '-');
 /** µs of CPU per request, from 100 Hz ticks. */
 const perReq = (c: { ticks: number; requests: number }) => (c.requests > 0 ? (c.ticks * 10_000) / c.requests : NaN);
+/** µs of CPU per storm connection, from ns. */
+const perStormConn = (c: { ns: number; connections: number }) =>
+  c.connections > 0 ? c.ns / 1000 / c.connections : NaN;
 
 export function report(
   out: Say,
@@ -37,18 +40,28 @@ export function report(
   results: ReadonlyMap<Target, Samples>,
   delayMs: number,
   idle: number,
+  storm: number,
 ): void {
-  rawFigures(out, o, results, delayMs);
-  costs(out, results, idle);
-  versusHaproxy(out, o, results, idle);
+  rawFigures(out, o, results, delayMs, storm);
+  costs(out, results, idle, storm);
+  versusHaproxy(out, o, results, idle, storm);
 }
 
-function rawFigures(out: Say, o: Options, results: ReadonlyMap<Target, Samples>, delayMs: number): void {
+function rawFigures(out: Say, o: Options, results: ReadonlyMap<Target, Samples>, delayMs: number, storm: number): void {
+  // The storm's columns: ms until all were established, and the clients' median and p99 handshakes.
+  const stormCells = (a: string, b: string): Array<[string, number]> =>
+    storm > 0
+      ? [
+          [a, 20],
+          [b, 19],
+        ]
+      : [];
   out('');
   out(
     `=== raw figures, median (min-max) of ${o.rounds} rounds: wrk -t1 -c${o.connections} -d${o.seconds}s; ` +
       `latency wrk -c${LATENCY_CONNECTIONS} -d${o.latencySeconds}s, ${delayMs} ms between requests per connection; ` +
-      `bulk one stream ${o.bulkSeconds}s`,
+      `bulk one stream ${o.bulkSeconds}s` +
+      (storm > 0 ? `; storm ${storm} TLS clients at once` : ''),
   );
   out(
     line(
@@ -58,6 +71,7 @@ function rawFigures(out: Say, o: Options, results: ReadonlyMap<Target, Samples>,
       ['bulk Gbit/s', 20],
       ['lat req/s', 10],
       ...PERCENTILES.map((p): [string, number] => [`p${p} µs`, 8]),
+      ...stormCells('storm ms to all', 'handshake p50/99'),
     ),
   );
   for (const [t, s] of results) {
@@ -69,12 +83,21 @@ function rawFigures(out: Say, o: Options, results: ReadonlyMap<Target, Samples>,
         [spread(s.bulkGbit, 2), 20],
         [fmtNum(median(s.latencyRate), 0), 10],
         ...PERCENTILES.map((p): [string, number] => [fmtUs(median(s.latency.get(p) ?? [])), 8]),
+        ...stormCells(
+          spread(s.stormMs, 0),
+          `${fmtNum(median(s.stormHandshakeP50Ms), 0)}/${fmtNum(median(s.stormHandshakeP99Ms), 0)} ms`,
+        ),
       ),
     );
   }
+  const failed = [...results].filter(([, s]) => s.stormFailed > 0);
+  if (failed.length > 0) {
+    out(`storm clients failed (all rounds): ${failed.map(([t, s]) => `${t} ${s.stormFailed}`).join(', ')}`);
+  }
 }
 
-function costs(out: Say, results: ReadonlyMap<Target, Samples>, idle: number): void {
+function costs(out: Say, results: ReadonlyMap<Target, Samples>, idle: number, storm: number): void {
+  const stormCell = (text: string): Array<[string, number]> => (storm > 0 ? [[text, 19]] : []);
   // On two cores, wrk, three backends and the balancer share the CPUs (see "machine busy"), so a
   // rate is also a share of the machine; the balancer's CPU per request (user + system, including
   // the kernel's TCP work done in its syscalls) is the figure that shows its cost by itself.
@@ -88,6 +111,7 @@ function costs(out: Say, results: ReadonlyMap<Target, Samples>, idle: number): v
       ['machine busy keep-alive', 25],
       ['new-conn', 10],
       [`VmRSS KiB before -> with ${idle} idle`, 36],
+      ...stormCell('CPU µs/storm conn'),
     ),
   );
   for (const [t, s] of results) {
@@ -101,6 +125,7 @@ function costs(out: Say, results: ReadonlyMap<Target, Samples>, idle: number): v
         [pct(median(s.busy.ka)), 25],
         [pct(median(s.busy.nc)), 10],
         [rss, 36],
+        ...stormCell(fmtNum(perStormConn(s.stormCpu), 1)),
       ),
     );
   }
@@ -123,7 +148,7 @@ const PIPE_WIDTH = 10;
  * One row per figure; per core count, HAProxy's and vipd's medians and the ratio, oriented so that
  * >= 1.00x means vipd is at least as good; the naive pipe (one core) last when it ran.
  */
-function versusHaproxy(out: Say, o: Options, results: ReadonlyMap<Target, Samples>, idle: number): void {
+function versusHaproxy(out: Say, o: Options, results: ReadonlyMap<Target, Samples>, idle: number, storm: number): void {
   const rows: Row[] = [
     { name: 'keep-alive req/s', higherBetter: true, get: (s) => median(s?.keepAlive ?? []), digits: 0 },
     { name: 'new connections/s', higherBetter: true, get: (s) => median(s?.newConn ?? []), digits: 0 },
@@ -134,6 +159,17 @@ function versusHaproxy(out: Say, o: Options, results: ReadonlyMap<Target, Sample
     { name: 'CPU µs/req keep-alive', higherBetter: false, get: (s) => (s ? perReq(s.cpu.ka) : NaN), digits: 1 },
     { name: 'CPU µs/req new connection', higherBetter: false, get: (s) => (s ? perReq(s.cpu.nc) : NaN), digits: 1 },
   ];
+  if (storm > 0) {
+    rows.push(
+      { name: `storm ms to all (${storm} TLS)`, higherBetter: false, get: (s) => median(s?.stormMs ?? []), digits: 0 },
+      {
+        name: 'CPU µs per storm connection',
+        higherBetter: false,
+        get: (s) => (s ? perStormConn(s.stormCpu) : NaN),
+        digits: 1,
+      },
+    );
+  }
   const p = results.get('pipe@1');
   const pipeCell = (text: string): Array<[string, number]> => (p === undefined ? [] : [[text, PIPE_WIDTH]]);
   const [hw, vw, rw] = CORE_WIDTHS;

@@ -32,13 +32,14 @@ export function serveRequests(handlers: Record<string, Handler>, onStdinClosed: 
 }
 
 /**
- * A balancer child's options: where it listens (port, and port + 1 for bulk), its backends, and
- * (vipd) its relay threads.
+ * A balancer child's options: where it listens (port, port + 1 for bulk, and with `storm` port + 2
+ * to the backends' TLS port), its backends, and (vipd) its relay threads.
  */
 export interface BalancerChildOptions {
   readonly bind: string;
   readonly port: number;
   readonly backends: readonly string[];
+  readonly storm: boolean;
   readonly threads?: number;
 }
 
