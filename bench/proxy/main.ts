@@ -1,46 +1,51 @@
 /**
- * vipd's TCP balancer side by side with HAProxy 2.6 (Debian's package, `mode tcp`, `nbthread 1`)
- * and, as a reference, a naive `socket.pipe` proxy: the same namespaces, the same backends, one
- * run, and one table of vipd/HAProxy ratios at the end. As root, about 2.5 minutes:
+ * vipd's TCP balancer side by side with HAProxy 2.6 (Debian's package, `mode tcp`) at equal core
+ * counts and, as a reference, a naive `socket.pipe` proxy: the same namespaces, the same backends,
+ * one run, and one table of vipd/HAProxy ratios per core count at the end. As root, about 4 minutes:
  *
  *   npm run bench:proxy            (= npm run build && node dist/bench/proxy/main.js)
  *   node dist/bench/proxy/main.js [--rounds 3] [--duration 2] [--connections 50] [--latency-rate 1000]
- *                                 [--latency-duration 3] [--bulk-seconds 2] [--idle 10000] [--no-pipe]
+ *                                 [--latency-duration 3] [--bulk-seconds 2] [--idle 10000]
+ *                                 [--cores 1,2] [--storm 1000] [--no-pipe]
  *
  * The network is a Lab (src/lab/netns.ts) made for the run and deleted at its end: one bridge and
  * five namespaces, client 10.77.0.1, lb 10.77.0.2, b1-b3 10.77.0.3-5 (network.ts). No traffic
  * leaves them (bed.ts).
  * - b1-b3: one HAProxy each answering HTTP itself (`http-request return`, haproxy-config.ts), so a
- *   backend costs as little CPU as possible and the balancer is what is measured; b1 also runs a
- *   Node bulk sink (children/sink.ts).
+ *   backend costs as little CPU as possible and the balancer is what is measured, and HTTPS (a
+ *   self-signed certificate made at start) for the reconnect storm; b1 also runs a Node bulk sink
+ *   (children/sink.ts).
  * - lb: the balancers, each its own process on its own ports (HAProxy, children/vipd.ts,
  *   children/pipe.ts), all started at the beginning; only the one being measured carries traffic
- *   (the others just run their health checks).
+ *   (the others just run their health checks). For each --cores count c, a HAProxy with nbthread c
+ *   and a vipd with proxy.threads c, each pinned with taskset to CPUs 0 to c - 1 (every thread it
+ *   has); the pipe at one core only.
  * - client: wrk (wrk.ts), and a Node agent (children/client.ts) for the bulk stream, the idle
- *   connections and readiness probes.
+ *   connections, the storm and readiness probes.
  *
  * Targets: direct (client to b1, no balancer: the baseline for added latency), then each balancer
- * (measure.ts).
+ * at each core count, e.g. haproxy@1, vipd@1, haproxy@2, vipd@2, pipe@1 (measure.ts).
  * - idle memory, first, while every balancer is fresh: --idle connections opened through it and
  *   left silent; once the backends count them ESTABLISHED (end to end), the balancer's VmRSS growth
- *   divided by the count.
+ *   divided by the count, each VmRSS read once it has settled.
  * - then --rounds rounds of: keep-alive (wrk -c --connections, connections reused: relay only),
  *   new connections (the same with "Connection: close": accept + connect + close per request),
  *   latency (wrk --latency at a fixed moderate rate: wrk's Lua delay() spaces the requests of 10
  *   connections to --latency-rate in total, so it measures a relayed request, not queueing; added
- *   latency = through-balancer percentile minus direct's in the same round), and bulk (one TCP
- *   stream from the client agent to b1's sink for --bulk-seconds, timed by the sink from its
- *   first byte to the FIN). Each figure is taken for every target back to back and the first
- *   target rotates, because this machine's speed drifts between runs; medians are reported
- *   (samples.ts, report.ts).
+ *   latency = through-balancer percentile minus direct's in the same round), bulk (one TCP stream
+ *   from the client agent to b1's sink for --bulk-seconds, timed by the sink from its first byte
+ *   to the FIN), and the storm (--storm TLS clients at once: the time until all are established,
+ *   and the balancer's CPU per connection). Each figure is taken for every target back to back and
+ *   the first target rotates, because this machine's speed drifts between runs; medians are
+ *   reported (samples.ts, report.ts).
  *
  * Every child process is spawned as `ip netns exec NS setpriv --pdeathsig KILL prlimit
- * --nofile=N:N CMD` (processes.ts): each of those execs in place, so the child's pid is CMD's (the
- * pid whose RSS is read); the death signal kills it if this driver dies without cleaning up; and
- * the fd limit covers 10,000 connections (20,000 sockets in a balancer; where the hard limit cannot
- * be raised, as in a container without CAP_SYS_RESOURCE, the idle count shrinks to fit and says
- * so). Node children also exit when their stdin closes. Needs root, `haproxy`, `wrk`, `ss`,
- * `setpriv` and `prlimit` (util-linux).
+ * --nofile=N:N [taskset -c CPUS] CMD` (processes.ts): each of those execs in place, so the child's
+ * pid is CMD's (the pid whose RSS is read); the death signal kills it if this driver dies without
+ * cleaning up; and the fd limit covers 10,000 connections (20,000 sockets in a balancer; where the
+ * hard limit cannot be raised, as in a container without CAP_SYS_RESOURCE, the idle count shrinks
+ * to fit and says so). Node children also exit when their stdin closes. Needs root, `haproxy`,
+ * `wrk`, `ss`, `setpriv`, `prlimit` and `taskset` (util-linux).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
