@@ -1,5 +1,5 @@
 /** HAProxy's configurations: the backends (answering HTTP themselves) and the balancer measured. */
-import { BALANCER_PORTS, BULK_PORT, FD_MARGIN, HTTP_PORT } from './network';
+import { BULK_PORT, FD_MARGIN, HTTP_PORT, TLS_PORT } from './network';
 
 /**
  * HAProxy's maxconn: 20,000, or less when the descriptor limit is lower, since HAProxy refuses to start
@@ -9,7 +9,18 @@ export function haproxyMaxconn(nofile: number): number {
   return Math.min(20_000, Math.floor((nofile - FD_MARGIN / 2) / 2));
 }
 
-export function haproxyBackendConfig(ip: string, maxconn: number): string {
+/**
+ * A backend: HTTP on HTTP_PORT and, when given `pem` (certificate and key), HTTPS on TLS_PORT for the
+ * reconnect storm, both answered by HAProxy itself.
+ */
+export function haproxyBackendConfig(ip: string, maxconn: number, pem: string | undefined): string {
+  const tls =
+    pem === undefined
+      ? ''
+      : `frontend tls
+  bind ${ip}:${TLS_PORT} ssl crt ${pem}
+  http-request return status 200 content-type text/plain string ok
+`;
   // Timeouts of minutes: the idle connections must outlive their measurement.
   return `global
   nbthread 1
@@ -23,14 +34,33 @@ defaults
 frontend be
   bind ${ip}:${HTTP_PORT}
   http-request return status 200 content-type text/plain string ok
-`;
+${tls}`;
 }
 
-/** HAProxy as the kubeadm HA guide runs it in front of apiservers, on one thread, plus a bulk frontend. */
-export function haproxyBalancerConfig(bind: string, backends: readonly string[], maxconn: number): string {
-  const port = BALANCER_PORTS.haproxy;
+/**
+ * HAProxy as the kubeadm HA guide runs it in front of apiservers, on `threads` threads, plus a bulk
+ * frontend and, with `storm`, a TCP frontend to the backends' TLS port; listening on `port` and the
+ * next one or two.
+ */
+export function haproxyBalancerConfig(
+  bind: string,
+  port: number,
+  backends: readonly string[],
+  maxconn: number,
+  threads: number,
+  storm: boolean,
+): string {
+  const tls = !storm
+    ? ''
+    : `frontend storm
+  bind ${bind}:${port + 2}
+  default_backend tls
+backend tls
+  balance roundrobin
+${backends.map((a, i) => `  server b${i + 1} ${a}:${TLS_PORT} check inter 2s`).join('\n')}
+`;
   return `global
-  nbthread 1
+  nbthread ${threads}
   maxconn ${maxconn}
 defaults
   mode tcp
@@ -51,5 +81,5 @@ frontend bulk
   default_backend sink
 backend sink
   server sink ${backends[0] as string}:${BULK_PORT}
-`;
+${tls}`;
 }

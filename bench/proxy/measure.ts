@@ -1,13 +1,15 @@
 /**
  * The figures, each taken the same way for every target: idle memory per connection, saturating
- * rates (keep-alive, new connections), latency at a fixed rate, and one bulk stream.
+ * rates (keep-alive, new connections), latency at a fixed rate, one bulk stream, and a reconnect
+ * storm of TLS clients.
  */
 import type { AgentMessage } from '../../src/lab/netns';
 import { sleep, waitFor } from '../../src/lab/wait';
 import type { Bed } from './bed';
-import { type Endpoint, LATENCY_CONNECTIONS, type Target } from './network';
+import type { StormResult } from './children/client';
+import { type Endpoint, LATENCY_CONNECTIONS, type Target, TLS_PORT } from './network';
 import type { Options } from './options';
-import { cpuTicks, machineTicks, rssKiB } from './proc-stats';
+import { cpuNs, cpuTicks, machineTicks, rssKiB } from './proc-stats';
 import type { Processes } from './processes';
 import { fmtUs, type Say } from './report';
 import { type IdleFigures, PERCENTILES, push, type Samples } from './samples';
@@ -21,6 +23,8 @@ export interface Run {
   readonly results: ReadonlyMap<Target, Samples>;
   /** Idle connections per balancer (--idle, or fewer to fit the descriptor limit). */
   readonly idle: number;
+  /** TLS clients per storm (--storm, or fewer to fit the descriptor limit); 0: no storm. */
+  readonly storm: number;
   /** wrk's Lua script spacing the latency run's requests. */
   readonly delayScript: string;
   readonly say: Say;
@@ -29,16 +33,43 @@ export interface Run {
 const samplesOf = (run: Run, target: Target) => run.results.get(target) as Samples;
 const url = (e: Endpoint) => `http://${e.ip}:${e.port}/`;
 
+/** Polls of VmRSS while waiting for it to settle: every 500 ms, until two differ by less than 64 KiB. */
+const SETTLE_EVERY_MS = 500;
+const SETTLE_KIB = 64;
+const SETTLE_MAX_MS = 20_000;
+
+/**
+ * The balancer's VmRSS once it has settled (V8 may still be growing or shrinking its heap): polled
+ * every 500 ms until two consecutive reads differ by less than 64 KiB, for at most 20 s; the last
+ * read either way, saying so when it never settled. No garbage collection is forced: the figure is
+ * what an operator sees.
+ */
+async function settledRssKiB(run: Run, e: Endpoint, what: string): Promise<number> {
+  const pid = e.pid as number;
+  const name = e.comm as string;
+  const start = performance.now();
+  let last = rssKiB(pid, name);
+  for (;;) {
+    await sleep(SETTLE_EVERY_MS);
+    const now = rssKiB(pid, name);
+    if (Math.abs(now - last) < SETTLE_KIB) return now;
+    if (performance.now() - start >= SETTLE_MAX_MS) {
+      run.say(`  ${e.name}: VmRSS ${what} never settled in ${SETTLE_MAX_MS / 1000} s (last reads ${last}, ${now} KiB)`);
+      return now;
+    }
+    last = now;
+  }
+}
+
 /**
  * `run.idle` connections opened through a balancer and left silent; once the backends count them
- * ESTABLISHED (end to end), the balancer's VmRSS growth divided by their number.
+ * ESTABLISHED (end to end), the balancer's VmRSS growth divided by their number, each VmRSS read
+ * once it has settled.
  */
 export async function idleMemory(run: Run, e: Endpoint): Promise<IdleFigures> {
   const { bed, idle, say } = run;
-  const pid = e.pid as number;
-  const name = e.comm as string;
   const base = await bed.backendConnections();
-  const rssBeforeKiB = rssKiB(pid, name);
+  const rssBeforeKiB = await settledRssKiB(run, e, 'before');
   const opened = await bed.agent.request<{ held: number; failed: number }>(
     'open',
     { host: e.ip, port: e.port, n: idle },
@@ -54,8 +85,7 @@ export async function idleMemory(run: Run, e: Endpoint): Promise<IdleFigures> {
     },
     { timeoutMs: 30_000, everyMs: 500 },
   ).catch(async () => (await bed.backendConnections()) - base);
-  await sleep(2000); // settle: allocations finished, nothing in flight
-  const rssAfterKiB = rssKiB(pid, name);
+  const rssAfterKiB = await settledRssKiB(run, e, `with ${opened.held} idle`);
   const connections = Math.min(await bed.agent.request<number>('held'), relayed);
   if (connections < idle) say(`  ${e.name}: only ${connections} of ${idle} connections held end to end`);
   await bed.agent.request('close');
@@ -126,6 +156,32 @@ async function bulk(run: Run, e: Endpoint): Promise<number> {
   return (bytes * 8) / ((got.ms as number) * 1e6);
 }
 
+/**
+ * `run.storm` TLS clients started at once through a target (to the backends' TLS frontends), held
+ * until all have completed their handshakes, with the balancer's CPU over that time; then closed,
+ * and waited for until the backends hold none of them.
+ */
+async function storm(run: Run, e: Endpoint): Promise<StormResult> {
+  const { bed, say } = run;
+  const base = await bed.backendConnections(TLS_PORT);
+  const cpu0 = e.pid === undefined ? 0 : cpuNs(e.pid);
+  const r = await bed.agent.request<StormResult>('storm', { host: e.ip, port: e.stormPort, n: run.storm }, 90_000);
+  const samples = samplesOf(run, e.name);
+  if (e.pid !== undefined) {
+    samples.stormCpu.ns += cpuNs(e.pid) - cpu0;
+    samples.stormCpu.connections += r.established;
+  }
+  samples.stormFailed += r.failed;
+  if (r.failed > 0) say(`  ${e.name} storm: ${r.failed} of ${run.storm} clients failed`);
+  await bed.agent.request('stormClose');
+  await waitFor(
+    'storm connections gone from the backends',
+    async () => (await bed.backendConnections(TLS_PORT)) <= base,
+    { timeoutMs: 20_000, everyMs: 200 },
+  ).catch(() => say(`  ${e.name}: backends still hold storm connections after close`));
+  return r;
+}
+
 const row = (values: ReadonlyMap<Target, number>, digits: number) =>
   [...values].map(([t, v]) => `${t} ${v.toFixed(digits)}`).join(', ');
 
@@ -151,6 +207,14 @@ export async function runRound(run: Run, round: number): Promise<void> {
   const gbit = new Map<Target, number>();
   for (const e of order) gbit.set(e.name, await bulk(run, e));
   say(`${tag} bulk Gbit/s: ${row(gbit, 2)}`);
+  const storms = new Map<Target, StormResult>();
+  if (run.storm > 0) {
+    for (const e of order) storms.set(e.name, await storm(run, e));
+    const ms = [...storms].map(
+      ([t, r]) => `${t} ${r.allMs.toFixed(0)} (${r.handshakeP50Ms.toFixed(0)}/${r.handshakeP99Ms.toFixed(0)})`,
+    );
+    say(`${tag} storm of ${run.storm}, ms to all established (handshake p50/p99): ${ms.join(', ')}`);
+  }
 
   const direct = lat.get('direct');
   for (const e of endpoints) {
@@ -158,6 +222,12 @@ export async function runRound(run: Run, round: number): Promise<void> {
     s.keepAlive.push(ka.get(e.name) as number);
     s.newConn.push(nc.get(e.name) as number);
     s.bulkGbit.push(gbit.get(e.name) as number);
+    const st = storms.get(e.name);
+    if (st !== undefined) {
+      s.stormMs.push(st.allMs);
+      s.stormHandshakeP50Ms.push(st.handshakeP50Ms);
+      s.stormHandshakeP99Ms.push(st.handshakeP99Ms);
+    }
     const l = lat.get(e.name) as WrkResult;
     s.latencyRate.push(l.rate);
     for (const p of PERCENTILES) {

@@ -1,9 +1,10 @@
 /**
  * Every process the bench starts inside a namespace, and the commands it runs to look around.
- * Each child is spawned as `ip netns exec NS setpriv --pdeathsig KILL prlimit --nofile=N:N CMD`:
- * each of those execs in place, so the child's pid is CMD's (the pid whose RSS is read); the death
- * signal kills it if the driver dies without cleaning up; and every child gets the same descriptor
- * limit.
+ * Each child is spawned as `ip netns exec NS setpriv --pdeathsig KILL prlimit --nofile=N:N
+ * [taskset -c CPUS] CMD`: each of those execs in place, so the child's pid is CMD's (the pid whose
+ * RSS is read); the death signal kills it if the driver dies without cleaning up; every child gets
+ * the same descriptor limit; and a balancer is pinned to its CPUs, every thread of it (HAProxy's,
+ * or vipd's relay threads with Node's and V8's).
  */
 import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -24,7 +25,8 @@ export class Processes {
   /** `nofile`: the descriptor limit (soft = hard) every child gets. */
   constructor(private readonly nofile: number) {}
 
-  spawn(ns: string, cmd: string, args: readonly string[]): ChildProcessWithoutNullStreams {
+  /** `cpus`: a taskset -c list the process (every thread it starts) is pinned to; none: unpinned. */
+  spawn(ns: string, cmd: string, args: readonly string[], cpus?: string): ChildProcessWithoutNullStreams {
     const child = spawn(
       'ip',
       [
@@ -36,6 +38,7 @@ export class Processes {
         'KILL',
         'prlimit',
         `--nofile=${this.nofile}:${this.nofile}`,
+        ...(cpus === undefined ? [] : ['taskset', '-c', cpus]),
         cmd,
         ...args,
       ],
@@ -47,8 +50,14 @@ export class Processes {
   }
 
   /** A child program of the bench, speaking JSON lines; resolves once it says it is ready. */
-  async node(ns: string, kind: ChildKind, o: Record<string, unknown> = {}): Promise<{ agent: NsProcess; pid: number }> {
-    const child = this.spawn(ns, process.execPath, [join(__dirname, 'children', `${kind}.js`), JSON.stringify(o)]);
+  async node(
+    ns: string,
+    kind: ChildKind,
+    o: Record<string, unknown> = {},
+    cpus?: string,
+  ): Promise<{ agent: NsProcess; pid: number }> {
+    const script = join(__dirname, 'children', `${kind}.js`);
+    const child = this.spawn(ns, process.execPath, [script, JSON.stringify(o)], cpus);
     const agent = new NsProcess(child, ns);
     child.once('exit', (code, signal) => {
       if (agent.stderrText.length > 0 && code !== 0) {
@@ -61,8 +70,8 @@ export class Processes {
   }
 
   /** HAProxy in the foreground (-db: no master process, so the child's pid is the one serving). */
-  haproxy(ns: string, cfg: string): ChildProcessWithoutNullStreams {
-    const child = this.spawn(ns, 'haproxy', ['-db', '-f', cfg]);
+  haproxy(ns: string, cfg: string, cpus?: string): ChildProcessWithoutNullStreams {
+    const child = this.spawn(ns, 'haproxy', ['-db', '-f', cfg], cpus);
     let stderr = '';
     child.stdout.resume();
     child.stderr.on('data', (c: Buffer) => {

@@ -19,6 +19,15 @@ export class Samples {
   readonly latency = new Map<number, number[]>();
   /** Percentile -> this target's latency minus direct's in the same round (µs). */
   readonly added = new Map<number, number[]>();
+  /** Reconnect storm: ms from its start until every client's handshake completed, per round. */
+  readonly stormMs: number[] = [];
+  /** Per round: the median and 99th percentile of the clients' handshake times (ms). */
+  readonly stormHandshakeP50Ms: number[] = [];
+  readonly stormHandshakeP99Ms: number[] = [];
+  /** Storm clients that failed (error, close or 30 s without a handshake), summed over rounds. */
+  stormFailed = 0;
+  /** The balancer's CPU time (ns, schedstat) over the storms and the connections established, summed over rounds. */
+  readonly stormCpu = { ns: 0, connections: 0 };
   /** Balancer CPU ticks and requests served, summed over rounds, per saturating run kind. */
   readonly cpu = { ka: { ticks: 0, requests: 0 }, nc: { ticks: 0, requests: 0 } };
   readonly busy = { ka: [] as number[], nc: [] as number[] };

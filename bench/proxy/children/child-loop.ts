@@ -31,11 +31,16 @@ export function serveRequests(handlers: Record<string, Handler>, onStdinClosed: 
   });
 }
 
-/** A balancer child's options: where it listens (port, and port + 1 for bulk) and its backends. */
+/**
+ * A balancer child's options: where it listens (port, port + 1 for bulk, and with `storm` port + 2
+ * to the backends' TLS port), its backends, and (vipd) its relay threads.
+ */
 export interface BalancerChildOptions {
   readonly bind: string;
   readonly port: number;
   readonly backends: readonly string[];
+  readonly storm: boolean;
+  readonly threads?: number;
 }
 
 /** Runs a child's `main` with the JSON options it was started with (`node child.js '<json>'`). */

@@ -1,9 +1,11 @@
 /**
- * The client agent in the client namespace: readiness probes, the bulk source, and the idle
- * connections. `node client.js`; requests: probe, send, open, held, close.
+ * The client agent in the client namespace: readiness probes, the bulk source, the idle
+ * connections, and the reconnect storm. `node client.js`; requests: probe, tlsProbe, send, open,
+ * held, close, storm, stormClose.
  */
 import { once } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import { IDLE_CONCURRENCY } from '../network';
 import { emit, runChild, serveRequests } from './child-loop';
 
@@ -27,6 +29,21 @@ function probe(host: string, port: number): Promise<boolean> {
       reply += c.toString();
       if (reply.includes('\r\n\r\n')) done(reply.startsWith('HTTP/1.1 200'));
     });
+  });
+}
+
+/** One TLS handshake (any certificate); true when completed within a second. */
+function tlsProbe(host: string, port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = tls.connect({ host, port, rejectUnauthorized: false });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1000, () => done(false));
+    s.on('error', () => done(false));
+    s.on('close', () => done(false));
+    s.on('secureConnect', () => done(true));
   });
 }
 
@@ -87,18 +104,101 @@ class IdleConnections {
   }
 }
 
+/** What a storm reports: times in ms from its start, handshakes from each client's own start. */
+export interface StormResult {
+  /** From the start until every client has completed its handshake (secureConnect) or failed. */
+  readonly allMs: number;
+  readonly established: number;
+  readonly failed: number;
+  readonly handshakeP50Ms: number;
+  readonly handshakeP99Ms: number;
+}
+
+/** Each storm client is given this long to complete its handshake. */
+const STORM_TIMEOUT_MS = 30_000;
+
+const percentile = (sorted: readonly number[], p: number): number =>
+  sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number);
+
+/** The reconnect storm: N TLS clients started in the same tick, held until closed. */
+class Storm {
+  readonly held = new Set<tls.TLSSocket>();
+  /** One context for every client: tls.connect would otherwise build one per connection. */
+  private readonly context = tls.createSecureContext();
+
+  run(host: string, port: number, n: number): Promise<StormResult> {
+    const times: number[] = [];
+    let failed = 0;
+    let pending = n;
+    const start = performance.now();
+    return new Promise<StormResult>((resolve) => {
+      const settled = () => {
+        pending -= 1;
+        if (pending > 0) return;
+        times.sort((a, b) => a - b);
+        resolve({
+          allMs: performance.now() - start,
+          established: times.length,
+          failed,
+          handshakeP50Ms: percentile(times, 50),
+          handshakeP99Ms: percentile(times, 99),
+        });
+      };
+      for (let i = 0; i < n; i++) {
+        const began = performance.now();
+        const s = tls.connect({ host, port, secureContext: this.context, rejectUnauthorized: false });
+        let done = false;
+        const timer = setTimeout(() => s.destroy(new Error('handshake timeout')), STORM_TIMEOUT_MS);
+        s.once('secureConnect', () => {
+          done = true;
+          clearTimeout(timer);
+          times.push(performance.now() - began);
+          this.held.add(s);
+          settled();
+        });
+        const fail = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          failed += 1;
+          s.destroy();
+          settled();
+        };
+        s.on('error', fail);
+        s.on('close', () => {
+          this.held.delete(s);
+          fail();
+        });
+      }
+    });
+  }
+
+  /** Closes them all; how many there were. */
+  close(): number {
+    const n = this.held.size;
+    for (const s of this.held) s.destroy();
+    this.held.clear();
+    return n;
+  }
+}
+
 function main(): void {
   const idle = new IdleConnections();
+  const storm = new Storm();
   serveRequests(
     {
       probe: (r) => probe(r.host as string, r.port as number),
+      tlsProbe: (r) => tlsProbe(r.host as string, r.port as number),
       send: (r) => send(r.host as string, r.port as number, r.seconds as number),
       open: (r) => idle.open(r.host as string, r.port as number, r.n as number),
       held: () => idle.held.size,
       close: () => idle.close(),
+      storm: (r) => storm.run(r.host as string, r.port as number, r.n as number),
+      stormClose: () => storm.close(),
     },
     () => {
       for (const s of idle.held) s.destroy();
+      storm.close();
     },
   );
   emit({ event: 'ready' });

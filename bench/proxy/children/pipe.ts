@@ -1,9 +1,9 @@
 /**
  * What a first Node proxy looks like: pipe both ways, destroy both on close (no half-close).
- * `node pipe.js '{"bind":…,"port":…,"backends":[…]}'` inside the lb namespace.
+ * `node pipe.js '{"bind":…,"port":…,"backends":[…],"storm":true}'` inside the lb namespace.
  */
 import net from 'node:net';
-import { BULK_PORT, HTTP_PORT } from '../network';
+import { BULK_PORT, HTTP_PORT, TLS_PORT } from '../network';
 import { type BalancerChildOptions, emit, runChild, serveRequests } from './child-loop';
 
 function main(o: BalancerChildOptions): void {
@@ -25,6 +25,7 @@ function main(o: BalancerChildOptions): void {
   };
   serve(o.port, o.backends, HTTP_PORT);
   serve(o.port + 1, o.backends.slice(0, 1), BULK_PORT);
+  if (o.storm) serve(o.port + 2, o.backends, TLS_PORT);
   serveRequests({}, () => {
     for (const s of servers) s.close();
   });
