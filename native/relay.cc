@@ -206,6 +206,7 @@ class Engine {
   std::vector<std::unique_ptr<Worker>> workers;
   bool started = false;
   bool closed = false;
+  bool pinned = false;  // a strong reference to the JS object while listening
 
   // What the workers read: replaced whole under the mutex, picked up by version.
   std::mutex config_mutex;
@@ -556,9 +557,9 @@ class Worker {
         Addresses(c, &e);
         Push(e);
       }
-      // Registered for errors only: its bytes wait in the kernel until a backend is connected
-      // (pauseOnConnect), so a retry never has to replay them.
-      Want(&c->client, 0);
+      // Not in epoll until a backend is connected: its bytes wait in the kernel (pauseOnConnect),
+      // so a retry never has to replay them, and a client that resets meanwhile is found at its
+      // first read, as a paused net.Socket would find it. One epoll_ctl per client, not two.
       ConnectNext(c);
       RunDeferred();
     }
@@ -834,11 +835,16 @@ class Worker {
       // An event for an attempt that failed or moved slots earlier in this batch: level-triggered,
       // the live one is reported again at its new place.
       if (!a->live || a->side.fd < 0) return;
+      // A failed connect is reported with EPOLLERR (and EPOLLHUP); writable alone is connected,
+      // so the common case needs no getsockopt.
+      if ((ev & EPOLLOUT) && !(ev & (EPOLLERR | EPOLLHUP))) {
+        Connected(c, a);
+        return;
+      }
       int err = 0;
       socklen_t len = sizeof err;
       if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-      if (err == 0 && (ev & EPOLLOUT)) Connected(c, a);
-      else AttemptFailed(c, a, err != 0 ? err : ECONNREFUSED);
+      AttemptFailed(c, a, err != 0 ? err : ECONNREFUSED);
       return;
     }
     Side* peer = Peer(c, s);
@@ -987,6 +993,12 @@ class Worker {
     if (s != &c->client && ClosedUnanswered(c, kReasonClosedUnanswered)) return;
     Side* peer = Peer(c, s);
     s->eof = true;
+    // The other side's FIN came first and everything is delivered: close now, without the
+    // epoll_ctl and shutdown a half-close would need (the common end of a request).
+    if (peer->eof && s->pending == nullptr && peer->pending == nullptr) {
+      Finish(c);
+      return;
+    }
     Update(c, s);
     if (peer->pending == nullptr && !peer->shut) {
       shutdown(peer->fd, SHUT_WR);
@@ -1360,8 +1372,12 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   }
   for (auto& w : e->workers) w->Start();
   e->started = true;
-  // A listening engine keeps its loop alive, as a listening net.Server does.
+  // A listening engine keeps its loop alive and is not collected, as a listening net.Server: its
+  // owner may drop it and still expect it to serve until close().
   napi_ref_threadsafe_function(env, e->tsfn);
+  uint32_t refs = 0;
+  napi_reference_ref(env, e->wrapper, &refs);
+  e->pinned = true;
   napi_value result;
   CHECK_NAPI(env, napi_create_int32(env, ntohs(addr.sin_port), &result));
   return result;
@@ -1596,6 +1612,11 @@ napi_value CloseFn(napi_env env, napi_callback_info info) {
   Engine* e = Unwrap(env, info, &argc, nullptr);
   if (e == nullptr) return nullptr;
   e->Close();
+  if (e->pinned) {
+    e->pinned = false;
+    uint32_t refs = 0;
+    napi_reference_unref(env, e->wrapper, &refs);
+  }
   return Undefined(env);
 }
 

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { waitFor } from '../src/lab/wait';
 import {
   type ClientConnection,
@@ -227,6 +229,36 @@ describe('the native engine: choice of a backend', { timeout: 60_000 }, () => {
       await waitFor('the event', () => events.log.length > 0, { timeoutMs: 5000 });
       assert.deepEqual(events.log, ['unserved no backend available']);
       assert.equal(engine.stats()[5], 1);
+    } finally {
+      engine.close();
+    }
+  });
+
+  it('a listening engine its owner dropped is not collected: it serves until close()', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const live = listeners[0] ?? (await listener(b1 as string));
+    const { RelayEngine } = loadRelayBinding();
+    let port = 0;
+    const ref = (() => {
+      const engine = new RelayEngine(() => undefined, 1, false);
+      engine.configure(1000, 3, 0, 0, 30_000, false, 5000);
+      engine.setBackends([{ id: 1, address: live.host, port: live.port, routable: true, draining: false }]);
+      port = engine.listen(FRONT, 0, 128);
+      return new WeakRef(engine);
+    })();
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r));
+    }
+    const engine = ref.deref();
+    assert.ok(engine !== undefined, 'still there after garbage collections');
+    try {
+      const c = net.connect(port, FRONT);
+      c.on('error', () => undefined);
+      const [data] = (await once(c, 'data')) as [Buffer];
+      assert.equal(data.toString(), live.host);
+      c.destroy();
     } finally {
       engine.close();
     }
