@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -67,6 +68,11 @@ constexpr int kEpollBatch = 256;
 // TCP keepalive: turned on by a sweep for connections older than this, first probe after 30 s idle.
 constexpr int64_t kKeepAliveSweepMs = 5000;
 constexpr int kKeepAliveIdleS = 30;
+constexpr int kKeepAliveIntervalS = 1;
+constexpr int kKeepAliveCount = 10;
+// Out of descriptors (EMFILE): the listener leaves epoll this long rather than wake the thread for
+// a connection it cannot take (level-triggered, it would spin); the kernel keeps the queue.
+constexpr int64_t kAcceptPauseUs = 100 * 1000;
 
 // Reason codes for a failed attempt: errno values are positive.
 constexpr int kReasonTimeout = -1;
@@ -177,10 +183,8 @@ struct Conn {
   bool replayable = true;
   bool client_gone = false;  // the client reset or errored while connecting
   uint8_t tried_count = 0;   // backends attempted for this client (identity only; at most kMaxTried kept)
-  Backend* tried[8] = {};
+  Backend* tried[16] = {};
   std::vector<char> held;
-  int deferred_error = 0;    // an attempt that failed inside connect(), handled after the event
-  int deferred_slot = -1;
   int64_t accepted = 0;
   int64_t timer_at = 0;
   int heap_index = -1;
@@ -207,6 +211,7 @@ class Engine {
   bool started = false;
   bool closed = false;
   bool pinned = false;  // a strong reference to the JS object while listening
+  bool hooked = false;  // our environment cleanup hook is registered
 
   // What the workers read: replaced whole under the mutex, picked up by version.
   std::mutex config_mutex;
@@ -314,12 +319,23 @@ class Worker {
     ev.events = EPOLLIN;
     ev.data.ptr = &wake_side_;
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev) < 0) return errno;
+    // Its own copy of the listener's descriptor: the JS thread closes the engine's only after every
+    // worker has taken it out of its epoll (stop accepting), and never reads this one.
+    listen_fd_ = engine_->listen_fd;
     listen_side_.role = kRoleListen;
-    listen_side_.fd = engine_->listen_fd;
+    listen_side_.fd = listen_fd_;
+    int err = Listen(true);
+    return err;
+  }
+
+  // Puts the listener in this thread's epoll (one of the threads woken per connection) or takes it out.
+  int Listen(bool on) {
+    if (on == listening_) return 0;
+    struct epoll_event ev {};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.ptr = &listen_side_;
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, engine_->listen_fd, &ev) < 0) return errno;
-    listening_ = true;
+    if (epoll_ctl(epfd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listen_fd_, on ? &ev : nullptr) < 0) return errno;
+    listening_ = on;
     return 0;
   }
 
@@ -351,7 +367,10 @@ class Worker {
   int wakefd_ = -1;
   Side wake_side_;
   Side listen_side_;
+  int listen_fd_ = -1;
   bool listening_ = false;
+  bool stopped_ = false;          // stop accepting: the listener never comes back
+  int64_t accept_resume_at_ = 0;  // out of descriptors: the listener comes back then (0: not paused)
   bool exit_ = false;
   std::thread thread_;
   std::mutex cmd_mutex_;
@@ -366,8 +385,18 @@ class Worker {
   size_t cursor_ = 0;
   TimerHeap timers_;
   Conn* conns_ = nullptr;       // every connection of this thread, for sweeps and commands
-  std::vector<Conn*> deferred_;  // attempts that failed inside connect(): handled after the event
+  // Attempts that failed inside connect(), handled after the event: known by their descriptor (still
+  // open, so never reused meanwhile), as a swap may have moved them to the other slot.
+  struct Deferred {
+    Conn* conn;
+    int fd;
+    int err;
+  };
+  std::vector<Deferred> deferred_;
   std::vector<Event> events_;
+  // Sides closed or moved to another slot in this epoll batch: the batch's later events for them
+  // are stale (a level-triggered socket is reported again, at its new place, next turn).
+  std::vector<Side*> stale_;
   int64_t now_ = 0;
   int64_t next_sweep_ = 0;
   char* scratch_ = nullptr;
@@ -384,16 +413,22 @@ class Worker {
       int timeout = -1;
       int64_t due = next_sweep_;
       if (!timers_.empty() && timers_.top()->timer_at < due) due = timers_.top()->timer_at;
+      if (accept_resume_at_ != 0 && accept_resume_at_ < due) due = accept_resume_at_;
       int64_t wait_us = due - NowUs();
       timeout = wait_us <= 0 ? 0 : static_cast<int>((wait_us + 999) / 1000);
       int n = epoll_wait(epfd_, evs, kEpollBatch, timeout);
       now_ = NowUs();
       if (engine_->config_version.load(std::memory_order_acquire) != config_version_) Refresh();
+      stale_.clear();
       for (int i = 0; i < n; i++) {
         Side* side = static_cast<Side*>(evs[i].data.ptr);
+        if (!stale_.empty() && std::find(stale_.begin(), stale_.end(), side) != stale_.end()) continue;
         switch (side->role) {
           case kRoleWake: Commands(); break;
-          case kRoleListen: Accept(); break;
+          case kRoleListen:
+            // Commands earlier in this batch may have taken the listener out (stop accepting).
+            if (listening_) Accept();
+            break;
           case kRoleClient:
           case kRoleAttempt: OnSide(side, evs[i].events); break;
         }
@@ -401,6 +436,10 @@ class Worker {
       }
       RunTimers();
       if (now_ >= next_sweep_) Sweep();
+      if (accept_resume_at_ != 0 && now_ >= accept_resume_at_) {
+        accept_resume_at_ = 0;
+        if (!stopped_) Listen(true);
+      }
       engine_->Emit(&events_);
       FreeRetired();
     }
@@ -445,10 +484,9 @@ class Worker {
           while (conns_ != nullptr) Abort(conns_);
           break;
         case Command::kStopAccepting:
-          if (listening_) {
-            epoll_ctl(epfd_, EPOLL_CTL_DEL, engine_->listen_fd, nullptr);
-            listening_ = false;
-          }
+          stopped_ = true;
+          accept_resume_at_ = 0;
+          Listen(false);
           break;
         case Command::kExit:
           exit_ = true;
@@ -504,7 +542,10 @@ class Worker {
   }
 
   void CloseSide(Side* s) {
-    if (s->fd >= 0) close(s->fd);  // also takes it out of epoll
+    if (s->fd >= 0) stale_.push_back(s);
+    // close() also takes it out of epoll: the descriptors are close-on-exec and vipd does not
+    // fork while relaying, so no other process holds them registered.
+    if (s->fd >= 0) close(s->fd);
     s->fd = -1;
     s->registered = false;
     s->parked = false;
@@ -520,17 +561,23 @@ class Worker {
     for (int i = 0; i < kAcceptBatch; i++) {
       struct sockaddr_in peer;
       socklen_t len = sizeof peer;
-      int fd = accept4(engine_->listen_fd, reinterpret_cast<struct sockaddr*>(&peer), &len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = accept4(listen_fd_, reinterpret_cast<struct sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
         if (errno == ECONNABORTED) continue;
-        Push(Ev(kEvAcceptError, 0, errno));
+        int err = errno;
+        Push(Ev(kEvAcceptError, 0, err));
+        if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+          // Level-triggered, the listener would wake this thread again at once: pause it.
+          Listen(false);
+          accept_resume_at_ = now_ + kAcceptPauseUs;
+        }
         return;
       }
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       Conn* c = NewConn();
+      c->phase = kConnecting;
       c->client.role = kRoleClient;
       c->client.conn = c;
       c->client.fd = fd;
@@ -637,6 +684,7 @@ class Worker {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int err = 0;
     if (fd < 0) {
+      // Known by fd -1 then: RunDeferred fails the live attempt that has none.
       err = errno;
     } else {
       int one = 1;
@@ -648,9 +696,7 @@ class Worker {
     a->side.registered = false;
     a->side.parked = false;
     if (err != 0) {
-      c->deferred_error = err;
-      c->deferred_slot = a == &c->att[0] ? 0 : 1;
-      deferred_.push_back(c);
+      deferred_.push_back({c, fd, err});
       return;
     }
     Want(&a->side, EPOLLOUT);
@@ -659,13 +705,16 @@ class Worker {
 
   void RunDeferred() {
     while (!deferred_.empty()) {
-      Conn* c = deferred_.back();
+      Deferred d = deferred_.back();
       deferred_.pop_back();
-      if (c->deferred_slot < 0) continue;
-      Attempt* a = &c->att[c->deferred_slot];
-      int err = c->deferred_error;
-      c->deferred_slot = -1;
-      if (c->phase == kConnecting && a->live) AttemptFailed(c, a, err);
+      Conn* c = d.conn;
+      if (c->phase != kConnecting) continue;
+      for (Attempt& a : c->att) {
+        if (a.live && a.side.fd == d.fd) {
+          AttemptFailed(c, &a, d.err);
+          break;
+        }
+      }
     }
   }
 
@@ -723,6 +772,8 @@ class Worker {
     if (a == &c->att[0] && c->att[1].live) {
       // The second attempt becomes the first.
       std::swap(c->att[0], c->att[1]);
+      stale_.push_back(&c->att[0].side);
+      stale_.push_back(&c->att[1].side);
       FixSide(c, &c->att[0]);
       FixSide(c, &c->att[1]);
     }
@@ -783,6 +834,8 @@ class Worker {
     }
     if (a != &c->att[0]) {
       std::swap(c->att[0], c->att[1]);
+      stale_.push_back(&c->att[0].side);
+      stale_.push_back(&c->att[1].side);
       FixSide(c, &c->att[0]);
       a = &c->att[0];
     }
@@ -801,7 +854,7 @@ class Worker {
     if (!c->held.empty()) {
       // A replay after a backend closed unanswered: the client's first flight again.
       WriteTo(c, up, &c->client, c->held.data(), c->held.size());
-      if (c->phase == kDone) return;
+      if (c->phase != kRelaying) return;  // done, or swapped again for another backend
     }
     if (c->replayable && c->failures < s_.retries) {
       c->unanswered = true;
@@ -870,7 +923,11 @@ class Worker {
           epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
           s->registered = false;
           s->parked = true;
+        } else if (!s->eof) {
+          // Still bytes to read before its FIN (reads are capped per wake-up): level-triggered,
+          // the hang-up comes back with them next turn.
         } else if (!(s->eof && s->shut && s->pending == nullptr)) {
+          // Reset (or gone) while bytes wait for it, or before we sent our FIN: it cannot be served.
           Abort(c);
         } else {
           MaybeDone(c);
@@ -936,6 +993,8 @@ class Worker {
     ssize_t w = send(to->fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        // A backend reset before answering: the client's first flight goes to another one.
+        if (to == &c->att[0].side && ClosedUnanswered(c, errno)) return;
         Abort(c);
         return;
       }
@@ -965,6 +1024,7 @@ class Worker {
       ssize_t w = send(s->fd, s->pending + s->pending_off, s->pending_len - s->pending_off, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        if (s == &c->att[0].side && ClosedUnanswered(c, errno)) return;
         Abort(c);
         return;
       }
@@ -1097,11 +1157,15 @@ class Worker {
     for (Conn* c = conns_; c != nullptr; c = c->next) {
       if (c->keepalive || c->phase != kRelaying || now_ - c->accepted < s_.keepalive_us) continue;
       c->keepalive = true;
-      int one = 1, idle = kKeepAliveIdleS;
+      // As Node's setKeepAlive(true, 30 s) sets it (libuv): a dead peer is found 40 s after it
+      // went silent, not the kernel's default 75 s x 9 later.
+      int one = 1, idle = kKeepAliveIdleS, interval = kKeepAliveIntervalS, count = kKeepAliveCount;
       for (int fd : {c->client.fd, c->att[0].side.fd}) {
         if (fd < 0) continue;
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
       }
     }
   }
@@ -1128,7 +1192,6 @@ class Worker {
       a.live = false;
       a.backend.reset();
     }
-    c->deferred_slot = -1;
     if (engine_->observe) {
       Event e = Ev(kEvClosed);
       Addresses(c, &e);
@@ -1152,6 +1215,7 @@ class Worker {
     for (Conn* c : retired_) {
       if (pool_.size() < kPoolMax) {
         *c = Conn();
+        c->phase = kDone;  // an event that still names it (it cannot, see CloseSide) is ignored
         pool_.push_back(c);
       } else {
         delete c;
@@ -1272,8 +1336,19 @@ void CallJs(napi_env env, napi_value callback, void* context, void* data) {
   napi_call_function(env, undefined, callback, 1, &ab, nullptr);
 }
 
+// When the environment goes away (the process or the worker thread exits) with the engine still
+// open: stop its threads and release the threadsafe function while that still exists. Registered
+// after the function, so it runs before the function's own cleanup (hooks run last-in first-out);
+// without it, an engine finalized after that cleanup released a freed function (SIGABRT at exit).
+void CleanupHook(void* arg) {
+  Engine* e = static_cast<Engine*>(arg);
+  e->hooked = false;
+  e->Close();
+}
+
 void Finalize(napi_env env, void* data, void* hint) {
   Engine* e = static_cast<Engine*>(data);
+  if (e->hooked) napi_remove_env_cleanup_hook(env, CleanupHook, e);
   e->Close();
   delete e;
 }
@@ -1314,9 +1389,9 @@ napi_value New(napi_env env, napi_callback_info info) {
     delete e;
     CHECK_NAPI(env, napi_generic_failure);
   }
-  // Not keeping the loop alive while idle: the owner's close() ends it; an open listener is kept
-  // alive by the owner's own handles (the daemon, a test's server).
+  // Not keeping the loop alive until it listens (see Listen).
   napi_unref_threadsafe_function(env, e->tsfn);
+  if (napi_add_env_cleanup_hook(env, CleanupHook, e) == napi_ok) e->hooked = true;
   if (napi_wrap(env, self, e, Finalize, nullptr, &e->wrapper) != napi_ok) {
     e->Close();
     delete e;
@@ -1407,12 +1482,12 @@ napi_value Configure(napi_env env, napi_callback_info info) {
     std::lock_guard<std::mutex> lock(e->config_mutex);
     Settings& s = e->settings;
     s.connect_timeout_us = static_cast<int64_t>(v[0] * 1000);
-    s.retries = static_cast<int>(v[1]);
+    s.retries = std::max(0, std::min(100, static_cast<int>(v[1])));
     s.idle_timeout_us = static_cast<int64_t>(v[2] * 1000);
     s.hedge_delay_us = static_cast<int64_t>(v[3] * 1000);
     s.fin_timeout_us = static_cast<int64_t>(v[4] * 1000);
     s.leastconn = leastconn;
-    s.keepalive_us = static_cast<int64_t>(keepalive * 1000);
+    s.keepalive_us = std::max<int64_t>(1000000, static_cast<int64_t>(keepalive * 1000));  // a sweep a second at most
     e->config_version.fetch_add(1, std::memory_order_release);
   }
   return Undefined(env);  // the threads pick it up at their next loop turn
@@ -1457,12 +1532,14 @@ napi_value SetBackends(napi_env env, napi_callback_info info) {
     for (const BackendRef& o : old)
       if (o->id == static_cast<uint32_t>(id)) b = o;
     if (!b) {
+      // Only a new backend gets an address: the threads connect to existing ones without a lock
+      // (a backend whose address changes is a new backend with a new id, frontend.ts).
       b = std::make_shared<Backend>();
       b->id = static_cast<uint32_t>(id);
+      b->addr.sin_family = AF_INET;
+      b->addr.sin_addr = address;
+      b->addr.sin_port = htons(static_cast<uint16_t>(port));
     }
-    b->addr.sin_family = AF_INET;
-    b->addr.sin_addr = address;
-    b->addr.sin_port = htons(static_cast<uint16_t>(port));
     b->routable.store(routable);
     b->draining.store(draining);
     list.push_back(b);
