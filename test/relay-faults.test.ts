@@ -210,7 +210,9 @@ describe('native relay: faults', { timeout: 120_000 }, () => {
       c.on('error', () => undefined);
       return c;
     });
-    cleanup.push(() => clients.forEach((c) => c.destroy()));
+    cleanup.push(() => {
+      for (const c of clients) c.destroy();
+    });
     await waitFor('EMFILE', () => agent.events.some((e) => e === 'acceptError EMFILE'), { timeoutMs: 5000 });
     const before = agent.events.length;
     await sleep(2000);
@@ -239,7 +241,9 @@ describe('native relay: faults', { timeout: 120_000 }, () => {
         return c;
       }),
     );
-    cleanup.push(() => clients.forEach((c) => c.destroy()));
+    cleanup.push(() => {
+      for (const c of clients) c.destroy();
+    });
     const [code, signal] = await Promise.race([exited, sleep(15_000).then(() => [undefined, 'timeout'] as const)]);
     assert.deepEqual([code, signal], [0, null], 'exit 0, no signal (it was SIGABRT)');
   });
