@@ -24,6 +24,8 @@ const election: ElectionSnapshot = {
   bootstrapMember: 'cp1',
   bootstrapDisputedBy: [],
   observer: false,
+  witness: false,
+  vote: 'cp1',
   quorum: { alive: 2, needed: 2, quorate: true },
   faults: ['apiserver'],
   peers: [
@@ -39,6 +41,7 @@ const election: ElectionSnapshot = {
       vote: 'cp1',
       loss: 0.01234,
       deadMs: 325.4,
+      witness: false,
     },
     {
       name: 'cp3',
@@ -52,6 +55,7 @@ const election: ElectionSnapshot = {
       vote: '',
       loss: 0,
       deadMs: 325,
+      witness: true,
     },
   ],
 };
@@ -107,6 +111,8 @@ describe('/status: the projection', () => {
       address: '10.0.0.11',
       version: '9.9.9',
       dryRun: false,
+      role: 'member',
+      vote: 'cp1',
       state: 'MASTER',
       stateSince: '2025-06-01T11:59:58.500Z',
       priority: 100,
@@ -145,6 +151,7 @@ describe('/status: the projection', () => {
           vote: 'cp1',
           loss: 0.012,
           deadAfterMs: 325,
+          role: 'member',
         },
         {
           name: 'cp3',
@@ -158,6 +165,7 @@ describe('/status: the projection', () => {
           vote: '',
           loss: 0,
           deadAfterMs: 325,
+          role: 'witness',
         },
       ],
       backends: [
@@ -265,6 +273,20 @@ describe('/status: the projection', () => {
       lines.join('\n'),
     );
   });
+  it('vipd status marks a witness among the peers, and on a witness says it votes and holds no VIP', () => {
+    const member = formatStatus(daemonStatus(input));
+    assert.match(member, /^cp3 \(witness\) +10\.0\.0\.13 +no +INIT/m);
+    const onWitness = formatStatus(
+      daemonStatus({ ...input, election: { ...election, role: 'BACKUP', witness: true, vote: 'cp2' } }),
+    );
+    assert.match(onWitness, /^witness cp1 \(10\.0\.0\.11\) +state BACKUP/m);
+    assert.match(onWitness, /votes for cp2$/m);
+    assert.match(
+      onWitness,
+      /^vip 10\.0\.0\.100\/24: never held here \(a witness votes, holds no VIP, runs no balancer\)$/m,
+    );
+  });
+
   it('vipd status says why a cluster has not formed: whom it waits for, or who names another bootstrap member', () => {
     const unformed = (over: Partial<ElectionSnapshot>) =>
       formatStatus(daemonStatus({ ...input, election: { ...election, formed: false, ...over } }));

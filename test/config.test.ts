@@ -77,7 +77,7 @@ describe('config', () => {
     assert.deepEqual(config.proxy.frontends[0]!.bind, { host: '0.0.0.0', port: 6443 });
     assert.equal(config.proxy.frontends[0]!.healthCheck.path, '/readyz');
     assert.deepEqual(config.vipAddress, { ip: '10.0.0.100', prefixLength: 24 });
-    assert.deepEqual(config.self, { name: 'cp1', address: '10.0.0.11' });
+    assert.deepEqual(config.self, { name: 'cp1', address: '10.0.0.11', role: 'member' });
   });
 
   it('the VIP lifetime and the dead-interval cap: defaults, whole seconds, maxDeadAfter >= deadAfter', () => {

@@ -70,9 +70,9 @@ describe('rise/fall', () => {
 
 describe('proxy settings from config', () => {
   const peers = [
-    { name: 'cp1', address: '192.168.10.11' },
-    { name: 'cp2', address: '192.168.10.12' },
-    { name: 'cp3', address: '192.168.10.13' },
+    { name: 'cp1', address: '192.168.10.11', role: 'member' as const },
+    { name: 'cp2', address: '192.168.10.12', role: 'member' as const },
+    { name: 'cp3', address: '192.168.10.13', role: 'member' as const },
   ];
 
   it('by default balances :6443 over every peer on :9443 with /readyz checks', () => {
@@ -83,7 +83,7 @@ describe('proxy settings from config', () => {
     assert.deepEqual(f.bind, { host: '0.0.0.0', port: 6443 });
     assert.deepEqual(
       f.backends,
-      peers.map((p) => ({ ...p, port: 9443 })),
+      peers.map((p) => ({ name: p.name, address: p.address, port: 9443 })),
     );
     assert.equal(f.balance, 'roundrobin');
     assert.equal(f.idleTimeoutMs, 0);

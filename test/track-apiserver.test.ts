@@ -138,7 +138,7 @@ describe('the tracked apiserver in force (what the daemon runs; a reload replace
       return { ok: false, detail: 'ECONNREFUSED', at: Date.now(), durationMs: 0 };
     };
     const config = (over: Record<string, unknown>) => ({
-      self: { name: 'cp1', address: HOST },
+      self: { name: 'cp1', address: HOST, role: 'member' as const },
       track: { apiserver: settings(over) },
     });
     const tracked = new TrackedApiserver(config({ mode: 'weight', weight: 40, fall: 1 }), {

@@ -21,6 +21,8 @@ export interface PeerStatus {
   /** The share of its heartbeats lost on the way here (0-1), and the dead interval that makes (ms). */
   readonly loss: number;
   readonly deadAfterMs: number;
+  /** member, or witness: it votes and acknowledges, and never holds the VIP. */
+  readonly role: 'member' | 'witness';
 }
 
 export interface BackendStatus {
@@ -47,6 +49,10 @@ export interface DaemonStatus {
   readonly address: string;
   readonly version: string;
   readonly dryRun: boolean;
+  /** member, or witness (`vipd witness`): a voter that holds no VIP and runs no balancer. */
+  readonly role: 'member' | 'witness';
+  /** Whom this node would have as master now (its pre-vote; a witness's is its vote); '' for nobody. */
+  readonly vote: string;
   readonly state: Role;
   readonly stateSince: string;
   readonly priority: number;
@@ -71,7 +77,7 @@ export interface DaemonStatus {
   readonly bootstrapMember: string;
   /** Peers whose config names another bootstrap member: the peers are listed in another order there. */
   readonly bootstrapDisputedBy: readonly string[];
-  /** A dry run: this member votes and acknowledges, and is never elected. */
+  /** A dry run or a witness: this member votes and acknowledges, and is never elected. */
   readonly observer: boolean;
   readonly quorum: {
     readonly mode: 'majority' | 'none';
@@ -145,6 +151,8 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
     address: config.self.address,
     version: input.version,
     dryRun: input.dryRun,
+    role: snap.witness ? 'witness' : 'member',
+    vote: snap.vote,
     state: snap.role,
     stateSince: new Date(wall - (mono - snap.roleSince)).toISOString(),
     priority: snap.priority,
@@ -191,6 +199,7 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
       vote: p.vote,
       loss: Math.round(p.loss * 1000) / 1000,
       deadAfterMs: Math.round(p.deadMs),
+      role: p.witness ? 'witness' : 'member',
     })),
     backends: (input.frontends ?? []).flatMap((f) =>
       f.backends.map((b) => ({
@@ -227,8 +236,9 @@ export interface AdminSource {
 /** `vipd status` as a table: this member (election, quorum, VIP, apiserver), then a line per peer and per backend. */
 export function formatStatus(s: DaemonStatus): string {
   const lines: string[] = [];
+  const witness = s.role === 'witness';
   lines.push(
-    `node ${s.node} (${s.address})  state ${s.state}${s.learning ? ' (learning)' : ''}` +
+    `${witness ? 'witness' : 'node'} ${s.node} (${s.address})  state ${s.state}${s.learning ? ' (learning)' : ''}` +
       ` since ${s.stateSince}  priority ${s.priority}/${s.basePriority}  term ${s.term}  master ${s.master || '-'}`,
   );
   const lease = s.leaseRemainingMs === null ? '' : `  lease ${s.leaseRemainingMs}ms`;
@@ -237,7 +247,8 @@ export function formatStatus(s: DaemonStatus): string {
       ? '  follows nobody'
       : `  follows ${s.following.leader} (term ${s.following.term}, ${s.following.remainingMs}ms)`;
   const handover = s.handoverTo === null ? '' : `  handing over to ${s.handoverTo}`;
-  lines.push(`election${s.state === 'MASTER' ? lease : follows}${handover}`);
+  const vote = witness ? `  votes for ${s.vote || 'nobody'}` : '';
+  lines.push(`election${s.state === 'MASTER' ? lease : follows}${handover}${vote}`);
   // An older vipd's /status has no bootstrapDisputedBy (`vipd status --url` may ask another node's).
   const disputed = s.bootstrapDisputedBy ?? [];
   const cluster = s.formed
@@ -252,10 +263,14 @@ export function formatStatus(s: DaemonStatus): string {
   lines.push(
     `quorum ${q.mode}: ${q.alive} of ${q.needed} needed ${q.quorate ? '(quorate)' : '(NOT quorate)'}` +
       `${s.faults.length ? `  faults: ${s.faults.join(', ')}` : ''}${cluster}` +
-      `${s.observer ? '  observer (dry run): never elected' : ''}`,
+      `${s.observer && !witness ? '  observer (dry run): never elected' : ''}`,
   );
-  const held = s.vip.held ? `held since ${s.vip.since}` : 'not held here';
-  lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${held}${s.dryRun ? ' (dry run)' : ''}`);
+  if (witness) {
+    lines.push(`vip ${s.vip.address}: never held here (a witness votes, holds no VIP, runs no balancer)`);
+  } else {
+    const held = s.vip.held ? `held since ${s.vip.since}` : 'not held here';
+    lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${held}${s.dryRun ? ' (dry run)' : ''}`);
+  }
   // An older vipd's /status has no `apiserver` (`vipd status --url` may ask another node's, mid-upgrade).
   if (s.apiserver !== undefined) lines.push(formatApiserver(s.apiserver));
   lines.push('');
@@ -264,8 +279,10 @@ export function formatStatus(s: DaemonStatus): string {
       `${'TERM'.padEnd(6)}${'LAST HEARD'.padEnd(12)}${'LOSS'.padEnd(6)}${'DEAD AFTER'.padEnd(11)}LEADER/VOTE`,
   );
   for (const p of s.peers) {
+    // An older vipd's /status has no role (`vipd status --url` may ask another node's).
+    const name = p.role === 'witness' ? `${p.name} (witness)` : p.name;
     lines.push(
-      `${p.name.padEnd(20)}${p.address.padEnd(17)}${(p.alive ? 'yes' : 'no').padEnd(7)}${p.state.padEnd(10)}` +
+      `${name.padEnd(20)}${p.address.padEnd(17)}${(p.alive ? 'yes' : 'no').padEnd(7)}${p.state.padEnd(10)}` +
         `${String(p.priority).padEnd(6)}${String(p.term).padEnd(6)}` +
         `${(p.lastHeardMsAgo === null ? 'never' : `${p.lastHeardMsAgo}ms ago`).padEnd(12)}` +
         `${`${Math.round(p.loss * 100)}%`.padEnd(6)}${`${p.deadAfterMs}ms`.padEnd(11)}` +

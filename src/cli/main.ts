@@ -6,15 +6,24 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { type DaemonStatus, formatStatus } from '../admin/status';
-import { effectiveConfigYaml, loadConfigFile, readConfigFile } from '../config/load';
+import { effectiveConfigYaml, type LoadedConfig, loadConfigFile, readConfigFile } from '../config/load';
 import type { NodeNameSource } from '../config/node-name';
 import { configWarnings, secretWarnings } from '../config/warnings';
 import { Daemon } from '../daemon';
 import { ConfigError, describeError, ExitCode, echo, UsageError, VipdError } from '../errors';
 import { runLab } from '../lab/lab';
-import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, resolveLogFormat } from '../log/logger';
+import {
+  createLogger,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type Logger,
+  type LogLevel,
+  resolveLogFormat,
+} from '../log/logger';
 import { registerManifestCommands } from '../manifest/cli';
 import { VERSION } from '../version';
+import { Witness } from '../witness';
 
 const DEFAULT_CONFIG = '/etc/vipd/vipd.yaml';
 
@@ -69,29 +78,42 @@ export function buildProgram(): Command {
     .action(async (opts: { config: string; logLevel: LogLevel; logFormat: LogFormat; dryRun: boolean }) => {
       // The same host-side checks as `vipd check`: a wrong address or interface is exit 2 naming the field.
       const loaded = loadConfigFile(opts.config);
+      const log = startLog(loaded, opts);
+      // A node whose peer entry says `role: witness` runs as one (the same file on every node).
+      if (loaded.config.self.role === 'witness') {
+        log.info({ role: 'witness' }, 'this node is a witness in peers: running as one (vipd witness)');
+        await serve(new Witness(loaded, { log }), log);
+        return;
+      }
       const logFormat = resolveLogFormat(opts.logFormat);
-      const log = createLogger({ level: opts.logLevel, node: loaded.config.nodeName, format: logFormat });
-      // The daemon logs the config's own warnings as it starts; these need the host and the secret.
-      const { secretFile } = loaded.config.election;
-      const warnings = [...(loaded.hostWarnings ?? []), ...secretWarnings(loaded.secret, secretFile)];
-      for (const warning of warnings) log.warn({ component: 'config', warning }, 'config warning');
-      const daemon = new Daemon(loaded, { log, logFormat, dryRun: opts.dryRun });
-      // Best effort on a crash: the VIP must not outlive the process that claimed it
-      // (keepalived #2361, kube-vip #996). SIGKILL cannot be caught; the next start's prepare() cleans up.
-      const crash = (err: unknown) => {
-        log.fatal({ err }, 'uncaught error: releasing the VIP and exiting');
-        void daemon.abort().finally(() => process.exit(ExitCode.failure));
-      };
-      process.once('uncaughtException', crash);
-      process.once('unhandledRejection', crash);
-      await daemon.start();
-      const onHangup = () => {
-        void daemon.reload();
-      };
-      process.on('SIGHUP', onHangup);
-      await waitForStopSignal(log);
-      process.off('SIGHUP', onHangup);
-      await daemon.stop();
+      await serve(new Daemon(loaded, { log, logFormat, dryRun: opts.dryRun }), log);
+    });
+
+  program
+    .command('witness')
+    .description(
+      'run a witness: votes and acknowledges in the election (the third voter of a two-node control plane), ' +
+        'never holds the VIP, runs no balancer, needs no capabilities',
+    )
+    .addOption(configOption())
+    .addOption(logLevelOption())
+    .addOption(
+      new Option('--log-format <format>', 'json (one object per line), text (for people), or auto: text on a terminal')
+        .choices(LOG_FORMATS)
+        .argParser(oneOf('--log-format', LOG_FORMATS))
+        .default('auto'),
+    )
+    .action(async (opts: { config: string; logLevel: LogLevel; logFormat: LogFormat }) => {
+      const loaded = loadConfigFile(opts.config);
+      const { self, peers, nodeName } = loaded.config;
+      if (self.role !== 'witness') {
+        throw new ConfigError([
+          `peers[${peers.indexOf(self)}].role: this node (${nodeName}) is a member, not a witness; ` +
+            '`vipd witness` runs a node whose peer entry says role: witness, `vipd run` runs a member',
+        ]);
+      }
+      const log = startLog(loaded, opts);
+      await serve(new Witness(loaded, { log }), log);
     });
 
   program
@@ -240,6 +262,47 @@ function notVipd(res: Response, what: string): VipdError {
 /** A server's text for a message: one line, bounded. */
 function echoText(text: string): string {
   return text.length <= 2000 ? text : `${text.slice(0, 2000)}... (${text.length} characters)`;
+}
+
+/** The logger of `vipd run` and `vipd witness`, with the warnings that need the host and the secret logged. */
+function startLog(loaded: LoadedConfig, opts: { logLevel: LogLevel; logFormat: LogFormat }): Logger {
+  const log = createLogger({
+    level: opts.logLevel,
+    node: loaded.config.nodeName,
+    format: resolveLogFormat(opts.logFormat),
+  });
+  // The daemon logs the config's own warnings as it starts; these need the host and the secret.
+  const { secretFile } = loaded.config.election;
+  const warnings = [...(loaded.hostWarnings ?? []), ...secretWarnings(loaded.secret, secretFile)];
+  for (const warning of warnings) log.warn({ component: 'config', warning }, 'config warning');
+  return log;
+}
+
+/** A member or a witness, run until SIGTERM or SIGINT; SIGHUP reloads. */
+interface Served {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  abort(): Promise<void>;
+  reload(): Promise<unknown>;
+}
+
+async function serve(daemon: Served, log: Logger): Promise<void> {
+  // Best effort on a crash: the VIP must not outlive the process that claimed it
+  // (keepalived #2361, kube-vip #996). SIGKILL cannot be caught; the next start's prepare() cleans up.
+  const crash = (err: unknown) => {
+    log.fatal({ err }, 'uncaught error: releasing the VIP and exiting');
+    void daemon.abort().finally(() => process.exit(ExitCode.failure));
+  };
+  process.once('uncaughtException', crash);
+  process.once('unhandledRejection', crash);
+  await daemon.start();
+  const onHangup = () => {
+    void daemon.reload();
+  };
+  process.on('SIGHUP', onHangup);
+  await waitForStopSignal(log);
+  process.off('SIGHUP', onHangup);
+  await daemon.stop();
 }
 
 function waitForStopSignal(log: ReturnType<typeof createLogger>): Promise<void> {

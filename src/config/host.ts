@@ -96,10 +96,11 @@ function listAddresses(host: HostView): string {
 }
 
 export function hostChecks(config: FileConfig, host: HostView): HostFindings {
-  const problems: string[] = [];
-  const warnings: string[] = [];
   const self = config.self;
   const selfField = `peers[${config.peers.indexOf(self)}].address`;
+  if (self.role === 'witness') return witnessChecks(config, host, selfField);
+  const problems: string[] = [];
+  const warnings: string[] = [];
 
   let iface: HostInterface | undefined;
   if (config.vip.interface !== undefined) {
@@ -168,6 +169,33 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
   const stateDirError = host.stateDirError(stateDir);
   if (stateDirError !== undefined) problems.push(stateDirProblem(stateDir, stateDirError));
   return { interface: iface?.name, problems, warnings };
+}
+
+/**
+ * A witness's host: it holds no VIP and runs no balancer, so neither the VIP's interface nor the
+ * frontends concern it (it may sit on another network): its own address (the election binds it),
+ * the health endpoint's, and the state directory. The interface reported is vip.interface as
+ * written, or none.
+ */
+function witnessChecks(config: FileConfig, host: HostView, selfField: string): HostFindings {
+  const problems: string[] = [];
+  const self = config.self;
+  if (localOn(host, self.address) === undefined) {
+    problems.push(
+      `${selfField}: got "${self.address}" for this node (${config.nodeName}, a witness; the election binds it), ` +
+        `which is not an address of this host (${listAddresses(host)})`,
+    );
+  }
+  const { host: healthHost, port } = config.health.listen;
+  if (healthHost !== '0.0.0.0' && localOn(host, healthHost) === undefined) {
+    problems.push(
+      `health.listen: got "${healthHost}:${port}", which is not an address of this host (${listAddresses(host)})`,
+    );
+  }
+  const { stateDir } = config.election;
+  const stateDirError = host.stateDirError(stateDir);
+  if (stateDirError !== undefined) problems.push(stateDirProblem(stateDir, stateDirError));
+  return { interface: config.vip.interface ?? '', problems, warnings: [] };
 }
 
 /**

@@ -137,6 +137,13 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
   duplicates(data.peers.map((p) => p.address)).forEach((a) => {
     problems.push(`peers: the address "${a}" appears twice; each member needs its own`);
   });
+  // The first peer bootstraps a new cluster by holding the VIP alone (docs/election.md): a member.
+  if (data.peers[0]?.role === 'witness') {
+    problems.push(
+      `peers[0].role: got "witness"; the first peer listed is the bootstrap member of a new cluster, which ` +
+        'holds the VIP alone until the others join: list a member first (the witness anywhere after)',
+    );
+  }
 
   const [ip = '', prefix = '32'] = data.vip.address.split('/');
   const prefixLength = Number(prefix);
@@ -182,8 +189,14 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
   problems.push(...addressProblems(data, self));
   if (problems.length > 0 || !named.ok) throw new ConfigError(problems);
 
+  // A witness is there to make a majority: with one listed, auto means majority whatever the count.
+  const witnessed = data.peers.some((p) => p.role === 'witness');
   const quorum: QuorumMode =
-    data.election.quorum === 'auto' ? (data.peers.length >= 3 ? 'majority' : 'none') : data.election.quorum;
+    data.election.quorum === 'auto'
+      ? data.peers.length >= 3 || witnessed
+        ? 'majority'
+        : 'none'
+      : data.election.quorum;
   return {
     ...data,
     file,

@@ -83,10 +83,17 @@ const hostPort = () =>
     return { host, port: portNumber };
   });
 
+export const peerRoles = ['member', 'witness'] as const;
+
 export const peerSchema = z
   .object({
     name: name(),
     address: ipv4(),
+    /**
+     * member: a candidate that holds the VIP and runs the balancer. witness: votes and acknowledges
+     * (counts for the majority) and never holds the VIP; the third voter of a two-node control plane.
+     */
+    role: z.enum(peerRoles, expect(`one of ${peerRoles.join(', ')}`)).default('member'),
   })
   .strict();
 

@@ -16,6 +16,19 @@ export function configWarnings(config: FileConfig, options: { readonly checkSecr
   const out: string[] = [];
   const e = config.election;
   const members = config.peers.length;
+  const witnesses = config.peers.filter((p) => p.role === 'witness').map((p) => p.name);
+  if (witnesses.length > 0 && e.quorum === 'none') {
+    out.push(
+      `election.quorum: none with a witness (${witnesses.join(', ')}): without a majority a witness decides ` +
+        'nothing, and a partition gives two holders; use majority (or auto)',
+    );
+  }
+  if (witnesses.length > 0 && members - witnesses.length < 2) {
+    out.push(
+      `peers: one member and a witness (${witnesses.join(', ')}): only that member can ever hold the VIP, ` +
+        'and it needs the witness to; list two members',
+    );
+  }
   if (members === 2 && e.quorum === 'majority') {
     out.push(
       'election.quorum: majority with 2 peers survives no failure: either member down leaves nobody ' +

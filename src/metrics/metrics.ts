@@ -11,6 +11,9 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 /** What the per-peer gauges show, read at scrape time (nothing is computed per heartbeat). */
 export type PeerLinkSource = () => readonly { readonly name: string; readonly loss: number; readonly deadMs: number }[];
 
+/** Whom this member votes for and acknowledges, read at scrape time ('' for nobody). */
+export type VoteSource = () => { readonly vote: string; readonly acknowledging: string };
+
 /** The shared connection lists, read at scrape time. */
 export type ConnListSource = () => {
   readonly own: number;
@@ -21,6 +24,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   let peerLinks: PeerLinkSource = () => [];
   let connLists: ConnListSource = () => ({ own: 0, peers: [] });
+  let votes: VoteSource = () => ({ vote: '', acknowledging: '' });
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'vipd_' });
   const registers = [registry];
   const m = {
@@ -81,6 +85,43 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     /** The election tells the per-peer gauges where to read from. */
     setPeerLinks(source: PeerLinkSource): void {
       peerLinks = source;
+    },
+    witness: new Gauge({
+      name: 'vipd_witness',
+      help: '1 when this node is a witness (peers[].role): it votes and acknowledges, and never holds the VIP.',
+      registers,
+    }),
+    peerWitness: new Gauge({
+      name: 'vipd_peer_witness',
+      help: 'For each peer: 1 if it is a witness, 0 if a member.',
+      labelNames: ['peer'] as const,
+      registers,
+    }),
+    vote: new Gauge({
+      name: 'vipd_election_vote',
+      help: "The member this node would have as master now (its pre-vote; a witness's vote): 1 on that series only.",
+      labelNames: ['member'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const { vote } = votes();
+        if (vote !== '') this.labels(vote).set(1);
+      },
+    }),
+    acknowledging: new Gauge({
+      name: 'vipd_election_acknowledging',
+      help: "The master this node acknowledges (its grant, which the master's lease is built from): 1 on that series only.",
+      labelNames: ['member'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const { acknowledging } = votes();
+        if (acknowledging !== '') this.labels(acknowledging).set(1);
+      },
+    }),
+    /** The election tells the vote gauges where to read from. */
+    setVotes(source: VoteSource): void {
+      votes = source;
     },
     vipConnections: new Gauge({
       name: 'vipd_vip_client_connections',

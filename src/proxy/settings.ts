@@ -62,9 +62,13 @@ export function proxySettings(config: ProxyConfigSource): ProxySettings {
           finTimeoutMs: f.finTimeout,
           shutdownOnMarkedDown: f.shutdownOnMarkedDown,
           observe: f.healthCheck.observe,
-          backends: (f.backends ?? peers.map((p) => ({ name: p.name, address: p.address, port: f.backendPort }))).map(
-            (b) => ({ name: b.name, address: b.address, port: b.port }),
-          ),
+          // Every member's apiserver; a witness runs none.
+          backends: (
+            f.backends ??
+            peers
+              .filter((p) => p.role !== 'witness')
+              .map((p) => ({ name: p.name, address: p.address, port: f.backendPort }))
+          ).map((b) => ({ name: b.name, address: b.address, port: b.port })),
           check: checkSettings(
             f.healthCheck,
             f.healthCheck.type,

@@ -16,11 +16,15 @@ export type ClusterShape = Pick<
   'clusterId' | 'members' | 'intervalMs' | 'deadAfter' | 'maxDeadAfter'
 >;
 
-/** 16 hex digits over the cluster id, the timing and the sorted (name, address) pairs. */
+/**
+ * 16 hex digits over the cluster id, the timing and the sorted (name, address) pairs, a witness's
+ * marked as one (members that disagree on who is a witness disagree on who may lead). Without a
+ * witness the digest is vipd 0.2's.
+ */
 export function clusterDigest(c: ClusterShape): string {
   const h = createHash('sha256').update(`vipd-cluster:${c.clusterId}:${c.intervalMs}:${c.deadAfter}:${c.maxDeadAfter}`);
   for (const m of [...c.members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    h.update(`\n${m.name}=${m.address}`);
+    h.update(`\n${m.name}=${m.address}${m.witness === true ? ':witness' : ''}`);
   }
   return h.digest('hex').slice(0, 16);
 }

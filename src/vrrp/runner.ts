@@ -101,6 +101,8 @@ export class ElectionRunner {
   /** A graceful stop in progress: the hook to run before the VIP goes, and who waits for the end. */
   private stopping: { beforeRelease: (() => Promise<void>) | undefined; done: () => void } | undefined;
   private readonly now: () => number;
+  /** This member is a witness (its peer entry says so). */
+  private readonly witness: boolean;
 
   constructor(private readonly opts: RunnerOptions) {
     this.now = opts.now ?? (() => performance.now());
@@ -110,6 +112,14 @@ export class ElectionRunner {
     this.traced = this.log.isLevelEnabled('trace');
     this.limited = new RateLimitedLog(this.log);
     opts.metrics.setPeerLinks(() => this.snapshot().peers);
+    opts.metrics.setVotes(() => {
+      const s = this.snapshot();
+      return { vote: s.vote, acknowledging: s.following?.leader ?? '' };
+    });
+    const { self, members } = opts.settings;
+    this.witness = members.some((m) => m.name === self.name && m.witness === true);
+    opts.metrics.witness.set(this.witness ? 1 : 0);
+    for (const m of members) if (m.name !== self.name) opts.metrics.peerWitness.labels(m.name).set(m.witness ? 1 : 0);
     // Every role and every drop reason shows from the start, at 0, so a query or an alert on one has a
     // series before its first event.
     for (const role of ROLES) opts.metrics.electionState.labels(role).set(0);
@@ -255,10 +265,32 @@ export class ElectionRunner {
   private feed(event: ElectionEvent): void {
     if (this.closed) return;
     this.lastStepAt = event.now;
+    const before = this.state.grant;
     const { state, actions } = step(this.state, event);
     this.state = state;
     for (const action of actions) this.execute(action);
+    if (state.grant !== before) this.noteGrant(before, state.grant);
     this.refreshGauges();
+  }
+
+  /**
+   * Whom this member acknowledges, when that changes: a witness's acknowledgement is its whole part
+   * in the election (info); a member's changes with every election (debug).
+   */
+  private noteGrant(before: ElectionState['grant'], after: ElectionState['grant']): void {
+    const self = this.opts.settings.self.name;
+    const was = before !== undefined && before.leader !== self ? before.leader : '';
+    const is = after !== undefined && after.leader !== self ? after.leader : '';
+    if (was === is) return;
+    const term = after?.term;
+    if (is !== '') {
+      if (this.witness) this.log.info({ leader: is, term }, `acknowledging ${is} as master`);
+      else this.log.debug({ leader: is, term }, `acknowledging ${is} as master`);
+    } else if (this.witness) {
+      this.log.info({ leader: was }, `acknowledging no master (was ${was})`);
+    } else {
+      this.log.debug({ leader: was }, `acknowledging no master (was ${was})`);
+    }
   }
 
   private execute(action: ElectionAction): void {
@@ -486,13 +518,16 @@ export class ElectionRunner {
     }
   }
 
-  /** One datagram to every peer (for the connection lists; heartbeats go through sendToPeers). */
+  /**
+   * One datagram to every peer that may take the VIP over (for the connection lists; heartbeats go
+   * through sendToPeers): a witness never holds the VIP, so it is sent none.
+   */
   broadcast(bytes: Buffer): void {
     const socket = this.socket;
     if (socket === undefined) return;
     const { settings, port } = this.opts;
     for (const member of settings.members) {
-      if (member.name === settings.self.name) continue;
+      if (member.name === settings.self.name || member.witness === true) continue;
       socket.send(bytes, port, member.address, (err) => {
         if (err)
           this.limited.warn(

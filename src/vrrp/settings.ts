@@ -5,7 +5,7 @@ import type { ElectionSettings } from './types';
 export interface RunState {
   /** The state file says this member knew the cluster had formed (vrrp/formed-file.ts). */
   readonly formed: boolean;
-  /** `vipd run --dry-run`: an observer, never a candidate. */
+  /** `vipd run --dry-run`: an observer, never a candidate (a witness is one whatever this says). */
   readonly observer: boolean;
 }
 
@@ -15,7 +15,9 @@ export function electionSettings(config: Config, run: RunState): ElectionSetting
   return {
     clusterId: e.clusterId,
     self: { name: config.self.name, address: config.self.address },
-    members: config.peers.map((p) => ({ name: p.name, address: p.address })),
+    members: config.peers.map((p) =>
+      p.role === 'witness' ? { name: p.name, address: p.address, witness: true } : { name: p.name, address: p.address },
+    ),
     intervalMs: e.interval,
     deadAfter: e.deadAfter,
     maxDeadAfter: e.maxDeadAfter,
@@ -25,7 +27,7 @@ export function electionSettings(config: Config, run: RunState): ElectionSetting
     quorum: e.quorum,
     bootstrap: config.peers[0]?.name ?? config.self.name,
     formed: run.formed,
-    observer: run.observer,
+    observer: run.observer || config.self.role === 'witness',
     vipLifetimeMs: config.vip.lifetime,
   };
 }

@@ -979,6 +979,8 @@ export interface PeerSnapshot {
   readonly loss: number;
   /** How long it may stay silent before it counts as dead (ms): its dead interval, stretched by loss. */
   readonly deadMs: number;
+  /** A witness: it votes and acknowledges, and never leads. */
+  readonly witness: boolean;
 }
 
 export interface ElectionSnapshot {
@@ -1004,8 +1006,12 @@ export interface ElectionSnapshot {
   readonly bootstrapMember: string;
   /** Peers whose config names another bootstrap member (docs/election.md, "Bootstrap"). */
   readonly bootstrapDisputedBy: readonly string[];
-  /** This member only watches (a dry run). */
+  /** This member only watches (a dry run, or a witness). */
   readonly observer: boolean;
+  /** This member is a witness (its peer entry says so): it votes and acknowledges, and never leads. */
+  readonly witness: boolean;
+  /** Whom this member would have as master now (its pre-vote); '' for nobody. */
+  readonly vote: string;
   readonly quorum: { readonly alive: number; readonly needed: number; readonly quorate: boolean };
   readonly faults: readonly string[];
   readonly peers: readonly PeerSnapshot[];
@@ -1037,6 +1043,8 @@ export function snapshot(s: ElectionState, now: number): ElectionSnapshot {
     bootstrapMember: s.settings.bootstrap,
     bootstrapDisputedBy: bootstrapDisputedBy(s),
     observer: s.settings.observer,
+    witness: s.settings.members.some((m) => m.name === self && m.witness === true),
+    vote: voteOf(s, now),
     quorum: quorumOf(s, now),
     faults,
     peers: [...s.peers.values()].map((p) => ({
@@ -1051,6 +1059,7 @@ export function snapshot(s: ElectionState, now: number): ElectionSnapshot {
       vote: p.last?.vote ?? '',
       loss: pessimisticLoss(p.loss),
       deadMs: peerDeadMs(s, p),
+      witness: s.settings.members.some((m) => m.name === p.name && m.witness === true),
     })),
   };
 }

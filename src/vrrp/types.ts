@@ -111,6 +111,8 @@ export interface ElectionSettings {
 export interface Member {
   readonly name: string;
   readonly address: string;
+  /** A witness votes and acknowledges, and never leads (it runs as an observer); absent: a member. */
+  readonly witness?: boolean;
 }
 
 /** How a tracked condition (an apiserver check, the interface link) weighs on this member. */
