@@ -13,19 +13,31 @@ import { describe, it } from 'node:test';
 import { chaos } from './helpers/chaos';
 
 /** 2,000 schedules of 3 members (20 fault phases each) and 300 of 5 (15 phases): about 30 s on 2 cores. */
-const PLAN = [
+const PLAN: readonly {
+  members: number;
+  seeds: number;
+  batch: number;
+  rounds: number;
+  bootstrap: boolean;
+  witnesses?: readonly string[];
+}[] = [
   { members: 3, seeds: 2000, batch: 250, rounds: 20, bootstrap: false },
   { members: 5, seeds: 300, batch: 100, rounds: 15, bootstrap: false },
   // New clusters: the first member alone, the others joining through partitions, cuts and crashes.
   { members: 3, seeds: 1000, batch: 250, rounds: 15, bootstrap: true },
   { members: 5, seeds: 200, batch: 100, rounds: 10, bootstrap: true },
-] as const;
+  // Two members and a witness (n3): the same chaos, the witness's crashes, stalls and cuts included.
+  { members: 3, seeds: 500, batch: 250, rounds: 20, bootstrap: false, witnesses: ['n3'] },
+  { members: 3, seeds: 250, batch: 250, rounds: 15, bootstrap: true, witnesses: ['n3'] },
+];
 
 describe('simulated clusters under chaos', () => {
-  for (const { members, seeds, batch, rounds, bootstrap } of PLAN) {
+  for (const { members, seeds, batch, rounds, bootstrap, witnesses } of PLAN) {
     for (let from = 1; from <= seeds; from += batch) {
       const to = from + batch - 1;
-      it(`${members} members${bootstrap ? ', a new cluster' : ''}, seeds ${from}-${to}`, () => {
+      const shape =
+        witnesses === undefined ? `${members} members` : `${members - witnesses.length} members + a witness`;
+      it(`${shape}${bootstrap ? ', a new cluster' : ''}, seeds ${from}-${to}`, () => {
         const totals: Record<string, number> = {};
         for (let seed = from; seed <= to; seed += 1) {
           const { faults } = chaos({
@@ -35,6 +47,7 @@ describe('simulated clusters under chaos', () => {
             bootstrap,
             preempt: seed % 3 !== 0,
             preemptDelayMs: seed % 4 === 0 ? 500 : 0,
+            ...(witnesses === undefined ? {} : { sim: { witnesses } }),
           });
           for (const [k, v] of Object.entries(faults)) totals[k] = (totals[k] ?? 0) + v;
         }

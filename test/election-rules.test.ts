@@ -996,6 +996,63 @@ describe('bootstrap: members whose configs name different bootstrap members (pee
   });
 });
 
+describe('two members and a witness (docs/election.md, "Witness")', () => {
+  // n1, n2 members; n3 the witness. Priorities make n1 the master when both members run.
+  const cluster = (seed = 1) =>
+    new SimCluster({ members: 3, seed, witnesses: ['n3'], priorities: [110, 100, 254], delayMs: 0.5, jitterMs: 2 });
+  const settled = (sim: SimCluster) => {
+    sim.start();
+    sim.run(5000);
+    assert.deepEqual(sim.activeHolders(), ['n1'], 'the better member holds it, never the witness (priority 254)');
+  };
+  const neverWitness = (sim: SimCluster) =>
+    assert.ok(
+      !sim.log.some(
+        (l) =>
+          l.node === 'n3' &&
+          (l.action.type === 'acquireVip' || (l.action.type === 'transition' && l.action.to === 'CANDIDATE')),
+      ),
+    );
+
+  it("the master crashes: the other member takes over with the witness's vote", () => {
+    for (const seed of [1, 2, 3]) {
+      const sim = cluster(seed);
+      settled(sim);
+      sim.crash('n1', true);
+      const took = sim.runUntil(() => sim.activeHolders().length === 1 && sim.activeHolders()[0] === 'n2', 5000);
+      assert.ok(took !== undefined, `seed ${seed}: n2 took over`);
+      neverWitness(sim);
+    }
+  });
+
+  it('partition {n1} | {n2, witness}: only n2 holds; {n1, witness} | {n2}: only n1 holds', () => {
+    const sim = cluster();
+    settled(sim);
+    sim.partition(['n1'], ['n2', 'n3']);
+    sim.run(5000);
+    assert.deepEqual(sim.activeHolders(), ['n2']);
+    sim.heal();
+    sim.run(5000);
+    sim.partition(['n1', 'n3'], ['n2']);
+    sim.run(5000);
+    assert.deepEqual(sim.activeHolders(), ['n1']);
+    neverWitness(sim);
+  });
+
+  it('the witness down: the master keeps the VIP (2 of 3); then the master down too: nobody holds it', () => {
+    const sim = cluster();
+    settled(sim);
+    const gained = sim.acquisitions();
+    sim.crash('n3', true);
+    sim.run(10_000);
+    assert.deepEqual(sim.activeHolders(), ['n1']);
+    assert.equal(sim.acquisitions(), gained, 'it never moved');
+    sim.crash('n1', true);
+    sim.run(10_000);
+    assert.deepEqual(sim.holders(), [], 'one of three is no majority: no holder, never two');
+  });
+});
+
 describe('observers (vipd run --dry-run)', () => {
   it('an observer is never elected, whatever its priority, and still counts for the majority', () => {
     for (const seed of [1, 2, 3, 4, 5]) {

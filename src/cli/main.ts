@@ -104,14 +104,15 @@ export function buildProgram(): Command {
         .default('auto'),
     )
     .action(async (opts: { config: string; logLevel: LogLevel; logFormat: LogFormat }) => {
-      const loaded = loadConfigFile(opts.config);
-      const { self, peers, nodeName } = loaded.config;
+      // The role first, from the file alone: a member's host checks would only confuse the question.
+      const { self, peers, nodeName } = readConfigFile(opts.config, { readSecret: false }).config;
       if (self.role !== 'witness') {
         throw new ConfigError([
           `peers[${peers.indexOf(self)}].role: this node (${nodeName}) is a member, not a witness; ` +
             '`vipd witness` runs a node whose peer entry says role: witness, `vipd run` runs a member',
         ]);
       }
+      const loaded = loadConfigFile(opts.config);
       const log = startLog(loaded, opts);
       await serve(new Witness(loaded, { log }), log);
     });

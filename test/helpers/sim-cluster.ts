@@ -48,6 +48,10 @@ export interface SimOptions {
   /** Members that run as observers (a dry run): they vote and acknowledge, never lead. */
   readonly observers?: readonly string[];
   /**
+   * Witnesses (peers[].role: witness): every member's list marks them, and they run as observers.
+   */
+  readonly witnesses?: readonly string[];
+  /**
    * A member whose config names another bootstrap member (its peers listed in another order), by
    * member name; the others name the first member.
    */
@@ -149,10 +153,11 @@ export class SimCluster {
     this.netlinkFailRate = opts.netlinkFailRate ?? 0;
     this.reorder = opts.reorder ?? false;
     this.checking = opts.check ?? true;
-    const members: Member[] = Array.from({ length: opts.members }, (_, i) => ({
-      name: `n${i + 1}`,
-      address: `10.0.0.${i + 1}`,
-    }));
+    const members: Member[] = Array.from({ length: opts.members }, (_, i) => {
+      const name = `n${i + 1}`;
+      const address = `10.0.0.${i + 1}`;
+      return opts.witnesses?.includes(name) ? { name, address, witness: true } : { name, address };
+    });
     members.forEach((member, i) => {
       const settings = this.settingsFor(member, members, opts.priorities?.[i] ?? 100);
       const drift = opts.drift ?? 0;
@@ -189,7 +194,7 @@ export class SimCluster {
       vipLifetimeMs: o.vipLifetimeMs ?? 1000,
       bootstrap: o.bootstrapOf?.[self.name] ?? members[0]?.name ?? self.name,
       formed: !(o.bootstrap ?? false),
-      observer: o.observers?.includes(self.name) ?? false,
+      observer: (o.observers?.includes(self.name) ?? false) || (o.witnesses?.includes(self.name) ?? false),
     };
   }
 
