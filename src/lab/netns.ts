@@ -96,11 +96,15 @@ export class Lab {
   }
 
   /**
-   * One L2 segment: a bridge namespace `br` and a namespace per host with `eth0` at
-   * 10.77.0.<n>/24 (n = 1, 2, ...). No STP, so ports forward at once.
+   * One L2 segment: a bridge namespace (`br`, or `bridge`) and a namespace per host with `eth0` at
+   * <subnet>.<n>/24 (n = 1, 2, ...; subnet 10.77.0 unless given). No STP, so ports forward at once.
    */
-  async lan(hosts: readonly string[]): Promise<Map<string, LanHost>> {
-    const br = await this.ns('br');
+  async lan(
+    hosts: readonly string[],
+    options: { readonly bridge?: string; readonly subnet?: string } = {},
+  ): Promise<Map<string, LanHost>> {
+    const br = await this.ns(options.bridge ?? 'br');
+    const subnet = options.subnet ?? '10.77.0';
     await this.ip(br, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0');
     await this.ip(br, 'link', 'set', 'br0', 'up');
     const out = new Map<string, LanHost>();
@@ -110,12 +114,45 @@ export class Lab {
       await this.veth(ns, 'eth0', br, port);
       await this.ip(br, 'link', 'set', port, 'master', 'br0');
       await this.ip(br, 'link', 'set', port, 'up');
-      const ip = `10.77.0.${i + 1}`;
+      const ip = `${subnet}.${i + 1}`;
       await this.ip(ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0');
       await this.ip(ns, 'link', 'set', 'eth0', 'up');
       out.set(host, { ns, ifname: 'eth0', ip, mac: await this.mac(ns, 'eth0'), bridgeNs: br, bridgePort: port });
     }
     return out;
+  }
+
+  /**
+   * A router namespace joining two segments made by lan(): a port on each bridge at <subnet>.254,
+   * forwarding between them, and on every host of each segment a route to the other through it.
+   * Returns the router's namespace (a test may cut or filter there).
+   */
+  async router(name: string, a: ReadonlyMap<string, LanHost>, b: ReadonlyMap<string, LanHost>): Promise<string> {
+    const ns = await this.ns(name);
+    await this.exec(ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1');
+    const sides = [a, b].map((lan, i) => {
+      const first = [...lan.values()][0];
+      if (first === undefined) throw new Error('router: an empty segment');
+      return { lan, ifname: `eth${i}`, subnet: first.ip.split('.').slice(0, 3).join('.'), bridgeNs: first.bridgeNs };
+    });
+    for (const side of sides) {
+      const port = `p-${name}`;
+      await this.veth(ns, side.ifname, side.bridgeNs, port);
+      await this.ip(side.bridgeNs, 'link', 'set', port, 'master', 'br0');
+      await this.ip(side.bridgeNs, 'link', 'set', port, 'up');
+      await this.ip(ns, 'addr', 'add', `${side.subnet}.254/24`, 'dev', side.ifname);
+      await this.ip(ns, 'link', 'set', side.ifname, 'up');
+    }
+    const [sa, sb] = sides as [(typeof sides)[number], (typeof sides)[number]];
+    for (const [from, to] of [
+      [sa, sb],
+      [sb, sa],
+    ] as const) {
+      for (const host of from.lan.values()) {
+        await this.ip(host.ns, 'route', 'add', `${to.subnet}.0/24`, 'via', `${from.subnet}.254`);
+      }
+    }
+    return ns;
   }
 
   async mac(ns: string, ifname: string): Promise<string> {

@@ -36,6 +36,11 @@ export class Cluster {
   constructor(
     private readonly quorum: 'majority' | 'none',
     private readonly extra: Record<string, unknown> = {},
+    /**
+     * A node that is a witness (peers[].role), run with `vipd witness`; with `routed`, it sits on a
+     * segment of its own (10.78.0.0/24) behind a router namespace, as at another site.
+     */
+    private readonly witness?: { readonly node: NodeName; readonly routed?: boolean },
   ) {}
 
   host(n: string): LanHost {
@@ -48,9 +53,20 @@ export class Cluster {
   }
 
   async build(): Promise<void> {
-    this.hosts = await this.lab.lan([...NODES, 'client']);
+    const w = this.witness;
+    if (w?.routed === true) {
+      const here = await this.lab.lan([...NODES.filter((n) => n !== w.node), 'client']);
+      const there = await this.lab.lan([w.node], { bridge: 'br2', subnet: '10.78.0' });
+      this.routerNs = await this.lab.router('rt', here, there);
+      this.hosts = new Map([...here, ...there]);
+    } else {
+      this.hosts = await this.lab.lan([...NODES, 'client']);
+    }
     for (const n of NODES) this.writeConfig(n, NODES);
   }
+
+  /** The router between the segments (a routed witness), for a test to cut there. */
+  routerNs: string | undefined;
 
   /** The node's config, its peers listed in `order` (the same order everywhere unless a test says otherwise). */
   writeConfig(n: NodeName, order: readonly NodeName[]): void {
@@ -58,7 +74,11 @@ export class Cluster {
       join(this.tmp.dir, `${n}.yaml`),
       stringify({
         nodeName: n,
-        peers: order.map((p) => ({ name: p, address: this.host(p).ip })),
+        peers: order.map((p) => ({
+          name: p,
+          address: this.host(p).ip,
+          ...(p === this.witness?.node ? { role: 'witness' } : {}),
+        })),
         vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
         election: { secretFile: this.tmp.secretFile, quorum: this.quorum, stateDir: this.stateDir(n) },
         proxy: { enabled: false },
@@ -69,7 +89,8 @@ export class Cluster {
   }
 
   start(n: NodeName): DaemonProcess {
-    const d = new DaemonProcess(n, ['run', '--config', join(this.tmp.dir, `${n}.yaml`)], {
+    const command = n === this.witness?.node ? 'witness' : 'run';
+    const d = new DaemonProcess(n, [command, '--config', join(this.tmp.dir, `${n}.yaml`)], {
       prefix: ['ip', 'netns', 'exec', this.host(n).ns],
     });
     this.daemons.set(n, d);
