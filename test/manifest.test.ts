@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Command } from 'commander';
 // The Kubernetes OpenAPI schema: Pod#validate() throws on a field of the wrong type or value.
+import { Deployment } from 'kubernetes-models/apps/v1';
 import { Pod } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
 import { buildProgram } from '../src/cli/main';
@@ -11,7 +12,14 @@ import type { HostView } from '../src/config/host';
 import { effectiveConfigYaml, loadConfigFile, parseConfigText } from '../src/config/load';
 import { UsageError } from '../src/errors';
 import { registerManifestCommands } from '../src/manifest/cli';
-import { configFile, GRACE_MARGIN_SECONDS, POD_DEFAULTS, type PodOptions, podManifest } from '../src/manifest/pod';
+import {
+  configFile,
+  GRACE_MARGIN_SECONDS,
+  POD_DEFAULTS,
+  type PodOptions,
+  podManifest,
+  podObject,
+} from '../src/manifest/pod';
 import { proxySettings } from '../src/proxy/settings';
 import { VERSION } from '../src/version';
 import { tempDir } from './helpers/daemon';
@@ -287,6 +295,55 @@ describe('manifest pod --witness', () => {
     assert.ok(witness !== undefined, 'vipd witness');
     const flags = witness.options.map((o) => o.long);
     assert.ok(flags.includes('--config') && flags.includes('--log-level'), flags.join(' '));
+  });
+
+  it("docs/kubeadm.md: the witness's Deployment validates and runs the generated pod's container, unprivileged", () => {
+    const guide = readFileSync(join(__dirname, '..', '..', 'docs', 'kubeadm.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('## Two control-plane nodes and a witness'));
+    const text = /```yaml\n(apiVersion: apps\/v1\nkind: Deployment\n[\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(text !== undefined, 'the guide shows the Deployment');
+    const obj = parse(text) as NonNullable<ConstructorParameters<typeof Deployment>[0]>;
+    new Deployment(obj).validate();
+    const spec = obj.spec!;
+    assert.equal(spec.replicas, 1);
+    assert.equal(spec.strategy?.type, 'Recreate', 'never two witnesses binding the same address and port');
+    const pod = spec.template.spec!;
+    assert.ok(pod.nodeSelector?.['kubernetes.io/hostname'] !== undefined, 'pinned to the one node of its address');
+    const generated = podObject({ witness: true });
+    const g = generated.spec!;
+    const c = pod.containers[0]!;
+    const gc = g.containers[0]!;
+    assert.equal(pod.hostNetwork, true);
+    assert.deepEqual(c.command, gc.command);
+    assert.deepEqual(c.securityContext, gc.securityContext);
+    assert.deepEqual(c.env, gc.env);
+    assert.deepEqual(c.resources, gc.resources);
+    const withoutScheme = (probe: typeof gc.livenessProbe) => {
+      const { scheme: _, ...httpGet } = probe?.httpGet ?? { port: 0 };
+      return { ...probe, httpGet };
+    };
+    assert.deepEqual(c.livenessProbe, withoutScheme(gc.livenessProbe));
+    assert.deepEqual(c.readinessProbe, withoutScheme(gc.readinessProbe));
+    assert.deepEqual(c.volumeMounts, gc.volumeMounts);
+    assert.equal(pod.terminationGracePeriodSeconds, g.terminationGracePeriodSeconds);
+    assert.deepEqual(
+      pod.volumes?.find((v) => v.name === 'state'),
+      g.volumes?.find((v) => v.name === 'state'),
+    );
+    // The config as a Secret with both files in it, readable by root only.
+    const config = pod.volumes?.find((v) => v.name === 'config')?.secret;
+    assert.equal(config?.defaultMode, 0o400);
+  });
+
+  it('docs/kubeadm.md: its `manifest config --witness` command writes the peers the guide shows', async () => {
+    const guide = readFileSync(join(__dirname, '..', '..', 'docs', 'kubeadm.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('## Two control-plane nodes and a witness'));
+    const command = /^vipd manifest config ((?:.*\\\n)*.*?) \| sudo tee \/etc\/vipd\/vipd\.yaml$/m.exec(section)?.[1];
+    assert.ok(command !== undefined, 'the guide gives the `vipd manifest config` command');
+    const shown = /```yaml\n(peers:\n[\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(shown !== undefined, 'the guide shows the peers');
+    const written = await run('config', ...command.replace(/\\\n/g, ' ').split(/\s+/));
+    assert.ok(written.includes(shown), `${shown}\nnot in\n${written}`);
   });
 
   it('the flags a member pod takes apply, but the drain timeout: a witness drains nothing', async () => {
