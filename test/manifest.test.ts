@@ -4,17 +4,28 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Command } from 'commander';
 // The Kubernetes OpenAPI schema: Pod#validate() throws on a field of the wrong type or value.
+import { Deployment } from 'kubernetes-models/apps/v1';
 import { Pod } from 'kubernetes-models/v1';
 import { parse } from 'yaml';
+import { buildProgram } from '../src/cli/main';
 import type { HostView } from '../src/config/host';
 import { effectiveConfigYaml, loadConfigFile, parseConfigText } from '../src/config/load';
 import { UsageError } from '../src/errors';
 import { registerManifestCommands } from '../src/manifest/cli';
-import { configFile, POD_DEFAULTS, type PodOptions, podManifest } from '../src/manifest/pod';
+import {
+  configFile,
+  GRACE_MARGIN_SECONDS,
+  POD_DEFAULTS,
+  type PodOptions,
+  podManifest,
+  podObject,
+} from '../src/manifest/pod';
+import { proxySettings } from '../src/proxy/settings';
 import { VERSION } from '../src/version';
 import { tempDir } from './helpers/daemon';
 
 const CHECKED_IN = join(__dirname, '..', '..', 'static-pods', 'vipd.yaml');
+const CHECKED_IN_WITNESS = join(__dirname, '..', '..', 'static-pods', 'vipd-witness.yaml');
 
 interface PodShape {
   spec: {
@@ -30,7 +41,7 @@ interface PodShape {
         runAsUser: number;
         allowPrivilegeEscalation: boolean;
         readOnlyRootFilesystem: boolean;
-        capabilities: { add: string[]; drop: string[] };
+        capabilities: { add?: string[]; drop: string[] };
       };
       livenessProbe: { httpGet: { host: string; port: number; path: string } };
       readinessProbe: { httpGet: { host: string; port: number; path: string } };
@@ -38,7 +49,7 @@ interface PodShape {
     }[];
     volumes: { name: string; hostPath: { path: string; type: string } }[];
   };
-  metadata: { namespace: string; labels: Record<string, string> };
+  metadata: { name: string; namespace: string; labels: Record<string, string> };
 }
 
 /** Runs `vipd manifest ...` through commander and returns what it printed. */
@@ -232,6 +243,135 @@ describe('manifest pod', () => {
   });
 });
 
+describe('manifest pod --witness', () => {
+  it('the checked-in static-pods/vipd-witness.yaml is what the code generates', () => {
+    assert.equal(
+      readFileSync(CHECKED_IN_WITNESS, 'utf8'),
+      podManifest({ witness: true }),
+      'static-pods/vipd-witness.yaml is stale: npx tsc -p . && ' +
+        'node dist/src/cli/main.js manifest pod --witness > static-pods/vipd-witness.yaml',
+    );
+  });
+
+  it('validates against the Kubernetes schema and runs `vipd witness` with no capabilities added', async () => {
+    const member = validatePod(await run('pod'));
+    for (const text of [await run('pod', '--witness'), readFileSync(CHECKED_IN_WITNESS, 'utf8')]) {
+      const pod = validatePod(text);
+      const c = pod.spec.containers[0]!;
+      const m = member.spec.containers[0]!;
+      assert.equal(pod.metadata.name, 'vipd-witness');
+      assert.equal(pod.metadata.namespace, 'kube-system');
+      assert.deepEqual(pod.metadata.labels, { component: 'vipd-witness' }, 'not tier: control-plane');
+      assert.deepEqual(c.command, ['vipd', 'witness', '--config', '/etc/vipd/vipd.yaml', '--log-level', 'info']);
+      // No NET_ADMIN, no NET_RAW, nothing: one UDP socket with a classic BPF filter needs no capability.
+      assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+      assert.equal(c.securityContext.capabilities.add, undefined);
+      // Still root: the secret is root's, mode 0600.
+      assert.equal(c.securityContext.runAsUser, 0);
+      assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+      assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+      // The members send to the node's address and accept heartbeats only from it.
+      assert.equal(pod.spec.hostNetwork, true);
+      assert.equal(pod.spec.dnsPolicy, 'Default');
+      // Nothing to drain: the margin alone.
+      assert.equal(pod.spec.terminationGracePeriodSeconds, GRACE_MARGIN_SECONDS);
+      // The rest as a member's: image, environment, resources, probes and volumes.
+      assert.equal(c.image, m.image);
+      assert.deepEqual((c as unknown as { env: unknown }).env, (m as unknown as { env: unknown }).env);
+      assert.deepEqual(c.resources, m.resources);
+      assert.deepEqual(c.livenessProbe, m.livenessProbe);
+      assert.deepEqual(c.readinessProbe, m.readinessProbe);
+      assert.deepEqual(c.volumeMounts, m.volumeMounts);
+      assert.deepEqual(pod.spec.volumes, member.spec.volumes);
+      assert.match(
+        text,
+        /^# vipd witness: .*\n(# .*\n)*# \/etc\/kubernetes\/manifests\/vipd-witness\.yaml on the one node/m,
+      );
+    }
+  });
+
+  it('the command it runs exists, with the flags it passes', () => {
+    const witness = buildProgram().commands.find((c) => c.name() === 'witness');
+    assert.ok(witness !== undefined, 'vipd witness');
+    const flags = witness.options.map((o) => o.long);
+    assert.ok(flags.includes('--config') && flags.includes('--log-level'), flags.join(' '));
+  });
+
+  it("docs/kubeadm.md: the witness's Deployment validates and runs the generated pod's container, unprivileged", () => {
+    const guide = readFileSync(join(__dirname, '..', '..', 'docs', 'kubeadm.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('## Two control-plane nodes and a witness'));
+    const text = /```yaml\n(apiVersion: apps\/v1\nkind: Deployment\n[\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(text !== undefined, 'the guide shows the Deployment');
+    const obj = parse(text) as NonNullable<ConstructorParameters<typeof Deployment>[0]>;
+    new Deployment(obj).validate();
+    const spec = obj.spec!;
+    assert.equal(spec.replicas, 1);
+    assert.equal(spec.strategy?.type, 'Recreate', 'never two witnesses binding the same address and port');
+    const pod = spec.template.spec!;
+    assert.ok(pod.nodeSelector?.['kubernetes.io/hostname'] !== undefined, 'pinned to the one node of its address');
+    const generated = podObject({ witness: true });
+    const g = generated.spec!;
+    const c = pod.containers[0]!;
+    const gc = g.containers[0]!;
+    assert.equal(pod.hostNetwork, true);
+    assert.deepEqual(c.command, gc.command);
+    assert.deepEqual(c.securityContext, gc.securityContext);
+    assert.deepEqual(c.env, gc.env);
+    assert.deepEqual(c.resources, gc.resources);
+    const withoutScheme = (probe: typeof gc.livenessProbe) => {
+      const { scheme: _, ...httpGet } = probe?.httpGet ?? { port: 0 };
+      return { ...probe, httpGet };
+    };
+    assert.deepEqual(c.livenessProbe, withoutScheme(gc.livenessProbe));
+    assert.deepEqual(c.readinessProbe, withoutScheme(gc.readinessProbe));
+    assert.deepEqual(c.volumeMounts, gc.volumeMounts);
+    assert.equal(pod.terminationGracePeriodSeconds, g.terminationGracePeriodSeconds);
+    assert.deepEqual(
+      pod.volumes?.find((v) => v.name === 'state'),
+      g.volumes?.find((v) => v.name === 'state'),
+    );
+    // The config as a Secret with both files in it, readable by root only.
+    const config = pod.volumes?.find((v) => v.name === 'config')?.secret;
+    assert.equal(config?.defaultMode, 0o400);
+  });
+
+  it('docs/kubeadm.md: its `manifest config --witness` command writes the peers the guide shows', async () => {
+    const guide = readFileSync(join(__dirname, '..', '..', 'docs', 'kubeadm.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('## Two control-plane nodes and a witness'));
+    const command = /^vipd manifest config ((?:.*\\\n)*.*?) \| sudo tee \/etc\/vipd\/vipd\.yaml$/m.exec(section)?.[1];
+    assert.ok(command !== undefined, 'the guide gives the `vipd manifest config` command');
+    const shown = /```yaml\n(peers:\n[\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(shown !== undefined, 'the guide shows the peers');
+    const written = await run('config', ...command.replace(/\\\n/g, ' ').split(/\s+/));
+    assert.ok(written.includes(shown), `${shown}\nnot in\n${written}`);
+  });
+
+  it('the flags a member pod takes apply, but the drain timeout: a witness drains nothing', async () => {
+    const args = ['--image', 'registry.example:5000/ops/vipd:dev', '--config-dir', '/srv/vipd', '--log-level', 'debug'];
+    const pod = validatePod(
+      await run(
+        'pod',
+        '--witness',
+        ...args,
+        '--health-host',
+        '10.20.0.5',
+        '--health-port',
+        '9581',
+        '--drain-timeout',
+        '1m',
+      ),
+    );
+    const c = pod.spec.containers[0]!;
+    assert.equal(c.image, 'registry.example:5000/ops/vipd:dev');
+    assert.deepEqual(c.command.slice(0, 2), ['vipd', 'witness']);
+    assert.deepEqual(c.command.slice(4), ['--log-level', 'debug']);
+    assert.deepEqual(pod.spec.volumes[0], { name: 'config', hostPath: { path: '/srv/vipd', type: 'Directory' } });
+    // Its own address: the probes go to the pod IP, which is the node's (hostNetwork).
+    assert.deepEqual(c.readinessProbe.httpGet, { port: 9581, path: '/readyz', scheme: 'HTTP' });
+    assert.equal(pod.spec.terminationGracePeriodSeconds, GRACE_MARGIN_SECONDS);
+  });
+});
+
 describe('manifest config', () => {
   const args = [
     '--vip',
@@ -371,6 +511,72 @@ describe('manifest config', () => {
         run('config', ...args, ...argv),
         (err: unknown) =>
           err instanceof UsageError && err.problems.length === 1 && err.problems[0]!.startsWith(`${flag}: got `),
+        argv.join(' '),
+      );
+    }
+  });
+
+  it('--witness appends witnesses after the members, in a file every node loads, with a majority of 3', async () => {
+    const two = ['--vip', '192.168.10.100/24', '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12'];
+    const text = await run('config', ...two, '--witness', 'w1=10.20.0.5');
+    assert.match(text, /- name: w1\n\s+address: 10\.20\.0\.5\n\s+role: witness\n/);
+    for (const host of ['cp1', 'cp2', 'w1']) {
+      const { config } = parseConfigText(text, 'generated.yaml', { readSecret: false, hostname: host, env: {} });
+      assert.deepEqual(
+        config.peers.map((p) => `${p.name}=${p.address}:${p.role}`),
+        ['cp1=192.168.10.11:member', 'cp2=192.168.10.12:member', 'w1=10.20.0.5:witness'],
+      );
+      // auto, with a witness listed: a majority, 2 of the 3.
+      assert.equal(config.election.quorum, 'majority');
+      assert.equal(config.self.role, host === 'w1' ? 'witness' : 'member');
+      // The balancer's backends are the members' apiservers: a witness runs none.
+      assert.deepEqual(
+        proxySettings(config).frontends[0]?.backends.map((b) => b.name),
+        ['cp1', 'cp2'],
+      );
+    }
+    // Repeated, or a comma list: the same file.
+    const repeated = await run('config', ...two, '--witness', 'w1=10.20.0.5', '--witness', 'w2=10.20.0.6');
+    assert.equal(await run('config', ...two, '--witness', 'w1=10.20.0.5,w2=10.20.0.6'), repeated);
+    const { config } = parseConfigText(repeated, 'g', { readSecret: false, hostname: 'w2', env: {} });
+    assert.deepEqual(
+      config.peers.map((p) => p.role),
+      ['member', 'member', 'witness', 'witness'],
+    );
+    // A file for the witness alone.
+    const own = await run('config', ...two, '--witness', 'w1=10.20.0.5', '--node-name', 'w1');
+    assert.equal(
+      parseConfigText(own, 'g', { readSecret: false, hostname: 'cp1', env: {} }).config.self.role,
+      'witness',
+    );
+    // Without --witness nothing says role.
+    assert.doesNotMatch(await run('config', ...two), /role:/);
+  });
+
+  it('bad --witness values are a UsageError naming the flag: checked like --peers, and against them', async () => {
+    const two = ['--vip', '192.168.10.100/24', '--peers', 'cp1=192.168.10.11,cp2=192.168.10.12'];
+    const bad: [string[], string][] = [
+      [[...two, '--witness', 'w1'], '--witness'],
+      [[...two, '--witness', 'W1=10.20.0.5'], '--witness'],
+      [[...two, '--witness', 'w1=10.20.0.300'], '--witness'],
+      [[...two, '--witness', ''], '--witness'],
+      [[...two, '--witness', 'cp2=10.20.0.5'], '--witness'],
+      [[...two, '--witness', 'w1=192.168.10.12'], '--witness'],
+      [[...two, '--witness', 'w1=10.20.0.5', '--witness', 'w1=10.20.0.6'], '--witness'],
+      [[...two, '--witness', 'w1=10.20.0.5,w2=10.20.0.5'], '--witness'],
+      [[...two, '--witness', 'w1=192.168.10.100'], '--vip'],
+      [[...two, '--witness', 'w1=10.20.0.5', '--quorum', 'none'], '--quorum'],
+      [['--vip', '192.168.10.100/24', '--peers', 'cp1=192.168.10.11', '--witness', 'w1=10.20.0.5'], '--peers'],
+      [[...two, '--witness', 'w1=10.20.0.5', '--node-name', 'w2'], '--node-name'],
+    ];
+    for (const [argv, flag] of bad) {
+      await assert.rejects(
+        run('config', ...argv),
+        (err: unknown) =>
+          err instanceof UsageError &&
+          err.exitCode === 2 &&
+          err.problems.length === 1 &&
+          err.problems[0]!.startsWith(`${flag}: got `),
         argv.join(' '),
       );
     }

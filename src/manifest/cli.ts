@@ -49,6 +49,7 @@ interface PodFlags extends SharedFlags {
   configDir: string;
   logLevel: string;
   memoryLimit: string;
+  witness?: boolean;
 }
 interface ConfigFlags extends SharedFlags {
   vip?: string;
@@ -62,6 +63,8 @@ interface ConfigFlags extends SharedFlags {
   electionPort: string;
   clusterId: string;
   priority?: string;
+  /** Each --witness as given: name=ip, or several separated by commas. */
+  witness: string[];
 }
 
 /** Collects one problem per bad flag, so the operator fixes a command line in one pass. */
@@ -104,29 +107,66 @@ function drainTimeout(problems: Problems, value: string): number | undefined {
     : problems.bad('--drain-timeout', value, 'a duration from 0s to 10m, such as "20s"');
 }
 
-/** Parses `name=ip,name=ip`, checking each entry against the config schema's peer rules. */
-function peers(problems: Problems, value: string | undefined): ConfigFileOptions['peers'] | undefined {
-  const expected =
-    'name=IPv4 pairs separated by commas, this node included, such as "cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13"';
-  if (value === undefined || value.trim() === '') return problems.bad('--peers', value, expected);
+type PeerList = ConfigFileOptions['peers'];
+
+/** `name=ip,name=ip` as pairs, each checked against the config schema's peer rules; undefined at the first bad one. */
+function pairs(problems: Problems, flag: string, value: string, expected: string): PeerList | undefined {
   const list: { name: string; address: string }[] = [];
   for (const entry of value.split(',').map((e) => e.trim())) {
     const [name = '', address = '', extra] = entry.split('=').map((s) => s.trim());
     if (extra !== undefined || !peerSchema.safeParse({ name, address }).success) {
-      return problems.bad(
-        '--peers',
-        entry,
-        `${expected}; each name a lowercase DNS-1123 name (a Kubernetes node name)`,
-      );
+      return problems.bad(flag, entry, `${expected}; each name a lowercase DNS-1123 name (a Kubernetes node name)`);
     }
     list.push({ name, address });
   }
+  return list;
+}
+
+/** The first name or address `list` has twice, with what it is, for the message. */
+function duplicate(list: PeerList): string | undefined {
   const twice = (key: 'name' | 'address') => list.map((p) => p[key]).find((v, i, all) => all.indexOf(v) !== i);
-  const dupName = twice('name');
-  const dupAddress = twice('address');
-  if (dupName !== undefined) return problems.bad('--peers', value, `each name once; "${dupName}" appears twice`);
-  if (dupAddress !== undefined)
-    return problems.bad('--peers', value, `each address once; "${dupAddress}" appears twice`);
+  const name = twice('name');
+  if (name !== undefined) return `each name once; "${name}" appears twice`;
+  const address = twice('address');
+  return address === undefined ? undefined : `each address once; "${address}" appears twice`;
+}
+
+/** Parses `name=ip,name=ip`, checking each entry against the config schema's peer rules. */
+function peers(problems: Problems, value: string | undefined): PeerList | undefined {
+  const expected =
+    'name=IPv4 pairs separated by commas, this node included, such as "cp1=192.168.10.11,cp2=192.168.10.12,cp3=192.168.10.13"';
+  if (value === undefined || value.trim() === '') return problems.bad('--peers', value, expected);
+  const list = pairs(problems, '--peers', value, expected);
+  if (list === undefined) return undefined;
+  const twice = duplicate(list);
+  return twice === undefined ? list : problems.bad('--peers', value, twice);
+}
+
+/**
+ * Parses every --witness (each name=ip, or several separated by commas): checked like --peers, and
+ * no name or address of a member again. `members` undefined: --peers was bad, so only the witnesses
+ * among themselves are checked.
+ */
+function witnesses(problems: Problems, values: readonly string[], members: PeerList | undefined): PeerList | undefined {
+  const expected = 'name=IPv4 of a witness, such as "w1=192.168.20.5" (repeat the flag, or separate them by commas)';
+  const list: { name: string; address: string }[] = [];
+  for (const value of values) {
+    const more =
+      value.trim() === '' ? problems.bad('--witness', value, expected) : pairs(problems, '--witness', value, expected);
+    if (more === undefined) return undefined;
+    list.push(...more);
+  }
+  const shown = values.join(',');
+  const twice = duplicate(list);
+  if (twice !== undefined) return problems.bad('--witness', shown, twice);
+  const member = members?.find((m) => list.some((w) => w.name === m.name || w.address === m.address));
+  if (member !== undefined) {
+    return problems.bad(
+      '--witness',
+      shown,
+      `names and addresses other than the members' in --peers; ${member.name}=${member.address} is a member`,
+    );
+  }
   return list;
 }
 
@@ -156,6 +196,7 @@ export function parsePodFlags(flags: PodFlags): PodOptions {
         );
   problems.throwIfAny();
   return {
+    ...(flags.witness === true ? { witness: true } : {}),
     image: set(image),
     configDir: set(configDir),
     healthPort: set(healthPort),
@@ -178,15 +219,18 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
       ? flags.interface
       : problems.bad('--interface', flags.interface, 'an interface name of 1 to 15 characters, such as "eth0"');
   const peerList = peers(problems, flags.peers);
+  const witnessList = witnesses(problems, flags.witness ?? [], peerList);
+  // A witness gets the same file as the members (it finds itself the same way); one for it alone is allowed too.
+  const named = [...(peerList ?? []), ...(witnessList ?? [])].map((p) => p.name);
   const nodeName =
-    flags.nodeName === undefined || peerList?.some((p) => p.name === flags.nodeName)
+    flags.nodeName === undefined || named.includes(flags.nodeName)
       ? flags.nodeName
       : problems.bad(
           '--node-name',
           flags.nodeName,
           peerList === undefined
             ? 'one of the names in --peers'
-            : `one of the names in --peers (${peerList.map((p) => p.name).join(', ')})`,
+            : `one of the names in --peers${witnessList?.length ? ' or --witness' : ''} (${named.join(', ')})`,
         );
   const bindPort = port(problems, '--bind-port', flags.bindPort);
   let backendPort = port(problems, '--backend-port', flags.backendPort);
@@ -202,11 +246,30 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const clusterId = integer(problems, '--cluster-id', flags.clusterId, 1, 65535);
   const priority = flags.priority === undefined ? undefined : integer(problems, '--priority', flags.priority, 1, 254);
   const vipIp = vip?.split('/')[0];
-  const clash = peerList?.find((p) => p.address === vipIp);
+  const clash = [...(peerList ?? []), ...(witnessList ?? [])].find((p) => p.address === vipIp);
   if (clash !== undefined) problems.bad('--vip', vip, `an unused address, not ${clash.name}'s own address`);
-  const quorum = (quorumModes as readonly string[]).includes(flags.quorum)
+  let quorum = (quorumModes as readonly string[]).includes(flags.quorum)
     ? (flags.quorum as ConfigFileOptions['quorum'])
     : problems.bad('--quorum', flags.quorum, `one of ${quorumModes.join(', ')}`);
+  if (witnessList !== undefined && witnessList.length > 0) {
+    // What the loader would only warn about, refused here: a generated file is never one that warns.
+    if (quorum === 'none') {
+      quorum = problems.bad(
+        '--quorum',
+        flags.quorum,
+        'auto or majority with --witness: without a majority a witness decides nothing, and a partition gives ' +
+          'two holders',
+      );
+    }
+    if (peerList !== undefined && peerList.length < 2) {
+      problems.bad(
+        '--peers',
+        flags.peers,
+        'two members or more with --witness: with one, only that member can ever hold the VIP, and it needs the ' +
+          'witness to',
+      );
+    }
+  }
   const secretFile = posix.isAbsolute(flags.secretFile)
     ? flags.secretFile
     : problems.bad(
@@ -228,6 +291,7 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
     vip: set(vip),
     ...(iface === undefined ? {} : { interface: iface }),
     peers: set(peerList),
+    ...(witnessList === undefined || witnessList.length === 0 ? {} : { witnesses: witnessList }),
     ...(nodeName === undefined ? {} : { nodeName }),
     quorum: set(quorum),
     secretFile: set(secretFile),
@@ -286,7 +350,13 @@ export function registerManifestCommands(
         POD_DEFAULTS.configDir,
       )
       .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, POD_DEFAULTS.logLevel)
-      .option('--memory-limit <quantity>', 'container memory limit', POD_DEFAULTS.memoryLimit),
+      .option('--memory-limit <quantity>', 'container memory limit', POD_DEFAULTS.memoryLimit)
+      .option(
+        '--witness',
+        "the pod of a witness instead (vipd witness, for a worker node's /etc/kubernetes/manifests/" +
+          `vipd-witness.yaml): no capabilities, no drain (a ${GRACE_MARGIN_SECONDS}s grace period; --drain-timeout ` +
+          'does not apply)',
+      ),
   ).action((flags: PodFlags) => {
     write(podManifest(parsePodFlags(flags)));
   });
@@ -302,6 +372,13 @@ export function registerManifestCommands(
           'carries its address in --peers)',
       )
       .option('--peers <list>', 'every control-plane member as name=ip, comma-separated (required)')
+      .option(
+        '--witness <name=ip>',
+        'a witness (role: witness: votes, never holds the VIP), listed after the members; repeat the flag ' +
+          'or separate several by commas',
+        (value: string, previous: string[]) => [...previous, value],
+        [] as string[],
+      )
       .option(
         '--node-name <name>',
         'write nodeName: a file for that one node (default: each node finds itself by ' +

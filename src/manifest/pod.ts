@@ -2,7 +2,9 @@
  * The static pod that runs vipd on a control-plane node, and a config file to go with it, as pure
  * functions of their options (kube-vip's `manifest pod`, without the kubeconfig). `vipd manifest
  * pod|config` prints them; `static-pods/vipd.yaml` is `podManifest()` with the defaults, and a test
- * keeps the two identical.
+ * keeps the two identical. `witness: true` makes the pod of a witness instead (`vipd witness`, the
+ * third voter of a two-node control plane, on a worker node: no capabilities, no drain), and
+ * `static-pods/vipd-witness.yaml` is that one with the defaults.
  *
  * The pod and the config must agree on two numbers: the health port (the probes call it) and the
  * drain timeout (the grace period must outlast it). Both functions take the same options for them.
@@ -49,6 +51,11 @@ export interface PodOptions {
   readonly drainTimeoutMs: number;
   /** Memory limit, a Kubernetes quantity such as "256Mi". */
   readonly memoryLimit: string;
+  /**
+   * The pod of a witness (`vipd witness`): votes, holds no VIP, runs no balancer, so no
+   * capabilities and no drain (drainTimeoutMs does not apply). Absent: a member's.
+   */
+  readonly witness?: boolean;
 }
 
 export const DEFAULT_IMAGE = `ghcr.io/vipd/vipd:${VERSION}`;
@@ -61,6 +68,7 @@ export const POD_DEFAULTS: PodOptions = {
   logLevel: 'info',
   drainTimeoutMs: 20_000,
   memoryLimit: '256Mi',
+  witness: false,
 };
 
 /**
@@ -102,6 +110,7 @@ export function quantityBytes(quantity: string): number | undefined {
 /** The pod as an object (what `podManifest` prints), for tests and for callers that add to it. */
 export function podObject(options: Partial<PodOptions> = {}): IPod {
   const o: PodOptions = { ...POD_DEFAULTS, ...options };
+  const witness = o.witness === true;
   const limitBytes = quantityBytes(o.memoryLimit);
   if (limitBytes === undefined)
     throw new ConfigError([
@@ -117,15 +126,17 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      name: 'vipd',
+      name: witness ? 'vipd-witness' : 'vipd',
       // The mirror pod shows up next to kube-apiserver and etcd, where operators look.
       namespace: 'kube-system',
       // kubeadm's labels for its own static pods: `kubectl -n kube-system get pods -l tier=control-plane`.
-      labels: { component: 'vipd', tier: 'control-plane' },
+      // A witness runs on a worker node and is no part of the control plane's serving path: its own label.
+      labels: witness ? { component: 'vipd-witness' } : { component: 'vipd', tier: 'control-plane' },
     },
     spec: {
       // The VIP, gratuitous ARP, the heartbeats and the :6443 balancer all live on the node's own
-      // interfaces; a pod network does not exist yet when kubeadm init needs the VIP.
+      // interfaces; a pod network does not exist yet when kubeadm init needs the VIP. A witness's
+      // heartbeats too: the members send to the node's address and accept heartbeats only from it.
       hostNetwork: true,
       // Not ClusterFirstWithHostNet: cluster DNS is CoreDNS behind the very apiserver vipd fronts,
       // absent during bootstrap and unreachable when the control plane is down, which is exactly
@@ -140,8 +151,9 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
       automountServiceAccountToken: false,
       // SIGTERM makes a master hand the VIP to its successor at once, then lets proxied
       // connections drain for proxy.drainTimeout. The kubelet's SIGKILL must come after that,
-      // with a margin for the handover, closing the listeners and exiting.
-      terminationGracePeriodSeconds: terminationGracePeriodSeconds(o.drainTimeoutMs),
+      // with a margin for the handover, closing the listeners and exiting. A witness has nothing to
+      // drain: it sends its resign and exits, well within the margin alone.
+      terminationGracePeriodSeconds: witness ? GRACE_MARGIN_SECONDS : terminationGracePeriodSeconds(o.drainTimeoutMs),
       securityContext: {
         // As kubeadm's own static pods. The default profile allows netlink and AF_PACKET sockets.
         seccompProfile: { type: 'RuntimeDefault' },
@@ -153,7 +165,7 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
           // A static pod starts before any registry may be reachable (and the VIP, which a pull
           // through a cluster mirror might need, is what this pod provides): never pull a present image.
           imagePullPolicy: 'IfNotPresent',
-          command: ['vipd', 'run', '--config', CONTAINER_CONFIG_FILE, '--log-level', o.logLevel],
+          command: ['vipd', witness ? 'witness' : 'run', '--config', CONTAINER_CONFIG_FILE, '--log-level', o.logLevel],
           env: [
             {
               // V8 sizes its heap from the host's memory, not the container limit; without a cap it
@@ -165,7 +177,8 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
             {
               // The node's Kubernetes name (--hostname-override included), from the downward API: the
               // kubelet fills spec.nodeName of a static pod itself and resolves the field locally, so
-              // it is there before any apiserver exists. The file's nodeName, if set, still wins.
+              // it is there before any apiserver exists. The file's nodeName, if set, still wins. A
+              // witness's peer entry is named after the node it runs on, like a member's.
               name: 'VIPD_NODE_NAME',
               valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } },
             },
@@ -177,15 +190,18 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
             limits: { memory: o.memoryLimit },
           },
           securityContext: {
-            // Root for the capabilities (the secret file is root's 0600), but only these two:
+            // A member: root for the capabilities (the secret file is root's 0600), but only these two:
             // NET_ADMIN to add/remove the VIP through netlink, NET_RAW for the packet socket that
             // sends gratuitous ARP and watches for conflicts, and for the raw IPv4 socket that sends the
             // takeover's tickle ACKs. Ports are all above 1024.
+            // A witness: none at all. It opens one UDP socket (its classic BPF filter needs no
+            // capability) and reads and writes root's own files (the 0600 secret, the state
+            // directory), which uid 0 may do without CAP_DAC_OVERRIDE.
             runAsUser: 0,
             runAsGroup: 0,
             allowPrivilegeEscalation: false,
             readOnlyRootFilesystem: true,
-            capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+            capabilities: witness ? { drop: ['ALL'] } : { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
           },
           // /healthz: the daemon's loops run. A few missed periods before a restart, because
           // restarting a master is a failover.
@@ -196,11 +212,12 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
             timeoutSeconds: 5,
             failureThreshold: 3,
           },
-          // /readyz: config loaded, election running, the balancer listening.
+          // /readyz: config loaded, election running, the balancer listening (a witness has none).
           readinessProbe: { ...probe('/readyz'), periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
           volumeMounts: [
             { name: 'config', mountPath: CONTAINER_CONFIG_DIR, readOnly: true },
-            // election.stateDir: the record that the cluster has formed must outlive the pod.
+            // election.stateDir: the record that the cluster has formed must outlive the pod (a
+            // witness's too: restarted, it is counted again at once).
             { name: 'state', mountPath: STATE_DIR },
           ],
         },
@@ -223,12 +240,24 @@ export function podObject(options: Partial<PodOptions> = {}): IPod {
 
 /** The static pod manifest as YAML, with a header saying where it goes and how it was made. */
 export function podManifest(options: Partial<PodOptions> = {}): string {
-  const header = [
-    '# vipd: virtual IP + apiserver balancer, one static pod per control-plane node.',
-    '# Copy to /etc/kubernetes/manifests/vipd.yaml on every control-plane node; the config and the',
-    '# secret go in the mounted directory (vipd.yaml, secret). See docs/kubeadm.md.',
-    `# Generated by \`vipd manifest pod\` (vipd ${VERSION}); regenerate it rather than edit it.`,
-  ].join('\n');
+  const header = (
+    options.witness === true
+      ? [
+          '# vipd witness: the third voter of a two-node control plane. It votes and acknowledges, never',
+          '# holds the VIP, runs no balancer and needs no capabilities. Copy to',
+          '# /etc/kubernetes/manifests/vipd-witness.yaml on the one node (a worker, or any node with a kubelet)',
+          "# whose name and address are the witness's entry in peers (role: witness); the members' config and",
+          '# secret, unchanged, go in the mounted directory (vipd.yaml, secret). See docs/kubeadm.md,',
+          '# "Two control-plane nodes and a witness".',
+          `# Generated by \`vipd manifest pod --witness\` (vipd ${VERSION}); regenerate it rather than edit it.`,
+        ]
+      : [
+          '# vipd: virtual IP + apiserver balancer, one static pod per control-plane node.',
+          '# Copy to /etc/kubernetes/manifests/vipd.yaml on every control-plane node; the config and the',
+          '# secret go in the mounted directory (vipd.yaml, secret). See docs/kubeadm.md.',
+          `# Generated by \`vipd manifest pod\` (vipd ${VERSION}); regenerate it rather than edit it.`,
+        ]
+  ).join('\n');
   return `${header}\n${stringify(podObject(options), { lineWidth: 0 })}`;
 }
 
@@ -239,6 +268,11 @@ export interface ConfigFileOptions {
   readonly interface?: string;
   /** Every control-plane member, this node included. */
   readonly peers: readonly { readonly name: string; readonly address: string }[];
+  /**
+   * Witnesses, written after the members with `role: witness`: they vote and never hold the VIP
+   * (the third voter of a two-node control plane). Names and addresses other than the members'.
+   */
+  readonly witnesses?: readonly { readonly name: string; readonly address: string }[];
   /** Written as nodeName: a file for that one node. Absent: each node finds itself (node-name.ts). */
   readonly nodeName?: string;
   /** The frontend's bind port (clients use VIP:bindPort); 6443 by default. */
@@ -287,17 +321,23 @@ export function configFile(options: ConfigFileOptions): string {
   const drainTimeoutMs = options.drainTimeoutMs ?? POD_DEFAULTS.drainTimeoutMs;
   const bindPort = options.bindPort ?? CONFIG_DEFAULTS.bindPort;
   const backendPort = options.backendPort ?? CONFIG_DEFAULTS.backendPort;
+  const witnesses = options.witnesses ?? [];
+  const everyNode = witnesses.length === 0 ? 'member' : 'node, the witness too';
   const quorumNote =
     quorum === 'none'
       ? '# any member alone may hold the VIP, as with keepalived (a partition gives two holders)'
       : quorum === 'auto'
-        ? '# majority with 3+ members: once the cluster has formed, an isolated node never holds the VIP'
+        ? witnesses.length > 0
+          ? '# majority, since a witness is listed: once the cluster has formed, an isolated node never holds the VIP'
+          : '# majority with 3+ members: once the cluster has formed, an isolated node never holds the VIP'
         : '# once the cluster has formed, only a member that hears a majority of peers may hold the VIP';
   const lines = [
     `# vipd config, generated by \`vipd manifest config\` (vipd ${VERSION}).`,
     ...(options.nodeName === undefined
       ? [
-          '# The same file goes on every control-plane node as /etc/vipd/vipd.yaml: each member finds itself',
+          witnesses.length === 0
+            ? '# The same file goes on every control-plane node as /etc/vipd/vipd.yaml: each member finds itself'
+            : '# The same file goes on every node, the witness too, as /etc/vipd/vipd.yaml: each finds itself',
           '# in `peers` by the VIPD_NODE_NAME environment variable, else by its host name (in full or before',
           '# the first dot). Keys not written here have their defaults (docs/configuration.md).',
         ]
@@ -311,8 +351,20 @@ export function configFile(options: ConfigFileOptions): string {
     '# Every control-plane member, this node included: its name and the address heartbeats come from.',
     '# The first one listed bootstraps a new cluster: run `kubeadm init` there (it holds the VIP alone',
     '# until a majority has joined). Keep the order when you add members: append them.',
+    ...(witnesses.length === 0
+      ? []
+      : [
+          '# Then the witness: it votes and acknowledges (it counts for the majority), never holds the VIP and',
+          '# runs no balancer: `vipd witness` (or `vipd run`) on that node, with this same file. It may be on',
+          '# another network: UDP election.port must pass both ways between it and each member.',
+        ]),
     'peers:',
     ...options.peers.flatMap((p) => [`  - name: ${scalar(p.name)}`, `    address: ${scalar(p.address)}`]),
+    ...witnesses.flatMap((w) => [
+      `  - name: ${scalar(w.name)}`,
+      `    address: ${scalar(w.address)}`,
+      '    role: witness',
+    ]),
     '',
     'vip:',
     `  address: ${scalar(options.vip)}  # clients use VIP:${bindPort} (kubeadm --control-plane-endpoint)`,
@@ -327,14 +379,14 @@ export function configFile(options: ConfigFileOptions): string {
       ? []
       : [`  priority: ${options.priority}  # higher wins; ties go to the higher address`]),
     `  quorum: ${scalar(quorum)}  ${quorumNote}`,
-    `  secretFile: ${scalar(secretFile)}  # same content on every member: head -c 32 /dev/urandom | base64`,
+    `  secretFile: ${scalar(secretFile)}  # same content on every ${everyNode}: head -c 32 /dev/urandom | base64`,
     '',
     'proxy:',
     `  drainTimeout: ${scalar(formatDuration(drainTimeoutMs))}  # the static pod's grace period is this + ${GRACE_MARGIN_SECONDS}s (vipd manifest pod --drain-timeout)`,
     '  frontends:',
     '    - name: apiserver',
     `      bind: ${scalar(`0.0.0.0:${bindPort}`)}  # every address, the VIP included once it arrives`,
-    `      backendPort: ${backendPort}  # every peer's apiserver (kubeadm --apiserver-bind-port)`,
+    `      backendPort: ${backendPort}  # every member's apiserver (kubeadm --apiserver-bind-port)`,
     '',
     'track:',
     '  apiserver:',
