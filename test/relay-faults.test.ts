@@ -200,7 +200,7 @@ describe('native relay: faults', { timeout: 120_000 }, () => {
     cleanup.push(() => echo.close());
     const agent = new Agent({
       listen: '127.0.0.76',
-      fdLimitSlack: 2,
+      exhaustDescriptors: true,
       backends: [{ id: 1, address: '127.0.0.77', port: portOf(echo) }],
     });
     cleanup.push(() => agent.stop());

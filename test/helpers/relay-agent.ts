@@ -2,8 +2,9 @@
  * `node relay-agent.js '<json>'`: a RelayEngine (native/relay.cc) in a process of its own, for the
  * cases a test must stop (SIGSTOP), starve (a descriptor limit) or let exit: it listens on `listen`
  * in front of `backends` and prints `{"event":"ready","port":N}`, then one line per engine event
- * (`{"event":"relay","name":"connected","args":[...]}`). With `fdLimitSlack: n` it lowers its own
- * descriptor limit to what it has open plus n (prlimit on itself), after it listens. When stdin
+ * (`{"event":"relay","name":"connected","args":[...]}`). With `exhaustDescriptors: true` it lowers
+ * its own descriptor limit (prlimit on itself) after it listens and then opens /dev/null until none is
+ * left, so the engine's next accept fails with EMFILE whatever the runtime opens or closes. When stdin
  * closes it closes the engine and exits; with `abandon: true` it instead stops accepting, lets go of
  * everything else and exits when its event loop is empty, the engine never closed (the teardown
  * path: environment cleanup with threads still running).
@@ -12,7 +13,7 @@
  * does nothing (agent-loop.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { openSync, readdirSync } from 'node:fs';
 import {
   dispatchRelayEvents,
   type EngineBackend,
@@ -27,7 +28,7 @@ interface Options {
   readonly threads?: number;
   readonly hedgeDelayMs?: number;
   readonly connectTimeoutMs?: number;
-  readonly fdLimitSlack?: number;
+  readonly exhaustDescriptors?: boolean;
   readonly abandon?: boolean;
   /** Engines to start, each on its own port (the ready line lists them); 1 unless given. */
   readonly engines?: number;
@@ -50,9 +51,20 @@ function main(): void {
   });
   const ports = engines.map((e) => e.listen(o.listen, 0, 128));
   const port = ports[0];
-  if (o.fdLimitSlack !== undefined) {
-    const open = readdirSync('/proc/self/fd').length - 1;
-    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${open + o.fdLimitSlack}`]);
+  if (o.exhaustDescriptors === true) {
+    // A limit a little above what is open, then filled: counting alone left a race (a descriptor
+    // the runtime closed after the count gave the engine room for one more accept, every time).
+    const open = readdirSync('/proc/self/fd').length;
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${open + 16}`]);
+    const held: number[] = [];
+    for (let i = 0; i < 64; i++) {
+      try {
+        held.push(openSync('/dev/null', 'r'));
+      } catch {
+        break;
+      }
+    }
+    send({ event: 'exhausted', held: held.length });
   }
   send({ event: 'ready', port, ports });
   if (o.abandon === true) {
