@@ -13,12 +13,16 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ClientLog } from '../src/lab/client-log';
+import type { NsProcess } from '../src/lab/netns';
 import { sleep } from '../src/lab/wait';
 import { programCommand } from './helpers/agent-loop';
 import { CLI } from './helpers/daemon';
 import { Cluster, type NodeName } from './helpers/netns-cluster';
 
 const HTTP_GET = join(__dirname, 'helpers', 'http-get.js');
+/** The lab's client: a connect to VIP:6443 (the members' balancers) every 10 ms, outcomes as JSON lines. */
+const CONNECT_CLIENT = join(__dirname, '..', 'src', 'lab', 'connect-client.js');
 /** Drops every election datagram to and from this node: it is cut off from both others. */
 const ISOLATE = [
   'table inet vipd_isolate {',
@@ -57,14 +61,30 @@ for (const routed of [false, true]) {
   describe(`two members and a witness${routed ? ' on another segment, behind a router' : ''} (namespaces)`, {
     timeout: 300_000,
   }, () => {
-    const c = new Cluster('majority', {}, { node: 'cp3', routed });
+    // The members balance VIP:6443 to stand-in apiservers on each of them (the witness runs none).
+    const c = new Cluster('majority', { proxy: { enabled: true } }, { node: 'cp3', routed });
+    const client = new ClientLog();
+    let clientProc: NsProcess | undefined;
+    /** The client's longest outage since `since` (wall-clock ms), once it has been steady for a while. */
+    const outage = async (since: number): Promise<string> => {
+      await sleep(2000);
+      for (const e of clientProc?.events.splice(0) ?? []) client.add(JSON.stringify(e));
+      const ms = client.longestOutage(since);
+      return ms === undefined ? 'still out' : `${ms} ms`;
+    };
     before(async () => {
       await c.build();
       c.watch();
+      for (const n of MEMBERS) await c.startStandIn(n);
       for (const n of ['cp3', ...MEMBERS] as const) c.start(n);
       await c.one(20);
+      clientProc = c.lab.spawnNode(c.host('client').ns, CONNECT_CLIENT, ['10.77.0.100', '6443', '10', '600']);
+      await sleep(1000);
     });
-    after(() => c.destroy());
+    after(async () => {
+      await clientProc?.stop();
+      await c.destroy();
+    });
     const master = async () => (await c.one(20)) as NodeName;
     const other = (n: NodeName): NodeName => (n === 'cp1' ? 'cp2' : 'cp1');
 
@@ -87,10 +107,12 @@ for (const routed of [false, true]) {
     it("the master's node dies: the other member takes over with the witness's vote", async () => {
       const m = await master();
       const since = performance.now();
+      const wall = Date.now();
       await nodeDies(c, m);
       const [next] = await c.until('the other member to hold the VIP', (h) => h.length === 1 && h[0] === other(m), 15);
       const r = moved(c, since);
-      say(`${routed ? 'routed: ' : ''}node death of ${m}: ${next} holds it after ${r.tookMs} ms`);
+      const out = await outage(wall);
+      say(`${routed ? 'routed: ' : ''}node death of ${m}: ${next} holds it after ${r.tookMs} ms; client outage ${out}`);
       await nodeBack(c, m);
       await sleep(3000);
       assert.equal((await c.holders()).length, 1);
@@ -101,14 +123,17 @@ for (const routed of [false, true]) {
     it('partition {master} | {other, witness}: only the other member holds it', async () => {
       const m = await master();
       const since = performance.now();
+      const wall = Date.now();
       c.nft(m, ISOLATE);
       try {
         await c.until('the other member alone to hold the VIP', (h) => h.length === 1 && h[0] === other(m), 15);
         await sleep(5000);
         assert.deepEqual(await c.holders(), [other(m)], 'and nobody else, 5 s on');
         const r = moved(c, since);
+        const out = await outage(wall);
         say(
-          `{${m}} | {${other(m)}, cp3}: ${other(m)} holds it after ${r.tookMs} ms; two holders for ${Math.round(r.overlapMs)} ms`,
+          `{${m}} | {${other(m)}, cp3}: ${other(m)} holds it after ${r.tookMs} ms; two holders for ` +
+            `${Math.round(r.overlapMs)} ms; client outage ${out}`,
         );
         assert.ok(r.overlapMs < 1500, `two holders for at most the VIP's lifetime (${r.overlapMs} ms)`);
       } finally {
@@ -120,12 +145,15 @@ for (const routed of [false, true]) {
     it('partition {master, witness} | {other}: the master keeps it, the other never takes it', async () => {
       const m = await master();
       const since = performance.now();
+      const wall = Date.now();
       c.nft(other(m), ISOLATE);
       try {
         await sleep(8000);
         assert.deepEqual(await c.holders(), [m]);
         assert.equal(c.holderStats(since).gains, 0, 'the VIP never moved');
-        say(`{${m}, cp3} | {${other(m)}}: ${m} kept it; ${other(m)} never took it`);
+        say(
+          `{${m}, cp3} | {${other(m)}}: ${m} kept it; ${other(m)} never took it; client outage ${await outage(wall)}`,
+        );
       } finally {
         c.nft(other(m), CLEAR);
       }
@@ -135,11 +163,12 @@ for (const routed of [false, true]) {
     it('the witness dies: the master keeps the VIP; then the master dies too: nobody holds it', async () => {
       const m = await master();
       let since = performance.now();
+      const wall = Date.now();
       await nodeDies(c, 'cp3');
       await sleep(8000);
       assert.deepEqual(await c.holders(), [m], 'two of three: the master keeps it');
       assert.equal(c.holderStats(since).gains, 0);
-      say(`witness dead: ${m} kept it for 8 s, no move`);
+      say(`witness dead: ${m} kept it for 8 s, no move; client outage ${await outage(wall)}`);
       since = performance.now();
       await nodeDies(c, m);
       await sleep(8000);
