@@ -4,16 +4,17 @@
 // It exists because gratuitous ARP needs raw Ethernet frames: neither dgram nor net can send one,
 // and shelling out to arping per frame is too slow for a takeover burst. It does two things:
 //   - send(frame): write one complete Ethernet frame to the bound interface;
-//   - deliver every received ARP frame (ETH_P_ARP) that its optional filter keeps to a JS callback,
+//   - deliver every received ARP frame (ETH_P_ARP), or IPv6 frame (ETH_P_IPV6) for Neighbor
+//     Discovery, that its optional filter keeps to a JS callback,
 //     from a uv_poll_t on the fd, so nothing ever blocks the event loop.
 // And, because dgram cannot attach a socket filter either, it opens the election's UDP socket with
 // a classic BPF program (src/native/bpf.ts) attached before bind; Node adopts the fd.
 // And, for the takeover's tickle ACKs (src/takeover/), a raw IPv4 socket: those segments carry the
 // VIP and a dead node's connection as source, which no TCP socket of this host owns.
 //
-// JS: new PacketSocket(ifindex, onFrame, filter?) / .send(buf) / .setFilter(program) / .close() /
+// JS: new PacketSocket(ifindex, onFrame, filter?, ethertype?) / .send(buf) / .setFilter(program) / .close() /
 //     .ref() / .unref(), new RawIpv4Socket(sendBufferBytes?) / .send(packet, dstIp) / .close(),
-//     ifNameToIndex(name), openUdp4Socket(address, port, filter, recvBufferBytes),
+//     ifNameToIndex(name), openUdpSocket(address, port, filter, recvBufferBytes),
 //     attachFilter(fd, program), clearReuseAddr(fd).
 
 #include <node_api.h>
@@ -276,10 +277,11 @@ PacketSocket* Unwrap(napi_env env, napi_callback_info info, size_t* argc, napi_v
   return UnwrapAs<PacketSocket>(env, info, argc, argv, "not a PacketSocket");
 }
 
-// new PacketSocket(ifindex, onFrame, filter?)
+// new PacketSocket(ifindex, onFrame, filter?, ethertype?): ethertype ETH_P_ARP unless given (ETH_P_IPV6
+// for Neighbor Discovery).
 napi_value New(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_value self;
   if (!ConstructCall(env, info, &argc, argv, &self, "PacketSocket must be called with new")) return nullptr;
   napi_valuetype t0, t1;
@@ -296,15 +298,26 @@ napi_value New(napi_env env, napi_callback_info info) {
   if (argc >= 3) CHECK_NAPI(env, napi_typeof(env, argv[2], &t2));
   bool filtered = t2 != napi_undefined && t2 != napi_null;
   if (filtered && !GetFilter(env, argv[2], &filter)) return nullptr;
+  uint32_t ethertype = ETH_P_ARP;
+  if (argc >= 4) {
+    napi_valuetype t3;
+    CHECK_NAPI(env, napi_typeof(env, argv[3], &t3));
+    if (t3 != napi_undefined &&
+        (t3 != napi_number || napi_get_value_uint32(env, argv[3], &ethertype) != napi_ok ||
+         (ethertype != ETH_P_ARP && ethertype != ETH_P_IPV6))) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "ethertype must be ETH_P_ARP (0x0806) or ETH_P_IPV6 (0x86dd)");
+      return nullptr;
+    }
+  }
 
-  // Protocol 0 receives nothing until bind() names ETH_P_ARP together with the interface (packet(7)).
-  // Opening with ETH_P_ARP directly would queue ARP from every interface in the gap before bind().
+  // Protocol 0 receives nothing until bind() names the ethertype together with the interface
+  // (packet(7)). Opening with it directly would queue frames from every interface in the gap before bind().
   int fd = OpenFiltered(env, AF_PACKET, SOCK_RAW, 0, "socket(AF_PACKET)", filtered ? &filter : nullptr);
   if (fd < 0) return nullptr;
   struct sockaddr_ll addr;
   memset(&addr, 0, sizeof addr);
   addr.sll_family = AF_PACKET;
-  addr.sll_protocol = htons(ETH_P_ARP);
+  addr.sll_protocol = htons(static_cast<uint16_t>(ethertype));
   addr.sll_ifindex = ifindex;
   if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) {
     int err = errno;
@@ -562,14 +575,15 @@ napi_value IfNameToIndex(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// openUdp4Socket(address, port, filter: Buffer | null, recvBufferBytes): a bound, non-blocking UDP
-// socket's fd, for Node to adopt with dgram's bind({ fd }). Throws with the errno name as `code`.
-napi_value OpenUdp4Socket(napi_env env, napi_callback_info info) {
+// openUdpSocket(address, port, filter: Buffer | null, recvBufferBytes): a bound, non-blocking UDP
+// socket's fd, for Node to adopt with dgram's bind({ fd }): AF_INET for a dotted quad, AF_INET6
+// (IPV6_V6ONLY) for an IPv6 address. Throws with the errno name as `code`.
+napi_value OpenUdpSocket(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  // Longer than any dotted quad, so a truncated copy (which could parse) is told from a real one.
-  char address[32];
+  // Longer than any IPv6 text, so a truncated copy (which could parse) is told from a real one.
+  char address[64];
   size_t address_length = 0;
   napi_valuetype types[4] = {napi_undefined, napi_undefined, napi_undefined, napi_undefined};
   for (size_t i = 0; i < argc && i < 4; i++) CHECK_NAPI(env, napi_typeof(env, argv[i], &types[i]));
@@ -578,23 +592,35 @@ napi_value OpenUdp4Socket(napi_env env, napi_callback_info info) {
   struct sockaddr_in addr;
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
-  if (argc < 4 || types[0] != napi_string || types[1] != napi_number || types[3] != napi_number ||
-      napi_get_value_string_utf8(env, argv[0], address, sizeof address, &address_length) != napi_ok ||
-      address_length >= sizeof address - 1 || inet_pton(AF_INET, address, &addr.sin_addr) != 1 ||
-      napi_get_value_int32(env, argv[1], &port) != napi_ok || port < 0 || port > 65535 ||
-      napi_get_value_int64(env, argv[3], &rcvbuf) != napi_ok || rcvbuf < 0 || rcvbuf > INT_MAX / 2) {
+  struct sockaddr_in6 addr6;
+  memset(&addr6, 0, sizeof addr6);
+  addr6.sin6_family = AF_INET6;
+  bool ok = argc >= 4 && types[0] == napi_string && types[1] == napi_number && types[3] == napi_number &&
+            napi_get_value_string_utf8(env, argv[0], address, sizeof address, &address_length) == napi_ok &&
+            address_length < sizeof address - 1;
+  int family = AF_UNSPEC;
+  if (ok && inet_pton(AF_INET, address, &addr.sin_addr) == 1) family = AF_INET;
+  else if (ok && inet_pton(AF_INET6, address, &addr6.sin6_addr) == 1) family = AF_INET6;
+  if (!ok || family == AF_UNSPEC || napi_get_value_int32(env, argv[1], &port) != napi_ok || port < 0 ||
+      port > 65535 || napi_get_value_int64(env, argv[3], &rcvbuf) != napi_ok || rcvbuf < 0 || rcvbuf > INT_MAX / 2) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "expected (address: IPv4 dotted quad, port: 0-65535, filter: Buffer | null, "
+                          "expected (address: IPv4 or IPv6 address, port: 0-65535, filter: Buffer | null, "
                           "recvBufferBytes: 0 to 2^30 - 1)");
     return nullptr;
   }
   addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr6.sin6_port = htons(static_cast<uint16_t>(port));
   struct sock_fprog filter = {0, nullptr};
   bool filtered = types[2] != napi_undefined && types[2] != napi_null;
   if (filtered && !GetFilter(env, argv[2], &filter)) return nullptr;
 
-  int fd = OpenFiltered(env, AF_INET, SOCK_DGRAM, 0, "socket(AF_INET)", filtered ? &filter : nullptr);
+  int fd = OpenFiltered(env, family, SOCK_DGRAM, 0, family == AF_INET ? "socket(AF_INET)" : "socket(AF_INET6)",
+                        filtered ? &filter : nullptr);
   if (fd < 0) return nullptr;
+  if (family == AF_INET6) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
   if (rcvbuf > 0) {
     // Best effort: SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is
     // capped there silently. Either way the kernel doubles the value for its bookkeeping.
@@ -605,7 +631,9 @@ napi_value OpenUdp4Socket(napi_env env, napi_callback_info info) {
   }
   // No SO_REUSEADDR: a second socket on this address and port fails with EADDRINUSE instead of
   // sharing (and, for unicast, stealing) the election's datagrams.
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) {
+  int bound = family == AF_INET ? bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr)
+                                 : bind(fd, reinterpret_cast<struct sockaddr*>(&addr6), sizeof addr6);
+  if (bound < 0) {
     int err = errno;
     close(fd);
     return ThrowErrno(env, "bind", err);
@@ -681,7 +709,7 @@ napi_value Init(napi_env env, napi_value exports) {
     napi_callback cb;
   } functions[] = {
       {"ifNameToIndex", IfNameToIndex},
-      {"openUdp4Socket", OpenUdp4Socket},
+      {"openUdpSocket", OpenUdpSocket},
       {"attachFilter", AttachFilterFn},
       {"clearReuseAddr", ClearReuseAddr},
   };

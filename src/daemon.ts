@@ -23,6 +23,7 @@ import { TrackedApiserver } from './track/apiserver';
 import { VERSION } from './version';
 import { DryRunVipOwner } from './vip/dry-run';
 import { LinkWatch } from './vip/link-watch';
+import { MultiVipOwner } from './vip/multi-owner';
 import { NetlinkVipOwner } from './vip/netlink-owner';
 import type { VipOwner } from './vip/owner';
 import { FormedRecord } from './vrrp/formed-record';
@@ -69,9 +70,14 @@ export class Daemon implements AdminSource {
     const secret = heartbeatKey(loaded.secret);
     const log = options.log;
     this.metrics = createMetrics();
-    this.vip = options.dryRun
-      ? new DryRunVipOwner(log.child({ component: 'vip' }), config.vip.address, config.vip.interface)
-      : new NetlinkVipOwner({ vip: config.vip, log: log.child({ component: 'vip' }), metrics: this.metrics });
+    const vipLog = log.child({ component: 'vip' });
+    // One owner per address: a dual-stack pair moves together, held by the one election.
+    const owners = config.vip.addresses.map((address) =>
+      options.dryRun
+        ? new DryRunVipOwner(vipLog, address, config.vip.interface)
+        : new NetlinkVipOwner({ vip: { ...config.vip, address }, log: vipLog, metrics: this.metrics }),
+    );
+    this.vip = owners.length === 1 && owners[0] !== undefined ? owners[0] : new MultiVipOwner(owners);
     // A new cluster's first member serves alone until the others join; the record that the
     // cluster formed ends that for good (vrrp/formed-record.ts).
     this.formed = new FormedRecord(config.election.stateDir, config.election.clusterId, config.self.name);
@@ -89,7 +95,9 @@ export class Daemon implements AdminSource {
       send: (bytes) => this.election.broadcast(bytes),
       deltaEveryMs: settings.intervalMs,
     });
-    const vipIp = config.vipAddress.ip;
+    // The tickle ACKs are IPv4 (takeover/tickle.ts): connections to an IPv6 VIP are not listed, and an
+    // IPv6-only VIP resets no clients of a previous master (they time out instead).
+    const vipIp = config.vipAddresses.find((v) => v.family === 4)?.ip ?? '';
     this.takeover = new Takeover({
       sync: this.connSync,
       tickler: options.dryRun

@@ -65,7 +65,7 @@ const input: StatusInput = {
     nodeName: 'cp1',
     self: { address: '10.0.0.11' },
     election: { quorum: 'majority' },
-    vip: { address: '10.0.0.100/24', interface: 'eth0' },
+    vip: { address: '10.0.0.100/24', addresses: ['10.0.0.100/24'], interface: 'eth0' },
   },
   version: '9.9.9',
   dryRun: false,
@@ -131,7 +131,13 @@ describe('/status: the projection', () => {
       observer: false,
       quorum: { mode: 'majority', alive: 2, needed: 2, quorate: true },
       faults: ['apiserver'],
-      vip: { address: '10.0.0.100/24', interface: 'eth0', held: true, since: '2025-06-01T11:59:59.000Z' },
+      vip: {
+        address: '10.0.0.100/24',
+        addresses: ['10.0.0.100/24'],
+        interface: 'eth0',
+        held: true,
+        since: '2025-06-01T11:59:59.000Z',
+      },
       apiserver: {
         url: 'https://10.0.0.11:9443/readyz',
         state: 'down',
@@ -211,7 +217,13 @@ describe('/status: the projection', () => {
     });
     assert.deepEqual(backup.following, { leader: 'cp2', term: 8, remainingMs: 302 });
     assert.equal(backup.leaseRemainingMs, null);
-    assert.deepEqual(backup.vip, { address: '10.0.0.100/24', interface: 'eth0', held: false, since: null });
+    assert.deepEqual(backup.vip, {
+      address: '10.0.0.100/24',
+      addresses: ['10.0.0.100/24'],
+      interface: 'eth0',
+      held: false,
+      since: null,
+    });
     assert.deepEqual(backup.backends, []);
     const alone = daemonStatus({ ...input, election: { ...election, leaseRemainingMs: Number.POSITIVE_INFINITY } });
     assert.equal(alone.leaseRemainingMs, null);

@@ -6,8 +6,18 @@
 import assert from 'node:assert/strict';
 import { endianness } from 'node:os';
 import { describe, it } from 'node:test';
-import { arpSenderFilter, INSN_BYTES, MAX_UDP_SOURCES, SKF_NET_OFF, udpSourceFilter } from '../src/native/bpf';
+import {
+  arpSenderFilter,
+  INSN_BYTES,
+  MAX_UDP_SOURCES,
+  MAX_UDP6_SOURCES,
+  ndTargetFilter,
+  SKF_NET_OFF,
+  udp6SourceFilter,
+  udpSourceFilter,
+} from '../src/native/bpf';
 import { buildGratuitousArp } from '../src/vip/arp';
+import { buildUnsolicitedNa, ipv6ToBytes } from '../src/vip/ndisc';
 
 /**
  * Instructions written as `code jt jf k` in x86-64's (little-endian) layout of struct sock_filter,
@@ -45,10 +55,11 @@ function run(prog: Buffer, packet: Buffer, net = 0): number {
     const offset = k >= SKF_NET_OFF ? net + k - SKF_NET_OFF : k;
     switch (code) {
       case 0x20:
-      case 0x28: {
-        const size = code === 0x20 ? 4 : 2;
+      case 0x28:
+      case 0x30: {
+        const size = code === 0x20 ? 4 : code === 0x28 ? 2 : 1;
         if (offset + size > packet.length) return 0;
-        a = size === 4 ? packet.readUInt32BE(offset) : packet.readUInt16BE(offset);
+        a = size === 4 ? packet.readUInt32BE(offset) : size === 2 ? packet.readUInt16BE(offset) : packet[offset]!;
         break;
       }
       case 0x15:
@@ -172,5 +183,69 @@ describe('arpSenderFilter', () => {
     for (const bad of ['10.77.0.100/24', '10.77.0', 'fe80::1', '']) {
       assert.throws(() => arpSenderFilter(bad), TypeError, JSON.stringify(bad));
     }
+  });
+});
+
+/** An IPv6 header (40 bytes) from `src` plus an 8-byte UDP header, as an AF_INET6 UDP socket's filter sees it. */
+function udp6Packet(src: string): Buffer {
+  const packet = Buffer.alloc(48);
+  packet[0] = 0x60;
+  ipv6ToBytes(src).copy(packet, 8);
+  return packet;
+}
+
+describe('udp6SourceFilter', () => {
+  it('compares the four words of the IPv6 source; a mismatch in any word goes to the next address', () => {
+    const prog = udp6SourceFilter(['fd00:77::11', 'fd00:77::12']);
+    assert.equal(prog.length, (2 * 8 + 2) * INSN_BYTES);
+    for (const src of ['fd00:77::11', 'fd00:77::12']) assert.equal(run(prog, udp6Packet(src), 0), 0xffffffff, src);
+    for (const src of ['fd00:77::13', 'fd01:77::11', 'fd00:77::1:11', '::1', 'fe80::11']) {
+      assert.equal(run(prog, udp6Packet(src), 0), 0, src);
+    }
+  });
+
+  it(`takes up to ${MAX_UDP6_SOURCES} addresses, the first and last reaching the accept; the same address twice once`, () => {
+    const many = Array.from({ length: MAX_UDP6_SOURCES }, (_, i) => `fd00::${(i + 1).toString(16)}`);
+    const prog = udp6SourceFilter(many);
+    assert.equal(run(prog, udp6Packet(many[0]!), 0), 0xffffffff);
+    assert.equal(run(prog, udp6Packet(many[MAX_UDP6_SOURCES - 1]!), 0), 0xffffffff);
+    assert.equal(run(prog, udp6Packet('fd00::ff'), 0), 0);
+    assert.equal(udp6SourceFilter(['fd00::1', 'fd00:0::1']).length, (8 + 2) * INSN_BYTES);
+    assert.equal(run(udp6SourceFilter([]), udp6Packet('fd00::1'), 0), 0);
+    assert.throws(() => udp6SourceFilter([...many, 'fd00::ff']), RangeError);
+    for (const bad of ['10.0.0.1', 'fe80::1%eth0', 'fd00::/64', '']) {
+      assert.throws(() => udp6SourceFilter([bad]), TypeError, JSON.stringify(bad));
+    }
+  });
+});
+
+describe('ndTargetFilter', () => {
+  const mac = '02:00:00:00:00:01';
+  const vip = 'fd00:77::100';
+
+  it('accepts an advertisement or a solicitation about the address, nothing else', () => {
+    const prog = ndTargetFilter(vip);
+    assert.equal(run(prog, buildUnsolicitedNa(mac, vip)), 0xffffffff);
+    const solicitation = buildUnsolicitedNa(mac, vip);
+    solicitation[54] = 135;
+    assert.equal(run(prog, solicitation), 0xffffffff);
+    assert.equal(run(prog, buildUnsolicitedNa(mac, 'fd00:77::101')), 0, 'another target');
+    const echo = buildUnsolicitedNa(mac, vip);
+    echo[54] = 128;
+    assert.equal(run(prog, echo), 0, 'another ICMPv6 type');
+    const routed = buildUnsolicitedNa(mac, vip);
+    routed[21] = 64;
+    assert.equal(run(prog, routed), 0, 'hop limit not 255: not from this link');
+    const udp = buildUnsolicitedNa(mac, vip);
+    udp[20] = 17;
+    assert.equal(run(prog, udp), 0, 'not ICMPv6');
+    const arp = buildUnsolicitedNa(mac, vip);
+    arp.writeUInt16BE(0x0806, 12);
+    assert.equal(run(prog, arp), 0, 'not IPv6');
+    assert.equal(run(prog, buildUnsolicitedNa(mac, vip).subarray(0, 70)), 0, 'truncated');
+  });
+
+  it('rejects what is not an IPv6 address', () => {
+    for (const bad of ['10.77.0.100', 'fd00::1/64', '']) assert.throws(() => ndTargetFilter(bad), TypeError);
   });
 });

@@ -76,7 +76,8 @@ describe('config', () => {
     assert.equal(config.proxy.frontends.length, 1);
     assert.deepEqual(config.proxy.frontends[0]!.bind, { host: '0.0.0.0', port: 6443 });
     assert.equal(config.proxy.frontends[0]!.healthCheck.path, '/readyz');
-    assert.deepEqual(config.vipAddress, { ip: '10.0.0.100', prefixLength: 24 });
+    assert.deepEqual(config.vipAddress, { ip: '10.0.0.100', prefixLength: 24, family: 4 });
+    assert.deepEqual(config.vipAddresses, [config.vipAddress]);
     assert.deepEqual(config.self, { name: 'cp1', address: '10.0.0.11', role: 'member' });
   });
 

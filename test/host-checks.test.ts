@@ -214,9 +214,14 @@ describe('host checks against an injected interface table', () => {
     }
   });
 
-  it("readHost: this machine's table, lo as loopback with 127.0.0.1/8", () => {
+  it("readHost: this machine's table, lo as loopback with 127.0.0.1/8 and (IPv6 on) ::1/128", () => {
     const lo = readHost().interfaces.find((i) => i.name === 'lo');
-    assert.deepEqual(lo, { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] });
+    const ipv6 = networkInterfaces().lo?.some((e) => e.family === 'IPv6') === true;
+    assert.deepEqual(lo, {
+      name: 'lo',
+      loopback: true,
+      addresses: [{ address: '127.0.0.1', prefixLength: 8 }, ...(ipv6 ? [{ address: '::1', prefixLength: 128 }] : [])],
+    });
   });
 });
 

@@ -14,7 +14,7 @@ import type { Lab, LanHost, NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding } from '../src/native/addon';
 import { encodeProgram, insn, JEQ_K, udpSourceFilter } from '../src/native/bpf';
-import { openFilteredUdp4, setAllowedSources } from '../src/native/udp-socket';
+import { openFilteredUdp, setAllowedSources } from '../src/native/udp-socket';
 import { buildGratuitousArp } from '../src/vip/arp';
 import { withLab } from './helpers/with-lab';
 
@@ -63,7 +63,7 @@ async function waitReceived(agent: NsProcess, name: string, count: number): Prom
 
 const texts = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix} ${i}`);
 
-describe('openFilteredUdp4 on loopback', () => {
+describe('openFilteredUdp on loopback', () => {
   const countFds = () => readdirSync('/proc/self/fd').length;
 
   /** `count` datagrams from a socket bound to `from`, to 127.0.0.1:port. */
@@ -108,7 +108,7 @@ describe('openFilteredUdp4 on loopback', () => {
     const before = countFds();
     const socket = owned(
       t,
-      await openFilteredUdp4({
+      await openFilteredUdp({
         address: '127.0.0.1',
         port: 0,
         allowedSources: ['127.0.0.2'],
@@ -146,10 +146,10 @@ describe('openFilteredUdp4 on loopback', () => {
   });
 
   it('a second bind of the same address and port fails with EADDRINUSE, a SO_REUSEADDR one too', async (t) => {
-    const first = owned(t, await openFilteredUdp4({ address: '127.0.0.1', port: 0, allowedSources: ['127.0.0.2'] }));
+    const first = owned(t, await openFilteredUdp({ address: '127.0.0.1', port: 0, allowedSources: ['127.0.0.2'] }));
     const { port } = first.address();
     const before = countFds();
-    const second = openFilteredUdp4({ address: '127.0.0.1', port, allowedSources: ['127.0.0.2'] });
+    const second = openFilteredUdp({ address: '127.0.0.1', port, allowedSources: ['127.0.0.2'] });
     await assert.rejects(second, (err: unknown) => {
       assert.ok(err instanceof VipdError);
       assert.equal(err.code, 'VIPD_BIND_FAILED');
@@ -159,7 +159,7 @@ describe('openFilteredUdp4 on loopback', () => {
     });
     assert.equal(countFds(), before, 'the failed socket was closed');
     // libuv turns SO_REUSEADDR on when Node adopts the fd; with it left on, this socket would share
-    // the port and take the datagrams. openFilteredUdp4 turns it off again.
+    // the port and take the datagrams. openFilteredUdp turns it off again.
     const intruder = owned(t, dgram.createSocket({ type: 'udp4', reuseAddr: true }));
     const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
       intruder.once('error', resolve);
@@ -169,7 +169,7 @@ describe('openFilteredUdp4 on loopback', () => {
   });
 
   it('setAllowedSources replaces the filter; a closed socket is refused', async (t) => {
-    const socket = owned(t, await openFilteredUdp4({ address: '127.0.0.1', port: 0, allowedSources: ['127.0.0.2'] }));
+    const socket = owned(t, await openFilteredUdp({ address: '127.0.0.1', port: 0, allowedSources: ['127.0.0.2'] }));
     const { port } = socket.address();
     const got = collect(socket);
     setAllowedSources(socket, ['127.0.0.3', '127.0.0.4']);
@@ -190,20 +190,45 @@ describe('openFilteredUdp4 on loopback', () => {
     const before = countFds();
     // The kernel's checker wants a return as the last instruction.
     const noReturn = encodeProgram([insn(JEQ_K, 0, 0, 1)]);
-    assert.throws(() => addon.openUdp4Socket('127.0.0.1', 0, noReturn, 0), { code: 'EINVAL' });
+    assert.throws(() => addon.openUdpSocket('127.0.0.1', 0, noReturn, 0), { code: 'EINVAL' });
     // The packet socket opens its socket the same way (ifindex 1: loopback).
     assert.throws(() => new addon.PacketSocket(1, () => undefined, noReturn), {
       code: 'EINVAL',
       message: /SO_ATTACH_FILTER/,
     });
-    assert.throws(() => addon.openUdp4Socket('127.0.0.1', 0, Buffer.alloc(12), 0), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => addon.openUdpSocket('127.0.0.1', 0, Buffer.alloc(12), 0), { code: 'ERR_OUT_OF_RANGE' });
     assert.throws(() => addon.attachFilter(-1, udpSourceFilter([])), { code: 'ERR_INVALID_ARG_TYPE' });
     assert.equal(countFds(), before);
   });
 
+  it('IPv6: an AF_INET6 socket on ::1 keeps the allowed IPv6 source only, and a new list replaces it', async (t) => {
+    const filtered = owned(t, await openFilteredUdp({ address: '::1', port: 0, allowedSources: ['fd00::9'] }));
+    const plain = owned(t, dgram.createSocket('udp6'));
+    await new Promise<void>((resolve) => plain.bind(0, '::1', resolve));
+    const got = collect(filtered);
+    const control = collect(plain);
+    const client = owned(t, dgram.createSocket('udp6'));
+    await new Promise<void>((resolve) => client.bind(0, '::1', resolve));
+    const send = (port: number, text: string) =>
+      new Promise<void>((resolve, reject) => client.send(text, port, '::1', (e) => (e ? reject(e) : resolve())));
+    for (let i = 0; i < 5; i++) {
+      await send(filtered.address().port, `dropped ${i}`);
+      await send(plain.address().port, `control ${i}`);
+    }
+    await until('the control to receive 5', () => control.length === 5);
+    await sleep(50);
+    assert.deepEqual(got, [], 'no datagram from ::1 passes a filter that allows fd00::9 only');
+    assert.equal(filtered.address().family, 'IPv6');
+    setAllowedSources(filtered, ['fd00::9', '::1']);
+    await send(filtered.address().port, 'kept');
+    await until('the filtered socket to receive', () => got.length === 1);
+    assert.deepEqual(got, [{ from: '::1', text: 'kept' }]);
+    await assert.rejects(openFilteredUdp({ address: '::1', port: 0, allowedSources: ['127.0.0.1'] }), TypeError);
+  });
+
   it('rejects invalid options before opening anything', async () => {
     const open = (address: string, port: number, allowedSources: string[]) =>
-      openFilteredUdp4({ address, port, allowedSources });
+      openFilteredUdp({ address, port, allowedSources });
     await assert.rejects(open('localhost', PORT, []), TypeError);
     await assert.rejects(open('127.0.0.1', 65536, []), RangeError);
     await assert.rejects(open('127.0.0.1', 0, ['10.0.0.300']), TypeError);

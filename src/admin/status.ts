@@ -87,7 +87,10 @@ export interface DaemonStatus {
   };
   readonly faults: readonly string[];
   readonly vip: {
+    /** The primary VIP. */
     readonly address: string;
+    /** Every VIP this election holds: the primary, and the other family's with dual stack. */
+    readonly addresses: readonly string[];
     readonly interface: string;
     readonly held: boolean;
     readonly since: string | null;
@@ -119,7 +122,7 @@ export interface StatusInput {
     readonly nodeName: string;
     readonly self: { readonly address: string };
     readonly election: { readonly quorum: 'majority' | 'none' };
-    readonly vip: { readonly address: string; readonly interface: string };
+    readonly vip: { readonly address: string; readonly addresses: readonly string[]; readonly interface: string };
   };
   readonly version: string;
   readonly dryRun: boolean;
@@ -174,6 +177,7 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
     faults: snap.faults,
     vip: {
       address: config.vip.address,
+      addresses: config.vip.addresses,
       interface: config.vip.interface,
       held: since !== undefined,
       since: since === undefined ? null : new Date(since).toISOString(),
@@ -266,10 +270,10 @@ export function formatStatus(s: DaemonStatus): string {
       `${s.observer && !witness ? '  observer (dry run): never elected' : ''}`,
   );
   if (witness) {
-    lines.push(`vip ${s.vip.address}: never held here (a witness votes, holds no VIP, runs no balancer)`);
+    lines.push(`vip ${vipText(s.vip)}: never held here (a witness votes, holds no VIP, runs no balancer)`);
   } else {
     const held = s.vip.held ? `held since ${s.vip.since}` : 'not held here';
-    lines.push(`vip ${s.vip.address} on ${s.vip.interface}: ${held}${s.dryRun ? ' (dry run)' : ''}`);
+    lines.push(`vip ${vipText(s.vip)} on ${s.vip.interface}: ${held}${s.dryRun ? ' (dry run)' : ''}`);
   }
   // An older vipd's /status has no `apiserver` (`vipd status --url` may ask another node's, mid-upgrade).
   if (s.apiserver !== undefined) lines.push(formatApiserver(s.apiserver));
@@ -321,4 +325,9 @@ function formatApiserver(a: ApiserverStatus | null): string {
 
 function checkText(c: { readonly at: string; readonly ok: boolean; readonly detail?: string }): string {
   return `${c.ok ? 'ok' : 'failed'} at ${c.at}${c.detail ? ` (${c.detail})` : ''}`;
+}
+
+/** "192.168.10.100/24", or a dual-stack pair "192.168.10.100/24 + fd00:10::100/64" (older daemons: address only). */
+function vipText(vip: { readonly address: string; readonly addresses?: readonly string[] }): string {
+  return vip.addresses !== undefined && vip.addresses.length > 1 ? vip.addresses.join(' + ') : vip.address;
 }

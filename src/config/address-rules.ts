@@ -5,7 +5,7 @@
  * alone decides them, so `vipd check --offline` reports them too. What needs the host (is this
  * address mine?) is in host.ts.
  */
-import { specialAddress, subnetEdge } from './ipv4';
+import { familyOf, specialAddress, subnetEdge } from './ip';
 import type { ParsedConfig, Peer } from './schema';
 
 type HostPort = { readonly host: string; readonly port: number };
@@ -43,31 +43,38 @@ function vipBindProblem(field: string, listen: HostPort, vip: string): string | 
 
 export function addressProblems(data: ParsedConfig, self: Peer | undefined): string[] {
   const problems: string[] = [];
-  const [vip = '', prefixText = '32'] = data.vip.address.split('/');
-  const prefixLength = Number(prefixText);
+  const vips = data.vip.addresses.map((cidr, i) => {
+    const [ip = '', prefixText = '32'] = cidr.split('/');
+    const field = data.vip.addresses.length > 1 ? `vip.addresses[${i}]` : 'vip.address';
+    return { cidr, ip, prefixLength: Number(prefixText), field };
+  });
 
-  const vipSpecial = specialAddress(vip);
-  if (vipSpecial !== undefined) {
-    problems.push(
-      `vip.address: got "${data.vip.address}", ${article(vipSpecial)} ${vipSpecial} address; ` +
-        "the VIP must be an unused address on the peers' segment",
-    );
-  }
-  const vipEdge = subnetEdge(vip, vip, prefixLength);
-  if (vipEdge !== undefined) {
-    problems.push(
-      `vip.address: got "${data.vip.address}", the ${vipEdge} address of its own subnet, which no host ` +
-        'can answer as its own; pick a host address of the subnet',
-    );
+  for (const v of vips) {
+    const vipSpecial = specialAddress(v.ip);
+    if (vipSpecial !== undefined) {
+      problems.push(
+        `${v.field}: got "${v.cidr}", ${article(vipSpecial)} ${vipSpecial} address; ` +
+          "the VIP must be an unused address on the peers' segment",
+      );
+    }
+    const vipEdge = subnetEdge(v.ip, v.ip, v.prefixLength);
+    if (vipEdge !== undefined) {
+      const what = familyOf(v.ip) === 6 ? 'the Subnet-Router anycast address of its subnet, which routers answer' : '';
+      problems.push(
+        `${v.field}: got "${v.cidr}", ${what || `the ${vipEdge} address of its own subnet`}, which no host ` +
+          'can answer as its own; pick a host address of the subnet',
+      );
+    }
   }
 
   const loopbackPeers = data.peers.filter((p) => specialAddress(p.address) === 'loopback');
   data.peers.forEach((p, i) => {
     const special = specialAddress(p.address);
-    if (special === 'unspecified' || special === 'multicast' || special === 'broadcast') {
+    if (special === 'unspecified' || special === 'multicast' || special === 'broadcast' || special === 'link-local') {
       problems.push(
         `peers[${i}].address: got "${p.address}", ${article(special)} ${special} ` +
-          'address; each member needs the unicast address its heartbeats come from',
+          'address; each member needs the unicast address its heartbeats come from' +
+          (special === 'link-local' ? ' (a link-local one needs a zone, which heartbeats cannot name)' : ''),
       );
     } else if (special === 'loopback' && loopbackPeers.length < data.peers.length) {
       problems.push(
@@ -75,19 +82,23 @@ export function addressProblems(data: ParsedConfig, self: Peer | undefined): str
           'the others cannot reach it; use the address the other members reach this one on',
       );
     } else {
-      const edge = subnetEdge(p.address, vip, prefixLength);
-      if (edge !== undefined) {
-        problems.push(
-          `peers[${i}].address: got "${p.address}", the ${edge} address of the VIP's subnet ` +
-            `(${data.vip.address}), which no host can have as its own`,
-        );
+      for (const v of vips) {
+        const edge = subnetEdge(p.address, v.ip, v.prefixLength);
+        if (edge !== undefined) {
+          problems.push(
+            `peers[${i}].address: got "${p.address}", the ${edge} address of the VIP's subnet ` +
+              `(${v.cidr}), which no host can have as its own`,
+          );
+        }
       }
     }
   });
 
   const listen = data.health.listen;
-  const healthOnVip = vipBindProblem('health.listen', listen, vip);
-  if (healthOnVip !== undefined) problems.push(healthOnVip);
+  for (const v of vips) {
+    const healthOnVip = vipBindProblem('health.listen', listen, v.ip);
+    if (healthOnVip !== undefined) problems.push(healthOnVip);
+  }
 
   // A disabled balancer opens no listener: its frontends may describe other nodes (configs/rke2.yaml).
   if (!data.proxy.enabled) return problems;
@@ -100,8 +111,10 @@ export function addressProblems(data: ParsedConfig, self: Peer | undefined): str
   }
   frontends.forEach((f, i) => {
     const field = `proxy.frontends[${i}]`;
-    const onVip = vipBindProblem(`${field}.bind`, f.bind, vip);
-    if (onVip !== undefined) problems.push(onVip);
+    for (const v of vips) {
+      const onVip = vipBindProblem(`${field}.bind`, f.bind, v.ip);
+      if (onVip !== undefined) problems.push(onVip);
+    }
     if (overlaps(listen, f.bind)) {
       problems.push(
         `health.listen: got ${show(listen)}, the port ${field}.bind (${show(f.bind)}) listens on; ` +

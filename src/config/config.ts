@@ -8,6 +8,12 @@ import type { ParsedConfig, Peer, VipConfig } from './schema';
 
 export type QuorumMode = 'majority' | 'none';
 
+export interface VipAddress {
+  readonly ip: string;
+  readonly prefixLength: number;
+  readonly family: 4 | 6;
+}
+
 /** The config as the file decides it, on any machine: `vip.interface` may still be left to the host. */
 export interface FileConfig extends Omit<ParsedConfig, 'nodeName' | 'election'> {
   /** The file this came from, for logs and reloads. */
@@ -18,7 +24,10 @@ export interface FileConfig extends Omit<ParsedConfig, 'nodeName' | 'election'> 
   /** This node's entry in `peers`. */
   readonly self: Peer;
   readonly election: Omit<ParsedConfig['election'], 'quorum'> & { readonly quorum: QuorumMode };
-  readonly vipAddress: { readonly ip: string; readonly prefixLength: number };
+  /** The primary VIP (vip.address, or the first of vip.addresses). */
+  readonly vipAddress: VipAddress;
+  /** Every VIP: one, or a dual-stack pair (one per family, the primary first). */
+  readonly vipAddresses: readonly VipAddress[];
 }
 
 /** The config resolved on this host and checked against it: what the daemon runs. */

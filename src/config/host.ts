@@ -13,7 +13,7 @@ import { readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { readCaFile } from './ca-file';
 import type { FileConfig } from './config';
-import { inSubnet } from './ipv4';
+import { familyOf, inSubnet, isWildcard, sameAddress, specialAddress } from './ip';
 import { probeStateDir, stateDirProblem } from './state-dir';
 
 export interface HostAddress {
@@ -25,7 +25,7 @@ export interface HostInterface {
   readonly name: string;
   /** A loopback interface: the whole subnet of its address is local (127.0.0.1/8 answers 127.0.0.2). */
   readonly loopback: boolean;
-  /** Its IPv4 addresses; undefined when they cannot be read (the interface is not up and running). */
+  /** Its addresses (IPv4 and IPv6); undefined when they cannot be read (the interface is not up and running). */
   readonly addresses: readonly HostAddress[] | undefined;
 }
 
@@ -45,11 +45,7 @@ export interface HostFindings {
   readonly warnings: readonly string[];
 }
 
-function prefixOf(netmask: string): number {
-  return netmask.split('.').reduce((bits, octet) => bits + Number(octet).toString(2).replace(/0/g, '').length, 0);
-}
-
-/** This host's interfaces and IPv4 addresses, and its file system for the state directory. */
+/** This host's interfaces and addresses, and its file system for the state directory. */
 export function readHost(): HostView {
   const table = networkInterfaces();
   let listed: string[] = [];
@@ -70,9 +66,10 @@ export function readHost(): HostView {
       return {
         name,
         loopback: entries.some((e) => e.internal),
+        // IPv6 link-local addresses carry a zone and can be nobody's member address or VIP.
         addresses: entries
-          .filter((e) => e.family === 'IPv4')
-          .map((e) => ({ address: e.address, prefixLength: prefixOf(e.netmask) })),
+          .filter((e) => e.family === 'IPv4' || specialAddress(e.address) !== 'link-local')
+          .map((e) => ({ address: e.address, prefixLength: Number(e.cidr?.split('/')[1] ?? 0) })),
       };
     }),
   };
@@ -81,7 +78,7 @@ export function readHost(): HostView {
 /** The interface `ip` is local on: one of its addresses, or inside a loopback interface's subnet. */
 function localOn(host: HostView, ip: string): HostInterface | undefined {
   return (
-    host.interfaces.find((i) => i.addresses?.some((a) => a.address === ip)) ??
+    host.interfaces.find((i) => i.addresses?.some((a) => sameAddress(a.address, ip))) ??
     host.interfaces.find((i) => i.loopback && i.addresses?.some((a) => inSubnet(ip, a.address, a.prefixLength)))
   );
 }
@@ -147,21 +144,25 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
   ];
   for (const { field, bind } of listeners) {
     // The wildcard is always local; the VIP is refused whatever the host (address-rules.ts).
-    if (bind.host === '0.0.0.0' || bind.host === config.vipAddress.ip) continue;
+    if (isWildcard(bind.host) || config.vipAddresses.some((v) => sameAddress(v.ip, bind.host))) continue;
     foreign(field, bind.host, `${bind.host}:${bind.port}`);
   }
 
   // A loopback interface has no segment to share a subnet with (a dry run or a test on lo).
-  if (iface?.addresses !== undefined && !iface.loopback) {
-    const { ip } = config.vipAddress;
-    if (!iface.addresses.some((a) => inSubnet(ip, a.address, a.prefixLength))) {
-      const subnets = iface.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(', ') || 'no IPv4 address';
+  const addresses = iface?.addresses;
+  if (iface !== undefined && addresses !== undefined && !iface.loopback) {
+    config.vipAddresses.forEach(({ ip, family }, i) => {
+      if (addresses.some((a) => inSubnet(ip, a.address, a.prefixLength))) return;
+      const field = config.vipAddresses.length > 1 ? `vip.addresses[${i}]` : 'vip.address';
+      const sameFamily = addresses.filter((a) => familyOf(a.address) === family);
+      const subnets = sameFamily.map((a) => `${a.address}/${a.prefixLength}`).join(', ') || `no IPv${family} address`;
+      const resolution = family === 6 ? 'Neighbor Discovery' : 'ARP';
       warnings.push(
-        `vip.address: "${config.vip.address}" is outside the subnets of ${iface.name} (${subnets}): ` +
-          `hosts on ${iface.name}'s segment reach it only through a route to it, not by ARP; ` +
+        `${field}: "${config.vip.addresses[i]}" is outside the subnets of ${iface.name} (${subnets}): ` +
+          `hosts on ${iface.name}'s segment reach it only through a route to it, not by ${resolution}; ` +
           `use a free address of ${iface.name}'s subnet, or check vip.interface`,
       );
-    }
+    });
   }
 
   problems.push(...fileProblems(config));
@@ -187,7 +188,7 @@ function witnessChecks(config: FileConfig, host: HostView, selfField: string): H
     );
   }
   const { host: healthHost, port } = config.health.listen;
-  if (healthHost !== '0.0.0.0' && localOn(host, healthHost) === undefined) {
+  if (!isWildcard(healthHost) && localOn(host, healthHost) === undefined) {
     problems.push(
       `health.listen: got "${healthHost}:${port}", which is not an address of this host (${listAddresses(host)})`,
     );

@@ -13,6 +13,7 @@ import { readBounded } from './bounded-read';
 import type { Config, FileConfig, QuorumMode } from './config';
 import { formatDuration } from './duration';
 import { type HostView, hostChecks, readHost } from './host';
+import { familyOf, sameAddress } from './ip';
 import { NODE_NAME_ENV, resolveNodeName } from './node-name';
 import { configSchema, type ParsedConfig } from './schema';
 
@@ -145,13 +146,28 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
     );
   }
 
-  const [ip = '', prefix = '32'] = data.vip.address.split('/');
-  const prefixLength = Number(prefix);
-  if (data.peers.some((p) => p.address === ip)) {
-    problems.push(
-      `vip.address: got "${data.vip.address}", which is a peer's own address; the VIP must be an unused address`,
-    );
-  }
+  const vipAddresses = data.vip.addresses.map((cidr) => {
+    const [ip = '', prefix = '32'] = cidr.split('/');
+    return { ip, prefixLength: Number(prefix), family: familyOf(ip) };
+  });
+  const vipField = (i: number) => (data.vip.addresses.length > 1 || i > 0 ? `vip.addresses[${i}]` : 'vip.address');
+  vipAddresses.forEach(({ ip }, i) => {
+    if (data.peers.some((p) => sameAddress(p.address, ip))) {
+      problems.push(
+        `${vipField(i)}: got "${data.vip.addresses[i]}", which is a peer's own address; the VIP must be an unused address`,
+      );
+    }
+  });
+  // One election socket, one family: every member's address is of the first member's family.
+  const peerFamily = familyOf(data.peers[0]?.address ?? '');
+  data.peers.forEach((p, i) => {
+    if (familyOf(p.address) !== peerFamily) {
+      problems.push(
+        `peers[${i}].address: got "${p.address}", an IPv${familyOf(p.address)} address among IPv${peerFamily} ` +
+          'members; the election runs over one family: give every member an address of the same family',
+      );
+    }
+  });
 
   duplicates(data.proxy.frontends.map((f) => f.name)).forEach((n) => {
     problems.push(`proxy.frontends: the name "${n}" appears twice`);
@@ -204,7 +220,8 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
     nodeNameFrom: named.from,
     self: named.self,
     election: { ...data.election, quorum },
-    vipAddress: { ip, prefixLength },
+    vipAddress: vipAddresses[0] ?? { ip: '', prefixLength: 32, family: 4 },
+    vipAddresses,
   };
 }
 
@@ -300,11 +317,17 @@ export function effectiveConfigYaml(config: FileConfig): string {
   ]);
   const plain = JSON.parse(
     JSON.stringify(config, (key, value: unknown) => {
-      if (['file', 'self', 'vipAddress', 'nodeNameFrom', 'interfaceFrom'].includes(key)) return undefined;
+      if (['file', 'self', 'vipAddress', 'vipAddresses', 'nodeNameFrom', 'interfaceFrom'].includes(key))
+        return undefined;
       if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);
       if ((key === 'bind' || key === 'listen') && value !== null && typeof value === 'object') {
         const hp = value as { host: string; port: number };
-        return `${hp.host}:${hp.port}`;
+        return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+      }
+      // One of the two forms, as a file may have it (both at once is an error).
+      if (key === 'vip' && value !== null && typeof value === 'object') {
+        const { address, addresses, ...rest } = value as { address: string; addresses: string[] };
+        return addresses.length > 1 ? { addresses, ...rest } : { address, ...rest };
       }
       return value;
     }),

@@ -6,6 +6,7 @@
  * Objects are strict: an unknown key is an error, because a typo ("preemt: false") that is
  * silently ignored is worse than a daemon that refuses to start.
  */
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { parseDuration } from './duration';
 
@@ -58,7 +59,25 @@ const int = (min: number, max: number) =>
     .min(min, expect(`an integer from ${min} to ${max}`))
     .max(max, expect(`an integer from ${min} to ${max}`));
 const port = () => int(1, 65535);
-const ipv4 = () => z.ipv4(expect('an IPv4 address such as "192.168.10.11"'));
+/**
+ * An IPv4 or IPv6 address, IPv6 in its canonical text (RFC 5952, as the kernel reports a datagram's
+ * source), so a peer written "FD00::0B" is the peer a heartbeat from fd00::b comes from.
+ */
+const ipAddress = () =>
+  z
+    .union([z.ipv4(), z.ipv6()], expect('an IPv4 or IPv6 address such as "192.168.10.11" or "fd00:10::11"'))
+    .transform((text) => (text.includes(':') ? ipaddr.IPv6.parse(text).toString() : text));
+/** "ADDRESS/PREFIX" of either family, IPv6 canonical as above. */
+const vipCidr = () =>
+  z
+    .union(
+      [z.cidrv4(), z.cidrv6()],
+      expect('an IPv4 or IPv6 address with a prefix length, such as "192.168.10.100/24" or "fd00:10::100/64"'),
+    )
+    .transform((text) => {
+      const [ip = '', prefix = ''] = text.split('/');
+      return ip.includes(':') ? `${ipaddr.IPv6.parse(ip).toString()}/${prefix}` : text;
+    });
 const name = () =>
   z
     .string(expect('a name'))
@@ -88,7 +107,7 @@ export const peerRoles = ['member', 'witness'] as const;
 export const peerSchema = z
   .object({
     name: name(),
-    address: ipv4(),
+    address: ipAddress(),
     /**
      * member: a candidate that holds the VIP and runs the balancer. witness: votes and acknowledges
      * (counts for the majority) and never holds the VIP; the third voter of a two-node control plane.
@@ -107,9 +126,17 @@ export const garpSchema = z
   })
   .strict();
 
-export const vipSchema = z
+/** `vip`'s fields one by one (the manifest generator validates flags with them). */
+export const vipFieldsSchema = z
   .object({
-    address: z.cidrv4(expect('an IPv4 address with a prefix length, such as "192.168.10.100/24"')),
+    /** The VIP (either family); `addresses` instead for a dual-stack pair. */
+    address: vipCidr().optional(),
+    /** Dual stack: one VIP of each family, held together by one election (the first is the primary). */
+    addresses: z
+      .array(vipCidr(), expect('a list of one or two VIPs, at most one of each family'))
+      .min(1, expect('a list of one or two VIPs, at most one of each family'))
+      .max(2, expect('a list of one or two VIPs, at most one of each family'))
+      .optional(),
     /** Unset: the interface that carries this node's own peer address (config/host.ts). */
     interface: z
       .string(expect('an interface name such as "eth0"'))
@@ -128,6 +155,38 @@ export const vipSchema = z
     lifetime: wholeSeconds(1, 3600).default(1000),
   })
   .strict();
+
+export const vipSchema = vipFieldsSchema
+  .superRefine((vip, ctx) => {
+    if (vip.address !== undefined && vip.addresses !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['addresses'],
+        input: vip.addresses,
+        message: 'set vip.address or vip.addresses, not both (vip.addresses: [IPv4 VIP, IPv6 VIP] for dual stack)',
+      });
+    } else if (vip.address === undefined && vip.addresses === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['address'],
+        input: vip.address,
+        message: 'expected the VIP, such as "192.168.10.100/24" (or vip.addresses for a dual-stack pair)',
+      });
+    }
+    const list = vip.addresses ?? [];
+    if (list.length === 2 && list[0]?.includes(':') === list[1]?.includes(':')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['addresses', 1],
+        input: list[1],
+        message: `got two ${list[0]?.includes(':') ? 'IPv6' : 'IPv4'} VIPs; vip.addresses takes at most one of each family`,
+      });
+    }
+  })
+  .transform(({ address, addresses, ...rest }) => {
+    const all = addresses ?? (address === undefined ? [] : [address]);
+    return { ...rest, address: all[0] ?? '', addresses: all };
+  });
 
 export const quorumModes = ['auto', 'majority', 'none'] as const;
 
@@ -202,7 +261,7 @@ export const balanceModes = ['roundrobin', 'leastconn'] as const;
 export const backendSchema = z
   .object({
     name: name(),
-    address: ipv4(),
+    address: ipAddress(),
     port: port(),
   })
   .strict();

@@ -53,6 +53,8 @@ export interface LanHost {
   readonly ns: string;
   readonly ifname: 'eth0';
   readonly ip: string;
+  /** Its IPv6 address, when the segment has an IPv6 prefix (lan's `ipv6` option). */
+  readonly ip6?: string;
   readonly mac: string;
   /** The bridge's namespace, and this host's port on the bridge there. */
   readonly bridgeNs: string;
@@ -98,10 +100,12 @@ export class Lab {
   /**
    * One L2 segment: a bridge namespace (`br`, or `bridge`) and a namespace per host with `eth0` at
    * <subnet>.<n>/24 (n = 1, 2, ...; subnet 10.77.0 unless given). No STP, so ports forward at once.
+   * With `ipv6` (a /64 prefix such as "fd00:77::"), each host has <ipv6><n>/64 too, added `nodad`
+   * so it is usable at once rather than tentative for a second.
    */
   async lan(
     hosts: readonly string[],
-    options: { readonly bridge?: string; readonly subnet?: string } = {},
+    options: { readonly bridge?: string; readonly subnet?: string; readonly ipv6?: string } = {},
   ): Promise<Map<string, LanHost>> {
     const br = await this.ns(options.bridge ?? 'br');
     const subnet = options.subnet ?? '10.77.0';
@@ -116,8 +120,19 @@ export class Lab {
       await this.ip(br, 'link', 'set', port, 'up');
       const ip = `${subnet}.${i + 1}`;
       await this.ip(ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0');
+      const ip6 = options.ipv6 === undefined ? undefined : `${options.ipv6}${(i + 1).toString(16)}`;
+      if (ip6 !== undefined) await this.ip(ns, 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad');
       await this.ip(ns, 'link', 'set', 'eth0', 'up');
-      out.set(host, { ns, ifname: 'eth0', ip, mac: await this.mac(ns, 'eth0'), bridgeNs: br, bridgePort: port });
+      const mac = await this.mac(ns, 'eth0');
+      out.set(host, {
+        ns,
+        ifname: 'eth0',
+        ip,
+        ...(ip6 === undefined ? {} : { ip6 }),
+        mac,
+        bridgeNs: br,
+        bridgePort: port,
+      });
     }
     return out;
   }
@@ -163,14 +178,14 @@ export class Lab {
     return link.address;
   }
 
-  /** The IPv4 addresses on an interface, as "a.b.c.d/len". */
-  async addresses(ns: string, ifname: string): Promise<string[]> {
+  /** The IPv4 (or, with family 6, the IPv6) addresses on an interface, as "a.b.c.d/len". */
+  async addresses(ns: string, ifname: string, family: 4 | 6 = 4): Promise<string[]> {
     const links = JSON.parse((await this.ip(ns, '-j', 'addr', 'show', 'dev', ifname)).stdout) as Array<{
       addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
     }>;
     return links
       .flatMap((l) => l.addr_info ?? [])
-      .filter((a) => a.family === 'inet')
+      .filter((a) => a.family === (family === 6 ? 'inet6' : 'inet'))
       .map((a) => `${a.local}/${a.prefixlen}`);
   }
 

@@ -7,7 +7,7 @@ import { isIPv4 } from 'node:net';
 import { posix } from 'node:path';
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../config/duration';
-import { peerSchema, quorumModes, vipSchema } from '../config/schema';
+import { peerSchema, quorumModes, vipFieldsSchema } from '../config/schema';
 import { UsageError } from '../errors';
 import { LOG_LEVELS, type LogLevel } from '../log/logger';
 import {
@@ -209,13 +209,13 @@ export function parsePodFlags(flags: PodFlags): PodOptions {
 
 export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const problems = new Problems();
-  const vipOk = flags.vip !== undefined && vipSchema.shape.address.safeParse(flags.vip).success;
+  const vipOk = flags.vip !== undefined && vipFieldsSchema.shape.address.safeParse(flags.vip).success;
   const vip = vipOk
     ? flags.vip
     : problems.bad('--vip', flags.vip, 'the VIP with its prefix length, such as "192.168.10.100/24"');
   // Absent: each node takes the interface that carries its own address.
   const iface =
-    flags.interface === undefined || vipSchema.shape.interface.safeParse(flags.interface).success
+    flags.interface === undefined || vipFieldsSchema.shape.interface.safeParse(flags.interface).success
       ? flags.interface
       : problems.bad('--interface', flags.interface, 'an interface name of 1 to 15 characters, such as "eth0"');
   const peerList = peers(problems, flags.peers);

@@ -209,9 +209,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       registers,
     }),
     garpSent: new Counter({ name: 'vipd_garp_sent_total', help: 'Gratuitous ARP frames sent for the VIP.', registers }),
+    naSent: new Counter({
+      name: 'vipd_unsolicited_na_sent_total',
+      help: 'Unsolicited Neighbor Advertisements sent for an IPv6 VIP.',
+      registers,
+    }),
     vipConflicts: new Counter({
       name: 'vipd_vip_conflicts_total',
-      help: 'ARP frames from another MAC claiming the VIP while this member held it.',
+      help: 'ARP or Neighbor Discovery frames from another MAC claiming a VIP while this member held it.',
       registers,
     }),
   };

@@ -39,6 +39,8 @@ export interface NativeBinding {
     ifindex: number,
     onFrame: (frame: Buffer) => void,
     filter?: Buffer | null,
+    /** ETH_P_ARP (0x0806) unless given; ETH_P_IPV6 (0x86dd) for Neighbor Discovery. */
+    ethertype?: number,
   ) => NativePacketSocket;
   /**
    * A send-only raw IPv4 socket (IPPROTO_RAW, so IP_HDRINCL): the caller writes the whole IP header,
@@ -53,7 +55,7 @@ export interface NativeBinding {
    * A non-blocking AF_INET UDP socket with `filter` attached, SO_RCVBUF set (best effort; 0 keeps the
    * default) and bound to address:port without SO_REUSEADDR. Returns the fd, now the caller's to close.
    */
-  openUdp4Socket(address: string, port: number, filter: Buffer | null, recvBufferBytes: number): number;
+  openUdpSocket(address: string, port: number, filter: Buffer | null, recvBufferBytes: number): number;
   /**
    * SO_ATTACH_FILTER on an open socket. Replaces any previous filter atomically: each packet meets the
    * old program or the new one, never none. Packets already queued are not filtered again.

@@ -2,16 +2,19 @@
  * Classic BPF programs (the `struct sock_filter` arrays SO_ATTACH_FILTER takes) that drop hostile
  * traffic in the kernel, before it is queued on a socket and long before JavaScript sees it:
  *  - udpSourceFilter: the election's UDP socket keeps only datagrams from the configured peers;
+ *  - udp6SourceFilter: the same for an IPv6 election socket;
  *  - arpSenderFilter: the packet socket keeps only ARP frames that claim the VIP, so a LAN full of
- *    ARP never wakes the event loop, on backups (which ignore every frame) included.
+ *    ARP never wakes the event loop, on backups (which ignore every frame) included;
+ *  - ndTargetFilter: the same for an IPv6 VIP: Neighbor Advertisements and Solicitations about it.
  *
  * Pure functions returning bytes, tested byte for byte (test/bpf.test.ts); the native addon attaches
  * them (src/native/addon.ts) and test/native-filters-netns.test.ts checks them against a real kernel.
  * The instruction set and the semantics of the return value are in the kernel's
  * Documentation/networking/filter.rst; the constants below are those of linux/filter.h and bpf_common.h.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { endianness } from 'node:os';
+import ipaddr from 'ipaddr.js';
 
 // Instruction classes, sizes, modes and operands (linux/bpf_common.h).
 const BPF_LD = 0x00;
@@ -19,6 +22,7 @@ const BPF_JMP = 0x05;
 const BPF_RET = 0x06;
 const BPF_W = 0x00;
 const BPF_H = 0x08;
+const BPF_B = 0x10;
 const BPF_ABS = 0x20;
 const BPF_JEQ = 0x10;
 const BPF_K = 0x00;
@@ -27,6 +31,8 @@ const BPF_K = 0x00;
 export const LD_W_ABS = BPF_LD | BPF_W | BPF_ABS;
 /** A = the 16-bit half-word at offset k, network byte order. */
 export const LD_H_ABS = BPF_LD | BPF_H | BPF_ABS;
+/** A = the byte at offset k. */
+export const LD_B_ABS = BPF_LD | BPF_B | BPF_ABS;
 /** pc += (A == k) ? jt : jf, counted from the next instruction. */
 export const JEQ_K = BPF_JMP | BPF_JEQ | BPF_K;
 /** Stop; k is how many bytes of the packet to keep: 0 drops it. */
@@ -158,6 +164,99 @@ export function arpSenderFilter(ip: string): Buffer {
   });
   program.push(insn(RET_K, 0, 0, ACCEPT), insn(RET_K, 0, 0, DROP));
   return encodeProgram(program);
+}
+
+/**
+ * At most this many IPv6 sources: each takes 8 instructions (four word loads and compares), and the
+ * first block's jump to the accept must stay within 255 instructions.
+ */
+export const MAX_UDP6_SOURCES = 31;
+
+/**
+ * udpSourceFilter for an AF_INET6 UDP socket: the IPv6 source address (header offset 8, 16 bytes)
+ * compared as four words per address.
+ *
+ *   a0: ld [SKF_NET_OFF + 8];  jeq #a0w0, 0, a1
+ *       ld [SKF_NET_OFF + 12]; jeq #a0w1, 0, a1
+ *       ld [SKF_NET_OFF + 16]; jeq #a0w2, 0, a1
+ *       ld [SKF_NET_OFF + 20]; jeq #a0w3, accept, a1
+ *   a1: ...
+ *       ret #0
+ *   accept: ret #0xffffffff
+ */
+export function udp6SourceFilter(addresses: readonly string[]): Buffer {
+  const unique = [...new Set(addresses.map((a) => ipv6Words(a).join(',')))];
+  if (unique.length > MAX_UDP6_SOURCES) {
+    throw new RangeError(`an IPv6 source filter takes at most ${MAX_UDP6_SOURCES} addresses, not ${unique.length}`);
+  }
+  if (unique.length === 0) return encodeProgram([insn(RET_K, 0, 0, DROP)]);
+  const block = 8;
+  const drop = unique.length * block;
+  const program: Insn[] = [];
+  unique.forEach((key, i) => {
+    const words = key.split(',').map(Number);
+    const next = (i + 1) * block;
+    words.forEach((word, j) => {
+      program.push(insn(LD_W_ABS, 0, 0, (SKF_NET_OFF + 8 + 4 * j) >>> 0));
+      const here = program.length; // the jeq's own index; jumps count from the one after it
+      const onMatch = j === 3 ? drop + 1 - (here + 1) : 0;
+      program.push(insn(JEQ_K, onMatch, next - (here + 1), word));
+    });
+  });
+  program.push(insn(RET_K, 0, 0, DROP), insn(RET_K, 0, 0, ACCEPT));
+  return encodeProgram(program);
+}
+
+// Offsets in an Ethernet frame carrying IPv6 Neighbor Discovery (RFC 4861), no VLAN tag (as above).
+const ETHERTYPE_IPV6 = 0x86dd;
+const IPV6_NEXT_HEADER = 20;
+const IPV6_HOP_LIMIT = 21;
+const ICMPV6_TYPE = 54;
+const ND_TARGET = 62;
+
+/**
+ * For the AF_PACKET socket bound to ETH_P_IPV6: accepts only ICMPv6 Neighbor Advertisements (136)
+ * and Solicitations (135) with hop limit 255 whose target is `ip`, drops the rest.
+ *
+ *   ldh [12]; jeq #0x86dd, 0, drop            ; ethertype IPv6
+ *   ldb [20]; jeq #58, 0, drop                ; next header ICMPv6 (no extension headers)
+ *   ldb [21]; jeq #255, 0, drop               ; hop limit 255 (RFC 4861 §7.1)
+ *   ldb [54]; jeq #136, target, 0             ; an advertisement
+ *             jeq #135, 0, drop               ; or a solicitation
+ *   target: ld [62]; jeq #w0, 0, drop ... ld [74]; jeq #w3, 0, drop
+ *   ret #0xffffffff
+ *   drop: ret #0
+ */
+export function ndTargetFilter(ip: string): Buffer {
+  const words = ipv6Words(ip);
+  const program: Insn[] = [];
+  const total = 2 * 3 + 3 + 2 * 4 + 2;
+  const dropAt = total - 1;
+  const check = (load: number, offset: number, value: number) => {
+    program.push(insn(load, 0, 0, offset));
+    program.push(insn(JEQ_K, 0, dropAt - (program.length + 1), value));
+  };
+  check(LD_H_ABS, ETH_TYPE, ETHERTYPE_IPV6);
+  check(LD_B_ABS, IPV6_NEXT_HEADER, 58);
+  check(LD_B_ABS, IPV6_HOP_LIMIT, 255);
+  program.push(insn(LD_B_ABS, 0, 0, ICMPV6_TYPE));
+  program.push(insn(JEQ_K, 1, 0, 136));
+  program.push(insn(JEQ_K, 0, dropAt - (program.length + 1), 135));
+  words.forEach((word, j) => {
+    check(LD_W_ABS, ND_TARGET + 4 * j, word);
+  });
+  program.push(insn(RET_K, 0, 0, ACCEPT), insn(RET_K, 0, 0, DROP));
+  if (program.length !== total) throw new Error(`ndTargetFilter: ${program.length} instructions, expected ${total}`);
+  return encodeProgram(program);
+}
+
+/** "fd00::1" as the four numbers BPF word loads of its 16 bytes yield. */
+function ipv6Words(ip: string): number[] {
+  if (typeof ip !== 'string' || !isIPv6(ip) || ip.includes('%')) {
+    throw new TypeError(`not an IPv6 address: ${JSON.stringify(ip)}`);
+  }
+  const bytes = ipaddr.IPv6.parse(ip).toByteArray();
+  return [0, 4, 8, 12].map((at) => bytes.slice(at, at + 4).reduce((w, b) => w * 256 + b, 0));
 }
 
 /** "10.0.0.1" as the number a BPF word load of those four bytes yields (0x0a000001). */

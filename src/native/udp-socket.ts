@@ -1,6 +1,7 @@
 /**
- * A dgram.Socket whose kernel queue only ever holds datagrams from a list of IPv4 sources: the socket
- * is opened natively (native/packet.cc) with a classic BPF filter (bpf.ts, udpSourceFilter) attached
+ * A dgram.Socket whose kernel queue only ever holds datagrams from a list of sources (IPv4 or IPv6,
+ * the family of the bound address): the socket is opened natively (native/packet.cc) with a classic
+ * BPF filter (bpf.ts, udpSourceFilter or udp6SourceFilter) attached
  * before bind, and Node adopts the bound fd with `bind({ fd })`. A flood from anywhere else is
  * dropped in softirq (counted in /proc/net/snmp `Udp: InErrors`) instead of costing an HMAC check
  * in JavaScript per datagram. The election still checks the sender after decoding: the filter is a
@@ -11,13 +12,13 @@
  */
 import * as dgram from 'node:dgram';
 import { closeSync } from 'node:fs';
-import { isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
 import { describeError, errnoName, VipdError } from '../errors';
 import { loadPacketBinding } from './addon';
-import { udpSourceFilter } from './bpf';
+import { udp6SourceFilter, udpSourceFilter } from './bpf';
 
-export interface FilteredUdp4Options {
-  /** The local IPv4 address to bind (this node's member address). */
+export interface FilteredUdpOptions {
+  /** The local address to bind (this node's member address): IPv4, or IPv6 for an IPv6-only socket. */
   readonly address: string;
   /** 1-65535, or 0 for any free port. */
   readonly port: number;
@@ -27,38 +28,45 @@ export interface FilteredUdp4Options {
   readonly recvBufferBytes?: number;
 }
 
-/** The fd under each socket this module opened, for setAllowedSources; dropped on close. */
-const fds = new WeakMap<dgram.Socket, number>();
+/** The fd and family under each socket this module opened, for setAllowedSources; dropped on close. */
+const fds = new WeakMap<dgram.Socket, { fd: number; family: 4 | 6 }>();
+
+/** The filter for a socket of `family`: sources of the other family can never arrive, so none match. */
+function sourceFilter(family: 4 | 6, addresses: readonly string[]): Buffer {
+  return family === 4 ? udpSourceFilter(addresses) : udp6SourceFilter(addresses);
+}
 
 /**
- * A bound dgram.Socket ('udp4') that only receives datagrams from `allowedSources`. Sending works as
+ * A bound dgram.Socket ('udp4' or 'udp6') that only receives datagrams from `allowedSources`. Sending works as
  * on any dgram socket, and close() closes the fd.
  *
  * Rejects with VipdError('VIPD_BIND_FAILED') naming the address, port and errno (EADDRINUSE,
  * EADDRNOTAVAIL...; `cause.code` has it). Throws TypeError or RangeError on invalid options (an
- * address that is not IPv4, more than MAX_UDP_SOURCES sources), which the config schema rules out.
+ * address that is not an IP address, sources of another family, more than MAX_UDP_SOURCES sources),
+ * which the config schema rules out.
  */
-export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dgram.Socket> {
+export async function openFilteredUdp(options: FilteredUdpOptions): Promise<dgram.Socket> {
   const { address, port, allowedSources, recvBufferBytes = 0 } = options;
-  if (!isIPv4(address)) throw new TypeError(`not an IPv4 address: ${JSON.stringify(address)}`);
+  const family = isIP(address);
+  if (family !== 4 && family !== 6) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`not a UDP port: ${port}`);
   // The kernel doubles the value in an int: INT_MAX / 2 is the most it takes.
   if (!Number.isInteger(recvBufferBytes) || recvBufferBytes < 0 || recvBufferBytes > 2 ** 30 - 1) {
     throw new RangeError(`recvBufferBytes must be an integer from 0 to 2^30 - 1, not ${recvBufferBytes}`);
   }
-  const filter = udpSourceFilter(allowedSources);
+  const filter = sourceFilter(family, allowedSources);
   const addon = loadPacketBinding();
   let fd: number;
   try {
-    fd = addon.openUdp4Socket(address, port, filter, recvBufferBytes);
+    fd = addon.openUdpSocket(address, port, filter, recvBufferBytes);
   } catch (err) {
     throw new VipdError(
       'VIPD_BIND_FAILED',
-      `cannot bind a UDP socket to ${address}:${port}: ${describeError(err)}${bindHint(err, address)}`,
+      `cannot bind a UDP socket to ${hostPort(address, port)}: ${describeError(err)}${bindHint(err, address)}`,
       { cause: err },
     );
   }
-  const socket = dgram.createSocket('udp4');
+  const socket = dgram.createSocket(family === 4 ? { type: 'udp4' } : { type: 'udp6', ipv6Only: true });
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -74,7 +82,7 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
     closeSync(fd);
     throw new VipdError(
       'VIPD_BIND_FAILED',
-      `cannot adopt the UDP socket for ${address}:${port}: ${describeError(err)}`,
+      `cannot adopt the UDP socket for ${hostPort(address, port)}: ${describeError(err)}`,
       { cause: err },
     );
   }
@@ -84,17 +92,17 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
     addon.clearReuseAddr(fd);
   } catch (err) {
     socket.close();
-    throw new VipdError('VIPD_BIND_FAILED', `cannot make ${address}:${port} exclusive: ${describeError(err)}`, {
+    throw new VipdError('VIPD_BIND_FAILED', `cannot make ${hostPort(address, port)} exclusive: ${describeError(err)}`, {
       cause: err,
     });
   }
-  fds.set(socket, fd);
+  fds.set(socket, { fd, family });
   socket.once('close', () => fds.delete(socket));
   return socket;
 }
 
 /**
- * Replaces the source filter of a socket from openFilteredUdp4 (or of any UDP socket's fd), e.g.
+ * Replaces the source filter of a socket from openFilteredUdp (or of any IPv4 UDP socket's fd), e.g.
  * after a config reload changed the members. The kernel swaps the programs atomically: no datagram
  * meets no filter. Datagrams already queued under the old filter are still delivered, so the
  * election's own sender check stays.
@@ -103,8 +111,8 @@ export async function openFilteredUdp4(options: FilteredUdp4Options): Promise<dg
  * RangeError for bad addresses.
  */
 export function setAllowedSources(target: dgram.Socket | number, addresses: readonly string[]): void {
-  const program = udpSourceFilter(addresses);
-  const fd = typeof target === 'number' ? target : openFd(target);
+  const { fd, family } = typeof target === 'number' ? { fd: target, family: 4 as const } : openFd(target);
+  const program = sourceFilter(family, addresses);
   try {
     loadPacketBinding().attachFilter(fd, program);
   } catch (err) {
@@ -114,7 +122,7 @@ export function setAllowedSources(target: dgram.Socket | number, addresses: read
   }
 }
 
-function openFd(socket: dgram.Socket): number {
+function openFd(socket: dgram.Socket): { fd: number; family: 4 | 6 } {
   const fd = fds.get(socket);
   // address() throws once close() has run: the fd is closed then, though 'close' (and our cleanup)
   // comes a tick later, and its number may already belong to something else.
@@ -125,9 +133,14 @@ function openFd(socket: dgram.Socket): number {
     open = false;
   }
   if (fd === undefined || !open) {
-    throw new VipdError('VIPD_NATIVE', 'setAllowedSources needs an open socket from openFilteredUdp4');
+    throw new VipdError('VIPD_NATIVE', 'setAllowedSources needs an open socket from openFilteredUdp');
   }
   return fd;
+}
+
+/** "10.0.0.1:7580", "[fd00::1]:7580". */
+export function hostPort(address: string, port: number): string {
+  return isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 function bindHint(err: unknown, address: string): string {

@@ -1,6 +1,11 @@
 /**
- * The real VipOwner: puts the VIP on the interface over rtnetlink, announces it with gratuitous
- * ARP from a packet socket, and (optionally) watches ARP for another MAC claiming it.
+ * The real VipOwner of one VIP: puts it on the interface over rtnetlink, announces it from a packet
+ * socket, and (optionally) watches for another MAC claiming it. An IPv4 VIP is announced with
+ * gratuitous ARP and watched through ARP; an IPv6 VIP is added with `nodad` (duplicate address
+ * detection would keep it tentative, unusable, for a second or more after a takeover), announced
+ * with unsolicited Neighbor Advertisements (ndisc.ts) and watched through Neighbor Discovery. Both
+ * get the same finite kernel lifetime, renewed while the lease holds. A dual-stack pair is two of
+ * these under one MultiVipOwner (multi-owner.ts).
  *
  * Timings follow keepalived's lessons: a burst on takeover (garp_master_repeat) because one frame
  * can be lost while a switch port is still converging, and a periodic refresh
@@ -12,12 +17,14 @@ import { describeError, VipdError } from '../errors';
 import { type Logger, RateLimitedLog } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
 import { buildGratuitousArp, ipv4ToBytes, parseArpFrame } from './arp';
+import { buildUnsolicitedNa, ipv6ToBytes, parseNdFrame } from './ndisc';
 import type { VipOwner } from './owner';
 import { createPacketSocket, type PacketSocket } from './packet-socket';
 import {
   AF_INET,
+  AF_INET6,
   closeRtnl,
-  getIpv4Addresses,
+  getAddresses,
   getLinkByName,
   type LinkInfo,
   NETLINK_TIMEOUT_MS,
@@ -43,7 +50,7 @@ export interface NetlinkVipOwnerOptions {
     readonly lifetime?: number;
   };
   readonly log: Logger;
-  readonly metrics: Pick<Metrics, 'garpSent' | 'vipConflicts'>;
+  readonly metrics: Pick<Metrics, 'garpSent' | 'naSent' | 'vipConflicts'>;
   /** Monotonic milliseconds; injectable for tests. */
   readonly now?: () => number;
 }
@@ -51,6 +58,9 @@ export interface NetlinkVipOwnerOptions {
 export class NetlinkVipOwner implements VipOwner {
   private readonly ip: string;
   private readonly prefix: number;
+  private readonly family: 4 | 6;
+  /** The address as rtnetlink takes it (4 or 16 bytes). */
+  private readonly bytes: Buffer;
   private readonly iface: string;
   private readonly now: () => number;
   private readonly limited: RateLimitedLog;
@@ -75,7 +85,9 @@ export class NetlinkVipOwner implements VipOwner {
     const [ip, prefix] = opts.vip.address.split('/');
     this.ip = ip ?? '';
     this.prefix = Number(prefix);
-    ipv4ToBytes(this.ip); // the schema validated it; fail loudly if a caller did not
+    this.family = this.ip.includes(':') ? 6 : 4;
+    // The schema validated it; these throw if a caller did not.
+    this.bytes = this.family === 6 ? ipv6ToBytes(this.ip) : ipv4ToBytes(this.ip);
     this.iface = opts.vip.interface;
     this.now = opts.now ?? (() => performance.now());
     // Conflict errors and send failures: the first at once, then one line per 10 s with a count.
@@ -88,7 +100,7 @@ export class NetlinkVipOwner implements VipOwner {
     // Opened here rather than on takeover so a missing addon or CAP_NET_RAW fails at start-up,
     // not at the moment this node should be announcing the VIP.
     this.ensurePacketSocket(link);
-    for (const addr of await getIpv4Addresses(this.netlink(), link.index)) {
+    for (const addr of await getAddresses(this.netlink(), link.index, this.af())) {
       if (addr.address !== this.ip) continue;
       // A crashed earlier run (kill -9, OOM, `docker rm`) leaves the VIP behind; keepalived #2361.
       await this.deleteAddress(link.index, addr.prefix);
@@ -120,9 +132,13 @@ export class NetlinkVipOwner implements VipOwner {
     try {
       this.ensurePacketSocket(link);
     } catch (err) {
-      // The VIP is up and routable from hosts whose cache has expired; losing only the GARP is
-      // better than refusing to serve.
-      this.opts.log.error({ err, interface: this.iface }, 'cannot send gratuitous ARP for the VIP');
+      // The VIP is up and routable from hosts whose cache has expired; losing only the announcements
+      // is better than refusing to serve.
+      if (this.family === 6) {
+        this.opts.log.error({ err, interface: this.iface }, 'cannot send Neighbor Advertisements for the VIP');
+      } else {
+        this.opts.log.error({ err, interface: this.iface }, 'cannot send gratuitous ARP for the VIP');
+      }
     }
     this.startBurst();
     if (this.opts.vip.garp.refresh > 0) {
@@ -155,10 +171,13 @@ export class NetlinkVipOwner implements VipOwner {
     const seconds = this.lifetimeSeconds();
     try {
       await this.netlink().newAddress(
-        { family: AF_INET, prefixlen: this.prefix, index, scope: 0 },
+        { family: this.af(), prefixlen: this.prefix, index, scope: 0 },
         {
-          local: ipv4ToBytes(this.ip),
-          address: ipv4ToBytes(this.ip),
+          local: this.bytes,
+          address: this.bytes,
+          // IPv6: no duplicate address detection. The election already decided this node is the one
+          // holder, and DAD would hold the address tentative (unusable) for dad_transmits seconds.
+          ...(this.family === 6 ? { flags: { nodad: true } } : {}),
           ...(seconds === undefined ? {} : { cacheInfo: { ifaPrefered: seconds, ifaValid: seconds } }),
         },
         { flags: NLM_F_CREATE | NLM_F_REPLACE, timeout: NETLINK_TIMEOUT_MS },
@@ -170,6 +189,10 @@ export class NetlinkVipOwner implements VipOwner {
         { cause: err },
       );
     }
+  }
+
+  private af(): number {
+    return this.family === 6 ? AF_INET6 : AF_INET;
   }
 
   private lifetimeSeconds(): number | undefined {
@@ -236,7 +259,10 @@ export class NetlinkVipOwner implements VipOwner {
       );
     }
     if (this.link?.mac !== link.mac) {
-      this.frames = [buildGratuitousArp('request', link.mac, this.ip), buildGratuitousArp('reply', link.mac, this.ip)];
+      this.frames =
+        this.family === 6
+          ? [buildUnsolicitedNa(link.mac, this.ip)]
+          : [buildGratuitousArp('request', link.mac, this.ip), buildGratuitousArp('reply', link.mac, this.ip)];
     }
     this.link = link;
     return link;
@@ -248,17 +274,19 @@ export class NetlinkVipOwner implements VipOwner {
     this.packets = undefined;
     const socket = createPacketSocket();
     socket.on('frame', (frame) => this.onFrame(frame));
-    // Only ARP claiming the VIP crosses into JavaScript (the kernel drops the rest), on backups too.
-    socket.open(this.iface, { arpSender: this.ip });
+    // Only ARP (or Neighbor Discovery) about the VIP crosses into JavaScript (the kernel drops the
+    // rest), on backups too.
+    socket.open(this.iface, this.family === 6 ? { ndTarget: this.ip } : { arpSender: this.ip });
     this.packets = socket;
   }
 
   private async deleteAddress(index: number, prefix: number): Promise<void> {
     try {
-      // IFA_LOCAL only: the kernel then matches the address whatever its prefix length.
+      // IFA_LOCAL only: IPv4 then matches the address whatever its prefix length; IPv6 needs the
+      // prefix length it was added with (prepare() passes the one listed).
       await this.netlink().delAddress(
-        { family: AF_INET, prefixlen: prefix, index },
-        { local: ipv4ToBytes(this.ip) },
+        { family: this.af(), prefixlen: prefix, index },
+        { local: this.bytes },
         { timeout: NETLINK_TIMEOUT_MS },
       );
     } catch (err) {
@@ -296,18 +324,40 @@ export class NetlinkVipOwner implements VipOwner {
     for (const frame of this.frames) {
       try {
         this.packets.send(frame);
-        this.opts.metrics.garpSent.inc();
+        (this.family === 6 ? this.opts.metrics.naSent : this.opts.metrics.garpSent).inc();
       } catch (err) {
         // ENETDOWN while the link is down: the link watch reports that; the refresh retries.
-        this.limited.warn('garp-send', { err: describeError(err), interface: this.iface }, 'gratuitous ARP not sent');
+        const fields = { err: describeError(err), interface: this.iface };
+        if (this.family === 6) this.limited.warn('na-send', fields, 'Neighbor Advertisement not sent');
+        else this.limited.warn('garp-send', fields, 'gratuitous ARP not sent');
       }
     }
   }
 
+  /** Another host's claim in `frame`: its MAC and what it sent, or undefined when the frame claims nothing. */
+  private claim(frame: Buffer, ourMac: string): { theirMac: string; op: string } | undefined {
+    if (this.family === 4) {
+      const arp = parseArpFrame(frame);
+      if (arp === undefined || arp.senderIp !== this.ip || arp.senderMac === ourMac) return undefined;
+      return { theirMac: arp.senderMac, op: arp.op };
+    }
+    const nd = parseNdFrame(frame);
+    if (nd === undefined || nd.targetIp !== this.ip) return undefined;
+    // An advertisement for the VIP from another MAC claims it; so does duplicate address detection
+    // (a solicitation from ::): that host is configuring the VIP for itself. Our kernel answers it.
+    if (nd.type === 'advertisement') {
+      const theirMac = nd.linkMac ?? nd.frameMac;
+      return theirMac === ourMac ? undefined : { theirMac, op: 'neighbor-advertisement' };
+    }
+    if (nd.sourceIp === '::' && nd.frameMac !== ourMac)
+      return { theirMac: nd.frameMac, op: 'duplicate-address-detection' };
+    return undefined;
+  }
+
   private onFrame(frame: Buffer): void {
     if (!this.holding || this.quiet || !this.opts.vip.conflictDetection || this.link === undefined) return;
-    const arp = parseArpFrame(frame);
-    if (arp === undefined || arp.senderIp !== this.ip || arp.senderMac === this.link.mac) return;
+    const claim = this.claim(frame, this.link.mac);
+    if (claim === undefined) return;
     this.opts.metrics.vipConflicts.inc();
     const t = this.now();
     this.limited.error(
@@ -316,8 +366,8 @@ export class NetlinkVipOwner implements VipOwner {
         vip: this.ip,
         interface: this.iface,
         ourMac: this.link.mac,
-        theirMac: arp.senderMac,
-        op: arp.op,
+        theirMac: claim.theirMac,
+        op: claim.op,
       },
       'VIP conflict: another host claims the VIP; re-announcing it',
     );

@@ -1,6 +1,7 @@
 /**
  * A raw Ethernet socket on one interface (AF_PACKET, through the vipd_packet addon in native/):
- * sends whole frames and emits the ARP frames the interface receives. Shaped like dgram.Socket.
+ * sends whole frames and emits the ARP frames the interface receives (or, opened with `ndTarget`,
+ * the IPv6 Neighbor Discovery frames about one address). Shaped like dgram.Socket.
  *
  * With `arpSender` the kernel drops every ARP frame that does not claim that address before it is
  * queued (src/native/bpf.ts, arpSenderFilter): conflict detection only needs frames claiming the VIP,
@@ -12,12 +13,19 @@
 import { EventEmitter } from 'node:events';
 import { describeError, errnoName, VipdError } from '../errors';
 import { loadPacketBinding, type NativePacketSocket, netRawHint } from '../native/addon';
-import { arpSenderFilter } from '../native/bpf';
+import { arpSenderFilter, ndTargetFilter } from '../native/bpf';
 
 export interface PacketSocketOpenOptions {
   /** Deliver only ARP frames whose sender protocol address is this IPv4 address. */
   readonly arpSender?: string;
+  /**
+   * Listen to IPv6 instead of ARP, and deliver only Neighbor Advertisements and Solicitations whose
+   * target is this IPv6 address (an IPv6 VIP's conflicts).
+   */
+  readonly ndTarget?: string;
 }
+
+const ETH_P_IPV6 = 0x86dd;
 
 export interface PacketSocketEvents {
   /**
@@ -43,7 +51,13 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
     if (this.closed) throw new VipdError('VIPD_NATIVE', 'this packet socket is closed; create a new one');
     if (this.native !== undefined)
       throw new VipdError('VIPD_NATIVE', `this packet socket is already open on ${this.boundName ?? '?'}`);
-    const filter = options.arpSender === undefined ? null : arpSenderFilter(options.arpSender);
+    const filter =
+      options.ndTarget !== undefined
+        ? ndTargetFilter(options.ndTarget)
+        : options.arpSender === undefined
+          ? null
+          : arpSenderFilter(options.arpSender);
+    const ethertype = options.ndTarget !== undefined ? ETH_P_IPV6 : undefined;
     const addon = loadPacketBinding();
     let index: number;
     try {
@@ -56,7 +70,7 @@ export class PacketSocket extends EventEmitter<PacketSocketEvents> {
       );
     }
     try {
-      this.native = new addon.PacketSocket(index, (frame) => this.emit('frame', frame), filter);
+      this.native = new addon.PacketSocket(index, (frame) => this.emit('frame', frame), filter, ethertype);
     } catch (err) {
       const hint = netRawHint(errnoName(err));
       throw new VipdError('VIPD_NATIVE', `cannot open a packet socket on ${ifname}: ${describeError(err)}${hint}`, {

@@ -1,15 +1,17 @@
 /**
- * The little of rtnetlink vipd needs (links and IPv4 addresses), over the `netlink` package, shared
+ * The little of rtnetlink vipd needs (links and their IPv4 and IPv6 addresses), over the `netlink` package, shared
  * by the VIP owner and the link watch. Never shells out to `ip`: a missing binary in a distroless
  * image, or a slow fork under memory pressure, must not stall a takeover.
  */
 import { createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
 import { describeError, VipdError } from '../errors';
 import { formatMac } from './arp';
+import { formatIpv6 } from './ndisc';
 
 export type { RtNetlinkSocket };
 
 export const AF_INET = 2;
+export const AF_INET6 = 10;
 /** A kernel that does not answer in this long is wedged; fail the call rather than the daemon. */
 export const NETLINK_TIMEOUT_MS = 5000;
 
@@ -72,27 +74,31 @@ export async function getLinkByName(sock: RtNetlinkSocket, ifname: string): Prom
   }
 }
 
-export interface Ipv4Address {
+export interface IfAddress {
   readonly index: number;
+  /** Dotted quad, or IPv6 in canonical text. */
   readonly address: string;
   readonly prefix: number;
 }
 
-export async function getIpv4Addresses(sock: RtNetlinkSocket, index: number): Promise<Ipv4Address[]> {
+/** The addresses of `family` (AF_INET or AF_INET6) on link `index`. */
+export async function getAddresses(sock: RtNetlinkSocket, index: number, family: number): Promise<IfAddress[]> {
   let replies: rt.AddressMessage[];
   try {
-    replies = await sock.getAddresses({ family: AF_INET, index }, {}, { timeout: NETLINK_TIMEOUT_MS });
+    replies = await sock.getAddresses({ family, index }, {}, { timeout: NETLINK_TIMEOUT_MS });
   } catch (err) {
     throw new VipdError('VIPD_NETLINK', `cannot list the addresses of link ${index}: ${describeError(err)}`, {
       cause: err,
     });
   }
-  const out: Ipv4Address[] = [];
+  const out: IfAddress[] = [];
+  const length = family === AF_INET6 ? 16 : 4;
   // Without strict checking the kernel ignores the dump filter, so filter here.
   for (const { data, attrs } of replies) {
     const local = attrs.local ?? attrs.address;
-    if (data.family !== AF_INET || data.index !== index || local === undefined || local.length !== 4) continue;
-    out.push({ index, address: Array.from(local).join('.'), prefix: data.prefixlen ?? 32 });
+    if (data.family !== family || data.index !== index || local === undefined || local.length !== length) continue;
+    const address = family === AF_INET6 ? formatIpv6(local) : Array.from(local).join('.');
+    out.push({ index, address, prefix: data.prefixlen ?? length * 8 });
   }
   return out;
 }

@@ -12,7 +12,7 @@ import { describeError, VipdError } from '../errors';
 import type { Logger } from '../log/logger';
 import { RateLimitedLog } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
-import { openFilteredUdp4 } from '../native/udp-socket';
+import { openFilteredUdp } from '../native/udp-socket';
 import type { VipOwner } from '../vip/owner';
 import { Inbox } from './inbox';
 import { NO_SILENCE, nextSilence, type SilenceState } from './silence-report';
@@ -131,7 +131,7 @@ export class ElectionRunner {
     const { self, members } = this.opts.settings;
     // Only the peers' addresses get past the kernel (a classic BPF filter): a flood from anywhere
     // else costs no JavaScript at all, and cannot crowd the peers' heartbeats out of the buffer.
-    const socket = await openFilteredUdp4({
+    const socket = await openFilteredUdp({
       address: self.address,
       port: this.opts.port,
       recvBufferBytes: RECV_BUFFER_BYTES,

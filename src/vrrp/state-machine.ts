@@ -402,10 +402,35 @@ interface Candidate {
   readonly priority: number;
 }
 
-/** Higher priority wins; equal priority goes to the higher address (as in VRRP). */
+/** Higher priority wins; equal priority goes to the higher address (as in VRRP; members share one family). */
 export function isBetter(a: Candidate, b: Candidate): boolean {
   if (a.priority !== b.priority) return a.priority > b.priority;
-  return ipv4ToNumber(a.address) > ipv4ToNumber(b.address);
+  return addressRank(a.address) > addressRank(b.address);
+}
+
+const ranks = new Map<string, string>();
+
+/**
+ * The address as fixed-width hex, so text order is numeric order: 8 digits for IPv4, 32 for IPv6.
+ * Cached: the members are a handful of addresses, compared on every step.
+ */
+function addressRank(address: string): string {
+  let rank = ranks.get(address);
+  if (rank === undefined) {
+    rank = address.includes(':') ? ipv6Hex(address) : ipv4ToNumber(address).toString(16).padStart(8, '0');
+    if (ranks.size < 1024) ranks.set(address, rank);
+  }
+  return rank;
+}
+
+/** "fd00::1" as its 32 hex digits, "::" expanded (the schema gave the text, valid). */
+function ipv6Hex(address: string): string {
+  const [head = '', tail = ''] = address.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const left = groups(head);
+  const right = groups(tail);
+  const fill = address.includes('::') ? Array<string>(8 - left.length - right.length).fill('0') : [];
+  return [...left, ...fill, ...right].map((g) => g.padStart(4, '0')).join('');
 }
 
 function best<T extends Candidate>(list: readonly T[]): T | undefined {

@@ -9,7 +9,7 @@
  * does nothing.
  */
 import * as dgram from 'node:dgram';
-import { openFilteredUdp4, setAllowedSources } from '../../src/native/udp-socket';
+import { openFilteredUdp, setAllowedSources } from '../../src/native/udp-socket';
 import { createPacketSocket, type PacketSocket } from '../../src/vip/packet-socket';
 
 import { type Command, runAgent, serveCommands } from './agent-loop';
@@ -24,12 +24,12 @@ function main(): void {
   };
 
   const handlers: Record<string, (cmd: Command) => Promise<unknown>> = {
-    /** With `allowedSources`, through openFilteredUdp4; without, a plain dgram socket (the control). */
+    /** With `allowedSources`, through openFilteredUdp; without, a plain dgram socket (the control). */
     openUdp: async (cmd) => {
       const address = String(cmd.address);
       let socket: dgram.Socket;
       if (Array.isArray(cmd.allowedSources)) {
-        socket = await openFilteredUdp4({
+        socket = await openFilteredUdp({
           address,
           port: Number(cmd.port),
           allowedSources: cmd.allowedSources.map(String),

@@ -15,6 +15,14 @@ import { programCommand } from './agent-loop';
 import { DaemonProcess, tempDir } from './daemon';
 
 export const VIP = '10.77.0.100';
+/** The IPv6 VIP of an 'ipv6' or 'dual' cluster, on the segment's fd00:77::/64. */
+export const VIP6 = 'fd00:77::100';
+const PREFIX6 = 'fd00:77::';
+/**
+ * The address families of a cluster: 'ipv4' (the default), 'ipv6' (IPv6 peers and VIP; the hosts
+ * keep their IPv4 addresses, unused by vipd) or 'dual' (IPv6 peers, one VIP of each family).
+ */
+export type Stack = 'ipv4' | 'ipv6' | 'dual';
 const STAND_IN = join(__dirname, '..', '..', 'src', 'lab', 'stand-in-apiserver.js');
 const TCP_CLIENT = join(__dirname, 'tcp-client.js');
 export const NODES = ['cp1', 'cp2', 'cp3'] as const;
@@ -41,7 +49,13 @@ export class Cluster {
      * segment of its own (10.78.0.0/24) behind a router namespace, as at another site.
      */
     private readonly witness?: { readonly node: NodeName; readonly routed?: boolean },
+    readonly stack: Stack = 'ipv4',
   ) {}
+
+  /** The VIP holders() reads: the IPv6 one in an IPv6-only cluster, else the IPv4 one. */
+  get vip(): string {
+    return this.stack === 'ipv6' ? VIP6 : VIP;
+  }
 
   host(n: string): LanHost {
     return this.hosts.get(n) as LanHost;
@@ -60,7 +74,7 @@ export class Cluster {
       this.routerNs = await this.lab.router('rt', here, there);
       this.hosts = new Map([...here, ...there]);
     } else {
-      this.hosts = await this.lab.lan([...NODES, 'client']);
+      this.hosts = await this.lab.lan([...NODES, 'client'], this.stack === 'ipv4' ? {} : { ipv6: PREFIX6 });
     }
     for (const n of NODES) this.writeConfig(n, NODES);
   }
@@ -76,10 +90,18 @@ export class Cluster {
         nodeName: n,
         peers: order.map((p) => ({
           name: p,
-          address: this.host(p).ip,
+          address: this.stack === 'ipv4' ? this.host(p).ip : this.host(p).ip6,
           ...(p === this.witness?.node ? { role: 'witness' } : {}),
         })),
-        vip: { address: `${VIP}/24`, interface: 'eth0', garp: { refresh: '0s' } },
+        vip: {
+          ...(this.stack === 'ipv4'
+            ? { address: `${VIP}/24` }
+            : this.stack === 'ipv6'
+              ? { address: `${VIP6}/64` }
+              : { addresses: [`${VIP}/24`, `${VIP6}/64`] }),
+          interface: 'eth0',
+          garp: { refresh: '0s' },
+        },
         election: { secretFile: this.tmp.secretFile, quorum: this.quorum, stateDir: this.stateDir(n) },
         proxy: { enabled: false },
         track: { apiserver: { enabled: false } },
@@ -106,7 +128,7 @@ export class Cluster {
       });
       this.monitors.push(mon);
       createInterface({ input: mon.stdout! }).on('line', (line) => {
-        if (!line.includes(` ${VIP}/`)) return;
+        if (!line.includes(` ${this.vip}/`)) return;
         const held = !line.startsWith('Deleted');
         const last = [...this.holderEvents].reverse().find((e) => e.node === n);
         if (last?.held !== held) this.holderEvents.push({ at: performance.now(), node: n, held });
@@ -140,11 +162,13 @@ export class Cluster {
     return { gains, maxOverlapMs, overlapMs };
   }
 
-  /** Who has the VIP on eth0, read from each namespace. */
-  async holders(): Promise<NodeName[]> {
+  /** Who has the VIP (`vip`, by default this cluster's `vip`) on eth0, read from each namespace. */
+  async holders(vip = this.vip): Promise<NodeName[]> {
     const out: NodeName[] = [];
+    const family = vip.includes(':') ? 6 : 4;
+    const cidr = `${vip}/${family === 6 ? 64 : 24}`;
     for (const n of NODES) {
-      if ((await this.lab.addresses(this.host(n).ns, 'eth0')).includes(`${VIP}/24`)) out.push(n);
+      if ((await this.lab.addresses(this.host(n).ns, 'eth0', family)).includes(cidr)) out.push(n);
     }
     return out;
   }
@@ -167,17 +191,17 @@ export class Cluster {
   }
 
   /** The client talks to the VIP once, so it has a neighbour entry for it to be updated. */
-  async clientResolves(): Promise<void> {
+  async clientResolves(vip = this.vip): Promise<void> {
     // A TCP connect to a closed port: the client resolves the VIP's MAC, the holder answers RST.
-    await this.lab.exec(this.host('client').ns, ...programCommand(TCP_CLIENT, [VIP, '9', '--for-ms', '1000']));
+    await this.lab.exec(this.host('client').ns, ...programCommand(TCP_CLIENT, [vip, '9', '--for-ms', '1000']));
   }
 
-  async clientSees(n: NodeName): Promise<void> {
+  async clientSees(n: NodeName, vip = this.vip): Promise<void> {
     const mac = this.host(n).mac;
     await waitFor(
-      `the client's neighbour entry for the VIP to show ${n}'s MAC ${mac}`,
+      `the client's neighbour entry for ${vip} to show ${n}'s MAC ${mac}`,
       async () => {
-        const e = await this.lab.neighbour(this.host('client').ns, 'eth0', VIP);
+        const e = await this.lab.neighbour(this.host('client').ns, 'eth0', vip);
         return e?.lladdr === mac ? e : undefined;
       },
       { timeoutMs: 5000, everyMs: 100 },

@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     held: async () => owner.held(),
     metrics: async () => ({
       garpSent: await counter(metrics.garpSent),
+      naSent: await counter(metrics.naSent),
       vipConflicts: await counter(metrics.vipConflicts),
     }),
     watch: async (cmd) => {

@@ -1,0 +1,110 @@
+/**
+ * IPv6-only and dual-stack clusters with the real daemon in namespaces (three nodes and a client
+ * on one bridge with fd00:77::/64, test/helpers/netns-cluster.ts): the election runs over IPv6
+ * heartbeats; the holder has the IPv6 VIP (and, dual stack, the IPv4 one with it); a dead node's
+ * VIP moves, both families together, and the client's neighbour cache follows the unsolicited
+ * Neighbor Advertisements (read from the client's namespace, the client sending nothing meanwhile);
+ * a partition and a graceful stop leave one holder. Holders are read from each namespace's
+ * addresses, never from the daemons' word.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sleep } from '../src/lab/wait';
+import { Cluster, NODES, type NodeName, type Stack, VIP, VIP6 } from './helpers/netns-cluster';
+
+const ISOLATE = [
+  'table inet vipd_isolate {',
+  '  chain in { type filter hook input priority 0; udp dport 7580 drop; }',
+  '  chain out { type filter hook output priority 0; udp dport 7580 drop; }',
+  '}',
+  '',
+].join('\n');
+const CLEAR = 'delete table inet vipd_isolate\n';
+const say = (line: string) => console.log(`# ${line}`);
+
+for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
+  describe(`${stack === 'ipv6' ? 'IPv6-only' : 'dual-stack'} cluster (the real daemon in namespaces)`, {
+    timeout: 300_000,
+  }, () => {
+    const c = new Cluster('majority', {}, undefined, stack);
+    before(async () => {
+      await c.build();
+      c.watch();
+      for (const n of NODES) c.start(n);
+    });
+    after(() => c.destroy());
+
+    /** The holder of the IPv6 VIP, checked to hold the IPv4 one too (dual stack) and to be the only one. */
+    async function holder(): Promise<NodeName> {
+      const [h] = await c.until('exactly one holder of the IPv6 VIP', (x) => x.length === 1, 15);
+      const v6 = await c.holders(VIP6);
+      assert.deepEqual(v6, [h]);
+      if (stack === 'dual') assert.deepEqual(await c.holders(VIP), [h], 'both families on the one holder');
+      return h as NodeName;
+    }
+
+    async function clientLearns(): Promise<void> {
+      await c.clientResolves(VIP6);
+      if (stack === 'dual') await c.clientResolves(VIP);
+    }
+
+    it('elects one holder over IPv6 heartbeats; the client resolves the VIP to it', async () => {
+      const h = await holder();
+      await clientLearns();
+      await c.clientSees(h, VIP6);
+      if (stack === 'dual') await c.clientSees(h, VIP);
+      const d = c.daemons.get(h);
+      const added = d?.lines.filter((l) => l.msg === 'VIP added').map((l) => l.vip);
+      assert.deepEqual(added?.sort(), (stack === 'dual' ? [`${VIP}/24`, `${VIP6}/64`] : [`${VIP6}/64`]).sort());
+    });
+
+    it("the master's node dies: another holds both VIPs, and the client's cache follows the NAs", async () => {
+      const m = await holder();
+      const since = performance.now();
+      const h = c.host(m);
+      await c.lab.ip(h.bridgeNs, 'link', 'set', h.bridgePort, 'down');
+      await c.daemons.get(m)?.kill();
+      const [next] = await c.until('another node to hold the VIP', (x) => x.length === 1 && x[0] !== m, 15);
+      const gain = c.holderEvents.find((e) => e.at >= since && e.held);
+      const took = gain === undefined ? undefined : Math.round(gain.at - since);
+      const n = await holder();
+      assert.equal(n, next);
+      // No traffic from the client: only the new holder's advertisements can repoint its entry.
+      await c.clientSees(n, VIP6);
+      if (stack === 'dual') await c.clientSees(n, VIP);
+      // (The dead node keeps its copy until the kernel expires it, harmlessly: nobody reaches it.)
+      say(`${stack}: node death of ${m}: ${n} holds it after ${took} ms; client cache repointed`);
+      await c.lab.ip(h.bridgeNs, 'link', 'set', h.bridgePort, 'up');
+      c.start(m);
+      await sleep(3000);
+      assert.equal((await c.holders()).length, 1);
+    });
+
+    it('the master cut off from its peers releases; another holds; never two holders', async () => {
+      const m = await holder();
+      const since = performance.now();
+      c.nft(m, ISOLATE);
+      try {
+        await c.until('another node to hold the VIP alone', (x) => x.length === 1 && x[0] !== m, 15);
+        await holder();
+        await sleep(2000);
+        assert.equal((await c.holders()).length, 1);
+      } finally {
+        c.nft(m, CLEAR);
+      }
+      say(`${stack}: {${m}} cut off: longest overlap ${Math.round(c.holderStats(since).maxOverlapMs)} ms`);
+      assert.equal(c.holderStats(since).maxOverlapMs, 0);
+    });
+
+    it('a graceful stop hands both VIPs over', async () => {
+      const m = await holder();
+      const d = c.daemons.get(m);
+      d?.signal('SIGTERM');
+      await c.until('another node to hold the VIP', (x) => x.length === 1 && x[0] !== m, 15);
+      await holder();
+      c.start(m);
+      await sleep(2000);
+      assert.equal((await c.holders()).length, 1);
+    });
+  });
+}
