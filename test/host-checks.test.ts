@@ -214,9 +214,12 @@ describe('host checks against an injected interface table', () => {
     }
   });
 
-  it("readHost: this machine's table, lo as loopback with 127.0.0.1/8", () => {
+  it("readHost: this machine's table, lo as loopback with 127.0.0.1/8 (and ::1 where lo has IPv6)", () => {
     const lo = readHost().interfaces.find((i) => i.name === 'lo');
-    assert.deepEqual(lo, { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] });
+    const { ipv6, ...v4 } = lo ?? { ipv6: undefined };
+    assert.deepEqual(v4, { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] });
+    const hasV6 = Object.values(networkInterfaces().lo ?? {}).some((e) => e.family === 'IPv6');
+    assert.deepEqual(ipv6, hasV6 ? ['::1'] : undefined);
   });
 });
 

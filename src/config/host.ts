@@ -13,6 +13,7 @@ import { readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { readCaFile } from './ca-file';
 import type { FileConfig } from './config';
+import { canonicalIpv6, formatHostPort } from './host-port';
 import { inSubnet } from './ipv4';
 import { probeStateDir, stateDirProblem } from './state-dir';
 
@@ -27,6 +28,11 @@ export interface HostInterface {
   readonly loopback: boolean;
   /** Its IPv4 addresses; undefined when they cannot be read (the interface is not up and running). */
   readonly addresses: readonly HostAddress[] | undefined;
+  /**
+   * Its IPv6 addresses (canonical text, host-port.ts), for a frontend bound to one; left out: none
+   * (a table without them, or the interface is not up and running).
+   */
+  readonly ipv6?: readonly string[];
 }
 
 export interface HostView {
@@ -67,12 +73,14 @@ export function readHost(): HostView {
     interfaces: names.map((name): HostInterface => {
       const entries = table[name];
       if (entries === undefined) return { name, loopback: false, addresses: undefined };
+      const ipv6 = entries.flatMap((e) => (e.family === 'IPv6' ? (canonicalIpv6(e.address) ?? []) : []));
       return {
         name,
         loopback: entries.some((e) => e.internal),
         addresses: entries
           .filter((e) => e.family === 'IPv4')
           .map((e) => ({ address: e.address, prefixLength: prefixOf(e.netmask) })),
+        ...(ipv6.length > 0 ? { ipv6 } : {}),
       };
     }),
   };
@@ -80,14 +88,18 @@ export function readHost(): HostView {
 
 /** The interface `ip` is local on: one of its addresses, or inside a loopback interface's subnet. */
 function localOn(host: HostView, ip: string): HostInterface | undefined {
+  if (ip.includes(':')) return host.interfaces.find((i) => i.ipv6?.includes(ip));
   return (
     host.interfaces.find((i) => i.addresses?.some((a) => a.address === ip)) ??
     host.interfaces.find((i) => i.loopback && i.addresses?.some((a) => inSubnet(ip, a.address, a.prefixLength)))
   );
 }
 
-function listAddresses(host: HostView): string {
-  const all = host.interfaces.flatMap((i) => (i.addresses ?? []).map((a) => `${a.address} on ${i.name}`));
+/** What `ip` was looked for among: the addresses of its family. */
+function listAddresses(host: HostView, ip = ''): string {
+  const all = ip.includes(':')
+    ? host.interfaces.flatMap((i) => (i.ipv6 ?? []).map((a) => `${a} on ${i.name}`))
+    : host.interfaces.flatMap((i) => (i.addresses ?? []).map((a) => `${a.address} on ${i.name}`));
   const down = host.interfaces.filter((i) => i.addresses === undefined).map((i) => i.name);
   return (
     `its addresses: ${all.length > 0 ? all.join(', ') : 'none'}` +
@@ -132,7 +144,9 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
           'and shows no address',
       );
     } else {
-      problems.push(`${field}: got "${value}"${note}, which is not an address of this host (${listAddresses(host)})`);
+      problems.push(
+        `${field}: got "${value}"${note}, which is not an address of this host (${listAddresses(host, ip)})`,
+      );
     }
   };
   // vip.interface unset already said this address is nowhere.
@@ -146,9 +160,9 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
       : []),
   ];
   for (const { field, bind } of listeners) {
-    // The wildcard is always local; the VIP is refused whatever the host (address-rules.ts).
-    if (bind.host === '0.0.0.0' || bind.host === config.vipAddress.ip) continue;
-    foreign(field, bind.host, `${bind.host}:${bind.port}`);
+    // The wildcards are always local; the VIP is refused whatever the host (address-rules.ts).
+    if (bind.host === '0.0.0.0' || bind.host === '::' || bind.host === config.vipAddress.ip) continue;
+    foreign(field, bind.host, formatHostPort(bind.host, bind.port));
   }
 
   // A loopback interface has no segment to share a subnet with (a dry run or a test on lo).
