@@ -22,6 +22,11 @@
 // accepted it. JS talks to a thread through its command queue (a mutex, an eventfd) and waits for
 // commands that must be done before it goes on (stop accepting, close).
 //
+// Either family: a listener on an IPv4 address, on a specific IPv6 address (IPV6_V6ONLY), or on "::"
+// (dual stack: IPv4 clients too, as HAProxy's `bind :::6443 v4v6`); backends of either family, each
+// connected with its own. An IPv4 client on the dual-stack listener is reported as IPv4 (not
+// ::ffff:a.b.c.d), so the takeover's connection lists see the same client whatever the listener.
+//
 // JS: new RelayEngine(onEvents, threads, observeConnections) / .listen(host, port, backlog) ->
 //     port / .configure(connectTimeoutMs, retries, idleTimeoutMs, hedgeDelayMs, finTimeoutMs,
 //     leastconn, keepAliveMs) / .setBackends([{id, address, port, routable, draining}]) /
@@ -92,22 +97,54 @@ enum EventType : uint8_t {
 };
 enum Next : uint8_t { kNextNone = 0, kNextRetry = 1, kNextOther = 2 };
 
-// 32 bytes, read by src/proxy/engine.ts with a DataView (host byte order, little-endian here).
+// 56 bytes, read by src/native/relay-engine.ts with a DataView (host byte order, little-endian here).
 struct Event {
   uint8_t type;
   uint8_t next;
   uint8_t connecting;
-  uint8_t pad0;
+  uint8_t family;        // of the addresses: 4 or 6 (0: the event carries none)
   uint32_t backend;
   int32_t code;
   int32_t value;
-  uint32_t local_addr;   // network byte order, as the kernel gives it
-  uint32_t remote_addr;
+  uint8_t local_addr[16];   // network byte order, as the kernel gives it; IPv4 in the first 4 bytes
+  uint8_t remote_addr[16];
   uint16_t local_port;   // host byte order
   uint16_t remote_port;
   uint32_t pad1;
 };
-static_assert(sizeof(Event) == 32, "Event is 32 bytes");
+static_assert(sizeof(Event) == 56, "Event is 56 bytes");
+
+// A socket address of either family, on the stack or in a struct: no sockaddr_storage (128 bytes)
+// per connection or backend.
+union SockAddr {
+  struct sockaddr sa;
+  struct sockaddr_in v4;
+  struct sockaddr_in6 v6;
+};
+
+socklen_t SockLen(const SockAddr& a) {
+  return a.sa.sa_family == AF_INET6 ? sizeof a.v6 : sizeof a.v4;
+}
+
+// An accepted connection's end as the events carry it: an IPv4-mapped IPv6 address (an IPv4
+// client on the dual-stack listener) becomes the IPv4 address it is.
+void EndpointOf(const SockAddr& a, uint8_t* family, uint8_t addr[16], uint16_t* port) {
+  if (a.sa.sa_family == AF_INET6) {
+    const struct in6_addr& ip = a.v6.sin6_addr;
+    *port = ntohs(a.v6.sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&ip)) {
+      *family = 4;
+      memcpy(addr, ip.s6_addr + 12, 4);
+    } else {
+      *family = 6;
+      memcpy(addr, ip.s6_addr, 16);
+    }
+    return;
+  }
+  *family = 4;
+  *port = ntohs(a.v4.sin_port);
+  memcpy(addr, &a.v4.sin_addr, 4);
+}
 
 int64_t NowUs() {
   struct timespec ts;
@@ -117,7 +154,7 @@ int64_t NowUs() {
 
 struct Backend {
   uint32_t id = 0;
-  struct sockaddr_in addr {};
+  SockAddr addr {};
   std::atomic<bool> routable{true};
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active{0};
@@ -188,7 +225,8 @@ struct Conn {
   int64_t accepted = 0;
   int64_t timer_at = 0;
   int heap_index = -1;
-  uint32_t local_addr = 0, remote_addr = 0;
+  uint8_t family = 0;  // of local_addr and remote_addr, as Event::family
+  uint8_t local_addr[16] = {}, remote_addr[16] = {};
   uint16_t local_port = 0, remote_port = 0;
   Conn* prev = nullptr;
   Conn* next = nullptr;
@@ -559,9 +597,9 @@ class Worker {
 
   void Accept() {
     for (int i = 0; i < kAcceptBatch; i++) {
-      struct sockaddr_in peer;
+      SockAddr peer;
       socklen_t len = sizeof peer;
-      int fd = accept4(listen_fd_, reinterpret_cast<struct sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = accept4(listen_fd_, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
         if (errno == ECONNABORTED) continue;
@@ -585,19 +623,17 @@ class Worker {
       c->att[1].side.role = kRoleAttempt;
       c->att[1].side.conn = c;
       c->accepted = now_;
-      c->remote_addr = peer.sin_addr.s_addr;
-      c->remote_port = ntohs(peer.sin_port);
+      EndpointOf(peer, &c->family, c->remote_addr, &c->remote_port);
       c->next = conns_;
       if (conns_ != nullptr) conns_->prev = c;
       conns_ = c;
       engine_->conns.fetch_add(1, std::memory_order_relaxed);
       if (engine_->observe) {
-        struct sockaddr_in local;
+        SockAddr local;
         socklen_t llen = sizeof local;
-        if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&local), &llen) == 0) {
-          c->local_addr = local.sin_addr.s_addr;
-          c->local_port = ntohs(local.sin_port);
-        }
+        uint8_t family = 0;
+        // Of the same family as the client's, mapped or not: one TCP connection.
+        if (getsockname(fd, &local.sa, &llen) == 0) EndpointOf(local, &family, c->local_addr, &c->local_port);
         Event e = Ev(kEvOpened);
         Addresses(c, &e);
         Push(e);
@@ -611,9 +647,10 @@ class Worker {
   }
 
   void Addresses(Conn* c, Event* e) {
-    e->local_addr = c->local_addr;
+    e->family = c->family;
+    memcpy(e->local_addr, c->local_addr, sizeof e->local_addr);
+    memcpy(e->remote_addr, c->remote_addr, sizeof e->remote_addr);
     e->local_port = c->local_port;
-    e->remote_addr = c->remote_addr;
     e->remote_port = c->remote_port;
   }
 
@@ -679,7 +716,7 @@ class Worker {
     a->live = true;
     a->side.eof = a->side.shut = false;
     a->side.bytes_read = 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(b->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int err = 0;
     if (fd < 0) {
       // Known by fd -1 then: RunDeferred fails the live attempt that has none.
@@ -687,7 +724,7 @@ class Worker {
     } else {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      if (connect(fd, reinterpret_cast<const struct sockaddr*>(&b->addr), sizeof b->addr) < 0 && errno != EINPROGRESS)
+      if (connect(fd, &b->addr.sa, SockLen(b->addr)) < 0 && errno != EINPROGRESS)
         err = errno;
     }
     a->side.fd = fd;
@@ -1297,14 +1334,32 @@ bool GetNumber(napi_env env, napi_value v, double* out, const char* what) {
   return true;
 }
 
-bool GetAddress(napi_env env, napi_value v, struct in_addr* out) {
+// An IPv4 or IPv6 address in text (no brackets, no zone) into `out`, its family set, port 0.
+bool GetAddress(napi_env env, napi_value v, SockAddr* out) {
   char buf[64];
   size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) != napi_ok || inet_pton(AF_INET, buf, out) != 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected an IPv4 address");
-    return false;
+  *out = SockAddr {};
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) == napi_ok) {
+    if (inet_pton(AF_INET, buf, &out->v4.sin_addr) == 1) {
+      out->v4.sin_family = AF_INET;
+      return true;
+    }
+    if (inet_pton(AF_INET6, buf, &out->v6.sin6_addr) == 1) {
+      out->v6.sin6_family = AF_INET6;
+      return true;
+    }
   }
-  return true;
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected an IPv4 or IPv6 address");
+  return false;
+}
+
+void SetPort(SockAddr* a, uint16_t port) {
+  if (a->sa.sa_family == AF_INET6) a->v6.sin6_port = htons(port);
+  else a->v4.sin_port = htons(port);
+}
+
+uint16_t PortOf(const SockAddr& a) {
+  return ntohs(a.sa.sa_family == AF_INET6 ? a.v6.sin6_port : a.v4.sin_port);
 }
 
 // The queued events as one ArrayBuffer, or nullptr when there are none.
@@ -1408,21 +1463,30 @@ napi_value Listen(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ERR_INVALID_STATE", "RelayEngine already listening or closed");
     return nullptr;
   }
-  struct sockaddr_in addr {};
-  addr.sin_family = AF_INET;
+  SockAddr addr {};
   double port = 0, backlog = 511;
-  if (argc < 3 || !GetAddress(env, argv[0], &addr.sin_addr) || !GetNumber(env, argv[1], &port, "port") ||
+  if (argc < 3 || !GetAddress(env, argv[0], &addr) || !GetNumber(env, argv[1], &port, "port") ||
       !GetNumber(env, argv[2], &backlog, "backlog"))
     return nullptr;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  SetPort(&addr, static_cast<uint16_t>(port));
+  int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ThrowErrno(env, "socket", errno);
   int one = 1;
+  if (addr.sa.sa_family == AF_INET6) {
+    // Set either way, not left to net.ipv6.bindv6only: "::" is dual stack (IPv4 clients arrive
+    // mapped, the one listener of `bind :::6443 v4v6`); a specific address takes its own family only.
+    int v6only = IN6_IS_ADDR_UNSPECIFIED(&addr.v6.sin6_addr) ? 0 : 1;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) {
+      int err = errno;
+      close(fd);
+      return ThrowErrno(env, "setsockopt", err);
+    }
+  }
   // As libuv does for a Node listener: a restart may bind while old connections are in TIME_WAIT.
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   // Accepted sockets inherit it (Linux copies the listener's socket): one system call less per client.
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) {
+  if (bind(fd, &addr.sa, SockLen(addr)) < 0) {
     int err = errno;
     close(fd);
     return ThrowErrno(env, "bind", err);
@@ -1433,7 +1497,7 @@ napi_value Listen(napi_env env, napi_callback_info info) {
     return ThrowErrno(env, "listen", err);
   }
   socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<struct sockaddr*>(&addr), &len);
+  getsockname(fd, &addr.sa, &len);
   e->listen_fd = fd;
   e->accepting.store(true);
   for (int i = 0; i < e->thread_count; i++) {
@@ -1454,7 +1518,7 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   napi_reference_ref(env, e->wrapper, &refs);
   e->pinned = true;
   napi_value result;
-  CHECK_NAPI(env, napi_create_int32(env, ntohs(addr.sin_port), &result));
+  CHECK_NAPI(env, napi_create_int32(env, PortOf(addr), &result));
   return result;
 }
 
@@ -1522,7 +1586,7 @@ napi_value SetBackends(napi_env env, napi_callback_info info) {
     CHECK_NAPI(env, napi_get_element(env, argv[0], i, &item));
     double id = 0, port = 0;
     bool routable = true, draining = false;
-    struct in_addr address {};
+    SockAddr address {};
     if (!GetProperty(env, item, "id", &v) || !GetNumber(env, v, &id, "id")) return nullptr;
     if (!GetProperty(env, item, "address", &v) || !GetAddress(env, v, &address)) return nullptr;
     if (!GetProperty(env, item, "port", &v) || !GetNumber(env, v, &port, "port")) return nullptr;
@@ -1536,9 +1600,8 @@ napi_value SetBackends(napi_env env, napi_callback_info info) {
       // (a backend whose address changes is a new backend with a new id, frontend.ts).
       b = std::make_shared<Backend>();
       b->id = static_cast<uint32_t>(id);
-      b->addr.sin_family = AF_INET;
-      b->addr.sin_addr = address;
-      b->addr.sin_port = htons(static_cast<uint16_t>(port));
+      b->addr = address;
+      SetPort(&b->addr, static_cast<uint16_t>(port));
     }
     b->routable.store(routable);
     b->draining.store(draining);

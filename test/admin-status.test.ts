@@ -229,6 +229,24 @@ describe('/status: the projection', () => {
     assert.equal(alone.leaseRemainingMs, null);
   });
 
+  it('an IPv6 backend is shown as "[address]:port"', () => {
+    const six = daemonStatus({
+      ...input,
+      frontends: [
+        {
+          name: 'apiserver',
+          backends: [
+            { name: 'cp1', address: 'fd00::11', port: 9443, state: 'up', activeConnections: 0, lastCheck: null },
+          ],
+        },
+      ],
+    });
+    assert.deepEqual(
+      six.backends.map((b) => b.address),
+      ['[fd00::11]:9443'],
+    );
+  });
+
   it('the tracked apiserver: what the tracker reports, or null when nothing is tracked', () => {
     const up = daemonStatus({
       ...input,

@@ -309,4 +309,30 @@ describe('Takeover', () => {
     b.onVipHeld(true);
     assert.equal(started.length, 1, 'reset once: the lists are forgotten after');
   });
+
+  it('IPv6 clients (a "::" frontend) are not recorded: the tickles and the wire are IPv4; IPv4 ones still are', () => {
+    const log = { info: () => undefined } as unknown as Logger;
+    const sent: Buffer[] = [];
+    const sync = new ConnSync({
+      clusterId: 1,
+      self: members[0]!,
+      members,
+      secret,
+      epoch: 1,
+      send: (b) => sent.push(b),
+      deltaEveryMs: 100,
+    });
+    const meters = { clientsReset: { inc: () => undefined } };
+    const tickler = { start: () => undefined, stop: () => undefined };
+    // A VIP of either family: the balancer's "::" listener reports both kinds of client.
+    for (const vip of ['fd00::100', '10.0.0.100']) {
+      const t = new Takeover({ sync, tickler, vip, log, meters });
+      t.observer.opened({ localAddress: vip, localPort: 6443, remoteAddress: 'fd00::5', remotePort: 40001 });
+      t.observer.opened({ localAddress: vip, localPort: 6443, remoteAddress: '10.0.5.1', remotePort: 40002 });
+    }
+    assert.deepEqual(sync.table.snapshot(), [{ clientIp: '10.0.5.1', clientPort: 40002, vipPort: 6443 }]);
+    sync.flushDelta(); // encodes the table: an IPv6 entry in it would throw here
+    assert.equal(sent.length, 1);
+    sync.close();
+  });
 });

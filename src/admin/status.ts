@@ -3,6 +3,7 @@
  * projection that builds it from what the parts report (a pure function: the daemon only gathers
  * the reports), and the table `vipd status` prints.
  */
+import { formatHostPort } from '../config/host-port';
 import type { ElectionSnapshot } from '../vrrp/state-machine';
 import type { Role, TrackEffect } from '../vrrp/types';
 
@@ -209,7 +210,7 @@ export function daemonStatus(input: StatusInput): DaemonStatus {
       f.backends.map((b) => ({
         frontend: f.name,
         name: b.name,
-        address: `${b.address}:${b.port}`,
+        address: formatHostPort(b.address, b.port),
         up: b.state !== 'down',
         activeConnections: b.activeConnections,
         lastCheck: lastCheck(b.lastCheck),

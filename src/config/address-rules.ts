@@ -5,25 +5,44 @@
  * alone decides them, so `vipd check --offline` reports them too. What needs the host (is this
  * address mine?) is in host.ts.
  */
+import { formatHostPort } from './host-port';
 import { familyOf, specialAddress, subnetEdge } from './ip';
 import type { ParsedConfig, Peer } from './schema';
 
 type HostPort = { readonly host: string; readonly port: number };
 
-const show = (hp: HostPort) => `"${hp.host}:${hp.port}"`;
+const show = (hp: HostPort) => `"${formatHostPort(hp.host, hp.port)}"`;
 const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
 
-/** Two TCP listeners collide on one port when their addresses are the same or either is the wildcard. */
+const isWildcard = (host: string) => host === '0.0.0.0' || host === '::';
+
+/**
+ * A listener on `host` takes connections to `address`: its own address; "0.0.0.0", every IPv4
+ * address; "::", every address of both families (relay.cc binds it dual-stack, as Linux binds a
+ * Node listener on "::" too). Addresses are the schema's canonical text (IPv6 compressed).
+ */
+function covers(host: string, address: string): boolean {
+  return host === address || host === '::' || (host === '0.0.0.0' && !address.includes(':'));
+}
+
+/** Two TCP listeners collide on one port when either takes the other's address: Linux refuses the second bind. */
 function overlaps(a: HostPort, b: HostPort): boolean {
-  return a.port === b.port && (a.host === b.host || a.host === '0.0.0.0' || b.host === '0.0.0.0');
+  return a.port === b.port && (covers(a.host, b.host) || covers(b.host, a.host));
 }
 
 /** A listener at `listen` accepts connections to address:port of this node. */
 function accepts(listen: HostPort, address: string, port: number, self: Peer): boolean {
   if (listen.port !== port) return false;
   if (listen.host === address) return true;
-  return listen.host === '0.0.0.0' && (address === self.address || specialAddress(address) === 'loopback');
+  const local = address === self.address || address === '::1' || specialAddress(address) === 'loopback';
+  return isWildcard(listen.host) && covers(listen.host, address) && local;
 }
+
+/**
+ * An IPv6 link-local address (fe80::/10) means nothing without a zone ("%eth0"), which the config
+ * does not take: the bind or connect fails (EINVAL).
+ */
+const linkLocal = (address: string) => /^fe[89ab][0-9a-f]:/.test(address);
 
 /**
  * A listener bound to the VIP fails to start: vipd opens its listeners before it joins the
@@ -115,6 +134,19 @@ export function addressProblems(data: ParsedConfig, self: Peer | undefined): str
       const onVip = vipBindProblem(`${field}.bind`, f.bind, v.ip);
       if (onVip !== undefined) problems.push(onVip);
     }
+    if (linkLocal(f.bind.host)) {
+      problems.push(
+        `${field}.bind: got ${show(f.bind)}, an IPv6 link-local address, which needs a zone (%eth0) vipd does ` +
+          `not take; bind "[::]:${f.bind.port}" or a global or unique local (fd00::/8) address of this host`,
+      );
+    }
+    f.backends?.forEach((b, k) => {
+      if (!linkLocal(b.address)) return;
+      problems.push(
+        `${field}.backends[${k}].address: got "${b.address}", an IPv6 link-local address, which needs a zone ` +
+          '(%eth0) vipd does not take; use a global or unique local (fd00::/8) address of the backend',
+      );
+    });
     if (overlaps(listen, f.bind)) {
       problems.push(
         `health.listen: got ${show(listen)}, the port ${field}.bind (${show(f.bind)}) listens on; ` +
@@ -139,7 +171,7 @@ export function addressProblems(data: ParsedConfig, self: Peer | undefined): str
       const into = frontends[loop];
       if (into !== undefined) {
         problems.push(
-          `${field}.backends[${k}]: got "${b.address}:${b.port}", which is this node's own ` +
+          `${field}.backends[${k}]: got "${formatHostPort(b.address, b.port)}", which is this node's own ` +
             `proxy.frontends[${loop}] (${show(into.bind)}): vipd would relay to itself`,
         );
       }

@@ -13,6 +13,7 @@ import { readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { readCaFile } from './ca-file';
 import type { FileConfig } from './config';
+import { formatHostPort } from './host-port';
 import { familyOf, inSubnet, isWildcard, sameAddress, specialAddress } from './ip';
 import { probeStateDir, stateDirProblem } from './state-dir';
 
@@ -83,8 +84,12 @@ function localOn(host: HostView, ip: string): HostInterface | undefined {
   );
 }
 
-function listAddresses(host: HostView): string {
-  const all = host.interfaces.flatMap((i) => (i.addresses ?? []).map((a) => `${a.address} on ${i.name}`));
+/** What `ip` was looked for among: the addresses of its family. */
+function listAddresses(host: HostView, ip = ''): string {
+  const family = familyOf(ip === '' ? '0.0.0.0' : ip);
+  const all = host.interfaces.flatMap((i) =>
+    (i.addresses ?? []).filter((a) => familyOf(a.address) === family).map((a) => `${a.address} on ${i.name}`),
+  );
   const down = host.interfaces.filter((i) => i.addresses === undefined).map((i) => i.name);
   return (
     `its addresses: ${all.length > 0 ? all.join(', ') : 'none'}` +
@@ -129,7 +134,9 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
           'and shows no address',
       );
     } else {
-      problems.push(`${field}: got "${value}"${note}, which is not an address of this host (${listAddresses(host)})`);
+      problems.push(
+        `${field}: got "${value}"${note}, which is not an address of this host (${listAddresses(host, ip)})`,
+      );
     }
   };
   // vip.interface unset already said this address is nowhere.
@@ -145,7 +152,7 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
   for (const { field, bind } of listeners) {
     // The wildcard is always local; the VIP is refused whatever the host (address-rules.ts).
     if (isWildcard(bind.host) || config.vipAddresses.some((v) => sameAddress(v.ip, bind.host))) continue;
-    foreign(field, bind.host, `${bind.host}:${bind.port}`);
+    foreign(field, bind.host, formatHostPort(bind.host, bind.port));
   }
 
   // A loopback interface has no segment to share a subnet with (a dry run or a test on lo).

@@ -13,6 +13,7 @@ import { readBounded } from './bounded-read';
 import type { Config, FileConfig, QuorumMode } from './config';
 import { formatDuration } from './duration';
 import { type HostView, hostChecks, readHost } from './host';
+import { formatHostPort } from './host-port';
 import { familyOf, sameAddress } from './ip';
 import { NODE_NAME_ENV, resolveNodeName } from './node-name';
 import { configSchema, type ParsedConfig } from './schema';
@@ -322,7 +323,7 @@ export function effectiveConfigYaml(config: FileConfig): string {
       if (durationKeys.has(key) && typeof value === 'number') return formatDuration(value);
       if ((key === 'bind' || key === 'listen') && value !== null && typeof value === 'object') {
         const hp = value as { host: string; port: number };
-        return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+        return formatHostPort(hp.host, hp.port);
       }
       // One of the two forms, as a file may have it (both at once is an error).
       if (key === 'vip' && value !== null && typeof value === 'object') {

@@ -9,6 +9,7 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { parseDuration } from './duration';
+import { canonicalAddress, canonicalIpv6, parseHostPort, unbracketedIpv6 } from './host-port';
 
 const expect = (what: string) => ({ error: `expected ${what}` });
 
@@ -86,20 +87,47 @@ const name = () =>
       expect('a lowercase DNS-1123 name of at most 63 characters, such as a Kubernetes node name'),
     );
 const bool = () => z.boolean(expect('true or false'));
-const hostPort = () =>
-  z.string(expect('"ADDRESS:PORT", such as "0.0.0.0:6443"')).transform((text, ctx) => {
-    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
-    const host = m?.[1];
-    const portNumber = Number(m?.[2]);
-    if (host === undefined || !z.ipv4().safeParse(host).success || !(portNumber >= 1 && portNumber <= 65535)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'expected "ADDRESS:PORT" with an IPv4 address, such as "0.0.0.0:6443"',
-        input: text,
-      });
+/**
+ * "ADDRESS:PORT" with an IPv4 address; with `ipv6` (a frontend's bind) also "[ADDRESS]:PORT" with an
+ * IPv6 one, kept canonical (host-port.ts). "[::]:6443" takes IPv4 clients too (relay.cc).
+ */
+const hostPort = (ipv6 = false) =>
+  z
+    .string(
+      expect(
+        ipv6 ? '"ADDRESS:PORT" or "[IPV6]:PORT", such as "0.0.0.0:6443"' : '"ADDRESS:PORT", such as "0.0.0.0:6443"',
+      ),
+    )
+    .transform((text, ctx) => {
+      const parsed = parseHostPort(text, ipv6);
+      if (parsed === undefined) {
+        // ":::6443" or "fd00::1:6443": the likely meaning, bracketed.
+        const cut = text.lastIndexOf(':');
+        const v6 = ipv6 && unbracketedIpv6(text) ? canonicalIpv6(text.slice(0, cut)) : undefined;
+        const message = ipv6
+          ? 'expected "ADDRESS:PORT" with an IPv4 address or "[ADDRESS]:PORT" with an IPv6 one, such as ' +
+            '"0.0.0.0:6443", "[::]:6443" (IPv6 and IPv4) or "[fd00::1]:6443"' +
+            (v6 === undefined ? '' : `; an IPv6 address goes in brackets: "[${v6}]${text.slice(cut)}"`)
+          : 'expected "ADDRESS:PORT" with an IPv4 address, such as "0.0.0.0:6443"';
+        ctx.addIssue({ code: 'custom', message, input: text });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+/** A backend's address: IPv4, or IPv6 (no brackets) in its canonical text (host-port.ts). */
+const backendAddress = () =>
+  z.string(expect('an IPv4 or IPv6 address such as "192.168.10.11" or "fd00::11"')).transform((text, ctx) => {
+    const address = canonicalAddress(text);
+    if (address === undefined) {
+      const inBrackets = /^\[.*\]$/.test(text) ? canonicalIpv6(text.slice(1, -1)) : undefined;
+      const message =
+        inBrackets !== undefined
+          ? `expected an IPv6 address without brackets: "${inBrackets}"`
+          : 'expected an IPv4 or IPv6 address such as "192.168.10.11" or "fd00::11"';
+      ctx.addIssue({ code: 'custom', message, input: text });
       return z.NEVER;
     }
-    return { host, port: portNumber };
+    return address;
   });
 
 export const peerRoles = ['member', 'witness'] as const;
@@ -261,7 +289,7 @@ export const balanceModes = ['roundrobin', 'leastconn'] as const;
 export const backendSchema = z
   .object({
     name: name(),
-    address: ipAddress(),
+    address: backendAddress(),
     port: port(),
   })
   .strict();
@@ -269,7 +297,7 @@ export const backendSchema = z
 export const frontendSchema = z
   .object({
     name: name(),
-    bind: hostPort(),
+    bind: hostPort(true),
     /** Backends are every peer on this port, unless `backends` lists them. */
     backendPort: port().default(9443),
     backends: z.array(backendSchema, expect('a list of backends')).min(1, expect('at least one backend')).optional(),

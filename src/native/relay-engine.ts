@@ -11,7 +11,11 @@ import { constants } from 'node:os';
 import * as path from 'node:path';
 import { describeError, VipdError } from '../errors';
 
-/** A client connection on a frontend, as accepted (IPv4 addresses). */
+/**
+ * A client connection on a frontend, as accepted: both addresses of one family, IPv6 in its RFC 5952
+ * text ("fd00::1"); an IPv4 client of a dual-stack ("::") listener as IPv4 ("10.0.0.5", not
+ * "::ffff:10.0.0.5").
+ */
 export interface ClientConnection {
   readonly localAddress: string;
   readonly localPort: number;
@@ -34,7 +38,11 @@ export interface EngineBackend {
 }
 
 export interface NativeRelayEngine {
-  /** Binds, listens and starts the threads; returns the bound port. Throws with the errno name as `code`. */
+  /**
+   * Binds, listens and starts the threads; returns the bound port. `host` is an IPv4 or IPv6 address
+   * without brackets; "::" also takes IPv4 clients, any other IPv6 address only IPv6 ones. Throws
+   * with the errno name as `code`.
+   */
   listen(host: string, port: number, backlog: number): number;
   configure(
     connectTimeoutMs: number,
@@ -112,7 +120,7 @@ export function loadRelayBinding(): RelayBinding {
   return binding;
 }
 
-const EVENT_BYTES = 32;
+const EVENT_BYTES = 56;
 const TYPES = [
   '',
   'opened',
@@ -143,19 +151,47 @@ function ipv4(view: DataView, at: number): string {
   return `${view.getUint8(at)}.${view.getUint8(at + 1)}.${view.getUint8(at + 2)}.${view.getUint8(at + 3)}`;
 }
 
+/**
+ * 16 bytes at `at` (network order) as RFC 5952 text: lowercase hex, no leading zeros, the first
+ * longest run of two or more zero groups as "::". The form the config's addresses are compared in.
+ */
+export function ipv6Text(view: DataView, at: number): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push(view.getUint16(at + 2 * i, false));
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    let end = i;
+    while (end < 8 && groups[end] === 0) end++;
+    if (end - i > bestLength) {
+      best = i;
+      bestLength = end - i;
+    }
+    i = end === i ? i + 1 : end;
+  }
+  const hex = (from: number, to: number) =>
+    groups
+      .slice(from, to)
+      .map((g) => g.toString(16))
+      .join(':');
+  return best < 0 ? hex(0, 8) : `${hex(0, best)}::${hex(best + bestLength, 8)}`;
+}
+
 function connection(view: DataView, at: number): ClientConnection {
+  const address = view.getUint8(at + 3) === 6 ? ipv6Text : ipv4;
   return {
-    localAddress: ipv4(view, at + 16),
-    remoteAddress: ipv4(view, at + 20),
-    localPort: view.getUint16(at + 24, true),
-    remotePort: view.getUint16(at + 26, true),
+    localAddress: address(view, at + 16),
+    remoteAddress: address(view, at + 32),
+    localPort: view.getUint16(at + 48, true),
+    remotePort: view.getUint16(at + 50, true),
   };
 }
 
 /**
- * Hands a batch to `to`, event by event (32 bytes each, little-endian as this host writes them):
- * type u8, next u8, connecting u8, _, backend u32, code i32, value i32, local address, remote
- * address (network order), local port u16, remote port u16, _.
+ * Hands a batch to `to`, event by event (56 bytes each, little-endian as this host writes them):
+ * type u8, next u8, connecting u8, family u8 (4 or 6), backend u32, code i32, value i32, local
+ * address, remote address (16 bytes each, network order, IPv4 in the first 4), local port u16,
+ * remote port u16, _.
  */
 export function dispatchRelayEvents(batch: ArrayBuffer, to: RelayEvents): void {
   const view = new DataView(batch);

@@ -17,6 +17,7 @@
 import { HealthChecker } from '../checks/health-checker';
 import { type CheckRecord, type CheckReport, checkReport } from '../checks/probe';
 import type { HealthState } from '../checks/rise-fall';
+import { formatHostPort } from '../config/host-port';
 import { describeError, VipdError } from '../errors';
 import { type Logger, RateLimitedLog } from '../log/logger';
 import type { ByteTotals, ProxyMetrics } from '../metrics/proxy-metrics';
@@ -190,7 +191,10 @@ export class Frontend implements RelayEvents {
     const { host, port } = this.settings.bind;
     if (this.deps.listen === false) {
       this.log.info(
-        { bind: `${host}:${port}`, backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`) },
+        {
+          bind: formatHostPort(host, port),
+          backends: this.settings.backends.map((b) => `${b.name}=${formatHostPort(b.address, b.port)}`),
+        },
         'dry run: proxy frontend not listening (checking its backends only)',
       );
       return;
@@ -211,15 +215,15 @@ export class Frontend implements RelayEvents {
       this.engine = undefined;
       throw new VipdError(
         'VIPD_BIND_FAILED',
-        `proxy frontend "${this.name}" cannot listen on ${host}:${port}: ${describeError(err)} (is another balancer, such as HAProxy, still running?)`,
+        `proxy frontend "${this.name}" cannot listen on ${formatHostPort(host, port)}: ${describeError(err)} (is another balancer, such as HAProxy, still running?)`,
         { cause: err },
       );
     }
     this.listening = true;
     this.log.info(
       {
-        bind: `${host}:${this.boundPort}`,
-        backends: this.settings.backends.map((b) => `${b.name}=${b.address}:${b.port}`),
+        bind: formatHostPort(host, this.boundPort),
+        backends: this.settings.backends.map((b) => `${b.name}=${formatHostPort(b.address, b.port)}`),
         balance: this.settings.balance,
         threads: this.deps.threads ?? 1,
       },
@@ -360,7 +364,7 @@ export class Frontend implements RelayEvents {
       `connect:${backend.name}`,
       {
         backend: backend.name,
-        address: `${backend.address}:${backend.port}`,
+        address: formatHostPort(backend.address, backend.port),
         reason: connecting ? reason : `${reason} (connected, closed before answering)`,
         retry: next !== 'none',
       },
@@ -430,7 +434,7 @@ export class Frontend implements RelayEvents {
     if (backend.passiveDown || backend.health === 'down' || backend.draining) return;
     backend.setPassiveDown(true, Date.now());
     backend.meters.passiveMarkdowns.inc();
-    const address = `${backend.address}:${backend.port}`;
+    const address = formatHostPort(backend.address, backend.port);
     this.log.warn(
       { backend: backend.name, address, reason, rise: this.settings.check.rise },
       'backend marked down: connect failed',
@@ -497,7 +501,11 @@ export class Frontend implements RelayEvents {
     backend.lastCheck = record;
     (record.ok ? backend.meters.checkSuccess : backend.meters.checkFailure).inc();
     const passiveEnded = backend.passiveDown && this.passiveCheck(backend, record);
-    const fields = { backend: backend.name, address: `${backend.address}:${backend.port}`, check: record.detail };
+    const fields = {
+      backend: backend.name,
+      address: formatHostPort(backend.address, backend.port),
+      check: record.detail,
+    };
     this.log.debug({ ...fields, ok: record.ok, ms: Math.round(record.durationMs) }, 'backend checked');
     if (change === undefined) {
       if (passiveEnded && backend.health !== 'down') {

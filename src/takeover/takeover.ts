@@ -10,6 +10,7 @@
  * closes its connections itself), but it costs nothing then: the lists are empty or stale, and a
  * tickle to a connection that is gone is answered by nobody.
  */
+import { isIPv4 } from 'node:net';
 import type { Logger } from '../log/logger';
 import { openRawIpv4Socket, type RawIpv4Socket } from '../native/raw-socket';
 import type { ConnSync } from './conn-sync';
@@ -51,10 +52,16 @@ export class Takeover {
     },
   ) {
     const { table } = opts.sync;
-    const endpoint = (c: ObservedConnection): ClientEndpoint | undefined =>
-      c.localAddress === opts.vip
-        ? { clientIp: stripV4Mapped(c.remoteAddress), clientPort: c.remotePort, vipPort: c.localPort }
+    // Only IPv4 clients: the tickle ACK (tickle.ts) and the lists' wire (conn-wire.ts, 4 bytes an
+    // address, which throws on anything else) are IPv4. An IPv6 client of a "::" frontend is not
+    // recorded: after a failover it waits for its own timeouts, as every client did before tickles.
+    // An IPv4 client of a dual-stack listener is reported as IPv4 (relay-engine.ts) and is recorded.
+    const endpoint = (c: ObservedConnection): ClientEndpoint | undefined => {
+      const clientIp = stripV4Mapped(c.remoteAddress);
+      return c.localAddress === opts.vip && isIPv4(clientIp)
+        ? { clientIp, clientPort: c.remotePort, vipPort: c.localPort }
         : undefined;
+    };
     this.observer = {
       opened: (c) => {
         const e = endpoint(c);

@@ -16,6 +16,7 @@ import { HealthChecker, type HealthCheckerOptions } from '../checks/health-check
 import { type CheckRecord, type CheckReport, checkReport } from '../checks/probe';
 import type { HealthState } from '../checks/rise-fall';
 import { checkSettings } from '../checks/settings';
+import { formatHostPort } from '../config/host-port';
 import type { Config } from '../config/load';
 import type { TrackApiserverConfig } from '../config/schema';
 import type { Logger } from '../log/logger';
@@ -50,7 +51,7 @@ export class ApiserverTracker {
     private readonly onChange: (effect: TrackEffect) => void,
   ) {
     const s = opts.settings;
-    this.url = `https://${opts.address}:${s.port}${s.path}`;
+    this.url = `https://${formatHostPort(opts.address, s.port)}${s.path}`;
     this.log = opts.log.child({ component: 'track', track: 'apiserver' });
     // The local apiserver's certificate is kubeadm's; the question is only whether it serves.
     const check = checkSettings(s, 'https', { verify: false });
