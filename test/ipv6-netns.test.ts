@@ -8,8 +8,10 @@
  * addresses, never from the daemons' word.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sleep } from '../src/lab/wait';
+import { sleep, waitFor } from '../src/lab/wait';
+import { programCommand } from './helpers/agent-loop';
 import { Cluster, NODES, type NodeName, type Stack, VIP, VIP6 } from './helpers/netns-cluster';
 
 const ISOLATE = [
@@ -21,17 +23,45 @@ const ISOLATE = [
 ].join('\n');
 const CLEAR = 'delete table inet vipd_isolate\n';
 const say = (line: string) => console.log(`# ${line}`);
+const HTTP_GET = join(__dirname, 'helpers', 'http-get.js');
 
 for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
   describe(`${stack === 'ipv6' ? 'IPv6-only' : 'dual-stack'} cluster (the real daemon in namespaces)`, {
     timeout: 300_000,
   }, () => {
-    const c = new Cluster('majority', {}, undefined, stack);
+    // The balancer on [::]:6443 (IPv4 clients too), the backends every peer's IPv6 address on :9443.
+    const proxy = { enabled: true, frontends: [{ name: 'apiserver', bind: '[::]:6443', backendPort: 9443 }] };
+    const c = new Cluster('majority', { proxy }, undefined, stack);
     before(async () => {
       await c.build();
       c.watch();
+      for (const n of NODES) await c.startStandIn(n);
       for (const n of NODES) c.start(n);
     });
+
+    /** /whoami of an apiserver, through the VIP's balancer, from the client's namespace. */
+    async function whoami(vip: string): Promise<string> {
+      const url = `https://${vip.includes(':') ? `[${vip}]` : vip}:6443/whoami`;
+      const r = await c.lab.exec(c.host('client').ns, ...programCommand(HTTP_GET, [url, '--insecure']));
+      return r.stdout;
+    }
+
+    /** Requests through the VIP reach apiservers, round robin over more than one. */
+    async function servedThrough(vip: string): Promise<void> {
+      const seen = new Set<string>();
+      await waitFor(
+        `requests through ${vip}:6443 to reach two apiservers`,
+        async () => {
+          seen.add(await whoami(vip).catch(() => ''));
+          return [...seen].filter((s) => s !== '').length >= 2 ? true : undefined;
+        },
+        { timeoutMs: 15_000, everyMs: 200 },
+      );
+      assert.ok(
+        [...seen].every((s) => s === '' || NODES.includes(s as NodeName)),
+        [...seen].join(','),
+      );
+    }
     after(() => c.destroy());
 
     /** The holder of the IPv6 VIP, checked to hold the IPv4 one too (dual stack) and to be the only one. */
@@ -58,6 +88,12 @@ for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
       assert.deepEqual(added?.sort(), (stack === 'dual' ? [`${VIP}/24`, `${VIP6}/64`] : [`${VIP6}/64`]).sort());
     });
 
+    it('the balancer serves the IPv6 VIP (and the IPv4 one, dual stack) from IPv6 apiservers', async () => {
+      await holder();
+      await servedThrough(VIP6);
+      if (stack === 'dual') await servedThrough(VIP);
+    });
+
     it("the master's node dies: another holds both VIPs, and the client's cache follows the NAs", async () => {
       const m = await holder();
       const since = performance.now();
@@ -74,6 +110,7 @@ for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
       if (stack === 'dual') await c.clientSees(n, VIP);
       // (The dead node keeps its copy until the kernel expires it, harmlessly: nobody reaches it.)
       say(`${stack}: node death of ${m}: ${n} holds it after ${took} ms; client cache repointed`);
+      await servedThrough(VIP6);
       await c.lab.ip(h.bridgeNs, 'link', 'set', h.bridgePort, 'up');
       c.start(m);
       await sleep(3000);

@@ -223,7 +223,7 @@ export class Cluster {
         process.execPath,
         STAND_IN,
         '--host',
-        '0.0.0.0',
+        this.stack === 'ipv4' ? '0.0.0.0' : '::',
         '--port',
         '9443',
         '--name',
