@@ -413,6 +413,32 @@ describe('manifest config', () => {
     assert.ok(pod.spec.terminationGracePeriodSeconds * 1000 > config.proxy.drainTimeout);
   });
 
+  it('IPv6 peers and a dual-stack --vip pair: vip.addresses, the balancer on [::], loaded on every peer', async () => {
+    const text = await run(
+      'config',
+      '--vip',
+      '192.168.10.100/24,FD00:10::100/64',
+      '--peers',
+      'cp1=fd00:10::11,cp2=fd00:10::12,cp3=fd00:10::13',
+    );
+    for (const host of ['cp1', 'cp2', 'cp3']) {
+      const { config } = parseConfigText(text, 'generated.yaml', { readSecret: false, hostname: host });
+      assert.deepEqual(config.vip.addresses, ['192.168.10.100/24', 'fd00:10::100/64']);
+      assert.equal(config.self.address, `fd00:10::1${host.slice(2)}`);
+      assert.deepEqual(config.proxy.frontends[0]?.bind, { host: '::', port: 6443 });
+    }
+    const single = await run('config', '--vip', 'fd00:10::100/64', '--peers', 'cp1=fd00:10::11');
+    assert.match(single, /address: fd00:10::100\/64 +# clients use \[fd00:10::100\]:6443/);
+    const four = await run('config', '--vip', '192.168.10.100/24', '--peers', 'cp1=192.168.10.11');
+    assert.match(four, /bind: 0\.0\.0\.0:6443/, 'IPv4 only: no [::] listener (a host may have IPv6 off)');
+    for (const vip of ['fd00:10::100/64,fd00:10::101/64', '192.168.10.100/24,,', 'a,b,c', 'fd00:10::11/64']) {
+      await assert.rejects(run('config', '--vip', vip, '--peers', 'cp1=fd00:10::11'), (err: unknown) => {
+        assert.ok(err instanceof UsageError && err.problems.some((p) => p.startsWith('--vip')), String(err));
+        return true;
+      });
+    }
+  });
+
   it('--quorum none is written as such and says what it costs', async () => {
     const text = await run('config', ...args, '--quorum', 'none');
     assert.match(text, /quorum: none\s+# any member alone may hold the VIP/);
@@ -481,7 +507,7 @@ describe('manifest config', () => {
     );
     assert.equal(config.track.apiserver.port, 6443, "the node's own apiserver is on the backend port");
     assert.deepEqual([config.election.port, config.election.clusterId, config.election.priority], [7680, 42, 150]);
-    assert.match(text, /clients use VIP:7443/);
+    assert.match(text, /clients use 192\.168\.10\.100:7443/);
     const defaults = parseConfigText(await run('config', ...args), 'g', {
       readSecret: false,
       hostname: 'cp3',

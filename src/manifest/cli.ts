@@ -209,10 +209,21 @@ export function parsePodFlags(flags: PodFlags): PodOptions {
 
 export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const problems = new Problems();
-  const vipOk = flags.vip !== undefined && vipFieldsSchema.shape.address.safeParse(flags.vip).success;
+  // One VIP, or a dual-stack pair "IPv4/len,IPv6/len" (kube-vip's comma form), one of each family.
+  const vipParts = flags.vip?.split(',').map((v) => v.trim()) ?? [];
+  const vipOk =
+    vipParts.length >= 1 &&
+    vipParts.length <= 2 &&
+    vipParts.every((v) => vipFieldsSchema.shape.address.safeParse(v).success) &&
+    new Set(vipParts.map((v) => v.includes(':'))).size === vipParts.length;
   const vip = vipOk
     ? flags.vip
-    : problems.bad('--vip', flags.vip, 'the VIP with its prefix length, such as "192.168.10.100/24"');
+    : problems.bad(
+        '--vip',
+        flags.vip,
+        'the VIP with its prefix length, such as "192.168.10.100/24" or "fd00:10::100/64", ' +
+          'or a dual-stack pair "192.168.10.100/24,fd00:10::100/64"',
+      );
   // Absent: each node takes the interface that carries its own address.
   const iface =
     flags.interface === undefined || vipFieldsSchema.shape.interface.safeParse(flags.interface).success
@@ -245,8 +256,8 @@ export function parseConfigFlags(flags: ConfigFlags): ConfigFileOptions {
   const electionPort = port(problems, '--election-port', flags.electionPort);
   const clusterId = integer(problems, '--cluster-id', flags.clusterId, 1, 65535);
   const priority = flags.priority === undefined ? undefined : integer(problems, '--priority', flags.priority, 1, 254);
-  const vipIp = vip?.split('/')[0];
-  const clash = [...(peerList ?? []), ...(witnessList ?? [])].find((p) => p.address === vipIp);
+  const vipIps = vipParts.map((v) => v.split('/')[0]);
+  const clash = [...(peerList ?? []), ...(witnessList ?? [])].find((p) => vipIps.includes(p.address));
   if (clash !== undefined) problems.bad('--vip', vip, `an unused address, not ${clash.name}'s own address`);
   let quorum = (quorumModes as readonly string[]).includes(flags.quorum)
     ? (flags.quorum as ConfigFileOptions['quorum'])
@@ -365,7 +376,11 @@ export function registerManifestCommands(
     manifest
       .command('config')
       .description('print a vipd.yaml for the given VIP and peers (the same file on every node)')
-      .option('--vip <cidr>', 'the VIP with its prefix, e.g. 192.168.10.100/24 (required)')
+      .option(
+        '--vip <cidr>',
+        'the VIP with its prefix, e.g. 192.168.10.100/24 or fd00:10::100/64; a dual-stack pair as ' +
+          '192.168.10.100/24,fd00:10::100/64 (required)',
+      )
       .option(
         '--interface <name>',
         'the interface to hold it on, e.g. eth0 (default: on each node, the one that ' +
