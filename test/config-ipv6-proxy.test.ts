@@ -117,11 +117,18 @@ describe('config: the IPv6 forms refused, with the field and the expected form',
     assert.ok(junk.endsWith('expected an IPv4 or IPv6 address such as "192.168.10.11" or "fd00::11"'), junk);
   });
 
-  it('health.listen stays IPv4', () => {
-    const [problem = ''] = problems('health: { listen: "[::1]:7581" }\n');
-    assert.match(
-      problem,
-      /^health\.listen \(line \d+\): got "\[::1\]:7581", expected "ADDRESS:PORT" with an IPv4 address/,
+  it('health.listen: IPv6 in brackets, canonical; unbracketed refused; "[::]" collides with a frontend port', () => {
+    assert.deepEqual(load('health: { listen: "[::1]:7581" }\n').config.health.listen, { host: '::1', port: 7581 });
+    assert.deepEqual(load('health: { listen: "[FD00::0B]:7581" }\n').config.health.listen, {
+      host: 'fd00::b',
+      port: 7581,
+    });
+    const [unbracketed = ''] = problems('health: { listen: ":::7581" }\n');
+    assert.match(unbracketed, /^health\.listen \(line \d+\): got ":::7581"/);
+    const clash = problems(`${frontend('bind: "0.0.0.0:7581"')}health: { listen: "[::]:7581" }\n`);
+    assert.ok(
+      clash.some((p) => p.startsWith('health.listen: got "[::]:7581"')),
+      clash.join('\n'),
     );
   });
 

@@ -170,7 +170,7 @@ describe('manifest pod', () => {
     assert.equal(pod.spec.terminationGracePeriodSeconds, 100);
   });
 
-  it('the probes follow health.listen: loopback and 0.0.0.0 on 127.0.0.1, a node address on the pod IP', async () => {
+  it('the probes follow health.listen: loopback and the wildcards on loopback, a node address on the pod IP', async () => {
     const probes = async (host: string) => {
       const c = validatePod(await run('pod', '--health-host', host)).spec.containers[0]!;
       assert.deepEqual(
@@ -198,6 +198,13 @@ describe('manifest pod', () => {
     );
     const { config } = parseConfigText(text, 'generated.yaml', { readSecret: false, hostname: 'cp1' });
     assert.deepEqual(config.health.listen, { host: '0.0.0.0', port: POD_DEFAULTS.healthPort });
+    // IPv6: loopback on itself, "::" (dual-stack) on 127.0.0.1, a node's address on the pod IP.
+    assert.equal((await probes('::1')).host, '::1');
+    assert.equal((await probes('::')).host, '127.0.0.1');
+    assert.equal((await probes('fd00:10::11')).host, undefined);
+    const six = await run('config', '--vip', 'fd00:10::100/64', '--peers', 'cp1=fd00:10::11', '--health-host', '::1');
+    const loaded = parseConfigText(six, 'generated.yaml', { readSecret: false, hostname: 'cp1' }).config;
+    assert.deepEqual(loaded.health.listen, { host: '::1', port: POD_DEFAULTS.healthPort });
     await assert.rejects(
       run('pod', '--health-host', 'localhost'),
       (err: unknown) => err instanceof UsageError && err.problems.some((p) => p.startsWith('--health-host: got ')),

@@ -3,8 +3,10 @@
  * plain HTTP, on loopback by default (it is not authenticated). The static pod's probes use it.
  * Nothing here decides anything: it asks the daemon (AdminSource) and answers.
  */
+
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { formatHostPort } from '../config/host-port';
 import { describeError, VipdError } from '../errors';
 import { VERSION } from '../version';
 import type { AdminSource } from './status';
@@ -30,7 +32,7 @@ export class AdminServer {
 
   async start(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      const where = `${this.listen.host}:${this.listen.port}`;
+      const where = formatHostPort(this.listen.host, this.listen.port);
       const onError = (err: Error) =>
         reject(
           new VipdError(

@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { type DaemonStatus, formatStatus } from '../admin/status';
+import { formatHostPort } from '../config/host-port';
 import { effectiveConfigYaml, type LoadedConfig, loadConfigFile, readConfigFile } from '../config/load';
 import type { NodeNameSource } from '../config/node-name';
 import { configWarnings, secretWarnings } from '../config/warnings';
@@ -231,7 +232,8 @@ async function callHealth(opts: { config: string; url?: string }, path: string, 
   let base = opts.url;
   if (base === undefined) {
     const { host, port } = readConfigFile(opts.config, { readSecret: false }).config.health.listen;
-    base = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    // A wildcard listener takes loopback connections ("::" is dual-stack, as Node binds it).
+    base = `http://${formatHostPort(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port)}`;
   }
   const parsed = URL.canParse(base) ? new URL(base) : undefined;
   if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') {

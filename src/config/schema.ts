@@ -354,7 +354,7 @@ export const trackApiserverSchema = z
 export const healthSchema = z
   .object({
     /** /healthz, /readyz, /metrics and /status. Loopback by default: it is not authenticated. */
-    listen: hostPort().prefault('127.0.0.1:7581'),
+    listen: hostPort(true).prefault('127.0.0.1:7581'),
   })
   .strict();
 

@@ -3,10 +3,12 @@
  * manifest/pod.ts generates. Every bad flag is reported at once, each naming the flag, the value
  * and what was expected, as a UsageError (exit 2): the command line is what to fix, not a file.
  */
+
 import { isIPv4 } from 'node:net';
 import { posix } from 'node:path';
 import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../config/duration';
+import { canonicalIpv6 } from '../config/host-port';
 import { peerSchema, quorumModes, vipFieldsSchema } from '../config/schema';
 import { UsageError } from '../errors';
 import { LOG_LEVELS, type LogLevel } from '../log/logger';
@@ -94,9 +96,11 @@ function port(problems: Problems, flag: string, value: string): number | undefin
 }
 
 function healthHost(problems: Problems, value: string): string | undefined {
-  return isIPv4(value)
-    ? value
-    : problems.bad('--health-host', value, "an IPv4 address: 127.0.0.1, 0.0.0.0 or the node's own");
+  if (isIPv4(value)) return value;
+  const v6 = canonicalIpv6(value);
+  return v6 !== undefined
+    ? v6
+    : problems.bad('--health-host', value, "an IP address: 127.0.0.1, 0.0.0.0, ::1, :: or the node's own");
 }
 
 function drainTimeout(problems: Problems, value: string): number | undefined {
@@ -340,7 +344,7 @@ export function registerManifestCommands(
       )
       .option(
         '--health-host <address>',
-        'address of the health endpoint (config health.listen): 127.0.0.1, 0.0.0.0 or ' +
+        'address of the health endpoint (config health.listen): 127.0.0.1, 0.0.0.0, ::1, :: or ' +
           "the node's own; the pod's probes follow it",
         POD_DEFAULTS.healthHost,
       )

@@ -9,6 +9,7 @@
  * The pod and the config must agree on two numbers: the health port (the probes call it) and the
  * drain timeout (the grace period must outlast it). Both functions take the same options for them.
  */
+
 import { posix } from 'node:path';
 // Types only (erased at compile time): kubernetes-models is a devDependency. Typing the object as
 // a Pod makes tsc reject a misspelt field ("readOnlyRootFileSystem") that the API server would
@@ -16,6 +17,7 @@ import { posix } from 'node:path';
 import type { IPod } from 'kubernetes-models/v1/Pod';
 import { stringify } from 'yaml';
 import { formatDuration } from '../config/duration';
+import { formatHostPort } from '../config/host-port';
 import { parseConfigText } from '../config/load';
 import { electionSchema, proxySchema } from '../config/schema';
 import { ConfigError } from '../errors';
@@ -80,7 +82,9 @@ export const POD_DEFAULTS: PodOptions = {
  * node-address listener would fail, and the kubelet restart vipd (a failover) again and again.
  */
 function probeHost(listen: string): string | undefined {
-  if (listen === '0.0.0.0' || listen.startsWith('127.')) return listen === '0.0.0.0' ? '127.0.0.1' : listen;
+  // "::" is dual-stack (Node binds it so): 127.0.0.1 reaches it too.
+  if (listen === '0.0.0.0' || listen === '::') return '127.0.0.1';
+  if (listen.startsWith('127.') || listen === '::1') return listen;
   return undefined;
 }
 
@@ -407,7 +411,7 @@ export function configFile(options: ConfigFileOptions): string {
     `    port: ${backendPort}  # this node's own apiserver steers the election`,
     '',
     'health:',
-    `  listen: ${scalar(`${healthHost}:${healthPort}`)}  # the static pod's probes call it (manifest pod --health-host/--health-port)`,
+    `  listen: ${scalar(formatHostPort(healthHost, healthPort))}  # the static pod's probes call it (manifest pod --health-host/--health-port)`,
     '',
   ];
   const text = lines.join('\n');
