@@ -20,6 +20,7 @@ const PLAN: readonly {
   rounds: number;
   bootstrap: boolean;
   witnesses?: readonly string[];
+  ipv6?: boolean;
 }[] = [
   { members: 3, seeds: 2000, batch: 250, rounds: 20, bootstrap: false },
   { members: 5, seeds: 300, batch: 100, rounds: 15, bootstrap: false },
@@ -29,15 +30,17 @@ const PLAN: readonly {
   // Two members and a witness (n3): the same chaos, the witness's crashes, stalls and cuts included.
   { members: 3, seeds: 500, batch: 250, rounds: 20, bootstrap: false, witnesses: ['n3'] },
   { members: 3, seeds: 250, batch: 250, rounds: 15, bootstrap: true, witnesses: ['n3'] },
+  // Members on IPv6 addresses: the sources, the tie-break by address, the same rules.
+  { members: 3, seeds: 250, batch: 250, rounds: 20, bootstrap: false, ipv6: true },
 ];
 
 describe('simulated clusters under chaos', () => {
-  for (const { members, seeds, batch, rounds, bootstrap, witnesses } of PLAN) {
+  for (const { members, seeds, batch, rounds, bootstrap, witnesses, ipv6 } of PLAN) {
     for (let from = 1; from <= seeds; from += batch) {
       const to = from + batch - 1;
       const shape =
         witnesses === undefined ? `${members} members` : `${members - witnesses.length} members + a witness`;
-      it(`${shape}${bootstrap ? ', a new cluster' : ''}, seeds ${from}-${to}`, () => {
+      it(`${shape}${ipv6 === true ? ' on IPv6' : ''}${bootstrap ? ', a new cluster' : ''}, seeds ${from}-${to}`, () => {
         const totals: Record<string, number> = {};
         for (let seed = from; seed <= to; seed += 1) {
           const { faults } = chaos({
@@ -47,7 +50,7 @@ describe('simulated clusters under chaos', () => {
             bootstrap,
             preempt: seed % 3 !== 0,
             preemptDelayMs: seed % 4 === 0 ? 500 : 0,
-            ...(witnesses === undefined ? {} : { sim: { witnesses } }),
+            ...(witnesses === undefined && ipv6 === undefined ? {} : { sim: { witnesses, ipv6 } }),
           });
           for (const [k, v] of Object.entries(faults)) totals[k] = (totals[k] ?? 0) + v;
         }

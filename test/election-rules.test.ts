@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type ElectionState, initialState, leaseUntil, snapshot, step } from '../src/vrrp/state-machine';
+import { type ElectionState, initialState, isBetter, leaseUntil, snapshot, step } from '../src/vrrp/state-machine';
 import { adaptiveDeadMs, baseDeadMs, restartQuietMs, stallMs, VIP_RETRY_MS } from '../src/vrrp/timing';
 import type { ElectionAction, ElectionEvent, ElectionSettings, Heartbeat } from '../src/vrrp/types';
 import { sampleHeartbeat } from './helpers/heartbeat';
@@ -391,6 +391,18 @@ describe('who is master', () => {
 
   it('equal priorities: the higher address wins', () => {
     assert.deepEqual(settled().masters(), ['n3']);
+  });
+
+  it('equal priorities on IPv6: the higher address as a 128-bit number, whatever the text', () => {
+    assert.deepEqual(settled({ ipv6: true }).masters(), ['n3']);
+    const c = (address: string) => ({ name: address, address, priority: 100 });
+    // Text order would get each of these wrong: "::" expands, groups are hexadecimal numbers.
+    assert.ok(isBetter(c('fd00::a'), c('fd00::9')));
+    assert.ok(isBetter(c('fd00::1:0'), c('fd00::ffff')));
+    assert.ok(isBetter(c('fd00::'), c('2001:db8::ffff')));
+    assert.ok(isBetter(c('fd00:0:0:1::'), c('fd00::1')));
+    assert.ok(!isBetter(c('fd00::1'), c('fd00::1')));
+    assert.ok(isBetter(c('10.0.0.10'), c('10.0.0.9')), 'IPv4 as before');
   });
 
   it('a master that dies is replaced by the best remaining member after the dead interval', () => {

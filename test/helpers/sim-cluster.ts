@@ -51,6 +51,8 @@ export interface SimOptions {
    * Witnesses (peers[].role: witness): every member's list marks them, and they run as observers.
    */
   readonly witnesses?: readonly string[];
+  /** Members on IPv6 addresses (fd00::1, fd00::2, ...) instead of 10.0.0.x: the same order, another code path. */
+  readonly ipv6?: boolean;
   /**
    * A member whose config names another bootstrap member (its peers listed in another order), by
    * member name; the others name the first member.
@@ -155,7 +157,7 @@ export class SimCluster {
     this.checking = opts.check ?? true;
     const members: Member[] = Array.from({ length: opts.members }, (_, i) => {
       const name = `n${i + 1}`;
-      const address = `10.0.0.${i + 1}`;
+      const address = opts.ipv6 === true ? `fd00::${(i + 1).toString(16)}` : `10.0.0.${i + 1}`;
       return opts.witnesses?.includes(name) ? { name, address, witness: true } : { name, address };
     });
     members.forEach((member, i) => {
