@@ -15,7 +15,7 @@ import { VipdError } from '../src/errors';
 import type { Lab, LanHost, NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding } from '../src/native/addon';
-import { openRawIpv4Socket } from '../src/native/raw-socket';
+import { openRawIpv4Socket, openRawIpv6Socket } from '../src/native/raw-socket';
 import { buildTickleAck } from '../src/takeover/tickle';
 import type { TickleReport } from '../src/takeover/tickle-sender';
 import { programCommand } from './helpers/agent-loop';
@@ -224,6 +224,87 @@ describe('RawIpv4Socket', () => {
       assert.deepEqual([result.report.packetsSent, result.report.failuresByCode], [0, { ENETUNREACH: 8, EPERM: 4 }]);
     }),
   );
+});
+
+describe('RawIpv6Socket', () => {
+  const countFds = () => readdirSync('/proc/self/fd').length;
+
+  async function closedPort6(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '::1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it('sends on loopback, closes idempotently, refuses sends after close, and leaks no fd', async () => {
+    const before = countFds();
+    const socket = openRawIpv6Socket();
+    assert.equal([countFds(), socket.family].join(), [before + 1, 6].join());
+    const packet = buildTickleAck({ srcIp: '::1', srcPort: 1, dstIp: '::1', dstPort: await closedPort6() });
+    assert.equal(socket.send(packet, '::1'), true);
+    assert.throws(() => socket.send(packet, '127.0.0.1'), TypeError);
+    assert.throws(() => socket.send(packet, 'fe80::1%lo'), TypeError);
+    socket.close();
+    socket.close();
+    assert.equal(socket.closed, true);
+    assert.equal(countFds(), before);
+    assert.throws(
+      () => socket.send(packet, '::1'),
+      (err: unknown) =>
+        err instanceof VipdError && err.code === 'VIPD_NATIVE' && /IPv6 socket that is closed/.test(err.message),
+    );
+    assert.throws(() => openRawIpv6Socket({ sendBufferBytes: 2 ** 30 }), RangeError);
+  });
+
+  it('the addon checks its arguments and its receiver', () => {
+    const addon = loadPacketBinding();
+    const raw = new addon.RawIpv6Socket(1 << 20);
+    const raw4 = new addon.RawIpv4Socket();
+    try {
+      const send = (...args: unknown[]) => (raw.send as (...a: unknown[]) => boolean)(...args);
+      assert.throws(() => send('not a buffer', '::1'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(60), '127.0.0.1'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(60), `${'0:'.repeat(60)}1`), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(60)), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(39), '::1'), { code: 'ERR_OUT_OF_RANGE' });
+      assert.throws(() => send(Buffer.alloc(40 + 65536), '::1'), { code: 'ERR_OUT_OF_RANGE' });
+      // The IPv4 class takes no IPv6 destination, and neither class's method runs on the other's object.
+      assert.throws(() => raw4.send(Buffer.alloc(40), '::1'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => raw4.send.call(raw, Buffer.alloc(40), '127.0.0.1'), {
+        name: 'TypeError',
+        message: /Illegal invocation/,
+      });
+      assert.throws(() => raw.send.call(raw4, Buffer.alloc(60), '::1'), {
+        name: 'TypeError',
+        message: /Illegal invocation/,
+      });
+      assert.throws(() => new (addon.RawIpv6Socket as unknown as new (n: unknown) => unknown)(-1), {
+        code: 'ERR_INVALID_ARG_TYPE',
+      });
+    } finally {
+      raw.close();
+      raw4.close();
+    }
+  });
+
+  it('without CAP_NET_RAW the open fails with EPERM and says which capability is missing', () => {
+    const drop = ['--inh-caps=-net_raw', '--bounding-set=-net_raw'];
+    const run = spawnSync('setpriv', [...drop, ...programCommand(RAW_OPEN, ['6'])], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^VIPD_NATIVE cannot open a raw IPv6 socket: EPERM; vipd needs CAP_NET_RAW/);
+  });
+
+  it('the finalizer closes the fd of a socket dropped without close()', () => {
+    const [cmd, ...args] = programCommand(RAW_FINALIZER, ['6'], ['--expose-gc']);
+    const run = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const { before, opened, after } = JSON.parse(run.stdout) as { before: number; opened: number; after: number };
+    assert.deepEqual([opened - before, after], [50, before]);
+  });
 });
 
 describe('tickle ACKs on takeover, between namespaces', () => {
