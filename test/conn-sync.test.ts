@@ -16,7 +16,7 @@ import {
   MAX_ENTRIES,
   MAX_WIDE_ENTRIES,
 } from '../src/takeover/conn-wire';
-import { Takeover } from '../src/takeover/takeover';
+import { RawTickler, Takeover } from '../src/takeover/takeover';
 import * as wire02 from './helpers/conn-wire-0.2';
 import { mulberry32 } from './helpers/sim-cluster';
 
@@ -484,8 +484,8 @@ describe('Takeover', () => {
         },
       },
     };
-    const a = new Takeover({ sync: syncA, tickler, vip: '10.0.0.100', log, meters });
-    const b = new Takeover({ sync: syncB, tickler, vip: '10.0.0.100', log, meters });
+    const a = new Takeover({ sync: syncA, tickler, vips: ['10.0.0.100'], log, meters });
+    const b = new Takeover({ sync: syncB, tickler, vips: ['10.0.0.100'], log, meters });
     for (let i = 0; i < 20; i += 1)
       a.observer.opened({
         localAddress: '10.0.0.100',
@@ -507,29 +507,105 @@ describe('Takeover', () => {
     assert.equal(started.length, 1, 'reset once: the lists are forgotten after');
   });
 
-  it('IPv6 clients (a "::" frontend) are not recorded: the tickles and the wire are IPv4; IPv4 ones still are', () => {
+  it('a dual-stack pair: the clients of either VIP are recorded, shared and reset; others are not', () => {
     const log = { info: () => undefined } as unknown as Logger;
-    const sent: Buffer[] = [];
-    const sync = new ConnSync({
-      clusterId: 1,
-      self: members[0]!,
-      members,
-      secret,
-      epoch: 1,
-      send: (b) => sent.push(b),
-      deltaEveryMs: 100,
-    });
+    const toB: Buffer[] = [];
+    const sync = (i: 0 | 1, send: (b: Buffer) => void) =>
+      new ConnSync({ clusterId: 1, self: members[i]!, members, secret, epoch: 1 + i, send, deltaEveryMs: 100 });
+    const syncA = sync(0, (b) => toB.push(b));
     const meters = { clientsReset: { inc: () => undefined } };
-    const tickler = { start: () => undefined, stop: () => undefined };
-    // A VIP of either family: the balancer's "::" listener reports both kinds of client.
-    for (const vip of ['fd00::100', '10.0.0.100']) {
-      const t = new Takeover({ sync, tickler, vip, log, meters });
-      t.observer.opened({ localAddress: vip, localPort: 6443, remoteAddress: 'fd00::5', remotePort: 40001 });
-      t.observer.opened({ localAddress: vip, localPort: 6443, remoteAddress: '10.0.5.1', remotePort: 40002 });
+    const started: ClientEndpoint[][] = [];
+    const tickler = { start: (t: readonly ClientEndpoint[]) => started.push([...t]), stop: () => undefined };
+    // The config's IPv6 VIP in any text form; the balancer reports it canonical.
+    const a = new Takeover({ sync: syncA, tickler, vips: ['10.0.0.100', 'FD00:0:0::100'], log, meters });
+    const conn = (localAddress: string, remoteAddress: string, remotePort: number) =>
+      a.observer.opened({ localAddress, localPort: 6443, remoteAddress, remotePort });
+    conn('fd00::100', 'fd00::5', 40001); // an IPv6 client of the IPv6 VIP
+    conn('10.0.0.100', '10.0.5.1', 40002); // an IPv4 client of the IPv4 VIP (the "::" listener says so)
+    conn('::ffff:10.0.0.100', '::ffff:10.0.5.2', 40003); // the same in the mapped form
+    conn('fd00::1', 'fd00::6', 40004); // the node's own IPv6 address: not the VIP
+    conn('10.0.0.1', '10.0.5.3', 40005); // the node's own IPv4 address
+    assert.deepEqual(sorted(syncA.table.snapshot()), ['10.0.5.1:40002', '10.0.5.2:40003', 'fd00::5:40001']);
+    a.observer.closed({ localAddress: '10.0.0.100', localPort: 6443, remoteAddress: '10.0.5.1', remotePort: 40002 });
+    syncA.flushDelta();
+
+    // A successor with the same pair resets both families; one with the IPv4 VIP only, the IPv4 client.
+    for (const [vips, want] of [
+      [
+        ['10.0.0.100', 'fd00::100'],
+        ['10.0.5.2:40003', 'fd00::5:40001'],
+      ],
+      [['10.0.0.100'], ['10.0.5.2:40003']],
+    ] as const) {
+      const syncB = sync(1, () => undefined);
+      for (const m of toB) assert.equal(syncB.receive(m, '10.0.0.1'), undefined);
+      new Takeover({ sync: syncB, tickler, vips, log, meters }).onVipHeld(true);
+      assert.deepEqual(sorted(started.pop() ?? []), want);
     }
-    assert.deepEqual(sync.table.snapshot(), [{ clientIp: '10.0.5.1', clientPort: 40002, vipPort: 6443 }]);
-    sync.flushDelta(); // encodes the table: an IPv6 entry in it would throw here
-    assert.equal(sent.length, 1);
-    sync.close();
+    syncA.close();
+  });
+
+  it("RawTickler: one raw socket per family among the clients; a family whose socket fails is logged, the other's go", async () => {
+    const logged: { fields: Record<string, unknown>; msg: string }[] = [];
+    const log = {
+      info: (fields: Record<string, unknown>, msg: string) => logged.push({ fields, msg }),
+      error: (fields: Record<string, unknown>, msg: string) => logged.push({ fields, msg }),
+    } as unknown as Logger;
+    const sent: string[] = [];
+    const closed: number[] = [];
+    const opened: number[] = [];
+    const fake = (family: 4 | 6, fail: boolean) => {
+      opened.push(family);
+      if (fail) throw new Error('EPERM');
+      return {
+        family,
+        closed: false,
+        send: (packet: Buffer, dstIp: string) => {
+          sent.push(`${family} ${packet.length} ${dstIp}`);
+          return true;
+        },
+        close: () => {
+          closed.push(family);
+        },
+      };
+    };
+    const targets = [
+      { clientIp: '10.0.5.1', clientPort: 1, vipPort: 6443 },
+      { clientIp: 'fd00::5', clientPort: 2, vipPort: 6443 },
+    ];
+    const run = async (vips: string[], failing: number | undefined) => {
+      sent.length = 0;
+      closed.length = 0;
+      opened.length = 0;
+      logged.length = 0;
+      const t = new RawTickler({
+        vips,
+        log,
+        ticklesSent: { inc: () => undefined },
+        openSocket: (family) => fake(family, family === failing),
+      });
+      t.start(targets);
+      t.stop();
+      await new Promise((r) => setImmediate(r));
+    };
+    await run(['10.0.0.100', 'fd00::100'], undefined);
+    // The first pass goes out within start(): four (seq, ack) passes make 8 packets, in list order.
+    assert.deepEqual(sent.slice(0, 2), ['4 40 10.0.5.1', '6 60 fd00::5']);
+    assert.deepEqual(
+      [opened, closed.sort()],
+      [
+        [4, 6],
+        [4, 6],
+      ],
+    );
+    await run(['10.0.0.100', 'fd00::100'], 6);
+    assert.deepEqual([...new Set(sent)], ['4 40 10.0.5.1']);
+    assert.deepEqual(
+      logged.filter((l) => l.fields.family !== undefined).map((l) => [l.fields.family, l.msg]),
+      [[6, "cannot reset the previous master's clients: no raw socket"]],
+    );
+    // An IPv4 VIP alone: no IPv6 socket is opened, its clients are nobody's to reset.
+    await run(['10.0.0.100'], undefined);
+    assert.deepEqual([opened, [...new Set(sent)]], [[4], ['4 40 10.0.5.1']]);
   });
 });

@@ -635,6 +635,84 @@ describe('TickleSender', () => {
     assert.throws(make({ maxBackoffsPerRound: 1.5 }), { name: 'RangeError', message: /^maxBackoffsPerRound/ });
   });
 
+  it('a dual-stack pair: each client is tickled from the VIP of its family, in one schedule', async () => {
+    const clock = new FakeScheduler();
+    const sent: { dstIp: string; bytes: number; src: string; dstPort: number }[] = [];
+    const socket = {
+      send(packet: Buffer, dstIp: string): boolean {
+        const v6 = packet[0] === 0x60;
+        sent.push({
+          dstIp,
+          bytes: packet.length,
+          src: v6 ? packet.subarray(8, 24).toString('hex') : packet.subarray(12, 16).join('.'),
+          dstPort: packet.readUInt16BE(v6 ? 42 : 22),
+        });
+        return true;
+      },
+    };
+    const VIP6 = 'fd00:77::64';
+    const list: TickleTarget[] = [
+      { clientIp: '10.77.0.3', clientPort: 1000, vipPort: 6443 },
+      { clientIp: 'fd00:77::3', clientPort: 1001, vipPort: 6443 },
+      { clientIp: '10.77.0.4', clientPort: 1002, vipPort: 6443 },
+    ];
+    const s = new TickleSender({
+      ...ONE_PASS,
+      socket,
+      vip: [VIP6, VIP],
+      targets: list,
+      scheduler: clock,
+      roundsAtMs: [0],
+    });
+    void s.start();
+    clock.runAll();
+    assert.deepEqual(sent, [
+      { dstIp: '10.77.0.3', bytes: 40, src: VIP, dstPort: 1000 },
+      { dstIp: 'fd00:77::3', bytes: 60, src: 'fd000077000000000000000000000064', dstPort: 1001 },
+      { dstIp: '10.77.0.4', bytes: 40, src: VIP, dstPort: 1002 },
+    ]);
+    assert.equal((await s.done).packetsSent, 3);
+    // One IPv6 VIP alone tickles IPv6 clients.
+    sent.length = 0;
+    const only6 = new TickleSender({
+      ...ONE_PASS,
+      socket,
+      vip: VIP6,
+      targets: [list[1]!],
+      scheduler: clock,
+      roundsAtMs: [0],
+    });
+    void only6.start();
+    clock.runAll();
+    assert.deepEqual(
+      sent.map((p) => [p.dstIp, p.bytes]),
+      [['fd00:77::3', 60]],
+    );
+  });
+
+  it('refuses a client of a family it has no VIP of, and two VIPs of one family', () => {
+    const socket = { send: () => true };
+    const make = (vip: string | string[], clientIp: string) => () =>
+      new TickleSender({ socket, vip, targets: [{ clientIp, clientPort: 1, vipPort: 6443 }] });
+    assert.throws(make(VIP, 'fd00:77::3'), { name: 'TypeError', message: /^targets\[0\]\.clientIp must be an IPv4/ });
+    assert.throws(make('fd00:77::64', '10.77.0.3'), {
+      name: 'TypeError',
+      message: /^targets\[0\]\.clientIp must be an IPv6/,
+    });
+    assert.throws(make(['fd00:77::64', VIP], '::ffff:10.77.0.3'), { name: 'TypeError', message: /IPv4-mapped/ });
+    assert.throws(make([VIP, '10.77.0.101'], '10.77.0.3'), {
+      name: 'TypeError',
+      message: /^vip\[1\]: a second IPv4 VIP/,
+    });
+    assert.throws(make(['fd00::1', 'fd00::2'], 'fd00::3'), {
+      name: 'TypeError',
+      message: /^vip\[1\]: a second IPv6 VIP/,
+    });
+    assert.throws(make([], '10.77.0.3'), { name: 'TypeError', message: /^vip: at least one/ });
+    assert.throws(make(['fd00::1%eth0'], 'fd00::3'), { name: 'TypeError', message: /^vip\[0\] must be an IPv6/ });
+    assert.doesNotThrow(make(['fd00:77::64', VIP], 'fd00:77::3'));
+  });
+
   it('with real timers: other callbacks run between batches, and stop() leaves no timer behind', async () => {
     const timersAndImmediates = () =>
       process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'Immediate').length;
