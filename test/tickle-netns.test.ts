@@ -528,3 +528,130 @@ describe('tickle ACKs on takeover, between namespaces', () => {
     }),
   );
 });
+
+describe('tickle ACKs on takeover of an IPv6 VIP, between namespaces', () => {
+  const VIP6 = 'fd00:77::64';
+
+  /**
+   * The IPv6 bed: a, b and c also have fd00:77::<n>/64; a holds `vips` (nodad) and serves each on
+   * 6443, b serves [::]:6443 (dual-stack); c opens idle connections to the VIP of each group.
+   */
+  async function bed6(lab: Lab, vips: readonly string[], groups: Record<string, { vip: string; count: number }>) {
+    const hosts = await lab.lan(['a', 'b', 'c'], { ipv6: 'fd00:77::' });
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => host(hosts, name)) as [LanHost, LanHost, LanHost];
+    for (const vip of vips) await addVip(lab, a, vip);
+    const [agentA, agentB, agentC] = [a, b, c].map((h) => lab.spawnNode(h.ns, AGENT)) as [
+      NsProcess,
+      NsProcess,
+      NsProcess,
+    ];
+    for (const vip of vips) await agentA.request('listen', { address: vip, port: PORT });
+    await agentB.request('listen', { address: '::', port: PORT });
+    const ports: Record<string, number[]> = {};
+    for (const [group, { vip, count }] of Object.entries(groups)) {
+      ports[group] = await agentC.request<number[]>('connect', { group, address: vip, port: PORT, count }, 60_000);
+    }
+    const total = Object.values(groups).reduce((sum, g) => sum + g.count, 0);
+    await waitFor(`a to accept ${total} connections`, async () => (await agentA.request<number>('accepted')) >= total, {
+      timeoutMs: 10_000,
+      everyMs: 100,
+    });
+    return { a, b, c, agentA, agentB, agentC, ports };
+  }
+
+  const addVip = (lab: Lab, h: LanHost, vip: string) =>
+    net.isIPv6(vip)
+      ? lab.ip(h.ns, 'addr', 'add', `${vip}/64`, 'dev', h.ifname, 'nodad')
+      : lab.ip(h.ns, 'addr', 'add', `${vip}/24`, 'dev', h.ifname);
+
+  /** a dies as a node dies (its bridge port down); b adds the VIPs and announces each (NA or GARP). */
+  async function failOver6(
+    lab: Lab,
+    vips: readonly string[],
+    { a, b, agentB }: { a: LanHost; b: LanHost; agentB: NsProcess },
+  ) {
+    await lab.ip(a.bridgeNs, 'link', 'set', a.bridgePort, 'down');
+    for (const vip of vips) {
+      await addVip(lab, b, vip);
+      await agentB.request(net.isIPv6(vip) ? 'una' : 'garp', { interface: b.ifname, mac: b.mac, ip: vip });
+    }
+  }
+
+  it('reset every tickled idle IPv6 connection of the dead master within 2 s; the untickled stay open', opts, () =>
+    withLab(async (lab) => {
+      const N = 50;
+      const state = await bed6(lab, [VIP6], { tickled: { vip: VIP6, count: N }, control: { vip: VIP6, count: N } });
+      const { c, agentB, agentC, ports } = state;
+      assert.ok(c.ip6 !== undefined);
+      await failOver6(lab, [VIP6], state);
+      const cBefore = await netCounters(lab, c.ns);
+
+      const result = await agentB.request<TickleResult>(
+        'tickle',
+        { vip: VIP6, vipPort: PORT, clients: [{ ip: c.ip6, ports: ports.tickled ?? [] }] },
+        60_000,
+      );
+      const elapsed = Date.now() - result.startedAt;
+      const tickled = await summary(agentC, 'tickled', result.startedAt);
+      assert.deepEqual([tickled.errors, tickled.open], [{ ECONNRESET: N }, 0]);
+      const lastResetMs = (tickled.lastErrorAt ?? Infinity) - result.startedAt;
+      assert.ok(lastResetMs < 2000, `the last reset came ${lastResetMs} ms after the start`);
+      assert.deepEqual(
+        [result.report.packetsSent, result.report.sendFailures, result.report.rounds],
+        [3 * 4 * N, 0, 3],
+      );
+      console.log(
+        `tickle ${N} over IPv6: first pass sent in ${result.report.firstPassMs?.toFixed(1)} ms; resets after ` +
+          `${tickled.errorDelaysMs[0]}..${tickled.errorDelaysMs[N - 1]} ms`,
+      );
+
+      if (elapsed < 2000) await sleep(2000 - elapsed);
+      const control = await summary(agentC, 'control');
+      assert.deepEqual([control.open, control.errors, control.closedClean], [N, {}, 0]);
+      // The IPv6 tickles passed c's TCP checksum check (the TCP counters are both families').
+      assert.equal(delta(cBefore, await netCounters(lab, c.ns), 'Tcp:InCsumErrors'), 0);
+      // The clients reconnect through the new master.
+      assert.equal(await agentB.request<number>('accepted'), 0);
+      await agentC.request('connect', { group: 'again', address: VIP6, port: PORT, count: 5 });
+      assert.equal(await agentC.request<number>('echo', { group: 'again' }), 5);
+      assert.equal(await agentB.request<number>('accepted'), 5);
+    }),
+  );
+
+  it('a dual-stack pair: one sender resets the IPv4 and the IPv6 clients, each from its VIP', opts, () =>
+    withLab(async (lab) => {
+      const N = 30;
+      const vips = [VIP, VIP6];
+      const state = await bed6(lab, vips, {
+        v4: { vip: VIP, count: N },
+        v6: { vip: VIP6, count: N },
+        control4: { vip: VIP, count: 10 },
+        control6: { vip: VIP6, count: 10 },
+      });
+      const { c, agentB, agentC, ports } = state;
+      await failOver6(lab, vips, state);
+      const result = await agentB.request<TickleResult>(
+        'tickle',
+        {
+          vip: vips,
+          vipPort: PORT,
+          clients: [
+            { ip: c.ip, ports: ports.v4 ?? [] },
+            { ip: c.ip6, ports: ports.v6 ?? [] },
+          ],
+        },
+        60_000,
+      );
+      await sleep(200);
+      const [v4, v6, control4, control6] = await Promise.all([
+        summary(agentC, 'v4'),
+        summary(agentC, 'v6'),
+        summary(agentC, 'control4'),
+        summary(agentC, 'control6'),
+      ]);
+      assert.deepEqual([v4.errors, v4.open, v6.errors, v6.open], [{ ECONNRESET: N }, 0, { ECONNRESET: N }, 0]);
+      assert.deepEqual([control4.open, control6.open], [10, 10]);
+      assert.deepEqual([result.report.targets, result.report.sendFailures], [2 * N, 0]);
+    }),
+  );
+});
