@@ -525,6 +525,8 @@ describe('Takeover', () => {
     conn('::ffff:10.0.0.100', '::ffff:10.0.5.2', 40003); // the same in the mapped form
     conn('fd00::1', 'fd00::6', 40004); // the node's own IPv6 address: not the VIP
     conn('10.0.0.1', '10.0.5.3', 40005); // the node's own IPv4 address
+    conn('fd00::100', 'fe80::1%eth0', 40006); // a zoned client: the wire cannot carry it (never seen)
+    conn('fd00::100', '10.0.5.4', 40007); // a family that does not match the VIP's (never seen)
     assert.deepEqual(sorted(syncA.table.snapshot()), ['10.0.5.1:40002', '10.0.5.2:40003', 'fd00::5:40001']);
     a.observer.closed({ localAddress: '10.0.0.100', localPort: 6443, remoteAddress: '10.0.5.1', remotePort: 40002 });
     syncA.flushDelta();

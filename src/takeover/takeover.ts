@@ -68,7 +68,9 @@ export class Takeover {
       const localAddress = stripV4Mapped(c.localAddress);
       if (!local.has(localAddress)) return undefined;
       const clientIp = stripV4Mapped(c.remoteAddress);
-      return isIPv4(localAddress) === isIPv4(clientIp) && (isIPv4(clientIp) || isIPv6(clientIp))
+      // No zone ("fe80::1%eth0"): a link-local client never reaches a VIP, and the wire has no room for one.
+      const usable = isIPv4(clientIp) || (isIPv6(clientIp) && !clientIp.includes('%'));
+      return usable && isIPv4(localAddress) === isIPv4(clientIp)
         ? { clientIp, clientPort: c.remotePort, vipPort: c.localPort }
         : undefined;
     };
