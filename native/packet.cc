@@ -9,11 +9,12 @@
 //     from a uv_poll_t on the fd, so nothing ever blocks the event loop.
 // And, because dgram cannot attach a socket filter either, it opens the election's UDP socket with
 // a classic BPF program (src/native/bpf.ts) attached before bind; Node adopts the fd.
-// And, for the takeover's tickle ACKs (src/takeover/), a raw IPv4 socket: those segments carry the
-// VIP and a dead node's connection as source, which no TCP socket of this host owns.
+// And, for the takeover's tickle ACKs (src/takeover/), a raw IPv4 and a raw IPv6 socket: those
+// segments carry the VIP and a dead node's connection as source, which no TCP socket of this host owns.
 //
 // JS: new PacketSocket(ifindex, onFrame, filter?, ethertype?) / .send(buf) / .setFilter(program) / .close() /
 //     .ref() / .unref(), new RawIpv4Socket(sendBufferBytes?) / .send(packet, dstIp) / .close(),
+//     new RawIpv6Socket(sendBufferBytes?) / .send(packet, dstIp) / .close(),
 //     ifNameToIndex(name), openUdpSocket(address, port, filter, recvBufferBytes),
 //     attachFilter(fd, program), clearReuseAddr(fd).
 
@@ -29,6 +30,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/ip6.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -438,35 +440,87 @@ napi_value Unref(napi_env env, napi_callback_info info) {
   return Undefined(env);
 }
 
-// ---- RawIpv4Socket ------------------------------------------------------------------------------
-// Sends complete IPv4 packets, header included, built in JS (src/takeover/tickle.ts). IPPROTO_RAW
-// implies IP_HDRINCL and makes the socket send-only (raw(7)): nothing is ever queued for reading,
-// so there is no poll handle, only an fd. The kernel still fills in the IP checksum and the total
-// length, and an identification when the header's is 0; it does not check that the source address
-// is one of this host's, which is the point (and why it needs CAP_NET_RAW).
+// ---- RawIpv4Socket, RawIpv6Socket --------------------------------------------------------------
+// Send complete IP packets, header included, built in JS (src/takeover/tickle.ts). For IPv4,
+// IPPROTO_RAW implies IP_HDRINCL and makes the socket send-only (raw(7)): nothing is ever queued for
+// reading, so there is no poll handle, only an fd. The kernel still fills in the IP checksum and the
+// total length, and an identification when the header's is 0; it does not check that the source
+// address is one of this host's, which is the point (and why it needs CAP_NET_RAW).
+// For IPv6 the same: on Linux >= 4.5 an AF_INET6 IPPROTO_RAW socket implies IPV6_HDRINCL (raw(7),
+// ipv6(7)) and receives nothing; the kernel sends the header as written (IPv6 has no header
+// checksum, and the payload length is the caller's). sendto's sin6_port must be 0 or the socket's
+// protocol (255): 0 here.
 
-struct RawIpv4Socket {
+template <int Family>
+struct RawSocket {
   int fd = -1;
 };
+using RawIpv4Socket = RawSocket<AF_INET>;
+using RawIpv6Socket = RawSocket<AF_INET6>;
 
+// What differs between the families: names in messages, the smallest packet, the destination.
+template <int Family>
+struct RawFamily;
+
+template <>
+struct RawFamily<AF_INET> {
+  static constexpr const char* kClass = "RawIpv4Socket";
+  static constexpr const char* kNotThis = "not a RawIpv4Socket";
+  static constexpr const char* kMustNew = "RawIpv4Socket must be called with new";
+  static constexpr const char* kSocketCall = "socket(AF_INET, SOCK_RAW)";
+  static constexpr const char* kArgs = "expected (packet: Buffer, dstIp: IPv4 dotted quad)";
+  static constexpr const char* kLength = "an IPv4 packet is 20 to 65535 bytes, header included";
+  static constexpr size_t kMinLength = sizeof(struct iphdr);
+  static constexpr size_t kMaxLength = IP_MAXPACKET;
+  using Address = struct sockaddr_in;
+  static bool Parse(const char* text, Address* dst) {
+    memset(dst, 0, sizeof *dst);
+    dst->sin_family = AF_INET;
+    return inet_pton(AF_INET, text, &dst->sin_addr) == 1;
+  }
+};
+
+template <>
+struct RawFamily<AF_INET6> {
+  static constexpr const char* kClass = "RawIpv6Socket";
+  static constexpr const char* kNotThis = "not a RawIpv6Socket";
+  static constexpr const char* kMustNew = "RawIpv6Socket must be called with new";
+  static constexpr const char* kSocketCall = "socket(AF_INET6, SOCK_RAW)";
+  static constexpr const char* kArgs = "expected (packet: Buffer, dstIp: IPv6 address)";
+  static constexpr const char* kLength = "an IPv6 packet is 40 to 65575 bytes, header included";
+  static constexpr size_t kMinLength = sizeof(struct ip6_hdr);
+  static constexpr size_t kMaxLength = sizeof(struct ip6_hdr) + 65535;
+  using Address = struct sockaddr_in6;
+  // No zone ("%eth0"): inet_pton refuses it, and the VIPs and their clients are never link-local.
+  // sin6_port stays 0: with IPPROTO_RAW anything else but 255 is EINVAL.
+  static bool Parse(const char* text, Address* dst) {
+    memset(dst, 0, sizeof *dst);
+    dst->sin6_family = AF_INET6;
+    return inet_pton(AF_INET6, text, &dst->sin6_addr) == 1;
+  }
+};
+
+template <int Family>
 void RawFinalize(napi_env /*env*/, void* data, void* /*hint*/) {
-  RawIpv4Socket* s = static_cast<RawIpv4Socket*>(data);
+  RawSocket<Family>* s = static_cast<RawSocket<Family>*>(data);
   if (s->fd >= 0) close(s->fd);
   delete s;
 }
 
 // napi_define_class gives the methods a receiver signature: V8 itself refuses a call on anything but
-// a RawIpv4Socket ("Illegal invocation"), so an unwrapped pointer is always this struct.
-RawIpv4Socket* RawUnwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  return UnwrapAs<RawIpv4Socket>(env, info, argc, argv, "not a RawIpv4Socket");
+// an object of that class ("Illegal invocation"), so an unwrapped pointer is always its struct.
+template <int Family>
+RawSocket<Family>* RawUnwrap(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  return UnwrapAs<RawSocket<Family>>(env, info, argc, argv, RawFamily<Family>::kNotThis);
 }
 
-// new RawIpv4Socket(sendBufferBytes?)
+// new RawIpv4Socket(sendBufferBytes?), new RawIpv6Socket(sendBufferBytes?)
+template <int Family>
 napi_value RawNew(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_value self;
-  if (!ConstructCall(env, info, &argc, argv, &self, "RawIpv4Socket must be called with new")) return nullptr;
+  if (!ConstructCall(env, info, &argc, argv, &self, RawFamily<Family>::kMustNew)) return nullptr;
   napi_valuetype t0 = napi_undefined;
   if (argc >= 1) CHECK_NAPI(env, napi_typeof(env, argv[0], &t0));
   int64_t sndbuf = 0;
@@ -476,8 +530,8 @@ napi_value RawNew(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (sendBufferBytes?: 0 to 2^30 - 1)");
     return nullptr;
   }
-  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
-  if (fd < 0) return ThrowErrno(env, "socket(AF_INET, SOCK_RAW)", errno);
+  int fd = socket(Family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) return ThrowErrno(env, RawFamily<Family>::kSocketCall, errno);
   if (sndbuf > 0) {
     // Best effort, as for the UDP socket's SO_RCVBUF: SO_SNDBUFFORCE passes net.core.wmem_max but
     // needs CAP_NET_ADMIN; SO_SNDBUF is capped there silently.
@@ -486,9 +540,9 @@ napi_value RawNew(napi_env env, napi_callback_info info) {
       setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
     }
   }
-  RawIpv4Socket* s = new RawIpv4Socket();
+  RawSocket<Family>* s = new RawSocket<Family>();
   s->fd = fd;
-  if (napi_wrap(env, self, s, RawFinalize, nullptr, nullptr) != napi_ok) {
+  if (napi_wrap(env, self, s, RawFinalize<Family>, nullptr, nullptr) != napi_ok) {
     close(fd);
     delete s;
     CHECK_NAPI(env, napi_generic_failure);
@@ -498,35 +552,36 @@ napi_value RawNew(napi_env env, napi_callback_info info) {
 
 // send(packet: Buffer, dstIp: string): true when the kernel took the packet, false when it had no
 // room (EAGAIN: the socket's send buffer is full of packets not yet gone, e.g. held in a neighbour
-// queue while ARP resolves), so the caller backs off and retries. ENOBUFS is handled alike, though
-// without IP_RECVERR raw_send_hdrinc() turns it into a silent drop and success: "sent" means handed
-// to the kernel, not put on the wire. Anything else (EPERM from a firewall's drop, ENETUNREACH,
-// EMSGSIZE past the MTU) throws with the errno name as `code`.
+// queue while ARP or Neighbor Discovery resolves), so the caller backs off and retries. ENOBUFS is
+// handled alike, though without IP_RECVERR raw_send_hdrinc() turns it into a silent drop and
+// success: "sent" means handed to the kernel, not put on the wire. Anything else (EPERM from a
+// firewall's drop, ENETUNREACH, EMSGSIZE past the MTU) throws with the errno name as `code`.
+template <int Family>
 napi_value RawSend(napi_env env, napi_callback_info info) {
+  using F = RawFamily<Family>;
   size_t argc = 2;
   napi_value argv[2];
-  RawIpv4Socket* s = RawUnwrap(env, info, &argc, argv);
+  RawSocket<Family>* s = RawUnwrap<Family>(env, info, &argc, argv);
   if (s == nullptr) return nullptr;
   bool is_buffer = false;
   napi_valuetype t1 = napi_undefined;
   if (argc >= 2) CHECK_NAPI(env, napi_typeof(env, argv[1], &t1));
-  // Longer than any dotted quad, so a truncated copy (which could parse) is told from a real one.
-  char address[32];
+  // Longer than any address text (INET6_ADDRSTRLEN is 46), so a truncated copy (which could parse)
+  // is told from a real one.
+  char address[64];
   size_t address_length = 0;
-  struct sockaddr_in dst;
-  memset(&dst, 0, sizeof dst);
-  dst.sin_family = AF_INET;
+  typename F::Address dst;
   if (argc < 2 || napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer || t1 != napi_string ||
       napi_get_value_string_utf8(env, argv[1], address, sizeof address, &address_length) != napi_ok ||
-      address_length >= sizeof address - 1 || inet_pton(AF_INET, address, &dst.sin_addr) != 1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (packet: Buffer, dstIp: IPv4 dotted quad)");
+      address_length >= sizeof address - 1 || !F::Parse(address, &dst)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", F::kArgs);
     return nullptr;
   }
   void* data = nullptr;
   size_t length = 0;
   CHECK_NAPI(env, napi_get_buffer_info(env, argv[0], &data, &length));
-  if (length < sizeof(struct iphdr) || length > IP_MAXPACKET) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "an IPv4 packet is 20 to 65535 bytes, header included");
+  if (length < F::kMinLength || length > F::kMaxLength) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", F::kLength);
     return nullptr;
   }
   if (s->fd < 0) return ThrowErrno(env, "sendto", EBADF);
@@ -543,15 +598,29 @@ napi_value RawSend(napi_env env, napi_callback_info info) {
 }
 
 // close(): idempotent.
+template <int Family>
 napi_value RawClose(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  RawIpv4Socket* s = RawUnwrap(env, info, &argc, nullptr);
+  RawSocket<Family>* s = RawUnwrap<Family>(env, info, &argc, nullptr);
   if (s == nullptr) return nullptr;
   if (s->fd >= 0) {
     close(s->fd);
     s->fd = -1;
   }
   return Undefined(env);
+}
+
+// Defines one of the two classes on `exports`.
+template <int Family>
+bool DefineRawClass(napi_env env, napi_value exports) {
+  napi_property_descriptor raw_methods[] = {
+      {"send", nullptr, RawSend<Family>, nullptr, nullptr, nullptr, napi_default_method, nullptr},
+      {"close", nullptr, RawClose<Family>, nullptr, nullptr, nullptr, napi_default_method, nullptr},
+  };
+  napi_value cls;
+  return napi_define_class(env, RawFamily<Family>::kClass, NAPI_AUTO_LENGTH, RawNew<Family>, nullptr,
+                           sizeof raw_methods / sizeof raw_methods[0], raw_methods, &cls) == napi_ok &&
+         napi_set_named_property(env, exports, RawFamily<Family>::kClass, cls) == napi_ok;
 }
 
 // ifNameToIndex(name): resolved in the caller's network namespace (what /sys may not show).
@@ -697,13 +766,9 @@ napi_value Init(napi_env env, napi_value exports) {
   CHECK_NAPI(env, napi_define_class(env, "PacketSocket", NAPI_AUTO_LENGTH, New, nullptr,
                                     sizeof methods / sizeof methods[0], methods, &cls));
   CHECK_NAPI(env, napi_set_named_property(env, exports, "PacketSocket", cls));
-  napi_property_descriptor raw_methods[] = {
-      {"send", nullptr, RawSend, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-      {"close", nullptr, RawClose, nullptr, nullptr, nullptr, napi_default_method, nullptr},
-  };
-  CHECK_NAPI(env, napi_define_class(env, "RawIpv4Socket", NAPI_AUTO_LENGTH, RawNew, nullptr,
-                                    sizeof raw_methods / sizeof raw_methods[0], raw_methods, &cls));
-  CHECK_NAPI(env, napi_set_named_property(env, exports, "RawIpv4Socket", cls));
+  if (!DefineRawClass<AF_INET>(env, exports) || !DefineRawClass<AF_INET6>(env, exports)) {
+    CHECK_NAPI(env, napi_generic_failure);
+  }
   struct {
     const char* name;
     napi_callback cb;

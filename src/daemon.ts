@@ -95,15 +95,14 @@ export class Daemon implements AdminSource {
       send: (bytes) => this.election.broadcast(bytes),
       deltaEveryMs: settings.intervalMs,
     });
-    // The tickle ACKs are IPv4 (takeover/tickle.ts): connections to an IPv6 VIP are not listed, and an
-    // IPv6-only VIP resets no clients of a previous master (they time out instead).
-    const vipIp = config.vipAddresses.find((v) => v.family === 4)?.ip ?? '';
+    // Either family: the clients of each VIP (one, or a dual-stack pair) are listed and reset from it.
+    const vips = config.vipAddresses.map((v) => v.ip);
     this.takeover = new Takeover({
       sync: this.connSync,
       tickler: options.dryRun
         ? new LogTickler(log)
-        : new RawTickler({ vip: vipIp, log, ticklesSent: this.metrics.ticklesSent }),
-      vip: vipIp,
+        : new RawTickler({ vips, log, ticklesSent: this.metrics.ticklesSent }),
+      vips,
       log,
       meters: { clientsReset: this.metrics.clientsReset },
     });

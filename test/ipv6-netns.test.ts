@@ -5,7 +5,8 @@
  * VIP moves, both families together, and the client's neighbour cache follows the unsolicited
  * Neighbor Advertisements (read from the client's namespace, the client sending nothing meanwhile);
  * a partition and a graceful stop leave one holder. Holders are read from each namespace's
- * addresses, never from the daemons' word.
+ * addresses, never from the daemons' word. The client's idle connections through the dead master's
+ * balancer, to the IPv6 VIP (and the IPv4 one), are reset by the new master's tickle ACKs.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { sleep, waitFor } from '../src/lab/wait';
 import { programCommand } from './helpers/agent-loop';
 import { Cluster, NODES, type NodeName, type Stack, VIP, VIP6 } from './helpers/netns-cluster';
+import type { GroupSummary } from './helpers/tickle-agent';
 
 const ISOLATE = [
   'table inet vipd_isolate {',
@@ -24,6 +26,9 @@ const ISOLATE = [
 const CLEAR = 'delete table inet vipd_isolate\n';
 const say = (line: string) => console.log(`# ${line}`);
 const HTTP_GET = join(__dirname, 'helpers', 'http-get.js');
+const TICKLE_AGENT = join(__dirname, 'helpers', 'tickle-agent.js');
+/** Idle connections per VIP through the master's balancer when its node dies. */
+const IDLE = 5;
 
 for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
   describe(`${stack === 'ipv6' ? 'IPv6-only' : 'dual-stack'} cluster (the real daemon in namespaces)`, {
@@ -94,8 +99,14 @@ for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
       if (stack === 'dual') await servedThrough(VIP);
     });
 
-    it("the master's node dies: another holds both VIPs, and the client's cache follows the NAs", async () => {
+    it("the master's node dies: another holds both VIPs, the client's cache follows the NAs, its idle connections are reset", async () => {
       const m = await holder();
+      // Idle connections through the master's balancer, to each VIP: the new master must reset them.
+      const agent = c.lab.spawnNode(c.host('client').ns, TICKLE_AGENT);
+      const vips = stack === 'dual' ? [VIP6, VIP] : [VIP6];
+      for (const vip of vips) await agent.request('connect', { group: vip, address: vip, port: 6443, count: IDLE });
+      // The master tells its peers of a new connection within a few ms: half a second of margin.
+      await sleep(500);
       const since = performance.now();
       const h = c.host(m);
       await c.lab.ip(h.bridgeNs, 'link', 'set', h.bridgePort, 'down');
@@ -110,6 +121,22 @@ for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
       if (stack === 'dual') await c.clientSees(n, VIP);
       // (The dead node keeps its copy until the kernel expires it, harmlessly: nobody reaches it.)
       say(`${stack}: node death of ${m}: ${n} holds it after ${took} ms; client cache repointed`);
+      // Without the reset these would sit open until the client's own timeouts (none here: forever).
+      const reset = async () => Promise.all(vips.map((group) => agent.request<GroupSummary>('connections', { group })));
+      await waitFor(
+        'the idle connections through the dead master to be reset',
+        async () => ((await reset()).every((g) => g.open === 0) ? true : undefined),
+        { timeoutMs: 5000, everyMs: 100 },
+      ).catch(() => undefined);
+      const groups = await reset();
+      say(
+        `${stack}: idle connections after the node death: ${vips.map((v, i) => `${v} ${JSON.stringify(groups[i]?.errors)}`).join(', ')}`,
+      );
+      assert.deepEqual(
+        groups.map((g) => [g.errors, g.open]),
+        vips.map(() => [{ ECONNRESET: IDLE }, 0]),
+      );
+      await agent.stop();
       await servedThrough(VIP6);
       await c.lab.ip(h.bridgeNs, 'link', 'set', h.bridgePort, 'up');
       c.start(m);

@@ -15,7 +15,7 @@ import { VipdError } from '../src/errors';
 import type { Lab, LanHost, NsProcess } from '../src/lab/netns';
 import { sleep, waitFor } from '../src/lab/wait';
 import { loadPacketBinding } from '../src/native/addon';
-import { openRawIpv4Socket } from '../src/native/raw-socket';
+import { openRawIpv4Socket, openRawIpv6Socket } from '../src/native/raw-socket';
 import { buildTickleAck } from '../src/takeover/tickle';
 import type { TickleReport } from '../src/takeover/tickle-sender';
 import { programCommand } from './helpers/agent-loop';
@@ -224,6 +224,87 @@ describe('RawIpv4Socket', () => {
       assert.deepEqual([result.report.packetsSent, result.report.failuresByCode], [0, { ENETUNREACH: 8, EPERM: 4 }]);
     }),
   );
+});
+
+describe('RawIpv6Socket', () => {
+  const countFds = () => readdirSync('/proc/self/fd').length;
+
+  async function closedPort6(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '::1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it('sends on loopback, closes idempotently, refuses sends after close, and leaks no fd', async () => {
+    const before = countFds();
+    const socket = openRawIpv6Socket();
+    assert.equal([countFds(), socket.family].join(), [before + 1, 6].join());
+    const packet = buildTickleAck({ srcIp: '::1', srcPort: 1, dstIp: '::1', dstPort: await closedPort6() });
+    assert.equal(socket.send(packet, '::1'), true);
+    assert.throws(() => socket.send(packet, '127.0.0.1'), TypeError);
+    assert.throws(() => socket.send(packet, 'fe80::1%lo'), TypeError);
+    socket.close();
+    socket.close();
+    assert.equal(socket.closed, true);
+    assert.equal(countFds(), before);
+    assert.throws(
+      () => socket.send(packet, '::1'),
+      (err: unknown) =>
+        err instanceof VipdError && err.code === 'VIPD_NATIVE' && /IPv6 socket that is closed/.test(err.message),
+    );
+    assert.throws(() => openRawIpv6Socket({ sendBufferBytes: 2 ** 30 }), RangeError);
+  });
+
+  it('the addon checks its arguments and its receiver', () => {
+    const addon = loadPacketBinding();
+    const raw = new addon.RawIpv6Socket(1 << 20);
+    const raw4 = new addon.RawIpv4Socket();
+    try {
+      const send = (...args: unknown[]) => (raw.send as (...a: unknown[]) => boolean)(...args);
+      assert.throws(() => send('not a buffer', '::1'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(60), '127.0.0.1'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(60), `${'0:'.repeat(60)}1`), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(60)), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => send(Buffer.alloc(39), '::1'), { code: 'ERR_OUT_OF_RANGE' });
+      assert.throws(() => send(Buffer.alloc(40 + 65536), '::1'), { code: 'ERR_OUT_OF_RANGE' });
+      // The IPv4 class takes no IPv6 destination, and neither class's method runs on the other's object.
+      assert.throws(() => raw4.send(Buffer.alloc(40), '::1'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => raw4.send.call(raw, Buffer.alloc(40), '127.0.0.1'), {
+        name: 'TypeError',
+        message: /Illegal invocation/,
+      });
+      assert.throws(() => raw.send.call(raw4, Buffer.alloc(60), '::1'), {
+        name: 'TypeError',
+        message: /Illegal invocation/,
+      });
+      assert.throws(() => new (addon.RawIpv6Socket as unknown as new (n: unknown) => unknown)(-1), {
+        code: 'ERR_INVALID_ARG_TYPE',
+      });
+    } finally {
+      raw.close();
+      raw4.close();
+    }
+  });
+
+  it('without CAP_NET_RAW the open fails with EPERM and says which capability is missing', () => {
+    const drop = ['--inh-caps=-net_raw', '--bounding-set=-net_raw'];
+    const run = spawnSync('setpriv', [...drop, ...programCommand(RAW_OPEN, ['6'])], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^VIPD_NATIVE cannot open a raw IPv6 socket: EPERM; vipd needs CAP_NET_RAW/);
+  });
+
+  it('the finalizer closes the fd of a socket dropped without close()', () => {
+    const [cmd, ...args] = programCommand(RAW_FINALIZER, ['6'], ['--expose-gc']);
+    const run = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const { before, opened, after } = JSON.parse(run.stdout) as { before: number; opened: number; after: number };
+    assert.deepEqual([opened - before, after], [50, before]);
+  });
 });
 
 describe('tickle ACKs on takeover, between namespaces', () => {
@@ -444,6 +525,133 @@ describe('tickle ACKs on takeover, between namespaces', () => {
       );
       assert.deepEqual([watches.errors, watches.open], [{ ECONNRESET: N }, 0]);
       assert.equal(report.packetsSent + report.sendFailures, 3 * 4 * N);
+    }),
+  );
+});
+
+describe('tickle ACKs on takeover of an IPv6 VIP, between namespaces', () => {
+  const VIP6 = 'fd00:77::64';
+
+  /**
+   * The IPv6 bed: a, b and c also have fd00:77::<n>/64; a holds `vips` (nodad) and serves each on
+   * 6443, b serves [::]:6443 (dual-stack); c opens idle connections to the VIP of each group.
+   */
+  async function bed6(lab: Lab, vips: readonly string[], groups: Record<string, { vip: string; count: number }>) {
+    const hosts = await lab.lan(['a', 'b', 'c'], { ipv6: 'fd00:77::' });
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => host(hosts, name)) as [LanHost, LanHost, LanHost];
+    for (const vip of vips) await addVip(lab, a, vip);
+    const [agentA, agentB, agentC] = [a, b, c].map((h) => lab.spawnNode(h.ns, AGENT)) as [
+      NsProcess,
+      NsProcess,
+      NsProcess,
+    ];
+    for (const vip of vips) await agentA.request('listen', { address: vip, port: PORT });
+    await agentB.request('listen', { address: '::', port: PORT });
+    const ports: Record<string, number[]> = {};
+    for (const [group, { vip, count }] of Object.entries(groups)) {
+      ports[group] = await agentC.request<number[]>('connect', { group, address: vip, port: PORT, count }, 60_000);
+    }
+    const total = Object.values(groups).reduce((sum, g) => sum + g.count, 0);
+    await waitFor(`a to accept ${total} connections`, async () => (await agentA.request<number>('accepted')) >= total, {
+      timeoutMs: 10_000,
+      everyMs: 100,
+    });
+    return { a, b, c, agentA, agentB, agentC, ports };
+  }
+
+  const addVip = (lab: Lab, h: LanHost, vip: string) =>
+    net.isIPv6(vip)
+      ? lab.ip(h.ns, 'addr', 'add', `${vip}/64`, 'dev', h.ifname, 'nodad')
+      : lab.ip(h.ns, 'addr', 'add', `${vip}/24`, 'dev', h.ifname);
+
+  /** a dies as a node dies (its bridge port down); b adds the VIPs and announces each (NA or GARP). */
+  async function failOver6(
+    lab: Lab,
+    vips: readonly string[],
+    { a, b, agentB }: { a: LanHost; b: LanHost; agentB: NsProcess },
+  ) {
+    await lab.ip(a.bridgeNs, 'link', 'set', a.bridgePort, 'down');
+    for (const vip of vips) {
+      await addVip(lab, b, vip);
+      await agentB.request(net.isIPv6(vip) ? 'una' : 'garp', { interface: b.ifname, mac: b.mac, ip: vip });
+    }
+  }
+
+  it('reset every tickled idle IPv6 connection of the dead master within 2 s; the untickled stay open', opts, () =>
+    withLab(async (lab) => {
+      const N = 50;
+      const state = await bed6(lab, [VIP6], { tickled: { vip: VIP6, count: N }, control: { vip: VIP6, count: N } });
+      const { c, agentB, agentC, ports } = state;
+      assert.ok(c.ip6 !== undefined);
+      await failOver6(lab, [VIP6], state);
+      const cBefore = await netCounters(lab, c.ns);
+
+      const result = await agentB.request<TickleResult>(
+        'tickle',
+        { vip: VIP6, vipPort: PORT, clients: [{ ip: c.ip6, ports: ports.tickled ?? [] }] },
+        60_000,
+      );
+      const elapsed = Date.now() - result.startedAt;
+      const tickled = await summary(agentC, 'tickled', result.startedAt);
+      assert.deepEqual([tickled.errors, tickled.open], [{ ECONNRESET: N }, 0]);
+      const lastResetMs = (tickled.lastErrorAt ?? Infinity) - result.startedAt;
+      assert.ok(lastResetMs < 2000, `the last reset came ${lastResetMs} ms after the start`);
+      assert.deepEqual(
+        [result.report.packetsSent, result.report.sendFailures, result.report.rounds],
+        [3 * 4 * N, 0, 3],
+      );
+      console.log(
+        `tickle ${N} over IPv6: first pass sent in ${result.report.firstPassMs?.toFixed(1)} ms; resets after ` +
+          `${tickled.errorDelaysMs[0]}..${tickled.errorDelaysMs[N - 1]} ms`,
+      );
+
+      if (elapsed < 2000) await sleep(2000 - elapsed);
+      const control = await summary(agentC, 'control');
+      assert.deepEqual([control.open, control.errors, control.closedClean], [N, {}, 0]);
+      // The IPv6 tickles passed c's TCP checksum check (the TCP counters are both families').
+      assert.equal(delta(cBefore, await netCounters(lab, c.ns), 'Tcp:InCsumErrors'), 0);
+      // The clients reconnect through the new master.
+      assert.equal(await agentB.request<number>('accepted'), 0);
+      await agentC.request('connect', { group: 'again', address: VIP6, port: PORT, count: 5 });
+      assert.equal(await agentC.request<number>('echo', { group: 'again' }), 5);
+      assert.equal(await agentB.request<number>('accepted'), 5);
+    }),
+  );
+
+  it('a dual-stack pair: one sender resets the IPv4 and the IPv6 clients, each from its VIP', opts, () =>
+    withLab(async (lab) => {
+      const N = 30;
+      const vips = [VIP, VIP6];
+      const state = await bed6(lab, vips, {
+        v4: { vip: VIP, count: N },
+        v6: { vip: VIP6, count: N },
+        control4: { vip: VIP, count: 10 },
+        control6: { vip: VIP6, count: 10 },
+      });
+      const { c, agentB, agentC, ports } = state;
+      await failOver6(lab, vips, state);
+      const result = await agentB.request<TickleResult>(
+        'tickle',
+        {
+          vip: vips,
+          vipPort: PORT,
+          clients: [
+            { ip: c.ip, ports: ports.v4 ?? [] },
+            { ip: c.ip6, ports: ports.v6 ?? [] },
+          ],
+        },
+        60_000,
+      );
+      await sleep(200);
+      const [v4, v6, control4, control6] = await Promise.all([
+        summary(agentC, 'v4'),
+        summary(agentC, 'v6'),
+        summary(agentC, 'control4'),
+        summary(agentC, 'control6'),
+      ]);
+      assert.deepEqual([v4.errors, v4.open, v6.errors, v6.open], [{ ECONNRESET: N }, 0, { ECONNRESET: N }, 0]);
+      assert.deepEqual([control4.open, control6.open], [10, 10]);
+      assert.deepEqual([result.report.targets, result.report.sendFailures], [2 * N, 0]);
     }),
   );
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { VipdError } from '../src/errors';
-import { buildTickleAck, TICKLE_PACKET_BYTES } from '../src/takeover/tickle';
+import { buildTickleAck, TICKLE_PACKET_BYTES, TICKLE6_PACKET_BYTES } from '../src/takeover/tickle';
 import {
   type TickleReport,
   type TickleScheduler,
@@ -136,6 +136,114 @@ describe('buildTickleAck', () => {
     assert.throws(bad({ dstPort: '6443' }), { name: 'TypeError', message: /^dstPort must be a number/ });
     for (const seq of [-1, 2 ** 32, 0.5]) assert.throws(bad({ seq }), { name: 'RangeError', message: /^seq / });
     assert.throws(bad({ ack: 2 ** 32 }), { name: 'RangeError', message: /^ack / });
+  });
+});
+
+/**
+ * [fd00:77::64]:6443 -> [fd00:77::3]:40000, seq 0, ack 0, summed by hand. No IP checksum in IPv6; TCP's
+ * pseudo-header (RFC 8200 §8.1) is source, destination, the length as 32 bits and 0000 0006:
+ *   fd00 + 0077 + 0064 = fddb; fd00 + 0077 + 0003 = fd7a; fddb + fd7a = 1_fb55 -> fb56; + 0014 = fb6a;
+ *   + 0006 = fb70; + 192b = 1_149b -> 149c; + 9c40 = b0dc; + 5010 = 1_00ec -> 00ed; + ffff = 1_00ec
+ *   -> 00ed; ~ = ff12
+ */
+const TICKLE6 = hex(`
+  6000 0000 0014 06 40 fd000077000000000000000000000064 fd000077000000000000000000000003
+  192b 9c40 00000000 00000000 50 10 ffff ff12 0000`);
+
+/** True when the TCP checksum of a 60-byte IPv6 tickle verifies, summed over RFC 8200's pseudo-header. */
+function checksum6Verifies(packet: Buffer): boolean {
+  const pseudo = Buffer.concat([packet.subarray(8, 40), hex('00000014 00000006')]);
+  return onesSum(pseudo, packet.subarray(40)) === 0xffff;
+}
+
+describe('buildTickleAck (IPv6)', () => {
+  const fields = { srcIp: 'fd00:77::64', srcPort: 6443, dstIp: 'fd00:77::3', dstPort: 40000 };
+
+  it('builds a bare ACK from the IPv6 VIP to the client byte for byte', () => {
+    const packet = buildTickleAck(fields);
+    assert.equal(packet.length, TICKLE6_PACKET_BYTES);
+    assert.deepEqual(packet, TICKLE6);
+    assert.ok(checksum6Verifies(TICKLE6), 'the hand-made packet verifies with the independent sum');
+    // Any text form of the same addresses gives the same bytes.
+    assert.deepEqual(buildTickleAck({ ...fields, srcIp: 'FD00:0077:0:0:0:0:0:0064', dstIp: 'fd00:77:0::3' }), TICKLE6);
+  });
+
+  it('puts seq and ack where they belong, in the TCP checksum only', () => {
+    // The sum above plus the new words: 00ed + 8000 + 0000 + 0102 + 0304 = 84f3; ~ = 7b0c
+    assert.deepEqual(
+      buildTickleAck({ ...fields, seq: 0x8000_0000, ack: 0x0102_0304 }),
+      hex(`
+      6000 0000 0014 06 40 fd000077000000000000000000000064 fd000077000000000000000000000003
+      192b 9c40 80000000 01020304 50 10 ffff 7b0c 0000`),
+    );
+  });
+
+  it('handles the edges: all-ones and all-zero addresses, ports 65535 and 1, seq and ack 2^32 - 1', () => {
+    const packet = buildTickleAck({
+      srcIp: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+      srcPort: 65535,
+      dstIp: '::',
+      dstPort: 1,
+      seq: 0xffff_ffff,
+      ack: 0xffff_ffff,
+    });
+    // Eight ffff words of the source fold to ffff; + 0014 + 0006 = 1_0019 -> 001a; + ffff (port) -> 001a;
+    // + 0001 = 001b; + 4 x ffff -> 001b; + 5010 = 502b; + ffff -> 502b; ~ = afd4
+    assert.deepEqual(
+      packet,
+      hex(`
+      6000 0000 0014 06 40 ffffffffffffffffffffffffffffffff 00000000000000000000000000000000
+      ffff 0001 ffffffff ffffffff 50 10 ffff afd4 0000`),
+    );
+    assert.ok(checksum6Verifies(packet));
+  });
+
+  it('writes a TCP checksum of 0000 as it is', () => {
+    // Without the client port the sum is 00ed - 9c40 = 64ac (one's complement); 64ac + 9b53 = ffff; ~ = 0000
+    const packet = buildTickleAck({ ...fields, dstPort: 0x9b53 });
+    assert.equal(packet.readUInt16BE(56), 0);
+    assert.ok(checksum6Verifies(packet));
+  });
+
+  it('fills in checksums that verify for many inputs (a fixed pseudo-random walk)', () => {
+    let x = 54321;
+    const next = (mod: number) => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x % mod;
+    };
+    // Not 0000:0000:0000:0000:0000:ffff: an IPv4-mapped address is refused (the client is IPv4).
+    const ip = () =>
+      Array.from({ length: 8 }, (_, i) => (i === 0 ? 0xfd00 + next(256) : next(65536)).toString(16)).join(':');
+    for (let i = 0; i < 2000; i++) {
+      const f = {
+        srcIp: ip(),
+        srcPort: 1 + next(65535),
+        dstIp: ip(),
+        dstPort: 1 + next(65535),
+        seq: next(2 ** 31) * 2 + next(2),
+        ack: next(2 ** 31) * 2 + next(2),
+      };
+      const packet = buildTickleAck(f);
+      assert.ok(checksum6Verifies(packet), JSON.stringify(f));
+      assert.equal(packet.readUInt32BE(44), f.seq);
+      assert.equal(packet.readUInt32BE(48), f.ack);
+      assert.equal(packet.readUInt16BE(40), f.srcPort);
+      assert.equal(packet.readUInt16BE(42), f.dstPort);
+    }
+  });
+
+  it('rejects a client of the other family, an IPv4-mapped or zoned address, naming the field', () => {
+    const bad = (f: Record<string, unknown>) => () => buildTickleAck({ ...fields, ...f } as typeof fields);
+    for (const ip of ['10.77.0.3', '::ffff:10.77.0.3', 'fe80::1%eth0', 'fd00::1::2', 'localhost', undefined]) {
+      assert.throws(bad({ dstIp: ip }), { name: 'TypeError', message: /^dstIp must be an IPv6 address/ });
+    }
+    // An IPv4 VIP takes IPv4 clients only.
+    assert.throws(bad({ srcIp: '10.77.0.100' }), { name: 'TypeError', message: /^dstIp must be an IPv4 address/ });
+    for (const ip of ['::ffff:10.77.0.100', 'fd00::1%eth0', 'fd00:::1', 42]) {
+      assert.throws(bad({ srcIp: ip }), { name: 'TypeError', message: /^srcIp must be an IP/ });
+    }
+    assert.throws(bad({ dstPort: 0 }), { name: 'RangeError', message: /^dstPort must be a TCP port/ });
+    assert.throws(bad({ seq: 2 ** 32 }), { name: 'RangeError', message: /^seq / });
   });
 });
 
@@ -525,6 +633,84 @@ describe('TickleSender', () => {
     assert.throws(make({ batchBudgetMs: 0 }), { name: 'RangeError', message: /^batchBudgetMs/ });
     assert.throws(make({ backoffMs: -1 }), { name: 'RangeError', message: /^backoffMs/ });
     assert.throws(make({ maxBackoffsPerRound: 1.5 }), { name: 'RangeError', message: /^maxBackoffsPerRound/ });
+  });
+
+  it('a dual-stack pair: each client is tickled from the VIP of its family, in one schedule', async () => {
+    const clock = new FakeScheduler();
+    const sent: { dstIp: string; bytes: number; src: string; dstPort: number }[] = [];
+    const socket = {
+      send(packet: Buffer, dstIp: string): boolean {
+        const v6 = packet[0] === 0x60;
+        sent.push({
+          dstIp,
+          bytes: packet.length,
+          src: v6 ? packet.subarray(8, 24).toString('hex') : packet.subarray(12, 16).join('.'),
+          dstPort: packet.readUInt16BE(v6 ? 42 : 22),
+        });
+        return true;
+      },
+    };
+    const VIP6 = 'fd00:77::64';
+    const list: TickleTarget[] = [
+      { clientIp: '10.77.0.3', clientPort: 1000, vipPort: 6443 },
+      { clientIp: 'fd00:77::3', clientPort: 1001, vipPort: 6443 },
+      { clientIp: '10.77.0.4', clientPort: 1002, vipPort: 6443 },
+    ];
+    const s = new TickleSender({
+      ...ONE_PASS,
+      socket,
+      vip: [VIP6, VIP],
+      targets: list,
+      scheduler: clock,
+      roundsAtMs: [0],
+    });
+    void s.start();
+    clock.runAll();
+    assert.deepEqual(sent, [
+      { dstIp: '10.77.0.3', bytes: 40, src: VIP, dstPort: 1000 },
+      { dstIp: 'fd00:77::3', bytes: 60, src: 'fd000077000000000000000000000064', dstPort: 1001 },
+      { dstIp: '10.77.0.4', bytes: 40, src: VIP, dstPort: 1002 },
+    ]);
+    assert.equal((await s.done).packetsSent, 3);
+    // One IPv6 VIP alone tickles IPv6 clients.
+    sent.length = 0;
+    const only6 = new TickleSender({
+      ...ONE_PASS,
+      socket,
+      vip: VIP6,
+      targets: [list[1]!],
+      scheduler: clock,
+      roundsAtMs: [0],
+    });
+    void only6.start();
+    clock.runAll();
+    assert.deepEqual(
+      sent.map((p) => [p.dstIp, p.bytes]),
+      [['fd00:77::3', 60]],
+    );
+  });
+
+  it('refuses a client of a family it has no VIP of, and two VIPs of one family', () => {
+    const socket = { send: () => true };
+    const make = (vip: string | string[], clientIp: string) => () =>
+      new TickleSender({ socket, vip, targets: [{ clientIp, clientPort: 1, vipPort: 6443 }] });
+    assert.throws(make(VIP, 'fd00:77::3'), { name: 'TypeError', message: /^targets\[0\]\.clientIp must be an IPv4/ });
+    assert.throws(make('fd00:77::64', '10.77.0.3'), {
+      name: 'TypeError',
+      message: /^targets\[0\]\.clientIp must be an IPv6/,
+    });
+    assert.throws(make(['fd00:77::64', VIP], '::ffff:10.77.0.3'), { name: 'TypeError', message: /IPv4-mapped/ });
+    assert.throws(make([VIP, '10.77.0.101'], '10.77.0.3'), {
+      name: 'TypeError',
+      message: /^vip\[1\]: a second IPv4 VIP/,
+    });
+    assert.throws(make(['fd00::1', 'fd00::2'], 'fd00::3'), {
+      name: 'TypeError',
+      message: /^vip\[1\]: a second IPv6 VIP/,
+    });
+    assert.throws(make([], '10.77.0.3'), { name: 'TypeError', message: /^vip: at least one/ });
+    assert.throws(make(['fd00::1%eth0'], 'fd00::3'), { name: 'TypeError', message: /^vip\[0\] must be an IPv6/ });
+    assert.doesNotThrow(make(['fd00:77::64', VIP], 'fd00:77::3'));
   });
 
   it('with real timers: other callbacks run between batches, and stop() leaves no timer behind', async () => {

@@ -30,6 +30,9 @@ export interface NativeRawIpv4Socket {
   close(): void;
 }
 
+/** The same for IPv6: one complete IPv6 packet, header included, routed towards `dstIp`. */
+export type NativeRawIpv6Socket = NativeRawIpv4Socket;
+
 export interface NativeBinding {
   /**
    * An AF_PACKET socket bound to ETH_P_ARP on `ifindex`; `filter` (a classic BPF program, see
@@ -50,6 +53,14 @@ export interface NativeBinding {
   RawIpv4Socket: new (
     sendBufferBytes?: number,
   ) => NativeRawIpv4Socket;
+  /**
+   * A send-only raw IPv6 socket (IPPROTO_RAW, so IPV6_HDRINCL on Linux >= 4.5): the caller writes the
+   * whole IPv6 header, source address included, and the kernel sends it as written. Needs
+   * CAP_NET_RAW; `sendBufferBytes` as for RawIpv4Socket.
+   */
+  RawIpv6Socket: new (
+    sendBufferBytes?: number,
+  ) => NativeRawIpv6Socket;
   ifNameToIndex(name: string): number;
   /**
    * A non-blocking AF_INET UDP socket with `filter` attached, SO_RCVBUF set (best effort; 0 keeps the

@@ -13,11 +13,25 @@
  * newer than it are applied again on top. Tickling an entry that has closed meanwhile is harmless
  * (the client's kernel has no such connection), missing one costs that client its own timeout, so
  * the tables err on the side of keeping entries. Bounded: entries per peer, chunks per snapshot.
+ *
+ * Both families: the IPv4 and IPv6 clients of a dual-stack pair of VIPs share the table. Deltas go
+ * per family (IPv4 ones in the narrow form vipd 0.2 reads, 160 a datagram; IPv6 ones wide, 64 a
+ * datagram; conn-wire.ts); a snapshot is in chunks of 160 while the table holds IPv4 clients only,
+ * of 64 once it holds any IPv6 one (each chunk wide, unless it happens to hold IPv4 clients only: a
+ * vipd 0.2 member never completes such a snapshot and keeps the IPv4 entries its deltas gave it).
  */
 import type { Member } from '../vrrp/types';
 import type { DropReason } from '../vrrp/wire';
-import { type ClientEndpoint, ConnTable, endpointKey } from './conn-table';
-import { type ConnMessage, decodeConnMessage, encodeConnMessage, isConnMessage, MAX_ENTRIES } from './conn-wire';
+import { type ClientEndpoint, ConnTable, endpointFamily, endpointKey } from './conn-table';
+import {
+  type ConnMessage,
+  decodeConnMessage,
+  encodeConnMessage,
+  isConnMessage,
+  MAX_ENTRIES,
+  MAX_WIDE_ENTRIES,
+  maxEntriesFor,
+} from './conn-wire';
 
 export interface ConnSyncOptions {
   readonly clusterId: number;
@@ -35,7 +49,10 @@ export interface ConnSyncOptions {
 
 /** Deltas kept per peer to re-apply over a snapshot that completes after them. */
 const RECENT_DELTAS = 64;
-/** A snapshot larger than this many chunks (160 entries each) is refused. */
+/**
+ * A snapshot larger than this many chunks is refused: the default 65,536 entries in wide chunks of
+ * 64 (160 narrow ones make 410).
+ */
 const MAX_CHUNKS = 1024;
 /** Datagrams sent per delta tick at most; the rest goes in the next tick (a storm must not flood). */
 const MAX_DATAGRAMS_PER_TICK = 64;
@@ -115,13 +132,21 @@ export class ConnSync {
   /** Sends what changed since the last delta (and what a previous tick could not send). */
   flushDelta(): void {
     const { adds, removes } = this.table.takeDelta();
-    for (let a = 0, r = 0; a < adds.length || r < removes.length; ) {
-      const addPart = adds.slice(a, a + MAX_ENTRIES);
-      const removePart = removes.slice(r, r + MAX_ENTRIES - addPart.length);
-      a += addPart.length;
-      r += removePart.length;
-      this.dseq += 1;
-      this.backlog.push({ kind: 'delta', ...this.common(), dseq: this.dseq, adds: addPart, removes: removePart });
+    // Each family apart: the IPv4 clients' deltas stay in the form a vipd 0.2 member reads.
+    for (const [family, perDatagram] of [
+      [4, MAX_ENTRIES],
+      [6, MAX_WIDE_ENTRIES],
+    ] as const) {
+      const familyAdds = adds.filter((e) => endpointFamily(e) === family);
+      const familyRemoves = removes.filter((e) => endpointFamily(e) === family);
+      for (let a = 0, r = 0; a < familyAdds.length || r < familyRemoves.length; ) {
+        const addPart = familyAdds.slice(a, a + perDatagram);
+        const removePart = familyRemoves.slice(r, r + perDatagram - addPart.length);
+        a += addPart.length;
+        r += removePart.length;
+        this.dseq += 1;
+        this.backlog.push({ kind: 'delta', ...this.common(), dseq: this.dseq, adds: addPart, removes: removePart });
+      }
     }
     if (this.table.size > 0) this.sentEmpty = false;
     for (const m of this.backlog.splice(0, MAX_DATAGRAMS_PER_TICK)) this.emit({ ...m, seq: this.nextSeq() });
@@ -140,7 +165,8 @@ export class ConnSync {
     if (entries.length === 0 && this.sentEmpty) return;
     this.sentEmpty = entries.length === 0;
     this.snapshotId += 1;
-    const chunks = Math.max(1, Math.ceil(entries.length / MAX_ENTRIES));
+    const perChunk = maxEntriesFor(entries);
+    const chunks = Math.max(1, Math.ceil(entries.length / perChunk));
     for (let i = 0; i < chunks; i += 1) {
       this.emit({
         kind: 'snapshot',
@@ -150,7 +176,7 @@ export class ConnSync {
         snapshotId: this.snapshotId,
         chunk: i,
         chunks,
-        entries: entries.slice(i * MAX_ENTRIES, (i + 1) * MAX_ENTRIES),
+        entries: entries.slice(i * perChunk, (i + 1) * perChunk),
       });
     }
   }

@@ -10,15 +10,26 @@
  * recorded (and counted), so a flood of clients cannot grow memory without limit.
  */
 
-/** A client connection on the VIP, as the next master needs it to reset it. */
+/**
+ * A client connection on the VIP, as the next master needs it to reset it. Which VIP is told by the
+ * client's family: a member has at most one VIP of each (a dual-stack pair).
+ */
 export interface ClientEndpoint {
+  /**
+   * The client: a dotted quad, or IPv6 in canonical (RFC 5952) text as the balancer reports it and
+   * conn-wire.ts decodes it, so one connection has one key. Never IPv4-mapped (that client is IPv4).
+   */
   readonly clientIp: string;
   readonly clientPort: number;
   /** The VIP's port it came to (the frontend's port, e.g. 6443). */
   readonly vipPort: number;
 }
 
+/** The two ports are the key's last two fields, so an IPv6 address's colons leave it unambiguous. */
 export const endpointKey = (e: ClientEndpoint): string => `${e.clientIp}:${e.clientPort}:${e.vipPort}`;
+
+/** The client's family, and so the VIP's it came to: IPv6 text has a colon, a dotted quad none. */
+export const endpointFamily = (e: ClientEndpoint): 4 | 6 => (e.clientIp.includes(':') ? 6 : 4);
 
 export interface Delta {
   readonly adds: readonly ClientEndpoint[];

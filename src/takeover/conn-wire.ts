@@ -3,17 +3,38 @@
  * heartbeat (HMAC-SHA256 trailer with the shared secret; src/vrrp/wire.ts has type 1).
  *
  *   0  'V' 'P'   2 u8 version (2)   3 u8 type (2 = connections)
- *   4  u16 clusterId   6 u8 kind (1 delta, 2 snapshot chunk)   7 u8 0
+ *   4  u16 clusterId   6 u8 kind   7 u8 0
+ *          kind 1 delta, 2 snapshot chunk: IPv4 entries only (vipd 0.2's form)
+ *          kind 3 delta, 4 snapshot chunk: wide entries, either family (vipd 0.3)
  *   8  u64 epoch (the sender's run)   16 u32 seq (per message, for the replay guard)
  *  20  u32 dseq: a delta's number; for a snapshot, the last delta it includes
  *  24  u32 snapshot id   28 u16 chunk   30 u16 chunks   32 u16 adds (or entries)   34 u16 removes
  *  36  u8 len + UTF-8: the sender's name
- *   …  entries, 8 bytes each: u32 client IPv4, u16 client port, u16 VIP port (adds, then removes)
+ *   …  entries (adds, then removes):
+ *          kinds 1, 2: 8 bytes each: u32 client IPv4, u16 client port, u16 VIP port
+ *          kinds 3, 4: 20 bytes each: 16-byte client IPv6 address (an IPv4 client as IPv4-mapped
+ *          ::ffff:a.b.c.d, RFC 4291 §2.5.5.2), u16 client port, u16 VIP port
  *   …  32 bytes HMAC-SHA256(secret, all of the above)
  *
- * At most MAX_ENTRIES entries per datagram (1,412 bytes with a 63-byte name): one Ethernet frame.
+ * Which VIP an entry belongs to is its family's: a member has one VIP per family (a dual-stack pair).
+ *
+ * At most MAX_ENTRIES (160) narrow or MAX_WIDE_ENTRIES (64) wide entries per datagram: 1,412 bytes
+ * either way with a 63-byte name, one Ethernet frame over IPv6 too (1,452 bytes of UDP payload).
+ *
+ * The encoder picks the form: a message whose entries are all IPv4 goes as kind 1 or 2, exactly as
+ * vipd 0.2 sends it; one with an IPv6 entry as kind 3 or 4. Compatibility with vipd 0.2 members (a
+ * rolling upgrade), decided for new kinds rather than a new version: an IPv4-only cluster's messages
+ * are unchanged, so 0.2 and 0.3 members share their lists both ways; a 0.2 member that receives kind
+ * 3 or 4 checks the version (still 2) and the HMAC, then refuses the unknown kind as `malformed`
+ * without throwing: the election runner counts it in vipd_heartbeats_dropped_total{reason="malformed"}
+ * and warns (rate-limited, "dropped a heartbeat"), and the member goes on. So in a cluster with an
+ * IPv6 VIP a 0.2 member gets the IPv4 deltas still (ConnSync sends each family's deltas apart), but
+ * neither the IPv6 entries nor the snapshots of a table holding any: it resets the IPv4 clients it
+ * heard of, no IPv6 client, as before. (A new version number would have cost the IPv4 lists too.)
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import type { ClientEndpoint } from './conn-table';
 
 const MAGIC0 = 0x56;
@@ -22,8 +43,16 @@ const VERSION = 2;
 export const TYPE_CONNECTIONS = 2;
 const FIXED = 36;
 const ENTRY = 8;
+const WIDE_ENTRY = 20;
 const MAC_BYTES = 32;
+/** Entries per datagram of IPv4 clients only (kinds 1 and 2). */
 export const MAX_ENTRIES = 160;
+/** Entries per datagram when any is IPv6 (kinds 3 and 4). */
+export const MAX_WIDE_ENTRIES = 64;
+const KIND_DELTA = 1;
+const KIND_SNAPSHOT = 2;
+const KIND_WIDE_DELTA = 3;
+const KIND_WIDE_SNAPSHOT = 4;
 const MAX_NAME_BYTES = 63;
 
 export type ConnMessage =
@@ -59,20 +88,37 @@ export function isConnMessage(msg: Buffer): boolean {
   return msg.length > 3 && msg[0] === MAGIC0 && msg[1] === MAGIC1 && msg[3] === TYPE_CONNECTIONS;
 }
 
+/** Whether these entries need the wide form (kinds 3 and 4): any of them is IPv6. */
+export function needsWide(entries: readonly ClientEndpoint[]): boolean {
+  return entries.some((e) => !isIPv4(e.clientIp));
+}
+
+/** How many of these entries fit one datagram: MAX_ENTRIES, or MAX_WIDE_ENTRIES if any is IPv6. */
+export function maxEntriesFor(entries: readonly ClientEndpoint[]): number {
+  return needsWide(entries) ? MAX_WIDE_ENTRIES : MAX_ENTRIES;
+}
+
+/**
+ * The datagram, in the narrow form when every entry is IPv4 (what vipd 0.2 reads), the wide one
+ * otherwise. Throws RangeError for a name too long or more entries than the form holds, TypeError
+ * for a client address of neither family.
+ */
 export function encodeConnMessage(m: ConnMessage, secret: Buffer): Buffer {
   const name = Buffer.from(m.sender, 'utf8');
   if (name.length > MAX_NAME_BYTES) throw new RangeError('member name too long');
   const first = m.kind === 'delta' ? m.adds : m.entries;
   const second = m.kind === 'delta' ? m.removes : [];
-  if (first.length + second.length > MAX_ENTRIES)
-    throw new RangeError(`more than ${MAX_ENTRIES} entries in one message`);
-  const body = Buffer.alloc(FIXED + 1 + name.length + (first.length + second.length) * ENTRY);
+  const wide = needsWide(first) || needsWide(second);
+  const max = wide ? MAX_WIDE_ENTRIES : MAX_ENTRIES;
+  if (first.length + second.length > max) throw new RangeError(`more than ${max} entries in one message`);
+  const entry = wide ? WIDE_ENTRY : ENTRY;
+  const body = Buffer.alloc(FIXED + 1 + name.length + (first.length + second.length) * entry);
   body[0] = MAGIC0;
   body[1] = MAGIC1;
   body[2] = VERSION;
   body[3] = TYPE_CONNECTIONS;
   body.writeUInt16BE(m.clusterId, 4);
-  body[6] = m.kind === 'delta' ? 1 : 2;
+  body[6] = m.kind === 'delta' ? (wide ? KIND_WIDE_DELTA : KIND_DELTA) : wide ? KIND_WIDE_SNAPSHOT : KIND_SNAPSHOT;
   body.writeBigUInt64BE(BigInt(m.epoch), 8);
   body.writeUInt32BE(m.seq >>> 0, 16);
   body.writeUInt32BE(m.dseq >>> 0, 20);
@@ -87,10 +133,16 @@ export function encodeConnMessage(m: ConnMessage, secret: Buffer): Buffer {
   name.copy(body, FIXED + 1);
   let at = FIXED + 1 + name.length;
   for (const e of [...first, ...second]) {
-    body.writeUInt32BE(ipv4ToUint(e.clientIp), at);
-    body.writeUInt16BE(e.clientPort, at + 4);
-    body.writeUInt16BE(e.vipPort, at + 6);
-    at += ENTRY;
+    if (wide) {
+      addressBytes(e.clientIp).copy(body, at);
+      body.writeUInt16BE(e.clientPort, at + 16);
+      body.writeUInt16BE(e.vipPort, at + 18);
+    } else {
+      body.writeUInt32BE(ipv4ToUint(e.clientIp), at);
+      body.writeUInt16BE(e.clientPort, at + 4);
+      body.writeUInt16BE(e.vipPort, at + 6);
+    }
+    at += entry;
   }
   return Buffer.concat([body, mac(body, secret)]);
 }
@@ -104,12 +156,20 @@ export function decodeConnMessage(msg: Buffer, secret: Buffer, clusterId: number
   if (!timingSafeEqual(mac(body, secret), msg.subarray(msg.length - MAC_BYTES))) {
     return fail('bad_mac', 'HMAC does not match: another secret, or a forged or damaged message');
   }
-  const kind = body[6] === 1 ? 'delta' : body[6] === 2 ? 'snapshot' : undefined;
-  if (kind === undefined) return fail('malformed', `unknown kind ${body[6]}`);
+  const code = body[6];
+  const kind =
+    code === KIND_DELTA || code === KIND_WIDE_DELTA
+      ? 'delta'
+      : code === KIND_SNAPSHOT || code === KIND_WIDE_SNAPSHOT
+        ? 'snapshot'
+        : undefined;
+  if (kind === undefined) return fail('malformed', `unknown kind ${code}`);
+  const wide = code === KIND_WIDE_DELTA || code === KIND_WIDE_SNAPSHOT;
+  const entry = wide ? WIDE_ENTRY : ENTRY;
   const nameLen = body[FIXED] as number;
   const adds = body.readUInt16BE(32);
   const removes = body.readUInt16BE(34);
-  if (FIXED + 1 + nameLen + (adds + removes) * ENTRY !== body.length) return fail('malformed', 'lengths do not match');
+  if (FIXED + 1 + nameLen + (adds + removes) * entry !== body.length) return fail('malformed', 'lengths do not match');
   const epoch = body.readBigUInt64BE(8);
   if (epoch > BigInt(Number.MAX_SAFE_INTEGER)) return fail('malformed', 'epoch out of range');
   const received = body.readUInt16BE(4);
@@ -117,12 +177,20 @@ export function decodeConnMessage(msg: Buffer, secret: Buffer, clusterId: number
   const sender = body.toString('utf8', FIXED + 1, FIXED + 1 + nameLen);
   const read = (from: number, count: number): ClientEndpoint[] => {
     const out: ClientEndpoint[] = [];
-    for (let i = 0, at = from; i < count; i += 1, at += ENTRY) {
-      out.push({
-        clientIp: uintToIpv4(body.readUInt32BE(at)),
-        clientPort: body.readUInt16BE(at + 4),
-        vipPort: body.readUInt16BE(at + 6),
-      });
+    for (let i = 0, at = from; i < count; i += 1, at += entry) {
+      out.push(
+        wide
+          ? {
+              clientIp: bytesToAddress(body.subarray(at, at + 16)),
+              clientPort: body.readUInt16BE(at + 16),
+              vipPort: body.readUInt16BE(at + 18),
+            }
+          : {
+              clientIp: uintToIpv4(body.readUInt32BE(at)),
+              clientPort: body.readUInt16BE(at + 4),
+              vipPort: body.readUInt16BE(at + 6),
+            },
+      );
     }
     return out;
   };
@@ -137,7 +205,7 @@ export function decodeConnMessage(msg: Buffer, secret: Buffer, clusterId: number
   if (kind === 'delta') {
     return {
       ok: true,
-      message: { kind, ...common, adds: read(start, adds), removes: read(start + adds * ENTRY, removes) },
+      message: { kind, ...common, adds: read(start, adds), removes: read(start + adds * entry, removes) },
     };
   }
   const chunks = body.readUInt16BE(30);
@@ -169,4 +237,20 @@ export function ipv4ToUint(ip: string): number {
 
 export function uintToIpv4(n: number): string {
   return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** A client address as 16 bytes: IPv6 as it is, IPv4 as IPv4-mapped (::ffff:a.b.c.d). */
+function addressBytes(ip: string): Buffer {
+  if (isIPv4(ip)) return Buffer.from(ipaddr.IPv4.parse(ip).toIPv4MappedAddress().toByteArray());
+  if (!isIPv6(ip) || ip.includes('%')) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
+  return Buffer.from(ipaddr.IPv6.parse(ip).toByteArray());
+}
+
+/**
+ * 16 bytes as the text the balancer reports a client in: an IPv4-mapped address as the dotted quad,
+ * IPv6 in canonical (RFC 5952) text, so a peer's entry has the key the member's own has.
+ */
+function bytesToAddress(bytes: Buffer): string {
+  const address = new ipaddr.IPv6([...bytes]);
+  return address.isIPv4MappedAddress() ? address.toIPv4Address().toString() : address.toRFC5952String();
 }

@@ -27,9 +27,14 @@
  *   one pair alone reaches about a quarter of such clients (test/tickle-netns.test.ts shows both).
  *   The extra packets cost little where the first pass worked: the client's answer to them falls
  *   under the rate limit, or, once its socket is reset, is a RST that the new master ignores.
+ * - Families: with a dual-stack pair of VIPs the list holds IPv4 and IPv6 clients, each tickled from
+ *   the VIP of its family in one schedule (one batch budget for both, so the event loop is held no
+ *   longer than with one family); the socket sends either (takeover.ts's RawTickler: one raw socket
+ *   per family). The Linux rate limit and the conntrack rules above are the same for TCP over IPv6.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import { describeError } from '../errors';
-import { buildTickleAck, checkIpv4, checkPort } from './tickle';
+import { buildTickleAck, checkIpv4, checkIpv6, checkPort } from './tickle';
 
 /** One connection of the dead master: client address and port, and the VIP's port it was connected to. */
 export interface TickleTarget {
@@ -38,7 +43,10 @@ export interface TickleTarget {
   readonly vipPort: number;
 }
 
-/** What sends one IPv4 packet: RawIpv4Socket, or a fake in tests. */
+/**
+ * What sends one packet (IPv4 to an IPv4 dstIp, IPv6 to an IPv6 one): a raw socket of the targets'
+ * family, both behind one object for a dual-stack pair (takeover.ts), or a fake in tests.
+ */
 export interface TickleSocket {
   /** True when sent, false when the kernel had no room (send it again after a pause); throws when refused. */
   send(packet: Buffer, dstIp: string): boolean;
@@ -54,8 +62,11 @@ export interface TickleScheduler {
 
 export interface TickleSenderOptions {
   readonly socket: TickleSocket;
-  /** The VIP, the source of every tickle. */
-  readonly vip: string;
+  /**
+   * The VIP, the source of every tickle; or a dual-stack pair, one VIP per family: each target is
+   * tickled from the VIP of its family, and must have one.
+   */
+  readonly vip: string | readonly string[];
   readonly targets: readonly TickleTarget[];
   /**
    * When each round starts, in ms from start(); increasing. A round that overruns delays the next one,
@@ -137,7 +148,8 @@ export const realScheduler: TickleScheduler = {
 
 export class TickleSender {
   private readonly socket: TickleSocket;
-  private readonly vip: string;
+  /** The source of each target's tickles: the VIP of its family. */
+  private readonly sources: readonly string[];
   private readonly targets: readonly TickleTarget[];
   private readonly roundsAtMs: readonly number[];
   private readonly seqAck: ReadonlyArray<readonly [number, number]>;
@@ -181,11 +193,34 @@ export class TickleSender {
       backoffMs = TICKLE_DEFAULTS.backoffMs,
       maxBackoffsPerRound = TICKLE_DEFAULTS.maxBackoffsPerRound,
     } = options;
-    checkIpv4('vip', options.vip);
-    options.targets.forEach((target, i) => {
-      checkIpv4(`targets[${i}].clientIp`, target.clientIp);
+    const vips = typeof options.vip === 'string' ? [options.vip] : [...options.vip];
+    let vip4: string | undefined;
+    let vip6: string | undefined;
+    vips.forEach((vip, i) => {
+      const field = typeof options.vip === 'string' ? 'vip' : `vip[${i}]`;
+      if (typeof vip === 'string' && isIPv6(vip)) {
+        checkIpv6(field, vip);
+        if (vip6 !== undefined) throw new TypeError(`${field}: a second IPv6 VIP (${vip6} is one); one per family`);
+        vip6 = vip;
+      } else {
+        if (typeof vip !== 'string' || !isIPv4(vip)) {
+          throw new TypeError(`${field} must be an IPv4 or IPv6 address, not ${JSON.stringify(vip)}`);
+        }
+        if (vip4 !== undefined) throw new TypeError(`${field}: a second IPv4 VIP (${vip4} is one); one per family`);
+        vip4 = vip;
+      }
+    });
+    if (vips.length === 0) throw new TypeError('vip: at least one VIP');
+    const sources = options.targets.map((target, i) => {
+      const field = `targets[${i}].clientIp`;
+      const ip: unknown = target.clientIp;
+      // A client of a family this member has no VIP of cannot be tickled: the caller's list is wrong.
+      if (typeof ip === 'string' && isIPv6(ip) && vip6 !== undefined) checkIpv6(field, ip);
+      else if (vip4 !== undefined) checkIpv4(field, ip);
+      else checkIpv6(field, ip);
       checkPort(`targets[${i}].clientPort`, target.clientPort);
       checkPort(`targets[${i}].vipPort`, target.vipPort);
+      return (isIPv4(target.clientIp) ? vip4 : vip6) as string;
     });
     if (
       roundsAtMs.length === 0 ||
@@ -216,7 +251,7 @@ export class TickleSender {
       throw new RangeError(`maxBackoffsPerRound must be a non-negative integer, not ${maxBackoffsPerRound}`);
     }
     this.socket = options.socket;
-    this.vip = options.vip;
+    this.sources = sources;
     // A copy: the caller may reuse its array while the rounds run.
     this.targets = [...options.targets];
     this.roundsAtMs = [...roundsAtMs];
@@ -276,10 +311,11 @@ export class TickleSender {
     // however slow the clock says sending is.
     while (this.next < end && !this.finished && (this.next === first || this.scheduler.now() < budgetEnds)) {
       const target = this.targets[this.next % count];
+      const source = this.sources[this.next % count];
       const pair = this.seqAck[Math.floor(this.next / count)];
-      if (target === undefined || pair === undefined) break;
+      if (target === undefined || source === undefined || pair === undefined) break;
       const packet = buildTickleAck({
-        srcIp: this.vip,
+        srcIp: source,
         srcPort: target.vipPort,
         dstIp: target.clientIp,
         dstPort: target.clientPort,
@@ -367,7 +403,7 @@ export class TickleSender {
   }
 }
 
-/** The errno of a failed send: RawIpv4Socket wraps the addon's error (whose `code` it is) as `cause`. */
+/** The errno of a failed send: the raw sockets wrap the addon's error (whose `code` it is) as `cause`. */
 function failureCode(err: unknown): string {
   const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
   return describeError(cause);

@@ -1,7 +1,7 @@
 /**
  * Raw sockets dropped without close(), for tickle-netns.test.ts's test of the addon's finalizer:
- *   node --expose-gc raw-finalizer.js
- * opens 50 raw IPv4 sockets and drops them, then collects garbage until the process's fd count is
+ *   node --expose-gc raw-finalizer.js [4|6]
+ * opens 50 raw IPv4 (or IPv6) sockets and drops them, then collects garbage until the process's fd count is
  * back where it was (for up to a second), and prints {"before","opened","after"}: the fd counts
  * before, with the 50 open, and at the end.
  *
@@ -19,7 +19,8 @@ function main(): void {
   const fds = () => readdirSync('/proc/self/fd').length;
   const before = fds();
   const open = (): void => {
-    for (let i = 0; i < 50; i++) new addon.RawIpv4Socket();
+    const Raw = process.argv[2] === '6' ? addon.RawIpv6Socket : addon.RawIpv4Socket;
+    for (let i = 0; i < 50; i++) new Raw();
   };
   // In a function of its own, so nothing on this frame keeps a socket reachable.
   open();

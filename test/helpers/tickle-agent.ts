@@ -2,7 +2,8 @@
  * Plays one host of test/tickle-netns.test.ts inside a network namespace, started by Lab.spawnNode as
  * `ip netns exec NS node dist/test/helpers/tickle-agent.js`: an echo server (the old and the new
  * master's apiserver side), groups of idle client connections that record how they end (the
- * watches), a gratuitous ARP and the tickles (the new master). Commands arrive as JSON lines on
+ * watches), a gratuitous ARP or an unsolicited Neighbor Advertisement and the tickles (the new
+ * master), of either family (test/tickle-netns.test.ts's IPv6 case: the VIP and the clients IPv6). Commands arrive as JSON lines on
  * stdin and replies leave as JSON lines on stdout (agent-loop.ts). Closing stdin stops the sender,
  * destroys every socket and exits.
  *
@@ -10,9 +11,10 @@
  * does nothing.
  */
 import * as net from 'node:net';
-import { openRawIpv4Socket } from '../../src/native/raw-socket';
+import { openRawSocket, type RawIpSocket } from '../../src/native/raw-socket';
 import { TickleSender, type TickleSenderOptions } from '../../src/takeover/tickle-sender';
 import { buildGratuitousArp } from '../../src/vip/arp';
+import { buildUnsolicitedNa } from '../../src/vip/ndisc';
 import { createPacketSocket } from '../../src/vip/packet-socket';
 
 import { type Command, runAgent, serveCommands } from './agent-loop';
@@ -158,9 +160,18 @@ function main(): void {
         socket.close();
       }
     },
+    /** Announces IPv6 `ip` at `mac` on `interface`: one unsolicited Neighbor Advertisement, as the VIP owner does. */
+    una: async (cmd) => {
+      const socket = createPacketSocket().open(String(cmd.interface), { ndTarget: String(cmd.ip) });
+      try {
+        socket.send(buildUnsolicitedNa(String(cmd.mac), String(cmd.ip)));
+      } finally {
+        socket.close();
+      }
+    },
     /**
-     * Tickles every (clientIp, port) of `clientPorts` from `vip`:`vipPort` through a raw socket of its
-     * own, and reports when it started (Date.now()), the sender's report, and the longest stall of a
+     * Tickles every (clientIp, port) of `clientPorts` from `vip`:`vipPort` (an IPv4 or IPv6 VIP, or a
+     * list of one per family) through raw sockets of its own, one per family, and reports when it started (Date.now()), the sender's report, and the longest stall of a
      * 5 ms interval timer meanwhile: how long the event loop was kept from other work.
      */
     tickle: async (cmd) => {
@@ -173,9 +184,28 @@ function main(): void {
       if (typeof cmd.batchSize === 'number') Object.assign(options, { batchSize: cmd.batchSize });
       if (Array.isArray(cmd.seqAck)) Object.assign(options, { seqAck: cmd.seqAck });
       // Without `sendBufferBytes` the product's default; 0 is the kernel's.
-      const socket = openRawIpv4Socket(
-        typeof cmd.sendBufferBytes === 'number' ? { sendBufferBytes: cmd.sendBufferBytes } : {},
-      );
+      const vips = (Array.isArray(cmd.vip) ? cmd.vip : [cmd.vip]).map(String);
+      const sockets = new Map<4 | 6, RawIpSocket>();
+      for (const vip of vips) {
+        const family = net.isIPv6(vip) ? 6 : 4;
+        sockets.set(
+          family,
+          openRawSocket(
+            family,
+            typeof cmd.sendBufferBytes === 'number' ? { sendBufferBytes: cmd.sendBufferBytes } : {},
+          ),
+        );
+      }
+      const socket = {
+        send: (packet: Buffer, dstIp: string) => {
+          const s = sockets.get(net.isIPv6(dstIp) ? 6 : 4);
+          if (s === undefined) throw new Error(`no raw socket for ${dstIp}`);
+          return s.send(packet, dstIp);
+        },
+        close: () => {
+          for (const s of sockets.values()) s.close();
+        },
+      };
       let maxLoopLagMs = 0;
       let last = performance.now();
       const lag = setInterval(() => {
@@ -183,7 +213,7 @@ function main(): void {
         maxLoopLagMs = Math.max(maxLoopLagMs, now - last - 5);
         last = now;
       }, 5);
-      const sender = new TickleSender({ ...options, socket, vip: String(cmd.vip), targets });
+      const sender = new TickleSender({ ...options, socket, vip: vips, targets });
       senders.add(sender);
       try {
         const startedAt = Date.now();
