@@ -30,6 +30,10 @@ export interface LabOptions {
   readonly ipv6?: boolean;
   /** The events to run (default: all of DRILL_EVENTS). */
   readonly events?: readonly DrillEvent[];
+  /** Hold a client's watch across the node death and the link cut (default true). */
+  readonly watch?: boolean;
+  /** Given the drill's raw record once the bed is gone (a test reads the client's connects in it). */
+  readonly onRecord?: (record: DrillRecord) => void;
 }
 
 export function vipdManager(options: LabOptions, print: (line: string) => void): VipManager {
@@ -77,6 +81,7 @@ export async function runLab(options: LabOptions): Promise<Outcome[]> {
   let timeline: string | undefined;
   const onRecord = (record: DrillRecord) => {
     timeline = writeTimeline(label, record, print);
+    options.onRecord?.(record);
   };
   const outcomes = await runDrill(manager, {
     out: print,
@@ -85,6 +90,7 @@ export async function runLab(options: LabOptions): Promise<Outcome[]> {
     onRecord,
     ipv6,
     ...(options.events === undefined ? {} : { events: options.events }),
+    ...(options.watch === undefined ? {} : { watch: options.watch }),
   }).catch((err: unknown) => {
     if (timeline !== undefined) print(`The run up to the failure, drawn: ${timeline}`);
     throw err;
