@@ -6,11 +6,17 @@
  *   npm run bench:failover         (= npm run build && node dist/bench/failover.js: everything)
  *   node dist/bench/failover.js [--only vipd|keepalived] [--events crash,link,...,storm,random-loss]
  *     [--storm-clients 5000] [--loss-seconds 600] [--loss-rates 10,30,50] [--loss-parallel none|rate|all] [--verbose]
+ *   node dist/bench/failover.js --ipv6 [--events crash,link,...]   (the drill's events over IPv6)
  *
  * keepalived is set up as the kubeadm HA guide does (unicast peers, equal priorities, state
  * BACKUP everywhere), once with its default advert_int 1 (VRRPv2) and once with VRRPv3 at 0.1 s,
  * which is the fastest it supports and what vipd's default heartbeat interval matches. HAProxy
  * listens on :6443 on every node with HTTPS /readyz checks; the client connects to VIP:6443.
+ *
+ * With --ipv6 the same on the drill bed's IPv6 mode (peers fd00:77::1-3, the VIP fd00:77::100/64):
+ * vipd with IPv6 peers and its balancer on [::]:6443, and keepalived VRRPv3 0.1 s (VRRPv2 has no
+ * IPv6) with IPv6 unicast peers and HAProxy on :::6443 v4v6 checking [fd00:77::N]:9443; the tables
+ * are headed IPv6.
  *
  * Then what clients see (src/lab/client-drill.ts): a watch across a node death and a link cut, a
  * load of new connections with a blackholed or a killed apiserver, a reconnect storm.
@@ -43,13 +49,17 @@ import {
   runDrill,
   runLossTrial,
 } from '../src/lab/drill';
-import { NODES, PHASE_TIMEOUT_MS, VIP, type VipManager } from '../src/lab/drill-bed';
+import { hostPort, NODES, PHASE_TIMEOUT_MS, type VipManager } from '../src/lab/drill-bed';
 import { formatDetections, formatLossTrials, formatOutcomes, watchCell } from '../src/lab/drill-tables';
 import { vipdManager } from '../src/lab/lab';
 import { machineTicks } from './proxy/proc-stats';
 
-/** HAProxy as the kubeadm HA guide configures it: TCP on :6443, HTTPS /readyz checks, roundrobin. */
-function haproxyConfig(ips: readonly string[]): string {
+/**
+ * HAProxy as the kubeadm HA guide configures it: TCP on :6443, HTTPS /readyz checks, roundrobin.
+ * Over IPv6: every address of both families (`:::6443 v4v6`), and the apiservers' IPv6 addresses
+ * in brackets.
+ */
+function haproxyConfig(ips: readonly string[], family: 4 | 6): string {
   return `global
   nbthread 1
 defaults
@@ -58,28 +68,38 @@ defaults
   timeout client 1h
   timeout server 1h
 frontend apiserver
-  bind *:6443
+  bind ${family === 6 ? ':::6443 v4v6' : '*:6443'}
   default_backend apiservers
 backend apiservers
   option httpchk GET /readyz
   http-check expect status 200
   balance roundrobin
   default-server inter 2s fall 3 rise 2 check check-ssl verify none
-${ips.map((ip, i) => `  server cp${i + 1} ${ip}:9443`).join('\n')}
+${ips.map((ip, i) => `  server cp${i + 1} ${hostPort(ip, 9443)}`).join('\n')}
 `;
 }
 
-/** keepalived (unicast VRRP, as the kubeadm guide sets it up) with HAProxy beside it on each node. */
+/**
+ * keepalived (unicast VRRP, as the kubeadm guide sets it up) with HAProxy beside it on each node.
+ * The addresses are the bed's family: over IPv6 the unicast source and peers are the nodes' IPv6
+ * addresses and the VIP is fd00:77::100/64 (VRRPv3 only: VRRPv2 carries IPv4 addresses alone).
+ */
 function keepalivedManager(advertInt: number, print: ((line: string) => void) | undefined): VipManager {
   const v3 = advertInt < 1;
   return {
     label: `keepalived ${v3 ? 'VRRPv3' : 'VRRPv2'} ${advertInt}s + HAProxy`,
     probePort: 6443,
     prepare(net, dir) {
-      writeFileSync(join(dir, 'haproxy.cfg'), haproxyConfig(NODES.map((n) => net.host(n).ip)));
+      writeFileSync(
+        join(dir, 'haproxy.cfg'),
+        haproxyConfig(
+          NODES.map((n) => net.address(n)),
+          net.family,
+        ),
+      );
       for (const n of NODES) {
         const peers = NODES.filter((p) => p !== n)
-          .map((p) => `    ${net.host(p).ip}`)
+          .map((p) => `    ${net.address(p)}`)
           .join('\n');
         writeFileSync(
           join(dir, `${n}.conf`),
@@ -95,20 +115,21 @@ vrrp_instance VI_1 {
   virtual_router_id 51
   priority 100
   advert_int ${advertInt}
-  unicast_src_ip ${net.host(n).ip}
+  unicast_src_ip ${net.address(n)}
   unicast_peer {
 ${peers}
   }
   virtual_ipaddress {
-    ${VIP}/24 dev eth0
+    ${net.vipCidr} dev eth0
   }
 }
 `,
         );
       }
     },
-    // The VRRP packets themselves (IP protocol 112), unicast to each peer.
-    heartbeatMatch: 'ip protocol vrrp',
+    // The VRRP packets themselves (IP protocol 112, or IPv6's next header 112), unicast to each
+    // peer: `meta l4proto` matches either family in the drill's inet tables.
+    heartbeatMatch: 'meta l4proto vrrp',
     commands: (n, dir) => [
       {
         // The parent only watches its children; the VRRP child it forks runs the election. A stall
@@ -156,14 +177,18 @@ interface BenchOptions {
   readonly parallel: Parallel;
   /** Print the managers' own log lines too. */
   readonly verbose: boolean;
+  /** Every bed in IPv6 mode; vipd and keepalived VRRPv3 only. */
+  readonly ipv6: boolean;
 }
 
 const ALL_EVENTS: readonly string[] = [...DRILL_EVENTS, ...CLIENT_EVENTS, RANDOM_LOSS, CRASH_LOSS];
 
 const USAGE = `usage: node dist/bench/failover.js [--only vipd|keepalived] [--events LIST] [--storm-clients N]
   [--storm-seconds 60] [--watch-seconds 60] [--loss-seconds N] [--loss-rates 10,30,50] [--loss-parallel none|rate|all]
-  [--detect-rates 0,10,30,50] [--detect-crashes N] [--verbose]
-  --events: a comma-separated subset of ${ALL_EVENTS.join(',')} (default: all)`;
+  [--detect-rates 0,10,30,50] [--detect-crashes N] [--ipv6] [--verbose]
+  --events: a comma-separated subset of ${ALL_EVENTS.join(',')} (default: all;
+    with --ipv6, the drill's ${DRILL_EVENTS.join(',')})
+  --ipv6: over IPv6 (the VIP fd00:77::100/64), vipd and keepalived VRRPv3 0.1s + HAProxy`;
 
 function options(argv: readonly string[]): BenchOptions {
   const { values } = parseArgs({
@@ -180,9 +205,11 @@ function options(argv: readonly string[]): BenchOptions {
       'detect-rates': { type: 'string', default: '0,10,30,50' },
       'detect-crashes': { type: 'string', default: '3' },
       verbose: { type: 'boolean', default: false },
+      ipv6: { type: 'boolean', default: false },
     },
     strict: true,
   });
+  const ipv6 = values.ipv6 === true;
   const bad = (what: string) => new Error(`${what}\n${USAGE}`);
   if (values.only !== undefined && values.only !== 'vipd' && values.only !== 'keepalived') {
     throw bad(`--only: "${values.only}"`);
@@ -191,7 +218,7 @@ function options(argv: readonly string[]): BenchOptions {
     values.events
       ?.split(',')
       .map((e) => e.trim())
-      .filter((e) => e !== '') ?? ALL_EVENTS;
+      .filter((e) => e !== '') ?? (ipv6 ? DRILL_EVENTS : ALL_EVENTS);
   for (const e of events) if (!ALL_EVENTS.includes(e)) throw bad(`--events: unknown "${e}"`);
   const stormClients = Number(values['storm-clients']);
   const maxStorm = maxStormClients();
@@ -236,6 +263,7 @@ function options(argv: readonly string[]): BenchOptions {
     lossRates,
     parallel,
     verbose: values.verbose === true,
+    ipv6,
   };
 }
 
@@ -315,6 +343,7 @@ async function lossTrials(
         runLossTrial(c.manager, {
           out: (l) => print(`[${c.tag} ${percent}%] ${l}`),
           prefix: 'vipd-bench',
+          ipv6: o.ipv6,
           percent,
           seconds: o.lossSeconds,
         }),
@@ -344,6 +373,7 @@ async function detections(
         runCrashUnderLoss(c.manager, {
           out: (l) => print(`[${c.tag} ${percent}%] ${l}`),
           prefix: 'vipd-bench',
+          ipv6: o.ipv6,
           percent,
           crashes: o.detectCrashes,
           warmupSeconds: 30,
@@ -378,7 +408,7 @@ function row(name: string, runs: readonly Run[], event: string, cell: (o: Outcom
 }
 
 /** What clients saw, side by side: for each event, every figure of it, one row each. */
-function compareClients(all: readonly Run[], print: (l: string) => void): void {
+function compareClients(all: readonly Run[], print: (l: string) => void, family = ''): void {
   const runs = all.filter((r) => r.client.length > 0);
   const head = (first: string) => `${first.padEnd(FIRST)}${runs.map((r) => r.label.padStart(34)).join('')}`;
   const events = [...new Set(runs.flatMap((r) => r.client.map((x) => x.event)))];
@@ -388,31 +418,36 @@ function compareClients(all: readonly Run[], print: (l: string) => void): void {
       return new Map(o === undefined ? [] : clientFigures(o));
     });
     const names = [...new Set(figures.flatMap((f) => [...f.keys()]))];
-    print(`\n=== ${e}\n${head('figure')}`);
+    print(`\n=== ${family}${e}\n${head('figure')}`);
     for (const n of names) print(`${n.padEnd(FIRST)}${figures.map((f) => (f.get(n) ?? '-').padStart(34)).join('')}`);
   }
 }
 
-/** The drill's figures side by side: the headline tables, then every figure of each held fault. */
-function compare(runs: readonly Run[], print: (l: string) => void): void {
+/**
+ * The drill's figures side by side: the headline tables, then every figure of each held fault.
+ * `family` heads every table ("IPv6: ..."; nothing for IPv4, as before).
+ */
+function compare(runs: readonly Run[], print: (l: string) => void, family = ''): void {
   const ms = (v: number | undefined, none: string) => (v === undefined ? none : String(v));
   const yes = (b: boolean | undefined) => (b === undefined ? '-' : b ? 'yes' : 'no');
   const head = (first: string) => `${first.padEnd(FIRST)}${runs.map((r) => r.label.padStart(34)).join('')}`;
   const events = [...new Set(runs.flatMap((r) => r.outcomes.map((x) => x.event)))];
   if (events.length === 0) return;
-  print(`\n=== client outage (ms) per event; lower is better\n${head('event')}`);
+  print(`\n=== ${family}client outage (ms) per event; lower is better\n${head('event')}`);
   for (const e of events) print(row(e, runs, e, (x) => ms(x.outageMs, 'unrecovered')));
-  print('\n=== VIP moved (ms) per event');
+  print(`\n=== ${family}VIP moved (ms) per event`);
   for (const e of events) print(row(e, runs, e, (x) => ms(x.vipMovedMs, 'never')));
   const watched = events.filter((e) => runs.some((r) => r.outcomes.some((x) => x.event === e && x.watch)));
   if (watched.length > 0) {
-    print(`\n=== a client's watch through the VIP: resumed after (ms), waited ${PHASE_TIMEOUT_MS / 1000} s at most`);
+    print(
+      `\n=== ${family}a client's watch through the VIP: resumed after (ms), waited ${PHASE_TIMEOUT_MS / 1000} s at most`,
+    );
     for (const e of watched) print(row(e, runs, e, (x) => watchCell(x.watch) || '-'));
   }
   const isHeld = (e: string) => runs.some((r) => r.outcomes.some((x) => x.event === e && x.multiMs !== undefined));
   const heldFaults = events.filter(isHeld);
   for (const e of heldFaults) {
-    print(`\n=== ${e}\n${head('figure')}`);
+    print(`\n=== ${family}${e}\n${head('figure')}`);
     print(row('VIP moved (ms)', runs, e, (x) => ms(x.vipMovedMs, 'never')));
     print(row('client outage (ms)', runs, e, (x) => ms(x.outageMs, 'unrecovered')));
     print(row('holder changes', runs, e, (x) => ms(x.holderChanges, '-')));
@@ -436,10 +471,9 @@ async function main(): Promise<void> {
   try {
     execFileSync('keepalived', ['--version'], { stdio: 'ignore' });
     execFileSync('haproxy', ['-v'], { stdio: 'ignore' });
-    contenders.push(
-      { tag: 'ka-v2', kind: 'keepalived', manager: keepalivedManager(1, logs) },
-      { tag: 'ka-v3', kind: 'keepalived', manager: keepalivedManager(0.1, logs) },
-    );
+    // Over IPv6 keepalived needs VRRPv3 (VRRPv2 carries IPv4 addresses alone): the 0.1 s setup only.
+    if (!o.ipv6) contenders.push({ tag: 'ka-v2', kind: 'keepalived', manager: keepalivedManager(1, logs) });
+    contenders.push({ tag: 'ka-v3', kind: 'keepalived', manager: keepalivedManager(0.1, logs) });
   } catch {
     process.stderr.write(
       'bench: keepalived and haproxy are needed for the comparison ' +
@@ -448,12 +482,16 @@ async function main(): Promise<void> {
   }
   const chosen = contenders.filter((c) => o.only === undefined || c.kind === o.only);
   const runs: Run[] = [];
+  const family = o.ipv6 ? 'IPv6: ' : '';
+  if (o.ipv6) print('IPv6: every bed in IPv6 mode, peers fd00:77::1-3, the VIP fd00:77::100/64, clients to [VIP]:6443');
   for (const c of chosen) {
     const clientEvents = c.tag === 'ka-v2' ? [] : o.clientEvents;
     if (o.events.length === 0 && clientEvents.length === 0) continue;
-    print(`\n=== ${c.manager.label}`);
+    print(`\n=== ${family}${c.manager.label}`);
     const outcomes =
-      o.events.length === 0 ? [] : await runDrill(c.manager, { out: print, prefix: 'vipd-bench', events: o.events });
+      o.events.length === 0
+        ? []
+        : await runDrill(c.manager, { out: print, prefix: 'vipd-bench', events: o.events, ipv6: o.ipv6 });
     // What clients see is compared against keepalived at its fastest only (VRRPv3 0.1 s): the
     // managers' detection is not what it measures, and each manager takes minutes.
     const client =
@@ -462,6 +500,7 @@ async function main(): Promise<void> {
         : await runClientDrill(c.manager, {
             out: print,
             prefix: 'vipd-bench',
+            ipv6: o.ipv6,
             events: clientEvents,
             stormClients: o.stormClients,
             stormPhaseMs: o.stormSeconds * 1000,
@@ -473,20 +512,20 @@ async function main(): Promise<void> {
   const detected = o.crashLoss ? await detections(chosen, o, print) : [];
 
   if (runs.length > 0) {
-    compare(runs, print);
-    compareClients(runs, print);
+    compare(runs, print, family);
+    compareClients(runs, print, family);
   }
   if (trials.length > 0) {
-    print(`\n=== random loss: each node drops that share of the heartbeats it sends, for ${o.lossSeconds} s`);
+    print(`\n=== ${family}random loss: each node drops that share of the heartbeats it sends, for ${o.lossSeconds} s`);
     for (const l of formatLossTrials(trials)) print(l);
   }
   if (detected.length > 0) {
-    print("\n=== crash under loss: each node drops that share of its heartbeats; the master's node crashes");
+    print(`\n=== ${family}crash under loss: each node drops that share of its heartbeats; the master's node crashes`);
     for (const l of formatDetections(detected)) print(l);
   }
   for (const r of runs.filter((x) => x.outcomes.length > 0)) {
     print('');
-    for (const l of formatOutcomes(r.label, r.outcomes)) print(l);
+    for (const l of formatOutcomes(o.ipv6 ? `${r.label}, IPv6` : r.label, r.outcomes)) print(l);
   }
   print(`\nbench: ${((Date.now() - started) / 60_000).toFixed(1)} min`);
 }

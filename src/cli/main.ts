@@ -207,8 +207,9 @@ export function buildProgram(): Command {
     .command('lab')
     .description('the demo: three nodes and a client in network namespaces, a failover drill with timings (root)')
     .option('--verbose', "also print the daemons' log lines", false)
-    .action(async (opts: { verbose: boolean }) => {
-      await runLab({ verbose: opts.verbose });
+    .option('--ipv6', 'the same drill over IPv6: IPv6 peers, the VIP fd00:77::100/64, the balancer on [::]:6443', false)
+    .action(async (opts: { verbose: boolean; ipv6: boolean }) => {
+      await runLab({ verbose: opts.verbose, ipv6: opts.ipv6 });
     });
 
   program

@@ -23,7 +23,7 @@ import {
   watchAcross,
   watchText,
 } from './drill';
-import { type BedOptions, DrillBed, NODES, type NodeName, PHASE_TIMEOUT_MS, VIP, type VipManager } from './drill-bed';
+import { type BedOptions, DrillBed, NODES, type NodeName, PHASE_TIMEOUT_MS, type VipManager } from './drill-bed';
 import { watchCell } from './drill-tables';
 import { firstHeldByOther } from './holder-log';
 import type { LoadResult } from './load-client';
@@ -234,7 +234,7 @@ async function backendsBack(bed: DrillBed, manager: VipManager): Promise<boolean
   const lines = await runToEnd(
     bed,
     'load-client.js',
-    [VIP, String(manager.probePort), '--backends', String(NODES.length), '--timeout', '30000'],
+    [bed.vip, String(manager.probePort), '--backends', String(NODES.length), '--timeout', '30000'],
     40_000,
   );
   return (parsed<{ names: string[] }>(lines, 'backends')?.names.length ?? 0) === NODES.length;
@@ -259,7 +259,7 @@ async function load(
     const lines = await runToEnd(
       bed,
       'load-client.js',
-      [VIP, String(manager.probePort), '--clients', String(o.loadClients ?? 4), '--seconds', String(seconds)],
+      [bed.vip, String(manager.probePort), '--clients', String(o.loadClients ?? 4), '--seconds', String(seconds)],
       seconds * 1000 + 60_000,
       (line) => {
         if (fault === 'kill' && backend !== undefined && line.includes('"started"')) {
@@ -332,7 +332,7 @@ async function storm(bed: DrillBed, manager: VipManager, o: ClientDrillOptions):
         bed.startClientProgram(
           'storm-client.js',
           [
-            VIP,
+            bed.vip,
             String(manager.probePort),
             '--clients',
             String(count),

@@ -4,7 +4,9 @@
  * each node (vipd, or keepalived + HAProxy for the comparison), the kernel's view of who holds the
  * VIP (`ip monitor address` in each node, a HolderLog) and a client connecting to VIP:port (a
  * ClientLog); more client programs (a watch, a load, a storm) can run beside it in the client's
- * namespace. The events that break it live in drill.ts and client-drill.ts; this file only
+ * namespace. In IPv6 mode (BedOptions.ipv6) every host also has fd00:77::<n>/64, the managers are
+ * given those addresses and the VIP fd00:77::100/64, and every client speaks to [VIP]:port; the hosts
+ * keep their IPv4 addresses, which nothing of the drill uses then. The events that break it live in drill.ts and client-drill.ts; this file only
  * builds, operates and removes it. Everything it creates is removed by `close()`, and on Ctrl-C by a handler that runs
  * before the Lab's own sweep, so no process outlives its namespace.
  */
@@ -24,6 +26,9 @@ import { WatchLog } from './watch-client';
 export const NODES = ['cp1', 'cp2', 'cp3'] as const;
 export type NodeName = (typeof NODES)[number];
 export const VIP = '10.77.0.100';
+/** The VIP of an IPv6 bed, on the segment's fd00:77::/64. */
+export const VIP6 = 'fd00:77::100';
+const PREFIX6 = 'fd00:77::';
 /** How long the drill waits for anything the managers should do (a takeover, one holder again). */
 export const PHASE_TIMEOUT_MS = 15_000;
 
@@ -56,12 +61,35 @@ export interface VipManager {
 
 export interface DrillNetwork {
   host(name: string): LanHost;
+  /** The bed's address family: 6 in IPv6 mode (BedOptions.ipv6), else 4. */
+  readonly family: 4 | 6;
+  /** A host's address in the bed's family (its IPv6 one in IPv6 mode). */
+  address(name: string): string;
+  /** The VIP, e.g. "10.77.0.100" or "fd00:77::100", and with its prefix length, "10.77.0.100/24". */
+  readonly vip: string;
+  readonly vipCidr: string;
 }
 
 export interface BedOptions {
   readonly out: (line: string) => void;
   /** Namespace prefix, e.g. "vipd-lab" or "vipd-bench". */
   readonly prefix: string;
+  /** IPv6 mode: the managers get IPv6 peers and the VIP fd00:77::100/64; the clients use it. */
+  readonly ipv6?: boolean;
+}
+
+/** "HOST:PORT", an IPv6 address in brackets (for a URL or an HTTP Host header). */
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Whether an `ip -o monitor address` line says the address is usable: added or renewed, and not
+ * tentative (an IPv6 address still in duplicate address detection takes no traffic) nor failed
+ * its detection. A "Deleted" line says it is gone.
+ */
+export function monitorLineHolds(line: string): boolean {
+  return !line.startsWith('Deleted') && !/ (tentative|dadfailed)( |$)/.test(line);
 }
 
 export function checkDrillPrerequisites(): void {
@@ -91,6 +119,9 @@ export class DrillBed implements DrillNetwork {
   readonly holders = new HolderLog();
   /** What the client saw, once `startClient` ran. */
   readonly client = new ClientLog();
+  readonly family: 4 | 6;
+  readonly vip: string;
+  readonly vipCidr: string;
   private readonly t0 = Date.now();
   private readonly lab: Lab;
   private readonly dir: string;
@@ -110,6 +141,9 @@ export class DrillBed implements DrillNetwork {
     private readonly options: BedOptions,
   ) {
     checkDrillPrerequisites();
+    this.family = options.ipv6 === true ? 6 : 4;
+    this.vip = this.family === 6 ? VIP6 : VIP;
+    this.vipCidr = this.family === 6 ? `${VIP6}/64` : `${VIP}/24`;
     this.lab = new Lab(options.prefix);
     this.dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
     // Before the Lab's sweep (which deletes the namespaces): processes are found by namespace.
@@ -140,18 +174,30 @@ export class DrillBed implements DrillNetwork {
     return h;
   }
 
+  address(name: string): string {
+    const h = this.host(name);
+    if (this.family === 4) return h.ip;
+    if (h.ip6 === undefined) throw new Error(`host ${name} has no IPv6 address`);
+    return h.ip6;
+  }
+
+  /** "VIP:port" for a client, the IPv6 VIP in brackets. */
+  vipEndpoint(port: number): string {
+    return hostPort(this.vip, port);
+  }
+
   private async build(): Promise<void> {
-    this.hosts = await this.lab.lan([...NODES, 'client']);
+    this.hosts = await this.lab.lan([...NODES, 'client'], this.family === 6 ? { ipv6: PREFIX6 } : {});
     this.say(
-      `network: ${NODES.map((n) => `${n} ${this.host(n).ip}`).join(', ')}, client ${this.host('client').ip}, ` +
-        `VIP ${VIP}/24 (namespaces ${this.lab.id}-*)`,
+      `network${this.family === 6 ? ' (IPv6)' : ''}: ${NODES.map((n) => `${n} ${this.address(n)}`).join(', ')}, ` +
+        `client ${this.address('client')}, VIP ${this.vipCidr} (namespaces ${this.lab.id}-*)`,
     );
     this.manager.prepare(this, this.dir);
     for (const n of NODES) {
       const mon = this.spawnIn(this.host(n).ns, 'ip', ['-o', 'monitor', 'address', 'dev', 'eth0']);
       if (mon.pid !== undefined) this.monitors.add(mon.pid);
       lines(mon.stdout).on('line', (line) => {
-        if (line.includes(` ${VIP}/`)) this.holders.set(n, !line.startsWith('Deleted'));
+        if (line.includes(` ${this.vip}/`)) this.holders.set(n, monitorLineHolds(line));
       });
     }
     for (const n of NODES) this.startStandIn(n);
@@ -170,7 +216,7 @@ export class DrillBed implements DrillNetwork {
   startClient(intervalMs: number, maxSeconds: number): void {
     const probe = this.spawnIn(this.host('client').ns, process.execPath, [
       join(__dirname, 'connect-client.js'),
-      VIP,
+      this.vip,
       String(this.manager.probePort),
       String(intervalMs),
       String(maxSeconds),
@@ -184,7 +230,16 @@ export class DrillBed implements DrillNetwork {
       this.spawnIn(
         this.host(n).ns,
         process.execPath,
-        [join(__dirname, 'stand-in-apiserver.js'), '--host', '0.0.0.0', '--port', '9443', '--name', n],
+        // IPv6 mode: "::" takes both families, the balancers' IPv6 connections and checks included.
+        [
+          join(__dirname, 'stand-in-apiserver.js'),
+          '--host',
+          this.family === 6 ? '::' : '0.0.0.0',
+          '--port',
+          '9443',
+          '--name',
+          n,
+        ],
         'ignore',
       ),
     );
@@ -235,8 +290,10 @@ export class DrillBed implements DrillNetwork {
   async startWatch(): Promise<{ log: WatchLog; child: ChildProcess }> {
     const log = new WatchLog();
     const since = Date.now();
-    const child = this.startClientProgram('watch-client.js', [`https://${VIP}:${this.manager.probePort}`], (line) =>
-      log.add(line),
+    const child = this.startClientProgram(
+      'watch-client.js',
+      [`https://${this.vipEndpoint(this.manager.probePort)}`],
+      (line) => log.add(line),
     );
     if (!(await log.waitFor(() => log.flowingAfter(since), 10_000)) && log.unavailable === undefined) {
       log.unavailable = 'no watch event came in within 10 s';
@@ -328,7 +385,7 @@ export class DrillBed implements DrillNetwork {
 
   /** Removes the VIP from `n`'s interface (a stale copy a manager left behind). */
   async removeVip(n: NodeName): Promise<void> {
-    await this.lab.ip(this.host(n).ns, 'addr', 'del', `${VIP}/24`, 'dev', 'eth0').catch(() => undefined);
+    await this.lab.ip(this.host(n).ns, 'addr', 'del', this.vipCidr, 'dev', 'eth0').catch(() => undefined);
   }
 
   /** Switches `n`'s port on the bridge: the cable pulled or plugged back in. */

@@ -22,6 +22,9 @@
 import tls from 'node:tls';
 import { numberFlag, runUntilStdinCloses } from './program-args';
 
+/** An HTTP Host header's value: an IPv6 address in brackets. */
+const hostHeader = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
 export interface StormOptions {
   readonly host: string;
   readonly port: number;
@@ -143,7 +146,7 @@ export class StormClient {
       timer = setTimeout(() => socket.destroy(new Error('response-head-timeout')), this.o.headTimeoutMs ?? 30_000);
       socket.write(
         `GET /api/v1/nodes?fieldSelector=metadata.name%3Dstorm-${slot.n}&watch=true HTTP/1.1\r\n` +
-          `Host: ${this.o.host}:${this.o.port}\r\nAccept: application/json\r\nUser-Agent: vipd-lab-storm\r\n\r\n`,
+          `Host: ${hostHeader(this.o.host, this.o.port)}\r\nAccept: application/json\r\nUser-Agent: vipd-lab-storm\r\n\r\n`,
       );
     });
     socket.on('data', onData);
