@@ -225,6 +225,63 @@ describe('host checks against an injected interface table', () => {
   });
 });
 
+describe('host checks: IPv6 peers and VIPs', () => {
+  const v6 = (vip: string) => `
+nodeName: cp1
+peers:
+  - { name: cp1, address: "fd00:10::11" }
+  - { name: cp2, address: "fd00:10::12" }
+  - { name: cp3, address: "fd00:10::13" }
+vip: ${vip}
+election:
+  secretFile: /not/read
+`;
+  const host: HostView = {
+    interfaces: [
+      {
+        name: 'ens3',
+        loopback: false,
+        addresses: [
+          { address: '10.0.0.11', prefixLength: 24 },
+          { address: 'fd00:10::11', prefixLength: 64 },
+        ],
+      },
+      { name: 'lo', loopback: true, addresses: [{ address: '127.0.0.1', prefixLength: 8 }] },
+    ],
+    stateDirError: () => undefined,
+  };
+
+  it('the interface comes from the IPv6 peer address; an IPv6 VIP in its /64 and a dual-stack pair pass', () => {
+    assert.deepEqual(findings(v6('{ address: "fd00:10::100/64" }'), host), {
+      interface: 'ens3',
+      problems: [],
+      warnings: [],
+    });
+    assert.deepEqual(findings(v6('{ addresses: [10.0.0.100/24, "fd00:10::100/64"] }'), host).warnings, []);
+  });
+
+  it('a VIP outside the subnets of its family is a warning naming Neighbor Discovery and that family only', () => {
+    const f = findings(v6('{ addresses: [10.0.0.100/24, "fd00:99::100/64"] }'), host);
+    assert.deepEqual(f.problems, []);
+    assert.equal(f.warnings.length, 1, f.warnings.join('\n'));
+    assert.match(
+      f.warnings[0] ?? '',
+      /^vip\.addresses\[1\]: "fd00:99::100\/64" is outside the subnets of ens3 \(fd00:10::11\/64\).*not by Neighbor Discovery/,
+    );
+  });
+
+  it('an IPv6 peer address on no interface is an error listing the IPv6 addresses there are', () => {
+    const elsewhere: HostView = {
+      ...host,
+      interfaces: host.interfaces.map((i) =>
+        i.name === 'ens3' ? { ...i, addresses: [{ address: 'fd00:10::99', prefixLength: 64 }] } : i,
+      ),
+    };
+    const f = findings(v6('{ address: "fd00:10::100/64" }'), elsewhere);
+    assert.match(field(f.problems, 'vip.interface') ?? '', /"fd00:10::11".*its addresses: fd00:10::99 on ens3/);
+  });
+});
+
 describe('vipd check and vipd run run the host checks; vipd check --offline skips them', () => {
   const local = new Set(
     Object.values(networkInterfaces())

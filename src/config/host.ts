@@ -118,7 +118,7 @@ export function hostChecks(config: FileConfig, host: HostView): HostFindings {
     if (iface === undefined) {
       problems.push(
         `vip.interface: not set, and no interface of this host carries this node's address ` +
-          `"${self.address}" (${selfField}, ${config.nodeName}) to take it from (${listAddresses(host)}); ` +
+          `"${self.address}" (${selfField}, ${config.nodeName}) to take it from (${listAddresses(host, self.address)}); ` +
           'set vip.interface, or correct the address',
       );
     }
@@ -191,13 +191,14 @@ function witnessChecks(config: FileConfig, host: HostView, selfField: string): H
   if (localOn(host, self.address) === undefined) {
     problems.push(
       `${selfField}: got "${self.address}" for this node (${config.nodeName}, a witness; the election binds it), ` +
-        `which is not an address of this host (${listAddresses(host)})`,
+        `which is not an address of this host (${listAddresses(host, self.address)})`,
     );
   }
   const { host: healthHost, port } = config.health.listen;
   if (!isWildcard(healthHost) && localOn(host, healthHost) === undefined) {
     problems.push(
-      `health.listen: got "${healthHost}:${port}", which is not an address of this host (${listAddresses(host)})`,
+      `health.listen: got "${formatHostPort(healthHost, port)}", which is not an address of this host ` +
+        `(${listAddresses(host, healthHost)})`,
     );
   }
   const { stateDir } = config.election;
