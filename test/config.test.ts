@@ -508,6 +508,10 @@ ${extra}`;
     const slow = warnings(minimal('secret', '  interval: 10s\n  deadAfter: 10\n')).join('\n');
     assert.match(slow, /a dead master is replaced only after 100 s \(10s × 10\)/);
     assert.match(slow, /election\.secretFile: "secret" is relative/);
+    // A path with control characters is echoed escaped, as every other value is.
+    const odd = warnings(minimal('"se\\u001b[2Jcret"')).join('\n');
+    assert.match(odd, /election\.secretFile: "se\\u001b\[2Jcret" is relative/);
+    assert.ok(!odd.includes('\u001b'), 'no raw escape character reaches the terminal');
   });
 
   it('vipd check prints them on stderr and still exits 0; a secret readable by others is named', () => {

@@ -5,6 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { echo } from '../errors';
 import type { FileConfig } from './config';
 import { formatDuration } from './duration';
 import { MIN_RANDOM_BYTES, secretMaterial } from './secret-key';
@@ -50,7 +51,7 @@ export function configWarnings(config: FileConfig, options: { readonly checkSecr
   }
   if (!isAbsolute(e.secretFile)) {
     out.push(
-      `election.secretFile: "${e.secretFile}" is relative: it is looked up from the working directory, ` +
+      `election.secretFile: ${echo(e.secretFile)} is relative: it is looked up from the working directory, ` +
         'which differs between a shell, systemd and the pod; use an absolute path',
     );
   }
@@ -59,8 +60,8 @@ export function configWarnings(config: FileConfig, options: { readonly checkSecr
       const mode = statSync(e.secretFile).mode & 0o777;
       if ((mode & 0o077) !== 0) {
         out.push(
-          `election.secretFile: "${e.secretFile}" is readable by others (mode ${mode.toString(8).padStart(4, '0')}): ` +
-            `anyone who reads it can forge heartbeats; chmod 600 ${e.secretFile}`,
+          `election.secretFile: ${echo(e.secretFile)} is readable by others (mode ${mode.toString(8).padStart(4, '0')}): ` +
+            `anyone who reads it can forge heartbeats; chmod 600 ${echo(e.secretFile)}`,
         );
       }
     } catch {
@@ -97,13 +98,13 @@ export function secretWarnings(secret: Buffer, file: string): string[] {
   const advice = `replace it on every member with random bytes: head -c 32 /dev/urandom | base64 > ${file}`;
   if (m.kind === 'letters') {
     return [
-      `election.secretFile: "${file}" holds letters only, like a word or a passphrase: vipd derives the key ` +
+      `election.secretFile: ${echo(file)} holds letters only, like a word or a passphrase: vipd derives the key ` +
         `with scrypt, but a dictionary attack on one captured heartbeat can still find it, and then forge heartbeats; ${advice}`,
     ];
   }
   if (m.rawBytes < MIN_RANDOM_BYTES) {
     return [
-      `election.secretFile: "${file}" holds ${text.length} ${m.kind} characters: at most ` +
+      `election.secretFile: ${echo(file)} holds ${text.length} ${m.kind} characters: at most ` +
         `${m.rawBytes} bytes of random material, fewer than ${MIN_RANDOM_BYTES} (vipd derives the key with scrypt); ${advice}`,
     ];
   }
