@@ -116,7 +116,7 @@ export class Daemon implements AdminSource {
       vip: this.vip,
       channel: this.connSync,
       onVipHeld: (held) => this.takeover.onVipHeld(held),
-      onFormed: (via) => this.formed.record(via),
+      onFormed: (via) => this.formed.recordAsync(via),
     });
     this.admin = new AdminServer(this, config.health.listen);
     this.proxy = config.proxy.enabled

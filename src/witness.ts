@@ -57,7 +57,7 @@ export class Witness implements AdminSource {
       log,
       metrics: this.metrics,
       vip: new NoVipOwner(),
-      onFormed: (via) => this.formed.record(via),
+      onFormed: (via) => this.formed.recordAsync(via),
     });
     this.admin = new AdminServer(this, config.health.listen);
     // A reload changes nothing a witness uses but its priority (which never counts): it is checked

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfigText } from '../src/config/load';
+import { configWarnings } from '../src/config/warnings';
 import { ConfigError } from '../src/errors';
 
 const v6 = (vip: string, peers = ['fd00:10::11', 'fd00:10::12', 'fd00:10::13']) => `
@@ -110,6 +111,41 @@ describe('config: IPv6 and dual stack', () => {
   it('the VIP may not be a peer, in any spelling', () => {
     hasProblem(v6('{ address: "FD00:10:0::11/64" }'), 'vip.address', "a peer's own address");
     hasProblem(v6('{ addresses: [10.0.0.100/24, "fd00:10::12/64"] }'), 'vip.addresses[1]', "a peer's own address");
+  });
+
+  it('the default frontend listens on [::] when anything is IPv6; frontends as written stay, with a warning', () => {
+    assert.deepEqual(parse(v6('{ address: "fd00:10::100/64" }')).proxy.frontends[0]?.bind, { host: '::', port: 6443 });
+    const four = v6('{ address: 10.0.0.100/24 }', ['10.0.0.11', '10.0.0.12', '10.0.0.13']);
+    assert.deepEqual(parse(four).proxy.frontends[0]?.bind, { host: '0.0.0.0', port: 6443 });
+    const dual = v6('{ addresses: [10.0.0.100/24, "fd00:10::100/64"] }', ['10.0.0.11', '10.0.0.12', '10.0.0.13']);
+    assert.deepEqual(parse(dual).proxy.frontends[0]?.bind, { host: '::', port: 6443 });
+    assert.deepEqual(configWarnings(parse(dual)), []);
+    const written = `${dual}proxy:\n  frontends: [{ name: api, bind: "0.0.0.0:6443" }]\n`;
+    const c = parse(written);
+    assert.deepEqual(c.proxy.frontends[0]?.bind, { host: '0.0.0.0', port: 6443 });
+    const warned = configWarnings(c);
+    assert.equal(warned.length, 1, warned.join('\n'));
+    assert.match(
+      warned[0] ?? '',
+      /^vip\.addresses\[1\]: no frontend in proxy\.frontends takes connections to fd00:10::100/,
+    );
+  });
+
+  it('IPv4-mapped and IPv4-compatible forms are refused for peers and VIPs: write the IPv4 address', () => {
+    hasProblem(v6('{ address: "::ffff:10.0.0.100/120" }'), 'vip.address', '10.0.0.100');
+    hasProblem(
+      v6('{ address: "fd00:10::100/64" }', ['fd00:10::11', '::ffff:10.0.0.12', 'fd00:10::13']),
+      'peers[1].address',
+      '10.0.0.12',
+    );
+  });
+
+  it('a link-local health.listen is refused offline, as binds are', () => {
+    hasProblem(
+      `${v6('{ address: "fd00:10::100/64" }')}health: { listen: "[fe80::1]:7581" }\n`,
+      'health.listen',
+      'link-local',
+    );
   });
 
   it('a peer that is not an address names both forms it could take', () => {

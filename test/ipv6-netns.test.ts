@@ -70,11 +70,16 @@ for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
     after(() => c.destroy());
 
     /** The holder of the IPv6 VIP, checked to hold the IPv4 one too (dual stack) and to be the only one. */
+    /**
+     * The one holder, of both VIPs (dual stack). Each family's copy on a node that just died or was
+     * cut off lingers until the kernel expires it (its lifetime, 1 s, plus the kernel's timer slack,
+     * which differs between the families), so each is waited for.
+     */
     async function holder(): Promise<NodeName> {
-      const [h] = await c.until('exactly one holder of the IPv6 VIP', (x) => x.length === 1, 15);
-      const v6 = await c.holders(VIP6);
-      assert.deepEqual(v6, [h]);
-      if (stack === 'dual') assert.deepEqual(await c.holders(VIP), [h], 'both families on the one holder');
+      const [h] = await c.until('exactly one holder of the VIP', (x) => x.length === 1, 15);
+      for (const vip of stack === 'dual' ? [VIP6, VIP] : [VIP6]) {
+        await c.until(`${vip} on ${h} alone`, (x) => x.length === 1 && x[0] === h, 5, vip);
+      }
       return h as NodeName;
     }
 
@@ -99,7 +104,7 @@ for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
       if (stack === 'dual') await servedThrough(VIP);
     });
 
-    it("the master's node dies: another holds both VIPs, the client's cache follows the NAs, its idle connections are reset", async () => {
+    it("the master's node dies: another holds both VIPs, the client's cache follows the NAs, its idle connections are reset", async (t) => {
       const m = await holder();
       // Idle connections through the master's balancer, to each VIP: the new master must reset them.
       const agent = c.lab.spawnNode(c.host('client').ns, TICKLE_AGENT);
@@ -111,6 +116,15 @@ for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
       const h = c.host(m);
       await c.lab.ip(h.bridgeNs, 'link', 'set', h.bridgePort, 'down');
       await c.daemons.get(m)?.kill();
+      // The node comes back whatever this test finds, so the next ones start from three.
+      t.after(async () => {
+        await agent.stop();
+        const d = c.daemons.get(m)?.child;
+        if (d !== undefined && d.exitCode === null && d.signalCode === null) return; // restarted below
+        await c.lab.ip(h.bridgeNs, 'link', 'set', h.bridgePort, 'up');
+        c.start(m);
+        await sleep(3000);
+      });
       const [next] = await c.until('another node to hold the VIP', (x) => x.length === 1 && x[0] !== m, 15);
       const gain = c.holderEvents.find((e) => e.at >= since && e.held);
       const took = gain === undefined ? undefined : Math.round(gain.at - since);
@@ -136,7 +150,6 @@ for (const stack of ['ipv6', 'dual'] as const satisfies readonly Stack[]) {
         groups.map((g) => [g.errors, g.open]),
         vips.map(() => [{ ECONNRESET: IDLE }, 0]),
       );
-      await agent.stop();
       await servedThrough(VIP6);
       await c.lab.ip(h.bridgeNs, 'link', 'set', h.bridgePort, 'up');
       c.start(m);

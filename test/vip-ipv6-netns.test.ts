@@ -75,6 +75,13 @@ describe('NetlinkVipOwner with an IPv6 VIP in network namespaces', () => {
       assert.equal(entry.tentative, undefined, `not tentative: ${JSON.stringify(entry)}`);
       assert.equal(entry.nodad, true, `added nodad: ${JSON.stringify(entry)}`);
       assert.ok(Number(entry.valid_life_time) <= 3, `a finite lifetime: ${JSON.stringify(entry)}`);
+      // Deprecated, so never the source of this node's own connections (etcd, the kubelet, the
+      // balancer's connects): the node's address stays the source while the VIP is held.
+      assert.equal(entry.preferred_life_time, 0, `deprecated: ${JSON.stringify(entry)}`);
+      const route = JSON.parse((await lab.ip(a.ns, '-j', '-6', 'route', 'get', `${PREFIX}2`)).stdout) as Array<{
+        prefsrc?: string;
+      }>;
+      assert.equal(route[0]?.prefsrc, a.ip6, 'the source for a peer is the node address, not the VIP');
       // Usable: a socket can bind it right away (a tentative address gives EADDRNOTAVAIL).
       await lab.exec(a.ns, 'python3', '-c', `import socket; s=socket.socket(socket.AF_INET6); s.bind(('${VIP6}', 0))`);
       await owner.request('release');

@@ -118,6 +118,12 @@ export function addressProblems(data: ParsedConfig, self: Peer | undefined): str
     const healthOnVip = vipBindProblem('health.listen', listen, v.ip);
     if (healthOnVip !== undefined) problems.push(healthOnVip);
   }
+  if (linkLocal(listen.host)) {
+    problems.push(
+      `health.listen: got ${show(listen)}, an IPv6 link-local address, which needs a zone (%eth0) vipd does ` +
+        'not take; use "127.0.0.1:PORT", "[::1]:PORT" or a global or unique local address of this host',
+    );
+  }
 
   // A disabled balancer opens no listener: its frontends may describe other nodes (configs/rke2.yaml).
   if (!data.proxy.enabled) return problems;

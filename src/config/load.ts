@@ -91,7 +91,7 @@ export function parseConfigText(text: string, file: string, options: LoadOptions
     // An alias bomb (or an alias to nothing) fails here, not in the parse.
     throw new ConfigError([`${file}: not valid YAML: ${echo(describeError(err))}`]);
   }
-  const parsed = configSchema.safeParse(raw, { reportInput: true });
+  const parsed = configSchema.safeParse(withDefaultFrontend(raw), { reportInput: true });
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => describeIssue(issue, (p) => lineOf(doc, lineCounter, p))));
   }
@@ -224,6 +224,27 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
     vipAddress: vipAddresses[0] ?? { ip: '', prefixLength: 32, family: 4 },
     vipAddresses,
   };
+}
+
+/**
+ * The default frontend listens on "[::]:6443" (both families) when anything in the file is IPv6 (a
+ * VIP or a peer), else on "0.0.0.0:6443" (a host with IPv6 turned off cannot bind "::"): left on
+ * 0.0.0.0, an IPv6 VIP would have no balancer, and its clients connection refused. A file that
+ * lists its frontends keeps them as written.
+ */
+function withDefaultFrontend(raw: unknown): unknown {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const file = raw as { vip?: unknown; peers?: unknown; proxy?: unknown };
+  const proxy = file.proxy ?? {};
+  if (proxy === null || typeof proxy !== 'object' || Array.isArray(proxy) || 'frontends' in proxy) return raw;
+  const vip = (file.vip ?? {}) as { address?: unknown; addresses?: unknown };
+  const addresses = [
+    vip.address,
+    ...(Array.isArray(vip.addresses) ? vip.addresses : []),
+    ...(Array.isArray(file.peers) ? file.peers.map((p) => (p as { address?: unknown } | null)?.address) : []),
+  ];
+  if (!addresses.some((a) => typeof a === 'string' && a.includes(':'))) return raw;
+  return { ...file, proxy: { ...proxy, frontends: [{ name: 'apiserver', bind: '[::]:6443', backendPort: 9443 }] } };
 }
 
 function readSecret(file: string): Buffer {

@@ -67,7 +67,7 @@ const port = () => int(1, 65535);
 const ipAddress = () =>
   z
     .union([z.ipv4(), z.ipv6()], expect('an IPv4 or IPv6 address such as "192.168.10.11" or "fd00:10::11"'))
-    .transform((text) => (text.includes(':') ? ipaddr.IPv6.parse(text).toString() : text));
+    .transform((text, ctx) => canonicalIp(text, ctx));
 /** "ADDRESS/PREFIX" of either family, IPv6 canonical as above. */
 const vipCidr = () =>
   z
@@ -75,10 +75,31 @@ const vipCidr = () =>
       [z.cidrv4(), z.cidrv6()],
       expect('an IPv4 or IPv6 address with a prefix length, such as "192.168.10.100/24" or "fd00:10::100/64"'),
     )
-    .transform((text) => {
+    .transform((text, ctx) => {
       const [ip = '', prefix = ''] = text.split('/');
-      return ip.includes(':') ? `${ipaddr.IPv6.parse(ip).toString()}/${prefix}` : text;
+      return `${canonicalIp(ip, ctx)}/${prefix}`;
     });
+
+/**
+ * IPv6 in canonical text. An IPv4 address written as IPv6 (IPv4-mapped "::ffff:10.0.0.11", or
+ * IPv4-compatible "::10.0.0.11") is refused with the IPv4 address to write instead: the kernel reports
+ * such a peer's datagrams from the IPv4 address, and the parsers disagree on the compatible form.
+ */
+function canonicalIp(text: string, ctx: z.RefinementCtx): string {
+  if (!text.includes(':')) return text;
+  const parsed = ipaddr.IPv6.parse(text);
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)?.[1];
+  if (parsed.isIPv4MappedAddress() || dotted !== undefined) {
+    const v4 = dotted ?? parsed.toIPv4Address().toString();
+    ctx.addIssue({
+      code: 'custom',
+      input: text,
+      message: `expected an IPv4 address written as one ("${v4}"), not inside an IPv6 address`,
+    });
+    return z.NEVER;
+  }
+  return parsed.toString();
+}
 const name = () =>
   z
     .string(expect('a name'))

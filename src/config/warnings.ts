@@ -8,6 +8,7 @@ import { isAbsolute } from 'node:path';
 import { echo } from '../errors';
 import type { FileConfig } from './config';
 import { formatDuration } from './duration';
+import { formatHostPort } from './host-port';
 import { MIN_RANDOM_BYTES, secretMaterial } from './secret-key';
 
 /** A failover slower than this is worth a word: apiserver clients time out long before. */
@@ -41,6 +42,22 @@ export function configWarnings(config: FileConfig, options: { readonly checkSecr
       'election.quorum: none with 2 peers (what auto picks for 2): a partition between them gives two ' +
         'holders of the VIP; add a third member to have a majority',
     );
+  }
+  // A VIP no frontend listens on gets no balancer: its clients' connects are refused (an IPv6 VIP
+  // beside frontends on 0.0.0.0, which takes IPv4 only).
+  if (config.proxy.enabled && config.proxy.frontends.length > 0) {
+    config.vipAddresses.forEach(({ ip, family }, i) => {
+      const served = config.proxy.frontends.some(
+        (f) => f.bind.host === ip || f.bind.host === '::' || (family === 4 && f.bind.host === '0.0.0.0'),
+      );
+      if (served) return;
+      const field = config.vipAddresses.length > 1 ? `vip.addresses[${i}]` : 'vip.address';
+      out.push(
+        `${field}: no frontend in proxy.frontends takes connections to ${ip} (${config.proxy.frontends
+          .map((f) => formatHostPort(f.bind.host, f.bind.port))
+          .join(', ')}): its clients' connects are refused; bind a frontend to "[::]:PORT" (both families)`,
+      );
+    });
   }
   const failoverMs = e.interval * e.deadAfter;
   if (failoverMs > SLOW_FAILOVER_MS) {

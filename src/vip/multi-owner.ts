@@ -2,7 +2,8 @@
  * A dual-stack VIP pair as one VipOwner: one election, one holder for both families. Every call
  * goes to each owner (an IPv4 and an IPv6 NetlinkVipOwner) at once; a failure of one does not stop
  * the other, and the first failure is rethrown once all have settled, so the runner sees the
- * takeover or release fail as it would for a single VIP (and retries or releases both).
+ * takeover or release fail as it would for a single VIP (and retries or releases both). A failed
+ * acquire releases what it added first.
  */
 import type { VipOwner } from './owner';
 
@@ -15,8 +16,17 @@ export class MultiVipOwner implements VipOwner {
     return this.each((o) => o.prepare());
   }
 
-  acquire(): Promise<void> {
-    return this.each((o) => o.acquire());
+  /**
+   * Both or neither: when one address cannot be added, the others are released again before the
+   * failure is rethrown, so held() says no and the runner does not take over (reset the previous
+   * master's clients, report the VIP held) with half a pair.
+   */
+  async acquire(): Promise<void> {
+    const results = await Promise.allSettled(this.owners.map((o) => o.acquire()));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed === undefined) return;
+    await Promise.allSettled(this.owners.map((o, i) => (results[i]?.status === 'fulfilled' ? o.release() : undefined)));
+    throw failed.reason;
   }
 
   renew(): Promise<void> {

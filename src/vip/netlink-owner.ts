@@ -35,6 +35,8 @@ import {
 
 const NLM_F_REPLACE = 0x100;
 const NLM_F_CREATE = 0x400;
+/** INFINITY_LIFE_TIME of the kernel's addrconf: a valid lifetime that never runs out. */
+const INFINITY_LIFETIME = 0xffffffff;
 /**
  * After a takeover, one more announcement once any other holder's copy has surely expired: a node
  * that stalled or was killed with the VIP keeps answering ARP until its lifetime runs out (plus the
@@ -178,7 +180,7 @@ export class NetlinkVipOwner implements VipOwner {
           // IPv6: no duplicate address detection. The election already decided this node is the one
           // holder, and DAD would hold the address tentative (unusable) for dad_transmits seconds.
           ...(this.family === 6 ? { flags: { nodad: true } } : {}),
-          ...(seconds === undefined ? {} : { cacheInfo: { ifaPrefered: seconds, ifaValid: seconds } }),
+          ...this.cacheInfo(seconds),
         },
         { flags: NLM_F_CREATE | NLM_F_REPLACE, timeout: NETLINK_TIMEOUT_MS },
       );
@@ -189,6 +191,19 @@ export class NetlinkVipOwner implements VipOwner {
         { cause: err },
       );
     }
+  }
+
+  /**
+   * The lifetimes. An IPv6 VIP is added deprecated (preferred lifetime 0): it still takes connections
+   * and explicit binds, but source address selection (RFC 6724 rule 3) skips it, so the master's own
+   * outgoing IPv6 connections (the balancer's backend connects and checks, the kubelet, etcd's peer
+   * dials, whose certificates name the node's address) keep the node's address. A preferred VIP, the
+   * newest global address, would become the default source (kube-vip #1198; keepalived #1483). An
+   * IPv4 VIP is a secondary address of its subnet and never the source by default.
+   */
+  private cacheInfo(seconds: number | undefined): { cacheInfo?: { ifaPrefered: number; ifaValid: number } } {
+    if (this.family === 6) return { cacheInfo: { ifaPrefered: 0, ifaValid: seconds ?? INFINITY_LIFETIME } };
+    return seconds === undefined ? {} : { cacheInfo: { ifaPrefered: seconds, ifaValid: seconds } };
   }
 
   private af(): number {

@@ -5,7 +5,8 @@
  * and a restart must not forget it. One small file per cluster id in `election.stateDir`, written
  * and synced before the heartbeat that says it leaves (the runner calls `record` synchronously).
  */
-import { closeSync, fsyncSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareStateDir, stateDirProblem } from '../config/state-dir';
 import { describeError, VipdError } from '../errors';
@@ -43,23 +44,26 @@ export class FormedRecord {
     }
   }
 
-  /** Writes the record durably (a temporary file, fsync, rename, fsync of the directory). Throws on failure. */
-  record(via: string): void {
+  /**
+   * Writes the record durably (a temporary file, fsync, rename, fsync of the directory) on libuv's
+   * thread pool, so a slow fsync never blocks the election. Rejects on failure.
+   */
+  async recordAsync(via: string): Promise<void> {
     const body = `${JSON.stringify({ clusterId: this.clusterId, node: this.node, via, formedAt: new Date().toISOString() })}\n`;
     const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    const file = await open(tmp, 'w', 0o600);
     try {
-      writeSync(fd, body);
-      fsyncSync(fd);
+      await file.writeFile(body);
+      await file.sync();
     } finally {
-      closeSync(fd);
+      await file.close();
     }
-    renameSync(tmp, this.file);
-    const dirFd = openSync(this.dir, 'r');
+    await rename(tmp, this.file);
+    const dir = await open(this.dir, 'r');
     try {
-      fsyncSync(dirFd);
+      await dir.sync();
     } finally {
-      closeSync(dirFd);
+      await dir.close();
     }
   }
 }

@@ -57,10 +57,12 @@ export interface RunnerOptions {
   /** The VIP is now on the interface, or no longer (after the netlink operation completed). */
   readonly onVipHeld?: (held: boolean) => void;
   /**
-   * The cluster has formed: record it durably, now (the next heartbeat says it). Throws when it
-   * cannot; the member goes on (formed, in memory) and says so in the log.
+   * The cluster has formed: record it durably. Asynchronous, off the event loop (an fsync may take
+   * hundreds of milliseconds on a busy disk, and a member blocked that long stops heartbeats and
+   * acknowledgements: the master's lease lapsed once so); the heartbeats say "formed" only once the
+   * promise settles. A rejection is logged; the member goes on (formed, in memory).
    */
-  readonly onFormed?: (via: string) => void;
+  readonly onFormed?: (via: string) => Promise<void> | void;
 }
 
 /** Copies of one message (the final resign) are this far apart: UDP may lose one, the handover should not wait. */
@@ -74,6 +76,8 @@ const RECV_BUFFER_BYTES = 1 << 20;
 const SILENCE_CHECK_MS = 1_000;
 
 export class ElectionRunner {
+  /** The cluster formed and the record is being written: heartbeats do not say so yet. */
+  private formedUnrecorded = false;
   private state: ElectionState;
   private socket: dgram.Socket | undefined;
   private readonly inbox: Inbox;
@@ -348,17 +352,25 @@ export class ElectionRunner {
       }
       case 'formed': {
         const self = this.opts.settings.self.name;
-        try {
-          this.opts.onFormed?.(action.via);
-          this.log.info(
-            { via: action.via },
-            action.via === self
-              ? 'the cluster has formed: a majority of the members answered; from now on no member holds the VIP without one'
-              : `the cluster has formed (${action.via} says so): this member may now be elected`,
-          );
-        } catch (err) {
-          this.log.error({ err, via: action.via }, 'cannot record that the cluster has formed');
-        }
+        const via = action.via;
+        // Until the record is durable, the heartbeats do not say "formed" (sendToPeers): a member that
+        // crashed before it was written restarts unformed, and no peer may have learned it from us.
+        this.formedUnrecorded = true;
+        void Promise.resolve()
+          .then(() => this.opts.onFormed?.(via))
+          .then(
+            () =>
+              this.log.info(
+                { via },
+                via === self
+                  ? 'the cluster has formed: a majority of the members answered; from now on no member holds the VIP without one'
+                  : `the cluster has formed (${via} says so): this member may now be elected`,
+              ),
+            (err: unknown) => this.log.error({ err, via }, 'cannot record that the cluster has formed'),
+          )
+          .finally(() => {
+            this.formedUnrecorded = false;
+          });
         break;
       }
       case 'bootstrapView': {
@@ -494,9 +506,10 @@ export class ElectionRunner {
     if (held !== was) this.opts.onVipHeld?.(held);
   }
 
-  private async sendToPeers(hb: Heartbeat, copies: number): Promise<void> {
+  private async sendToPeers(sent: Heartbeat, copies: number): Promise<void> {
     const socket = this.socket;
     if (socket === undefined) return;
+    const hb = this.formedUnrecorded && sent.formed ? { ...sent, formed: false } : sent;
     const { settings, secret, port, metrics } = this.opts;
     const sendOne = (copy: Heartbeat) => {
       const bytes = encodeHeartbeat(copy, secret, this.inbox.names);

@@ -173,12 +173,12 @@ export class Cluster {
     return out;
   }
 
-  /** Waits until exactly the holders `pred` accepts, and returns them. */
-  async until(what: string, pred: (h: NodeName[]) => boolean, seconds = 10): Promise<NodeName[]> {
+  /** Waits until exactly the holders (of `vip`, this cluster's own by default) `pred` accepts, and returns them. */
+  async until(what: string, pred: (h: NodeName[]) => boolean, seconds = 10, vip = this.vip): Promise<NodeName[]> {
     return waitFor(
       what,
       async () => {
-        const h = await this.holders();
+        const h = await this.holders(vip);
         return pred(h) ? h : undefined;
       },
       { timeoutMs: seconds * 1000, everyMs: 100 },
