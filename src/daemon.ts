@@ -172,6 +172,7 @@ export class Daemon implements AdminSource {
       {
         config: config.file,
         vip: config.vip.address,
+        ...(config.vip.addresses.length > 1 ? { vips: config.vip.addresses } : {}),
         interface: config.vip.interface,
         address: config.self.address,
         peers: config.peers.map((p) => p.name),

@@ -148,6 +148,12 @@ describe('config: IPv6 and dual stack', () => {
     );
   });
 
+  it('at most 33 IPv6 members (the kernel source filter), named as a config problem rather than at bind', () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `fd00:10::${(i + 1).toString(16)}`);
+    parse(v6('{ address: "fd00:10::ff00/64" }', many(33)));
+    hasProblem(v6('{ address: "fd00:10::ff00/64" }', many(34)), 'peers', 'more than the 33 an IPv6 election takes');
+  });
+
   it('a peer that is not an address names both forms it could take', () => {
     hasProblem(
       v6('{ address: "fd00:10::100/64" }', ['fd00:10::11', 'fd00:10::zz', 'fd00:10::13']),

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { isMap, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, describeError, echo } from '../errors';
+import { MAX_UDP_SOURCES, MAX_UDP6_SOURCES } from '../native/bpf';
 import { addressProblems } from './address-rules';
 import { readBounded } from './bounded-read';
 import type { Config, FileConfig, QuorumMode } from './config';
@@ -161,6 +162,14 @@ function resolve(data: ParsedConfig, file: string, envName: string | undefined, 
   });
   // One election socket, one family: every member's address is of the first member's family.
   const peerFamily = familyOf(data.peers[0]?.address ?? '');
+  // The kernel filter on that socket compares each peer's address (native/bpf.ts): it has a limit.
+  const maxPeers = (peerFamily === 6 ? MAX_UDP6_SOURCES : MAX_UDP_SOURCES) + 1;
+  if (data.peers.length > maxPeers) {
+    problems.push(
+      `peers: ${data.peers.length} members, more than the ${maxPeers} an IPv${peerFamily} election takes ` +
+        '(its kernel source filter compares each peer); a control plane needs 3 or 5',
+    );
+  }
   data.peers.forEach((p, i) => {
     if (familyOf(p.address) !== peerFamily) {
       problems.push(

@@ -106,8 +106,8 @@ export async function runLab(options: LabOptions): Promise<Outcome[]> {
   print('"settled": one holder again within 15 s after each event. "watch resumed": a client-node Watch on an');
   print(`event stream through ${endpoint}, from the node death (or link cut) to its first event on a new watch.`);
   if (ipv6) {
-    print("Over IPv6 a new master does not reset the old one's clients (the tickle ACKs are IPv4 only): a watch");
-    print("through the VIP waits for its own TCP keepalive (30 s idle) to notice, past the drill's 15 s.");
+    print('Over IPv6 the VIP is announced with unsolicited Neighbor Advertisements, and a new master resets the');
+    print("old one's clients with tickle ACKs from a raw IPv6 socket, as over IPv4.");
   }
   if (timeline !== undefined) {
     print('');

@@ -168,9 +168,9 @@ export function arpSenderFilter(ip: string): Buffer {
 
 /**
  * At most this many IPv6 sources: each takes 8 instructions (four word loads and compares), and the
- * first block's jump to the accept must stay within 255 instructions.
+ * first block's jump to the accept (8n - 7 instructions ahead) must stay within 255.
  */
-export const MAX_UDP6_SOURCES = 31;
+export const MAX_UDP6_SOURCES = 32;
 
 /**
  * udpSourceFilter for an AF_INET6 UDP socket: the IPv6 source address (header offset 8, 16 bytes)

@@ -50,8 +50,8 @@ export interface ConnSyncOptions {
 /** Deltas kept per peer to re-apply over a snapshot that completes after them. */
 const RECENT_DELTAS = 64;
 /**
- * A snapshot larger than this many chunks is refused: the default 65,536 entries in wide chunks of
- * 64 (160 narrow ones make 410).
+ * A snapshot larger than this many chunks is refused: the default 65,536 entries make 410 narrow
+ * chunks of 160 when IPv4, 1,024 wide ones of 64 when all IPv6 (each family is chunked apart).
  */
 const MAX_CHUNKS = 1024;
 /** Datagrams sent per delta tick at most; the rest goes in the next tick (a storm must not flood). */
@@ -165,9 +165,20 @@ export class ConnSync {
     if (entries.length === 0 && this.sentEmpty) return;
     this.sentEmpty = entries.length === 0;
     this.snapshotId += 1;
-    const perChunk = maxEntriesFor(entries);
-    const chunks = Math.max(1, Math.ceil(entries.length / perChunk));
-    for (let i = 0; i < chunks; i += 1) {
+    // Each family in chunks of its own form: IPv4 clients 160 a datagram in the narrow form, IPv6
+    // ones 64 in the wide one. One IPv6 client must not turn a large IPv4 table into 2.5 times the
+    // datagrams (and a burst the election socket's buffer may not hold).
+    const v4 = entries.filter((e) => endpointFamily(e) === 4);
+    const v6 = entries.filter((e) => endpointFamily(e) === 6);
+    const slices: ClientEndpoint[][] = [];
+    for (const [list, per] of [
+      [v4, maxEntriesFor(v4)],
+      [v6, maxEntriesFor(v6)],
+    ] as const) {
+      for (let at = 0; at < list.length; at += per) slices.push(list.slice(at, at + per));
+    }
+    if (slices.length === 0) slices.push([]);
+    slices.forEach((slice, i) => {
       this.emit({
         kind: 'snapshot',
         ...this.common(),
@@ -175,10 +186,10 @@ export class ConnSync {
         dseq: this.dseq,
         snapshotId: this.snapshotId,
         chunk: i,
-        chunks,
-        entries: entries.slice(i * perChunk, (i + 1) * perChunk),
+        chunks: slices.length,
+        entries: slice,
       });
-    }
+    });
   }
 
   /** Whether a datagram is for this channel (a connection message), before authentication. */

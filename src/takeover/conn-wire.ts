@@ -195,6 +195,12 @@ export function decodeConnMessage(msg: Buffer, secret: Buffer, clusterId: number
     return out;
   };
   const start = FIXED + 1 + nameLen;
+  // A port 0 is no connection (the tickle sender would refuse it, at takeover): the message is malformed.
+  for (let i = 0, at = start; i < adds + removes; i += 1, at += entry) {
+    if (body.readUInt16BE(at + (wide ? 16 : 4)) === 0 || body.readUInt16BE(at + (wide ? 18 : 6)) === 0) {
+      return fail('malformed', `entry ${i} has port 0`);
+    }
+  }
   const common = {
     clusterId: received,
     sender,

@@ -12,7 +12,7 @@ import { describeError, VipdError } from '../errors';
 import type { Logger } from '../log/logger';
 import { RateLimitedLog } from '../log/logger';
 import type { Metrics } from '../metrics/metrics';
-import { openFilteredUdp } from '../native/udp-socket';
+import { hostPort, openFilteredUdp } from '../native/udp-socket';
 import type { VipOwner } from '../vip/owner';
 import { Inbox } from './inbox';
 import { NO_SILENCE, nextSilence, type SilenceState } from './silence-report';
@@ -145,7 +145,7 @@ export class ElectionRunner {
         ? new VipdError(err.code, `the election socket: ${err.message}`, { cause: err })
         : new VipdError(
             'VIPD_BIND_FAILED',
-            `cannot bind the election socket to ${self.address}:${this.opts.port}: ` + `${describeError(err)}`,
+            `cannot bind the election socket to ${hostPort(self.address, this.opts.port)}: ${describeError(err)}`,
             { cause: err },
           );
     });
