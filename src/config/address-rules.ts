@@ -6,15 +6,13 @@
  * address mine?) is in host.ts.
  */
 import { formatHostPort } from './host-port';
-import { familyOf, specialAddress, subnetEdge } from './ip';
+import { familyOf, isWildcard, specialAddress, subnetEdge } from './ip';
 import type { ParsedConfig, Peer } from './schema';
 
 type HostPort = { readonly host: string; readonly port: number };
 
 const show = (hp: HostPort) => `"${formatHostPort(hp.host, hp.port)}"`;
 const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
-
-const isWildcard = (host: string) => host === '0.0.0.0' || host === '::';
 
 /**
  * A listener on `host` takes connections to `address`: its own address; "0.0.0.0", every IPv4
@@ -42,7 +40,7 @@ function accepts(listen: HostPort, address: string, port: number, self: Peer): b
  * An IPv6 link-local address (fe80::/10) means nothing without a zone ("%eth0"), which the config
  * does not take: the bind or connect fails (EINVAL).
  */
-const linkLocal = (address: string) => /^fe[89ab][0-9a-f]:/.test(address);
+const linkLocal = (address: string) => specialAddress(address) === 'link-local';
 
 /**
  * A listener bound to the VIP fails to start: vipd opens its listeners before it joins the

@@ -5,6 +5,7 @@
  */
 import { isIPv6 } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { canonicalIpv6 } from './host-port';
 
 /** The address as an unsigned 32-bit number. */
 function ipv4Number(ip: string): number {
@@ -85,8 +86,8 @@ export function subnetEdge(ip: string, subnet: string, prefixLength: number): 'n
 /** The same address in both texts ("fd00::0100" and "fd00::100"); never across families. */
 export function sameAddress(a: string, b: string): boolean {
   if (a === b) return true;
-  if (familyOf(a) !== 6 || familyOf(b) !== 6) return false;
-  return ipaddr.IPv6.parse(a).toString() === ipaddr.IPv6.parse(b).toString();
+  const canonical = familyOf(a) === 6 && familyOf(b) === 6 ? canonicalIpv6(a) : undefined;
+  return canonical !== undefined && canonical === canonicalIpv6(b);
 }
 
 /** A wildcard listener address: "0.0.0.0" or "::". */

@@ -87,10 +87,10 @@ const vipCidr = () =>
  */
 function canonicalIp(text: string, ctx: z.RefinementCtx): string {
   if (!text.includes(':')) return text;
-  const parsed = ipaddr.IPv6.parse(text);
+  const canonical = canonicalIpv6(text);
   const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)?.[1];
-  if (parsed.isIPv4MappedAddress() || dotted !== undefined) {
-    const v4 = dotted ?? parsed.toIPv4Address().toString();
+  if (canonical === undefined || dotted !== undefined) {
+    const v4 = dotted ?? ipaddr.IPv6.parse(text).toIPv4Address().toString();
     ctx.addIssue({
       code: 'custom',
       input: text,
@@ -98,7 +98,7 @@ function canonicalIp(text: string, ctx: z.RefinementCtx): string {
     });
     return z.NEVER;
   }
-  return parsed.toString();
+  return canonical;
 }
 const name = () =>
   z

@@ -24,6 +24,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { internetChecksum, internetSum, ipv6PseudoHeaderSum } from '../inet-checksum';
 
 export interface TickleAckFields {
   /** The VIP: the tickle comes from the dead connection's server side. Its family is the packet's. */
@@ -98,23 +99,24 @@ export function buildTickleAck(fields: TickleAckFields): Buffer {
   dst.copy(packet, 16);
   packet.writeUInt16BE(internetChecksum(packet.subarray(0, IPV4_HEADER_BYTES)), 10);
 
-  const tcp = IPV4_HEADER_BYTES;
-  packet.writeUInt16BE(srcPort, tcp);
-  packet.writeUInt16BE(dstPort, tcp + 2);
-  packet.writeUInt32BE(seq, tcp + 4);
-  packet.writeUInt32BE(ack, tcp + 8);
-  packet.writeUInt8(TCP_DATA_OFFSET_5, tcp + 12);
-  packet.writeUInt8(TCP_FLAG_ACK, tcp + 13);
-  packet.writeUInt16BE(TCP_WINDOW, tcp + 14);
   // The TCP checksum covers a pseudo-header of both addresses, the protocol and the TCP length
-  // (RFC 9293 §3.1) and then the segment, with its checksum field 0 while summing.
-  const pseudo = Buffer.alloc(12);
-  src.copy(pseudo, 0);
-  dst.copy(pseudo, 4);
-  pseudo.writeUInt8(IPPROTO_TCP, 9);
-  pseudo.writeUInt16BE(TCP_HEADER_BYTES, 10);
-  packet.writeUInt16BE(internetChecksum(packet.subarray(tcp), internetSum(pseudo)), tcp + 16);
+  // (RFC 9293 §3.1) and then the segment.
+  const pseudo = internetSum(dst, internetSum(src)) + IPPROTO_TCP + TCP_HEADER_BYTES;
+  writeTcpAck(packet.subarray(IPV4_HEADER_BYTES), fields, pseudo);
   return packet;
+}
+
+/** The bare ACK segment (srcPort, dstPort, seq, ack) into `segment`, its checksum over `pseudoSum` and itself. */
+function writeTcpAck(segment: Buffer, fields: TickleAckFields, pseudoSum: number): void {
+  const { srcPort, dstPort, seq = 0, ack = 0 } = fields;
+  segment.writeUInt16BE(srcPort, 0);
+  segment.writeUInt16BE(dstPort, 2);
+  segment.writeUInt32BE(seq, 4);
+  segment.writeUInt32BE(ack, 8);
+  segment.writeUInt8(TCP_DATA_OFFSET_5, 12);
+  segment.writeUInt8(TCP_FLAG_ACK, 13);
+  segment.writeUInt16BE(TCP_WINDOW, 14);
+  segment.writeUInt16BE(internetChecksum(segment, pseudoSum, 16), 16);
 }
 
 function buildTickleAck6(fields: TickleAckFields): Buffer {
@@ -134,22 +136,7 @@ function buildTickleAck6(fields: TickleAckFields): Buffer {
   src.copy(packet, 8);
   dst.copy(packet, 24);
 
-  const tcp = IPV6_HEADER_BYTES;
-  packet.writeUInt16BE(srcPort, tcp);
-  packet.writeUInt16BE(dstPort, tcp + 2);
-  packet.writeUInt32BE(seq, tcp + 4);
-  packet.writeUInt32BE(ack, tcp + 8);
-  packet.writeUInt8(TCP_DATA_OFFSET_5, tcp + 12);
-  packet.writeUInt8(TCP_FLAG_ACK, tcp + 13);
-  packet.writeUInt16BE(TCP_WINDOW, tcp + 14);
-  // RFC 8200 §8.1: source, destination, the upper-layer packet length as 32 bits, three zero bytes
-  // and the next header; then the segment, its checksum field 0 while summing.
-  const pseudo = Buffer.alloc(40);
-  src.copy(pseudo, 0);
-  dst.copy(pseudo, 16);
-  pseudo.writeUInt32BE(TCP_HEADER_BYTES, 32);
-  pseudo.writeUInt8(IPPROTO_TCP, 39);
-  packet.writeUInt16BE(internetChecksum(packet.subarray(tcp), internetSum(pseudo)), tcp + 16);
+  writeTcpAck(packet.subarray(IPV6_HEADER_BYTES), fields, ipv6PseudoHeaderSum(src, dst, TCP_HEADER_BYTES, IPPROTO_TCP));
   return packet;
 }
 
@@ -196,20 +183,4 @@ function ipv4Bytes(field: string, ip: unknown): Buffer {
 function ipv6Bytes(field: string, ip: unknown): Buffer {
   checkIpv6(field, ip);
   return Buffer.from(ipaddr.IPv6.parse(ip).toByteArray());
-}
-
-/** The 16-bit one's-complement sum of `bytes` (an even length here) added to `initial`, not yet folded. */
-function internetSum(bytes: Buffer, initial = 0): number {
-  let sum = initial;
-  for (let at = 0; at + 1 < bytes.length; at += 2) sum += bytes.readUInt16BE(at);
-  return sum;
-}
-
-/** RFC 1071: the one's complement of the one's-complement sum, carries folded back in. */
-function internetChecksum(bytes: Buffer, initial = 0): number {
-  let sum = internetSum(bytes, initial);
-  // Two folds suffice for any sum below 2^32 (at most 2^15 words here): the first leaves at most 0x1fffe.
-  sum = (sum & 0xffff) + (sum >>> 16);
-  sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
 }

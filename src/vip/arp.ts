@@ -71,17 +71,9 @@ export function buildGratuitousArp(op: ArpOp, mac: string, ip: string): Buffer {
  * Ethernet/IPv4, an unknown op). Never throws: the input comes from the wire.
  */
 export function parseArpFrame(frame: Uint8Array): ArpPacket | undefined {
-  if (frame.length < ETH_HEADER) return undefined;
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  let offset = 12;
-  let ethertype = view.getUint16(offset);
-  // Packet sockets normally see VLAN tags stripped, but a tag left in place (no offload) is skipped.
-  if (ethertype === ETHERTYPE_VLAN) {
-    offset += 4;
-    if (frame.length < offset + 2) return undefined;
-    ethertype = view.getUint16(offset);
-  }
-  const arp = offset + 2;
+  const eth = etherPayload(frame);
+  if (eth === undefined) return undefined;
+  const { view, ethertype, payload: arp } = eth;
   if (ethertype !== ETHERTYPE_ARP || frame.length < arp + ARP_LENGTH) return undefined;
   if (view.getUint16(arp) !== HTYPE_ETHERNET || view.getUint16(arp + 2) !== ETHERTYPE_IPV4) return undefined;
   if (view.getUint8(arp + 4) !== 6 || view.getUint8(arp + 5) !== 4) return undefined;
@@ -94,6 +86,23 @@ export function parseArpFrame(frame: Uint8Array): ArpPacket | undefined {
     targetMac: formatMac(frame.subarray(arp + 18, arp + 24)),
     targetIp: formatIpv4(frame.subarray(arp + 24, arp + 28)),
   };
+}
+
+/**
+ * An Ethernet frame's ethertype and where its payload starts, or undefined when too short. Packet
+ * sockets normally see VLAN tags stripped, but a tag left in place (no offload) is skipped.
+ */
+export function etherPayload(frame: Uint8Array): { view: DataView; ethertype: number; payload: number } | undefined {
+  if (frame.length < ETH_HEADER) return undefined;
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  let offset = 12;
+  let ethertype = view.getUint16(offset);
+  if (ethertype === ETHERTYPE_VLAN) {
+    offset += 4;
+    if (frame.length < offset + 2) return undefined;
+    ethertype = view.getUint16(offset);
+  }
+  return { view, ethertype, payload: offset + 2 };
 }
 
 /** "02:00:00:00:00:01" (either case) to 6 bytes; throws on anything else (it is our own input). */

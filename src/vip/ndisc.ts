@@ -5,10 +5,10 @@
  * the bytes are tested exactly, as arp.ts is.
  */
 import ipaddr from 'ipaddr.js';
-import { formatMac, macToBytes } from './arp';
+import { internetChecksum, ipv6PseudoHeaderSum } from '../inet-checksum';
+import { etherPayload, formatMac, macToBytes } from './arp';
 
 export const ETHERTYPE_IPV6 = 0x86dd;
-const ETHERTYPE_VLAN = 0x8100;
 const ETH_HEADER = 14;
 const IPV6_HEADER = 40;
 export const NEXT_HEADER_ICMPV6 = 58;
@@ -101,20 +101,13 @@ export function buildUnsolicitedNa(mac: string, ip: string): Buffer {
  * field read as zero.
  */
 export function icmpv6Checksum(ipv6Header: Uint8Array, message: Uint8Array): number {
-  let sum = 0;
-  const add = (bytes: Uint8Array, skip = -1) => {
-    for (let i = 0; i < bytes.length; i += 2) {
-      if (i === skip) continue;
-      sum += ((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0);
-    }
-  };
-  add(ipv6Header.subarray(8, 40));
-  sum += message.length >>> 16;
-  sum += message.length & 0xffff;
-  sum += NEXT_HEADER_ICMPV6;
-  add(message, 2);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
+  const pseudo = ipv6PseudoHeaderSum(
+    ipv6Header.subarray(8, 24),
+    ipv6Header.subarray(24, 40),
+    message.length,
+    NEXT_HEADER_ICMPV6,
+  );
+  return internetChecksum(message, pseudo, 2);
 }
 
 /**
@@ -123,16 +116,9 @@ export function icmpv6Checksum(ipv6Header: Uint8Array, message: Uint8Array): num
  * than 255, a bad checksum). Never throws: the input comes from the wire.
  */
 export function parseNdFrame(frame: Uint8Array): NdPacket | undefined {
-  if (frame.length < ETH_HEADER) return undefined;
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  let offset = 12;
-  let ethertype = view.getUint16(offset);
-  if (ethertype === ETHERTYPE_VLAN) {
-    offset += 4;
-    if (frame.length < offset + 2) return undefined;
-    ethertype = view.getUint16(offset);
-  }
-  const ip6 = offset + 2;
+  const eth = etherPayload(frame);
+  if (eth === undefined) return undefined;
+  const { view, ethertype, payload: ip6 } = eth;
   if (ethertype !== ETHERTYPE_IPV6 || frame.length < ip6 + IPV6_HEADER) return undefined;
   if (view.getUint8(ip6) >>> 4 !== 6) return undefined;
   if (view.getUint8(ip6 + 6) !== NEXT_HEADER_ICMPV6 || view.getUint8(ip6 + 7) !== HOP_LIMIT) return undefined;

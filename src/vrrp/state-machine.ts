@@ -38,6 +38,7 @@
  *   stop) stops announcing, frees its followers and keeps the address until its successor
  *   announces MASTER (or a dead interval passes).
  */
+import ipaddr from 'ipaddr.js';
 import { type LossEstimate, NO_LOSS, observe, pessimisticLoss } from './loss-estimate';
 import { clusterDigest } from './membership';
 import {
@@ -417,20 +418,12 @@ const ranks = new Map<string, string>();
 function addressRank(address: string): string {
   let rank = ranks.get(address);
   if (rank === undefined) {
-    rank = address.includes(':') ? ipv6Hex(address) : ipv4ToNumber(address).toString(16).padStart(8, '0');
+    rank = address.includes(':')
+      ? Buffer.from(ipaddr.IPv6.parse(address).toByteArray()).toString('hex')
+      : ipv4ToNumber(address).toString(16).padStart(8, '0');
     if (ranks.size < 1024) ranks.set(address, rank);
   }
   return rank;
-}
-
-/** "fd00::1" as its 32 hex digits, "::" expanded (the schema gave the text, valid). */
-function ipv6Hex(address: string): string {
-  const [head = '', tail = ''] = address.split('::');
-  const groups = (part: string) => (part === '' ? [] : part.split(':'));
-  const left = groups(head);
-  const right = groups(tail);
-  const fill = address.includes('::') ? Array<string>(8 - left.length - right.length).fill('0') : [];
-  return [...left, ...fill, ...right].map((g) => g.padStart(4, '0')).join('');
 }
 
 function best<T extends Candidate>(list: readonly T[]): T | undefined {
